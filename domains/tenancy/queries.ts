@@ -1,0 +1,54 @@
+import type { Queryable, Tx } from '../../lib/db.js'
+import type { ApiKeyRole, ApiKeyView, Tenant } from './schemas.js'
+
+const tenantColumns = (tx: Queryable) => tx`id, name, slug, status, default_country, timezone, created_at`
+const apiKeyColumns = (tx: Queryable) => tx`id, name, role, prefix, created_by, created_at, last_used_at, revoked_at`
+
+export const insertTenant = (tx: Tx, tenant: { id: string; name: string; slug: string; defaultCountry: string; timezone: string }) =>
+  tx<Tenant[]>`
+    insert into core.tenants ${tx(tenant, 'id', 'name', 'slug', 'defaultCountry', 'timezone')}
+    returning ${tenantColumns(tx)}`.then((r) => r[0]!)
+
+/** Under RLS the current tenant sees only its own row. */
+export const findCurrentTenant = (tx: Tx) =>
+  tx<Tenant[]>`select ${tenantColumns(tx)} from core.tenants`.then((r) => r[0] ?? null)
+
+export const listTenantsPage = (tx: Queryable, limit: number, after: { createdAt: Date; id: string } | null) =>
+  tx<Tenant[]>`
+    select ${tenantColumns(tx)}
+      from core.list_tenants(${limit}, ${after?.createdAt ?? null}, ${after?.id ?? null})`
+
+export const insertApiKey = (
+  tx: Tx,
+  key: { tenantId: string; name: string; role: ApiKeyRole; prefix: string; keyHash: Buffer; createdBy: string },
+) =>
+  tx<ApiKeyView[]>`
+    insert into core.api_keys ${tx(key, 'tenantId', 'name', 'role', 'prefix', 'keyHash', 'createdBy')}
+    returning ${apiKeyColumns(tx)}`.then((r) => r[0]!)
+
+export const listApiKeys = (tx: Tx) =>
+  tx<ApiKeyView[]>`select ${apiKeyColumns(tx)} from core.api_keys order by created_at, id`
+
+export const revokeApiKey = (tx: Tx, keyId: string) =>
+  tx<ApiKeyView[]>`
+    update core.api_keys set revoked_at = coalesce(revoked_at, now())
+     where id = ${keyId}
+    returning ${apiKeyColumns(tx)}`.then((r) => r[0] ?? null)
+
+export const authenticateKeyHash = (tx: Queryable, keyHash: Buffer) =>
+  tx<{ keyId: string; tenantId: string; role: ApiKeyRole }[]>`
+    select key_id, tenant_id, role from core.authenticate_api_key(${keyHash})`.then((r) => r[0] ?? null)
+
+export const insertAuditEntry = (
+  tx: Tx,
+  entry: { tenantId: string; actor: string; action: string; targetType?: string; targetId?: string; details?: unknown; requestId?: string },
+) =>
+  tx`
+    insert into core.audit_log (tenant_id, actor, action, target_type, target_id, details, request_id)
+    values (${entry.tenantId}, ${entry.actor}, ${entry.action}, ${entry.targetType ?? null}, ${entry.targetId ?? null},
+            ${tx.json((entry.details ?? {}) as never)}, ${entry.requestId ?? null})`
+
+export const listAuditEntries = (tx: Tx, limit: number) =>
+  tx<{ id: string; actor: string; action: string; targetType: string | null; targetId: string | null; details: unknown; requestId: string | null; createdAt: Date }[]>`
+    select id::text, actor, action, target_type, target_id, details, request_id, created_at
+      from core.audit_log order by id desc limit ${limit}`

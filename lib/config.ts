@@ -1,0 +1,97 @@
+import { z } from 'zod'
+
+// Empty strings in the environment mean "unset": `FOO=` in a .env file should not become a value.
+const optionalString = z.preprocess((v) => (v === '' ? undefined : v), z.string().optional())
+const optionalUrl = z.preprocess((v) => (v === '' ? undefined : v), z.url().optional())
+const bool = (fallback: boolean) =>
+  z
+    .preprocess((v) => (v === '' || v === undefined ? undefined : v), z.enum(['true', 'false', '1', '0']).optional())
+    .transform((v) => (v === undefined ? fallback : v === 'true' || v === '1'))
+const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback)
+
+export const ConfigSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+
+  // Database. Unset DATABASE_URL means: run an embedded PostgreSQL in EMBEDDED_PG_DIR.
+  DATABASE_URL: optionalUrl,
+  DATABASE_RUNTIME_URL: optionalUrl,
+  DATABASE_RUNTIME_PASSWORD: optionalString,
+  DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+  EMBEDDED_PG_DIR: z.string().default('.data/postgres'),
+  EMBEDDED_PG_PORT: port(54329),
+  AUTO_MIGRATE: bool(true),
+  AUTO_SEED: bool(true),
+
+  // HTTP services.
+  HOST: z.string().default('127.0.0.1'),
+  API_PORT: port(3000),
+  WEBHOOKS_PORT: port(3001),
+  TRUST_PROXY: z
+    .preprocess((v) => (v === '' ? undefined : v), z.string().optional())
+    .transform((v) => {
+      if (v === undefined || v === 'false') return false
+      if (v === 'true') return true
+      if (/^\d+$/.test(v)) return Number(v)
+      return v.split(',').map((s) => s.trim())
+    }),
+  BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1_048_576),
+  API_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(1200),
+  WEBHOOK_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(3_145_728),
+
+  // Operators authenticate with this key; it can create tenants. At least 32 characters.
+  OPERATOR_API_KEY: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(32).optional()),
+  // 32 bytes, base64 or hex: encrypts tenants' WhatsApp access tokens and app secrets at rest.
+  SECRETS_KEY: optionalString,
+
+  // Worker.
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(8),
+  WORKER_POLL_INTERVAL_MS: z.coerce.number().int().min(50).default(1000),
+
+  // Optional outside services.
+  REDIS_URL: optionalUrl,
+  POSTHOG_API_KEY: optionalString,
+  POSTHOG_HOST: optionalUrl,
+  UNLEASH_URL: optionalUrl,
+  UNLEASH_API_TOKEN: optionalString,
+})
+
+export type Config = z.infer<typeof ConfigSchema>
+
+/** Parses the environment; throws ConfigError naming the first bad variable. */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const result = ConfigSchema.safeParse(env)
+  if (!result.success) {
+    const issue = result.error.issues[0]!
+    const name = String(issue.path[0] ?? 'environment')
+    throw new ConfigError(`invalid configuration: ${name}: ${issue.message}`)
+  }
+  const config = result.data
+  if (config.NODE_ENV === 'production' && config.DATABASE_URL && !config.DATABASE_RUNTIME_URL) {
+    throw new ConfigError('invalid configuration: DATABASE_RUNTIME_URL: required in production (the non-owner role the services run as)')
+  }
+  if (config.NODE_ENV === 'production' && !config.SECRETS_KEY) {
+    throw new ConfigError('invalid configuration: SECRETS_KEY: required in production (32 bytes, hex or base64)')
+  }
+  if (config.SECRETS_KEY) {
+    const raw = config.SECRETS_KEY
+    const bytes = /^[0-9a-f]{64}$/i.test(raw) ? 32 : Buffer.from(raw, 'base64').length
+    if (bytes !== 32) throw new ConfigError('invalid configuration: SECRETS_KEY: expected 32 bytes as 64 hex characters or base64')
+  }
+  return config
+}
+
+export class ConfigError extends Error {}
+
+/** For entry points: a bad value stops the process with one line naming it. */
+export function loadConfigOrExit(env: Record<string, string | undefined> = process.env): Config {
+  try {
+    return parseConfig(env)
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`)
+      process.exit(78) // EX_CONFIG
+    }
+    throw err
+  }
+}

@@ -1,0 +1,49 @@
+import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+
+export const sha256 = (input: string | Buffer): Buffer => createHash('sha256').update(input).digest()
+
+/** Compares two secrets in constant time, including when their lengths differ. */
+export function safeEqual(a: string | Buffer, b: string | Buffer): boolean {
+  const ha = sha256(a)
+  const hb = sha256(b)
+  return timingSafeEqual(ha, hb)
+}
+
+export const randomToken = (bytes = 32): string => randomBytes(bytes).toString('base64url')
+
+/**
+ * AES-256-GCM for secrets at rest (tenants' Meta access tokens and app secrets). The stored form is
+ * `v1.<iv>.<tag>.<ciphertext>` in base64url, so the scheme can change later without guessing.
+ */
+export class SecretBox {
+  private readonly key: Buffer
+
+  constructor(key: Buffer) {
+    if (key.length !== 32) throw new Error('SECRETS_KEY must decode to 32 bytes')
+    this.key = key
+  }
+
+  static fromConfig(value: string | undefined): SecretBox {
+    if (!value) {
+      // Development fallback only; config validation refuses this in production.
+      return new SecretBox(sha256('wa-platform development secrets key'))
+    }
+    const key = /^[0-9a-f]{64}$/i.test(value) ? Buffer.from(value, 'hex') : Buffer.from(value, 'base64')
+    return new SecretBox(key)
+  }
+
+  seal(plaintext: string): string {
+    const iv = randomBytes(12)
+    const cipher = createCipheriv('aes-256-gcm', this.key, iv)
+    const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()])
+    return ['v1', iv.toString('base64url'), cipher.getAuthTag().toString('base64url'), body.toString('base64url')].join('.')
+  }
+
+  open(sealed: string): string {
+    const [version, iv, tag, body] = sealed.split('.')
+    if (version !== 'v1' || !iv || !tag || body === undefined) throw new Error('unrecognised sealed secret')
+    const decipher = createDecipheriv('aes-256-gcm', this.key, Buffer.from(iv, 'base64url'))
+    decipher.setAuthTag(Buffer.from(tag, 'base64url'))
+    return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8')
+  }
+}

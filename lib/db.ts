@@ -1,0 +1,62 @@
+import postgres from 'postgres'
+
+export type Sql = postgres.Sql<Record<string, unknown>>
+/** A transaction handle: what `sql.begin` hands to its callback. Queries take this, never the pool. */
+export type Tx = postgres.TransactionSql<Record<string, unknown>>
+export type Queryable = Sql | Tx
+
+export interface SqlOptions {
+  max?: number
+  applicationName?: string
+  /** Silence NOTICEs (migrations raise many "already exists, skipping"). */
+  quiet?: boolean
+}
+
+/**
+ * One `sql` per process and role. Columns come back camelCase and `sql(obj, ...)` maps camelCase keys to
+ * snake_case; JSON values are left alone, because they hold outside payloads whose keys must stay as sent.
+ */
+export function createSql(url: string, options: SqlOptions = {}): Sql {
+  return postgres(url, {
+    max: options.max ?? 10,
+    idle_timeout: 30,
+    connect_timeout: 10,
+    max_lifetime: 60 * 30,
+    connection: { application_name: options.applicationName ?? 'wa-platform' },
+    transform: { column: { from: postgres.toCamel, to: postgres.fromCamel }, undefined: null },
+    onnotice: options.quiet ? () => {} : undefined,
+  }) as unknown as Sql
+}
+
+/**
+ * Runs `fn` in a transaction whose row-level-security tenant is `tenantId`. The setting is transaction-local
+ * (`set_config(..., true)`): a session-level SET would stay on the pooled connection and leak to the next user.
+ */
+export async function withTenant<T>(sql: Sql, tenantId: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  return sql.begin(async (tx) => {
+    await tx`select set_config('app.tenant_id', ${tenantId}, true)`
+    return fn(tx)
+  }) as Promise<T>
+}
+
+/** Same, for code already inside a transaction (e.g. a worker task that also touches platform tables). */
+export async function setTenant(tx: Tx, tenantId: string): Promise<void> {
+  await tx`select set_config('app.tenant_id', ${tenantId}, true)`
+}
+
+/** The PostgreSQL error codes that mean "try again later", not "your request is wrong". */
+const UNAVAILABLE_CODES = new Set([
+  '08000', '08003', '08006', '08001', '08004', // connection exceptions
+  '53300', // too_many_connections
+  '53400', // configuration_limit_exceeded
+  '57P01', '57P02', '57P03', // admin shutdown, crash shutdown, cannot connect now
+  '40001', '40P01', // serialization failure, deadlock
+  '55P03', // lock_not_available
+  '57014', // query_canceled (statement timeout)
+])
+const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT'])
+
+export function isDatabaseUnavailable(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || UNAVAILABLE_NODE_CODES.has(code))
+}

@@ -1,0 +1,69 @@
+import rateLimit from '@fastify/rate-limit'
+import type { Redis } from 'ioredis'
+import type { Config } from '../../lib/config.js'
+import type { Sql } from '../../lib/db.js'
+import { AppError } from '../../lib/errors.js'
+import { createHttpServer, type App } from '../../lib/http/create-server.js'
+import { registerHealthRoutes } from '../../lib/http/health.js'
+import { registerOpenApi } from '../../lib/http/openapi.js'
+import type { Logger } from '../../lib/logger.js'
+import type { MigrationFile } from '../../lib/migrate.js'
+import { sha256 } from '../../lib/crypto.js'
+import { registerAuth } from './plugins/auth.js'
+import apiKeyRoutes from './modules/api-keys/routes.js'
+import auditRoutes from './modules/audit/routes.js'
+import meRoutes from './modules/me/routes.js'
+import tenantRoutes from './modules/tenants/routes.js'
+
+export interface ApiDeps {
+  config: Config
+  sql: Sql
+  log: Logger
+  migrations: MigrationFile[]
+  redis?: Redis | null
+  isShuttingDown?: () => boolean
+}
+
+/** Builds the API service without listening: tests drive it with app.inject(), main.ts listens. */
+export async function buildApiApp(deps: ApiDeps): Promise<App> {
+  const { config } = deps
+  const app = createHttpServer({ logger: deps.log, bodyLimit: config.BODY_LIMIT_BYTES, trustProxy: config.TRUST_PROXY })
+
+  await app.register(rateLimit, {
+    global: true,
+    max: config.API_RATE_LIMIT_PER_MINUTE,
+    timeWindow: 60_000,
+    // Shared across instances when Redis is configured; per process otherwise.
+    redis: deps.redis ?? undefined,
+    nameSpace: 'wa-api-rl:',
+    // Per credential when there is one (hashed: the key itself never becomes a Redis key), else per client IP.
+    keyGenerator: (req) => {
+      const auth = req.headers.authorization
+      return typeof auth === 'string' ? `k:${sha256(auth).toString('base64url').slice(0, 22)}` : `ip:${req.ip}`
+    },
+    allowList: (req) => req.url === '/healthz' || req.url === '/readyz',
+    errorResponseBuilder: (_req, context) =>
+      new AppError('RATE_LIMITED', `rate limit exceeded: ${context.max} requests per minute; retry in ${Math.ceil(context.ttl / 1000)} s`, {
+        headers: { 'retry-after': String(Math.ceil(context.ttl / 1000)) },
+      }),
+  })
+  registerAuth(app, { sql: deps.sql, operatorKey: config.OPERATOR_API_KEY })
+  await registerOpenApi(app, {
+    title: 'WhatsApp lead platform API',
+    description: 'Tenant, admin and operator API. Authenticate with `Authorization: Bearer <key>`.',
+    version: '1',
+    bearer: true,
+  })
+  registerHealthRoutes(app, { sql: deps.sql, migrations: deps.migrations, isShuttingDown: deps.isShuttingDown ?? (() => false) })
+
+  const modules = [
+    ['/v1/tenants', tenantRoutes],
+    ['/v1/me', meRoutes],
+    ['/v1/api-keys', apiKeyRoutes],
+    ['/v1/audit-log', auditRoutes],
+  ] as const
+  for (const [prefix, plugin] of modules) {
+    await app.register(async (scope) => plugin(scope as unknown as App, deps), { prefix })
+  }
+  return app
+}

@@ -1,0 +1,63 @@
+import type { FastifyRequest } from 'fastify'
+import { safeEqual } from '../../../lib/crypto.js'
+import type { Sql } from '../../../lib/db.js'
+import { AppError } from '../../../lib/errors.js'
+import type { App } from '../../../lib/http/create-server.js'
+import { authenticateApiKey } from '../../../domains/tenancy/service.js'
+import type { Principal } from '../../../domains/tenancy/schemas.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | null
+  }
+}
+
+type TenantPrincipal = Principal & { kind: 'tenant' }
+
+/** The tenant of an authenticated tenant route; the access hook has already guaranteed there is one. */
+export function tenantOf(request: FastifyRequest): TenantPrincipal {
+  const p = request.principal
+  if (p?.kind !== 'tenant') throw new AppError('FORBIDDEN', 'this route needs a tenant API key')
+  return p
+}
+
+// One message for every authentication failure: it must not reveal whether a key, a tenant or a prefix exists.
+const unauthorized = () =>
+  new AppError('UNAUTHORIZED', 'missing or invalid API key', { headers: { 'www-authenticate': 'Bearer realm="api"' } })
+
+/**
+ * Authenticates in onRequest, before the body is read, so that an unauthenticated caller learns nothing about
+ * validation and cannot make us parse large bodies. Routes say who may call them with `config.access`; a route
+ * under /v1 that says nothing is a tenant route (read for GET/HEAD, write otherwise).
+ */
+export function registerAuth(app: App, deps: { sql: Sql; operatorKey: string | undefined }): void {
+  app.decorateRequest('principal', null)
+  app.addHook('onRequest', async (request) => {
+    const url = request.routeOptions.url
+    // Unknown routes fall through to the 404 handler; routes outside /v1 (docs, health) are public unless they say.
+    if (!url) return
+    const access = request.routeOptions.config.access ??
+      (!url.startsWith('/v1/') ? 'public' : ['GET', 'HEAD'].includes(request.method) ? 'tenant:read' : 'tenant:write')
+    if (access === 'public') return
+
+    const header = request.headers.authorization
+    const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null
+    if (!match) throw unauthorized()
+    const token = match[1]!
+
+    if (deps.operatorKey && safeEqual(token, deps.operatorKey)) {
+      request.principal = { kind: 'operator' }
+    } else {
+      request.principal = await authenticateApiKey(deps.sql, token)
+    }
+    const principal = request.principal
+    if (!principal) throw unauthorized()
+
+    if (access === 'operator') {
+      if (principal.kind !== 'operator') throw new AppError('FORBIDDEN', 'this route needs the operator key')
+      return
+    }
+    if (principal.kind !== 'tenant') throw new AppError('FORBIDDEN', 'the operator key cannot act as a tenant; use a tenant API key')
+    if (access === 'tenant:write' && principal.role !== 'admin') throw new AppError('FORBIDDEN', 'this API key is read-only')
+  })
+}

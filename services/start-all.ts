@@ -1,0 +1,50 @@
+/**
+ * `npm start`: the whole product in one process, for development and small installs: the database (embedded unless
+ * DATABASE_URL is set), migrations and first-boot seeds, then webhooks, API and worker. In production run each
+ * service on its own (`npm run start:webhooks`, `start:api`, `start:worker`) so they scale separately.
+ */
+import { bootPlatform } from '../lib/boot.js'
+import { loadConfigOrExit } from '../lib/config.js'
+import { createLogger } from '../lib/logger.js'
+import { connectRedis } from '../lib/redis.js'
+import { onShutdown } from '../lib/shutdown.js'
+import { buildApiApp } from './api/app.js'
+import { buildWebhooksApp } from './webhooks/app.js'
+import { startWorker } from './workers/worker.js'
+
+const config = loadConfigOrExit()
+const log = createLogger({ level: config.LOG_LEVEL, service: 'platform' })
+const platform = await bootPlatform(config, log, { applicationName: 'platform' })
+const redis = connectRedis(config.REDIS_URL)
+let shuttingDown = false
+const isShuttingDown = () => shuttingDown
+const common = { config, sql: platform.sql, migrations: platform.migrations, redis, isShuttingDown }
+
+const webhooks = await buildWebhooksApp({ ...common, log: log.child({ service: 'webhooks' }) })
+const api = await buildApiApp({ ...common, log: log.child({ service: 'api' }) })
+const webhooksUrl = await webhooks.listen({ host: config.HOST, port: config.WEBHOOKS_PORT })
+const apiUrl = await api.listen({ host: config.HOST, port: config.API_PORT })
+const runner = await startWorker({ config, sql: platform.sql, log: log.child({ service: 'worker' }), connectionString: platform.target.runtimeUrl })
+
+const db = platform.target.embedded ? `embedded PostgreSQL on 127.0.0.1:${config.EMBEDDED_PG_PORT} (data in ${config.EMBEDDED_PG_DIR})` : 'PostgreSQL at DATABASE_URL'
+process.stdout.write(
+  [
+    '',
+    'WhatsApp lead platform is running',
+    `  api        ${apiUrl}   (docs ${apiUrl}/docs, OpenAPI ${apiUrl}/openapi.json)`,
+    `  webhooks   ${webhooksUrl}   (WhatsApp: ${webhooksUrl}/webhooks/whatsapp)`,
+    `  worker     graphile-worker, concurrency ${config.WORKER_CONCURRENCY}`,
+    `  database   ${db}`,
+    `  readiness  ${apiUrl}/readyz  ${webhooksUrl}/readyz`,
+    '  demo key   see README ("Demo tenant"); Ctrl-C stops everything',
+    '',
+  ].join('\n') + '\n',
+)
+
+onShutdown(log, [
+  // Stop taking requests and finish the ones in flight, then let running jobs finish, then close the database.
+  ['http', async () => { shuttingDown = true; await Promise.all([webhooks.close(), api.close()]) }],
+  ['worker', () => runner.stop()],
+  ['redis', async () => redis?.quit()],
+  ['database', () => platform.close()],
+])

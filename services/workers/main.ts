@@ -1,0 +1,17 @@
+import { bootPlatform } from '../../lib/boot.js'
+import { loadConfigOrExit } from '../../lib/config.js'
+import { createLogger } from '../../lib/logger.js'
+import { onShutdown } from '../../lib/shutdown.js'
+import { startWorker } from './worker.js'
+
+const config = loadConfigOrExit()
+const log = createLogger({ level: config.LOG_LEVEL, service: 'worker' })
+const platform = await bootPlatform(config, log, { applicationName: 'worker' })
+const runner = await startWorker({ config, sql: platform.sql, log, connectionString: platform.target.runtimeUrl })
+log.info(`worker running (concurrency ${config.WORKER_CONCURRENCY})`)
+
+onShutdown(log, [
+  // stop() lets running jobs finish; a job cut off by a crash is unlocked after its lease and run again.
+  ['worker', () => runner.stop()],
+  ['database', () => platform.close()],
+])
