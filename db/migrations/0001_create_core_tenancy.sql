@@ -96,19 +96,21 @@ begin
 end $$;
 
 -- Operators list tenants across the platform; again one narrow function instead of a role that bypasses RLS.
-create function core.list_tenants(p_limit int, p_after_created_at timestamptz, p_after_id uuid)
+-- The cursor is the last id seen; its sort key is looked up here, at full timestamp precision.
+create function core.list_tenants(p_limit int, p_after_id uuid)
   returns setof core.tenants
   language sql stable security definer
   set search_path = pg_catalog, pg_temp
 as $$
-  select * from core.tenants
-   where p_after_id is null or (created_at, id) > (p_after_created_at, p_after_id)
-   order by created_at, id
+  select t.* from core.tenants t
+   where p_after_id is null
+      or (t.created_at, t.id) > (select a.created_at, a.id from core.tenants a where a.id = p_after_id)
+   order by t.created_at, t.id
    limit p_limit
 $$;
 
 revoke execute on function core.authenticate_api_key(bytea) from public;
-revoke execute on function core.list_tenants(int, timestamptz, uuid) from public;
+revoke execute on function core.list_tenants(int, uuid) from public;
 grant execute on function core.current_tenant_id() to app_user;
 grant execute on function core.authenticate_api_key(bytea) to app_user;
-grant execute on function core.list_tenants(int, timestamptz, uuid) to app_user;
+grant execute on function core.list_tenants(int, uuid) to app_user;

@@ -13,10 +13,8 @@ export const insertTenant = (tx: Tx, tenant: { id: string; name: string; slug: s
 export const findCurrentTenant = (tx: Tx) =>
   tx<Tenant[]>`select ${tenantColumns(tx)} from core.tenants`.then((r) => r[0] ?? null)
 
-export const listTenantsPage = (tx: Queryable, limit: number, after: { createdAt: Date; id: string } | null) =>
-  tx<Tenant[]>`
-    select ${tenantColumns(tx)}
-      from core.list_tenants(${limit}, ${after?.createdAt ?? null}, ${after?.id ?? null})`
+export const listTenantsPage = (tx: Queryable, limit: number, afterId: string | null) =>
+  tx<Tenant[]>`select ${tenantColumns(tx)} from core.list_tenants(${limit}, ${afterId})`
 
 export const insertApiKey = (
   tx: Tx,

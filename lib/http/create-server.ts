@@ -31,6 +31,8 @@ export function createHttpServer(options: { logger: Logger; bodyLimit: number; t
     ajv: { customOptions: { removeAdditional: false } },
   }).withTypeProvider<ZodTypeProvider>() as unknown as App
 
+  // JSON only unless a route adds a parser (public forms add urlencoded): anything else is answered with 415.
+  app.removeContentTypeParser('text/plain')
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(serializerCompiler)
   app.addHook('onRequest', async (request, reply) => {

@@ -30,10 +30,10 @@ export default async function tenantRoutes(app: App, deps: ApiDeps) {
       response: { 200: z.object({ data: z.array(Tenant), nextCursor: z.string().nullable() }) },
     },
   }, async (req) => {
-    const after = req.query.cursor ? decodeCursor(req.query.cursor, z.object({ createdAt: z.coerce.date(), id: z.uuid() })) : null
+    const after = req.query.cursor ? decodeCursor(req.query.cursor, z.object({ id: z.uuid() })).id : null
     const rows = await listTenantsPage(deps.sql, req.query.limit + 1, after)
     const page = rows.slice(0, req.query.limit)
     const last = page.at(-1)
-    return { data: page, nextCursor: rows.length > req.query.limit && last ? encodeCursor({ createdAt: last.createdAt, id: last.id }) : null }
+    return { data: page, nextCursor: rows.length > req.query.limit && last ? encodeCursor({ id: last.id }) : null }
   })
 }
