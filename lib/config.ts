@@ -44,6 +44,14 @@ export const ConfigSchema = z.object({
   // 32 bytes, base64 or hex: encrypts tenants' WhatsApp access tokens and app secrets at rest.
   SECRETS_KEY: optionalString,
 
+  // The platform's Meta app: one webhook URL shared by every tenant on it (tenants may also bring their own app).
+  META_APP_ID: optionalString,
+  META_APP_SECRET: optionalString,
+  META_VERIFY_TOKEN: optionalString,
+  // Meta's Graph API, or a local emulator (ops/emulators).
+  GRAPH_API_BASE_URL: optionalUrl,
+  GRAPH_API_VERSION: z.string().regex(/^v\d+\.\d+$/, 'like v21.0').default('v21.0'),
+
   // Worker.
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(8),
   WORKER_POLL_INTERVAL_MS: z.coerce.number().int().min(50).default(1000),
@@ -72,6 +80,11 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   }
   if (config.NODE_ENV === 'production' && !config.SECRETS_KEY) {
     throw new ConfigError('invalid configuration: SECRETS_KEY: required in production (32 bytes, hex or base64)')
+  }
+  // Development gets a known platform app so `npm start` and the lead emulator work out of the box.
+  if (config.NODE_ENV !== 'production') {
+    config.META_APP_SECRET ??= 'dev-meta-app-secret'
+    config.META_VERIFY_TOKEN ??= 'dev-meta-verify-token'
   }
   if (config.SECRETS_KEY) {
     const raw = config.SECRETS_KEY

@@ -93,6 +93,20 @@ export async function migrate(ownerUrl: string, options: MigrateOptions = {}): P
       grant usage on schema app_private to ${APP_USER_ROLE};
       grant select on app_private.schema_migrations to ${APP_USER_ROLE};
     `)
+    // graphile-worker turns RLS on for its private tables (with no policy) so that only their owner can touch them.
+    // The runtime role enqueues jobs in the same transaction as the change that causes them, so it gets a policy
+    // on each; re-applied after every graphile-worker migration, in case one recreates a table.
+    await sql.unsafe(`
+      do $$
+      declare t record;
+      begin
+        for t in select c.relname from pg_class c
+                  where c.relnamespace = 'graphile_worker'::regnamespace and c.relkind = 'r' and c.relrowsecurity
+                    and not exists (select 1 from pg_policy p where p.polrelid = c.oid and p.polname = 'app_user_queue_access')
+        loop
+          execute format('create policy app_user_queue_access on graphile_worker.%I to ${APP_USER_ROLE} using (true) with check (true)', t.relname);
+        end loop;
+      end $$`)
   } finally {
     await sql`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`.catch(() => {})
     await sql.end({ timeout: 5 })

@@ -41,7 +41,7 @@ describe('npm start, as a new user runs it', () => {
 
     // The demo seed ran on first boot.
     const me = await fetch(`${api}/v1/me`, { headers: { authorization: `Bearer ${DEMO_ADMIN_KEY}` } })
-    expect((await me.json()).tenant.slug).toBe('demo')
+    expect(((await me.json()) as { tenant: { slug: string } }).tenant.slug).toBe('demo')
 
     const created = await fetch(`${api}/v1/tenants`, {
       method: 'POST',
@@ -49,7 +49,7 @@ describe('npm start, as a new user runs it', () => {
       body: JSON.stringify({ name: 'Persistent Pets', slug: 'persistent-pets' }),
     })
     expect(created.status).toBe(201)
-    const { apiKey } = await created.json()
+    const { apiKey } = (await created.json()) as { apiKey: { key: string } }
 
     expect(await first.stop('SIGINT')).toBe(0)
     await expect(fetch(`${api}/healthz`)).rejects.toThrow()
@@ -62,7 +62,7 @@ describe('npm start, as a new user runs it', () => {
     running.push(second)
     await waitFor(async () => (await isReady(api)) && (await isReady(webhooks)), 60_000, 'both services ready again')
     const again = await fetch(`${api}/v1/me`, { headers: { authorization: `Bearer ${apiKey.key}` } })
-    expect((await again.json()).tenant.slug).toBe('persistent-pets')
+    expect(((await again.json()) as { tenant: { slug: string } }).tenant.slug).toBe('persistent-pets')
     expect(await second.stop('SIGTERM')).toBe(0)
   }, 150_000)
 

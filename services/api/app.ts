@@ -8,12 +8,14 @@ import { registerHealthRoutes } from '../../lib/http/health.js'
 import { registerOpenApi } from '../../lib/http/openapi.js'
 import type { Logger } from '../../lib/logger.js'
 import type { MigrationFile } from '../../lib/migrate.js'
-import { sha256 } from '../../lib/crypto.js'
+import { SecretBox, sha256 } from '../../lib/crypto.js'
 import { registerAuth } from './plugins/auth.js'
 import apiKeyRoutes from './modules/api-keys/routes.js'
 import auditRoutes from './modules/audit/routes.js'
 import meRoutes from './modules/me/routes.js'
 import tenantRoutes from './modules/tenants/routes.js'
+import whatsappNumberRoutes from './modules/whatsapp-numbers/routes.js'
+import opsWhatsappRoutes from './modules/ops-whatsapp/routes.js'
 
 export interface ApiDeps {
   config: Config
@@ -22,10 +24,13 @@ export interface ApiDeps {
   migrations: MigrationFile[]
   redis?: Redis | null
   isShuttingDown?: () => boolean
+  /** Seals tenants' secrets (Meta tokens, app secrets); from SECRETS_KEY unless given. */
+  secrets: SecretBox
 }
 
 /** Builds the API service without listening: tests drive it with app.inject(), main.ts listens. */
-export async function buildApiApp(deps: ApiDeps): Promise<App> {
+export async function buildApiApp(input: Omit<ApiDeps, 'secrets'> & { secrets?: SecretBox }): Promise<App> {
+  const deps: ApiDeps = { ...input, secrets: input.secrets ?? SecretBox.fromConfig(input.config.SECRETS_KEY) }
   const { config } = deps
   const app = createHttpServer({ logger: deps.log, bodyLimit: config.BODY_LIMIT_BYTES, trustProxy: config.TRUST_PROXY })
 
@@ -61,6 +66,8 @@ export async function buildApiApp(deps: ApiDeps): Promise<App> {
     ['/v1/me', meRoutes],
     ['/v1/api-keys', apiKeyRoutes],
     ['/v1/audit-log', auditRoutes],
+    ['/v1/whatsapp/numbers', whatsappNumberRoutes],
+    ['/v1/ops/whatsapp', opsWhatsappRoutes],
   ] as const
   for (const [prefix, plugin] of modules) {
     await app.register(async (scope) => plugin(scope as unknown as App, deps), { prefix })

@@ -1,11 +1,14 @@
 import type { Redis } from 'ioredis'
 import type { Config } from '../../lib/config.js'
+import { SecretBox } from '../../lib/crypto.js'
+import { DeliveryInbox } from '../../domains/whatsapp/inbox.js'
 import type { Sql } from '../../lib/db.js'
 import { createHttpServer, type App } from '../../lib/http/create-server.js'
 import { registerHealthRoutes } from '../../lib/http/health.js'
 import { registerOpenApi } from '../../lib/http/openapi.js'
 import type { Logger } from '../../lib/logger.js'
 import type { MigrationFile } from '../../lib/migrate.js'
+import whatsappWebhookRoutes from './modules/whatsapp/routes.js'
 
 export interface WebhooksDeps {
   config: Config
@@ -14,13 +17,22 @@ export interface WebhooksDeps {
   migrations: MigrationFile[]
   redis?: Redis | null
   isShuttingDown?: () => boolean
+  /** Seals and opens tenants' secrets; from SECRETS_KEY unless given. */
+  secrets?: SecretBox
+  /** Group-committing store for WhatsApp deliveries; one per process unless given. */
+  inbox?: DeliveryInbox
 }
 
 /**
  * The ingestion service: thin by design. Each route verifies, validates, commits what it received and enqueues the
  * work, then answers; everything slow happens in the workers.
  */
-export async function buildWebhooksApp(deps: WebhooksDeps): Promise<App> {
+export async function buildWebhooksApp(input: WebhooksDeps): Promise<App> {
+  const deps = {
+    ...input,
+    secrets: input.secrets ?? SecretBox.fromConfig(input.config.SECRETS_KEY),
+    inbox: input.inbox ?? new DeliveryInbox(input.sql),
+  }
   const app = createHttpServer({ logger: deps.log, bodyLimit: deps.config.WEBHOOK_BODY_LIMIT_BYTES, trustProxy: deps.config.TRUST_PROXY })
   await registerOpenApi(app, {
     title: 'WhatsApp lead platform ingestion',
@@ -29,5 +41,13 @@ export async function buildWebhooksApp(deps: WebhooksDeps): Promise<App> {
     bearer: false,
   })
   registerHealthRoutes(app, { sql: deps.sql, migrations: deps.migrations, isShuttingDown: deps.isShuttingDown ?? (() => false) })
+
+  // One line per ingestion module; each is an encapsulated plugin with its own parsers and limits.
+  const modules = [
+    ['/webhooks/whatsapp', whatsappWebhookRoutes],
+  ] as const
+  for (const [prefix, plugin] of modules) {
+    await app.register(async (scope) => plugin(scope as unknown as App, deps), { prefix })
+  }
   return app
 }

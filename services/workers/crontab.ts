@@ -2,4 +2,7 @@
  * graphile-worker crontab. One line per recurring task, each with an id (`id=`) so renames keep their history,
  * and a comment saying why it runs when it does.
  */
-export const crontab: string[] = []
+export const crontab: string[] = [
+  // Every minute: a crashed worker's jobs go back to the queue within ~11 minutes instead of graphile's 4 hours.
+  '* * * * * ops__unlock_stale_jobs ?id=unlock_stale_jobs&max=1',
+]

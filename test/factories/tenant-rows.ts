@@ -1,9 +1,14 @@
 import type { Sql } from '../../lib/db.js'
+import { populateMarketingRows } from './marketing-rows.js'
 import type { TestTenant } from './tenants.js'
+import { populateWhatsappRows } from './whatsapp-rows.js'
 
 /**
  * Puts at least one row in every tenant-owned table for `tenant`. The catalog-driven RLS test calls it for two
- * tenants and fails for any tenant table left empty, so a new table must get its rows here to be proven isolated.
- * makeTenant already fills core.tenants, core.api_keys and core.audit_log.
+ * tenants and fails for any tenant table left empty, so a new table must get its rows here (through its
+ * domain's factory file) to be proven isolated. makeTenant already fills core.tenants, api_keys and audit_log.
  */
-export async function populateTenantRows(_sql: Sql, _tenant: TestTenant): Promise<void> {}
+export async function populateTenantRows(sql: Sql, tenant: TestTenant): Promise<void> {
+  await populateWhatsappRows(sql, tenant)
+  await populateMarketingRows(sql, tenant)
+}

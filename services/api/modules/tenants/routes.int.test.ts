@@ -52,10 +52,10 @@ describe('operator tenant routes', () => {
     const seen: string[] = []
     let cursor: string | null = null
     do {
-      const res = await app.inject({ method: 'GET', url: `/v1/tenants?limit=2${cursor ? `&cursor=${cursor}` : ''}`, headers: bearer(OPERATOR_KEY) })
+      const res: { statusCode: number; json: () => any } = await app.inject({ method: 'GET', url: `/v1/tenants?limit=2${cursor ? `&cursor=${cursor}` : ''}`, headers: bearer(OPERATOR_KEY) })
       expect(res.statusCode).toBe(200)
-      const body = res.json()
-      seen.push(...body.data.map((t: { id: string }) => t.id))
+      const body: { data: { id: string }[]; nextCursor: string | null } = res.json()
+      seen.push(...body.data.map((t) => t.id))
       cursor = body.nextCursor
     } while (cursor)
     expect(seen.length).toBe(total)

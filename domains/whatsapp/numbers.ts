@@ -1,0 +1,52 @@
+import { sha256, type SecretBox } from '../../lib/crypto.js'
+import { type Sql, withTenant } from '../../lib/db.js'
+import { AppError } from '../../lib/errors.js'
+import { insertAuditEntry } from '../tenancy/queries.js'
+import * as q from './queries.js'
+import type { RegisterNumberBody } from './schemas.js'
+
+/**
+ * Registers a tenant's WhatsApp number. Tokens and app secrets are sealed with SECRETS_KEY before they reach the
+ * database; the verify token is kept only as a hash (the handshake compares hashes).
+ */
+export async function registerPhoneNumber(sql: Sql, secrets: SecretBox, tenantId: string, actor: string, input: RegisterNumberBody, requestId?: string) {
+  try {
+    return await withTenant(sql, tenantId, async (tx) => {
+      const account = await q.upsertBusinessAccount(tx, tenantId, input.wabaId)
+      const own = input.app.mode === 'own' ? input.app : null
+      const { id } = await q.insertPhoneNumber(tx, {
+        tenantId,
+        businessAccountId: account.id,
+        phoneNumberId: input.phoneNumberId,
+        displayPhoneNumber: input.displayPhoneNumber,
+        verifiedName: input.verifiedName ?? null,
+        appMode: input.app.mode,
+        metaAppId: own?.appId ?? null,
+        appSecretSealed: own ? secrets.seal(own.appSecret) : null,
+        verifyTokenHash: own ? sha256(own.verifyToken) : null,
+        accessTokenSealed: secrets.seal(input.accessToken),
+      })
+      await insertAuditEntry(tx, { tenantId, actor, action: 'whatsapp_number.registered', targetType: 'whatsapp_number', targetId: id, details: { phoneNumberId: input.phoneNumberId, wabaId: input.wabaId, appMode: input.app.mode }, requestId })
+      return (await q.findPhoneNumber(tx, id))!
+    })
+  } catch (err) {
+    const code = (err as { code?: string }).code
+    // 23505: the phone number id is taken; 42501: the WABA's row belongs to another tenant (RLS hides it from us).
+    if (code === '23505' || code === '42501') {
+      throw new AppError('CONFLICT', 'this WhatsApp number or business account is already registered')
+    }
+    throw err
+  }
+}
+
+export async function updatePhoneNumber(sql: Sql, secrets: SecretBox, tenantId: string, actor: string, id: string, change: { accessToken?: string; status?: 'active' | 'disabled' }, requestId?: string) {
+  return withTenant(sql, tenantId, async (tx) => {
+    const updated = await q.updatePhoneNumber(tx, id, {
+      accessTokenSealed: change.accessToken ? secrets.seal(change.accessToken) : undefined,
+      status: change.status,
+    })
+    if (!updated) return null
+    await insertAuditEntry(tx, { tenantId, actor, action: 'whatsapp_number.updated', targetType: 'whatsapp_number', targetId: id, details: { tokenRotated: !!change.accessToken, status: change.status }, requestId })
+    return q.findPhoneNumber(tx, id)
+  })
+}

@@ -1,0 +1,129 @@
+import type { Queryable, Tx } from '../../lib/db.js'
+import type { MessageView, PhoneNumberView } from './schemas.js'
+
+// ---------------------------------------------------------------------------------------------------------
+// Numbers and accounts.
+
+const phoneNumberColumns = (tx: Queryable) => tx`
+  p.id, p.phone_number_id, b.waba_id, p.display_phone_number, p.verified_name, p.quality_rating, p.messaging_limit,
+  p.status, p.app_mode, p.meta_app_id, p.token_invalid_at, p.created_at, p.updated_at`
+
+export const upsertBusinessAccount = (tx: Tx, tenantId: string, wabaId: string) =>
+  tx<{ id: string }[]>`
+    insert into whatsapp.business_accounts (tenant_id, waba_id) values (${tenantId}, ${wabaId})
+    on conflict (waba_id) do update set updated_at = now()
+    returning id`.then((r) => r[0]!)
+
+export const insertPhoneNumber = (
+  tx: Tx,
+  row: {
+    tenantId: string; businessAccountId: string; phoneNumberId: string; displayPhoneNumber: string; verifiedName: string | null
+    appMode: 'platform' | 'own'; metaAppId: string | null; appSecretSealed: string | null; verifyTokenHash: Buffer | null; accessTokenSealed: string
+  },
+) =>
+  tx<{ id: string }[]>`
+    insert into whatsapp.phone_numbers ${tx(row, 'tenantId', 'businessAccountId', 'phoneNumberId', 'displayPhoneNumber', 'verifiedName',
+      'appMode', 'metaAppId', 'appSecretSealed', 'verifyTokenHash', 'accessTokenSealed')}
+    returning id`.then((r) => r[0]!)
+
+export const findPhoneNumber = (tx: Tx, id: string) =>
+  tx<PhoneNumberView[]>`
+    select ${phoneNumberColumns(tx)} from whatsapp.phone_numbers p join whatsapp.business_accounts b on b.id = p.business_account_id
+     where p.id = ${id}`.then((r) => r[0] ?? null)
+
+export const listPhoneNumbers = (tx: Tx) =>
+  tx<PhoneNumberView[]>`
+    select ${phoneNumberColumns(tx)} from whatsapp.phone_numbers p join whatsapp.business_accounts b on b.id = p.business_account_id
+     order by p.created_at, p.id`
+
+export const updatePhoneNumber = (tx: Tx, id: string, change: { accessTokenSealed?: string; status?: string }) =>
+  tx`
+    update whatsapp.phone_numbers set
+      access_token_sealed = coalesce(${change.accessTokenSealed ?? null}, access_token_sealed),
+      -- A new token clears the "token invalid" flag that a 190 error set.
+      token_invalid_at = case when ${change.accessTokenSealed ?? null}::text is null then token_invalid_at end,
+      status = coalesce(${change.status ?? null}, status),
+      updated_at = now()
+    where id = ${id}`.then((r) => r.count > 0)
+
+// ---------------------------------------------------------------------------------------------------------
+// Routing (security definer functions: they run before a tenant is known).
+
+export const routePhoneNumbers = (tx: Queryable, phoneNumberIds: string[]) =>
+  tx<{ phoneNumberId: string; tenantId: string; id: string; status: string }[]>`
+    select phone_number_id, tenant_id, id, status from whatsapp.route_phone_numbers(${phoneNumberIds}::text[])`
+
+export const routeBusinessAccounts = (tx: Queryable, wabaIds: string[]) =>
+  tx<{ wabaId: string; tenantId: string; id: string }[]>`
+    select waba_id, tenant_id, id from whatsapp.route_business_accounts(${wabaIds}::text[])`
+
+export const ownAppSecrets = (tx: Queryable, phoneNumberIds: string[], wabaIds: string[]) =>
+  tx<{ appSecretSealed: string }[]>`
+    select app_secret_sealed from whatsapp.own_app_secrets(${phoneNumberIds}::text[], ${wabaIds}::text[])`.then((r) => r.map((x) => x.appSecretSealed))
+
+export const verifyTokenKnown = (tx: Queryable, hash: Buffer) =>
+  tx<{ known: boolean }[]>`select whatsapp.verify_token_known(${hash}) as known`.then((r) => r[0]!.known)
+
+// ---------------------------------------------------------------------------------------------------------
+// Messages, for the API.
+
+const messageColumns = (tx: Queryable) => tx`
+  m.id, m.lead_id, m.direction, m.wamid, m.wa_id, m.type, m.content, m.context, m.referral, m.errors, m.status, m.status_at,
+  m.error_code, m.error_title, m.pricing, m.occurred_at`
+
+export const listLeadMessages = (tx: Tx, leadId: string, limit: number, before: { occurredAt: string; id: string } | null) =>
+  tx<(MessageView & { statusHistory: MessageView['statusHistory'] })[]>`
+    select ${messageColumns(tx)},
+           coalesce((select json_agg(json_build_object('status', s.status, 'occurredAt', s.occurred_at, 'errors', s.errors,
+                                                       'pricing', s.pricing, 'conversation', s.conversation)
+                                     order by whatsapp.status_rank(s.status), s.occurred_at)
+                       from whatsapp.message_statuses s where s.wamid = m.wamid), '[]') as status_history
+      from whatsapp.messages m
+     where m.lead_id = ${leadId}
+       ${before ? tx`and (m.occurred_at, m.id) < (${before.occurredAt}::timestamptz, ${before.id}::uuid)` : tx``}
+     order by m.occurred_at desc, m.id desc
+     limit ${limit}`
+
+export const listTemplates = (tx: Tx) =>
+  tx`
+    select t.id, b.waba_id, t.meta_template_id, t.name, t.language, t.category, t.previous_category, t.status, t.components,
+           t.rejection_reason, t.quality_score, t.updated_at
+      from whatsapp.templates t join whatsapp.business_accounts b on b.id = t.business_account_id
+     order by t.name, t.language`
+
+// ---------------------------------------------------------------------------------------------------------
+// Operators: the inbox, its quarantine, replays. Platform tables, no tenant.
+
+export const listDeliveries = (tx: Queryable, filter: { status?: string; limit: number; beforeId?: string | null }) =>
+  tx`
+    select id::text, received_at, status, attempts, last_error, item_count, quarantined_count, processed_at
+      from whatsapp.webhook_deliveries
+     where true
+       ${filter.status ? tx`and status = ${filter.status}` : tx``}
+       ${filter.beforeId ? tx`and id < ${filter.beforeId}::bigint` : tx``}
+     order by id desc
+     limit ${filter.limit}`
+
+export const listQuarantine = (tx: Queryable, filter: { open: boolean; limit: number; beforeId?: string | null }) =>
+  tx`
+    select id::text, delivery_id::text, item_key, route_key, kind, reason, item, created_at, released_at
+      from whatsapp.quarantined_items
+     where true
+       ${filter.open ? tx`and released_at is null` : tx``}
+       ${filter.beforeId ? tx`and id < ${filter.beforeId}::bigint` : tx``}
+     order by id desc
+     limit ${filter.limit}`
+
+/** Puts a delivery back in line: its quarantined items are released and the job enqueued, in one commit. */
+export const replayDelivery = (tx: Tx, deliveryId: string, task: string) =>
+  tx`
+    with d as (
+      update whatsapp.webhook_deliveries set status = 'received', last_error = null
+       where id = ${deliveryId}::bigint
+      returning id
+    ), released as (
+      update whatsapp.quarantined_items set released_at = now() where delivery_id in (select id from d) and released_at is null
+    )
+    select graphile_worker.add_job(${task}, json_build_object('deliveryId', id::text), max_attempts := 8,
+                                   job_key := 'whatsapp:delivery:' || id::text) as job
+      from d`.then((r) => r.length > 0)

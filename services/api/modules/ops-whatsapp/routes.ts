@@ -1,0 +1,45 @@
+import { z } from 'zod'
+import { AppError } from '../../../../lib/errors.js'
+import type { App } from '../../../../lib/http/create-server.js'
+import { listDeliveries, listQuarantine, replayDelivery } from '../../../../domains/whatsapp/queries.js'
+import { DeliveryView, PROCESS_DELIVERY_TASK, QuarantinedItemView } from '../../../../domains/whatsapp/schemas.js'
+import type { ApiDeps } from '../../app.js'
+
+const Page = z.object({ limit: z.coerce.number().int().min(1).max(200).default(50), before: z.string().regex(/^\d+$/).optional() })
+
+/** Operators: deliveries that failed or were parked, items quarantined for lack of an owner, and replays. */
+export default async function opsWhatsappRoutes(app: App, deps: ApiDeps) {
+  app.get('/deliveries', {
+    config: { access: 'operator' },
+    schema: {
+      tags: ['operations'],
+      summary: 'Webhook deliveries, newest first; filter by status (parked ones need an operator).',
+      querystring: Page.extend({ status: z.enum(['received', 'processed', 'failed', 'parked']).optional() }),
+      response: { 200: z.object({ data: z.array(DeliveryView) }) },
+    },
+  }, async (req) => ({ data: (await listDeliveries(deps.sql, { status: req.query.status, limit: req.query.limit, beforeId: req.query.before })) as never }))
+
+  app.get('/quarantine', {
+    config: { access: 'operator' },
+    schema: {
+      tags: ['operations'],
+      summary: 'Items no tenant owns (unknown phone number or WABA, unsupported fields), newest first.',
+      querystring: Page.extend({ open: z.enum(['true', 'false']).default('true').transform((v) => v === 'true') }),
+      response: { 200: z.object({ data: z.array(QuarantinedItemView) }) },
+    },
+  }, async (req) => ({ data: (await listQuarantine(deps.sql, { open: req.query.open, limit: req.query.limit, beforeId: req.query.before })) as never }))
+
+  app.post('/deliveries/:deliveryId/replay', {
+    config: { access: 'operator' },
+    schema: {
+      tags: ['operations'],
+      summary: 'Process a delivery again (after registering its number, or fixing what parked it). Idempotent.',
+      params: z.object({ deliveryId: z.string().regex(/^\d+$/) }),
+      response: { 202: z.object({ deliveryId: z.string(), queued: z.literal(true) }) },
+    },
+  }, async (req, reply) => {
+    const queued = await deps.sql.begin((tx) => replayDelivery(tx, req.params.deliveryId, PROCESS_DELIVERY_TASK))
+    if (!queued) throw new AppError('NOT_FOUND', `delivery ${req.params.deliveryId} not found`)
+    return reply.code(202).send({ deliveryId: req.params.deliveryId, queued: true as const })
+  })
+}

@@ -1,0 +1,99 @@
+import { z } from 'zod'
+import { safeEqual, sha256 } from '../../../../lib/crypto.js'
+import { AppError } from '../../../../lib/errors.js'
+import type { App } from '../../../../lib/http/create-server.js'
+import { idsInDelivery, OwnAppSecrets } from '../../../../domains/whatsapp/app-secrets.js'
+import { verifyTokenKnown } from '../../../../domains/whatsapp/queries.js'
+import { verifyMetaSignature } from '../../../../domains/whatsapp/signature.js'
+import type { WebhooksDeps } from '../../app.js'
+
+const HandshakeQuery = z.object({
+  'hub.mode': z.string().optional(),
+  'hub.verify_token': z.string().max(500).optional(),
+  'hub.challenge': z.string().max(500).optional(),
+})
+
+// Just enough structure to refuse what is not a WhatsApp delivery; the worker reads the rest leniently.
+const Envelope = z.object({
+  object: z.literal('whatsapp_business_account'),
+  entry: z.array(z.object({ id: z.string(), changes: z.array(z.object({ field: z.string() }).loose()) }).loose()).min(1),
+})
+
+const Acknowledged = z.object({ received: z.literal(true), deliveryId: z.string(), duplicate: z.boolean() })
+
+/**
+ * WhatsApp Cloud API webhooks. Meta retries anything that is not a 200 for days, so the rules are: a 200 means the
+ * delivery is committed (with the job that will process it); anything we cannot store now is a 503, never a 200.
+ */
+export default async function whatsappWebhookRoutes(app: App, deps: WebhooksDeps & { inbox: NonNullable<WebhooksDeps['inbox']>; secrets: NonNullable<WebhooksDeps['secrets']> }) {
+  const platformSecret = deps.config.META_APP_SECRET
+  const platformVerifyToken = deps.config.META_VERIFY_TOKEN
+  const ownApps = new OwnAppSecrets(deps.sql, deps.secrets)
+
+  // The signature covers the exact bytes, so this scope keeps the body raw and parses it itself.
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: deps.config.WEBHOOK_BODY_LIMIT_BYTES }, (_req, body, done) => done(null, body))
+
+  app.get('/', {
+    config: { access: 'public' },
+    schema: {
+      tags: ['whatsapp'],
+      summary: "Meta's subscription handshake: echoes hub.challenge when hub.verify_token is one we issued.",
+      querystring: HandshakeQuery,
+    },
+  }, async (req, reply) => {
+    const q = req.query
+    const token = q['hub.verify_token']
+    const known = !!token && ((platformVerifyToken !== undefined && safeEqual(token, platformVerifyToken)) || (await verifyTokenKnown(deps.sql, sha256(token))))
+    if (q['hub.mode'] !== 'subscribe' || !known || q['hub.challenge'] === undefined) {
+      throw new AppError('FORBIDDEN', 'verification failed')
+    }
+    return reply.code(200).type('text/plain; charset=utf-8').send(q['hub.challenge'])
+  })
+
+  app.post('/', {
+    config: { access: 'public' },
+    schema: {
+      tags: ['whatsapp'],
+      summary: 'Receive a WhatsApp Cloud API delivery (signed with X-Hub-Signature-256).',
+      headers: z.object({ 'x-hub-signature-256': z.string().optional() }).loose(),
+      response: { 200: Acknowledged },
+    },
+  }, async (req) => {
+    const raw = req.body as unknown
+    if (!Buffer.isBuffer(raw)) throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'expected an application/json body')
+    const signature = req.headers['x-hub-signature-256']
+    if (typeof signature !== 'string') throw new AppError('UNAUTHORIZED', 'missing X-Hub-Signature-256')
+
+    let parsed: unknown
+    let parseError: string | null = null
+    try {
+      parsed = JSON.parse(raw.toString('utf8'))
+    } catch (err) {
+      parseError = (err as Error).message
+    }
+
+    let verified = platformSecret !== undefined && verifyMetaSignature(raw, signature, platformSecret)
+    if (!verified && parseError === null) {
+      // Not the platform app: maybe a tenant's own app, found by the ids the (still unverified) body names.
+      const ids = idsInDelivery(parsed)
+      for (const secret of await ownApps.forIds(ids.phoneNumberIds, ids.wabaIds)) {
+        if (verifyMetaSignature(raw, signature, secret)) {
+          verified = true
+          break
+        }
+      }
+    }
+    if (!verified) throw new AppError('UNAUTHORIZED', 'invalid X-Hub-Signature-256')
+    if (parseError !== null) throw new AppError('BAD_REQUEST', `invalid JSON body: ${parseError}`)
+
+    const envelope = Envelope.safeParse(parsed)
+    if (!envelope.success) {
+      throw new AppError('BAD_REQUEST', 'not a WhatsApp Business Account delivery', {
+        details: envelope.error.issues.map((i) => ({ in: 'body', path: i.path.join('.'), message: i.message })),
+      })
+    }
+    const stored = await deps.inbox.store(raw, raw.toString('utf8'))
+    return { received: true as const, ...stored }
+  })
+}

@@ -1,0 +1,29 @@
+import type { Task } from 'graphile-worker'
+import { onNewInboundMessages } from '../../../domains/conversations/inbound-hook.js'
+import { processDeliveries } from '../../../domains/whatsapp/process-deliveries.js'
+import { PROCESS_DELIVERY_TASK, ProcessDeliveriesPayload } from '../../../domains/whatsapp/schemas.js'
+import type { TaskDeps } from './task-deps.js'
+
+/** Attempts for one delivery on its own before it is parked for an operator (backoff: e^attempt seconds). */
+export const DELIVERY_MAX_ATTEMPTS = 8
+
+/**
+ * The fast path: applies the deliveries that one group commit stored, in one transaction. A delivery that fails
+ * is handed to its own retrying job (whatsapp__process_delivery), recorded and enqueued in one transaction, so
+ * the batch job itself completes and nothing is lost.
+ */
+export const processDeliveriesTask = (deps: TaskDeps): Task => async (payload, helpers) => {
+  const { deliveryIds } = ProcessDeliveriesPayload.parse(payload)
+  const result = await processDeliveries(deps.sql, deliveryIds, onNewInboundMessages)
+  for (const failure of result.failed) {
+    helpers.logger.warn(`delivery ${failure.deliveryId} failed in batch; retrying alone: ${failure.error}`)
+    await deps.sql.begin(async (tx) => {
+      await tx`
+        update whatsapp.webhook_deliveries set status = 'failed', attempts = attempts + 1, last_error = ${failure.error}
+         where id = ${failure.deliveryId} and status <> 'processed'`
+      await tx`
+        select graphile_worker.add_job(${PROCESS_DELIVERY_TASK}, json_build_object('deliveryId', ${failure.deliveryId}::text),
+                                       max_attempts := ${DELIVERY_MAX_ATTEMPTS}, job_key := ${`whatsapp:delivery:${failure.deliveryId}`})`
+    })
+  }
+}
