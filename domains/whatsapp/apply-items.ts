@@ -23,54 +23,101 @@ export function senderIdentity(item: MessageItem): { waId: string; phoneE164: st
   return { waId, phoneE164: e164, phoneKey: e164 ? phoneMatchKey(e164) : `bsuid:${waId}` }
 }
 
+export interface InboundEntry {
+  route: RoutedPhone
+  item: MessageItem
+  sender: { waId: string; phoneE164: string | null; phoneKey: string }
+}
+
 /**
- * One inbound message, in one statement: find or create the lead, store the message (once per wamid), and only if
- * it was new add its interaction and analytics event and move the service window. A replay, or the same message
- * in another delivery, inserts nothing and leaves the lead as it was (times only move with greatest/least).
+ * A tenant's inbound messages of one batch, set-based: one statement finds or creates their leads, one stores the
+ * messages (once per wamid) and, only for the ones that were new, adds their interactions and analytics events and
+ * moves the service windows. A replay, or the same message in another delivery, inserts nothing and leaves the lead
+ * as it was (its times only move with greatest/least). Returns the messages that were new, in arrival order.
  */
-export function applyInboundMessage(tx: Tx, route: RoutedPhone, item: MessageItem, sender: { waId: string; phoneE164: string | null; phoneKey: string }) {
-  const m = item.message
-  const at = m.timestamp ?? new Date()
-  const source = m.referral ? 'whatsapp_ad' : 'whatsapp'
-  const sourceDetails = m.referral ? { referral: m.referral } : {}
-  const details = { direction: 'inbound', type: m.type, rawType: m.rawType, ...(item.parseError ? { parseError: item.parseError } : {}) }
-  const json = (v: unknown) => (v === undefined || v === null ? null : tx.json(v as never))
-  return tx<{ messageId: string | null; leadId: string }[]>`
-    with lead as (
-      insert into marketing.leads as l (tenant_id, phone_e164, phone_key, wa_id, profile_name, source, source_details, first_seen_at, last_seen_at)
-      values (${route.tenantId}, ${sender.phoneE164}, ${sender.phoneKey}, ${sender.waId}, ${item.contactName}, ${source},
-              ${tx.json(sourceDetails as never)}, ${at}, ${at})
-      on conflict (tenant_id, phone_key) where merged_into is null do update
-        set wa_id = excluded.wa_id,
-            profile_name = coalesce(excluded.profile_name, l.profile_name),
-            first_seen_at = least(l.first_seen_at, excluded.first_seen_at),
-            last_seen_at = greatest(l.last_seen_at, excluded.last_seen_at)
-      returning id
+export async function applyInboundMessages(tx: Tx, tenantId: string, entries: InboundEntry[]): Promise<{ messageId: string; leadId: string; entry: InboundEntry }[]> {
+  const byWamid = new Map<string, InboundEntry>()
+  for (const e of entries) if (!byWamid.has(e.item.message.wamid)) byWamid.set(e.item.message.wamid, e)
+  const unique = [...byWamid.values()]
+  if (unique.length === 0) return []
+
+  // One row per person. Sorted by key so that concurrent batches lock leads in the same order (no deadlocks).
+  const people = new Map<string, { phone_key: string; phone_e164: string | null; wa_id: string; profile_name: string | null; source: string; source_details: unknown; first_seen_at: string; last_seen_at: string }>()
+  for (const { item, sender } of unique) {
+    const at = (item.message.timestamp ?? new Date()).toISOString()
+    const referral = item.message.referral
+    const p = people.get(sender.phoneKey)
+    if (!p) {
+      people.set(sender.phoneKey, {
+        phone_key: sender.phoneKey, phone_e164: sender.phoneE164, wa_id: sender.waId, profile_name: item.contactName,
+        source: referral ? 'whatsapp_ad' : 'whatsapp', source_details: referral ? { referral } : {}, first_seen_at: at, last_seen_at: at,
+      })
+    } else {
+      p.wa_id = sender.waId
+      p.profile_name = item.contactName ?? p.profile_name
+      if (at < p.first_seen_at) p.first_seen_at = at
+      if (at > p.last_seen_at) p.last_seen_at = at
+    }
+  }
+  const leadRows = [...people.values()].sort((a, b) => (a.phone_key < b.phone_key ? -1 : 1))
+  const leads = await tx<{ id: string; phoneKey: string }[]>`
+    insert into marketing.leads as l (tenant_id, phone_e164, phone_key, wa_id, profile_name, source, source_details, first_seen_at, last_seen_at)
+    select ${tenantId}, x.phone_e164, x.phone_key, x.wa_id, x.profile_name, x.source, x.source_details, x.first_seen_at, x.last_seen_at
+      from jsonb_to_recordset(${tx.json(leadRows as never)}::jsonb)
+           as x(phone_e164 text, phone_key text, wa_id text, profile_name text, source text, source_details jsonb,
+                first_seen_at timestamptz, last_seen_at timestamptz)
+     order by x.phone_key
+    on conflict (tenant_id, phone_key) where merged_into is null do update
+      set wa_id = excluded.wa_id,
+          profile_name = coalesce(excluded.profile_name, l.profile_name),
+          first_seen_at = least(l.first_seen_at, excluded.first_seen_at),
+          last_seen_at = greatest(l.last_seen_at, excluded.last_seen_at)
+    returning id, phone_key`
+  const leadId = new Map(leads.map((l) => [l.phoneKey, l.id]))
+
+  const rows = unique.map(({ route, item, sender }, ord) => {
+    const m = item.message
+    return {
+      ord, phone_id: route.phoneId, lead_id: leadId.get(sender.phoneKey)!, wamid: m.wamid, wa_id: sender.waId, type: m.type,
+      content: item.parseError ? { raw: item.raw } : m.content, context: m.context ?? null, referral: m.referral ?? null, errors: m.errors ?? null,
+      occurred_at: (m.timestamp ?? new Date()).toISOString(),
+      details: { direction: 'inbound', type: m.type, rawType: m.rawType, ...(item.parseError ? { parseError: item.parseError } : {}) },
+      event: { type: m.type, phoneNumberId: item.phoneNumberId, referral: !!m.referral },
+    }
+  })
+  const inserted = await tx<{ id: string; wamid: string; leadId: string }[]>`
+    with input as (
+      select * from jsonb_to_recordset(${tx.json(rows as never)}::jsonb)
+        as x(ord int, phone_id uuid, lead_id uuid, wamid text, wa_id text, type text, content jsonb, context jsonb, referral jsonb,
+             errors jsonb, occurred_at timestamptz, details jsonb, event jsonb)
     ), msg as (
       insert into whatsapp.messages (tenant_id, phone_number_id, lead_id, direction, wamid, wa_id, type, content, context, referral, errors, status, occurred_at)
-      select ${route.tenantId}, ${route.phoneId}, lead.id, 'inbound', ${m.wamid}, ${sender.waId}, ${m.type},
-             ${tx.json((item.parseError ? { raw: item.raw } : m.content) as never)}, ${json(m.context)}, ${json(m.referral)}, ${json(m.errors)}, 'received', ${at}
-        from lead
+      select ${tenantId}, phone_id, lead_id, 'inbound', wamid, wa_id, type, content, context, referral, errors, 'received', occurred_at
+        from input order by ord
       on conflict (tenant_id, wamid) do nothing
-      returning id, lead_id
+      returning id, wamid, lead_id, phone_number_id, wa_id, occurred_at
     ), interaction as (
       insert into marketing.lead_interactions (tenant_id, lead_id, type, channel, actor, occurred_at, message_id, details, dedupe_key)
-      select ${route.tenantId}, msg.lead_id, 'whatsapp_message', 'whatsapp', 'lead', ${at}, msg.id, ${tx.json(details)}, ${`wa:msg:${m.wamid}`}
-        from msg
+      select ${tenantId}, m.lead_id, 'whatsapp_message', 'whatsapp', 'lead', m.occurred_at, m.id, i.details, 'wa:msg:' || m.wamid
+        from msg m join input i on i.wamid = m.wamid order by i.ord
       on conflict (tenant_id, dedupe_key) do nothing
     ), event as (
       insert into analytics.events (tenant_id, name, lead_id, occurred_at, properties, dedupe_key)
-      select ${route.tenantId}, 'whatsapp.message_received', msg.lead_id, ${at},
-             ${tx.json({ type: m.type, phoneNumberId: item.phoneNumberId, referral: !!m.referral })}, ${`wa:msg:${m.wamid}`}
-        from msg
+      select ${tenantId}, 'whatsapp.message_received', m.lead_id, m.occurred_at, i.event, 'wa:msg:' || m.wamid
+        from msg m join input i on i.wamid = m.wamid order by i.ord
       on conflict (tenant_id, dedupe_key) do nothing
     ), service_window as (
       insert into whatsapp.service_windows as w (tenant_id, phone_number_id, wa_id, lead_id, last_inbound_at)
-      select ${route.tenantId}, ${route.phoneId}, ${sender.waId}, msg.lead_id, ${at} from msg
+      select distinct on (m.phone_number_id, m.wa_id) ${tenantId}, m.phone_number_id, m.wa_id, m.lead_id, m.occurred_at
+        from msg m order by m.phone_number_id, m.wa_id, m.occurred_at desc
       on conflict (tenant_id, phone_number_id, wa_id) do update
         set last_inbound_at = greatest(w.last_inbound_at, excluded.last_inbound_at), lead_id = excluded.lead_id
     )
-    select (select id from msg) as message_id, (select id from lead) as lead_id`
+    select m.id, m.wamid, m.lead_id from msg m`
+  const order = new Map(unique.map((e, i) => [e.item.message.wamid, i]))
+  return inserted
+    .map((r) => ({ messageId: r.id, leadId: r.leadId, entry: byWamid.get(r.wamid)! }))
+    .sort((a, b) => order.get(a.entry.item.message.wamid)! - order.get(b.entry.item.message.wamid)!)
 }
 
 /** Statuses go to the history first (once each); the messages they name are then re-derived from it. */

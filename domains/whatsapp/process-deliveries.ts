@@ -1,6 +1,6 @@
 import { type Sql, type Tx } from '../../lib/db.js'
 import * as q from './queries.js'
-import { applyInboundMessage, applyManagementItem, applyStatuses, applyValueErrors, senderIdentity, type ManagementItem, type RoutedPhone } from './apply-items.js'
+import { applyInboundMessages, applyManagementItem, applyStatuses, applyValueErrors, senderIdentity, type ManagementItem, type RoutedPhone } from './apply-items.js'
 import { splitDelivery, type DeliveryItem, type ErrorItem, type MessageItem, type StatusItem } from './webhook/split.js'
 
 /** A new inbound message, for code that reacts to them (the bot) inside the same transaction. */
@@ -145,23 +145,17 @@ const MANAGEMENT_KINDS = new Set(['template_status', 'template_quality', 'templa
 const isManagement = (i: DeliveryItem): i is ManagementItem => MANAGEMENT_KINDS.has(i.kind)
 
 async function applyTenantWork(tx: Tx, tenantId: string, w: TenantWork, onInbound?: InboundHook): Promise<void> {
-  // Messages are pipelined: postgres.js sends them back to back on the transaction's connection and PostgreSQL
-  // runs them in that order, so a lead's messages keep their order without a round trip each.
-  const pending: Promise<NewInboundMessage | null>[] = []
-  for (const { route, item } of w.messages) {
+  const entries = w.messages.flatMap(({ route, item }) => {
     const sender = senderIdentity(item)
-    if (!sender) continue
-    pending.push(
-      applyInboundMessage(tx, route, item, sender).then(([row]) =>
-        row?.messageId ? { tenantId, messageId: row.messageId, leadId: row.leadId, phoneId: route.phoneId, item } : null,
-      ),
-    )
-  }
-  const inserted = (await Promise.all(pending)).filter((m): m is NewInboundMessage => m !== null)
+    return sender ? [{ route, item, sender }] : []
+  })
+  const inserted = await applyInboundMessages(tx, tenantId, entries)
   await applyStatuses(tx, tenantId, w.statuses)
   for (const e of w.errors) await applyValueErrors(tx, e.route, e.items)
   for (const m of w.management) await applyManagementItem(tx, tenantId, m.businessAccountId, m.item)
-  if (onInbound && inserted.length > 0) await onInbound(tx, inserted)
+  if (onInbound && inserted.length > 0) {
+    await onInbound(tx, inserted.map(({ messageId, leadId, entry }) => ({ tenantId, messageId, leadId, phoneId: entry.route.phoneId, item: entry.item })))
+  }
 }
 
 function insertQuarantine(tx: Tx, rows: Quarantine[]) {
