@@ -1,0 +1,282 @@
+import type { Queryable, Tx } from '../../../lib/db.js'
+import type { ConsentView, LeadSighting, LeadStatus, LeadView, MergeView, TimelineEntry } from './schemas.js'
+
+export const leadColumns = (tx: Queryable) => tx`
+  l.id, l.phone_e164, l.wa_id, l.email, l.name, l.profile_name, l.company, l.source, l.source_details, l.status, l.owner,
+  l.tags, l.fields, l.opted_out_at, l.merged_into, l.first_seen_at, l.last_seen_at, l.created_at, l.updated_at`
+
+/** A position in a list ordered newest first: the row's time as PostgreSQL text (microseconds survive) and its id. */
+export type Keyset = { at: string; id: string }
+
+// ---------------------------------------------------------------------------------------------------------
+// Identity resolution (see service.ts for how these fit together).
+
+/**
+ * Inserts the person as a new lead unless one of their identity keys is taken. `on conflict do nothing` without a
+ * target covers both partial unique indexes (email, phone_key): the constraint decides, never a prior read.
+ * A concurrent insert of the same key makes this wait for that transaction, then do nothing.
+ */
+export const insertLeadUnlessKnown = (tx: Tx, tenantId: string, s: LeadSighting) =>
+  tx<{ id: string }[]>`
+    insert into marketing.leads (tenant_id, email, phone_e164, phone_key, name, company, source, source_details, fields, first_seen_at, last_seen_at)
+    values (${tenantId}, ${s.email}, ${s.phoneE164}, ${s.phoneKey}, ${s.name}, ${s.company}, ${s.source},
+            ${tx.json(s.sourceDetails as never)}, ${tx.json(s.fields as never)}, ${s.at}, ${s.at})
+    on conflict do nothing
+    returning id`.then((r) => r[0]?.id ?? null)
+
+/**
+ * Serializes resolutions of the same person (same email or phone key) for the rest of the transaction. The
+ * constraints alone keep one lead per key; this keeps two resolutions of one person from interleaving their row
+ * locks across retries (which deadlocks). Keys are taken in one order (sorted) so these locks cannot deadlock.
+ */
+export const lockIdentityKeys = (tx: Tx, tenantId: string, keys: string[]) => {
+  const sorted = [...keys].sort().map((k) => `${tenantId}:${k}`)
+  return tx`select ${sorted.map((k, i) => tx`${i > 0 ? tx`,` : tx``} pg_advisory_xact_lock(hashtextextended(${k}, 0))`)}`
+}
+
+export type IdentityMatch = { id: string; email: string | null; phoneKey: string | null; waId: string | null }
+
+/** The live leads holding either key, locked, oldest first (the lock order is the same for every caller). */
+export const lockLeadsByIdentity = (tx: Tx, email: string | null, phoneKey: string | null) =>
+  tx<IdentityMatch[]>`
+    select l.id, l.email, l.phone_key, l.wa_id from marketing.leads l
+     where l.merged_into is null and (l.email = ${email} or l.phone_key = ${phoneKey})
+     order by l.created_at, l.id
+       for update`
+
+/** A known person seen again: fill what the lead lacks, never overwrite what the business or an earlier sighting set. */
+export const applySighting = (tx: Tx, leadId: string, s: LeadSighting) =>
+  tx`
+    update marketing.leads l set
+      email = coalesce(l.email, ${s.email}),
+      phone_e164 = coalesce(l.phone_e164, ${s.phoneE164}),
+      phone_key = coalesce(l.phone_key, ${s.phoneKey}),
+      name = coalesce(l.name, ${s.name}),
+      company = coalesce(l.company, ${s.company}),
+      fields = l.fields || ${tx.json(s.fields as never)},
+      first_seen_at = least(l.first_seen_at, ${s.at}),
+      last_seen_at = greatest(l.last_seen_at, ${s.at}),
+      updated_at = now()
+    where l.id = ${leadId}`
+
+/**
+ * Step 1 of a merge: the merged lead leaves the live set (the partial unique indexes stop counting its keys) and
+ * leads merged into it earlier now point at the survivor. Returns the merged lead as it was.
+ */
+export const releaseMergedLead = (tx: Tx, mergedId: string, survivorId: string) =>
+  tx<{ snapshot: Record<string, unknown> }[]>`
+    with before as (
+      select to_jsonb(l) as snapshot from marketing.leads l where l.id = ${mergedId} and l.merged_into is null
+    ), released as (
+      update marketing.leads set merged_into = ${survivorId}, updated_at = now()
+       where id = ${mergedId} and merged_into is null
+      returning id
+    ), chained as (
+      update marketing.leads set merged_into = ${survivorId}, updated_at = now() where merged_into = ${mergedId}
+    )
+    select before.snapshot from before, released`.then((r) => r[0]?.snapshot ?? null)
+
+/**
+ * Step 2: the survivor takes what it lacks from the merged lead. The phone stays with the WhatsApp-reachable lead:
+ * a lead with a wa_id keeps its number, otherwise the survivor's wins. Tags are united; custom fields combined with
+ * the survivor's values winning; an opt-out on either side is kept.
+ */
+export const absorbMergedLead = (tx: Tx, survivorId: string, mergedId: string) =>
+  tx`
+    update marketing.leads s set
+      email = coalesce(s.email, m.email),
+      phone_e164 = case when s.wa_id is null and m.wa_id is not null then m.phone_e164 else coalesce(s.phone_e164, m.phone_e164) end,
+      phone_key = case when s.wa_id is null and m.wa_id is not null then m.phone_key else coalesce(s.phone_key, m.phone_key) end,
+      wa_id = coalesce(s.wa_id, m.wa_id),
+      name = coalesce(s.name, m.name),
+      profile_name = coalesce(s.profile_name, m.profile_name),
+      company = coalesce(s.company, m.company),
+      status = case when s.status = 'new' then m.status else s.status end,
+      owner = coalesce(s.owner, m.owner),
+      tags = array(select distinct t from unnest(s.tags || m.tags) t order by t),
+      fields = m.fields || s.fields,
+      opted_out_at = case when s.opted_out_at is null then m.opted_out_at
+                          when m.opted_out_at is null then s.opted_out_at
+                          else least(s.opted_out_at, m.opted_out_at) end,
+      first_seen_at = least(s.first_seen_at, m.first_seen_at),
+      last_seen_at = greatest(s.last_seen_at, m.last_seen_at),
+      updated_at = now()
+    from marketing.leads m
+    where s.id = ${survivorId} and m.id = ${mergedId}`
+
+/** Step 3: everything that belonged to the merged lead moves to the survivor, and the merge is recorded. */
+export const moveHistoryAndRecordMerge = (
+  tx: Tx,
+  m: { tenantId: string; survivorId: string; mergedId: string; reason: string; matchedOn: unknown; snapshot: unknown; actor: string; requestId: string | null },
+) =>
+  tx`
+    with interactions as (
+      update marketing.lead_interactions set lead_id = ${m.survivorId} where lead_id = ${m.mergedId}
+    ), messages as (
+      update whatsapp.messages set lead_id = ${m.survivorId} where lead_id = ${m.mergedId}
+    ), windows as (
+      update whatsapp.service_windows set lead_id = ${m.survivorId} where lead_id = ${m.mergedId}
+    ), submissions as (
+      update marketing.form_submissions set lead_id = ${m.survivorId} where lead_id = ${m.mergedId}
+    ), consents as (
+      update marketing.consents set lead_id = ${m.survivorId} where lead_id = ${m.mergedId}
+    ), merge as (
+      insert into marketing.lead_merges (tenant_id, survivor_id, merged_id, reason, matched_on, merged_snapshot, actor, request_id)
+      values (${m.tenantId}, ${m.survivorId}, ${m.mergedId}, ${m.reason}, ${tx.json(m.matchedOn as never)}, ${tx.json(m.snapshot as never)},
+              ${m.actor}, ${m.requestId})
+      returning id
+    )
+    insert into marketing.lead_interactions (tenant_id, lead_id, type, channel, actor, occurred_at, details)
+    select ${m.tenantId}, ${m.survivorId}, 'lead_merged', 'system', ${m.actor}, now(),
+           jsonb_build_object('mergedLeadId', ${m.mergedId}::uuid, 'mergeId', merge.id, 'reason', ${m.reason}::text)
+      from merge`
+
+// ---------------------------------------------------------------------------------------------------------
+// Reading leads.
+
+/** The filters of a list or export, already resolved (a search is exactly one of email, phone key or name prefix). */
+export interface LeadQuery {
+  status?: LeadStatus
+  source?: string
+  tag?: string
+  owner?: string
+  createdFrom?: Date
+  createdTo?: Date
+  email?: string
+  phoneKey?: string
+  namePrefix?: string
+}
+
+const escapeLike = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`)
+
+const leadWhere = (tx: Queryable, f: LeadQuery) => tx`
+  l.merged_into is null
+  ${f.status ? tx`and l.status = ${f.status}` : tx``}
+  ${f.source ? tx`and l.source = ${f.source}` : tx``}
+  ${f.tag ? tx`and l.tags @> array[${f.tag}]::text[]` : tx``}
+  ${f.owner ? tx`and l.owner = ${f.owner}` : tx``}
+  ${f.createdFrom ? tx`and l.created_at >= ${f.createdFrom}` : tx``}
+  ${f.createdTo ? tx`and l.created_at < ${f.createdTo}` : tx``}
+  ${f.email ? tx`and l.email = ${f.email}` : tx``}
+  ${f.phoneKey ? tx`and l.phone_key = ${f.phoneKey}` : tx``}
+  ${f.namePrefix ? tx`and lower(coalesce(l.name, l.profile_name)) like ${`${escapeLike(f.namePrefix.toLowerCase())}%`}` : tx``}`
+
+export const listLeads = (tx: Tx, f: LeadQuery, limit: number, after: Keyset | null) =>
+  tx<(LeadView & { sortAt: string })[]>`
+    select ${leadColumns(tx)}, l.created_at::text as sort_at
+      from marketing.leads l
+     where ${leadWhere(tx, f)}
+       ${after ? tx`and (l.created_at, l.id) < (${after.at}::timestamptz, ${after.id}::uuid)` : tx``}
+     order by l.created_at desc, l.id desc
+     limit ${limit}`
+
+/** Every matching lead, newest first, fetched `batch` rows at a time through a server-side cursor. */
+export const leadsForExport = (tx: Tx, f: LeadQuery, batch: number) =>
+  tx<LeadView[]>`
+    select ${leadColumns(tx)} from marketing.leads l
+     where ${leadWhere(tx, f)}
+     order by l.created_at desc, l.id desc`.cursor(batch)
+
+export const findLead = (tx: Tx, leadId: string) =>
+  tx<LeadView[]>`select ${leadColumns(tx)} from marketing.leads l where l.id = ${leadId}`.then((r) => r[0] ?? null)
+
+/** The live lead a person's email or phone key belongs to: what the benchmark measures at a million leads. */
+export const findLeadIdByEmail = (tx: Queryable, email: string) =>
+  tx<{ id: string }[]>`select id from marketing.leads where email = ${email} and merged_into is null`.then((r) => r[0]?.id ?? null)
+
+export const findLeadIdByPhoneKey = (tx: Queryable, phoneKey: string) =>
+  tx<{ id: string }[]>`select id from marketing.leads where phone_key = ${phoneKey} and merged_into is null`.then((r) => r[0]?.id ?? null)
+
+export const listTimeline = (tx: Tx, leadId: string, limit: number, before: Keyset | null) =>
+  tx<(TimelineEntry & { sortAt: string })[]>`
+    select i.id::text, i.type, i.channel, i.actor, i.occurred_at, i.details, i.occurred_at::text as sort_at,
+           case when m.id is null then null
+                else json_build_object('id', m.id, 'direction', m.direction, 'type', m.type, 'content', m.content, 'status', m.status) end as message
+      from marketing.lead_interactions i
+      left join whatsapp.messages m on m.id = i.message_id
+     where i.lead_id = ${leadId}
+       ${before ? tx`and (i.occurred_at, i.id) < (${before.at}::timestamptz, ${before.id}::bigint)` : tx``}
+     order by i.occurred_at desc, i.id desc
+     limit ${limit}`
+
+export const listConsents = (tx: Tx, leadId: string) =>
+  tx<ConsentView[]>`
+    select id::text, channel, form_id, submission_id, granted, purpose, policy_version, policy_url, host(ip) as ip, user_agent, occurred_at
+      from marketing.consents where lead_id = ${leadId}
+     order by occurred_at desc, id desc`
+
+const mergeColumns = (tx: Queryable) => tx`id::text, survivor_id, merged_id, reason, matched_on, actor, request_id, merged_at`
+
+export const listMergesOf = (tx: Tx, leadId: string) =>
+  tx<MergeView[]>`
+    select ${mergeColumns(tx)} from marketing.lead_merges
+     where survivor_id = ${leadId} or merged_id = ${leadId}
+     order by merged_at desc, id desc`
+
+export const listMerges = (tx: Tx, limit: number, before: Keyset | null) =>
+  tx<(MergeView & { sortAt: string })[]>`
+    select ${mergeColumns(tx)}, merged_at::text as sort_at from marketing.lead_merges
+     ${before ? tx`where (merged_at, id) < (${before.at}::timestamptz, ${before.id}::bigint)` : tx``}
+     order by merged_at desc, id desc
+     limit ${limit}`
+
+// ---------------------------------------------------------------------------------------------------------
+// Changing leads through the API. Every change is an interaction naming who made it.
+
+export const lockLead = (tx: Tx, leadId: string) =>
+  tx<LeadView[]>`select ${leadColumns(tx)} from marketing.leads l where l.id = ${leadId} for update`.then((r) => r[0] ?? null)
+
+export const updateLeadColumns = (tx: Tx, leadId: string, change: { status?: LeadStatus; owner?: string | null; tags?: string[]; name?: string | null; company?: string | null }) =>
+  tx<LeadView[]>`
+    update marketing.leads l set
+      status = ${change.status !== undefined ? tx`${change.status}` : tx`l.status`},
+      owner = ${change.owner !== undefined ? tx`${change.owner}` : tx`l.owner`},
+      tags = ${change.tags !== undefined ? tx`${change.tags}::text[]` : tx`l.tags`},
+      name = ${change.name !== undefined ? tx`${change.name}` : tx`l.name`},
+      company = ${change.company !== undefined ? tx`${change.company}` : tx`l.company`},
+      updated_at = now()
+    where l.id = ${leadId}
+    returning ${leadColumns(tx)}`.then((r) => r[0]!)
+
+export const insertInteraction = (
+  tx: Tx,
+  i: { tenantId: string; leadId: string; type: string; channel: string; actor: string; details: unknown; dedupeKey?: string | null },
+) =>
+  tx`
+    insert into marketing.lead_interactions (tenant_id, lead_id, type, channel, actor, occurred_at, details, dedupe_key)
+    values (${i.tenantId}, ${i.leadId}, ${i.type}, ${i.channel}, ${i.actor}, now(), ${tx.json(i.details as never)}, ${i.dedupeKey ?? null})`
+
+/**
+ * Bulk status/tag change in one statement: only leads that actually change are written, and each gets an
+ * interaction with its before and after. Tags stay sorted and unique.
+ */
+export const bulkUpdateLeads = (
+  tx: Tx,
+  b: { tenantId: string; leadIds: string[]; status: LeadStatus | null; addTags: string[]; removeTags: string[]; actor: string; requestId: string | null },
+) =>
+  tx<{ id: string; changed: boolean }[]>`
+    with old as (
+      select l.id, l.status, l.tags from marketing.leads l
+       where l.id = any(${b.leadIds}::uuid[]) and l.merged_into is null
+       order by l.id
+         for update
+    ), next as (
+      select old.id, old.status as old_status, old.tags as old_tags,
+             coalesce(${b.status}::text, old.status) as status,
+             array(select distinct t from unnest(old.tags || ${b.addTags}::text[]) t where t <> all(${b.removeTags}::text[]) order by t) as tags
+        from old
+    ), changed as (
+      update marketing.leads l set status = next.status, tags = next.tags, updated_at = now()
+        from next
+       where l.id = next.id and (next.status <> next.old_status or next.tags <> next.old_tags)
+      returning l.id, next.old_status, next.status, next.old_tags, next.tags
+    ), logged as (
+      insert into marketing.lead_interactions (tenant_id, lead_id, type, channel, actor, occurred_at, details)
+      select ${b.tenantId}, c.id, 'lead_updated', 'api', ${b.actor}, now(),
+             jsonb_build_object('bulk', true, 'requestId', ${b.requestId}::text, 'changes',
+               jsonb_strip_nulls(jsonb_build_object(
+                 'status', case when c.old_status <> c.status then jsonb_build_object('from', c.old_status, 'to', c.status) end,
+                 'tags', case when c.old_tags <> c.tags then jsonb_build_object('from', to_jsonb(c.old_tags), 'to', to_jsonb(c.tags)) end)))
+        from changed c
+    )
+    select old.id, exists (select 1 from changed c where c.id = old.id) as changed from old`

@@ -1,0 +1,288 @@
+import { PassThrough, type Readable } from 'node:stream'
+import { z } from 'zod'
+import { type Sql, type Tx, withTenant } from '../../../lib/db.js'
+import { AppError } from '../../../lib/errors.js'
+import { decodeCursor, encodeCursor } from '../../../lib/pagination.js'
+import { findCurrentTenant, insertAuditEntry } from '../../tenancy/queries.js'
+import { listLeadMessages } from '../../whatsapp/queries.js'
+import { normalizeEmail } from '../identity/email.js'
+import { type CountryCode, normalizePhone, phoneMatchKey } from '../identity/phone.js'
+import { CSV_HEADER, leadCsvRow } from './csv.js'
+import * as q from './queries.js'
+import type { BulkLeadsBody, LeadFilter, LeadSighting, LeadView, PatchLeadBody } from './schemas.js'
+
+// ---------------------------------------------------------------------------------------------------------
+// Identity resolution: one person, one live lead per tenant.
+
+export interface ResolveContext {
+  tenantId: string
+  /** Who caused it, for the merge record and interactions: `form:<id>`, `api_key:<id>`. */
+  actor: string
+  reason: string
+  requestId: string | null
+}
+
+export interface Resolution {
+  leadId: string
+  created: boolean
+  /** Leads this sighting proved to be the same person, now merged into leadId. */
+  mergedIds: string[]
+}
+
+/** Rounds of "insert, else lock and update" before giving up; each lost round means another writer made progress. */
+const MAX_ROUNDS = 5
+const UNIQUE_VIOLATION = '23505'
+
+/**
+ * Finds the lead a sighting (email and/or phone key) belongs to, creating it or merging leads as needed, inside
+ * the caller's transaction. Constraints decide, never a prior read:
+ * 1. insert … on conflict do nothing: a person seen for the first time is created; a concurrent creator of the same
+ *    key makes this wait and then do nothing (20 simultaneous submissions of one email make one lead).
+ * 2. otherwise, in a savepoint: lock every live lead holding either key, oldest first, in one statement (one lock
+ *    order for everyone). Two leads mean the sighting proved them one person: the newer ones are merged into the
+ *    oldest. Then the survivor gets what it lacks.
+ * 3. if that takes a key a concurrent writer has just claimed, the unique index refuses; the savepoint is rolled
+ *    back, which also releases its row locks, and the next round finds and merges that writer's lead.
+ * Before locking rows, resolutions of a known person take transaction-scoped advisory locks on their keys (sorted),
+ * so they run one after the other instead of interleaving row locks across rounds (which deadlocks); WhatsApp
+ * ingestion, which upserts one key in one statement, needs none.
+ */
+export async function resolveLead(tx: Tx, sighting: LeadSighting, ctx: ResolveContext): Promise<Resolution> {
+  if (!sighting.email && !sighting.phoneKey) {
+    // Nothing to recognize the person by (a form asking only for a name): every sighting is a new lead.
+    const id = await q.insertLeadUnlessKnown(tx, ctx.tenantId, sighting)
+    return { leadId: id!, created: true, mergedIds: [] }
+  }
+  let serialized = false
+  for (let round = 1; round <= MAX_ROUNDS; round++) {
+    const createdId = await q.insertLeadUnlessKnown(tx, ctx.tenantId, sighting)
+    if (createdId) return { leadId: createdId, created: true, mergedIds: [] }
+    if (!serialized) {
+      // Only a known person needs it: a first sighting above holds no locks.
+      await q.lockIdentityKeys(tx, ctx.tenantId, [sighting.email && `email:${sighting.email}`, sighting.phoneKey && `phone:${sighting.phoneKey}`].filter((k): k is string => !!k))
+      serialized = true
+    }
+
+    const resolved = await tx
+      .savepoint(async (sp) => {
+        const stx = sp as unknown as Tx
+        const matches = await q.lockLeadsByIdentity(stx, sighting.email, sighting.phoneKey)
+        // The lead that held the key was merged away between the two statements: go round again.
+        if (matches.length === 0) return null
+        const survivor = matches[0]!
+        const mergedIds: string[] = []
+        for (const other of matches.slice(1)) {
+          const matchedOn = { survivor: keysHeld(survivor, sighting), merged: keysHeld(other, sighting) }
+          if (await mergeLeadInto(stx, survivor.id, other.id, { ...ctx, matchedOn })) mergedIds.push(other.id)
+        }
+        await q.applySighting(stx, survivor.id, sighting)
+        return { leadId: survivor.id, created: false, mergedIds }
+      })
+      .catch((err: { code?: string }) => {
+        if (err.code === UNIQUE_VIOLATION) return null
+        throw err
+      })
+    if (resolved) return resolved
+  }
+  throw new AppError('UNAVAILABLE', 'too many simultaneous changes to this person; retry', { headers: { 'retry-after': '1' } })
+}
+
+const keysHeld = (lead: q.IdentityMatch, s: LeadSighting) =>
+  [s.email && lead.email === s.email ? 'email' : null, s.phoneKey && lead.phoneKey === s.phoneKey ? 'phone' : null].filter(Boolean)
+
+/**
+ * Merges `mergedId` into `survivorId` (both locked by the caller, or about to be): the merged lead leaves the live
+ * set, the survivor takes what it lacked, interactions, messages, service windows, submissions and consents move,
+ * and the merge is recorded with a snapshot of the merged lead. False when it was already merged.
+ */
+export async function mergeLeadInto(
+  tx: Tx,
+  survivorId: string,
+  mergedId: string,
+  ctx: ResolveContext & { matchedOn: unknown },
+): Promise<boolean> {
+  const snapshot = await q.releaseMergedLead(tx, mergedId, survivorId)
+  if (!snapshot) return false
+  await q.absorbMergedLead(tx, survivorId, mergedId)
+  await q.moveHistoryAndRecordMerge(tx, {
+    tenantId: ctx.tenantId, survivorId, mergedId, reason: ctx.reason, matchedOn: ctx.matchedOn, snapshot, actor: ctx.actor, requestId: ctx.requestId,
+  })
+  return true
+}
+
+/** A person as the business knows them from outside (an import, an integration), normalized like a form's answers. */
+export function sightingKeys(input: { email?: string | null; phone?: string | null }, defaultCountry?: CountryCode) {
+  const email = input.email ? normalizeEmail(input.email) : null
+  const phone = input.phone ? normalizePhone(input.phone, defaultCountry) : null
+  return { email, phoneE164: phone?.e164 ?? null, phoneKey: phone ? phoneMatchKey(phone.e164) : null }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Reading.
+
+const KeysetCursor = z.object({ at: z.string().min(1).max(64), id: z.string().min(1).max(64) })
+const readCursor = (cursor: string | undefined) => (cursor ? decodeCursor(cursor, KeysetCursor) : null)
+
+function page<T extends { sortAt: string; id: string }>(rows: T[], limit: number) {
+  const data = rows.map(({ sortAt: _sortAt, ...row }) => row)
+  const last = rows.at(-1)
+  return { data, nextCursor: rows.length === limit && last ? encodeCursor({ at: last.sortAt, id: last.id }) : null }
+}
+
+/** Turns the search box into exactly one indexed condition: an email, a phone (its identity key), or a name prefix. */
+async function resolveFilter(tx: Tx, filter: LeadFilter): Promise<q.LeadQuery> {
+  const { q: search, ...rest } = filter
+  if (!search) return rest
+  if (search.includes('@')) {
+    const email = normalizeEmail(search)
+    if (email) return { ...rest, email }
+  }
+  if (/^[+\d\s().\-/]{6,}$/.test(search)) {
+    const tenant = await findCurrentTenant(tx)
+    const phone = normalizePhone(search, tenant?.defaultCountry as CountryCode | undefined)
+    if (phone) return { ...rest, phoneKey: phoneMatchKey(phone.e164) }
+  }
+  return { ...rest, namePrefix: search }
+}
+
+export async function listLeadsPage(sql: Sql, tenantId: string, query: LeadFilter & { limit: number; cursor?: string }) {
+  const after = readCursor(query.cursor)
+  return withTenant(sql, tenantId, async (tx) => page(await q.listLeads(tx, await resolveFilter(tx, query), query.limit, after), query.limit))
+}
+
+export async function getLeadDetail(sql: Sql, tenantId: string, leadId: string) {
+  return withTenant(sql, tenantId, async (tx) => {
+    const lead = await q.findLead(tx, leadId)
+    if (!lead) return null
+    const [consents, merges, timeline] = [await q.listConsents(tx, leadId), await q.listMergesOf(tx, leadId), await q.listTimeline(tx, leadId, 50, null)]
+    return { lead, consents, merges, timeline: page(timeline, 50) }
+  })
+}
+
+export async function listLeadTimeline(sql: Sql, tenantId: string, leadId: string, limit: number, cursor?: string) {
+  const before = readCursor(cursor)
+  return withTenant(sql, tenantId, async (tx) => {
+    if (!(await q.findLead(tx, leadId))) return null
+    return page(await q.listTimeline(tx, leadId, limit, before), limit)
+  })
+}
+
+export async function listLeadMerges(sql: Sql, tenantId: string, limit: number, cursor?: string) {
+  const before = readCursor(cursor)
+  return withTenant(sql, tenantId, async (tx) => page(await q.listMerges(tx, limit, before), limit))
+}
+
+/**
+ * Every lead matching the filter as CSV, streamed: rows come from a server-side cursor 1,000 at a time and are
+ * written with backpressure, so memory stays flat whatever the tenant's size. A client that goes away stops the
+ * cursor. The transaction (one snapshot: a consistent export) lasts as long as the download.
+ */
+export function streamLeadsCsv(sql: Sql, tenantId: string, filter: LeadFilter, onError: (err: unknown) => void): Readable {
+  const out = new PassThrough()
+  withTenant(sql, tenantId, async (tx) => {
+    const query = await resolveFilter(tx, filter)
+    out.write(CSV_HEADER)
+    for await (const rows of q.leadsForExport(tx, query, 1000)) {
+      if (out.destroyed) break
+      if (!out.write(rows.map(leadCsvRow).join(''))) await drained(out)
+    }
+  }).then(
+    () => out.end(),
+    (err) => {
+      onError(err)
+      out.destroy(err instanceof Error ? err : new Error('export failed'))
+    },
+  )
+  return out
+}
+
+const drained = (stream: PassThrough) =>
+  new Promise<void>((resolve) => {
+    const done = () => {
+      stream.off('drain', done)
+      stream.off('close', done)
+      resolve()
+    }
+    stream.on('drain', done)
+    stream.on('close', done)
+  })
+
+// ---------------------------------------------------------------------------------------------------------
+// Changing leads. Every change is an interaction saying who made it.
+
+type Actor = { tenantId: string; actor: string; requestId: string | null }
+
+function liveLead(lead: LeadView | null, leadId: string): LeadView {
+  if (!lead) throw new AppError('NOT_FOUND', `lead ${leadId} not found`)
+  if (lead.mergedInto) throw new AppError('CONFLICT', `lead ${leadId} was merged into ${lead.mergedInto}; change that lead instead`)
+  return lead
+}
+
+const sortedTags = (tags: string[]) => [...new Set(tags)].sort()
+
+export async function patchLead(sql: Sql, who: Actor, leadId: string, body: PatchLeadBody): Promise<LeadView> {
+  return withTenant(sql, who.tenantId, async (tx) => {
+    const before = liveLead(await q.lockLead(tx, leadId), leadId)
+    const wanted = { ...body, ...(body.tags ? { tags: sortedTags(body.tags) } : {}) }
+    const changes: Record<string, { from: unknown; to: unknown }> = {}
+    for (const [key, to] of Object.entries(wanted) as [keyof typeof wanted, unknown][]) {
+      const from = before[key]
+      if (JSON.stringify(from) !== JSON.stringify(to)) changes[key] = { from, to }
+    }
+    if (Object.keys(changes).length === 0) return before
+    const change = Object.fromEntries(Object.keys(changes).map((k) => [k, wanted[k as keyof typeof wanted]]))
+    const after = await q.updateLeadColumns(tx, leadId, change)
+    await q.insertInteraction(tx, { tenantId: who.tenantId, leadId, type: 'lead_updated', channel: 'api', actor: who.actor, details: { changes, requestId: who.requestId } })
+    return after
+  })
+}
+
+export async function addLeadNote(sql: Sql, who: Actor, leadId: string, text: string) {
+  return withTenant(sql, who.tenantId, async (tx) => {
+    liveLead(await q.lockLead(tx, leadId), leadId)
+    await q.insertInteraction(tx, { tenantId: who.tenantId, leadId, type: 'note', channel: 'api', actor: who.actor, details: { text, requestId: who.requestId } })
+    return (await q.listTimeline(tx, leadId, 1, null)).map(({ sortAt: _s, ...entry }) => entry)[0]!
+  })
+}
+
+export async function bulkUpdateLeads(sql: Sql, who: Actor, body: BulkLeadsBody) {
+  const leadIds = [...new Set(body.leadIds)]
+  const rows = await withTenant(sql, who.tenantId, (tx) =>
+    q.bulkUpdateLeads(tx, {
+      tenantId: who.tenantId, leadIds, status: body.status ?? null, addTags: sortedTags(body.addTags ?? []), removeTags: body.removeTags ?? [],
+      actor: who.actor, requestId: who.requestId,
+    }))
+  const found = new Set(rows.map((r) => r.id))
+  return { updated: rows.filter((r) => r.changed).length, unchanged: rows.filter((r) => !r.changed).length, notFound: leadIds.filter((id) => !found.has(id)) }
+}
+
+/** A business telling us two leads are one person (the API's manual merge). */
+export async function mergeLeadsManually(sql: Sql, who: Actor, survivorId: string, mergedId: string) {
+  if (survivorId === mergedId) throw new AppError('BAD_REQUEST', 'a lead cannot be merged into itself', { details: [{ in: 'body', path: 'leadId', message: 'must differ from the lead in the path' }] })
+  return withTenant(sql, who.tenantId, async (tx) => {
+    // Lock both in id order, the same order any other merge of these two would use.
+    const [first, second] = [survivorId, mergedId].sort() as [string, string]
+    const a = await q.lockLead(tx, first)
+    const b = await q.lockLead(tx, second)
+    const survivor = liveLead(first === survivorId ? a : b, survivorId)
+    liveLead(first === survivorId ? b : a, mergedId)
+    await mergeLeadInto(tx, survivor.id, mergedId, { ...who, reason: 'manual', matchedOn: { manual: true } })
+    await insertAuditEntry(tx, { tenantId: who.tenantId, actor: who.actor, action: 'lead.merged', targetType: 'lead', targetId: survivor.id, details: { mergedId }, requestId: who.requestId ?? undefined })
+    return q.findLead(tx, survivor.id).then((l) => l!)
+  })
+}
+
+/** A lead's WhatsApp messages with their status history, newest first (the query lives with the whatsapp domain). */
+export async function listLeadMessagesPage(sql: Sql, tenantId: string, leadId: string, limit: number, cursor?: string) {
+  const before = readCursor(cursor)
+  return withTenant(sql, tenantId, async (tx) => {
+    if (!(await q.findLead(tx, leadId))) return null
+    const rows = await listLeadMessages(tx, leadId, limit, before ? { occurredAt: before.at, id: before.id } : null)
+    const last = rows.at(-1)
+    return {
+      // The history is built with json_agg, so its times arrive as text.
+      data: rows.map((m) => ({ ...m, statusHistory: (m.statusHistory ?? []).map((s) => ({ ...s, occurredAt: new Date(s.occurredAt) })) })),
+      nextCursor: rows.length === limit && last ? encodeCursor({ at: last.occurredAt.toISOString(), id: last.id }) : null,
+    }
+  })
+}

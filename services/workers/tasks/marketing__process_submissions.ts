@@ -1,0 +1,19 @@
+import type { Task } from 'graphile-worker'
+import { handOffFailures, processSubmissions } from '../../../domains/marketing/forms/process-submissions.js'
+import { ProcessSubmissionsPayload } from '../../../domains/marketing/forms/schemas.js'
+import type { TaskDeps } from './task-deps.js'
+
+/** Attempts for one submission on its own before it is parked with its error (backoff: e^attempt seconds). */
+export const SUBMISSION_MAX_ATTEMPTS = 8
+
+/**
+ * The fast path: applies the form submissions one group commit stored for a tenant, in one transaction. A
+ * submission that still fails is handed to its own retrying job (marketing__process_submission), recorded and
+ * enqueued in one transaction, so the batch job itself completes and nothing is lost.
+ */
+export const processSubmissionsTask = (deps: TaskDeps): Task => async (payload, helpers) => {
+  const { tenantId, submissionIds } = ProcessSubmissionsPayload.parse(payload)
+  const result = await processSubmissions(deps.sql, tenantId, submissionIds)
+  for (const failure of result.failed) helpers.logger.warn(`form submission ${failure.submissionId} failed in batch; retrying alone: ${failure.error}`)
+  await handOffFailures(deps.sql, tenantId, result.failed, SUBMISSION_MAX_ATTEMPTS)
+}
