@@ -126,12 +126,14 @@ export async function applyStatuses(tx: Tx, tenantId: string, items: StatusItem[
   const rows = items.map(({ status: s }) => ({
     wamid: s.wamid, status: s.status, occurred_at: s.timestamp.toISOString(), recipient_id: s.recipientId ?? s.recipientUserId,
     errors: s.errors.length ? s.errors : null, pricing: s.pricing ?? null, conversation: s.conversation ?? null,
+    biz_opaque_callback_data: s.bizOpaqueCallbackData ?? null,
   }))
   await tx`
-    insert into whatsapp.message_statuses (tenant_id, wamid, status, occurred_at, recipient_id, errors, pricing, conversation)
-    select ${tenantId}, s.wamid, s.status, s.occurred_at, s.recipient_id, s.errors, s.pricing, s.conversation
+    insert into whatsapp.message_statuses (tenant_id, wamid, status, occurred_at, recipient_id, errors, pricing, conversation, biz_opaque_callback_data)
+    select ${tenantId}, s.wamid, s.status, s.occurred_at, s.recipient_id, s.errors, s.pricing, s.conversation, s.biz_opaque_callback_data
       from jsonb_to_recordset(${tx.json(rows as never)}::jsonb)
-           as s(wamid text, status text, occurred_at timestamptz, recipient_id text, errors jsonb, pricing jsonb, conversation jsonb)
+           as s(wamid text, status text, occurred_at timestamptz, recipient_id text, errors jsonb, pricing jsonb, conversation jsonb,
+                biz_opaque_callback_data text)
     on conflict (tenant_id, wamid, status, occurred_at) do nothing`
   await refreshMessageStatuses(tx, [...new Set(rows.map((r) => r.wamid))])
 }

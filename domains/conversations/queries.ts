@@ -1,0 +1,308 @@
+import type { Queryable, Tx } from '../../lib/db.js'
+import type { FlowState } from './flows/schema.js'
+import type { ConversationView, FlowVersionView, FlowView } from './schemas.js'
+
+// ---------------------------------------------------------------------------------------------------------
+// Conversations and their event queue.
+
+/** Never locks an existing conversation (`do nothing`): the bot may hold it while waiting for the lead's row. */
+export async function ensureConversation(tx: Tx, c: { tenantId: string; leadId: string; phoneId: string; waId: string }): Promise<string> {
+  const [created] = await tx<{ id: string }[]>`
+    insert into conversations.conversations (tenant_id, lead_id, phone_number_id, wa_id)
+    values (${c.tenantId}, ${c.leadId}, ${c.phoneId}, ${c.waId})
+    on conflict (tenant_id, lead_id, phone_number_id) do nothing
+    returning id`
+  if (created) return created.id
+  const [existing] = await tx<{ id: string }[]>`
+    select id from conversations.conversations where lead_id = ${c.leadId} and phone_number_id = ${c.phoneId}`
+  return existing!.id
+}
+
+/** Queues one event; the same dedupe key (the message, the timer, the release request) is queued once, ever. */
+export const insertEvent = (
+  tx: Tx,
+  e: { tenantId: string; conversationId: string; kind: 'message' | 'timer' | 'release'; dedupeKey: string; messageId: string | null; payload: unknown; occurredAt: Date | string },
+) =>
+  tx<{ id: string }[]>`
+    insert into conversations.events (tenant_id, conversation_id, kind, dedupe_key, message_id, payload, occurred_at)
+    values (${e.tenantId}, ${e.conversationId}, ${e.kind}, ${e.dedupeKey}, ${e.messageId}, ${tx.json(e.payload as never)}, ${e.occurredAt})
+    on conflict (tenant_id, conversation_id, dedupe_key) do nothing
+    returning id::text`.then((r) => r[0] ?? null)
+
+/** The outbox for the bot: one queue per conversation, so one runner at a time works on a lead. */
+export const enqueueRunBot = (tx: Tx, tenantId: string, conversationId: string, task: string, runAt: Date | null = null) =>
+  tx`select graphile_worker.add_job(${task}, json_build_object('tenantId', ${tenantId}::uuid, 'conversationId', ${conversationId}::uuid),
+                                    queue_name := ${`bot:${conversationId}`}, run_at := ${runAt}::timestamptz, max_attempts := 10)`
+
+/**
+ * Is a message from this sender stored in the WhatsApp inbox but not yet applied? Deliveries are processed by
+ * concurrent jobs, so a lead's messages can reach the bot out of order; the bot waits for the ones in flight (they
+ * are milliseconds away) and then applies everything in the lead's order. Bounded to the last minute, so a delivery
+ * that keeps failing cannot hold a conversation back for long. Reads the platform inbox by containment only.
+ */
+export const hasInboundInFlight = (tx: Tx, waId: string) =>
+  tx<{ inFlight: boolean }[]>`
+    select exists (
+      select 1 from whatsapp.webhook_deliveries d
+       where d.status = 'received' and d.received_at > now() - interval '1 minute'
+         and d.payload @> ${tx.json({ entry: [{ changes: [{ value: { messages: [{ from: waId }] } }] }] })}::jsonb
+    ) as in_flight`.then((r) => r[0]!.inFlight)
+
+export interface ConversationRow {
+  id: string
+  tenantId: string
+  leadId: string
+  phoneNumberId: string
+  waId: string
+  flowId: string | null
+  flowVersion: number | null
+  state: FlowState | null
+  handedOverAt: Date | null
+  handedOverBy: string | null
+  handoverNote: string | null
+  inboundCount: number
+}
+
+/**
+ * The conversation's row lock serializes everything that advances it, whichever process runs it. `no key update`,
+ * not `update`: inbound processing inserts events that reference this row (a key-share lock) while it holds the
+ * lead's row, which the bot may be waiting for; a full `for update` here would deadlock with it.
+ */
+export const lockConversation = (tx: Tx, id: string) =>
+  tx<ConversationRow[]>`
+    select id, tenant_id, lead_id, phone_number_id, wa_id, flow_id, flow_version, state, handed_over_at, handed_over_by, handover_note, inbound_count
+      from conversations.conversations where id = ${id}
+       for no key update`.then((r) => r[0] ?? null)
+
+export interface PendingEvent {
+  id: string
+  kind: 'message' | 'timer' | 'release'
+  messageId: string | null
+  payload: Record<string, unknown>
+  occurredAt: Date
+  attempts: number
+}
+
+export const nextPendingEvent = (tx: Tx, conversationId: string) =>
+  tx<PendingEvent[]>`
+    select id::text, kind, message_id, payload, occurred_at, attempts from conversations.events
+     where conversation_id = ${conversationId} and status = 'pending'
+     order by occurred_at, id limit 1`.then((r) => r[0] ?? null)
+
+export const markEventApplied = (tx: Tx, id: string, outcome: string, actions: unknown) =>
+  tx`
+    update conversations.events set status = 'applied', outcome = ${outcome}, actions = ${tx.json(actions as never)}, applied_at = clock_timestamp()
+     where id = ${id} and status = 'pending'`
+
+/** In its own transaction (the event's work rolled back): counts the attempt, and gives up on it at the limit. */
+export const recordEventFailure = (tx: Tx, id: string, error: string, maxAttempts: number) =>
+  tx<{ status: string }[]>`
+    update conversations.events
+       set attempts = attempts + 1, last_error = ${error},
+           status = case when attempts + 1 >= ${maxAttempts} then 'failed' else status end,
+           applied_at = case when attempts + 1 >= ${maxAttempts} then clock_timestamp() end
+     where id = ${id} and status = 'pending'
+    returning status`.then((r) => r[0]?.status ?? null)
+
+export const saveConversation = (
+  tx: Tx,
+  id: string,
+  c: { flowId: string | null; flowVersion: number | null; state: FlowState | null; handedOverAt: Date | null; handedOverBy: string | null; handoverNote: string | null; inboundCount: number },
+) =>
+  tx`
+    update conversations.conversations
+       set flow_id = ${c.flowId}, flow_version = ${c.flowVersion}, state = ${c.state ? tx.json(c.state as never) : null},
+           handed_over_at = ${c.handedOverAt}, handed_over_by = ${c.handedOverBy}, handover_note = ${c.handoverNote},
+           inbound_count = ${c.inboundCount}, last_event_at = clock_timestamp(), updated_at = now()
+     where id = ${id}`
+
+// ---------------------------------------------------------------------------------------------------------
+// The lead, as the bot reads and changes it.
+
+export interface LeadRow {
+  id: string
+  name: string | null
+  profileName: string | null
+  email: string | null
+  phoneE164: string | null
+  company: string | null
+  tags: string[]
+  status: string
+  fields: Record<string, unknown>
+  optedOutAt: Date | null
+}
+
+export const findLead = (tx: Tx, leadId: string) =>
+  tx<LeadRow[]>`
+    select id, name, profile_name, email, phone_e164, company, tags, status, fields, opted_out_at
+      from marketing.leads where id = ${leadId}`.then((r) => r[0] ?? null)
+
+const STANDARD_COLUMNS = new Set(['name', 'company'])
+
+/**
+ * Sets one lead field from a flow. `email` is an identity key (unique per tenant): when another lead already has
+ * it, the value is kept in `fields.email` instead of failing the turn.
+ */
+export function setLeadField(tx: Tx, leadId: string, field: string, value: string) {
+  if (STANDARD_COLUMNS.has(field)) {
+    return tx`update marketing.leads set ${tx(field === 'name' ? 'name' : 'company')} = ${value}, updated_at = now() where id = ${leadId}`
+  }
+  if (field === 'email') {
+    return tx`
+      update marketing.leads l
+         set email = case when taken.id is null then ${value} else l.email end,
+             fields = case when taken.id is null then l.fields else l.fields || jsonb_build_object('email', ${value}::text) end,
+             updated_at = now()
+        from (select (select id from marketing.leads where email = ${value} and id <> ${leadId} and merged_into is null limit 1) as id) taken
+       where l.id = ${leadId}`
+  }
+  // phone (a typed number is not the lead's WhatsApp identity) and custom fields live in `fields`.
+  return tx`
+    update marketing.leads set fields = fields || jsonb_build_object(${field}::text, ${value}::text), updated_at = now() where id = ${leadId}`
+}
+
+export const addLeadTags = (tx: Tx, leadId: string, tags: string[]) =>
+  tx`
+    update marketing.leads
+       set tags = (select coalesce(array_agg(distinct t order by t), '{}') from unnest(tags || ${tags}::text[]) t), updated_at = now()
+     where id = ${leadId}`
+
+export const removeLeadTags = (tx: Tx, leadId: string, tags: string[]) =>
+  tx`
+    update marketing.leads
+       set tags = (select coalesce(array_agg(t order by t), '{}') from unnest(tags) t where t <> all(${tags}::text[])), updated_at = now()
+     where id = ${leadId}`
+
+export const setLeadStatus = (tx: Tx, leadId: string, status: string) =>
+  tx`update marketing.leads set status = ${status}, updated_at = now() where id = ${leadId}`
+
+/** STOP: the first opt-out counts; saying it again changes nothing. */
+export const optOutLead = (tx: Tx, leadId: string, at: Date) =>
+  tx`update marketing.leads set opted_out_at = coalesce(opted_out_at, ${at}), updated_at = now() where id = ${leadId}`
+
+export const insertLeadInteraction = (
+  tx: Tx,
+  i: { tenantId: string; leadId: string; type: string; actor: string; occurredAt: Date; messageId: string | null; details: unknown; dedupeKey: string },
+) =>
+  tx`
+    insert into marketing.lead_interactions (tenant_id, lead_id, type, channel, actor, occurred_at, message_id, details, dedupe_key)
+    values (${i.tenantId}, ${i.leadId}, ${i.type}, 'whatsapp', ${i.actor}, ${i.occurredAt}, ${i.messageId}, ${tx.json(i.details as never)}, ${i.dedupeKey})
+    on conflict (tenant_id, dedupe_key) do nothing`
+
+// ---------------------------------------------------------------------------------------------------------
+// Flow timers: at most one pending per conversation (the job key), replaced when a new one is scheduled.
+
+const timerKey = (conversationId: string) => `flow-timer:${conversationId}`
+
+export const scheduleFlowTimer = (tx: Tx, task: string, p: { tenantId: string; conversationId: string; dueAt: string; kind: string }) =>
+  tx`select graphile_worker.add_job(${task}, ${tx.json(p)}::json, run_at := ${p.dueAt}::timestamptz, job_key := ${timerKey(p.conversationId)}, max_attempts := 10)`
+
+/** An optimisation only: a stale timer that fires anyway is ignored by the interpreter. */
+export const cancelFlowTimer = (tx: Tx, conversationId: string) =>
+  tx`select graphile_worker.remove_job(${timerKey(conversationId)})`
+
+// ---------------------------------------------------------------------------------------------------------
+// Flows and versions.
+
+export interface PublishedFlow {
+  flowId: string
+  version: number
+  document: unknown
+  createdAt: Date
+}
+
+export const listPublishedFlows = (tx: Tx) =>
+  tx<PublishedFlow[]>`
+    select f.id as flow_id, v.version, v.document, f.created_at
+      from conversations.flows f join conversations.flow_versions v on v.flow_id = f.id and v.version = f.published_version
+     order by f.created_at, f.id`
+
+export const findFlowVersionDocument = (tx: Tx, flowId: string, version: number) =>
+  tx<{ document: unknown }[]>`
+    select document from conversations.flow_versions where flow_id = ${flowId} and version = ${version}`.then((r) => r[0]?.document ?? null)
+
+const flowColumns = (tx: Queryable) => tx`
+  f.id, f.name, f.latest_version, f.published_version, f.published_at, f.created_at, f.updated_at,
+  (select v.document -> 'trigger' from conversations.flow_versions v
+    where v.flow_id = f.id and v.version = coalesce(f.published_version, f.latest_version)) as trigger`
+
+export const insertFlow = (tx: Tx, f: { tenantId: string; name: string }) =>
+  tx<{ id: string }[]>`insert into conversations.flows (tenant_id, name) values (${f.tenantId}, ${f.name}) returning id`.then((r) => r[0]!)
+
+/** The next version number comes from the flow row, locked by the update: concurrent writers get 2 and 3, not 2 twice. */
+export const insertFlowVersion = (tx: Tx, v: { tenantId: string; flowId: string; name: string; document: unknown; createdBy: string }) =>
+  tx<{ version: number }[]>`
+    with f as (
+      update conversations.flows set latest_version = latest_version + 1, name = ${v.name}, updated_at = now()
+       where id = ${v.flowId}
+      returning id, latest_version
+    )
+    insert into conversations.flow_versions (tenant_id, flow_id, version, document, created_by)
+    select ${v.tenantId}, f.id, f.latest_version, ${tx.json(v.document as never)}, ${v.createdBy} from f
+    returning version`.then((r) => r[0] ?? null)
+
+export const publishFlowVersion = (tx: Tx, flowId: string, version: number | null) =>
+  tx`
+    update conversations.flows
+       set published_version = ${version}, published_at = case when ${version}::int is null then null else now() end, updated_at = now()
+     where id = ${flowId}`.then((r) => r.count > 0)
+
+export const listFlows = (tx: Tx) => tx<FlowView[]>`select ${flowColumns(tx)} from conversations.flows f order by f.created_at, f.id`
+
+export const getFlow = (tx: Tx, flowId: string) =>
+  tx<FlowView[]>`select ${flowColumns(tx)} from conversations.flows f where f.id = ${flowId}`.then((r) => r[0] ?? null)
+
+export const getFlowVersion = (tx: Tx, flowId: string, version: number) =>
+  tx<FlowVersionView[]>`
+    select v.flow_id, v.version, v.document, (f.published_version = v.version) is true as published, v.created_by, v.created_at
+      from conversations.flow_versions v join conversations.flows f on f.id = v.flow_id
+     where v.flow_id = ${flowId} and v.version = ${version}`.then((r) => r[0] ?? null)
+
+export const listFlowVersions = (tx: Tx, flowId: string) =>
+  tx<FlowVersionView[]>`
+    select v.flow_id, v.version, v.document, (f.published_version = v.version) is true as published, v.created_by, v.created_at
+      from conversations.flow_versions v join conversations.flows f on f.id = v.flow_id
+     where v.flow_id = ${flowId} order by v.version desc`
+
+// ---------------------------------------------------------------------------------------------------------
+// Conversations, for the API.
+
+const conversationColumns = (tx: Queryable) => tx`
+  c.id, c.lead_id, c.phone_number_id, c.wa_id, c.flow_id, c.flow_version, c.state,
+  case when c.handed_over_at is null then 'bot' else 'handed_over' end as mode,
+  c.handed_over_at, c.handed_over_by, c.handover_note, c.inbound_count, c.last_event_at, c.created_at, c.updated_at,
+  json_build_object('name', l.name, 'profileName', l.profile_name, 'email', l.email, 'status', l.status, 'tags', l.tags,
+                    'fields', l.fields, 'optedOutAt', l.opted_out_at) as lead`
+
+type ConversationRowView = Omit<ConversationView, 'lead'> & { lead: Omit<ConversationView['lead'], 'optedOutAt'> & { optedOutAt: string | null } }
+const toView = (r: ConversationRowView): ConversationView => ({ ...r, lead: { ...r.lead, optedOutAt: r.lead.optedOutAt ? new Date(r.lead.optedOutAt) : null } })
+
+export const listConversations = (tx: Tx, filter: { leadId?: string; mode?: 'bot' | 'handed_over' }, limit: number, before: { updatedAt: string; id: string } | null) =>
+  tx<ConversationRowView[]>`
+    select ${conversationColumns(tx)}
+      from conversations.conversations c join marketing.leads l on l.id = c.lead_id
+     where true
+       ${filter.leadId ? tx`and c.lead_id = ${filter.leadId}` : tx``}
+       ${filter.mode === 'bot' ? tx`and c.handed_over_at is null` : filter.mode === 'handed_over' ? tx`and c.handed_over_at is not null` : tx``}
+       ${before ? tx`and (c.updated_at, c.id) < (${before.updatedAt}::timestamptz, ${before.id}::uuid)` : tx``}
+     order by c.updated_at desc, c.id desc
+     limit ${limit}`.then((rows) => rows.map(toView))
+
+export const getConversation = (tx: Tx, id: string) =>
+  tx<ConversationRowView[]>`
+    select ${conversationColumns(tx)}
+      from conversations.conversations c join marketing.leads l on l.id = c.lead_id
+     where c.id = ${id}`.then((r) => (r[0] ? toView(r[0]) : null))
+
+export const listConversationEvents = (tx: Tx, conversationId: string, limit: number) =>
+  tx`
+    select id::text, kind, message_id, payload, occurred_at, status, outcome, actions, applied_at
+      from conversations.events where conversation_id = ${conversationId}
+     order by occurred_at desc, id desc limit ${limit}`
+
+/** A person takes the lead: immediate, so the bot says nothing more from the next event on. */
+export const markHandedOver = (tx: Tx, id: string, by: string, note: string | null) =>
+  tx`
+    update conversations.conversations
+       set handed_over_at = coalesce(handed_over_at, now()), handed_over_by = ${by}, handover_note = coalesce(${note}, handover_note), updated_at = now()
+     where id = ${id}`.then((r) => r.count > 0)

@@ -1,0 +1,295 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { createSql, withTenant } from '../../../lib/db.js'
+import type { App } from '../../../lib/http/create-server.js'
+import { startWhatsAppEmulator, type WhatsAppEmulator } from '../../../ops/emulators/whatsapp-cloud-api.js'
+import { buildTestWebhooks } from '../../../test/apps.js'
+import { useTestDatabase } from '../../../test/db.js'
+import { makeTemplate, makeWhatsAppLead, type TestLead } from '../../../test/factories/conversations-rows.js'
+import { makeTenant, type TestTenant } from '../../../test/factories/tenants.js'
+import { makePhoneNumber, PLATFORM_APP_SECRET, testSecrets, type TestNumber } from '../../../test/factories/whatsapp.js'
+import { freePort } from '../../../test/free-port.js'
+import { drainJobs } from '../../../test/whatsapp.js'
+import { createGraphClient, type GraphClient } from '../graph/client.js'
+import { templateBody, textBody } from '../graph/bodies.js'
+import * as q from './queries.js'
+import { drainRecipientOutbox, type SenderOptions } from './sender.js'
+import { queueOutbound } from './service.js'
+
+describe('the outbox sender against the Cloud API emulator', () => {
+  const db = useTestDatabase()
+  let webhooks: App
+  let wa: WhatsAppEmulator
+  let tenant: TestTenant
+  let number: TestNumber
+  let graph: GraphClient
+
+  beforeAll(async () => {
+    tenant = await makeTenant(db.current.sql)
+    number = await makePhoneNumber(db.current.sql, tenant)
+    webhooks = await buildTestWebhooks(db.current)
+    const webhooksUrl = await webhooks.listen({ host: '127.0.0.1', port: 0 })
+    wa = await startWhatsAppEmulator({ webhookUrl: `${webhooksUrl}/webhooks/whatsapp`, appSecret: PLATFORM_APP_SECRET, statusDelayMs: 5, wabaId: number.wabaId })
+    graph = createGraphClient({ baseUrl: wa.url, apiVersion: 'v21.0', timeoutMs: 2_000 })
+  })
+  afterAll(async () => {
+    await wa?.stop()
+    await webhooks?.close()
+  })
+  beforeEach(() => wa.reset())
+
+  const options = (overrides: Partial<SenderOptions> = {}): SenderOptions => ({
+    sql: db.current.sql, graph, secrets: testSecrets, ratePerSecond: 1000, retryBaseMs: 10, ...overrides,
+  })
+  const asTenant = <T>(fn: Parameters<typeof withTenant<T>>[2]) => withTenant(db.current.sql, tenant.id, fn)
+  const openLead = (over: { number?: TestNumber } = {}) => makeWhatsAppLead(db.current.sql, tenant, { number: over.number ?? number, lastInboundAt: new Date() })
+  const queueText = (lead: TestLead, text: string, from: TestNumber = number) =>
+    asTenant((tx) => queueOutbound(tx, { tenantId: tenant.id, phoneId: from.id, leadId: lead.id, waId: lead.waId, body: textBody({ to: lead.waId, text }), source: 'api', requestedBy: 'test' })).then((r) => r.id)
+  const send = (messageId: string, over: Partial<SenderOptions> = {}) => drainRecipientOutbox(options(over), tenant.id, messageId)
+  const row = (messageId: string) =>
+    asTenant((tx) => tx<{ state: string; attempts: number; failureReason: string | null; nextAttemptAt: Date | null; wamid: string | null; status: string; errorCode: number | null }[]>`
+      select s.state, s.attempts, s.failure_reason, s.next_attempt_at, m.wamid, m.status, m.error_code
+        from whatsapp.outbound_sends s join whatsapp.messages m on m.id = s.message_id where s.message_id = ${messageId}`.then((r) => r[0]!))
+  const untilRetryDue = async (messageId: string) => {
+    const { nextAttemptAt } = await row(messageId)
+    if (nextAttemptAt) await sleep(Math.max(0, nextAttemptAt.getTime() - Date.now()) + 5)
+  }
+  const evidenceArrived = async (messageId: string) => {
+    for (let i = 0; i < 100; i++) {
+      if (await q.findSendEvidence(db.current.sql, `wa-out:${messageId}`, new Date(Date.now() - 60_000))) return
+      await sleep(20)
+    }
+    throw new Error('no status webhook with the idempotency key arrived')
+  }
+
+  it('sends a queued text, stores the wamid, and the status webhooks then move it to read', async () => {
+    const lead = await openLead()
+    const id = await queueText(lead, 'Olá! Your appointment is confirmed.')
+    expect(await send(id)).toEqual({ kind: 'idle' })
+    const sent = wa.sent[0]!
+    expect(sent).toMatchObject({ to: lead.waId, type: 'text', bizOpaqueCallbackData: `wa-out:${id}`, body: { text: { body: 'Olá! Your appointment is confirmed.' } } })
+    expect(await row(id)).toMatchObject({ state: 'accepted', attempts: 1, wamid: sent.wamid })
+
+    for (let i = 0; i < 50 && wa.webhooks.filter((h) => h.wamid === sent.wamid && h.delivered).length < 3; i++) await sleep(20)
+    await drainJobs(db.current)
+    expect((await row(id)).status).toBe('read')
+  })
+
+  describe('the 24-hour window', () => {
+    it('fails a free-form message whose window closed before it could be sent, without calling Meta', async () => {
+      const lead = await makeWhatsAppLead(db.current.sql, tenant, { number, lastInboundAt: new Date(Date.now() - 25 * 3600_000) })
+      const id = await queueText(lead, 'too late')
+      await send(id)
+      expect(await row(id)).toMatchObject({ state: 'failed', attempts: 0, status: 'failed', failureReason: expect.stringContaining('window closed') })
+      expect(wa.sent).toHaveLength(0)
+    })
+
+    it('still sends a template outside the window', async () => {
+      const lead = await makeWhatsAppLead(db.current.sql, tenant, { number, lastInboundAt: new Date(Date.now() - 25 * 3600_000) })
+      const template = await makeTemplate(db.current.sql, tenant, number, { name: `reminder_${Date.now()}`, components: [{ type: 'BODY', text: 'See you soon' }] })
+      const id = await asTenant((tx) => queueOutbound(tx, {
+        tenantId: tenant.id, phoneId: number.id, leadId: lead.id, waId: lead.waId,
+        body: templateBody({ to: lead.waId, name: template.name, language: template.language }), templateId: template.id, source: 'api', requestedBy: 'test',
+      })).then((r) => r.id)
+      await send(id)
+      expect(await row(id)).toMatchObject({ state: 'accepted' })
+      expect(wa.sent[0]).toMatchObject({ type: 'template', to: lead.waId })
+    })
+  })
+
+  describe("Meta's error codes", () => {
+    it.each([
+      [131047, 're-engagement (window closed at Meta)'],
+      [131026, 'undeliverable'],
+      [100, 'invalid parameter'],
+      [132000, 'template parameter count'],
+      [132001, 'template does not exist'],
+      [132015, 'template paused'],
+    ])('marks the message failed on %i (%s), with the reason, and does not retry', async (code) => {
+      const lead = await openLead()
+      const id = await queueText(lead, `fails with ${code}`)
+      wa.failNext(code)
+      expect(await send(id)).toEqual({ kind: 'idle' })
+      expect(await row(id)).toMatchObject({ state: 'failed', attempts: 1, status: 'failed', errorCode: code, failureReason: expect.stringMatching(new RegExp(`^${code}: `)) })
+      expect(wa.sent).toHaveLength(0)
+      await send(id)
+      expect((await row(id)).attempts).toBe(1)
+    })
+
+    it('on 190 fails the message, flags the token, and sends nothing more with that number', async () => {
+      const other = await makePhoneNumber(db.current.sql, tenant)
+      const lead = await openLead({ number: other })
+      const first = await queueText(lead, 'token dies', other)
+      const second = await queueText(lead, 'after the token died', other)
+      wa.failNext(190)
+      await send(first)
+      expect(await row(first)).toMatchObject({ state: 'failed', errorCode: 190, status: 'failed' })
+      expect(await row(second)).toMatchObject({ state: 'failed', attempts: 0, failureReason: expect.stringContaining('access token') })
+      const [flagged] = await asTenant((tx) => tx<{ tokenInvalidAt: Date | null }[]>`select token_invalid_at from whatsapp.phone_numbers where id = ${other.id}`)
+      expect(flagged!.tokenInvalidAt).toBeInstanceOf(Date)
+      expect(wa.sent).toHaveLength(0)
+    })
+
+    it.each([
+      [130429, 'throughput'],
+      [131056, 'pair rate limit'],
+      [131000, 'something went wrong (500)'],
+      [503, 'HTTP 503'],
+      [133004, 'server temporarily unavailable'],
+    ])('retries %i (%s) with backoff, then sends once', async (code) => {
+      const lead = await openLead()
+      const id = await queueText(lead, `retry after ${code}`)
+      wa.failNext(code)
+      const first = await send(id, { retryBaseMs: 200 })
+      expect(first.kind).toBe('deferred')
+      const after = await row(id)
+      expect(after).toMatchObject({ state: 'queued', attempts: 1, status: 'pending', wamid: null })
+      expect(after.nextAttemptAt!.getTime()).toBeGreaterThan(Date.now() + 100)
+      // Too early: the backoff holds, nothing is called.
+      expect(await send(id)).toMatchObject({ kind: 'deferred', reason: 'backing off' })
+      expect(wa.sent).toHaveLength(0)
+      await untilRetryDue(id)
+      expect(await send(id)).toEqual({ kind: 'idle' })
+      expect(await row(id)).toMatchObject({ state: 'accepted', attempts: 2 })
+      expect(wa.sent).toHaveLength(1)
+    })
+
+    it('doubles the pause with each attempt and gives up after the last one', async () => {
+      const lead = await openLead()
+      const id = await queueText(lead, 'keeps failing')
+      wa.failNext(131000, 3)
+      const pauses: number[] = []
+      for (let i = 0; i < 3; i++) {
+        const before = Date.now()
+        // A base far above scheduling jitter on a loaded machine, so the doubling shows through it.
+        await send(id, { maxAttempts: 3, retryBaseMs: 300 })
+        const { nextAttemptAt, state } = await row(id)
+        if (state === 'failed') break
+        pauses.push(nextAttemptAt!.getTime() - before)
+        await untilRetryDue(id)
+      }
+      expect(pauses).toHaveLength(2)
+      expect(pauses[1]!).toBeGreaterThan(pauses[0]! * 1.2)
+      expect(await row(id)).toMatchObject({ state: 'failed', attempts: 3, failureReason: expect.stringContaining('gave up after 3 attempts') })
+    })
+
+    it('retries a refused connection as an ordinary retry (nothing reached Meta)', async () => {
+      const lead = await openLead()
+      const id = await queueText(lead, 'nobody listening')
+      const dead = createGraphClient({ baseUrl: `http://127.0.0.1:${await freePort()}`, apiVersion: 'v21.0', timeoutMs: 1_000 })
+      expect((await send(id, { graph: dead })).kind).toBe('deferred')
+      expect(await row(id)).toMatchObject({ state: 'queued', attempts: 1 })
+      await untilRetryDue(id)
+      await send(id)
+      expect(await row(id)).toMatchObject({ state: 'accepted', attempts: 2 })
+    })
+  })
+
+  describe('never two sends for one message', () => {
+    it('takes the wamid from the status webhooks when the worker died after Meta accepted and before the commit', async () => {
+      const lead = await openLead()
+      const id = await queueText(lead, 'sent exactly once')
+      // The process dies right after Meta's answer: nothing after the call runs.
+      const dying: GraphClient = { ...graph, sendMessage: async (input) => { await graph.sendMessage(input); throw new Error('worker killed') } }
+      await expect(send(id, { graph: dying })).rejects.toThrow('worker killed')
+      expect(await row(id)).toMatchObject({ state: 'sending', wamid: null })
+      expect(wa.sent).toHaveLength(1)
+
+      // Retried while the call could still be in flight: it waits, it does not call.
+      expect(await send(id)).toMatchObject({ kind: 'deferred', reason: expect.stringContaining('in flight') })
+      await evidenceArrived(id)
+      // The lease has run out (say, the job was unlocked after the crash): the statuses prove the send.
+      expect(await send(id, { inFlightLeaseMs: 0 })).toEqual({ kind: 'idle' })
+      expect(wa.sent).toHaveLength(1)
+      expect(await row(id)).toMatchObject({ state: 'accepted', wamid: wa.sent[0]!.wamid, attempts: 1 })
+      await drainJobs(db.current)
+      expect(['delivered', 'read', 'sent']).toContain((await row(id)).status)
+    })
+
+    it('waits for evidence after a timeout, and takes the wamid when the status webhooks come', async () => {
+      const lead = await openLead()
+      const id = await queueText(lead, 'slow Meta')
+      wa.setLatency(400)
+      const impatient = createGraphClient({ baseUrl: wa.url, apiVersion: 'v21.0', timeoutMs: 100 })
+      expect(await send(id, { graph: impatient })).toMatchObject({ kind: 'deferred' })
+      expect(await row(id)).toMatchObject({ state: 'in_doubt', attempts: 1 })
+      wa.setLatency(0)
+      await evidenceArrived(id)
+      await send(id)
+      expect(wa.sent).toHaveLength(1)
+      expect(await row(id)).toMatchObject({ state: 'accepted', wamid: wa.sent[0]!.wamid })
+    })
+
+    it('sends again, once, when the worker died before the call reached Meta and no status ever came', async () => {
+      const lead = await openLead()
+      const id = await queueText(lead, 'never reached Meta')
+      const dyingEarly: GraphClient = { ...graph, sendMessage: async () => { throw new Error('worker killed') } }
+      await expect(send(id, { graph: dyingEarly })).rejects.toThrow('worker killed')
+      // Within the grace period, no evidence yet: wait rather than risk a duplicate.
+      expect(await send(id, { inFlightLeaseMs: 0 })).toMatchObject({ kind: 'deferred', reason: expect.stringContaining('status webhooks') })
+      expect(wa.sent).toHaveLength(0)
+      expect(await send(id, { inFlightLeaseMs: 0, inDoubtGraceMs: 0 })).toEqual({ kind: 'idle' })
+      expect(wa.sent).toHaveLength(1)
+      expect(await row(id)).toMatchObject({ state: 'accepted', attempts: 2 })
+    })
+
+    it('lets only one of two racing runners call Meta for the same message', async () => {
+      const lead = await openLead()
+      const id = await queueText(lead, 'raced')
+      wa.setLatency(100)
+      const results = await Promise.all([send(id), send(id), send(id)])
+      wa.setLatency(0)
+      expect(wa.sent).toHaveLength(1)
+      expect(results.filter((r) => r.kind === 'deferred')).toHaveLength(2)
+      expect(await row(id)).toMatchObject({ state: 'accepted', attempts: 1 })
+    })
+  })
+
+  it("keeps a recipient's messages in order: nothing overtakes a message waiting for its retry", async () => {
+    const lead = await openLead()
+    const first = await queueText(lead, 'first')
+    const second = await queueText(lead, 'second')
+    wa.failNext(130429)
+    expect((await send(second)).kind).toBe('deferred')
+    expect(wa.sent).toHaveLength(0)
+    expect(await row(second)).toMatchObject({ state: 'queued', attempts: 0 })
+    await untilRetryDue(first)
+    await send(second)
+    expect(wa.sent.map((m) => (m.body.text as { body: string }).body)).toEqual(['first', 'second'])
+  })
+
+  it('holds the per-number throughput limit across processes: N sends take at least (N-1)/limit seconds', async () => {
+    const limit = 20
+    const n = 30
+    const leads = await Promise.all(Array.from({ length: n }, () => openLead()))
+    const ids = await Promise.all(leads.map((lead, i) => queueText(lead, `campaign ${i}`)))
+    // Two "worker processes", each with its own connection pool, draining different recipients at once.
+    const other = createSql(db.current.runtimeUrl, { max: 10 })
+    try {
+      const started = Date.now()
+      await Promise.all(ids.map((id, i) => send(id, { ratePerSecond: limit, maxSlotWaitMs: 5_000, sql: i % 2 === 0 ? db.current.sql : other })))
+      const elapsed = Date.now() - started
+      const times = wa.sent.map((m) => Date.parse(m.receivedAt)).sort((a, b) => a - b)
+      expect(times).toHaveLength(n)
+      // Slots are 1/limit apart when reserved; the first call may reach the emulator up to one slot late (a new
+      // connection), which is the only reason for the tolerance on the spread as the emulator saw it.
+      const spread = times.at(-1)! - times[0]!
+      expect(elapsed).toBeGreaterThanOrEqual(((n - 1) / limit) * 1000)
+      expect(spread).toBeGreaterThanOrEqual(((n - 2) / limit) * 1000)
+      // No second within the run saw more than the limit (plus one for timer jitter at the window's edge).
+      for (const t of times) expect(times.filter((u) => u >= t && u < t + 1000).length).toBeLessThanOrEqual(limit + 1)
+    } finally {
+      await other.end({ timeout: 5 })
+    }
+  })
+
+  it('reserves pair-rate slots with a burst, then one per interval, and refuses a slot too far away', async () => {
+    const key = `pair:test:${Date.now()}`
+    const reserve = (maxWait: number) => asTenant((tx) => q.reserveSendSlot(tx, tenant.id, key, 1_000, 3, maxWait))
+    expect([await reserve(0), await reserve(0), await reserve(0)]).toEqual([0, 0, 0])
+    expect(await reserve(100)).toBeNull()
+    const wait = await reserve(5_000)
+    expect(wait).toBeGreaterThan(900)
+    expect(wait).toBeLessThanOrEqual(1_000)
+  })
+})

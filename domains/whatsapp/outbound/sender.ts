@@ -1,0 +1,216 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { ZodError } from 'zod'
+import type { SecretBox } from '../../../lib/crypto.js'
+import { type Sql, type Tx, withTenant } from '../../../lib/db.js'
+import type { Logger } from '../../../lib/logger.js'
+import { refreshMessageStatuses } from '../apply-items.js'
+import { type GraphClient, GraphApiError } from '../graph/client.js'
+import * as q from './queries.js'
+import { SEND_MESSAGE_TASK } from './schemas.js'
+import { isWindowOpen } from './service.js'
+
+/**
+ * The send side of the outbox: one recipient's queued messages, sent in order, each at most once.
+ *
+ * A send goes: queued -> (rules checked, rate slots reserved, `sending` committed) -> Graph call -> accepted with
+ * its wamid, or failed with the reason, or queued again with a backoff. `sending` is committed before the call, so
+ * a crash between Meta's answer and our commit leaves `sending` behind: the next attempt then looks for Meta's
+ * status webhooks carrying this message's idempotency key (biz_opaque_callback_data) and takes the wamid from them
+ * instead of sending again. Only when no status has shown up within the grace period is the message sent again.
+ */
+
+export interface SenderOptions {
+  sql: Sql
+  graph: GraphClient
+  secrets: SecretBox
+  /** Per business number, shared across processes through PostgreSQL. */
+  ratePerSecond: number
+  log?: Logger
+  /** A `sending` row younger than this may still have its call in flight (call timeout + slot wait + margin). */
+  inFlightLeaseMs?: number
+  /** How long to wait for status webhooks to prove an ambiguous send went out before sending it again. */
+  inDoubtGraceMs?: number
+  /** Graph calls per message before a retryable failure becomes final. */
+  maxAttempts?: number
+  /** Longest wait for a rate slot inside a job; beyond it the job is rescheduled instead. */
+  maxSlotWaitMs?: number
+  /** First retry delay; doubles per attempt (with jitter), capped at 10 minutes. */
+  retryBaseMs?: number
+  now?: () => Date
+}
+
+// Meta's pair rate: about one message every 6 s to the same user, with bursts (Meta allows up to ~45 at once).
+export const PAIR_INTERVAL_MS = 6_000
+export const PAIR_BURST = 45
+
+// A worker sleeps at most a second for a rate slot; a longer queue is better served by rescheduling the job.
+const DEFAULTS = { inFlightLeaseMs: 60_000, inDoubtGraceMs: 5 * 60_000, maxAttempts: 8, maxSlotWaitMs: 1_000, retryBaseMs: 1_000 }
+const IN_DOUBT_POLL_MS = 5_000
+
+export type DrainResult =
+  | { kind: 'idle' }
+  /** The head of the queue waits (backoff, slot, or evidence of an ambiguous send); the job is rescheduled. */
+  | { kind: 'deferred'; until: Date; reason: string }
+
+type HeadOutcome = { kind: 'empty' } | { kind: 'done'; state: 'accepted' | 'failed' } | { kind: 'deferred'; until: Date; reason: string }
+
+type Decision =
+  | HeadOutcome
+  | { kind: 'send'; head: q.OpenSend; phoneNumberId: string; accessToken: string; waitMs: number }
+
+export function backoffMs(attempts: number, baseMs: number): number {
+  const exp = Math.min(10 * 60_000, baseMs * 2 ** Math.max(0, attempts - 1))
+  return Math.round(exp * (0.8 + Math.random() * 0.4))
+}
+
+/**
+ * Sends the outbox of the recipient of `messageId`, oldest first, until it is empty or its head must wait. Called by
+ * the `whatsapp__send_message` job, which graphile-worker runs one at a time per recipient.
+ */
+export async function drainRecipientOutbox(options: SenderOptions, tenantId: string, messageId: string): Promise<DrainResult> {
+  const o = { ...DEFAULTS, ...options }
+  const target: Target = { messageId, pair: null }
+  try {
+    for (;;) {
+      const outcome = await sendHead(o, tenantId, target)
+      if (outcome.kind === 'empty') return { kind: 'idle' }
+      if (outcome.kind === 'deferred') return outcome
+    }
+  } finally {
+    // Pair-rate rows of idle recipients: cleared now and then, not on every run (it is one more commit).
+    if (Math.random() < PRUNE_PROBABILITY) await withTenant(o.sql, tenantId, (tx) => q.pruneSendSlots(tx)).catch(() => {})
+  }
+}
+
+/** The recipient whose outbox is drained, found from the job's message in the first transaction. */
+interface Target {
+  messageId: string
+  pair: { phoneId: string; waId: string } | null
+}
+const PRUNE_PROBABILITY = 0.02
+
+type Resolved = SenderOptions & typeof DEFAULTS
+
+async function sendHead(o: Resolved, tenantId: string, target: Target): Promise<HeadOutcome> {
+  const decision = await withTenant(o.sql, tenantId, async (tx): Promise<Decision> => {
+    target.pair ??= await q.findSendPair(tx, target.messageId)
+    return target.pair ? decide(o, tx, tenantId, target.pair.phoneId, target.pair.waId) : { kind: 'empty' }
+  })
+  if (decision.kind !== 'send') return decision
+  const { head } = decision
+  if (decision.waitMs > 0) await sleep(decision.waitMs)
+
+  let wamid: string
+  try {
+    const result = await o.graph.sendMessage({ phoneNumberId: decision.phoneNumberId, accessToken: decision.accessToken, body: head.body, idempotencyKey: head.idempotencyKey })
+    wamid = result.wamid
+  } catch (err) {
+    if (err instanceof ZodError) {
+      return withTenant(o.sql, tenantId, async (tx) => {
+        await q.markFailed(tx, head.messageId, { reason: `invalid request: ${err.issues.map((i) => i.message).join('; ')}`, code: null, title: 'Invalid request', error: { issues: err.issues } })
+        return { kind: 'done', state: 'failed' } as const
+      })
+    }
+    // Anything else we cannot classify (a bug, the process dying) leaves `sending` behind, exactly like a crash.
+    if (!(err instanceof GraphApiError)) throw err
+    return withTenant(o.sql, tenantId, (tx) => recordGraphFailure(o, tx, tenantId, head, err))
+  }
+  return withTenant(o.sql, tenantId, async (tx) => {
+    await q.markAccepted(tx, head.messageId, wamid)
+    // Statuses that arrived before the wamid was stored are applied now.
+    await refreshMessageStatuses(tx, [wamid])
+    return { kind: 'done', state: 'accepted' } as const
+  })
+}
+
+/** Everything decided under the head's row lock, so two runners can never both start a call for one message. */
+async function decide(o: Resolved, tx: Tx, tenantId: string, phoneId: string, waId: string): Promise<Decision> {
+  const head = await q.lockHeadSend(tx, phoneId, waId)
+  if (!head) return { kind: 'empty' }
+  const now = o.now?.() ?? new Date()
+  const defer = async (until: Date, reason: string): Promise<Decision> => {
+    await q.deferSend(tx, head.messageId, until)
+    await q.enqueueSend(tx, tenantId, head.messageId, phoneId, waId, SEND_MESSAGE_TASK, until)
+    return { kind: 'deferred', until, reason }
+  }
+  const fail = async (reason: string, code: number | null, title: string): Promise<Decision> => {
+    await q.markFailed(tx, head.messageId, { reason, code, title, error: { reason } })
+    return { kind: 'done', state: 'failed' }
+  }
+
+  const startedAt = head.callStartedAt?.getTime() ?? 0
+  if (head.state === 'sending' && now.getTime() - startedAt < o.inFlightLeaseMs) {
+    return defer(new Date(startedAt + o.inFlightLeaseMs), 'a call for this message may still be in flight')
+  }
+  if (head.state === 'queued' && head.nextAttemptAt && head.nextAttemptAt > now) return defer(head.nextAttemptAt, 'backing off')
+
+  if (head.state === 'sending' || head.state === 'in_doubt') {
+    // The last call has no recorded answer. Meta echoes our key in the status webhooks of a message it took.
+    const since = new Date(startedAt - 60_000)
+    const wamid = await q.findSendEvidence(tx, head.idempotencyKey, since)
+    if (wamid) {
+      await q.markAccepted(tx, head.messageId, wamid)
+      await refreshMessageStatuses(tx, [wamid])
+      o.log?.info({ messageId: head.messageId, wamid }, 'ambiguous send resolved from status webhooks; not sending again')
+      return { kind: 'done', state: 'accepted' }
+    }
+    const graceEnds = startedAt + o.inDoubtGraceMs
+    if (now.getTime() < graceEnds) {
+      return defer(new Date(Math.min(graceEnds, now.getTime() + IN_DOUBT_POLL_MS)), 'waiting for status webhooks of an ambiguous send')
+    }
+    o.log?.warn({ messageId: head.messageId }, 'no sign of an ambiguous send after the grace period; sending again')
+  }
+
+  const sender = await q.findSenderCredentials(tx, phoneId)
+  if (!sender) return fail('the WhatsApp number is gone', null, 'Number not found')
+  if (sender.tokenInvalidAt) return fail(`the number's access token was rejected by Meta (error 190) on ${sender.tokenInvalidAt.toISOString()}; not sent`, 190, 'Access token invalid')
+  if (sender.status !== 'active') return fail('the WhatsApp number is disabled; not sent', null, 'Number disabled')
+  if (head.kind !== 'template' && !isWindowOpen(await q.findServiceWindow(tx, phoneId, waId), now)) {
+    return fail('the 24-hour customer service window closed before the message could be sent; only templates may be sent now', null, 'Service window closed')
+  }
+
+  // Rate slots last: their row locks are held only until this short transaction commits.
+  const pairWait = await q.reserveSendSlot(tx, tenantId, `pair:${phoneId}:${waId}`, PAIR_INTERVAL_MS, PAIR_BURST, o.maxSlotWaitMs)
+  const numberWait = pairWait === null ? null : await q.reserveSendSlot(tx, tenantId, `number:${phoneId}`, 1000 / o.ratePerSecond, 1, o.maxSlotWaitMs)
+  if (pairWait === null || numberWait === null) return defer(new Date(now.getTime() + o.maxSlotWaitMs), 'rate limit: no slot soon enough')
+
+  let accessToken: string
+  try {
+    accessToken = o.secrets.open(sender.accessTokenSealed)
+  } catch {
+    return fail('the stored access token cannot be decrypted (SECRETS_KEY changed?)', null, 'Access token unreadable')
+  }
+  await q.markCallStarted(tx, head.messageId)
+  return { kind: 'send', head, phoneNumberId: sender.phoneNumberId, accessToken, waitMs: Math.max(pairWait, numberWait) }
+}
+
+async function recordGraphFailure(o: Resolved, tx: Tx, tenantId: string, head: q.OpenSend, err: GraphApiError): Promise<HeadOutcome> {
+  const error = { httpStatus: err.httpStatus, code: err.code, subcode: err.subcode, title: err.title, message: err.message, details: err.details, fbtraceId: err.fbtraceId }
+  const reason = err.code !== null ? `${err.code}: ${err.title}${err.details ? ` (${err.details})` : ''}` : err.message
+  const attempts = head.attempts + 1
+  if (err.disposition === 'fail' || err.disposition === 'token_invalid') {
+    await q.markFailed(tx, head.messageId, { reason, code: err.code, title: err.title, error })
+    if (err.disposition === 'token_invalid') await q.flagTokenInvalid(tx, head.phoneId)
+    return { kind: 'done', state: 'failed' }
+  }
+  if (attempts >= o.maxAttempts) {
+    await q.markFailed(tx, head.messageId, { reason: `gave up after ${attempts} attempts; last error ${reason}`, code: err.code, title: err.title, error })
+    return { kind: 'done', state: 'failed' }
+  }
+  const now = o.now?.() ?? new Date()
+  // No answer at all (timeout, connection lost mid-call): Meta may have the message. A refused connection never
+  // reached anyone, so it is an ordinary retry.
+  const ambiguous = err.httpStatus === null && !refusedConnection(err)
+  const until = new Date(now.getTime() + (ambiguous ? Math.min(IN_DOUBT_POLL_MS, o.inDoubtGraceMs) : backoffMs(attempts, o.retryBaseMs)))
+  if (ambiguous) await q.markInDoubt(tx, head.messageId, until, error)
+  else await q.markRetry(tx, head.messageId, until, error)
+  await q.enqueueSend(tx, tenantId, head.messageId, head.phoneId, head.waId, SEND_MESSAGE_TASK, until)
+  return { kind: 'deferred', until, reason }
+}
+
+function refusedConnection(err: GraphApiError): boolean {
+  for (let cause: unknown = err.cause, depth = 0; cause && depth < 4; cause = (cause as { cause?: unknown }).cause, depth++) {
+    if ((cause as { code?: unknown }).code === 'ECONNREFUSED') return true
+  }
+  return false
+}
