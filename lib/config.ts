@@ -38,6 +38,11 @@ export const ConfigSchema = z.object({
   BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1_048_576),
   API_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(1200),
   WEBHOOK_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(3_145_728),
+  // Public lead forms: a person posts a few fields; anything bigger is not a form. Limits per client IP (across
+  // forms) and per form (across IPs), per minute; shared through REDIS_URL when set.
+  FORM_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(65_536),
+  FORM_RATE_LIMIT_PER_IP_PER_MINUTE: z.coerce.number().int().min(1).default(30),
+  FORM_RATE_LIMIT_PER_FORM_PER_MINUTE: z.coerce.number().int().min(1).default(600),
 
   // Operators authenticate with this key; it can create tenants. At least 32 characters.
   OPERATOR_API_KEY: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(32).optional()),
@@ -51,6 +56,13 @@ export const ConfigSchema = z.object({
   // Meta's Graph API, or a local emulator (ops/emulators).
   GRAPH_API_BASE_URL: optionalUrl,
   GRAPH_API_VERSION: z.string().regex(/^v\d+\.\d+$/, 'like v21.0').default('v21.0'),
+  // Sends per second per business number, shared by every worker process (Meta's default throughput is 80).
+  WHATSAPP_SEND_RATE_PER_SECOND: z.coerce.number().int().min(1).max(1000).default(80),
+  // `npm start` runs the local Cloud API emulator here when GRAPH_API_BASE_URL is unset (development only).
+  WHATSAPP_EMULATOR_PORT: port(4010),
+
+  // Raw webhook deliveries are deleted this long after they were processed.
+  WEBHOOK_RETENTION_DAYS: z.coerce.number().int().min(1).max(365).default(14),
 
   // Worker.
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(8),

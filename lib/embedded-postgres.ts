@@ -51,11 +51,25 @@ export async function startEmbeddedPostgres(options: {
     onError: (message) => options.log?.warn({ embeddedPostgres: String(message).trim() }),
   })
 
-  if (!existsSync(path.join(dir, 'PG_VERSION'))) {
-    await mkdir(path.dirname(dir), { recursive: true })
-    await pg.initialise()
+  try {
+    if (!existsSync(path.join(dir, 'PG_VERSION'))) {
+      await mkdir(path.dirname(dir), { recursive: true })
+      await pg.initialise()
+    }
+    await pg.start()
+  } catch (err) {
+    if (process.getuid?.() === 0) {
+      // As root the server runs as the `postgres` user, which needs to reach both the binaries in node_modules and
+      // the data folder; a checkout under a private home (e.g. /root) hides them. Say so instead of initdb's riddle.
+      throw new Error(
+        `embedded PostgreSQL failed to start as the 'postgres' user (${(err as Error)?.message ?? err}). Running as root, ` +
+          `the checkout and ${dir} must be readable by that user: clone outside a private home folder, run as a normal user, ` +
+          'or set DATABASE_URL to an existing server.',
+        { cause: err },
+      )
+    }
+    throw err
   }
-  await pg.start()
 
   return {
     url: (database) => `postgres://${OWNER_USER}:${OWNER_PASSWORD}@127.0.0.1:${options.port}/${database}`,

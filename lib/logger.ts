@@ -11,7 +11,7 @@ export function redactUrl(url: string): string {
   return `${url.slice(0, q)}?${params.toString()}`
 }
 
-export function createLogger(options: { level: string; service: string }): Logger {
+export function createLogger(options: { level: string; service: string; destination?: pino.DestinationStream }): Logger {
   return pino({
     level: options.level,
     base: { service: options.service },
@@ -26,6 +26,6 @@ export function createLogger(options: { level: string; service: string }): Logge
       res: (res: { statusCode?: number }) => ({ statusCode: res.statusCode }),
       err: pino.stdSerializers.err,
     },
-  })
+  }, options.destination)
 }
 export type { Logger }

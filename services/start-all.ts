@@ -11,6 +11,7 @@ import { onShutdown } from '../lib/shutdown.js'
 import { buildApiApp } from './api/app.js'
 import { buildWebhooksApp } from './webhooks/app.js'
 import { startWorker } from './workers/worker.js'
+import { startWhatsAppEmulator } from '../ops/emulators/whatsapp-cloud-api.js'
 
 const config = loadConfigOrExit()
 const log = createLogger({ level: config.LOG_LEVEL, service: 'platform' })
@@ -24,7 +25,13 @@ const webhooks = await buildWebhooksApp({ ...common, log: log.child({ service: '
 const api = await buildApiApp({ ...common, log: log.child({ service: 'api' }) })
 const webhooksUrl = await webhooks.listen({ host: config.HOST, port: config.WEBHOOKS_PORT })
 const apiUrl = await api.listen({ host: config.HOST, port: config.API_PORT })
-const runner = await startWorker({ config, sql: platform.sql, log: log.child({ service: 'worker' }), connectionString: platform.target.runtimeUrl })
+// No Graph API configured (development): a local WhatsApp Cloud API emulator answers the sends and posts signed
+// status webhooks back to the webhooks service, so the bot can be played from a terminal (ops/emulators/play-lead.ts).
+const emulator = !config.GRAPH_API_BASE_URL && config.NODE_ENV !== 'production'
+  ? await startWhatsAppEmulator({ port: config.WHATSAPP_EMULATOR_PORT, webhookUrl: `${webhooksUrl}/webhooks/whatsapp`, appSecret: config.META_APP_SECRET, statusDelayMs: 300 })
+  : null
+const workerConfig = emulator ? { ...config, GRAPH_API_BASE_URL: emulator.url } : config
+const runner = await startWorker({ config: workerConfig, sql: platform.sql, log: log.child({ service: 'worker' }), connectionString: platform.target.runtimeUrl })
 
 const db = platform.target.embedded ? `embedded PostgreSQL on 127.0.0.1:${config.EMBEDDED_PG_PORT} (data in ${config.EMBEDDED_PG_DIR})` : 'PostgreSQL at DATABASE_URL'
 process.stdout.write(
@@ -34,6 +41,9 @@ process.stdout.write(
     `  api        ${apiUrl}   (docs ${apiUrl}/docs, OpenAPI ${apiUrl}/openapi.json)`,
     `  webhooks   ${webhooksUrl}   (WhatsApp: ${webhooksUrl}/webhooks/whatsapp)`,
     `  worker     graphile-worker, concurrency ${config.WORKER_CONCURRENCY}`,
+    emulator
+      ? `  whatsapp   Cloud API emulator ${emulator.url} (sends land here; statuses go to the webhooks). Play a lead:\n             npx tsx ops/emulators/play-lead.ts --webhooks ${webhooksUrl} --emulator ${emulator.url} --app-secret ${config.META_APP_SECRET === 'dev-meta-app-secret' ? config.META_APP_SECRET : '"$META_APP_SECRET"'}`
+      : `  whatsapp   Graph API at ${config.GRAPH_API_BASE_URL ?? 'https://graph.facebook.com'}`,
     `  database   ${db}`,
     `  readiness  ${apiUrl}/readyz  ${webhooksUrl}/readyz`,
     '  demo key   see README ("Demo tenant"); Ctrl-C stops everything',
@@ -45,6 +55,7 @@ onShutdown(log, [
   // Stop taking requests and finish the ones in flight, then let running jobs finish, then close the database.
   ['http', async () => { shuttingDown = true; await Promise.all([webhooks.close(), api.close()]) }],
   ['worker', () => runner.stop()],
+  ['emulator', async () => emulator?.stop()],
   ['redis', async () => redis?.quit()],
   ['database', () => platform.close()],
 ])

@@ -28,6 +28,8 @@ describe('npm start, as a new user runs it', () => {
       EMBEDDED_PG_PORT: String(await freePort()),
       API_PORT: String(await freePort()),
       WEBHOOKS_PORT: String(await freePort()),
+      // npm start runs the WhatsApp emulator too; keep it off the default port a developer's own npm start may hold.
+      WHATSAPP_EMULATOR_PORT: String(await freePort()),
       OPERATOR_API_KEY: OPERATOR_KEY,
       LOG_LEVEL: 'warn',
     }

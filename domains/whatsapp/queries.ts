@@ -84,13 +84,6 @@ export const listLeadMessages = (tx: Tx, leadId: string, limit: number, before: 
      order by m.occurred_at desc, m.id desc
      limit ${limit}`
 
-export const listTemplates = (tx: Tx) =>
-  tx`
-    select t.id, b.waba_id, t.meta_template_id, t.name, t.language, t.category, t.previous_category, t.status, t.components,
-           t.rejection_reason, t.quality_score, t.updated_at
-      from whatsapp.templates t join whatsapp.business_accounts b on b.id = t.business_account_id
-     order by t.name, t.language`
-
 // ---------------------------------------------------------------------------------------------------------
 // Operators: the inbox, its quarantine, replays. Platform tables, no tenant.
 

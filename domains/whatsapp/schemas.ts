@@ -49,21 +49,6 @@ export const PhoneNumberView = z.object({
 })
 export type PhoneNumberView = z.infer<typeof PhoneNumberView>
 
-export const TemplateView = z.object({
-  id: z.uuid(),
-  wabaId: z.string(),
-  metaTemplateId: z.string().nullable(),
-  name: z.string(),
-  language: z.string(),
-  category: z.string().nullable(),
-  previousCategory: z.string().nullable(),
-  status: z.string(),
-  components: z.unknown(),
-  rejectionReason: z.string().nullable(),
-  qualityScore: z.string().nullable(),
-  updatedAt: z.date(),
-})
-
 export const StatusHistoryEntry = z.object({
   status: z.string(),
   occurredAt: z.date(),

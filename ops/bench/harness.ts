@@ -8,6 +8,11 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import autocannon from 'autocannon'
+import { run } from 'graphile-worker'
+import type { Config } from '../../lib/config.js'
+import type { Logger } from '../../lib/logger.js'
+import { buildTaskList } from '../../services/workers/tasks/index.js'
+import { workerLogger } from '../../services/workers/worker.js'
 import postgres from 'postgres'
 import { deriveRuntimeUrl, DEFAULT_RUNTIME_USER, ensureDatabaseExists } from '../../lib/database.js'
 import { createSql, type Sql } from '../../lib/db.js'
@@ -124,4 +129,36 @@ export function printComparison(results: LoadResult[], baselines: string[]): voi
   console.log(line(header))
   console.log(widths.map((w) => '-'.repeat(w)).join('  '))
   for (const r of rows) console.log(line(r))
+}
+
+/**
+ * Starts a real worker (the product's task list, as the runtime role) and times it until `remaining()` reports
+ * nothing left, then stops it. Bounded: gives up after `timeoutMs`.
+ */
+export async function runWorkerUntilDrained(options: {
+  db: BenchDatabase
+  config: Config
+  log: Logger
+  concurrency: number
+  remaining: () => Promise<number>
+  timeoutMs?: number
+}): Promise<{ seconds: number }> {
+  const started = performance.now()
+  const runner = await run({
+    connectionString: options.db.runtimeUrl,
+    concurrency: options.concurrency,
+    pollInterval: 100,
+    noHandleSignals: true,
+    taskList: buildTaskList({ config: options.config, sql: options.db.sql, log: options.log }),
+    logger: workerLogger(options.log),
+  })
+  try {
+    while ((await options.remaining()) > 0) {
+      if (performance.now() - started > (options.timeoutMs ?? 300_000)) throw new Error('the worker did not drain the backlog in time')
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    return { seconds: (performance.now() - started) / 1000 }
+  } finally {
+    await runner.stop()
+  }
 }

@@ -14,7 +14,6 @@
  */
 import { createHmac, randomBytes } from 'node:crypto'
 import Fastify from 'fastify'
-import { run } from 'graphile-worker'
 import { parseConfig } from '../../lib/config.js'
 import { createLogger } from '../../lib/logger.js'
 import { readMigrationFiles } from '../../lib/migrate.js'
@@ -24,9 +23,7 @@ import { registerPhoneNumber } from '../../domains/whatsapp/numbers.js'
 import { verifyMetaSignature } from '../../domains/whatsapp/signature.js'
 import { SecretBox } from '../../lib/crypto.js'
 import { buildWebhooksApp } from '../../services/webhooks/app.js'
-import { buildTaskList } from '../../services/workers/tasks/index.js'
-import { workerLogger } from '../../services/workers/worker.js'
-import { loadTest, printComparison, startBenchDatabase, type LoadResult } from './harness.js'
+import { loadTest, printComparison, runWorkerUntilDrained, startBenchDatabase, type LoadResult } from './harness.js'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
@@ -128,23 +125,10 @@ for (let i = 0; i < deliveriesNeeded; i += 200) {
 }
 await ingest.close()
 const before = await withTenant(db.sql, tenant.id, (tx) => tx<{ n: number }[]>`select count(*)::int as n from whatsapp.messages`)
-const started = performance.now()
-const runner = await run({
-  connectionString: db.runtimeUrl,
-  concurrency: CONCURRENCY,
-  pollInterval: 100,
-  noHandleSignals: true,
-  taskList: buildTaskList({ config, sql: db.sql, log }),
-  logger: workerLogger(log),
+const { seconds } = await runWorkerUntilDrained({
+  db, config, log, concurrency: CONCURRENCY,
+  remaining: async () => (await db.owner<{ n: number }[]>`select count(*)::int as n from whatsapp.webhook_deliveries where status <> 'processed'`)[0]!.n,
 })
-for (;;) {
-  const [left] = await db.owner<{ n: number }[]>`select count(*)::int as n from whatsapp.webhook_deliveries where status <> 'processed'`
-  if (left!.n === 0) break
-  if (performance.now() - started > 300_000) throw new Error('processing did not finish within 5 minutes')
-  await new Promise((r) => setTimeout(r, 50))
-}
-const seconds = (performance.now() - started) / 1000
-await runner.stop()
 const [after] = await withTenant(db.sql, tenant.id, (tx) => tx<{ messages: number; interactions: number; dupes: number }[]>`
   select (select count(*)::int from whatsapp.messages) as messages,
          (select count(*)::int from marketing.lead_interactions where type = 'whatsapp_message') as interactions,

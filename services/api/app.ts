@@ -14,8 +14,14 @@ import apiKeyRoutes from './modules/api-keys/routes.js'
 import auditRoutes from './modules/audit/routes.js'
 import meRoutes from './modules/me/routes.js'
 import tenantRoutes from './modules/tenants/routes.js'
+import formRoutes from './modules/forms/routes.js'
+import leadRoutes from './modules/leads/routes.js'
 import whatsappNumberRoutes from './modules/whatsapp-numbers/routes.js'
 import opsWhatsappRoutes from './modules/ops-whatsapp/routes.js'
+import messageRoutes from './modules/messages/routes.js'
+import templateRoutes from './modules/templates/routes.js'
+import flowRoutes from './modules/flows/routes.js'
+import conversationRoutes from './modules/conversations/routes.js'
 
 export interface ApiDeps {
   config: Config
@@ -66,8 +72,14 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets'> & { secrets?: 
     ['/v1/me', meRoutes],
     ['/v1/api-keys', apiKeyRoutes],
     ['/v1/audit-log', auditRoutes],
+    ['/v1/forms', formRoutes],
+    ['/v1/leads', leadRoutes],
     ['/v1/whatsapp/numbers', whatsappNumberRoutes],
     ['/v1/ops/whatsapp', opsWhatsappRoutes],
+    ['/v1/messages', messageRoutes],
+    ['/v1/templates', templateRoutes],
+    ['/v1/flows', flowRoutes],
+    ['/v1/conversations', conversationRoutes],
   ] as const
   for (const [prefix, plugin] of modules) {
     await app.register(async (scope) => plugin(scope as unknown as App, deps), { prefix })

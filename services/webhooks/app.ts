@@ -9,6 +9,7 @@ import { registerOpenApi } from '../../lib/http/openapi.js'
 import type { Logger } from '../../lib/logger.js'
 import type { MigrationFile } from '../../lib/migrate.js'
 import whatsappWebhookRoutes from './modules/whatsapp/routes.js'
+import formSubmissionRoutes from './modules/forms/routes.js'
 
 export interface WebhooksDeps {
   config: Config
@@ -45,6 +46,7 @@ export async function buildWebhooksApp(input: WebhooksDeps): Promise<App> {
   // One line per ingestion module; each is an encapsulated plugin with its own parsers and limits.
   const modules = [
     ['/webhooks/whatsapp', whatsappWebhookRoutes],
+    ['/forms', formSubmissionRoutes],
   ] as const
   for (const [prefix, plugin] of modules) {
     await app.register(async (scope) => plugin(scope as unknown as App, deps), { prefix })

@@ -5,4 +5,6 @@
 export const crontab: string[] = [
   // Every minute: a crashed worker's jobs go back to the queue within ~11 minutes instead of graphile's 4 hours.
   '* * * * * ops__unlock_stale_jobs ?id=unlock_stale_jobs&max=1',
+  // Hourly at :17 (off the hour, when other cron jobs pile up): raw deliveries past WEBHOOK_RETENTION_DAYS.
+  '17 * * * * whatsapp__prune_deliveries ?id=prune_deliveries&max=1',
 ]

@@ -1,4 +1,5 @@
 import type { Sql } from '../../lib/db.js'
+import { populateConversationsRows } from './conversations-rows.js'
 import { populateMarketingRows } from './marketing-rows.js'
 import type { TestTenant } from './tenants.js'
 import { populateWhatsappRows } from './whatsapp-rows.js'
@@ -11,4 +12,5 @@ import { populateWhatsappRows } from './whatsapp-rows.js'
 export async function populateTenantRows(sql: Sql, tenant: TestTenant): Promise<void> {
   await populateWhatsappRows(sql, tenant)
   await populateMarketingRows(sql, tenant)
+  await populateConversationsRows(sql, tenant)
 }

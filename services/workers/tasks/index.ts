@@ -1,14 +1,28 @@
 import type { TaskList } from 'graphile-worker'
+import { flowTimerTask } from './conversations__flow_timer.js'
+import { runBotTask } from './conversations__run_bot.js'
+import { processSubmissionTask } from './marketing__process_submission.js'
+import { processSubmissionsTask } from './marketing__process_submissions.js'
 import { unlockStaleJobsTask } from './ops__unlock_stale_jobs.js'
 import type { TaskDeps } from './task-deps.js'
 import { processDeliveriesTask } from './whatsapp__process_deliveries.js'
 import { processDeliveryTask } from './whatsapp__process_delivery.js'
+import { pruneDeliveriesTask } from './whatsapp__prune_deliveries.js'
+import { sendMessageTask } from './whatsapp__send_message.js'
+import { submitTemplateTask } from './whatsapp__submit_template.js'
 
 /** Every task the worker runs, by name (`<domain>__<action>`). One file per task in this folder. */
 export function buildTaskList(deps: TaskDeps): TaskList {
   return {
     whatsapp__process_deliveries: processDeliveriesTask(deps),
     whatsapp__process_delivery: processDeliveryTask(deps),
+    whatsapp__prune_deliveries: pruneDeliveriesTask(deps),
     ops__unlock_stale_jobs: unlockStaleJobsTask(deps),
+    whatsapp__send_message: sendMessageTask(deps),
+    whatsapp__submit_template: submitTemplateTask(deps),
+    conversations__run_bot: runBotTask(deps),
+    conversations__flow_timer: flowTimerTask(deps),
+    marketing__process_submissions: processSubmissionsTask(deps),
+    marketing__process_submission: processSubmissionTask(deps),
   }
 }
