@@ -48,7 +48,9 @@ export async function onNewInboundMessages(tx: Tx, messages: NewInboundMessage[]
       on conflict (tenant_id, conversation_id, dedupe_key) do nothing
       returning conversation_id, tenant_id
     )
-    select graphile_worker.add_job(${RUN_BOT_TASK}, json_build_object('tenantId', t.tenant_id, 'conversationId', t.conversation_id),
-                                   queue_name := 'bot:' || t.conversation_id::text, max_attempts := 10)
-      from (select distinct tenant_id, conversation_id from inserted order by conversation_id) t`
+    -- add_jobs inserts them all at once: per-job add_job calls were the bulk of this hook's cost.
+    select count(*) from graphile_worker.add_jobs(array(
+      select row(${RUN_BOT_TASK}::text, json_build_object('tenantId', t.tenant_id, 'conversationId', t.conversation_id),
+                 'bot:' || t.conversation_id::text, null::timestamptz, 10, null::text, null::integer, null::text[])::graphile_worker.job_spec
+        from (select distinct tenant_id, conversation_id from inserted order by conversation_id) t))`
 }

@@ -271,11 +271,12 @@ describe('the outbox sender against the Cloud API emulator', () => {
       const elapsed = Date.now() - started
       const times = wa.sent.map((m) => Date.parse(m.receivedAt)).sort((a, b) => a - b)
       expect(times).toHaveLength(n)
-      // Slots are 1/limit apart when reserved; the first call may reach the emulator up to one slot late (a new
-      // connection), which is the only reason for the tolerance on the spread as the emulator saw it.
-      const spread = times.at(-1)! - times[0]!
+      // Slots are 1/limit apart when reserved, so N sends cannot finish sooner than (N-1)/limit: the guarantee.
       expect(elapsed).toBeGreaterThanOrEqual(((n - 1) / limit) * 1000)
-      expect(spread).toBeGreaterThanOrEqual(((n - 2) / limit) * 1000)
+      // As the emulator saw them: the first calls may arrive late (new connections, a loaded machine), so allow a few
+      // slots; without the limiter all 30 would land within ~0.1 s, far below this.
+      const spread = times.at(-1)! - times[0]!
+      expect(spread).toBeGreaterThanOrEqual(((n - 4) / limit) * 1000)
       // No second within the run saw more than the limit (plus one for timer jitter at the window's edge).
       for (const t of times) expect(times.filter((u) => u >= t && u < t + 1000).length).toBeLessThanOrEqual(limit + 1)
     } finally {
