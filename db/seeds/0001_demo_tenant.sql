@@ -3,7 +3,7 @@
 select set_config('app.tenant_id', '00000000-0000-4000-8000-000000000001', true);
 
 insert into core.tenants (id, name, slug, default_country, timezone)
-values ('00000000-0000-4000-8000-000000000001', 'Sorriso Dental Clinic (demo)', 'demo', 'BR', 'America/Sao_Paulo')
+values ('00000000-0000-4000-8000-000000000001', 'Bright Smile Dental (demo)', 'demo', 'BR', 'America/Sao_Paulo')
 on conflict (id) do nothing;
 
 insert into core.api_keys (id, tenant_id, name, role, prefix, key_hash, created_by)

@@ -6,12 +6,12 @@ select set_config('app.tenant_id', '00000000-0000-4000-8000-000000000001', true)
 
 -- The emulator's defaults: WABA 100000000000001, phone number id 100000000000002, display number 15550001234.
 insert into whatsapp.business_accounts (id, tenant_id, waba_id, name)
-values ('00000000-0000-4000-8000-0000000000b1', '00000000-0000-4000-8000-000000000001', '100000000000001', 'Sorriso Dental Clinic (demo)')
+values ('00000000-0000-4000-8000-0000000000b1', '00000000-0000-4000-8000-000000000001', '100000000000001', 'Bright Smile Dental (demo)')
 on conflict do nothing;
 
 insert into whatsapp.phone_numbers (id, tenant_id, business_account_id, phone_number_id, display_phone_number, verified_name, app_mode, access_token_sealed)
 values ('00000000-0000-4000-8000-0000000000b2', '00000000-0000-4000-8000-000000000001', '00000000-0000-4000-8000-0000000000b1',
-        '100000000000002', '+1 555 000 1234', 'Sorriso Dental Clinic', 'platform',
+        '100000000000002', '+1 555 000 1234', 'Bright Smile Dental', 'platform',
         'v1.RDBwcDMzESqoxomD.LYv1niKsm7qhmvWVpkiSrA.EedHAWTE1SD5mAqjdQ3RghND7IfNYQaIM22kqFvUtyV_gRAQh49wVkbV2kXgtUtm0A')
 on conflict do nothing;
 
@@ -19,7 +19,7 @@ on conflict do nothing;
 insert into whatsapp.templates (id, tenant_id, business_account_id, meta_template_id, name, language, category, status, components)
 values ('00000000-0000-4000-8000-0000000000b3', '00000000-0000-4000-8000-000000000001', '00000000-0000-4000-8000-0000000000b1',
         '100000000000003', 'appointment_reminder', 'en_US', 'UTILITY', 'APPROVED',
-        '[{"type":"BODY","text":"Hi {{1}}, this is Sorriso Dental Clinic: a reminder of your appointment on {{2}}. Reply here if you need to change it."}]')
+        '[{"type":"BODY","text":"Hi {{1}}, this is Bright Smile Dental: a reminder of your appointment on {{2}}. Reply here if you need to change it."}]')
 on conflict do nothing;
 
 -- The bot: domains/conversations/flows/demo-qualification-flow.ts, as version 1, published.
