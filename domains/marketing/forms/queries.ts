@@ -180,3 +180,29 @@ export const recordSubmissionFailure = (tx: Tx, submissionId: string, error: str
     update marketing.form_submission_inbox
        set attempts = attempts + 1, last_error = ${error}, status = ${parked ? 'parked' : 'failed'}
      where id = ${submissionId} and status <> 'parked'`
+
+/** Submissions still in the inbox (received, failed or parked), newest first, with their last error. */
+export const listInboxRows = (tx: Tx, filter: { status?: InboxRow['status']; limit: number; beforeReceivedAt?: Date | null }) =>
+  tx<{ id: string; formId: string; status: string; attempts: number; lastError: string | null; receivedAt: Date }[]>`
+    select id, form_id, status, attempts, last_error, received_at
+      from marketing.form_submission_inbox
+     where true
+       ${filter.status ? tx`and status = ${filter.status}` : tx``}
+       ${filter.beforeReceivedAt ? tx`and received_at < ${filter.beforeReceivedAt}` : tx``}
+     order by received_at desc, id desc
+     limit ${filter.limit}`
+
+/**
+ * Puts a parked submission back in line: it becomes 'failed' (what the retrying job picks up) and its job is added
+ * again, in one statement. Reusing the job key revives the job graphile-worker kept after its last attempt.
+ */
+export const replayInboxRow = (tx: Tx, tenantId: string, submissionId: string, maxAttempts: number) =>
+  tx<{ id: string }[]>`
+    with revived as (
+      update marketing.form_submission_inbox set status = 'failed'
+       where id = ${submissionId} and status in ('parked', 'failed')
+      returning id
+    )
+    select id, graphile_worker.add_job(${PROCESS_SUBMISSION_TASK}, json_build_object('tenantId', ${tenantId}::text, 'submissionId', id::text),
+                                       max_attempts := ${maxAttempts}, job_key := 'marketing:submission:' || id::text) as job
+      from revived`.then((r) => r.length > 0)

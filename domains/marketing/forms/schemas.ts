@@ -240,6 +240,8 @@ export type UpdateFormBody = z.output<typeof UpdateFormBody>
 
 export const PROCESS_SUBMISSIONS_TASK = 'marketing__process_submissions'
 export const PROCESS_SUBMISSION_TASK = 'marketing__process_submission'
+/** Attempts for one submission on its own before it is parked with its error (backoff: e^attempt seconds). */
+export const SUBMISSION_MAX_ATTEMPTS = 8
 
 /** One job per group commit and tenant: the inbox rows it stored. */
 export const ProcessSubmissionsPayload = z.object({ tenantId: z.uuid(), submissionIds: z.array(z.uuid()).min(1) })

@@ -7,7 +7,7 @@ import { insertAuditEntry } from '../../tenancy/queries.js'
 import type { CountryCode } from '../identity/phone.js'
 import type { SubmissionStore } from './inbox.js'
 import * as q from './queries.js'
-import { type CreateFormBody, FormDefinition, type UpdateFormBody, UTM_KEYS } from './schemas.js'
+import { type CreateFormBody, FormDefinition, SUBMISSION_MAX_ATTEMPTS, type UpdateFormBody, UTM_KEYS } from './schemas.js'
 import { validateSubmission } from './submission.js'
 import type { FormView, SubmissionAccepted } from './views.js'
 
@@ -211,4 +211,22 @@ export async function acceptSubmission(inbox: SubmissionStore, form: PublicForm,
     receivedAt: now,
   })
   return answer(submissionId, true)
+}
+
+/** What is still in the submission inbox: waiting, failing, or parked with its last error. */
+export async function listSubmissionInbox(sql: Sql, tenantId: string, query: { status?: 'received' | 'failed' | 'parked'; limit: number; cursor?: string }) {
+  const before = query.cursor ? decodeCursor(query.cursor, z.object({ receivedAt: z.coerce.date() })).receivedAt : null
+  const rows = await withTenant(sql, tenantId, (tx) => q.listInboxRows(tx, { status: query.status, limit: query.limit + 1, beforeReceivedAt: before }))
+  const page = rows.slice(0, query.limit)
+  const last = page.at(-1)
+  return { data: page, nextCursor: rows.length > query.limit && last ? encodeCursor({ receivedAt: last.receivedAt.toISOString() }) : null }
+}
+
+/** Queues a parked (or failing) submission again, e.g. after fixing what made it fail; recorded in the audit log. */
+export async function replaySubmission(sql: Sql, who: Actor, submissionId: string): Promise<boolean> {
+  return withTenant(sql, who.tenantId, async (tx) => {
+    const queued = await q.replayInboxRow(tx, who.tenantId, submissionId, SUBMISSION_MAX_ATTEMPTS)
+    if (queued) await insertAuditEntry(tx, { tenantId: who.tenantId, actor: who.actor, action: 'form_submission.replayed', targetType: 'form_submission', targetId: submissionId, requestId: who.requestId ?? undefined })
+    return queued
+  })
 }

@@ -1,10 +1,7 @@
 import type { Task } from 'graphile-worker'
 import { handOffFailures, processSubmissions } from '../../../domains/marketing/forms/process-submissions.js'
-import { ProcessSubmissionsPayload } from '../../../domains/marketing/forms/schemas.js'
+import { ProcessSubmissionsPayload, SUBMISSION_MAX_ATTEMPTS } from '../../../domains/marketing/forms/schemas.js'
 import type { TaskDeps } from './task-deps.js'
-
-/** Attempts for one submission on its own before it is parked with its error (backoff: e^attempt seconds). */
-export const SUBMISSION_MAX_ATTEMPTS = 8
 
 /**
  * The fast path: applies the form submissions one group commit stored for a tenant, in one transaction. A

@@ -3,13 +3,16 @@ import { AppError } from '../../../../lib/errors.js'
 import type { App } from '../../../../lib/http/create-server.js'
 import { PageQuery } from '../../../../lib/pagination.js'
 import { CreateFormBody, UpdateFormBody } from '../../../../domains/marketing/forms/schemas.js'
-import { archiveForm, createForm, getForm, listFormsPage, listFormSubmissions, updateForm } from '../../../../domains/marketing/forms/service.js'
+import { archiveForm, createForm, getForm, listFormsPage, listFormSubmissions, listSubmissionInbox, replaySubmission, updateForm } from '../../../../domains/marketing/forms/service.js'
 import { FormView, SubmissionView } from '../../../../domains/marketing/forms/views.js'
 import { actorName } from '../../../../domains/tenancy/service.js'
 import type { ApiDeps } from '../../app.js'
 import { tenantOf } from '../../plugins/auth.js'
 
 const FormParams = z.object({ formId: z.uuid() })
+const InboxEntry = z.object({
+  id: z.uuid(), formId: z.uuid(), status: z.string(), attempts: z.number(), lastError: z.string().nullable(), receivedAt: z.date(),
+})
 const FormList = z.object({ data: z.array(FormView), nextCursor: z.string().nullable() })
 function found<T>(value: T | null, formId: string): T {
   if (value === null) throw new AppError('NOT_FOUND', `form ${formId} not found`)
@@ -78,4 +81,30 @@ export default async function formRoutes(app: App, deps: ApiDeps) {
       response: { 200: z.object({ data: z.array(SubmissionView), nextCursor: z.string().nullable() }) },
     },
   }, async (req) => found(await listFormSubmissions(deps.sql, tenantOf(req).tenantId, req.params.formId, req.query), req.params.formId))
+
+  // Submissions are resolved to leads by the worker; the ones it could not apply stay in the inbox with their error.
+  app.get('/inbox', {
+    config: { access: 'tenant:read' },
+    schema: {
+      tags: ['forms'],
+      summary: 'Submissions not applied yet: waiting (received), retrying (failed) or parked after their last attempt, with the last error.',
+      querystring: PageQuery.extend({ status: z.enum(['received', 'failed', 'parked']).optional() }),
+      response: { 200: z.object({ data: z.array(InboxEntry), nextCursor: z.string().nullable() }) },
+    },
+  }, async (req) => listSubmissionInbox(deps.sql, tenantOf(req).tenantId, req.query))
+
+  app.post('/inbox/:submissionId/replay', {
+    config: { access: 'tenant:write' },
+    schema: {
+      tags: ['forms'],
+      summary: 'Queue a parked submission again (after fixing what made it fail). Applied at most once, however often replayed.',
+      params: z.object({ submissionId: z.uuid() }),
+      response: { 202: z.object({ submissionId: z.uuid(), queued: z.literal(true) }) },
+    },
+  }, async (req, reply) => {
+    if (!(await replaySubmission(deps.sql, who(req), req.params.submissionId))) {
+      throw new AppError('NOT_FOUND', `no failed or parked submission ${req.params.submissionId}`)
+    }
+    return reply.code(202).send({ submissionId: req.params.submissionId, queued: true as const })
+  })
 }
