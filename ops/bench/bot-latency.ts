@@ -10,7 +10,9 @@
  * closed-loop saturation test), and sends the next: T turns each, timed from just before the POST to the moment the
  * emulator has the reply.
  *
- * Environment: BENCH_CONVERSATIONS (100), BENCH_TURNS (10), BENCH_THINK_MS (1000), WORKER_CONCURRENCY (16),
+ * Environment: BENCH_CONVERSATIONS (100), BENCH_TURNS (10), BENCH_THINK_MS (5000: a person reading and typing;
+ * 1000 saturates this machine), WORKER_CONCURRENCY (8, the product's default; 16 oversubscribes two cores and
+ * stretches the tail),
  * BENCH_DATABASE_URL (else embedded). Loopback only; stops after 120 s.
  */
 import { createHmac } from 'node:crypto'
@@ -30,8 +32,8 @@ import { startBenchDatabase } from './harness.js'
 
 const CONVERSATIONS = Math.min(500, Number(process.env.BENCH_CONVERSATIONS ?? 100))
 const TURNS = Math.min(50, Number(process.env.BENCH_TURNS ?? 10))
-const CONCURRENCY = Number(process.env.WORKER_CONCURRENCY ?? 16)
-const THINK_MS = Number(process.env.BENCH_THINK_MS ?? 1000)
+const CONCURRENCY = Number(process.env.WORKER_CONCURRENCY ?? 8)
+const THINK_MS = Number(process.env.BENCH_THINK_MS ?? 5000)
 const DEADLINE_MS = 120_000
 const SECRET = 'dev-meta-app-secret'
 const PHONE_NUMBER_ID = '100200300499999'
