@@ -76,17 +76,11 @@ export async function runConversation(options: RuntimeOptions, tenantId: string,
   }
 }
 
-interface Working {
+/** The conversation's mutable part while one event is applied, saved back at the end. */
+interface Working extends Pick<q.ConversationRow, 'flowId' | 'flowVersion' | 'state' | 'handedOverAt' | 'handedOverBy' | 'handoverNote' | 'inboundCount'> {
   tenantId: string
   conversation: q.ConversationRow
   now: Date
-  flowId: string | null
-  flowVersion: number | null
-  state: FlowState | null
-  handedOverAt: Date | null
-  handedOverBy: string | null
-  handoverNote: string | null
-  inboundCount: number
   actions: FlowAction[]
 }
 

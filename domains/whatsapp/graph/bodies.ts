@@ -192,8 +192,11 @@ export const InteractiveButtonsInput = z
   })
 export type InteractiveButtonsInput = z.input<typeof InteractiveButtonsInput>
 
-export function interactiveButtonsBody(input: InteractiveButtonsInput): InteractiveMessageBody {
-  const v = InteractiveButtonsInput.parse(input)
+/** The envelope and text parts both interactive kinds share; each adds its own `type` and `action`. */
+function interactive<P extends InteractiveButtonsPart | InteractiveListPart>(
+  v: { to: string; replyTo?: string; header?: string; text: string; footer?: string },
+  part: Pick<P, 'type' | 'action'>,
+): InteractiveMessageBody {
   return {
     messaging_product: 'whatsapp',
     recipient_type: 'individual',
@@ -201,13 +204,21 @@ export function interactiveButtonsBody(input: InteractiveButtonsInput): Interact
     ...context(v.replyTo),
     type: 'interactive',
     interactive: {
-      type: 'button',
+      type: part.type,
       ...(v.header ? { header: { type: 'text' as const, text: v.header } } : {}),
       body: { text: v.text },
       ...(v.footer ? { footer: { text: v.footer } } : {}),
-      action: { buttons: v.buttons.map((b) => ({ type: 'reply' as const, reply: { id: b.id, title: b.title } })) },
-    },
+      action: part.action,
+    } as P,
   }
+}
+
+export function interactiveButtonsBody(input: InteractiveButtonsInput): InteractiveMessageBody {
+  const v = InteractiveButtonsInput.parse(input)
+  return interactive<InteractiveButtonsPart>(v, {
+    type: 'button',
+    action: { buttons: v.buttons.map((b) => ({ type: 'reply' as const, reply: { id: b.id, title: b.title } })) },
+  })
 }
 
 const ListRow = z.object({
@@ -250,26 +261,16 @@ export type InteractiveListInput = z.input<typeof InteractiveListInput>
 
 export function interactiveListBody(input: InteractiveListInput): InteractiveMessageBody {
   const v = InteractiveListInput.parse(input)
-  return {
-    messaging_product: 'whatsapp',
-    recipient_type: 'individual',
-    to: v.to,
-    ...context(v.replyTo),
-    type: 'interactive',
-    interactive: {
-      type: 'list',
-      ...(v.header ? { header: { type: 'text' as const, text: v.header } } : {}),
-      body: { text: v.text },
-      ...(v.footer ? { footer: { text: v.footer } } : {}),
-      action: {
-        button: v.buttonText,
-        sections: v.sections.map((s) => ({
-          ...(s.title ? { title: s.title } : {}),
-          rows: s.rows.map((r) => ({ id: r.id, title: r.title, ...(r.description ? { description: r.description } : {}) })),
-        })),
-      },
+  return interactive<InteractiveListPart>(v, {
+    type: 'list',
+    action: {
+      button: v.buttonText,
+      sections: v.sections.map((s) => ({
+        ...(s.title ? { title: s.title } : {}),
+        rows: s.rows.map((r) => ({ id: r.id, title: r.title, ...(r.description ? { description: r.description } : {}) })),
+      })),
     },
-  }
+  })
 }
 
 // ---- mark as read ----
