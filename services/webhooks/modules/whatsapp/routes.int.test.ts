@@ -145,6 +145,12 @@ describe('WhatsApp webhook ingestion', () => {
     expect(await deliveries()).toBe(before + 1)
   })
 
+  it('documents its public routes in an OpenAPI document built from the same schemas', async () => {
+    const res = await app.inject({ method: 'GET', url: '/openapi.json' })
+    expect(res.statusCode).toBe(200)
+    expect(Object.keys(res.json().paths)).toEqual(expect.arrayContaining(['/webhooks/whatsapp/', '/forms/{publicKey}/submissions']))
+  })
+
   it('answers 503, never 200, when the database cannot take the delivery', async () => {
     const dead = createSql('postgres://app_runtime:x@127.0.0.1:1/nowhere', { max: 1 })
     const down = await buildWebhooksApp({ config: testConfig(), sql: dead, log: testLogger(), migrations: await readMigrationFiles() })
