@@ -65,10 +65,11 @@ export default async function whatsappWebhookRoutes(app: App, deps: WebhooksDeps
     const signature = req.headers['x-hub-signature-256']
     if (typeof signature !== 'string') throw new AppError('UNAUTHORIZED', 'missing X-Hub-Signature-256')
 
+    const text = raw.toString('utf8')
     let parsed: unknown
     let parseError: string | null = null
     try {
-      parsed = JSON.parse(raw.toString('utf8'))
+      parsed = JSON.parse(text)
     } catch (err) {
       parseError = (err as Error).message
     }
@@ -93,7 +94,7 @@ export default async function whatsappWebhookRoutes(app: App, deps: WebhooksDeps
         details: envelope.error.issues.map((i) => ({ in: 'body', path: i.path.join('.'), message: i.message })),
       })
     }
-    const stored = await deps.inbox.store(raw, raw.toString('utf8'))
+    const stored = await deps.inbox.store(raw, text)
     return { received: true as const, ...stored }
   })
 }
