@@ -9,7 +9,7 @@ import type { QueueStat } from './metrics.js'
 export const jobQueueStats = (sql: Queryable) =>
   sql<QueueStat[]>`
     select task_identifier as task, state, count(*)::int as jobs,
-           coalesce(extract(epoch from now() - min(run_at)) filter (where state = 'ready'), 0)::float8 as oldest_age_seconds
+           coalesce(extract(epoch from now() - min(run_at) filter (where state = 'ready')), 0)::float8 as oldest_age_seconds
       from (select task_identifier, run_at,
                    case when attempts >= max_attempts then 'failed'
                         when locked_at is not null then 'running'

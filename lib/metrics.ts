@@ -111,11 +111,19 @@ export function useScrapeSources(given: ScrapeSources): void {
   Object.assign(sources, given)
 }
 
-async function safely<T>(fn: (() => Promise<T>) | undefined): Promise<T | null> {
+export const scrapeSourceFailures = new Counter({
+  name: 'metrics_scrape_source_failures_total',
+  help: 'Scrape-time database reads that failed (their gauges are left out of that scrape), by source.',
+  labelNames: ['source'] as const,
+  registers: [registry],
+})
+
+async function safely<T>(source: keyof ScrapeSources, fn: (() => Promise<T>) | undefined): Promise<T | null> {
   if (!fn) return null
   try {
     return await fn()
   } catch {
+    scrapeSourceFailures.inc({ source })
     return null
   }
 }
@@ -123,7 +131,7 @@ async function safely<T>(fn: (() => Promise<T>) | undefined): Promise<T | null> 
 let queueRead: Promise<QueueStat[] | null> | null = null
 /** Both queue gauges are filled by one query per scrape. */
 function readQueue(): Promise<QueueStat[] | null> {
-  queueRead ??= safely(sources.queue).finally(() => setImmediate(() => (queueRead = null)))
+  queueRead ??= safely('queue', sources.queue).finally(() => setImmediate(() => (queueRead = null)))
   return queueRead
 }
 
@@ -151,7 +159,7 @@ export const queueOldestJobAge = new Gauge({
 
 let backlogRead: Promise<{ quarantinedItems: number; parkedDeliveries: number } | null> | null = null
 function readBacklog() {
-  backlogRead ??= safely(sources.whatsappBacklog).finally(() => setImmediate(() => (backlogRead = null)))
+  backlogRead ??= safely('whatsappBacklog', sources.whatsappBacklog).finally(() => setImmediate(() => (backlogRead = null)))
   return backlogRead
 }
 
