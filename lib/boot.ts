@@ -1,4 +1,5 @@
 import type { Config } from './config.js'
+import { configurePseudonyms } from './crypto.js'
 import { resolveDatabase, type DatabaseTarget } from './database.js'
 import { createSql, type Sql } from './db.js'
 import type { Logger } from './logger.js'
@@ -18,6 +19,7 @@ export interface Platform {
  * pool. Refuses to run the services as a role that could bypass row-level security.
  */
 export async function bootPlatform(config: Config, log: Logger, options: { applicationName: string; poolMax?: number }): Promise<Platform> {
+  configurePseudonyms(config.SECRETS_KEY)
   const target = await resolveDatabase(config, log)
   try {
     if (config.AUTO_MIGRATE) {

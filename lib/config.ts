@@ -68,6 +68,11 @@ export const ConfigSchema = z.object({
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(8),
   WORKER_POLL_INTERVAL_MS: z.coerce.number().int().min(50).default(1000),
 
+  // Prometheus /metrics: loopback callers only, unless they send `Authorization: Bearer <METRICS_TOKEN>`. The worker
+  // serves its metrics on METRICS_PORT (bound to HOST); 0 turns that server off.
+  METRICS_TOKEN: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(16).optional()),
+  METRICS_PORT: port(9464),
+
   // Optional outside services.
   REDIS_URL: optionalUrl,
   POSTHOG_API_KEY: optionalString,

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto'
 
 export const sha256 = (input: string | Buffer): Buffer => createHash('sha256').update(input).digest()
 
@@ -47,3 +47,41 @@ export class SecretBox {
     return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8')
   }
 }
+
+/** SECRETS_KEY as bytes; unset means the development key as SecretBox reads it (config validation refuses that in production). */
+function secretsKeyBytes(value: string | undefined): Buffer {
+  if (!value) return sha256('wa-platform development secrets key')
+  return /^[0-9a-f]{64}$/i.test(value) ? Buffer.from(value, 'hex') : Buffer.from(value, 'base64')
+}
+
+/**
+ * Keyed pseudonyms for identifiers that must not be written in clear where logs and tools show them (a recipient's
+ * phone number in a job key or queue name): HMAC-SHA256 under a key derived from SECRETS_KEY. The same input gives
+ * the same pseudonym in every process sharing the key (so job-key deduplication holds); without the key nobody can
+ * test a guessed number against it, which a plain sha256 of a phone (a small space) would allow.
+ */
+export class Pseudonyms {
+  private readonly key: Buffer
+
+  constructor(secretsKey: Buffer) {
+    this.key = Buffer.from(hkdfSync('sha256', secretsKey, Buffer.alloc(0), 'wa-platform pseudonyms v1', 32))
+  }
+
+  static fromConfig(value: string | undefined): Pseudonyms {
+    return new Pseudonyms(secretsKeyBytes(value))
+  }
+
+  /** 128 bits, base64url (22 characters); `purpose` separates uses so one pseudonym cannot be matched with another. */
+  of(purpose: string, value: string): string {
+    return createHmac('sha256', this.key).update(purpose).update('\0').update(value).digest().subarray(0, 16).toString('base64url')
+  }
+}
+
+let processPseudonyms = Pseudonyms.fromConfig(undefined)
+
+/** Each entry point sets the process's key from its config once at boot (lib/boot.ts); tests use the development key. */
+export function configurePseudonyms(secretsKey: string | undefined): void {
+  processPseudonyms = Pseudonyms.fromConfig(secretsKey)
+}
+
+export const pseudonym = (purpose: string, value: string): string => processPseudonyms.of(purpose, value)

@@ -1,4 +1,5 @@
 import { AppError } from './errors.js'
+import { groupCommitBatchSize } from './metrics.js'
 
 export interface GroupCommitOptions {
   /** What is being stored, for the 503 messages ("delivery", "submission"). */
@@ -83,6 +84,7 @@ export class GroupCommit<T, R> {
         reject(unavailable(`storing the ${this.noun} took too long; retry later`, '2'))
       }, this.timeoutMs)
     })
+    groupCommitBatchSize.observe({ inbox: this.noun }, batch.length)
     try {
       const results = await Promise.race([this.write(batch.map((p) => p.item), abort.signal), deadline])
       batch.forEach((p, i) => {

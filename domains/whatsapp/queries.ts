@@ -87,6 +87,12 @@ export const listLeadMessages = (tx: Tx, leadId: string, limit: number, before: 
 // ---------------------------------------------------------------------------------------------------------
 // Operators: the inbox, its quarantine, replays. Platform tables, no tenant.
 
+/** For /metrics, at scrape time: what waits for an operator. Both counts use partial indexes. */
+export const whatsappBacklog = (tx: Queryable) =>
+  tx<{ quarantinedItems: number; parkedDeliveries: number }[]>`
+    select (select count(*)::int from whatsapp.quarantined_items where released_at is null) as quarantined_items,
+           (select count(*)::int from whatsapp.webhook_deliveries where status = 'parked') as parked_deliveries`.then((r) => r[0]!)
+
 export const listDeliveries = (tx: Queryable, filter: { status?: string; limit: number; beforeId?: string | null }) =>
   tx`
     select id::text, received_at, status, attempts, last_error, item_count, quarantined_count, processed_at

@@ -5,6 +5,7 @@ import type { Sql } from '../../lib/db.js'
 import { AppError } from '../../lib/errors.js'
 import { createHttpServer, type App } from '../../lib/http/create-server.js'
 import { registerHealthRoutes } from '../../lib/http/health.js'
+import { registerMetrics } from '../../lib/http/metrics.js'
 import { registerOpenApi } from '../../lib/http/openapi.js'
 import type { Logger } from '../../lib/logger.js'
 import type { MigrationFile } from '../../lib/migrate.js'
@@ -39,6 +40,7 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets'> & { secrets?: 
   const deps: ApiDeps = { ...input, secrets: input.secrets ?? SecretBox.fromConfig(input.config.SECRETS_KEY) }
   const { config } = deps
   const app = createHttpServer({ logger: deps.log, bodyLimit: config.BODY_LIMIT_BYTES, trustProxy: config.TRUST_PROXY })
+  registerMetrics(app, { service: 'api', config })
 
   await app.register(rateLimit, {
     global: true,

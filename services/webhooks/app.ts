@@ -5,6 +5,7 @@ import { DeliveryInbox } from '../../domains/whatsapp/inbox.js'
 import type { Sql } from '../../lib/db.js'
 import { createHttpServer, type App } from '../../lib/http/create-server.js'
 import { registerHealthRoutes } from '../../lib/http/health.js'
+import { registerMetrics } from '../../lib/http/metrics.js'
 import { registerOpenApi } from '../../lib/http/openapi.js'
 import type { Logger } from '../../lib/logger.js'
 import type { MigrationFile } from '../../lib/migrate.js'
@@ -35,6 +36,7 @@ export async function buildWebhooksApp(input: WebhooksDeps): Promise<App> {
     inbox: input.inbox ?? new DeliveryInbox(input.sql),
   }
   const app = createHttpServer({ logger: deps.log, bodyLimit: deps.config.WEBHOOK_BODY_LIMIT_BYTES, trustProxy: deps.config.TRUST_PROXY })
+  registerMetrics(app, { service: 'webhooks', config: deps.config })
   await registerOpenApi(app, {
     title: 'WhatsApp lead platform ingestion',
     description: 'WhatsApp Cloud API webhooks, public lead forms and event intake.',

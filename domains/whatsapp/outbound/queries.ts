@@ -1,3 +1,4 @@
+import { pseudonym } from '../../../lib/crypto.js'
 import type { Queryable, Tx } from '../../../lib/db.js'
 import type { SendMessageBody as GraphBody } from '../graph/bodies.js'
 import type { OutboundMessageView, TemplateView } from './schemas.js'
@@ -109,9 +110,11 @@ export const enqueueSend = (tx: Tx, tenantId: string, messageId: string, phoneId
 /**
  * One job (key) and one queue per (number, recipient): the job sends that recipient's outbox in order. The queue
  * keeps a new job from running beside one already running; a job waiting for a retry keeps its time when a new
- * message arrives (preserve_run_at), since nothing newer may overtake the message it waits for.
+ * message arrives (preserve_run_at), since nothing newer may overtake the message it waits for. graphile-worker
+ * logs and shows job keys and queue names, so the recipient is a keyed pseudonym (lib/crypto.ts), never the number:
+ * the same recipient still gives the same key in every process.
  */
-export const sendQueueName = (phoneId: string, waId: string) => `wa-send:${phoneId}:${waId}`
+export const sendQueueName = (phoneId: string, waId: string) => `wa-send:${phoneId}:${pseudonym('wa-send', waId)}`
 
 // ---------------------------------------------------------------------------------------------------------
 // Sending.

@@ -3,6 +3,7 @@ import { ZodError } from 'zod'
 import type { SecretBox } from '../../../lib/crypto.js'
 import { type Sql, type Tx, withTenant } from '../../../lib/db.js'
 import type { Logger } from '../../../lib/logger.js'
+import { countSend } from '../../../lib/metrics.js'
 import { refreshMessageStatuses } from '../apply-items.js'
 import { type GraphClient, GraphApiError } from '../graph/client.js'
 import * as q from './queries.js'
@@ -115,6 +116,7 @@ async function sendHead(o: Resolved, tenantId: string, target: Target): Promise<
     if (!(err instanceof GraphApiError)) throw err
     return withTenant(o.sql, tenantId, (tx) => recordGraphFailure(o, tx, tenantId, head, err))
   }
+  countSend('accepted')
   return withTenant(o.sql, tenantId, async (tx) => {
     await q.markAccepted(tx, head.messageId, wamid)
     // Statuses that arrived before the wamid was stored are applied now.
@@ -151,7 +153,7 @@ async function decide(o: Resolved, tx: Tx, tenantId: string, phoneId: string, wa
     if (wamid) {
       await q.markAccepted(tx, head.messageId, wamid)
       await refreshMessageStatuses(tx, [wamid])
-      o.log?.info({ messageId: head.messageId, wamid }, 'ambiguous send resolved from status webhooks; not sending again')
+      o.log?.info({ messageId: head.messageId }, 'ambiguous send resolved from status webhooks; not sending again')
       return { kind: 'done', state: 'accepted' }
     }
     const graceEnds = startedAt + o.inDoubtGraceMs
@@ -188,6 +190,8 @@ async function recordGraphFailure(o: Resolved, tx: Tx, tenantId: string, head: q
   const error = { httpStatus: err.httpStatus, code: err.code, subcode: err.subcode, title: err.title, message: err.message, details: err.details, fbtraceId: err.fbtraceId }
   const reason = err.code !== null ? `${err.code}: ${err.title}${err.details ? ` (${err.details})` : ''}` : err.message
   const attempts = head.attempts + 1
+  const ambiguous = err.httpStatus === null && !refusedConnection(err)
+  countSend(err.disposition === 'fail' || err.disposition === 'token_invalid' || attempts >= o.maxAttempts ? 'failed' : ambiguous ? 'in_doubt' : 'retry', err.code)
   if (err.disposition === 'fail' || err.disposition === 'token_invalid') {
     await q.markFailed(tx, head.messageId, { reason, code: err.code, title: err.title, error })
     if (err.disposition === 'token_invalid') await q.flagTokenInvalid(tx, head.phoneId)
@@ -200,7 +204,6 @@ async function recordGraphFailure(o: Resolved, tx: Tx, tenantId: string, head: q
   const now = o.now?.() ?? new Date()
   // No answer at all (timeout, connection lost mid-call): Meta may have the message. A refused connection never
   // reached anyone, so it is an ordinary retry.
-  const ambiguous = err.httpStatus === null && !refusedConnection(err)
   const until = new Date(now.getTime() + (ambiguous ? Math.min(IN_DOUBT_POLL_MS, o.inDoubtGraceMs) : backoffMs(attempts, o.retryBaseMs)))
   if (ambiguous) await q.markInDoubt(tx, head.messageId, until, error)
   else await q.markRetry(tx, head.messageId, until, error)

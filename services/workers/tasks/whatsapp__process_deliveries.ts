@@ -2,6 +2,7 @@ import type { Task } from 'graphile-worker'
 import { onNewInboundMessages } from '../../../domains/conversations/inbound-hook.js'
 import { processDeliveries } from '../../../domains/whatsapp/process-deliveries.js'
 import { PROCESS_DELIVERY_TASK, ProcessDeliveriesPayload } from '../../../domains/whatsapp/schemas.js'
+import { whatsappDeliveries } from '../../../lib/metrics.js'
 import type { TaskDeps } from './task-deps.js'
 
 /** Attempts for one delivery on its own before it is parked for an operator (backoff: e^attempt seconds). */
@@ -15,6 +16,7 @@ export const DELIVERY_MAX_ATTEMPTS = 8
 export const processDeliveriesTask = (deps: TaskDeps): Task => async (payload, helpers) => {
   const { deliveryIds } = ProcessDeliveriesPayload.parse(payload)
   const result = await processDeliveries(deps.sql, deliveryIds, onNewInboundMessages)
+  whatsappDeliveries.inc({ outcome: 'processed' }, result.processed.length)
   for (const failure of result.failed) {
     helpers.logger.warn(`delivery ${failure.deliveryId} failed in batch; retrying alone: ${failure.error}`)
     await deps.sql.begin(async (tx) => {

@@ -4,6 +4,7 @@ import rateLimit from '@fastify/rate-limit'
 import type { FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import { AppError } from '../../../../lib/errors.js'
+import { countSubmissionAcknowledged } from '../../../../lib/metrics.js'
 import type { App } from '../../../../lib/http/create-server.js'
 import { SubmissionInbox } from '../../../../domains/marketing/forms/inbox.js'
 import { acceptSubmission, loadPublicForm, originAllowed, type PublicForm } from '../../../../domains/marketing/forms/service.js'
@@ -100,6 +101,7 @@ export default async function formSubmissionRoutes(app: App, deps: WebhooksDeps)
     const { stored: _stored, ...accepted } = await acceptSubmission(inbox, req.publicForm!, req.body, {
       ip: req.ip, userAgent: req.headers['user-agent'] ?? null, referer: req.headers.referer ?? null, requestId: req.id,
     })
+    countSubmissionAcknowledged(_stored)
     if (wantsRedirect(req)) return reply.redirect(accepted.redirectUrl ?? `./thanks`, 303)
     return reply.code(201).send(accepted)
   })

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { safeEqual, sha256 } from '../../../../lib/crypto.js'
 import { AppError } from '../../../../lib/errors.js'
+import { countDeliveryAcknowledged } from '../../../../lib/metrics.js'
 import type { App } from '../../../../lib/http/create-server.js'
 import { idsInDelivery, OwnAppSecrets } from '../../../../domains/whatsapp/app-secrets.js'
 import { verifyTokenKnown } from '../../../../domains/whatsapp/queries.js'
@@ -95,6 +96,7 @@ export default async function whatsappWebhookRoutes(app: App, deps: WebhooksDeps
       })
     }
     const stored = await deps.inbox.store(raw, text)
+    countDeliveryAcknowledged(stored.duplicate)
     return { received: true as const, ...stored }
   })
 }
