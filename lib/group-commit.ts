@@ -1,3 +1,4 @@
+import { isDatabaseUnavailable } from './db.js'
 import { AppError } from './errors.js'
 import { groupCommitBatchSize } from './metrics.js'
 
@@ -16,6 +17,17 @@ export interface GroupCommitOptions {
   maxQueued?: number
   /** A flush slower than this fails its callers with 503 (JS-side, so it covers waiting for a connection too). */
   timeoutMs?: number
+  /**
+   * Single writes in flight at once while the members of a failed batch are retried alone. Small on purpose: the
+   * retries use pool connections that the next batch is waiting for.
+   */
+  retryConcurrency?: number
+  /**
+   * Whether a failed write means "the database is unavailable" (down, timed out, overloaded) rather than "something
+   * in this batch cannot be stored". Such a failure fails the whole batch (503) and is not retried alone: that would
+   * only multiply the load on a database that is already not answering. Default: isUnavailableError.
+   */
+  isUnavailable?: (err: unknown) => boolean
 }
 
 /**
@@ -31,6 +43,23 @@ interface Pending<T, R> {
   reject: (err: unknown) => void
 }
 
+/**
+ * The default classification of a failed write: unavailable when any error in its cause chain is a connection or
+ * availability error (lib/db.ts isDatabaseUnavailable), or when the innermost one is our own 503 (a writer that gave
+ * up after the deadline, or that saw a concurrent flush). Anything else (a value PostgreSQL cannot store, a
+ * constraint, a bug) may be one member's fault, so the members are retried alone.
+ */
+export function isUnavailableError(err: unknown): boolean {
+  let e: unknown = err
+  for (let depth = 0; depth < 8; depth++) {
+    if (isDatabaseUnavailable(e)) return true
+    const cause = (e as { cause?: unknown } | null)?.cause
+    if (cause === undefined || cause === null) break
+    e = cause
+  }
+  return e instanceof AppError && e.code === 'UNAVAILABLE'
+}
+
 const unavailable = (message: string, retryAfter: string) => new AppError('UNAVAILABLE', message, { headers: { 'retry-after': retryAfter } })
 
 /**
@@ -38,6 +67,11 @@ const unavailable = (message: string, retryAfter: string) => new AppError('UNAVA
  * one, so acknowledging does not cost a commit (and a disk flush) per request, and a quiet system adds no waiting.
  * A caller's promise settles only when its batch has been written (resolved) or has failed or timed out (rejected),
  * so a route answers success only for what is committed.
+ *
+ * When a batch write fails for a reason other than the database being unavailable, one member may be the cause (a
+ * value PostgreSQL refuses fails the whole statement): each member is then written again alone, a few at a time,
+ * so only the offender fails and the others are answered once their own write has committed. An availability
+ * failure of the batch, or of any single retry, fails every member still waiting with it.
  */
 export class GroupCommit<T, R> {
   private queue: Pending<T, R>[] = []
@@ -47,6 +81,8 @@ export class GroupCommit<T, R> {
   private readonly maxConcurrentFlushes: number
   private readonly maxQueued: number
   private readonly timeoutMs: number
+  private readonly retryConcurrency: number
+  private readonly isUnavailable: (err: unknown) => boolean
 
   constructor(private readonly write: BatchWriter<T, R>, options: GroupCommitOptions) {
     this.noun = options.noun
@@ -54,6 +90,8 @@ export class GroupCommit<T, R> {
     this.maxConcurrentFlushes = options.maxConcurrentFlushes ?? 1
     this.maxQueued = options.maxQueued ?? 10_000
     this.timeoutMs = options.timeoutMs ?? 5_000
+    this.retryConcurrency = Math.max(1, options.retryConcurrency ?? 4)
+    this.isUnavailable = options.isUnavailable ?? isUnavailableError
   }
 
   add(item: T): Promise<R> {
@@ -76,26 +114,69 @@ export class GroupCommit<T, R> {
   }
 
   private async flush(batch: Pending<T, R>[]): Promise<void> {
+    // Members not answered yet. Each is answered once: by its write, by a failure, or by the deadline.
+    const open = new Set(batch)
+    const resolve = (p: Pending<T, R>, result: R) => open.delete(p) && p.resolve(result)
+    const reject = (p: Pending<T, R>, err: unknown) => open.delete(p) && p.reject(err)
+    const answer = (members: Pending<T, R>[], results: (R | Error)[]) =>
+      members.forEach((p, i) => {
+        const result = results[i]
+        if (result instanceof Error) reject(p, result)
+        else resolve(p, result as R)
+      })
+
     const abort = new AbortController()
     let timer: NodeJS.Timeout | undefined
-    const deadline = new Promise<never>((_, reject) => {
+    const deadline = new Promise<void>((done) => {
       timer = setTimeout(() => {
         abort.abort()
-        reject(unavailable(`storing the ${this.noun} took too long; retry later`, '2'))
+        const err = unavailable(`storing the ${this.noun} took too long; retry later`, '2')
+        for (const p of [...open]) reject(p, err)
+        done()
       }, this.timeoutMs)
     })
     groupCommitBatchSize.observe({ inbox: this.noun }, batch.length)
+    const work = async () => {
+      try {
+        answer(batch, await this.write(batch.map((p) => p.item), abort.signal))
+      } catch (err) {
+        if (batch.length === 1 || abort.signal.aborted || this.isUnavailable(err)) {
+          for (const p of batch) reject(p, err)
+          return
+        }
+        await this.retryAlone(batch, abort.signal, answer, reject)
+      }
+    }
     try {
-      const results = await Promise.race([this.write(batch.map((p) => p.item), abort.signal), deadline])
-      batch.forEach((p, i) => {
-        const result = results[i]
-        if (result instanceof Error) p.reject(result)
-        else p.resolve(result as R)
-      })
-    } catch (err) {
-      for (const p of batch) p.reject(err)
+      // At the deadline the flush ends (the next batch may start) even if a write is still waiting.
+      await Promise.race([work(), deadline])
     } finally {
       clearTimeout(timer)
     }
+  }
+
+  /** Writes each member alone, retryConcurrency at a time; stops at the first availability failure or the deadline. */
+  private async retryAlone(
+    batch: Pending<T, R>[],
+    signal: AbortSignal,
+    answer: (members: Pending<T, R>[], results: (R | Error)[]) => void,
+    reject: (p: Pending<T, R>, err: unknown) => void,
+  ): Promise<void> {
+    let next = 0
+    let stopped: unknown = null
+    const lane = async () => {
+      while (stopped === null && !signal.aborted && next < batch.length) {
+        const p = batch[next++]!
+        try {
+          answer([p], await this.write([p.item], signal))
+        } catch (err) {
+          reject(p, err)
+          if (signal.aborted || this.isUnavailable(err)) stopped = err
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(this.retryConcurrency, batch.length) }, lane))
+    // Not tried (the database went away meanwhile): failed with the availability error, as the whole batch would be.
+    if (stopped !== null) for (const p of batch) reject(p, stopped)
   }
 }

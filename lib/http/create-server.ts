@@ -3,6 +3,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import type { Logger } from 'pino'
 import { registerErrorHandlers } from './error-handler.js'
+import { registerStorableTextChecks } from './safe-json.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -39,5 +40,7 @@ export function createHttpServer(options: { logger: Logger; bodyLimit: number; t
     reply.header('x-request-id', request.id)
   })
   registerErrorHandlers(app as unknown as FastifyInstance)
+  // NUL, lone surrogates and too-deep bodies are a 400 naming the field, before any route sees them.
+  registerStorableTextChecks(app as unknown as FastifyInstance)
   return app
 }

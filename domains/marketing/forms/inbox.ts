@@ -3,6 +3,15 @@ import { AppError, isAppError } from '../../../lib/errors.js'
 import { GroupCommit, type GroupCommitOptions } from '../../../lib/group-commit.js'
 import { type NewInboxRow, storeInboxBatches } from './queries.js'
 
+/**
+ * PostgreSQL's data exceptions (class 22: NUL in text or jsonb, invalid JSON such as a lone surrogate) and program
+ * limits (class 54: a value nested too deep), or a JS stack overflow serializing one.
+ */
+const isUnstorableValue = (err: unknown) => {
+  const code = (err as { code?: unknown } | null)?.code
+  return (typeof code === 'string' && /^(22|54)[0-9A-Z]{3}$/.test(code)) || err instanceof RangeError
+}
+
 /** A validated submission, ready to be stored: its id is the submissionId the submitter is answered with. */
 export interface PendingSubmission extends NewInboxRow {
   tenantId: string
@@ -53,6 +62,9 @@ export class SubmissionInbox implements SubmissionStore {
     } catch (err) {
       if (isAppError(err)) throw err
       this.options.onError?.(err)
+      // What the boundary should have refused (lib/http/safe-json.ts). Alone, it is this submission's fault and
+      // retrying cannot help; in a batch, the group commit retries each member alone to find out whose it is.
+      if (isUnstorableValue(err)) throw new AppError('BAD_REQUEST', 'the submission holds a value that cannot be stored', { cause: err })
       throw new AppError('UNAVAILABLE', 'the submission could not be stored; retry later', { headers: { 'retry-after': '2' }, cause: err })
     }
     return batch.map(() => true as const)
