@@ -87,9 +87,11 @@ describe('applying real-world WhatsApp payloads faithfully', () => {
 
     it('changes nothing, not even updated_at, when the same event arrives again in another delivery', async () => {
       const templateId = f.newTemplateId()
+      await manage('message_template_status_update', f.templateStatusUpdate({ templateId, name: 'promo', event: 'APPROVED' }), 1_760_001_900)
       const body = f.managementDelivery(number.wabaId, 'message_template_quality_update', f.templateQualityUpdate({ templateId, name: 'promo', newScore: 'YELLOW' }), 1_760_002_000)
       await ingest(body)
       const before = await template(templateId)
+      expect(before).toMatchObject({ status: 'APPROVED', qualityScore: 'YELLOW' })
       await ingest(f.mergeDeliveries(body, f.delivery({ ...scope(), statuses: [f.statusUpdate({ id: f.newWamid(), status: 'sent', recipientId: newSender() })] })))
       expect(await template(templateId)).toEqual(before)
     })
