@@ -1,5 +1,7 @@
 import type { Tx } from '../../lib/db.js'
 import { phoneMatchKey, waIdToE164 } from '../marketing/identity/phone.js'
+import { changeLeadPhone, type PhoneChange } from '../marketing/leads/service.js'
+import { toTimestamp } from './webhook/normalize.js'
 import type {
   AccountUpdateItem, ErrorItem, MessageItem, PhoneNumberNameItem, PhoneNumberQualityItem, StatusItem,
   TemplateCategoryItem, TemplateQualityItem, TemplateStatusItem,
@@ -19,8 +21,22 @@ export interface RoutedPhone {
 export function senderIdentity(item: MessageItem): { waId: string; phoneE164: string | null; phoneKey: string } | null {
   const waId = item.message.from ?? item.message.fromUserId
   if (!waId) return null
-  const e164 = item.message.from ? waIdToE164(item.message.from) : null
+  return waIdentity(waId, item.message.from !== null)
+}
+
+const waIdentity = (waId: string, isPhone: boolean) => {
+  const e164 = isPhone ? waIdToE164(waId) : null
   return { waId, phoneE164: e164, phoneKey: e164 ? phoneMatchKey(e164) : `bsuid:${waId}` }
+}
+
+/** `user_changed_number` (older: `customer_changed_number`) names the new number in `wa_id` (very old: `new_wa_id`). */
+const NUMBER_CHANGES = new Set(['user_changed_number', 'customer_changed_number'])
+function newNumberOf(item: MessageItem): string | null {
+  if (item.parseError !== null || item.message.type !== 'system') return null
+  const c = item.message.content as { type?: unknown; wa_id?: unknown; new_wa_id?: unknown }
+  if (typeof c.type !== 'string' || !NUMBER_CHANGES.has(c.type)) return null
+  const waId = typeof c.wa_id === 'string' && c.wa_id !== '' ? c.wa_id : c.new_wa_id === undefined || c.new_wa_id === '' ? null : String(c.new_wa_id)
+  return waId
 }
 
 export interface InboundEntry {
@@ -80,6 +96,7 @@ export async function applyInboundMessages(tx: Tx, tenantId: string, entries: In
     return {
       ord, phone_id: route.phoneId, lead_id: leadId.get(sender.phoneKey)!, wamid: m.wamid, wa_id: sender.waId, type: m.type,
       content: item.parseError ? { raw: item.raw } : m.content, context: m.context ?? null, referral: m.referral ?? null, errors: m.errors ?? null,
+      identity: m.identity ?? null,
       occurred_at: (m.timestamp ?? new Date()).toISOString(),
       details: { direction: 'inbound', type: m.type, rawType: m.rawType, ...(item.parseError ? { parseError: item.parseError } : {}) },
       event: { type: m.type, phoneNumberId: item.phoneNumberId, referral: !!m.referral },
@@ -89,10 +106,10 @@ export async function applyInboundMessages(tx: Tx, tenantId: string, entries: In
     with input as (
       select * from jsonb_to_recordset(${tx.json(rows as never)}::jsonb)
         as x(ord int, phone_id uuid, lead_id uuid, wamid text, wa_id text, type text, content jsonb, context jsonb, referral jsonb,
-             errors jsonb, occurred_at timestamptz, details jsonb, event jsonb)
+             errors jsonb, identity jsonb, occurred_at timestamptz, details jsonb, event jsonb)
     ), msg as (
-      insert into whatsapp.messages (tenant_id, phone_number_id, lead_id, direction, wamid, wa_id, type, content, context, referral, errors, status, occurred_at)
-      select ${tenantId}, phone_id, lead_id, 'inbound', wamid, wa_id, type, content, context, referral, errors, 'received', occurred_at
+      insert into whatsapp.messages (tenant_id, phone_number_id, lead_id, direction, wamid, wa_id, type, content, context, referral, errors, identity, status, occurred_at)
+      select ${tenantId}, phone_id, lead_id, 'inbound', wamid, wa_id, type, content, context, referral, errors, identity, 'received', occurred_at
         from input order by ord
       on conflict (tenant_id, wamid) do nothing
       returning id, wamid, lead_id, phone_number_id, wa_id, occurred_at
@@ -115,9 +132,25 @@ export async function applyInboundMessages(tx: Tx, tenantId: string, entries: In
     )
     select m.id, m.wamid, m.lead_id from msg m`
   const order = new Map(unique.map((e, i) => [e.item.message.wamid, i]))
-  return inserted
+  const created = inserted
     .map((r) => ({ messageId: r.id, leadId: r.leadId, entry: byWamid.get(r.wamid)! }))
     .sort((a, b) => order.get(a.entry.item.message.wamid)! - order.get(b.entry.item.message.wamid)!)
+
+  // Number changes, only from notices stored just now (a replay moves nothing). Leads merged on the way are reported
+  // under their survivor, so the bot hook never starts a conversation on a merged lead.
+  const changes: PhoneChange[] = created.flatMap(({ messageId, leadId, entry }) => {
+    const to = newNumberOf(entry.item)
+    if (!to || to === entry.sender.waId) return []
+    const next = waIdentity(to, true)
+    return [{
+      leadId, fromWaId: entry.sender.waId, toWaId: to, phoneE164: next.phoneE164, phoneKey: next.phoneKey,
+      occurredAt: (entry.item.message.timestamp ?? new Date()).toISOString(), messageId, dedupeKey: `wa:number:${entry.item.message.wamid}`,
+    }]
+  })
+  if (changes.length === 0) return created
+  const mergedInto = await changeLeadPhone(tx, tenantId, changes)
+  const live = (id: string): string => (mergedInto.has(id) ? live(mergedInto.get(id)!) : id)
+  return created.map((c) => ({ ...c, leadId: live(c.leadId) }))
 }
 
 /** Statuses go to the history first (once each); the messages they name are then re-derived from it. */
@@ -182,57 +215,153 @@ export function applyValueErrors(tx: Tx, route: RoutedPhone, items: ErrorItem[])
 
 export type ManagementItem = TemplateStatusItem | TemplateQualityItem | TemplateCategoryItem | AccountUpdateItem | PhoneNumberQualityItem | PhoneNumberNameItem
 
-/** Management changes update the whatsapp schema; each is guarded so an older event never overwrites a newer one. */
+/** Phone quality events that say something about the number's quality; the others (ONBOARDING, THROUGHPUT_UPGRADE) do not. */
+const PHONE_QUALITY_EVENTS = ['FLAGGED', 'UNFLAGGED', 'UPGRADE', 'DOWNGRADE']
+
+/** `restriction_info[]` with every expiration as an ISO timestamp (Meta sends ISO text or unix seconds), and the latest one. */
+function restrictionsOf(value: Record<string, unknown>): { list: unknown[]; expiresAt: Date | null } | null {
+  if (!Array.isArray(value.restriction_info)) return null
+  let expiresAt: Date | null = null
+  const list = value.restriction_info.map((r: Record<string, unknown>) => {
+    const at = toTimestamp(r.expiration)
+    if (at && (!expiresAt || at > expiresAt)) expiresAt = at
+    return { ...r, ...(r.expiration === undefined ? {} : { expiration: at ? at.toISOString() : r.expiration }) }
+  })
+  return { list, expiresAt }
+}
+
+const sameNumber = (tx: Tx, displayPhoneNumber: string) =>
+  tx`regexp_replace(display_phone_number, '\\D', '', 'g') = regexp_replace(${displayPhoneNumber}, '\\D', '', 'g')`
+
+type TemplateStream = 'quality_event_at' | 'category_event_at'
+/** A query used as a part of another (postgres.js nests them). */
+type Fragment = { readonly [Symbol.toStringTag]?: string } & PromiseLike<unknown>
+interface TemplateFields { quality_score?: string; category?: string | null; previous_category?: string | null; pending_category?: string | null; pending_category_at?: Date | null }
+
+/**
+ * A quality or category change of a template, in one statement: the template is found by Meta's id; one the product
+ * has not seen (made in WhatsApp Manager) is recorded by name and language, as status updates record it. Only a
+ * first sighting (`logged`) that is not older than the stream's last event is applied; `set` may read the row as `t`.
+ */
+function upsertTemplateStream(
+  tx: Tx, logged: Fragment, tenantId: string, businessAccountId: string, templateId: string, name: string, language: string,
+  stream: TemplateStream, at: Date, fields: TemplateFields, set: Fragment,
+) {
+  const newer = tx`(t.${tx(stream)} is null or t.${tx(stream)} <= ${at})`
+  return tx`
+    with logged as (${logged}), updated as (
+      update whatsapp.templates t set ${set}, ${tx(stream)} = ${at}, updated_at = now()
+       where t.meta_template_id = ${templateId} and exists (select 1 from logged) and ${newer}
+      returning t.id
+    )
+    insert into whatsapp.templates as t (tenant_id, business_account_id, meta_template_id, name, language, quality_score, category,
+                                         previous_category, pending_category, pending_category_at, quality_event_at, category_event_at)
+    select ${tenantId}, ${businessAccountId}, ${templateId}, ${name}, ${language}, ${fields.quality_score ?? null}::text, ${fields.category ?? null}::text,
+           ${fields.previous_category ?? null}::text, ${fields.pending_category ?? null}::text, ${fields.pending_category_at ?? null}::timestamptz,
+           ${stream === 'quality_event_at' ? at : null}::timestamptz, ${stream === 'category_event_at' ? at : null}::timestamptz
+     where exists (select 1 from logged)
+       and not exists (select 1 from whatsapp.templates k where k.meta_template_id = ${templateId})
+    on conflict (tenant_id, business_account_id, name, language) do update
+      set ${set}, ${tx(stream)} = excluded.${tx(stream)}, meta_template_id = excluded.meta_template_id, updated_at = now()
+      where ${newer}`
+}
+
+/**
+ * Applies one management change. Each is logged once in whatsapp.management_events (by item key) and applied only on
+ * its first sighting, so a redelivered copy changes nothing; and each stream (template status, quality, category;
+ * account; number quality/limit, name) only moves forward in event time, so an older event arriving late changes
+ * nothing either (the log still keeps it). One statement per change: these are rare next to messages.
+ */
 export function applyManagementItem(tx: Tx, tenantId: string, businessAccountId: string, item: ManagementItem) {
   const at = item.at ?? new Date()
+  const logged = tx`
+    insert into whatsapp.management_events (tenant_id, business_account_id, kind, item_key, occurred_at, value)
+    values (${tenantId}, ${businessAccountId}, ${item.kind}, ${item.itemKey}, ${at}, ${tx.json(item.value as never)})
+    on conflict (tenant_id, item_key) do nothing
+    returning id`
+  const v = item.value as Record<string, unknown>
+  const name = String(v.message_template_name ?? ('templateId' in item ? item.templateId : ''))
+  const language = String(v.message_template_language ?? 'und')
   switch (item.kind) {
     case 'template_status': {
-      const v = item.value as Record<string, unknown>
       const reason = typeof v.reason === 'string' && v.reason !== 'NONE' ? v.reason : null
       const category = typeof v.message_template_category === 'string' ? v.message_template_category : null
+      const rejectionInfo = v.rejection_info && typeof v.rejection_info === 'object' ? tx.json(v.rejection_info as never) : null
       return tx`
-        insert into whatsapp.templates as t (tenant_id, business_account_id, meta_template_id, name, language, category, status, rejection_reason, last_event_at)
-        values (${tenantId}, ${businessAccountId}, ${item.templateId}, ${String(v.message_template_name ?? item.templateId)},
-                ${String(v.message_template_language ?? 'und')}, ${category}, ${item.event}, ${reason}, ${at})
+        with logged as (${logged})
+        insert into whatsapp.templates as t (tenant_id, business_account_id, meta_template_id, name, language, category, status, rejection_reason, rejection_info, last_event_at)
+        select ${tenantId}, ${businessAccountId}, ${item.templateId}, ${name}, ${language}, ${category}, ${item.event}, ${reason}, ${rejectionInfo}::jsonb, ${at}
+         where exists (select 1 from logged)
         on conflict (tenant_id, business_account_id, name, language) do update
           set meta_template_id = excluded.meta_template_id, status = excluded.status, rejection_reason = excluded.rejection_reason,
-              category = coalesce(excluded.category, t.category), last_event_at = excluded.last_event_at, updated_at = now()
+              rejection_info = excluded.rejection_info, category = coalesce(excluded.category, t.category),
+              last_event_at = excluded.last_event_at, updated_at = now()
           where t.last_event_at is null or t.last_event_at <= excluded.last_event_at`
     }
     case 'template_quality':
-      return tx`
-        update whatsapp.templates set quality_score = ${item.newScore}, updated_at = now()
-         where meta_template_id = ${item.templateId}`
-    case 'template_category':
-      if (!item.newCategory) return tx`select 1`
-      return tx`
-        update whatsapp.templates set previous_category = coalesce(${item.previousCategory}, category), category = ${item.newCategory}, updated_at = now()
-         where meta_template_id = ${item.templateId}`
+      return upsertTemplateStream(tx, logged, tenantId, businessAccountId, item.templateId, name, language, 'quality_event_at', at,
+        { quality_score: item.newScore },
+        tx`quality_score = ${item.newScore}`)
+    case 'template_category': {
+      if (item.correctCategory !== null) {
+        // An announced change: `new_category` is the current category, `correct_category` what it becomes, and when.
+        const due = toTimestamp(v.category_update_timestamp)
+        return upsertTemplateStream(tx, logged, tenantId, businessAccountId, item.templateId, name, language, 'category_event_at', at,
+          { category: item.newCategory, pending_category: item.correctCategory, pending_category_at: due },
+          tx`category = coalesce(t.category, ${item.newCategory}), pending_category = ${item.correctCategory}, pending_category_at = ${due}::timestamptz`)
+      }
+      if (!item.newCategory) return tx`with logged as (${logged}) select count(*) from logged`
+      return upsertTemplateStream(tx, logged, tenantId, businessAccountId, item.templateId, name, language, 'category_event_at', at,
+        { category: item.newCategory, previous_category: item.previousCategory },
+        tx`previous_category = coalesce(${item.previousCategory}, t.category), category = ${item.newCategory}, pending_category = null, pending_category_at = null`)
+    }
     case 'account_update': {
-      const v = item.value as Record<string, unknown>
-      const restriction = v.ban_info ?? v.restriction_info ?? null
+      const restrictions = restrictionsOf(v)
+      const restriction = v.ban_info ?? restrictions?.list ?? null
       return tx`
+        with logged as (${logged})
         update whatsapp.business_accounts
            set last_account_event = ${tx.json({ ...v, at: at.toISOString() } as never)},
                restriction = coalesce(${restriction ? tx.json(restriction as never) : null}::jsonb, restriction),
+               restriction_expires_at = ${restrictions ? tx`${restrictions.expiresAt}::timestamptz` : tx`restriction_expires_at`},
                review_status = case when ${item.event} in ('VERIFIED_ACCOUNT', 'DISABLED_UPDATE', 'ACCOUNT_VIOLATION', 'ACCOUNT_RESTRICTION') then ${item.event} else review_status end,
-               updated_at = now()
-         where id = ${businessAccountId}`
+               account_event_at = ${at}, updated_at = now()
+         where id = ${businessAccountId} and exists (select 1 from logged)
+           and (account_event_at is null or account_event_at <= ${at})`
     }
-    case 'phone_number_quality':
+    case 'phone_number_quality': {
+      // THROUGHPUT_UPGRADE reports a throughput level (current_limit TIER_UNLIMITED), not a messaging limit; only the
+      // quality events carry something about quality. Limits are ordered on their own time, so a late quality event
+      // still lands after a newer throughput one.
+      const throughput = item.event === 'THROUGHPUT_UPGRADE'
+      const quality = PHONE_QUALITY_EVENTS.includes(item.event)
+      const limitEvent = !throughput
       return tx`
+        with logged as (${logged})
         update whatsapp.phone_numbers
-           set quality_rating = ${item.event}, messaging_limit = coalesce(${item.currentLimit}, messaging_limit),
-               last_quality_event = ${tx.json({ ...(item.value as object), at: at.toISOString() } as never)}, updated_at = now()
-         where business_account_id = ${businessAccountId}
-           and regexp_replace(display_phone_number, '\\D', '', 'g') = regexp_replace(${item.displayPhoneNumber}, '\\D', '', 'g')`
+           set quality_event = case when quality_event_at is null or quality_event_at <= ${at} then ${item.event} else quality_event end,
+               quality_event_at = greatest(quality_event_at, ${at}),
+               throughput_level = case when ${throughput} then 'HIGH' else throughput_level end,
+               quality_rating = case when ${quality} and (limit_event_at is null or limit_event_at <= ${at}) then ${item.event} else quality_rating end,
+               messaging_limit = case when ${limitEvent} and (limit_event_at is null or limit_event_at <= ${at})
+                                      then coalesce(${item.currentLimit}, ${item.maxDailyConversations}, messaging_limit) else messaging_limit end,
+               max_daily_conversations = case when ${limitEvent} and (limit_event_at is null or limit_event_at <= ${at})
+                                              then coalesce(${item.maxDailyConversations}, max_daily_conversations) else max_daily_conversations end,
+               last_quality_event = case when ${limitEvent} and (limit_event_at is null or limit_event_at <= ${at})
+                                         then ${tx.json({ ...(item.value as object), at: at.toISOString() } as never)}::jsonb else last_quality_event end,
+               limit_event_at = case when ${limitEvent} then greatest(limit_event_at, ${at}) else limit_event_at end,
+               updated_at = now()
+         where business_account_id = ${businessAccountId} and ${sameNumber(tx, item.displayPhoneNumber)}
+           and exists (select 1 from logged)`
+    }
     case 'phone_number_name': {
-      const v = item.value as Record<string, unknown>
-      if (item.decision !== 'APPROVED' || typeof v.requested_verified_name !== 'string') return tx`select 1`
+      // Only an approval changes the name, so only approvals are ordered: a late approval still beats a newer rejection.
+      if (item.decision !== 'APPROVED' || typeof v.requested_verified_name !== 'string') return tx`with logged as (${logged}) select count(*) from logged`
       return tx`
-        update whatsapp.phone_numbers set verified_name = ${v.requested_verified_name}, updated_at = now()
-         where business_account_id = ${businessAccountId}
-           and regexp_replace(display_phone_number, '\\D', '', 'g') = regexp_replace(${item.displayPhoneNumber}, '\\D', '', 'g')`
+        with logged as (${logged})
+        update whatsapp.phone_numbers set verified_name = ${v.requested_verified_name}, name_event_at = ${at}, updated_at = now()
+         where business_account_id = ${businessAccountId} and ${sameNumber(tx, item.displayPhoneNumber)}
+           and exists (select 1 from logged) and (name_event_at is null or name_event_at <= ${at})`
     }
   }
 }

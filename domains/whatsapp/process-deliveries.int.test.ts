@@ -92,9 +92,10 @@ describe('processing WhatsApp deliveries into the whatsapp and marketing schemas
     expect(byId.get(messages[16]!.id)!.errors).toEqual([expect.objectContaining({ code: 131051 })])
     expect(byId.get(messages[17]!.id)!.context).toMatchObject({ id: 'wamid.previous' })
     expect(byId.get(messages[18]!.id)!.context).toMatchObject({ forwarded: true })
-    // One lead, one interaction per message.
-    expect(await count(db.current, 'marketing.leads', `tenant_id = '${tenant.id}' and wa_id = '${from}'`)).toBe(1)
-    expect(await count(db.current, 'marketing.lead_interactions', `message_id in (select id from whatsapp.messages where wa_id = '${from}')`)).toBe(messages.length)
+    // One lead, one interaction per message; the system message said the person changed number, so the lead followed.
+    expect(await count(db.current, 'marketing.leads', `tenant_id = '${tenant.id}' and wa_id in ('${from}', '5511900000000')`)).toBe(1)
+    expect(await count(db.current, 'marketing.leads', `tenant_id = '${tenant.id}' and wa_id = '5511900000000'`)).toBe(1)
+    expect(await count(db.current, 'marketing.lead_interactions', `type = 'whatsapp_message' and message_id in (select id from whatsapp.messages where wa_id = '${from}')`)).toBe(messages.length)
   })
 
   it('keeps a click-to-WhatsApp ad as the lead source', async () => {

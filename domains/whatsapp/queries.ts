@@ -5,7 +5,8 @@ import type { MessageView, PhoneNumberView } from './schemas.js'
 // Numbers and accounts.
 
 const phoneNumberColumns = (tx: Queryable) => tx`
-  p.id, p.phone_number_id, b.waba_id, p.display_phone_number, p.verified_name, p.quality_rating, p.messaging_limit,
+  p.id, p.phone_number_id, b.waba_id, p.display_phone_number, p.verified_name, p.quality_rating, p.quality_event, p.messaging_limit,
+  p.max_daily_conversations, p.throughput_level,
   p.status, p.app_mode, p.meta_app_id, p.token_invalid_at, p.created_at, p.updated_at`
 
 export const upsertBusinessAccount = (tx: Tx, tenantId: string, wabaId: string) =>

@@ -38,8 +38,15 @@ export const PhoneNumberView = z.object({
   wabaId: z.string(),
   displayPhoneNumber: z.string(),
   verifiedName: z.string().nullable(),
+  /** The last quality event (FLAGGED, UNFLAGGED, UPGRADE, DOWNGRADE) Meta reported; Meta's webhooks carry no GREEN/YELLOW/RED. */
   qualityRating: z.string().nullable(),
+  /** The last phone_number_quality_update event of any kind, e.g. THROUGHPUT_UPGRADE or ONBOARDING. */
+  qualityEvent: z.string().nullable(),
   messagingLimit: z.string().nullable(),
+  /** The business portfolio's daily limit (max_daily_conversations_per_business), e.g. TIER_2K. */
+  maxDailyConversations: z.string().nullable(),
+  /** HIGH once Meta reported THROUGHPUT_UPGRADE; null while only the default throughput is known. */
+  throughputLevel: z.string().nullable(),
   status: z.string(),
   appMode: z.enum(['platform', 'own']),
   metaAppId: z.string().nullable(),

@@ -28,6 +28,9 @@ export async function populateWhatsappRows(sql: Sql, tenant: TestTenant): Promis
       insert into whatsapp.templates (tenant_id, business_account_id, meta_template_id, name, language, status)
       values (${tenant.id}, ${account!.id}, ${`tpl-${tenant.id}`}, 'welcome', 'en_US', 'APPROVED')`
     await tx`
+      insert into whatsapp.management_events (tenant_id, business_account_id, kind, item_key, occurred_at, value)
+      values (${tenant.id}, ${account!.id}, 'account_update', ${`account_update:${tenant.id}`}, now(), '{"event":"VERIFIED_ACCOUNT"}')`
+    await tx`
       insert into whatsapp.webhook_errors (tenant_id, phone_number_id, code, title, item_key)
       values (${tenant.id}, ${number.id}, 130429, 'Rate limit hit', ${`error:${tenant.id}`})`
   })

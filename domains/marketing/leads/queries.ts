@@ -280,3 +280,76 @@ export const bulkUpdateLeads = (
         from changed c
     )
     select old.id, exists (select 1 from changed c where c.id = old.id) as changed from old`
+
+// ---------------------------------------------------------------------------------------------------------
+// A person's WhatsApp number changed (see service.ts, changeLeadPhone).
+
+/** The live leads that change number and those holding the new numbers' keys, locked in id order. */
+export const lockLeadsForPhoneChange = (tx: Tx, leadIds: string[], phoneKeys: string[]) =>
+  tx<{ id: string; phoneKey: string | null; createdAt: Date }[]>`
+    select l.id, l.phone_key, l.created_at from marketing.leads l
+     where l.merged_into is null and (l.id = any(${leadIds}::uuid[]) or l.phone_key = any(${phoneKeys}::text[]))
+     order by l.id
+       for update`
+
+/** After a merge, the survivor takes over the merged lead's bot conversations on numbers where it has none. */
+export const adoptConversations = (tx: Tx, survivorId: string, mergedId: string) =>
+  tx`
+    update conversations.conversations c set lead_id = ${survivorId}, updated_at = now()
+     where c.lead_id = ${mergedId}
+       and not exists (select 1 from conversations.conversations s where s.lead_id = ${survivorId} and s.phone_number_id = c.phone_number_id)`
+
+export interface PhoneMove {
+  lead_id: string
+  to_wa_id: string
+  phone_e164: string | null
+  phone_key: string
+  /** Every number this lead had in the batch's changes; their service windows move to the new one. */
+  from_wa_ids: string[]
+}
+export interface PhoneChangeInteraction {
+  lead_id: string
+  occurred_at: string
+  message_id: string | null
+  details: unknown
+  dedupe_key: string
+}
+
+/**
+ * One statement for the whole batch: each lead takes its new phone, key and wa_id; its service windows on the old
+ * numbers become (or join) windows on the new one; its bot conversations now talk to the new wa_id; and each change
+ * is an interaction (once, by dedupe key).
+ */
+export const applyPhoneMoves = (tx: Tx, tenantId: string, moves: PhoneMove[], interactions: PhoneChangeInteraction[]) =>
+  tx`
+    with input as (
+      select * from jsonb_to_recordset(${tx.json(moves as never)}::jsonb)
+        as x(lead_id uuid, to_wa_id text, phone_e164 text, phone_key text, from_wa_ids text[])
+    ), leads as (
+      update marketing.leads l
+         set phone_e164 = i.phone_e164, phone_key = i.phone_key, wa_id = i.to_wa_id, updated_at = now()
+        from input i
+       where l.id = i.lead_id
+    ), old_windows as (
+      delete from whatsapp.service_windows w
+       using input i
+       where w.lead_id = i.lead_id and w.wa_id = any(i.from_wa_ids) and w.wa_id <> i.to_wa_id
+      returning w.phone_number_id, w.last_inbound_at, i.lead_id, i.to_wa_id
+    ), new_windows as (
+      insert into whatsapp.service_windows as w (tenant_id, phone_number_id, wa_id, lead_id, last_inbound_at)
+      select ${tenantId}, o.phone_number_id, o.to_wa_id, o.lead_id, max(o.last_inbound_at)
+        from old_windows o
+       group by o.phone_number_id, o.to_wa_id, o.lead_id
+       order by o.phone_number_id, o.to_wa_id
+      on conflict (tenant_id, phone_number_id, wa_id) do update
+        set last_inbound_at = greatest(w.last_inbound_at, excluded.last_inbound_at), lead_id = excluded.lead_id
+    ), conversations as (
+      update conversations.conversations c set wa_id = i.to_wa_id, updated_at = now()
+        from input i
+       where c.lead_id = i.lead_id and c.wa_id <> i.to_wa_id
+    )
+    insert into marketing.lead_interactions (tenant_id, lead_id, type, channel, actor, occurred_at, message_id, details, dedupe_key)
+    select ${tenantId}, x.lead_id, 'whatsapp_number_changed', 'whatsapp', 'lead', x.occurred_at, x.message_id, x.details, x.dedupe_key
+      from jsonb_to_recordset(${tx.json(interactions as never)}::jsonb)
+           as x(lead_id uuid, occurred_at timestamptz, message_id uuid, details jsonb, dedupe_key text)
+    on conflict (tenant_id, dedupe_key) do nothing`

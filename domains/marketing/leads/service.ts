@@ -110,6 +110,84 @@ export async function mergeLeadInto(
   return true
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// A person's WhatsApp number changed.
+
+export interface PhoneChange {
+  /** The live lead that held the old number (the sender of the `user_changed_number` notice). */
+  leadId: string
+  fromWaId: string
+  toWaId: string
+  phoneE164: string | null
+  /** The identity key of the new number (phoneMatchKey, or `bsuid:` for a wa_id that is not a phone number). */
+  phoneKey: string
+  occurredAt: string
+  /** The stored notice (whatsapp.messages.id), for the interaction. */
+  messageId: string | null
+  /** Once per notice: replays and redeliveries add no second interaction. */
+  dedupeKey: string
+}
+
+/**
+ * Moves leads to their new WhatsApp numbers, set-based, inside the caller's transaction: the lead's phone, identity
+ * key and wa_id follow; its service windows and bot conversations carry on under the new wa_id; an interaction
+ * `whatsapp_number_changed` records each change. When a live lead already holds the new number (the person wrote from
+ * it before the notice arrived), the two are one person: they are merged with the usual merge (the older lead
+ * survives, history moves), the survivor takes the bot conversations it lacks, and then takes the new number.
+ * Returns, for each lead merged away here, the lead that survived it.
+ */
+export async function changeLeadPhone(tx: Tx, tenantId: string, rows: PhoneChange[]): Promise<Map<string, string>> {
+  const mergedInto = new Map<string, string>()
+  if (rows.length === 0) return mergedInto
+  const changes = [...rows].sort((a, b) => (a.occurredAt < b.occurredAt ? -1 : a.occurredAt > b.occurredAt ? 1 : 0))
+  const locked = await q.lockLeadsForPhoneChange(tx, [...new Set(changes.map((c) => c.leadId))], [...new Set(changes.map((c) => c.phoneKey))])
+  const leads = new Map(locked.map((l) => [l.id, l]))
+  const holderOf = new Map(locked.flatMap((l) => (l.phoneKey ? [[l.phoneKey, l.id] as const] : [])))
+  const live = (id: string): string => {
+    let current = id
+    while (mergedInto.has(current)) current = mergedInto.get(current)!
+    return current
+  }
+
+  const moves = new Map<string, q.PhoneMove>()
+  const interactions: q.PhoneChangeInteraction[] = []
+  for (const change of changes) {
+    let leadId = live(change.leadId)
+    const lead = leads.get(leadId)
+    if (!lead) continue // merged away by someone else since it was read: its survivor will hear from the new number
+    const holder = holderOf.get(change.phoneKey)
+    let merged: string | null = null
+    if (holder !== undefined && live(holder) !== leadId) {
+      const other = leads.get(live(holder))!
+      const [survivor, gone] = [lead, other].sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || (a.id < b.id ? -1 : 1)) as [typeof lead, typeof lead]
+      await mergeLeadInto(tx, survivor.id, gone.id, {
+        tenantId, actor: 'whatsapp', reason: 'whatsapp_number_changed', requestId: null,
+        matchedOn: { survivor: survivor.id === lead.id ? ['old_number'] : ['new_number'], merged: gone.id === lead.id ? ['old_number'] : ['new_number'] },
+      })
+      await q.adoptConversations(tx, survivor.id, gone.id)
+      mergedInto.set(gone.id, survivor.id)
+      const move = moves.get(gone.id)
+      if (move) moves.delete(gone.id)
+      merged = gone.id
+      leadId = survivor.id
+      if (move) moves.set(leadId, { ...move, lead_id: leadId })
+    }
+    for (const [key, id] of holderOf) if (id === leadId) holderOf.delete(key)
+    holderOf.set(change.phoneKey, leadId)
+    const previous = moves.get(leadId)
+    moves.set(leadId, {
+      lead_id: leadId, to_wa_id: change.toWaId, phone_e164: change.phoneE164, phone_key: change.phoneKey,
+      from_wa_ids: [...new Set([...(previous?.from_wa_ids ?? []), ...(previous ? [previous.to_wa_id] : []), change.fromWaId])],
+    })
+    interactions.push({
+      lead_id: leadId, occurred_at: change.occurredAt, message_id: change.messageId, dedupe_key: change.dedupeKey,
+      details: { fromWaId: change.fromWaId, toWaId: change.toWaId, ...(merged ? { mergedLeadId: merged } : {}) },
+    })
+  }
+  if (moves.size > 0) await q.applyPhoneMoves(tx, tenantId, [...moves.values()], interactions.map((i) => ({ ...i, lead_id: live(i.lead_id) })))
+  return mergedInto
+}
+
 /** A person as the business knows them from outside (an import, an integration), normalized like a form's answers. */
 export function sightingKeys(input: { email?: string | null; phone?: string | null }, defaultCountry?: CountryCode) {
   const email = input.email ? normalizeEmail(input.email) : null

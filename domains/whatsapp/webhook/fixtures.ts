@@ -182,6 +182,38 @@ export const systemMessage = (input: MessageInput & { newWaId: string; systemTyp
   },
 })
 
+/**
+ * What the "Test" button of Meta's webhook dashboard sends for the `messages` field: Meta's sample text message, whose
+ * id is not a wamid. Delivered to a real number's metadata here so it can be followed through processing.
+ */
+export const dashboardTestMessage = (input: Partial<MessageInput> & { body?: string } = {}): RawMessage => ({
+  from: input.from ?? '16315551181',
+  id: input.id ?? 'ABGGFlA5Fpa',
+  timestamp: unixSeconds(input.timestamp ?? 1504902988),
+  type: 'text',
+  text: { body: input.body ?? 'this is a text message' },
+})
+
+/** Adds the identity-check block Meta puts on messages when the business enabled it. */
+export const withIdentity = <M extends RawMessage>(
+  msg: M,
+  identity: { acknowledged?: boolean | string; created_timestamp?: string | number; hash?: string } = {},
+): M => ({
+  ...msg,
+  identity: { acknowledged: true, created_timestamp: unixSeconds(), hash: randomBytes(8).toString('base64'), ...identity },
+})
+
+/** The notice Meta sends when a user's security identity changed (new device, reinstall); `from` is the user. */
+export const identityChangedMessage = (input: MessageInput & { identity?: string }): RawMessage => ({
+  ...base(input, 'system'),
+  system: {
+    body: `${input.from}'s security code changed`,
+    identity: input.identity ?? randomBytes(8).toString('base64'),
+    customer: input.from,
+    type: 'customer_identity_changed',
+  },
+})
+
 /** What Meta sends for a message type the Cloud API cannot deliver (edits, polls, view-once, …). */
 export const unsupportedMessage = (input: MessageInput & { unsupportedType?: string }): RawMessage => ({
   ...base(input, 'unsupported'),
@@ -274,7 +306,7 @@ export interface DeliveryInput {
   messages?: RawMessage[]
   statuses?: RawStatus[]
   /** Profiles to send; by default one per distinct sender of a non-system message, named `Lead <wa_id>`. */
-  contacts?: { waId: string; name: string }[]
+  contacts?: { waId: string; name: string; identityKeyHash?: string }[]
   /** Value-level errors, e.g. `waError(130429, 'Rate limit hit')`. */
   errors?: RawError[]
 }
@@ -290,7 +322,9 @@ export function messagesValue(input: Omit<DeliveryInput, 'wabaId'> = {}): Record
       display_phone_number: input.displayPhoneNumber ?? DEFAULT_DISPLAY_PHONE_NUMBER,
       phone_number_id: input.phoneNumberId ?? DEFAULT_PHONE_NUMBER_ID,
     },
-    ...(contacts.length ? { contacts: contacts.map((c) => ({ profile: { name: c.name }, wa_id: c.waId })) } : {}),
+    ...(contacts.length
+      ? { contacts: contacts.map((c) => ({ profile: { name: c.name }, wa_id: c.waId, ...('identityKeyHash' in c && c.identityKeyHash ? { identity_key_hash: c.identityKeyHash } : {}) })) }
+      : {}),
     ...(messages.length ? { messages } : {}),
     ...(input.statuses?.length ? { statuses: input.statuses } : {}),
     ...(input.errors?.length ? { errors: input.errors } : {}),
@@ -323,11 +357,14 @@ const template = (input: TemplateInput) => ({
 })
 
 /** Value of `message_template_status_update`; Meta says reason `NONE` when there is none. */
-export const templateStatusUpdate = (input: TemplateInput & { event?: string; reason?: string; category?: string } = {}) => ({
+export const templateStatusUpdate = (
+  input: TemplateInput & { event?: string; reason?: string; category?: string; rejectionInfo?: { reason: string; recommendation: string } } = {},
+) => ({
   event: input.event ?? 'APPROVED',
   ...template(input),
   reason: input.reason ?? (input.event === 'REJECTED' ? 'INVALID_FORMAT' : 'NONE'),
   ...(input.category === undefined ? {} : { message_template_category: input.category }),
+  ...(input.rejectionInfo === undefined ? {} : { rejection_info: input.rejectionInfo }),
 })
 
 export const templateQualityUpdate = (input: TemplateInput & { previousScore?: string; newScore?: string } = {}) => ({
@@ -352,11 +389,15 @@ export const templateCategoryUpdate = (
 
 export const accountUpdate = (input: { event?: string } & Record<string, unknown> = {}) => ({ ...input, event: input.event ?? 'VERIFIED_ACCOUNT' })
 
-export const phoneNumberQualityUpdate = (input: { displayPhoneNumber?: string; event?: string; currentLimit?: string; oldLimit?: string } = {}) => ({
+/** Pass `currentLimit: null` for the 2026 shape, which only has `max_daily_conversations_per_business`. */
+export const phoneNumberQualityUpdate = (
+  input: { displayPhoneNumber?: string; event?: string; currentLimit?: string | null; oldLimit?: string; maxDailyConversations?: string } = {},
+) => ({
   display_phone_number: input.displayPhoneNumber ?? DEFAULT_DISPLAY_PHONE_NUMBER,
   event: input.event ?? 'UPGRADE',
-  current_limit: input.currentLimit ?? 'TIER_10K',
+  ...(input.currentLimit === null ? {} : { current_limit: input.currentLimit ?? 'TIER_10K' }),
   ...(input.oldLimit === undefined ? {} : { old_limit: input.oldLimit }),
+  ...(input.maxDailyConversations === undefined ? {} : { max_daily_conversations_per_business: input.maxDailyConversations }),
 })
 
 export const phoneNumberNameUpdate = (input: { displayPhoneNumber?: string; decision?: string; requestedName?: string } = {}) => ({

@@ -1,5 +1,5 @@
 import {
-  type InboundMessage, type KnownMessageType, type MessageContext, type MessageStatus, type Referral, type StatusName, type WaError,
+  type InboundMessage, type KnownMessageType, type MessageContext, type MessageIdentity, type MessageStatus, type Referral, type StatusName, type WaError,
   MessageStatus as MessageStatusSchema, isKnownMessageType, parseInboundMessage,
 } from './payload.js'
 
@@ -37,6 +37,14 @@ export interface NormalizedReferral {
   ctwaClid?: string
 }
 
+/** A message's identity-check block; `keyHash` is the contact's `identity_key_hash`, when Meta sent one. */
+export interface NormalizedIdentity {
+  acknowledged: boolean | null
+  createdAt: Date | null
+  hash: string | null
+  keyHash?: string
+}
+
 export interface NormalizedMessage {
   wamid: string
   /** The sender's wa_id (phone number). Null for users who enabled usernames: then only `fromUserId` is known. */
@@ -56,6 +64,7 @@ export interface NormalizedMessage {
   context?: NormalizedContext
   referral?: NormalizedReferral
   errors?: NormalizedError[]
+  identity?: NormalizedIdentity
   isReaction: boolean
   /** A reaction whose emoji is empty or missing: the user took their reaction back. */
   isReactionRemoval: boolean
@@ -116,6 +125,26 @@ function normalizeReferral(referral: Referral): NormalizedReferral {
   ])
 }
 
+const UNIX_SECONDS = /^\d{1,12}$/
+
+/** Unix seconds (number or digit string) or a date text as Meta writes it ("2026-04-19T13:59:20+0000"); null if neither. */
+export function toTimestamp(value: unknown): Date | null {
+  if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return fromUnixSeconds(value)
+  if (typeof value !== 'string' || value === '') return null
+  if (UNIX_SECONDS.test(value)) return fromUnixSeconds(value)
+  const date = new Date(value.replace(/([+-]\d{2})(\d{2})$/, '$1:$2'))
+  return Number.isNaN(date.getTime()) ? null : date
+}
+
+export function normalizeIdentity(identity: MessageIdentity): NormalizedIdentity {
+  const ack = identity.acknowledged
+  return {
+    acknowledged: typeof ack === 'boolean' ? ack : ack === undefined ? null : ack === 'true',
+    createdAt: toTimestamp(identity.created_timestamp),
+    hash: identity.hash ?? null,
+  }
+}
+
 export const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
 
 /** `message[rawType]` as a JSON object: arrays (contacts) are wrapped under their type, anything else gives `{}`. */
@@ -146,6 +175,7 @@ export function toNormalizedMessage(message: InboundMessage): NormalizedMessage 
   if (message.context) normalized.context = normalizeContext(message.context)
   if (message.referral) normalized.referral = normalizeReferral(message.referral)
   if (message.errors?.length) normalized.errors = message.errors.map(normalizeError)
+  if (message.identity) normalized.identity = normalizeIdentity(message.identity)
   return normalized
 }
 

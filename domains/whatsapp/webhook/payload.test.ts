@@ -40,6 +40,8 @@ describe('WebhookPayload', () => {
     expect(InboundMessage.safeParse({ ...msg, timestamp: 1749416383 }).success).toBe(false)
     expect(InboundMessage.safeParse({ ...msg, timestamp: '2025-06-08T12:00:00Z' }).success).toBe(false)
     expect(InboundMessage.safeParse({ ...msg, id: '' }).success).toBe(false)
+    // Meta's dashboard "Test" button sends a sample whose id is not a wamid: any non-empty id is a message id.
+    expect(InboundMessage.safeParse({ ...msg, id: 'ABGGFlA5Fpa' }).success).toBe(true)
     expect(InboundMessage.safeParse({ ...msg, from: undefined }).success).toBe(false)
     const status = f.statusUpdate({ id: f.newWamid(), status: 'sent', recipientId: LEAD })
     expect(MessageStatus.safeParse(status).success).toBe(true)

@@ -10,10 +10,16 @@ import { z } from 'zod'
 /** Meta sends message and status timestamps as strings of unix seconds, never as numbers. */
 export const UnixSeconds = z.string().regex(/^\d{1,12}$/, 'a string of unix seconds')
 
-/** Cloud API message ids. Context ids may be older, unprefixed ids, so they only need to be non-empty. */
+/** Cloud API ids of messages we sent: statuses always name a `wamid.<base64>`. */
 export const Wamid = z.string().regex(/^wamid\.\S+$/, 'a wamid (wamid.<base64>)')
 
 const NonEmpty = z.string().min(1)
+
+/**
+ * Inbound message ids: any non-empty string. Real ones are wamids, but the "Test" button of Meta's webhook dashboard
+ * sends its sample message with `id: "ABGGFlA5Fpa"`, and older On-Premises-style ids had no prefix either.
+ */
+export const MessageId = NonEmpty
 
 /** Template ids arrive as JSON numbers in management webhooks; strings are accepted so ids beyond 2^53 can be sent intact. */
 export const TemplateId = z.union([z.number().int().nonnegative(), z.string().regex(/^\d+$/)])
@@ -32,11 +38,15 @@ export const Metadata = z.looseObject({
   phone_number_id: NonEmpty,
 })
 
-/** `wa_id` is omitted for users who enabled usernames; then only the business-scoped `user_id` (BSUID) is there. */
+/**
+ * `wa_id` is omitted for users who enabled usernames; then only the business-scoped `user_id` (BSUID) is there.
+ * `identity_key_hash` is sent when the business turned on the identity change check.
+ */
 export const Contact = z.looseObject({
   profile: z.looseObject({ name: z.string().optional(), username: z.string().optional() }).optional(),
   wa_id: z.string().optional(),
   user_id: z.string().optional(),
+  identity_key_hash: z.string().optional(),
 })
 export type Contact = z.infer<typeof Contact>
 
@@ -124,7 +134,10 @@ export const OrderContent = z.looseObject({
   product_items: z.array(z.looseObject({ product_retailer_id: z.string(), quantity: Amount, item_price: Amount.optional(), currency: z.string().optional() })),
 })
 
-/** `customer_changed_number` (older) / `user_changed_number` (newer) carry the new number in `wa_id` (very old: `new_wa_id`). */
+/**
+ * `customer_changed_number` (older) / `user_changed_number` (newer) carry the new number in `wa_id` (very old:
+ * `new_wa_id`). `customer_identity_changed` carries the new identity hash in `identity` and the sender in `customer`.
+ */
 export const SystemContent = z.looseObject({
   body: z.string().optional(),
   type: z.string().optional(),
@@ -132,20 +145,34 @@ export const SystemContent = z.looseObject({
   new_wa_id: z.union([z.string(), z.number()]).optional(),
   user_id: z.string().optional(),
   customer: z.string().optional(),
+  identity: z.string().optional(),
 })
+
+/**
+ * The security block of a message when the identity change check is on: whether the latest
+ * `customer_identity_changed` notice was acknowledged, when Meta saw the change, and the identity hash. Meta's
+ * references disagree on the types (boolean or string, string or number), so both are read.
+ */
+export const MessageIdentity = z.looseObject({
+  acknowledged: z.union([z.boolean(), z.string()]).optional(),
+  created_timestamp: z.union([z.string(), z.number()]).optional(),
+  hash: z.string().optional(),
+})
+export type MessageIdentity = z.infer<typeof MessageIdentity>
 
 export const UnsupportedContent = z.looseObject({ type: z.string().optional() })
 
 // --- inbound messages ---------------------------------------------------------------------------------------
 
 const MessageBase = {
-  id: Wamid,
+  id: MessageId,
   from: z.string().min(1).optional(),
   from_user_id: z.string().min(1).optional(),
   timestamp: UnixSeconds,
   context: MessageContext.optional(),
   referral: Referral.optional(),
   errors: z.array(WaError).optional(),
+  identity: MessageIdentity.optional(),
 }
 
 const message = <T extends string, S extends z.ZodType>(type: T, content: S) =>
@@ -255,7 +282,11 @@ const TemplateRef = {
   message_template_language: z.string(),
 }
 
-/** event: APPROVED, REJECTED, PENDING, PAUSED, DISABLED, FLAGGED, IN_APPEAL, PENDING_DELETION, ARCHIVED, UNARCHIVED, LOCKED, … */
+/**
+ * event: APPROVED, REJECTED, PENDING, PAUSED, DISABLED, FLAGGED, IN_APPEAL, PENDING_DELETION, ARCHIVED, UNARCHIVED,
+ * LOCKED, REINSTATED, LIMIT_EXCEEDED, … `reason` is `NONE` when there is none and null for a scheduled deletion; a
+ * rejection for INVALID_FORMAT adds `rejection_info` with Meta's explanation and its recommendation, as text.
+ */
 export const TemplateStatusValue = z.looseObject({
   ...TemplateRef,
   event: NonEmpty,
@@ -263,6 +294,7 @@ export const TemplateStatusValue = z.looseObject({
   message_template_category: z.string().optional(),
   disable_info: z.looseObject({}).optional(),
   other_info: z.looseObject({}).optional(),
+  rejection_info: z.looseObject({ reason: z.string().optional(), recommendation: z.string().optional() }).optional(),
 })
 export type TemplateStatusValue = z.infer<typeof TemplateStatusValue>
 
@@ -289,12 +321,18 @@ export const AccountUpdateValue = z.looseObject({
   event: NonEmpty,
   phone_number: z.string().optional(),
   ban_info: z.looseObject({ waba_ban_state: z.string().optional(), waba_ban_date: z.string().optional() }).optional(),
-  restriction_info: z.array(z.looseObject({ restriction_type: z.string().optional(), expiration: z.string().optional() })).optional(),
+  // `expiration` is ISO text ("2026-04-19T13:59:20+0000") in Meta's examples and unix seconds in real deliveries.
+  restriction_info: z.array(z.looseObject({ restriction_type: z.string().optional(), expiration: z.union([z.string(), z.number()]).nullable().optional() })).optional(),
   violation_info: z.looseObject({ violation_type: z.string().optional() }).optional(),
 })
 export type AccountUpdateValue = z.infer<typeof AccountUpdateValue>
 
-/** event: FLAGGED, UNFLAGGED, UPGRADE, DOWNGRADE, ONBOARDING, THROUGHPUT_UPGRADE, …; limits like TIER_1K, TIER_UNLIMITED. */
+/**
+ * event: FLAGGED, UNFLAGGED, UPGRADE, DOWNGRADE (quality and messaging limit), ONBOARDING (still registering),
+ * THROUGHPUT_UPGRADE (the number moved to higher throughput; `current_limit` then says TIER_UNLIMITED, a throughput
+ * level, not a messaging limit). Limits: TIER_50, TIER_250, TIER_1K/2K, TIER_10K, TIER_100K, TIER_UNLIMITED, TIER_NOT_SET.
+ * Meta drops `current_limit`/`old_limit` in 2026 for the portfolio-wide `max_daily_conversations_per_business`.
+ */
 export const PhoneNumberQualityValue = z.looseObject({
   display_phone_number: z.string(),
   event: NonEmpty,

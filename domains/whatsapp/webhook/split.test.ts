@@ -289,6 +289,54 @@ describe('splitDelivery: management fields', () => {
   })
 })
 
+describe('splitDelivery: payload shapes seen in real Cloud API deliveries', () => {
+  const time = 1749416383
+
+  it('reads the dashboard "Test" message, whose id is not a wamid, as the text message it is', () => {
+    const raw = f.dashboardTestMessage({ from: LEAD })
+    const item = splitOne(raw)
+    expect(item.parseError).toBeNull()
+    expect(item.itemKey).toBe('message:ABGGFlA5Fpa')
+    expect(item.message).toMatchObject({ wamid: 'ABGGFlA5Fpa', type: 'text', content: { body: 'this is a text message' } })
+  })
+
+  it('reads an account restriction whose expiration is unix seconds, not ISO text', () => {
+    const value = f.accountUpdate({ event: 'ACCOUNT_RESTRICTION', restriction_info: [{ restriction_type: 'RESTRICTED_BIZ_INITIATED_MESSAGING', expiration: 1776607160 }] })
+    const item = only(splitDelivery(f.managementDelivery(WABA, 'account_update', value, time)), 'account_update')
+    expect(item).toMatchObject({ event: 'ACCOUNT_RESTRICTION', value })
+  })
+
+  it('reads THROUGHPUT_UPGRADE and the portfolio limit that replaces current_limit', () => {
+    const upgrade = f.phoneNumberQualityUpdate({ displayPhoneNumber: DISPLAY, event: 'THROUGHPUT_UPGRADE', currentLimit: 'TIER_UNLIMITED' })
+    expect(only(splitDelivery(f.managementDelivery(WABA, 'phone_number_quality_update', upgrade, time)), 'phone_number_quality'))
+      .toMatchObject({ event: 'THROUGHPUT_UPGRADE', currentLimit: 'TIER_UNLIMITED', maxDailyConversations: null })
+    const portfolio = f.phoneNumberQualityUpdate({ displayPhoneNumber: DISPLAY, event: 'UPGRADE', currentLimit: null, maxDailyConversations: 'TIER_2K' })
+    expect(only(splitDelivery(f.managementDelivery(WABA, 'phone_number_quality_update', portfolio, time)), 'phone_number_quality'))
+      .toMatchObject({ event: 'UPGRADE', currentLimit: null, maxDailyConversations: 'TIER_2K' })
+  })
+
+  it('keeps a rejection_info on a template status update', () => {
+    const rejectionInfo = { reason: 'Parameters placed next to each other.', recommendation: 'Separate parameters with text.' }
+    const value = f.templateStatusUpdate({ event: 'REJECTED', rejectionInfo })
+    expect(only(splitDelivery(f.managementDelivery(WABA, 'message_template_status_update', value, time)), 'template_status').value.rejection_info).toEqual(rejectionInfo)
+  })
+
+  it('reads a quality update sent under message_template_status_update (as Meta\'s own reference shows it) as a quality update', () => {
+    const value = f.templateQualityUpdate({ templateId: 42, newScore: 'RED' })
+    expect(only(splitDelivery(f.managementDelivery(WABA, 'message_template_status_update', value, time)), 'template_quality'))
+      .toMatchObject({ templateId: '42', newScore: 'RED' })
+  })
+
+  it('reads the identity block of a message and the identity_key_hash of its contact', () => {
+    const raw = f.withIdentity(f.textMessage({ from: LEAD, body: 'oi' }), { acknowledged: true, created_timestamp: '1749416000', hash: 'Sjvjlx8G6Z0=' })
+    const item = only(splitDelivery(f.delivery({ ...scope, messages: [raw], contacts: [{ waId: LEAD, name: 'Ana', identityKeyHash: 'KEY-HASH' }] })), 'message')
+    expect(item.parseError).toBeNull()
+    expect(item.message.identity).toEqual({ acknowledged: true, createdAt: new Date(1749416000_000), hash: 'Sjvjlx8G6Z0=', keyHash: 'KEY-HASH' })
+    const notice = splitOne(f.identityChangedMessage({ from: LEAD, identity: 'NEW-HASH' }))
+    expect(notice.message).toMatchObject({ type: 'system', content: { type: 'customer_identity_changed', identity: 'NEW-HASH', customer: LEAD } })
+  })
+})
+
 describe('splitDelivery: order and keys', () => {
   const mixed = () => {
     const m1 = f.textMessage({ from: LEAD, body: '1' })
@@ -339,7 +387,7 @@ describe('splitDelivery: order and keys', () => {
 describe('normalizeMessage', () => {
   it('throws on a message that does not match its schema', () => {
     expect(() => normalizeMessage({ id: 'wamid.x', from: LEAD, timestamp: '1', type: 'text' })).toThrow()
-    expect(() => normalizeMessage({ id: 'not-a-wamid', from: LEAD, timestamp: '1', type: 'text', text: { body: 'x' } })).toThrow()
+    expect(() => normalizeMessage({ id: '', from: LEAD, timestamp: '1', type: 'text', text: { body: 'x' } })).toThrow()
   })
 
   it('fixture ids look like Meta wamids and timestamps like strings of unix seconds', () => {

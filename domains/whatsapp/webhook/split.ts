@@ -90,6 +90,8 @@ export interface PhoneNumberQualityItem extends ManagementBase {
   displayPhoneNumber: string
   event: string
   currentLimit: string | null
+  /** The portfolio's daily limit (`max_daily_conversations_per_business`), which replaces `current_limit` in 2026. */
+  maxDailyConversations: string | null
   value: PhoneNumberQualityValue
 }
 
@@ -194,8 +196,12 @@ export function splitDelivery(body: unknown): DeliveryItem[] {
   return items
 }
 
+/** Meta's own reference shows a quality update under `message_template_status_update`; read it as what it is. */
+const isQualityValue = (value: unknown) => isObject(value) && value.event === undefined && value.new_quality_score !== undefined
+
 function splitChange(scope: EntryScope, field: string, value: unknown, path: string): DeliveryItem[] {
   if (field === 'messages') return splitMessagesValue(scope, value, path)
+  if (field === 'message_template_status_update' && isQualityValue(value)) field = 'message_template_quality_update'
   if (!isKnownField(field)) {
     return [{ kind: 'unknown', itemKey: `unknown:${field}:${hashOf({ wabaId: scope.wabaId, time: scope.time, field, value })}`, wabaId: scope.wabaId, at: at(scope), field, value }]
   }
@@ -245,7 +251,8 @@ function managementItem<F extends Exclude<KnownField, 'messages'>>(scope: EntryS
       const value = v as PhoneNumberQualityValue
       return {
         kind: 'phone_number_quality', itemKey: `phone_number_quality:${value.display_phone_number}:${value.event}:${when}`, ...base,
-        displayPhoneNumber: value.display_phone_number, event: value.event, currentLimit: value.current_limit ?? null, value,
+        displayPhoneNumber: value.display_phone_number, event: value.event, currentLimit: value.current_limit ?? null,
+        maxDailyConversations: value.max_daily_conversations_per_business === undefined ? null : String(value.max_daily_conversations_per_business), value,
       }
     }
     case 'phone_number_name_update': {
@@ -297,27 +304,43 @@ function splitMessagesValue(scope: EntryScope, value: unknown, path: string): De
   return items
 }
 
-/** Profile names by wa_id and by business-scoped user id; contacts that do not parse are simply not used for names. */
-function contactNames(contacts: unknown[]): Map<string, string> {
-  const names = new Map<string, string>()
+interface ContactInfo {
+  name: string | null
+  identityKeyHash: string | null
+}
+
+/** Profile names and identity key hashes by wa_id and by business-scoped user id; contacts that do not parse are not used. */
+function contactNames(contacts: unknown[]): Map<string, ContactInfo> {
+  const names = new Map<string, ContactInfo>()
   for (const raw of contacts) {
     const contact = Contact.safeParse(raw)
-    const name = contact.success ? contact.data.profile?.name : undefined
-    if (!contact.success || !name) continue
-    if (contact.data.wa_id) names.set(contact.data.wa_id, name)
-    if (contact.data.user_id) names.set(contact.data.user_id, name)
+    if (!contact.success) continue
+    const info = { name: contact.data.profile?.name || null, identityKeyHash: contact.data.identity_key_hash || null }
+    if (!info.name && !info.identityKeyHash) continue
+    if (contact.data.wa_id) names.set(contact.data.wa_id, info)
+    if (contact.data.user_id) names.set(contact.data.user_id, info)
   }
   return names
 }
 
-const nameFor = (names: Map<string, string>, from: string | null, fromUserId: string | null): string | null =>
-  (from !== null ? names.get(from) : undefined) ?? (fromUserId !== null ? names.get(fromUserId) : undefined) ?? null
+const contactFor = (names: Map<string, ContactInfo>, from: string | null, fromUserId: string | null): ContactInfo | undefined =>
+  (from !== null ? names.get(from) : undefined) ?? (fromUserId !== null ? names.get(fromUserId) : undefined)
+
+const nameFor = (names: Map<string, ContactInfo>, from: string | null, fromUserId: string | null): string | null =>
+  contactFor(names, from, fromUserId)?.name ?? null
+
+/** The contact's identity_key_hash joins the message's identity block, so both are stored together. */
+function withKeyHash(names: Map<string, ContactInfo>, message: NormalizedMessage): NormalizedMessage {
+  const keyHash = contactFor(names, message.from, message.fromUserId)?.identityKeyHash
+  if (!keyHash) return message
+  return { ...message, identity: { ...(message.identity ?? { acknowledged: null, createdAt: null, hash: null }), keyHash } }
+}
 
 /** A parsed message, an `unknown`-typed message when it fails its schema but has an id, or the reason when it has no id. */
-function messageItem(phone: PhoneScope, names: Map<string, string>, raw: unknown): MessageItem | string {
+function messageItem(phone: PhoneScope, names: Map<string, ContactInfo>, raw: unknown): MessageItem | string {
   const parsed = parseInboundMessage(raw)
   if (parsed.success) {
-    const message = toNormalizedMessage(parsed.data)
+    const message = withKeyHash(names, toNormalizedMessage(parsed.data))
     return { kind: 'message', itemKey: `message:${message.wamid}`, ...phone, contactName: nameFor(names, message.from, message.fromUserId), message, parseError: null, raw }
   }
   if (!isObject(raw) || typeof raw.id !== 'string' || raw.id === '') return describe(parsed.error)
