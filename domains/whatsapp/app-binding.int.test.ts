@@ -230,6 +230,35 @@ describe('a delivery only reaches numbers and WABAs registered under the app tha
       expect(await count(db.current, 'whatsapp.messages', `tenant_id = '${tenant.id}' and wamid in ('${a.id}', '${b.id}')`)).toBe(2)
     })
 
+    it('binds an own-app number registered before app keys existed on its first delivery, and applies it', async () => {
+      const tenant = await makeTenant(db.current.sql)
+      const number = await register(tenant, { mode: 'own', appSecret: 'older-own-app-secret-000001', verifyToken: 'older-verify-token-0000001' })
+      await db.current.owner`update whatsapp.phone_numbers set app_key = null where id = ${number.id}`
+      const msg = f.textMessage({ from: newSender(), body: 'hi' })
+      const res = await postDelivery(webhooks, f.delivery({ wabaId: number.wabaId, phoneNumberId: number.phoneNumberId, messages: [msg] }), { secret: 'older-own-app-secret-000001' })
+      expect(res.statusCode).toBe(200)
+      const [row] = await db.current.owner<{ appKey: Buffer | null }[]>`select app_key from whatsapp.phone_numbers where id = ${number.id}`
+      expect(row!.appKey).not.toBeNull()
+      await runJobs(db.current, wa.url)
+      expect(await count(db.current, 'whatsapp.messages', `tenant_id = '${tenant.id}' and wamid = '${msg.id}'`)).toBe(1)
+    })
+
+    it('refuses the items of a delivery that does not record its signer (stored before deliveries were bound)', async () => {
+      const tenant = await makeTenant(db.current.sql)
+      const number = await register(tenant, { mode: 'platform' })
+      const msg = f.textMessage({ from: newSender(), body: 'from the past' })
+      const [row] = await db.current.owner<{ id: string }[]>`
+        insert into whatsapp.webhook_deliveries (body_sha256, payload)
+        values (sha256(${msg.id}::bytea), ${db.current.owner.json(f.delivery({ wabaId: number.wabaId, phoneNumberId: number.phoneNumberId, messages: [msg] }) as never)})
+        returning id::text`
+      await db.current.owner`select graphile_worker.add_job('whatsapp__process_deliveries', json_build_object('deliveryIds', array[${row!.id}::bigint]))`
+      await runJobs(db.current, wa.url)
+      expect(await count(db.current, 'whatsapp.messages', `wamid = '${msg.id}'`)).toBe(0)
+      expect((await quarantine()).find((q) => q.deliveryId === row!.id)).toMatchObject({
+        reason: 'the delivery does not record which app signed it (stored before deliveries were bound to apps)',
+      })
+    })
+
     it("refuses a platform-signed item for a number registered on the tenant's own app", async () => {
       const tenant = await makeTenant(db.current.sql)
       const number = await register(tenant, { mode: 'own', appSecret: 'mode-own-app-secret-0000001', verifyToken: 'mode-verify-token-00000001' })
