@@ -138,6 +138,10 @@ export const findUnparseableDelivery = (tx: Queryable, id: string) =>
     return { ...row, rawBase64: rawBody.toString('base64') }
   })
 
+/** Raw unparseable deliveries older than the retention: they hold leads' messages too. Returns how many went. */
+export const pruneUnparseableDeliveries = (tx: Queryable, retentionDays: number) =>
+  tx`delete from whatsapp.unparseable_deliveries where received_at < now() - make_interval(days => ${retentionDays})`.then((r) => r.count)
+
 /** Puts a delivery back in line: its quarantined items are released and the job enqueued, in one commit. */
 export const replayDelivery = (tx: Tx, deliveryId: string, task: string) =>
   tx`
