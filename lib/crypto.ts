@@ -46,6 +46,16 @@ export class SecretBox {
     decipher.setAuthTag(Buffer.from(tag, 'base64url'))
     return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8')
   }
+
+  /**
+   * A keyed fingerprint of a secret: HMAC-SHA256 under a key derived from SECRETS_KEY for this `purpose`. Equal
+   * secrets give equal fingerprints, so a secret can be recognised (compared in SQL) without being stored again,
+   * and a copy of the database alone gives nothing to brute-force.
+   */
+  fingerprint(purpose: string, value: string): Buffer {
+    const key = createHmac('sha256', this.key).update(`fingerprint:${purpose}`).digest()
+    return createHmac('sha256', key).update(value, 'utf8').digest()
+  }
 }
 
 /** SECRETS_KEY as bytes; unset means the development key as SecretBox reads it (config validation refuses that in production). */

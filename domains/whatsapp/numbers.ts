@@ -2,12 +2,14 @@ import { sha256, type SecretBox } from '../../lib/crypto.js'
 import { type Sql, withTenant } from '../../lib/db.js'
 import { AppError } from '../../lib/errors.js'
 import { insertAuditEntry } from '../tenancy/queries.js'
+import { appKeyOf } from './app-secrets.js'
 import * as q from './queries.js'
 import type { RegisterNumberBody } from './schemas.js'
 
 /**
  * Registers a tenant's WhatsApp number. Tokens and app secrets are sealed with SECRETS_KEY before they reach the
- * database; the verify token is kept only as a hash (the handshake compares hashes).
+ * database; the verify token is kept only as a hash (the handshake compares hashes). An own app is also recorded by
+ * its key (a keyed fingerprint of its secret): deliveries it signs may only reach numbers registered with that key.
  */
 export async function registerPhoneNumber(sql: Sql, secrets: SecretBox, tenantId: string, actor: string, input: RegisterNumberBody, requestId?: string) {
   try {
@@ -23,6 +25,7 @@ export async function registerPhoneNumber(sql: Sql, secrets: SecretBox, tenantId
         appMode: input.app.mode,
         metaAppId: own?.appId ?? null,
         appSecretSealed: own ? secrets.seal(own.appSecret) : null,
+        appKey: own ? Buffer.from(appKeyOf(secrets, own.appSecret), 'hex') : null,
         verifyTokenHash: own ? sha256(own.verifyToken) : null,
         accessTokenSealed: secrets.seal(input.accessToken),
       })
@@ -31,7 +34,9 @@ export async function registerPhoneNumber(sql: Sql, secrets: SecretBox, tenantId
     })
   } catch (err) {
     const code = (err as { code?: string }).code
-    // 23505: the phone number id is taken; 42501: the WABA's row belongs to another tenant (RLS hides it from us).
+    // 23505: the phone number id is taken. 42501: the WABA's row belongs to another tenant: waba_id is unique across
+    // tenants, so the upsert meets that row, and RLS refuses to update a row this tenant cannot see. A WABA held by
+    // one tenant can never be claimed by another, whatever the app mode (tested in app-binding.int.test.ts).
     if (code === '23505' || code === '42501') {
       throw new AppError('CONFLICT', 'this WhatsApp number or business account is already registered')
     }

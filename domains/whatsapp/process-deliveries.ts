@@ -1,4 +1,5 @@
 import { type Sql, type Tx } from '../../lib/db.js'
+import { parseSigner, registeredUnder } from './app-secrets.js'
 import * as q from './queries.js'
 import { applyInboundMessages, applyManagementItem, applyStatuses, applyValueErrors, senderIdentity, type ManagementItem, type RoutedPhone } from './apply-items.js'
 import { splitDelivery, type DeliveryItem, type ErrorItem, type MessageItem, type StatusItem } from './webhook/split.js'
@@ -62,14 +63,14 @@ const describe = (err: unknown) => (err instanceof Error ? `${err.name}: ${err.m
 
 async function applyDeliveries(tx: Tx, deliveryIds: string[], onInbound?: InboundHook): Promise<string[]> {
   // skip locked: a delivery being replayed by another job right now is that job's to finish.
-  const rows = await tx<{ id: string; payload: unknown }[]>`
-    select id::text, payload from whatsapp.webhook_deliveries
+  const rows = await tx<{ id: string; signedBy: string; payload: unknown }[]>`
+    select id::text, signed_by, payload from whatsapp.webhook_deliveries
      where id = any(${deliveryIds}::bigint[]) and status <> 'processed'
      order by id
      for update skip locked`
   if (rows.length === 0) return []
 
-  const deliveries = rows.map((r) => ({ id: r.id, items: splitDelivery(r.payload) }))
+  const deliveries = rows.map((r) => ({ id: r.id, signer: parseSigner(r.signedBy), items: splitDelivery(r.payload) }))
   const all = deliveries.flatMap((d) => d.items)
   const phoneIds = [...new Set(all.flatMap((i) => ('phoneNumberId' in i ? [i.phoneNumberId] : [])))]
   const wabaIds = [...new Set(all.flatMap((i) => (isManagement(i) ? [i.wabaId] : [])))]
@@ -92,6 +93,12 @@ async function applyDeliveries(tx: Tx, deliveryIds: string[], onInbound?: Inboun
       count.quarantined++
       quarantine.push({ deliveryId: delivery.id, itemKey: item.itemKey, routeKey, kind: item.kind, reason, item })
     }
+    // Tenant boundary: a delivery reaches only what is registered under the app whose secret verified it (the
+    // platform's app: platform-mode numbers; a tenant's own app: numbers registered with that app's key). Anything
+    // else is refused here, before any tenant is touched, whoever the id belongs to.
+    const outside = (what: string) => delivery.signer.kind === 'unbound'
+      ? 'the delivery does not record which app signed it (stored before deliveries were bound to apps)'
+      : `${what} is not registered under the app that signed this delivery`
     for (const item of delivery.items) {
       switch (item.kind) {
         case 'message':
@@ -100,6 +107,10 @@ async function applyDeliveries(tx: Tx, deliveryIds: string[], onInbound?: Inboun
           const phone = phones.get(item.phoneNumberId)
           if (!phone) {
             hold(item, item.phoneNumberId, `unknown phone_number_id ${item.phoneNumberId}`)
+            break
+          }
+          if (!registeredUnder(delivery.signer, { platform: phone.appMode === 'platform', appKeys: phone.appKey ? [phone.appKey] : [] })) {
+            hold(item, item.phoneNumberId, outside(`phone_number_id ${item.phoneNumberId}`))
             break
           }
           const route = { tenantId: phone.tenantId, phoneId: phone.id }
@@ -118,6 +129,7 @@ async function applyDeliveries(tx: Tx, deliveryIds: string[], onInbound?: Inboun
         default: {
           const account = wabas.get(item.wabaId)
           if (!account) hold(item, item.wabaId, `unknown WhatsApp Business Account ${item.wabaId}`)
+          else if (!registeredUnder(delivery.signer, account)) hold(item, item.wabaId, outside(`WhatsApp Business Account ${item.wabaId}`))
           else workFor(account.tenantId).management.push({ businessAccountId: account.id, item })
         }
       }

@@ -27,4 +27,18 @@ describe('pruning raw deliveries', () => {
     expect(left).not.toContain(old)
     expect(await count(db.current, 'whatsapp.quarantined_items')).toBe(1)
   })
+
+  it('deletes raw unparseable deliveries past retention, and keeps recent ones', async () => {
+    const o = db.current.owner
+    const insert = (daysAgo: number) =>
+      o<{ id: string }[]>`
+        insert into whatsapp.unparseable_deliveries (body_sha256, signed_by, raw_body, reason, received_at)
+        values (sha256(gen_random_uuid()::text::bytea), 'platform', '\\x00', 'a NUL character', now() - make_interval(days => ${daysAgo}))
+        returning id::text`.then((r) => r[0]!.id)
+    await insert(30)
+    const recent = await insert(1)
+    await o`select graphile_worker.add_job('whatsapp__prune_deliveries', '{}'::json)`
+    await drainJobs(db.current)
+    expect((await o<{ id: string }[]>`select id::text from whatsapp.unparseable_deliveries`).map((r) => r.id)).toEqual([recent])
+  })
 })

@@ -19,12 +19,13 @@ export const insertPhoneNumber = (
   tx: Tx,
   row: {
     tenantId: string; businessAccountId: string; phoneNumberId: string; displayPhoneNumber: string; verifiedName: string | null
-    appMode: 'platform' | 'own'; metaAppId: string | null; appSecretSealed: string | null; verifyTokenHash: Buffer | null; accessTokenSealed: string
+    appMode: 'platform' | 'own'; metaAppId: string | null; appSecretSealed: string | null; appKey: Buffer | null; verifyTokenHash: Buffer | null
+    accessTokenSealed: string
   },
 ) =>
   tx<{ id: string }[]>`
     insert into whatsapp.phone_numbers ${tx(row, 'tenantId', 'businessAccountId', 'phoneNumberId', 'displayPhoneNumber', 'verifiedName',
-      'appMode', 'metaAppId', 'appSecretSealed', 'verifyTokenHash', 'accessTokenSealed')}
+      'appMode', 'metaAppId', 'appSecretSealed', 'appKey', 'verifyTokenHash', 'accessTokenSealed')}
     returning id`.then((r) => r[0]!)
 
 export const findPhoneNumber = (tx: Tx, id: string) =>
@@ -50,17 +51,26 @@ export const updatePhoneNumber = (tx: Tx, id: string, change: { accessTokenSeale
 // ---------------------------------------------------------------------------------------------------------
 // Routing (security definer functions: they run before a tenant is known).
 
+/** Who owns each phone number id, and under which app it is registered (appKey: own apps only, hex). */
 export const routePhoneNumbers = (tx: Queryable, phoneNumberIds: string[]) =>
-  tx<{ phoneNumberId: string; tenantId: string; id: string; status: string }[]>`
-    select phone_number_id, tenant_id, id, status from whatsapp.route_phone_numbers(${phoneNumberIds}::text[])`
+  tx<{ phoneNumberId: string; tenantId: string; id: string; status: string; appMode: 'platform' | 'own'; appKey: string | null }[]>`
+    select phone_number_id, tenant_id, id, status, app_mode, app_key from whatsapp.route_phone_numbers(${phoneNumberIds}::text[])`
 
+/** Who owns each WABA, and the apps its numbers are registered under (platform, and own apps' keys in hex). */
 export const routeBusinessAccounts = (tx: Queryable, wabaIds: string[]) =>
-  tx<{ wabaId: string; tenantId: string; id: string }[]>`
-    select waba_id, tenant_id, id from whatsapp.route_business_accounts(${wabaIds}::text[])`
+  tx<{ wabaId: string; tenantId: string; id: string; platform: boolean; appKeys: string[] }[]>`
+    select waba_id, tenant_id, id, platform, app_keys from whatsapp.route_business_accounts(${wabaIds}::text[])`
 
 export const ownAppSecrets = (tx: Queryable, phoneNumberIds: string[], wabaIds: string[]) =>
-  tx<{ appSecretSealed: string }[]>`
-    select app_secret_sealed from whatsapp.own_app_secrets(${phoneNumberIds}::text[], ${wabaIds}::text[])`.then((r) => r.map((x) => x.appSecretSealed))
+  tx<{ phoneId: string; appSecretSealed: string; bound: boolean }[]>`
+    select phone_id, app_secret_sealed, bound from whatsapp.own_app_secrets(${phoneNumberIds}::text[], ${wabaIds}::text[])`
+
+/** Gives older own-app registrations their app key (computed from the exact sealed secret it names). */
+export const bindOwnAppKeys = (tx: Queryable, rows: { phoneId: string; sealed: string; appKey: Buffer }[]) =>
+  tx`
+    select whatsapp.bind_own_app_keys(${rows.map((r) => r.phoneId)}::uuid[], ${rows.map((r) => r.sealed)}::text[],
+                                      array(select decode(k.hex, 'hex') from unnest(${rows.map((r) => r.appKey.toString('hex'))}::text[])
+                                                   with ordinality as k(hex, ord) order by k.ord))`
 
 export const verifyTokenKnown = (tx: Queryable, hash: Buffer) =>
   tx<{ known: boolean }[]>`select whatsapp.verify_token_known(${hash}) as known`.then((r) => r[0]!.known)
@@ -96,7 +106,7 @@ export const whatsappBacklog = (tx: Queryable) =>
 
 export const listDeliveries = (tx: Queryable, filter: { status?: string; limit: number; beforeId?: string | null }) =>
   tx`
-    select id::text, received_at, status, attempts, last_error, item_count, quarantined_count, processed_at
+    select id::text, received_at, signed_by, status, attempts, last_error, item_count, quarantined_count, processed_at
       from whatsapp.webhook_deliveries
      where true
        ${filter.status ? tx`and status = ${filter.status}` : tx``}
@@ -113,6 +123,31 @@ export const listQuarantine = (tx: Queryable, filter: { open: boolean; limit: nu
        ${filter.beforeId ? tx`and id < ${filter.beforeId}::bigint` : tx``}
      order by id desc
      limit ${filter.limit}`
+
+/** Signed deliveries PostgreSQL could not store as jsonb, kept as raw bytes; newest first, without the bytes. */
+export const listUnparseableDeliveries = (tx: Queryable, filter: { limit: number; beforeId?: string | null }) =>
+  tx`
+    select id::text, received_at, signed_by, reason, octet_length(raw_body) as byte_count, encode(body_sha256, 'hex') as body_sha256
+      from whatsapp.unparseable_deliveries
+     where true
+       ${filter.beforeId ? tx`and id < ${filter.beforeId}::bigint` : tx``}
+     order by id desc
+     limit ${filter.limit}`
+
+/** One unparseable delivery with its exact bytes (base64). */
+export const findUnparseableDelivery = (tx: Queryable, id: string) =>
+  tx<{ rawBody: Buffer }[]>`
+    select id::text, received_at, signed_by, reason, octet_length(raw_body) as byte_count, encode(body_sha256, 'hex') as body_sha256, raw_body
+      from whatsapp.unparseable_deliveries
+     where id = ${id}::bigint`.then((r) => {
+    if (!r[0]) return null
+    const { rawBody, ...row } = r[0]
+    return { ...row, rawBase64: rawBody.toString('base64') }
+  })
+
+/** Raw unparseable deliveries older than the retention: they hold leads' messages too. Returns how many went. */
+export const pruneUnparseableDeliveries = (tx: Queryable, retentionDays: number) =>
+  tx`delete from whatsapp.unparseable_deliveries where received_at < now() - make_interval(days => ${retentionDays})`.then((r) => r.count)
 
 /** Puts a delivery back in line: its quarantined items are released and the job enqueued, in one commit. */
 export const replayDelivery = (tx: Tx, deliveryId: string, task: string) =>

@@ -88,6 +88,8 @@ export type MessageView = z.infer<typeof MessageView>
 export const DeliveryView = z.object({
   id: z.string(),
   receivedAt: z.date(),
+  /** The app whose secret verified it: 'platform', 'own:<app key>', or 'unbound' (older rows). */
+  signedBy: z.string(),
   status: z.string(),
   attempts: z.number(),
   lastError: z.string().nullable(),
@@ -107,3 +109,14 @@ export const QuarantinedItemView = z.object({
   createdAt: z.date(),
   releasedAt: z.date().nullable(),
 })
+
+/** A signed delivery PostgreSQL cannot store as jsonb, kept as raw bytes (migration 0008). */
+export const UnparseableDeliveryView = z.object({
+  id: z.string(),
+  receivedAt: z.date(),
+  signedBy: z.string(),
+  reason: z.string(),
+  byteCount: z.number(),
+  bodySha256: z.string(),
+})
+export const UnparseableDeliveryDetail = UnparseableDeliveryView.extend({ rawBase64: z.string() })

@@ -1,5 +1,6 @@
 import type { Task } from 'graphile-worker'
 import { z } from 'zod'
+import { pruneUnparseableDeliveries } from '../../../domains/whatsapp/queries.js'
 import type { TaskDeps } from './task-deps.js'
 
 const Payload = z.object({}).loose()
@@ -10,6 +11,7 @@ const CHUNK = 5000
  * Cross-tenant: deletes raw deliveries processed more than WEBHOOK_RETENTION_DAYS ago. What they carried lives on in
  * the tenant tables; the raw copy is only for replays and audits, and holding leads' messages longer than needed
  * is a privacy cost. Failed, parked and quarantined-item deliveries are kept until an operator deals with them.
+ * Raw unparseable deliveries (bytes that could never be stored as jsonb) go after the same retention from receipt.
  */
 export const pruneDeliveriesTask = (deps: TaskDeps): Task => async (payload, helpers) => {
   Payload.parse(payload ?? {})
@@ -26,4 +28,6 @@ export const pruneDeliveriesTask = (deps: TaskDeps): Task => async (payload, hel
     if (deleted.count < CHUNK) break
   }
   if (total > 0) helpers.logger.info(`pruned ${total} processed deliveries`)
+  const unparseable = await pruneUnparseableDeliveries(deps.sql, deps.config.WEBHOOK_RETENTION_DAYS)
+  if (unparseable > 0) helpers.logger.info(`pruned ${unparseable} unparseable deliveries`)
 }

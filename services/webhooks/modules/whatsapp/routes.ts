@@ -3,7 +3,8 @@ import { safeEqual, sha256 } from '../../../../lib/crypto.js'
 import { AppError } from '../../../../lib/errors.js'
 import { countDeliveryAcknowledged } from '../../../../lib/metrics.js'
 import type { App } from '../../../../lib/http/create-server.js'
-import { idsInDelivery, OwnAppSecrets } from '../../../../domains/whatsapp/app-secrets.js'
+import { type DeliverySigner, idsInDelivery, OwnAppSecrets, ownSigner } from '../../../../domains/whatsapp/app-secrets.js'
+import { unstorableReason } from '../../../../domains/whatsapp/inbox.js'
 import { verifyTokenKnown } from '../../../../domains/whatsapp/queries.js'
 import { verifyMetaSignature } from '../../../../domains/whatsapp/signature.js'
 import type { WebhooksDeps } from '../../app.js'
@@ -20,11 +21,19 @@ const Envelope = z.object({
   entry: z.array(z.object({ id: z.string(), changes: z.array(z.object({ field: z.string() }).loose()) }).loose()).min(1),
 })
 
-const Acknowledged = z.object({ received: z.literal(true), deliveryId: z.string(), duplicate: z.boolean() })
+const Acknowledged = z.object({
+  received: z.literal(true),
+  deliveryId: z.string(),
+  duplicate: z.boolean(),
+  /** The bytes can never be stored as jsonb: acknowledged (so Meta stops retrying) and kept raw for operators. */
+  unparseable: z.literal(true).optional(),
+})
 
 /**
  * WhatsApp Cloud API webhooks. Meta retries anything that is not a 200 for days, so the rules are: a 200 means the
- * delivery is committed (with the job that will process it); anything we cannot store now is a 503, never a 200.
+ * delivery is committed (with the job that will process it); anything we cannot store now is a 503, never a 200;
+ * a signed delivery that can never be stored as jsonb is committed as raw bytes and acknowledged, never a 500 loop.
+ * Each delivery is stored with the app whose secret verified it: processing lets it reach only that app's numbers.
  */
 export default async function whatsappWebhookRoutes(app: App, deps: WebhooksDeps & { inbox: NonNullable<WebhooksDeps['inbox']>; secrets: NonNullable<WebhooksDeps['secrets']> }) {
   const platformSecret = deps.config.META_APP_SECRET
@@ -75,18 +84,19 @@ export default async function whatsappWebhookRoutes(app: App, deps: WebhooksDeps
       parseError = (err as Error).message
     }
 
-    let verified = platformSecret !== undefined && verifyMetaSignature(raw, signature, platformSecret)
-    if (!verified && parseError === null) {
-      // Not the platform app: maybe a tenant's own app, found by the ids the (still unverified) body names.
+    let signedBy: DeliverySigner | null = platformSecret !== undefined && verifyMetaSignature(raw, signature, platformSecret) ? 'platform' : null
+    if (signedBy === null && parseError === null) {
+      // Not the platform app: maybe a tenant's own app. The (still unverified) ids only pick which secrets to try; the
+      // delivery is bound to the app whose secret matched, and reaches nothing registered under another app.
       const ids = idsInDelivery(parsed)
-      for (const secret of await ownApps.forIds(ids.phoneNumberIds, ids.wabaIds)) {
-        if (verifyMetaSignature(raw, signature, secret)) {
-          verified = true
+      for (const app of await ownApps.forIds(ids.phoneNumberIds, ids.wabaIds)) {
+        if (verifyMetaSignature(raw, signature, app.secret)) {
+          signedBy = ownSigner(app.appKey)
           break
         }
       }
     }
-    if (!verified) throw new AppError('UNAUTHORIZED', 'invalid X-Hub-Signature-256')
+    if (signedBy === null) throw new AppError('UNAUTHORIZED', 'invalid X-Hub-Signature-256')
     if (parseError !== null) throw new AppError('BAD_REQUEST', `invalid JSON body: ${parseError}`)
 
     const envelope = Envelope.safeParse(parsed)
@@ -95,7 +105,7 @@ export default async function whatsappWebhookRoutes(app: App, deps: WebhooksDeps
         details: envelope.error.issues.map((i) => ({ in: 'body', path: i.path.join('.'), message: i.message })),
       })
     }
-    const stored = await deps.inbox.store(raw, text)
+    const stored = await deps.inbox.store({ raw, text, signedBy, unstorable: unstorableReason(text, parsed) })
     countDeliveryAcknowledged(stored.duplicate)
     return { received: true as const, ...stored }
   })
