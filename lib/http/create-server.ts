@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto'
+import type { Socket } from 'node:net'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import type { Logger } from 'pino'
-import { registerErrorHandlers } from './error-handler.js'
+import { answerClientError, answerFrameworkError, registerErrorHandlers } from './error-handler.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -15,7 +16,20 @@ export type App = FastifyInstance<any, any, any, FastifyBaseLogger, ZodTypeProvi
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/
 
-export function createHttpServer(options: { logger: Logger; bodyLimit: number; trustProxy: boolean | number | string[] }): App {
+export interface HttpTimeouts {
+  HTTP_HEADERS_TIMEOUT_MS: number
+  HTTP_REQUEST_TIMEOUT_MS: number
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: number
+}
+
+export function createHttpServer(options: {
+  logger: Logger
+  bodyLimit: number
+  trustProxy: boolean | number | string[]
+  /** From config: how long a client may take to send its headers and its whole request. */
+  timeouts: HttpTimeouts
+}): App {
+  const t = options.timeouts
   const app = Fastify({
     loggerInstance: options.logger,
     bodyLimit: options.bodyLimit,
@@ -29,6 +43,20 @@ export function createHttpServer(options: { logger: Logger; bodyLimit: number; t
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     ajv: { customOptions: { removeAdditional: false } },
+    // Slow clients (one byte every few seconds) are cut off: Node answers 408 once the headers, or the whole request,
+    // have taken longer than these (checked every connectionsCheckingInterval, so the bound is timeout + interval).
+    // A request's socket silent both ways for twice the request timeout is dead and destroyed (connectionTimeout).
+    requestTimeout: t.HTTP_REQUEST_TIMEOUT_MS,
+    connectionTimeout: Math.max(60_000, 2 * t.HTTP_REQUEST_TIMEOUT_MS),
+    keepAliveTimeout: t.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+    http: {
+      headersTimeout: t.HTTP_HEADERS_TIMEOUT_MS,
+      // Node's default checks every 30 s, which would let a trickler live 30 s past its timeout.
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(t.HTTP_HEADERS_TIMEOUT_MS / 4))),
+    },
+    // Errors before routing (header overflow, timeouts, unparseable HTTP, bad percent-encoding) in the one shape.
+    clientErrorHandler: answerClientError,
+    frameworkErrors: answerFrameworkError,
   }).withTypeProvider<ZodTypeProvider>() as unknown as App
 
   // JSON only unless a route adds a parser (public forms add urlencoded): anything else is answered with 415.
@@ -39,5 +67,37 @@ export function createHttpServer(options: { logger: Logger; bodyLimit: number; t
     reply.header('x-request-id', request.id)
   })
   registerErrorHandlers(app as unknown as FastifyInstance)
+  keepCuttingOffSlowClientsWhileClosing(app as unknown as FastifyInstance, t)
   return app
+}
+
+type ServerSocket = Socket & { _httpMessage?: { req?: { complete?: boolean } } }
+
+/**
+ * Node stops enforcing its header and request timeouts once server.close() has begun (it clears its connection
+ * checker), so a client trickling its headers or body would hold shutdown open for as long as it likes. From close
+ * on we enforce the same bounds ourselves: a connection still sending its request when they have passed is answered
+ * 408 and closed. Requests already received are left to finish: that is the graceful part of the shutdown.
+ */
+function keepCuttingOffSlowClientsWhileClosing(app: FastifyInstance, t: HttpTimeouts): void {
+  const sockets = new Set<ServerSocket>()
+  app.server.on('connection', (socket: ServerSocket) => {
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
+  })
+  // Still receiving: no request being answered yet (headers arriving; idle ones Node closes itself), or one whose
+  // body has not all arrived.
+  const receiving = (socket: ServerSocket) => !socket._httpMessage || socket._httpMessage.req?.complete === false
+  app.addHook('preClose', (done) => {
+    for (const socket of sockets) {
+      if (!receiving(socket)) continue
+      const timer = setTimeout(() => {
+        if (socket.destroyed || !receiving(socket)) return
+        answerClientError.call(app, Object.assign(new Error('request timeout while closing'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), socket)
+      }, socket._httpMessage ? t.HTTP_REQUEST_TIMEOUT_MS : t.HTTP_HEADERS_TIMEOUT_MS)
+      timer.unref()
+      socket.once('close', () => clearTimeout(timer))
+    }
+    done()
+  })
 }
