@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { bearer, buildTestApi, OPERATOR_KEY } from '../../test/apps.js'
+import { bearer, buildTestApi, OPERATOR_KEY, testConfig, testLogger } from '../../test/apps.js'
 import { useTestDatabase } from '../../test/db.js'
 import { makeLead } from '../../test/factories/marketing-rows.js'
 import { makeTenant, type TestTenant } from '../../test/factories/tenants.js'
@@ -8,6 +8,7 @@ import { rawExchange } from '../../test/raw-http.js'
 import { withTenant, type Sql } from '../../lib/db.js'
 import type { App } from '../../lib/http/create-server.js'
 import { encodeCursor } from '../../lib/pagination.js'
+import { createHttpServer } from '../../lib/http/create-server.js'
 
 const portOf = (app: App) => (app.server.address() as { port: number }).port
 const inventedKey = (i: number) => `wak_${String(i).padStart(8, '0')}_${'x'.repeat(32)}`
@@ -251,6 +252,21 @@ describe('API edge: what an attacker or a broken client can do before a route ru
         expectErrorShape({ error: { ...res.json().error, details: undefined } }, 'BAD_REQUEST')
       }
     })
+  })
+
+  it('answers 400, not 500, when the database refuses a value validation let through (defence in depth)', async () => {
+    const config = testConfig()
+    const app = createHttpServer({ logger: testLogger(), bodyLimit: 1024, trustProxy: false, timeouts: config })
+    app.get('/cast/:value', async (req) => db.current.sql`select ${(req.params as { value: string }).value}::bigint as n`)
+    try {
+      for (const value of ['99999999999999999999', 'twelve']) {
+        const res = await app.inject({ method: 'GET', url: `/cast/${value}` })
+        expect(res.statusCode).toBe(400)
+        expectErrorShape(res.json(), 'BAD_REQUEST')
+      }
+    } finally {
+      await app.close()
+    }
   })
 
   describe('slow clients are cut off within a bounded time', () => {
