@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
@@ -67,19 +68,22 @@ export function createHttpServer(options: {
     reply.header('x-request-id', request.id)
   })
   registerErrorHandlers(app as unknown as FastifyInstance)
-  keepCuttingOffSlowClientsWhileClosing(app as unknown as FastifyInstance, t)
+  boundShutdown(app as unknown as FastifyInstance, t)
   return app
 }
 
-type ServerSocket = Socket & { _httpMessage?: { req?: { complete?: boolean } } }
+type ServerSocket = Socket & { _httpMessage?: ServerResponse | null }
 
 /**
- * Node stops enforcing its header and request timeouts once server.close() has begun (it clears its connection
- * checker), so a client trickling its headers or body would hold shutdown open for as long as it likes. From close
- * on we enforce the same bounds ourselves: a connection still sending its request when they have passed is answered
- * 408 and closed. Requests already received are left to finish: that is the graceful part of the shutdown.
+ * What Node does not do once server.close() has begun, so that shutdown is bounded whatever the clients do:
+ * - it stops enforcing its header and request timeouts (it clears its connection checker), so a client trickling
+ *   its headers or body would hold close() open for as long as it likes: from close on we enforce the same bounds,
+ *   answering 408 and closing;
+ * - a keep-alive connection whose response ends during close() stays open until HTTP_KEEP_ALIVE_TIMEOUT_MS (72 s
+ *   by default): the responses in flight are made the last on their connections.
+ * Requests already received are left to finish: that is the graceful part of the shutdown.
  */
-function keepCuttingOffSlowClientsWhileClosing(app: FastifyInstance, t: HttpTimeouts): void {
+function boundShutdown(app: FastifyInstance, t: HttpTimeouts): void {
   const sockets = new Set<ServerSocket>()
   app.server.on('connection', (socket: ServerSocket) => {
     sockets.add(socket)
@@ -90,11 +94,18 @@ function keepCuttingOffSlowClientsWhileClosing(app: FastifyInstance, t: HttpTime
   const receiving = (socket: ServerSocket) => !socket._httpMessage || socket._httpMessage.req?.complete === false
   app.addHook('preClose', (done) => {
     for (const socket of sockets) {
+      const res = socket._httpMessage
+      if (res) {
+        if (!res.headersSent) res.setHeader('connection', 'close')
+        res.once('close', () => setImmediate(() => {
+          if (!socket.destroyed && !socket._httpMessage) socket.destroySoon()
+        }))
+      }
       if (!receiving(socket)) continue
       const timer = setTimeout(() => {
         if (socket.destroyed || !receiving(socket)) return
         answerClientError.call(app, Object.assign(new Error('request timeout while closing'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), socket)
-      }, socket._httpMessage ? t.HTTP_REQUEST_TIMEOUT_MS : t.HTTP_HEADERS_TIMEOUT_MS)
+      }, res ? t.HTTP_REQUEST_TIMEOUT_MS : t.HTTP_HEADERS_TIMEOUT_MS)
       timer.unref()
       socket.once('close', () => clearTimeout(timer))
     }

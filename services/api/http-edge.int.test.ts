@@ -1,3 +1,4 @@
+import http from 'node:http'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { bearer, buildTestApi, OPERATOR_KEY, testConfig, testLogger } from '../../test/apps.js'
@@ -304,6 +305,27 @@ describe('API edge: what an attacker or a broken client can do before a route ru
       const res = await rawExchange(portOf(app), { initial: '', giveUpMs: TRICKLE_FOR_MS })
       expect(res.closedByServer).toBe(true)
       expect(res.elapsedMs).toBeLessThan(BOUND_MS)
+    })
+
+    it('does not let a keep-alive connection whose response ends during shutdown hold it up', async () => {
+      const config = testConfig(timeouts)
+      const server = createHttpServer({ logger: testLogger(), bodyLimit: 1024, trustProxy: false, timeouts: config })
+      server.get('/slow', async () => { await new Promise((r) => setTimeout(r, 300)); return { ok: true } })
+      await server.listen({ host: '127.0.0.1', port: 0 })
+      const agent = new http.Agent({ keepAlive: true })
+      try {
+        const answered = new Promise<number>((resolve, reject) => {
+          http.get({ host: '127.0.0.1', port: portOf(server), path: '/slow', agent }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode!)) }).on('error', reject)
+        })
+        await new Promise((r) => setTimeout(r, 100))
+        const started = Date.now()
+        await server.close()
+        // Before: close() waited for the client's keep-alive connection, HTTP_KEEP_ALIVE_TIMEOUT_MS (72 s).
+        expect(Date.now() - started).toBeLessThan(BOUND_MS)
+        expect(await answered).toBe(200)
+      } finally {
+        agent.destroy()
+      }
     })
 
     it('does not let a trickling client hold up shutdown', async () => {
