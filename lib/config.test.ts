@@ -17,6 +17,8 @@ describe('configuration', () => {
     [{ SECRETS_KEY: 'c2hvcnQ=' }, /^invalid configuration: SECRETS_KEY: expected 32 bytes/],
     [{ NODE_ENV: 'production', DATABASE_URL: 'postgres://o@db/x', SECRETS_KEY: 'a'.repeat(64) }, /DATABASE_RUNTIME_URL: required in production/],
     [{ NODE_ENV: 'production', DATABASE_URL: 'postgres://o@db/x', DATABASE_RUNTIME_URL: 'postgres://r@db/x' }, /SECRETS_KEY: required in production/],
+    [{ HTTP_HEADERS_TIMEOUT_MS: '20000', HTTP_REQUEST_TIMEOUT_MS: '10000' }, /^invalid configuration: HTTP_HEADERS_TIMEOUT_MS: must not exceed/],
+    [{ AUTH_FAILURE_LIMIT_PER_MINUTE: '0' }, /^invalid configuration: AUTH_FAILURE_LIMIT_PER_MINUTE: /],
   ])('stops on %j with one line naming the variable', (env, message) => {
     expect(() => parseConfig(env)).toThrow(message)
   })

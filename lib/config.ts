@@ -35,8 +35,18 @@ export const ConfigSchema = z.object({
       if (/^\d+$/.test(v)) return Number(v)
       return v.split(',').map((s) => s.trim())
     }),
+  // Slow clients: a request's headers must arrive within HTTP_HEADERS_TIMEOUT_MS and the whole request (headers and
+  // body) within HTTP_REQUEST_TIMEOUT_MS, else 408 and the connection is closed; this also bounds how long a
+  // trickling client can hold up shutdown. An idle keep-alive connection is closed after HTTP_KEEP_ALIVE_TIMEOUT_MS
+  // (longer than a load balancer's idle timeout, so the balancer, not we, closes first).
+  HTTP_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
+  HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(15_000),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(72_000),
   BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1_048_576),
   API_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(1200),
+  // Failed API authentications (a presented key that is wrong) per client IP per minute; beyond it every request
+  // from that IP that presents a key gets 429 without the key being looked up. Shared through REDIS_URL when set.
+  AUTH_FAILURE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(30),
   WEBHOOK_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(3_145_728),
   // Public lead forms: a person posts a few fields; anything bigger is not a form. Limits per client IP (across
   // forms) and per form (across IPs), per minute; shared through REDIS_URL when set.
@@ -97,6 +107,9 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   }
   if (config.NODE_ENV === 'production' && !config.SECRETS_KEY) {
     throw new ConfigError('invalid configuration: SECRETS_KEY: required in production (32 bytes, hex or base64)')
+  }
+  if (config.HTTP_HEADERS_TIMEOUT_MS > config.HTTP_REQUEST_TIMEOUT_MS) {
+    throw new ConfigError('invalid configuration: HTTP_HEADERS_TIMEOUT_MS: must not exceed HTTP_REQUEST_TIMEOUT_MS (the headers are part of the request)')
   }
   // Development gets a known platform app so `npm start` and the lead emulator work out of the box.
   if (config.NODE_ENV !== 'production') {

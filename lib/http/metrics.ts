@@ -55,10 +55,10 @@ export function registerMetrics(app: App, options: { service: string; config: Pi
  * to HOST like the others. METRICS_PORT=0 turns it off (`port` overrides the config; 0 there means any free port).
  * A port already taken is logged and the worker runs on without it: its jobs matter more than its metrics.
  */
-export async function startMetricsServer(options: { config: Pick<Config, 'HOST' | 'METRICS_PORT' | 'METRICS_TOKEN' | 'TRUST_PROXY'>; log: Logger; service: string; port?: number }) {
+export async function startMetricsServer(options: { config: Pick<Config, 'HOST' | 'METRICS_PORT' | 'METRICS_TOKEN' | 'TRUST_PROXY' | 'HTTP_HEADERS_TIMEOUT_MS' | 'HTTP_REQUEST_TIMEOUT_MS' | 'HTTP_KEEP_ALIVE_TIMEOUT_MS'>; log: Logger; service: string; port?: number }) {
   const port = options.port ?? options.config.METRICS_PORT
   if (port === 0 && options.port === undefined) return null
-  const app = createHttpServer({ logger: options.log, bodyLimit: 1024, trustProxy: options.config.TRUST_PROXY })
+  const app = createHttpServer({ logger: options.log, bodyLimit: 1024, trustProxy: options.config.TRUST_PROXY, timeouts: options.config })
   registerMetrics(app, { service: options.service, config: options.config })
   app.get('/healthz', { config: { access: 'public' }, logLevel: 'warn', schema: { hide: true } }, async () => ({ status: 'ok' }))
   try {

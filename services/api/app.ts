@@ -10,7 +10,7 @@ import { registerOpenApi } from '../../lib/http/openapi.js'
 import type { Logger } from '../../lib/logger.js'
 import type { MigrationFile } from '../../lib/migrate.js'
 import { SecretBox, sha256 } from '../../lib/crypto.js'
-import { registerAuth } from './plugins/auth.js'
+import { credentialOf, registerAuth } from './plugins/auth.js'
 import apiKeyRoutes from './modules/api-keys/routes.js'
 import auditRoutes from './modules/audit/routes.js'
 import meRoutes from './modules/me/routes.js'
@@ -39,7 +39,7 @@ export interface ApiDeps {
 export async function buildApiApp(input: Omit<ApiDeps, 'secrets'> & { secrets?: SecretBox }): Promise<App> {
   const deps: ApiDeps = { ...input, secrets: input.secrets ?? SecretBox.fromConfig(input.config.SECRETS_KEY) }
   const { config } = deps
-  const app = createHttpServer({ logger: deps.log, bodyLimit: config.BODY_LIMIT_BYTES, trustProxy: config.TRUST_PROXY })
+  const app = createHttpServer({ logger: deps.log, bodyLimit: config.BODY_LIMIT_BYTES, trustProxy: config.TRUST_PROXY, timeouts: config })
   registerMetrics(app, { service: 'api', config })
 
   await app.register(rateLimit, {
@@ -49,10 +49,14 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets'> & { secrets?: 
     // Shared across instances when Redis is configured; per process otherwise.
     redis: deps.redis ?? undefined,
     nameSpace: 'wa-api-rl:',
+    // A Redis outage must not take the API down with it (today it made every request a 500): the limit fails open.
+    skipOnError: true,
     // Per credential when there is one (hashed: the key itself never becomes a Redis key), else per client IP.
+    // The credential as auth reads it, so that respelling the header (`bearer`, extra spaces) is the same budget;
+    // a header that presents no credential counts against its IP, so garbage cannot mint fresh budgets either.
     keyGenerator: (req) => {
-      const auth = req.headers.authorization
-      return typeof auth === 'string' ? `k:${sha256(auth).toString('base64url').slice(0, 22)}` : `ip:${req.ip}`
+      const token = credentialOf(req.headers.authorization)
+      return token ? `k:${sha256(token).toString('base64url').slice(0, 22)}` : `ip:${req.ip}`
     },
     allowList: (req) => req.url === '/healthz' || req.url === '/readyz',
     errorResponseBuilder: (_req, context) =>
@@ -60,7 +64,9 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets'> & { secrets?: 
         headers: { 'retry-after': String(Math.ceil(context.ttl / 1000)) },
       }),
   })
-  registerAuth(app, { sql: deps.sql, operatorKey: config.OPERATOR_API_KEY })
+  registerAuth(app, {
+    sql: deps.sql, operatorKey: config.OPERATOR_API_KEY, log: deps.log, redis: deps.redis, failureLimitPerMinute: config.AUTH_FAILURE_LIMIT_PER_MINUTE,
+  })
   await registerOpenApi(app, {
     title: 'WhatsApp lead platform API',
     description: 'Tenant, admin and operator API. Authenticate with `Authorization: Bearer <key>`.',

@@ -35,7 +35,7 @@ export async function buildWebhooksApp(input: WebhooksDeps): Promise<App> {
     secrets: input.secrets ?? SecretBox.fromConfig(input.config.SECRETS_KEY),
     inbox: input.inbox ?? new DeliveryInbox(input.sql),
   }
-  const app = createHttpServer({ logger: deps.log, bodyLimit: deps.config.WEBHOOK_BODY_LIMIT_BYTES, trustProxy: deps.config.TRUST_PROXY })
+  const app = createHttpServer({ logger: deps.log, bodyLimit: deps.config.WEBHOOK_BODY_LIMIT_BYTES, trustProxy: deps.config.TRUST_PROXY, timeouts: deps.config })
   registerMetrics(app, { service: 'webhooks', config: deps.config })
   await registerOpenApi(app, {
     title: 'WhatsApp lead platform ingestion',

@@ -2,7 +2,7 @@ import { PassThrough, type Readable } from 'node:stream'
 import { z } from 'zod'
 import { type Sql, type Tx, withTenant } from '../../../lib/db.js'
 import { AppError } from '../../../lib/errors.js'
-import { decodeCursor, encodeCursor } from '../../../lib/pagination.js'
+import { BigintId, decodeCursor, encodeCursor, keysetCursor } from '../../../lib/pagination.js'
 import { findCurrentTenant, insertAuditEntry } from '../../tenancy/queries.js'
 import { listLeadMessages } from '../../whatsapp/queries.js'
 import { normalizeEmail } from '../identity/email.js'
@@ -198,8 +198,12 @@ export function sightingKeys(input: { email?: string | null; phone?: string | nu
 // ---------------------------------------------------------------------------------------------------------
 // Reading.
 
-const KeysetCursor = z.object({ at: z.string().min(1).max(64), id: z.string().min(1).max(64) })
-const readCursor = (cursor: string | undefined) => (cursor ? decodeCursor(cursor, KeysetCursor) : null)
+// Each listing's cursor carries its table's id type: a forged cursor is a 400 naming `cursor`, never a failed cast.
+const LeadCursor = keysetCursor(z.uuid())
+const InteractionCursor = keysetCursor(BigintId)
+const MergeCursor = keysetCursor(BigintId)
+const MessageCursor = keysetCursor(z.uuid())
+const readCursor = <T>(cursor: string | undefined, schema: z.ZodType<T>) => (cursor ? decodeCursor(cursor, schema) : null)
 
 function page<T extends { sortAt: string; id: string }>(rows: T[], limit: number) {
   const data = rows.map(({ sortAt: _sortAt, ...row }) => row)
@@ -224,7 +228,7 @@ async function resolveFilter(tx: Tx, filter: LeadFilter): Promise<q.LeadQuery> {
 }
 
 export async function listLeadsPage(sql: Sql, tenantId: string, query: LeadFilter & { limit: number; cursor?: string }) {
-  const after = readCursor(query.cursor)
+  const after = readCursor(query.cursor, LeadCursor)
   return withTenant(sql, tenantId, async (tx) => page(await q.listLeads(tx, await resolveFilter(tx, query), query.limit, after), query.limit))
 }
 
@@ -238,7 +242,7 @@ export async function getLeadDetail(sql: Sql, tenantId: string, leadId: string) 
 }
 
 export async function listLeadTimeline(sql: Sql, tenantId: string, leadId: string, limit: number, cursor?: string) {
-  const before = readCursor(cursor)
+  const before = readCursor(cursor, InteractionCursor)
   return withTenant(sql, tenantId, async (tx) => {
     if (!(await q.findLead(tx, leadId))) return null
     return page(await q.listTimeline(tx, leadId, limit, before), limit)
@@ -246,7 +250,7 @@ export async function listLeadTimeline(sql: Sql, tenantId: string, leadId: strin
 }
 
 export async function listLeadMerges(sql: Sql, tenantId: string, limit: number, cursor?: string) {
-  const before = readCursor(cursor)
+  const before = readCursor(cursor, MergeCursor)
   return withTenant(sql, tenantId, async (tx) => page(await q.listMerges(tx, limit, before), limit))
 }
 
@@ -352,7 +356,7 @@ export async function mergeLeadsManually(sql: Sql, who: Actor, survivorId: strin
 
 /** A lead's WhatsApp messages with their status history, newest first (the query lives with the whatsapp domain). */
 export async function listLeadMessagesPage(sql: Sql, tenantId: string, leadId: string, limit: number, cursor?: string) {
-  const before = readCursor(cursor)
+  const before = readCursor(cursor, MessageCursor)
   return withTenant(sql, tenantId, async (tx) => {
     if (!(await q.findLead(tx, leadId))) return null
     const rows = await listLeadMessages(tx, leadId, limit, before ? { occurredAt: before.at, id: before.id } : null)

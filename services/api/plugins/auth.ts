@@ -1,10 +1,13 @@
 import type { FastifyRequest } from 'fastify'
+import type { Redis } from 'ioredis'
 import { safeEqual } from '../../../lib/crypto.js'
 import type { Sql } from '../../../lib/db.js'
 import { AppError } from '../../../lib/errors.js'
 import type { App } from '../../../lib/http/create-server.js'
 import { authenticateApiKey } from '../../../domains/tenancy/service.js'
 import type { Principal } from '../../../domains/tenancy/schemas.js'
+import type { Logger } from '../../../lib/logger.js'
+import { createAuthFailureLimiter } from './auth-failures.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -26,11 +29,30 @@ const unauthorized = () =>
   new AppError('UNAUTHORIZED', 'missing or invalid API key', { headers: { 'www-authenticate': 'Bearer realm="api"' } })
 
 /**
+ * The key an Authorization header presents, however it is spelled: the scheme in any case, any whitespace around
+ * it and the key. Null for anything else. Everything that keys on a credential (rate limits, lookups) uses this,
+ * so that `bearer  k` and `Bearer k` are one credential and one budget.
+ */
+export function credentialOf(header: string | string[] | undefined): string | null {
+  if (typeof header !== 'string') return null
+  const match = /^\s*bearer\s+(\S+)\s*$/i.exec(header)
+  return match ? match[1]! : null
+}
+
+/**
  * Authenticates in onRequest, before the body is read, so that an unauthenticated caller learns nothing about
  * validation and cannot make us parse large bodies. Routes say who may call them with `config.access`; a route
  * under /v1 that says nothing is a tenant route (read for GET/HEAD, write otherwise).
  */
-export function registerAuth(app: App, deps: { sql: Sql; operatorKey: string | undefined }): void {
+export function registerAuth(app: App, deps: {
+  sql: Sql
+  operatorKey: string | undefined
+  log: Logger
+  /** Wrong keys presented per client IP per minute before that IP is answered 429 without a lookup. */
+  failureLimitPerMinute: number
+  redis?: Redis | null
+}): void {
+  const failures = createAuthFailureLimiter({ max: deps.failureLimitPerMinute, redis: deps.redis, log: deps.log })
   app.decorateRequest('principal', null)
   app.addHook('onRequest', async (request) => {
     const url = request.routeOptions.url
@@ -40,10 +62,15 @@ export function registerAuth(app: App, deps: { sql: Sql; operatorKey: string | u
       (!url.startsWith('/v1/') ? 'public' : ['GET', 'HEAD'].includes(request.method) ? 'tenant:read' : 'tenant:write')
     if (access === 'public') return
 
-    const header = request.headers.authorization
-    const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null
-    if (!match) throw unauthorized()
-    const token = match[1]!
+    const token = credentialOf(request.headers.authorization)
+    if (!token) throw unauthorized()
+
+    // Before anything is compared or looked up: an address that keeps presenting wrong keys is guessing them.
+    // request.ip is the socket address unless TRUST_PROXY names the proxies allowed to set X-Forwarded-For.
+    const wait = await failures.blockedFor(request.ip)
+    if (wait > 0) {
+      throw new AppError('RATE_LIMITED', `too many failed authentications from this address; retry in ${wait} s`, { headers: { 'retry-after': String(wait) } })
+    }
 
     if (deps.operatorKey && safeEqual(token, deps.operatorKey)) {
       request.principal = { kind: 'operator' }
@@ -51,7 +78,10 @@ export function registerAuth(app: App, deps: { sql: Sql; operatorKey: string | u
       request.principal = await authenticateApiKey(deps.sql, token)
     }
     const principal = request.principal
-    if (!principal) throw unauthorized()
+    if (!principal) {
+      await failures.recordFailure(request.ip)
+      throw unauthorized()
+    }
 
     if (access === 'operator') {
       if (principal.kind !== 'operator') throw new AppError('FORBIDDEN', 'this route needs the operator key')

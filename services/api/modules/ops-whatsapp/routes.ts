@@ -1,11 +1,12 @@
 import { z } from 'zod'
 import { AppError } from '../../../../lib/errors.js'
+import { BigintId } from '../../../../lib/pagination.js'
 import type { App } from '../../../../lib/http/create-server.js'
 import { findUnparseableDelivery, listDeliveries, listQuarantine, listUnparseableDeliveries, replayDelivery } from '../../../../domains/whatsapp/queries.js'
 import { DeliveryView, PROCESS_DELIVERY_TASK, QuarantinedItemView, UnparseableDeliveryDetail, UnparseableDeliveryView } from '../../../../domains/whatsapp/schemas.js'
 import type { ApiDeps } from '../../app.js'
 
-const Page = z.object({ limit: z.coerce.number().int().min(1).max(200).default(50), before: z.string().regex(/^\d+$/).optional() })
+const Page = z.object({ limit: z.coerce.number().int().min(1).max(200).default(50), before: BigintId.optional() })
 
 /**
  * Operators: deliveries that failed or were parked, items quarantined (no owner, or outside the app that signed the
@@ -61,7 +62,8 @@ export default async function opsWhatsappRoutes(app: App, deps: ApiDeps) {
     schema: {
       tags: ['operations'],
       summary: 'Process a delivery again (after registering its number, or fixing what parked it). Idempotent.',
-      params: z.object({ deliveryId: z.string().regex(/^\d+$/) }),
+      // Within bigint: a longer number would fail the database's cast (a 500) instead of being the caller's 400.
+      params: z.object({ deliveryId: BigintId }),
       response: { 202: z.object({ deliveryId: z.string(), queued: z.literal(true) }) },
     },
   }, async (req, reply) => {
