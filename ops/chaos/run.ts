@@ -169,6 +169,8 @@ async function runPhase(fault: 'a' | 'b' | 'c', tenants: ChaosTenant[], procs: P
   traffic.poisoned = fault === 'c'
   traffic.start()
   await sleep(s.CHAOS_LEAD_IN_MS)
+  // The recovery clock starts with the fault: "recovered within a minute of the worker's death".
+  const faultAt = Date.now()
 
   if (fault === 'a') {
     // Aim for the middle of a batch: wait (briefly) until the worker holds a job, then kill it.
@@ -188,8 +190,10 @@ async function runPhase(fault: 'a' | 'b' | 'c', tenants: ChaosTenant[], procs: P
     pg = null
     await Promise.race([server.stop(), sleep(15_000).then(() => { throw new Error('PostgreSQL did not stop within 15 s') })])
     note('stopped PostgreSQL (fast shutdown: sessions terminated)')
-    await sleep(s.CHAOS_FAULT_MS)
-    note(`during the outage: webhooks ${webhooks.alive ? 'alive' : 'DEAD'}, worker ${worker.alive ? 'alive' : 'DEAD'}`)
+    await sleep(Math.floor(s.CHAOS_FAULT_MS / 2))
+    note(`half-way through the outage: webhooks ${await probeHealth()}`)
+    await sleep(Math.ceil(s.CHAOS_FAULT_MS / 2))
+    note(`at the end of the outage: webhooks ${webhooks.alive ? 'alive' : 'DEAD'}, worker ${worker.alive ? 'alive' : 'DEAD'}`)
     await startDatabase()
     note(`started PostgreSQL again on the same port and data`)
   } else {
@@ -202,24 +206,31 @@ async function runPhase(fault: 'a' | 'b' | 'c', tenants: ChaosTenant[], procs: P
 
   // Settle: every acknowledged item applied, or the recovery timeout.
   const settleStart = Date.now()
+  const deadline = faultAt + s.CHAOS_RECOVERY_TIMEOUT_MS
   let observed = await observe(fault)
   let settled = false
   while (true) {
     const tallies = CHANNELS.map((c) => tally(c, traffic.outcomes, observed))
     if (tallies.every((t) => t.lost === 0)) { settled = true; break }
     if (!worker.alive) { note('the worker is not running: not waiting for processing'); break }
-    if (Date.now() - settleStart > s.CHAOS_RECOVERY_TIMEOUT_MS) break
+    if (Date.now() > deadline) break
     await sleep(500)
     observed = await observe(fault)
   }
   const settleMs = Date.now() - settleStart
+  const sinceFault = ((Date.now() - faultAt) / 1000).toFixed(1)
   if (settled) {
     // A late redo (a job run twice) would show up now as a double.
     await sleep(s.CHAOS_QUIET_MS)
     observed = await observe(fault)
   } else {
-    const [locked, waiting] = await Promise.all([lockedJobs(), withOwner((sql) => sql<{ n: number }[]>`select count(*)::int as n from graphile_worker._private_jobs where locked_by is null`.then((r) => r[0]!.n))])
-    note(`not settled after ${(settleMs / 1000).toFixed(1)} s (CHAOS_RECOVERY_TIMEOUT_MS=${s.CHAOS_RECOVERY_TIMEOUT_MS}): ${locked} job(s) still locked, ${waiting} waiting`)
+    const jobs = await withOwner((sql) => sql<{ locked: number; due: number; later: number }[]>`
+      select count(*) filter (where locked_by is not null)::int as locked,
+             count(*) filter (where locked_by is null and run_at <= now())::int as due,
+             count(*) filter (where locked_by is null and run_at > now())::int as later
+        from graphile_worker._private_jobs`.then((r) => r[0]!)).catch(() => null)
+    note(`not settled ${sinceFault} s after the fault began (CHAOS_RECOVERY_TIMEOUT_MS=${s.CHAOS_RECOVERY_TIMEOUT_MS}); jobs: ` +
+      (jobs ? `${jobs.locked} locked (a dead worker's, unless one is running), ${jobs.due} due, ${jobs.later} scheduled later (retries, cron)` : 'could not be counted'))
   }
 
   const report: PhaseReport = {
@@ -241,7 +252,7 @@ async function runPhase(fault: 'a' | 'b' | 'c', tenants: ChaosTenant[], procs: P
   for (const line of formatPoison(report.tallies)) console.log(line)
   const errors = [...new Set(traffic.outcomes.filter((o) => o.error).map((o) => o.error))]
   if (errors.length) console.log(`requests without an answer: ${errors.join(', ')}`)
-  console.log(settled ? `settled ${(settleMs / 1000).toFixed(1)} s after the traffic stopped` : 'NOT settled within the recovery timeout')
+  console.log(settled ? `settled: everything acknowledged applied ${sinceFault} s after the fault began (${(settleMs / 1000).toFixed(1)} s after the traffic stopped)` : 'NOT settled within the recovery timeout')
   for (const p of report.processes) {
     for (const c of p.crashes) {
       console.log(`${p.name} CRASHED at +${(c.at / 1000).toFixed(1)} s (code ${c.code}, signal ${c.signal}); its last words:\n${indent(c.lastWords)}`)
@@ -262,6 +273,20 @@ async function reviveCrashed(procs: Procs, note: (line: string) => void) {
       (err) => note(`${child.name} was not running and could not be started again: ${firstLine(err)}`),
     )
   }
+}
+
+/** What an orchestrator would see: /healthz (alive) and /readyz (can serve), with Retry-After when refused. */
+async function probeHealth(): Promise<string> {
+  const probe = async (route: string) => {
+    try {
+      const res = await fetch(`${webhooksUrl}${route}`, { signal: AbortSignal.timeout(2000) })
+      const retry = res.headers.get('retry-after')
+      return `${route} ${res.status}${retry ? ` (Retry-After ${retry})` : ''}`
+    } catch (err) {
+      return `${route} no answer (${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name})`
+    }
+  }
+  return (await Promise.all([probe('/healthz'), probe('/readyz')])).join(', ')
 }
 
 function lockedJobs(): Promise<number> {
