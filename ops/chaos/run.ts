@@ -117,7 +117,8 @@ try {
 
   const reports: PhaseReport[] = []
   for (const fault of faultsOf(s)) {
-    reports.push(await runPhase(fault, tenants, { webhooks, worker, startWebhooks, startWorker }))
+    const later = faultsOf(s).length - reports.length - 1
+    reports.push(await runPhase(fault, tenants, { webhooks, worker, startWebhooks, startWorker }, later))
   }
 
   console.log('\n==== summary ====')
@@ -152,7 +153,7 @@ interface Procs {
   startWorker: () => Promise<void>
 }
 
-async function runPhase(fault: 'a' | 'b' | 'c', tenants: ChaosTenant[], procs: Procs): Promise<PhaseReport> {
+async function runPhase(fault: 'a' | 'b' | 'c', tenants: ChaosTenant[], procs: Procs, phasesAfter: number): Promise<PhaseReport> {
   const { webhooks, worker } = procs
   console.log(`\n==== fault (${fault}): ${TITLES[fault]} ====`)
   const notes: string[] = []
@@ -206,7 +207,10 @@ async function runPhase(fault: 'a' | 'b' | 'c', tenants: ChaosTenant[], procs: P
 
   // Settle: every acknowledged item applied, or the recovery timeout.
   const settleStart = Date.now()
-  const deadline = faultAt + s.CHAOS_RECOVERY_TIMEOUT_MS
+  // Within the run's budget, keeping room for the phases still to come (their traffic and a short wait).
+  const budgetEnd = t0 + s.CHAOS_MAX_RUN_MS - phasesAfter * (s.CHAOS_LEAD_IN_MS + s.CHAOS_FAULT_MS + s.CHAOS_TAIL_MS + 10_000)
+  const deadline = Math.min(faultAt + s.CHAOS_RECOVERY_TIMEOUT_MS, budgetEnd)
+  if (deadline < faultAt + s.CHAOS_RECOVERY_TIMEOUT_MS) note(`recovery wait cut to ${((deadline - faultAt) / 1000).toFixed(1)} s after the fault by CHAOS_MAX_RUN_MS=${s.CHAOS_MAX_RUN_MS}`)
   let observed = await observe(fault)
   let settled = false
   while (true) {

@@ -19,6 +19,8 @@ export const ChaosSettings = z.object({
   CHAOS_TAIL_MS: int(2000, 0, 30_000),
   // After the traffic stops: how long every acknowledged item may take to be applied before it counts as lost.
   CHAOS_RECOVERY_TIMEOUT_MS: int(60_000, 1000, 600_000),
+  // The whole run's budget: a phase's recovery wait is cut short so the phases after it still fit.
+  CHAOS_MAX_RUN_MS: int(150_000, 10_000, 900_000),
   // Once everything is applied, wait this long and count again: a late redo would show up as a double.
   CHAOS_QUIET_MS: int(2000, 0, 60_000),
   // How long a child process may take to come up (tsx compiles on start; two busy cores are slow).
