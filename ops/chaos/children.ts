@@ -91,7 +91,8 @@ export class Child {
     }
   }
 
-  close() { this.log.end() }
+  /** Flushes and closes the log file. */
+  close(): Promise<void> { return new Promise((resolve) => this.log.end(() => resolve())) }
 }
 
 /** The output's last 15 lines that are not pino info/debug/trace lines (`"level":30` and below). */

@@ -136,7 +136,7 @@ try {
   exitCode = 2
 } finally {
   await Promise.all(children.map((c) => c.kill('SIGTERM', 10_000)))
-  children.forEach((c) => c.close())
+  await Promise.all(children.map((c) => c.close()))
   await emulator?.stop().catch(() => {})
   await Promise.race([(pg as EmbeddedServer | null)?.stop(), sleep(15_000)]).catch(() => {})
   // Keep the logs of a failed run; the database goes either way unless CHAOS_KEEP says otherwise.
