@@ -1,18 +1,23 @@
 import { randomBytes } from 'node:crypto'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
+import { conversationEnd, resolvePlaySettings, type PlaySettings } from './play-lead-settings.js'
 import { metaSignature } from './signature.js'
 
 /**
  * Play a lead from the terminal: every line typed is delivered to our webhooks service as an inbound WhatsApp text
  * message (the envelope Meta sends, signed with the app secret), and whatever the business sends back to this wa_id
  * through the emulator is printed. Buttons and list rows are numbered: type the number (or the exact title or id) to
- * tap it.
+ * tap it. When the business has been quiet for a moment, the product's API is asked (read-only) whether the bot's
+ * flow has ended or handed over, and that is said.
  *
- *   tsx ops/emulators/play-lead.ts --wa-id 5511988887777 --name "Ana" --app-secret dev-secret
+ *   npm run play-lead                          # against `npm start`, same HOST / ports / app secret
+ *   tsx ops/emulators/play-lead.ts --wa-id 5511988887777 --name "Ana"
  *
  * Flags override env: PLAY_WEBHOOKS_URL, PLAY_APP_SECRET (or EMULATOR_APP_SECRET), PLAY_PHONE_NUMBER_ID,
- * PLAY_DISPLAY_NUMBER, PLAY_WABA_ID, PLAY_WA_ID, PLAY_NAME, PLAY_EMULATOR_URL.
+ * PLAY_DISPLAY_NUMBER, PLAY_WABA_ID, PLAY_WA_ID, PLAY_NAME, PLAY_EMULATOR_URL, PLAY_API_URL, PLAY_API_KEY,
+ * PLAY_QUIET_MS; which in turn override what `npm start` reads (HOST, WEBHOOKS_PORT, API_PORT, WHATSAPP_EMULATOR_PORT,
+ * META_APP_SECRET), see play-lead-settings.ts.
  */
 
 const { values: args } = parseArgs({
@@ -25,41 +30,34 @@ const { values: args } = parseArgs({
     'wa-id': { type: 'string' },
     name: { type: 'string' },
     emulator: { type: 'string' },
+    api: { type: 'string' },
+    'api-key': { type: 'string' },
     'poll-ms': { type: 'string' },
     'linger-ms': { type: 'string' },
+    'quiet-ms': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 })
 
 if (args.help) {
   console.log(`usage: tsx ops/emulators/play-lead.ts [--webhooks URL] [--app-secret S] [--phone-number-id ID]
-  [--display-number N] [--waba-id ID] [--wa-id N] [--name NAME] [--emulator URL] [--poll-ms 500] [--linger-ms 3000]`)
+  [--display-number N] [--waba-id ID] [--wa-id N] [--name NAME] [--emulator URL] [--api URL] [--api-key KEY]
+  [--poll-ms 500] [--linger-ms 3000] [--quiet-ms 2500]
+Defaults follow \`npm start\`: HOST, WEBHOOKS_PORT, API_PORT, WHATSAPP_EMULATOR_PORT and META_APP_SECRET.`)
   process.exit(0)
 }
 
-const env = process.env
-const settings = {
-  webhooksUrl: webhookEndpoint(args.webhooks ?? env.PLAY_WEBHOOKS_URL ?? 'http://127.0.0.1:3001'),
-  appSecret: args['app-secret'] ?? env.PLAY_APP_SECRET ?? env.EMULATOR_APP_SECRET ?? '',
-  phoneNumberId: args['phone-number-id'] ?? env.PLAY_PHONE_NUMBER_ID ?? '100000000000002',
-  displayNumber: args['display-number'] ?? env.PLAY_DISPLAY_NUMBER ?? '15550001234',
-  wabaId: args['waba-id'] ?? env.PLAY_WABA_ID ?? '100000000000001',
-  waId: (args['wa-id'] ?? env.PLAY_WA_ID ?? '5511988887777').replace(/\D/g, ''),
-  name: args.name ?? env.PLAY_NAME ?? 'Test Lead',
-  emulatorUrl: (args.emulator ?? env.PLAY_EMULATOR_URL ?? 'http://127.0.0.1:4010').replace(/\/+$/, ''),
-  pollMs: Number(args['poll-ms'] ?? 500),
-  lingerMs: Number(args['linger-ms'] ?? 3000),
-}
-
-if (!settings.appSecret) {
-  console.error('play-lead: an app secret is needed to sign webhooks (--app-secret or PLAY_APP_SECRET)')
+let settings: PlaySettings
+try {
+  settings = resolvePlaySettings(args, process.env)
+} catch (err) {
+  console.error(err instanceof Error ? err.message : String(err))
   process.exit(1)
 }
 
-/** Accepts a base URL (`http://127.0.0.1:3001`) or the full webhook URL. */
-function webhookEndpoint(url: string): string {
-  const trimmed = url.replace(/\/+$/, '')
-  return trimmed.endsWith('/webhooks/whatsapp') ? trimmed : `${trimmed}/webhooks/whatsapp`
+if (!settings.appSecret) {
+  console.error('play-lead: an app secret is needed to sign webhooks (--app-secret, PLAY_APP_SECRET or META_APP_SECRET)')
+  process.exit(1)
 }
 
 // ---- what the lead can tap ----
@@ -127,6 +125,10 @@ async function deliver(line: string) {
       signal: AbortSignal.timeout(10_000),
     })
     if (res.status !== 200) say(`  ! webhooks answered ${res.status}: ${(await res.text()).slice(0, 300)}`)
+    else {
+      lastLineAt = Date.now()
+      touch()
+    }
   } catch (err) {
     say(`  ! could not reach ${settings.webhooksUrl}: ${err instanceof Error ? err.message : String(err)}`)
   }
@@ -220,15 +222,56 @@ async function poll(initial = false) {
       if (seen.has(m.wamid)) continue
       seen.add(m.wamid)
       // History from before we started is not replayed.
-      if (!initial) for (const line of render(m)) say(line)
+      if (initial) continue
+      for (const line of render(m)) say(line)
+      touch()
     }
   } catch (err) {
     if (initial) say(`  ! emulator not reachable at ${settings.emulatorUrl}: ${err instanceof Error ? err.message : String(err)}`)
   }
 }
 
+// ---- has the conversation ended? ----
+
+// Every line we deliver and every business message is activity; once it has been quiet for quietMs, the API says
+// whether the bot is done (ended, handed over, no flow), and that is said once per quiet spell.
+let activity = 0
+let lastActivityAt = Date.now()
+let checkedActivity = 0
+let apiTrouble = false
+let checking = false
+let lastLineAt = 0
+function touch() {
+  activity++
+  lastActivityAt = Date.now()
+}
+
+async function checkEnded(): Promise<void> {
+  if (activity === 0 || checkedActivity === activity || Date.now() - lastActivityAt < settings.quietMs || !settings.api || checking) return
+  const seenActivity = activity
+  checking = true
+  try {
+    const res = await fetch(`${settings.api.url}/v1/conversations?limit=200`, { headers: { authorization: `Bearer ${settings.api.key}` }, signal: AbortSignal.timeout(5000) })
+    if (res.status !== 200) throw new Error(`answered ${res.status}`)
+    const { data } = (await res.json()) as { data: { waId: string; mode: string; state: { status: string } | null; lastEventAt: string | null }[] }
+    // Most recently active first: the first one for our wa_id is ours.
+    const mine = data.find((c) => c.waId === settings.waId)
+    // The bot has not taken our last line yet (its state is from before it): ask again at the next poll.
+    if (!mine || !mine.lastEventAt || Date.parse(mine.lastEventAt) < lastLineAt - 1000) return
+    checkedActivity = seenActivity
+    const ended = conversationEnd(mine)
+    if (ended) say(`  -- ${ended}`)
+  } catch (err) {
+    checkedActivity = seenActivity
+    if (!apiTrouble) say(`  ! could not ask ${settings.api.url} whether the conversation ended (${err instanceof Error ? err.message : String(err)}); set --api / --api-key`)
+    apiTrouble = true
+  } finally {
+    checking = false
+  }
+}
+
 await poll(true)
-const poller = setInterval(() => void poll(), settings.pollMs)
+const poller = setInterval(() => void poll().then(checkEnded), settings.pollMs)
 
 say(`playing ${settings.name} (${settings.waId}) -> ${settings.webhooksUrl}; business replies from ${settings.emulatorUrl}. Ctrl-D to quit.`)
 
@@ -249,8 +292,13 @@ lines.on('close', () => {
   void queue.then(async () => {
     // Give the business a moment to answer the last line (useful when lines are piped in).
     await new Promise((r) => setTimeout(r, interactive ? 0 : settings.lingerMs))
-    await poll()
     clearInterval(poller)
+    await poll()
+    // Piped input: say how the conversation stands before leaving, even if the business is still typing.
+    if (!interactive) {
+      lastActivityAt = 0
+      await checkEnded()
+    }
     process.exit(0)
   })
 })
