@@ -16,7 +16,7 @@ import { startWhatsAppEmulator } from '../ops/emulators/whatsapp-cloud-api.js'
 const config = loadConfigOrExit()
 const log = createLogger({ level: config.LOG_LEVEL, service: 'platform' })
 const platform = await bootPlatform(config, log, { applicationName: 'platform' })
-const redis = connectRedis(config.REDIS_URL)
+const redis = connectRedis(config.REDIS_URL, log)
 let shuttingDown = false
 const isShuttingDown = () => shuttingDown
 const common = { config, sql: platform.sql, migrations: platform.migrations, redis, isShuttingDown }

@@ -225,6 +225,19 @@ describe('API edge: what an attacker or a broken client can do before a route ru
       }
     })
 
+    const forgedTimes = [
+      ['a time that is not a time', { updatedAt: 'yesterday', createdAt: 'yesterday', at: 'yesterday', id: '00000000-0000-4000-8000-000000000000' }],
+      ['a 31st of February', { updatedAt: '2025-02-31 10:00:00+00', createdAt: '2025-02-31 10:00:00+00', at: '2025-02-31 10:00:00+00', id: '00000000-0000-4000-8000-000000000000' }],
+      ['an id that is no uuid', { updatedAt: '2025-03-01 10:00:00+00', createdAt: '2025-03-01 10:00:00+00', at: '2025-03-01 10:00:00+00', id: '1' }],
+    ] as const
+    it.each(forgedTimes)('refuses a forged cursor (%s) on conversations, messages and forms with 400 naming cursor', async (_story, value) => {
+      for (const path of ['/v1/conversations', '/v1/messages', '/v1/forms']) {
+        const res = await app.inject({ method: 'GET', url: `${path}?cursor=${encodeCursor(value)}`, headers: bearer(tenant.adminKey) })
+        expect({ path, status: res.statusCode }).toEqual({ path, status: 400 })
+        expect(res.json().error).toMatchObject({ code: 'BAD_REQUEST', details: [{ in: 'querystring', path: 'cursor' }] })
+      }
+    })
+
     it('still pages with the cursors it hands out', async () => {
       await withTenant(db.current.sql, tenant.id, (tx) => makeLead(tx, tenant.id, { name: 'Second', email: 'second@example.com', source: 'web_form' }))
       const first = await app.inject({ method: 'GET', url: '/v1/leads?limit=1', headers: bearer(tenant.adminKey) })

@@ -8,7 +8,7 @@ import { buildApiApp } from './app.js'
 const config = loadConfigOrExit()
 const log = createLogger({ level: config.LOG_LEVEL, service: 'api' })
 const platform = await bootPlatform(config, log, { applicationName: 'api' })
-const redis = connectRedis(config.REDIS_URL)
+const redis = connectRedis(config.REDIS_URL, log)
 let shuttingDown = false
 const app = await buildApiApp({ config, sql: platform.sql, log, migrations: platform.migrations, redis, isShuttingDown: () => shuttingDown })
 const address = await app.listen({ host: config.HOST, port: config.API_PORT })

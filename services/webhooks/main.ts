@@ -8,7 +8,7 @@ import { buildWebhooksApp } from './app.js'
 const config = loadConfigOrExit()
 const log = createLogger({ level: config.LOG_LEVEL, service: 'webhooks' })
 const platform = await bootPlatform(config, log, { applicationName: 'webhooks' })
-const redis = connectRedis(config.REDIS_URL)
+const redis = connectRedis(config.REDIS_URL, log)
 let shuttingDown = false
 const app = await buildWebhooksApp({ config, sql: platform.sql, log, migrations: platform.migrations, redis, isShuttingDown: () => shuttingDown })
 const address = await app.listen({ host: config.HOST, port: config.WEBHOOKS_PORT })

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { z } from 'zod'
 import { type Sql, withTenant } from '../../../lib/db.js'
 import { AppError } from '../../../lib/errors.js'
-import { decodeCursor, encodeCursor } from '../../../lib/pagination.js'
+import { decodeCursor, encodeCursor, keysetCursor } from '../../../lib/pagination.js'
 import { insertAuditEntry } from '../../tenancy/queries.js'
 import type { CountryCode } from '../identity/phone.js'
 import type { SubmissionStore } from './inbox.js'
@@ -80,7 +80,8 @@ export async function getForm(sql: Sql, tenantId: string, formId: string) {
   return row ? toFormView(row) : null
 }
 
-const KeysetCursor = z.object({ at: z.string().min(1).max(64), id: z.string().min(1).max(64) })
+// Forms and submissions both have uuid ids.
+const KeysetCursor = keysetCursor(z.uuid())
 
 export async function listFormsPage(sql: Sql, tenantId: string, query: { limit: number; cursor?: string; includeArchived: boolean }) {
   const after = query.cursor ? decodeCursor(query.cursor, KeysetCursor) : null

@@ -3,7 +3,7 @@ import { z } from 'zod'
 import { withTenant } from '../../../../lib/db.js'
 import { AppError } from '../../../../lib/errors.js'
 import type { App } from '../../../../lib/http/create-server.js'
-import { decodeCursor, encodeCursor } from '../../../../lib/pagination.js'
+import { CursorTimestamp, decodeCursor, encodeCursor } from '../../../../lib/pagination.js'
 import { getConversation, listConversationEvents, listConversations } from '../../../../domains/conversations/queries.js'
 import { ConversationEventView, ConversationView, HandoverBody, ListConversationsQuery } from '../../../../domains/conversations/schemas.js'
 import { handOverConversation, releaseConversation } from '../../../../domains/conversations/service.js'
@@ -11,7 +11,7 @@ import type { ApiDeps } from '../../app.js'
 import { tenantOf } from '../../plugins/auth.js'
 
 const ConversationParams = z.object({ conversationId: z.uuid() })
-const Cursor = z.object({ updatedAt: z.string(), id: z.uuid() })
+const Cursor = z.object({ updatedAt: CursorTimestamp, id: z.uuid() })
 
 export default async function conversationRoutes(app: App, deps: ApiDeps) {
   const who = (req: Parameters<typeof tenantOf>[0]) => {

@@ -2,7 +2,7 @@ import { z } from 'zod'
 import { withTenant } from '../../../../lib/db.js'
 import { AppError } from '../../../../lib/errors.js'
 import type { App } from '../../../../lib/http/create-server.js'
-import { decodeCursor, encodeCursor } from '../../../../lib/pagination.js'
+import { CursorTimestamp, decodeCursor, encodeCursor } from '../../../../lib/pagination.js'
 import { getOutbound, listOutbound } from '../../../../domains/whatsapp/outbound/queries.js'
 import { ListOutboundQuery, OutboundMessageView, SendMessageBody } from '../../../../domains/whatsapp/outbound/schemas.js'
 import { sendToLead } from '../../../../domains/whatsapp/outbound/service.js'
@@ -10,7 +10,7 @@ import type { ApiDeps } from '../../app.js'
 import { tenantOf } from '../../plugins/auth.js'
 
 const MessageParams = z.object({ messageId: z.uuid() })
-const Cursor = z.object({ createdAt: z.string(), id: z.uuid() })
+const Cursor = z.object({ createdAt: CursorTimestamp, id: z.uuid() })
 
 export default async function messageRoutes(app: App, deps: ApiDeps) {
   app.post('/', {
