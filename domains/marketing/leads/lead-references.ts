@@ -1,0 +1,218 @@
+/**
+ * Everything in the database that refers to a person: one entry per table, with how a merge and an erasure treat
+ * it. Merge (domains/marketing/leads) and erasure and export (domains/privacy) read this list instead of keeping
+ * their own, and test/lead-references.int.test.ts fails for any foreign key to marketing.leads, and any column
+ * named like a person's data (lead_id, phone*, email*, wa_id, ip*, user_agent, …), that is not listed here or
+ * declared not personal below. A new table enters this catalog or the suite is red.
+ *
+ * Table and column names are constants of this file, never input: code that builds SQL from them uses postgres.js
+ * identifiers (`tx(name)`), not string concatenation.
+ */
+
+export type TableName = `${string}.${string}`
+
+/** How a table reaches the person. */
+export type Reach =
+  /** A column holds the lead id. */
+  | { by: 'lead'; column: string }
+  /** Rows belong to a row of another catalogued table (`column` here = `parentColumn` there). */
+  | { by: 'parent'; column: string; parent: TableName; parentColumn: string }
+  /**
+   * No lead id: rows are found by the person's identity keys inside them (raw inboxes, quarantine, job payloads).
+   * `columns` are searched; `keys` says which of the subject's keys can appear there.
+   */
+  | { by: 'content'; columns: string[]; keys: IdentityKey[] }
+
+/** The forms a subject's identity takes in stored data: all of them are searched by erasure's verification pass. */
+export type IdentityKey = 'email' | 'phone' | 'wa_id' | 'lead_id' | 'name'
+
+export type MergePolicy =
+  /** Point the rows at the survivor (`update … set <column> = survivor where <column> = merged`). */
+  | { kind: 'move' }
+  /** Leave them on the merged lead, which stays as a row with merged_into set; `why` says why that is right. */
+  | { kind: 'keep'; why: string }
+  /**
+   * Rows of both leads must be combined by a rule, not moved blindly (a uniqueness, a single active
+   * conversation, the lead row itself): `rule` names the function in the merge code that does it.
+   */
+  | { kind: 'combine'; rule: string }
+  /** The rows follow their parent (Reach 'parent') or are not tied to a lead (Reach 'content'). */
+  | { kind: 'follows' }
+
+export type ErasePolicy =
+  /** Delete the subject's rows. */
+  | { kind: 'delete' }
+  /**
+   * Keep the rows, without identity: set `null` columns to null and replace `redact` columns (jsonb or text)
+   * with a redacted value; `why` says what the kept rows are for (counts, aggregates, the business's own records).
+   */
+  | { kind: 'anonymise'; null: string[]; redact: string[]; why: string }
+
+export interface LeadReference {
+  table: TableName
+  reach: Reach
+  /** Columns that hold personal data (exported to the subject, cleared by erasure). */
+  personal: string[]
+  merge: MergePolicy
+  erase: ErasePolicy
+  /** Platform tables (no tenant_id, outside RLS) are reached by operator-level code only. */
+  platform?: true
+  note?: string
+}
+
+export const LEAD_REFERENCES: readonly LeadReference[] = [
+  {
+    table: 'marketing.leads',
+    reach: { by: 'lead', column: 'id' },
+    personal: ['phone_e164', 'phone_key', 'wa_id', 'email', 'name', 'profile_name', 'company', 'fields', 'source_details', 'tags'],
+    merge: { kind: 'combine', rule: 'absorbMergedLead' },
+    erase: { kind: 'delete' },
+    note: 'The person. Deleted last, after every table that points at it.',
+  },
+  {
+    table: 'marketing.leads',
+    reach: { by: 'lead', column: 'merged_into' },
+    personal: [],
+    merge: { kind: 'move' },
+    erase: { kind: 'delete' },
+    note: 'Leads merged into the subject earlier are the same person.',
+  },
+  {
+    table: 'marketing.lead_interactions',
+    reach: { by: 'lead', column: 'lead_id' },
+    personal: ['details'],
+    merge: { kind: 'move' },
+    erase: { kind: 'delete' },
+  },
+  {
+    table: 'marketing.form_submissions',
+    reach: { by: 'lead', column: 'lead_id' },
+    personal: ['answers', 'utm', 'page_url', 'referrer', 'ip', 'user_agent'],
+    merge: { kind: 'move' },
+    erase: { kind: 'delete' },
+  },
+  {
+    table: 'marketing.consents',
+    reach: { by: 'lead', column: 'lead_id' },
+    personal: ['ip', 'user_agent'],
+    merge: { kind: 'move' },
+    erase: { kind: 'delete' },
+    note: 'After erasure the suppression (privacy.suppressions) is what stops further contact, not the consent rows.',
+  },
+  {
+    table: 'marketing.lead_merges',
+    reach: { by: 'lead', column: 'survivor_id' },
+    personal: ['matched_on', 'merged_snapshot'],
+    merge: { kind: 'move' },
+    erase: { kind: 'delete' },
+    note: 'Earlier merges into the merged lead now read as merges into the survivor.',
+  },
+  {
+    table: 'marketing.lead_merges',
+    reach: { by: 'lead', column: 'merged_id' },
+    personal: ['matched_on', 'merged_snapshot'],
+    merge: { kind: 'keep', why: 'the record of which lead was merged away; its merged_id is that lead' },
+    erase: { kind: 'delete' },
+  },
+  {
+    table: 'marketing.form_submission_inbox',
+    reach: { by: 'content', columns: ['submission'], keys: ['email', 'phone'] },
+    personal: ['submission', 'ip', 'user_agent', 'referer'],
+    merge: { kind: 'follows' },
+    erase: { kind: 'delete' },
+    note: 'Submissions not applied yet; erasure applies or holds them first so none recreates the subject afterwards.',
+  },
+  {
+    table: 'analytics.events',
+    reach: { by: 'lead', column: 'lead_id' },
+    personal: ['properties'],
+    merge: { kind: 'move' },
+    erase: { kind: 'anonymise', null: ['lead_id'], redact: ['properties'], why: 'event counts and rollups stay right; the event no longer names anyone' },
+  },
+  {
+    table: 'whatsapp.messages',
+    reach: { by: 'lead', column: 'lead_id' },
+    personal: ['wa_id', 'content', 'context', 'referral', 'errors', 'identity'],
+    merge: { kind: 'move' },
+    erase: { kind: 'delete' },
+  },
+  {
+    table: 'whatsapp.message_statuses',
+    reach: { by: 'parent', column: 'wamid', parent: 'whatsapp.messages', parentColumn: 'wamid' },
+    personal: ['recipient_id', 'errors', 'conversation', 'biz_opaque_callback_data'],
+    merge: { kind: 'follows' },
+    erase: { kind: 'delete' },
+  },
+  {
+    table: 'whatsapp.service_windows',
+    reach: { by: 'lead', column: 'lead_id' },
+    personal: ['wa_id'],
+    merge: { kind: 'move' },
+    erase: { kind: 'delete' },
+    note: 'Keyed by (tenant, phone_number_id, wa_id), not by lead: moving lead_id never collides.',
+  },
+  {
+    table: 'whatsapp.outbound_sends',
+    reach: { by: 'parent', column: 'message_id', parent: 'whatsapp.messages', parentColumn: 'id' },
+    personal: ['wa_id', 'body'],
+    merge: { kind: 'follows' },
+    erase: { kind: 'delete' },
+    note: 'Pending sends to the subject are cancelled by their deletion.',
+  },
+  {
+    table: 'conversations.conversations',
+    reach: { by: 'lead', column: 'lead_id' },
+    personal: ['wa_id', 'state', 'handover_note'],
+    merge: { kind: 'combine', rule: 'adoptConversations' },
+    erase: { kind: 'delete' },
+  },
+  {
+    table: 'conversations.events',
+    reach: { by: 'parent', column: 'conversation_id', parent: 'conversations.conversations', parentColumn: 'id' },
+    personal: ['payload', 'actions', 'last_error'],
+    merge: { kind: 'follows' },
+    erase: { kind: 'delete' },
+  },
+  {
+    table: 'whatsapp.webhook_deliveries',
+    reach: { by: 'content', columns: ['payload'], keys: ['wa_id', 'phone', 'name'] },
+    personal: ['payload'],
+    merge: { kind: 'follows' },
+    erase: { kind: 'delete' },
+    platform: true,
+    note: 'Raw Meta deliveries. Unprocessed ones are processed first, so the erasure sees what they create.',
+  },
+  {
+    table: 'whatsapp.unparseable_deliveries',
+    reach: { by: 'content', columns: ['raw_body'], keys: ['wa_id', 'phone', 'name'] },
+    personal: ['raw_body'],
+    merge: { kind: 'follows' },
+    erase: { kind: 'delete' },
+    platform: true,
+  },
+  {
+    table: 'whatsapp.quarantined_items',
+    reach: { by: 'content', columns: ['item'], keys: ['wa_id', 'phone', 'name'] },
+    personal: ['item'],
+    merge: { kind: 'follows' },
+    erase: { kind: 'delete' },
+    platform: true,
+  },
+]
+
+/**
+ * Columns whose names look personal but hold no person's data: the business's own numbers and Meta's ids for them.
+ * The catalog test accepts a matching column only if it is catalogued above or listed here with its reason.
+ */
+export const NOT_PERSONAL: Readonly<Record<string, string>> = {
+  'whatsapp.phone_numbers.phone_number_id': "Meta's id of the business's number",
+  'whatsapp.phone_numbers.display_phone_number': "the business's own number",
+  'whatsapp.messages.phone_number_id': "the business's number (a uuid of whatsapp.phone_numbers)",
+  'whatsapp.outbound_sends.phone_number_id': "the business's number",
+  'whatsapp.service_windows.phone_number_id': "the business's number",
+  'whatsapp.webhook_errors.phone_number_id': "the business's number",
+  'conversations.conversations.phone_number_id': "the business's number",
+}
+
+/** Catalogued tables, each once. */
+export const catalogTables = (): TableName[] => [...new Set(LEAD_REFERENCES.map((r) => r.table))]
