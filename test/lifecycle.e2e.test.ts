@@ -21,8 +21,8 @@ interface Product {
  * Starts `npm start`'s entry point the way a terminal does: as the leader of its own process group, so that a signal
  * sent to the group (what Ctrl-C does) reaches it and everything it started in that group.
  */
-function startInTerminal(env: Record<string, string>): Product {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'services/start-all.ts'], {
+function startInTerminal(env: Record<string, string>, command: string[] = [process.execPath, '--import', 'tsx', 'services/start-all.ts']): Product {
+  const child = spawn(command[0]!, command.slice(1), {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -95,8 +95,8 @@ describe('Ctrl-C and kill -9 on npm start, as a terminal delivers them', () => {
     return { dir, ports, env, dataDir: env.EMBEDDED_PG_DIR }
   }
 
-  async function startReady(env: Record<string, string>, ports: { api: number; webhooks: number }): Promise<Product> {
-    const product = startInTerminal(env)
+  async function startReady(env: Record<string, string>, ports: { api: number; webhooks: number }, command?: string[]): Promise<Product> {
+    const product = startInTerminal(env, command)
     await waitFor(
       async () => (await isReady(`http://127.0.0.1:${ports.api}`)) && (await isReady(`http://127.0.0.1:${ports.webhooks}`)),
       90_000,
@@ -126,6 +126,17 @@ describe('Ctrl-C and kill -9 on npm start, as a terminal delivers them', () => {
       expect(await postgresProcessesOf(dataDir)).toEqual([])
     }
   }, 300_000)
+
+  it('exits 0 through npm start too, whose npm, shell and tsx share the group and relay the signal', async () => {
+    const { ports, env } = await environment()
+    const product = await startReady(env, ports, ['npm', 'start', '--silent'])
+    pressCtrlC(product)
+    const code = await product.exited
+    expect(product.output()).not.toMatch(/Unhandled|second signal/)
+    expect({ code, output: code === 0 ? '' : product.output() }).toEqual({ code: 0, output: '' })
+    expect(product.output()).toMatch(/"msg":"database stopped"/)
+    for (const port of Object.values(ports)) expect({ port, listening: await isListening(port) }).toEqual({ port, listening: false })
+  }, 120_000)
 
   it('exits 0 on Ctrl-C also when the database received a signal first and is already gone', async () => {
     const { ports, env, dataDir } = await environment()
