@@ -15,6 +15,8 @@ export interface DatabaseTarget {
   /** When we derived the runtime URL we also manage its login role (create it, set its password). */
   managedRuntimeRole: { user: string; password: string } | null
   embedded: boolean
+  /** The embedded server's data folder (not always EMBEDDED_PG_DIR: see lib/embedded-postgres.ts). */
+  embeddedDataDir?: string
   stop: () => Promise<void>
 }
 
@@ -46,31 +48,19 @@ export async function resolveDatabase(config: Config, log: Logger): Promise<Data
     return { ownerUrl: config.DATABASE_URL, ...managed(config.DATABASE_URL), embedded: false, stop: async () => {} }
   }
 
-  // Another process of ours (e.g. `npm run start:api` beside `start:worker`) may already run the embedded server.
-  const adminUrl = `postgres://postgres:postgres@127.0.0.1:${config.EMBEDDED_PG_PORT}/postgres`
-  let stop = async () => {}
-  if (!(await canConnect(adminUrl))) {
-    log.info({ dir: config.EMBEDDED_PG_DIR, port: config.EMBEDDED_PG_PORT }, 'starting embedded PostgreSQL')
-    const server = await startEmbeddedPostgres({ dir: config.EMBEDDED_PG_DIR, port: config.EMBEDDED_PG_PORT, persistent: true, log })
-    stop = server.stop
-  } else {
-    log.info({ port: config.EMBEDDED_PG_PORT }, 'using the embedded PostgreSQL already running')
-  }
-  await ensureDatabaseExists(adminUrl, DEFAULT_DATABASE)
-  const ownerUrl = `postgres://postgres:postgres@127.0.0.1:${config.EMBEDDED_PG_PORT}/${DEFAULT_DATABASE}`
-  return { ownerUrl, ...managed(ownerUrl), embedded: true, stop }
-}
-
-async function canConnect(url: string): Promise<boolean> {
-  const sql = postgres(url, { max: 1, connect_timeout: 2, onnotice: () => {} })
+  // The server of EMBEDDED_PG_DIR, found by its pid file: reused when another live process of ours started it
+  // (`npm run start:api` beside `start:worker`; stopping it stays that process's job), stopped and started afresh
+  // when a killed run left it behind, started otherwise.
+  log.info({ dir: config.EMBEDDED_PG_DIR, port: config.EMBEDDED_PG_PORT }, 'starting embedded PostgreSQL')
+  const server = await startEmbeddedPostgres({ dir: config.EMBEDDED_PG_DIR, port: config.EMBEDDED_PG_PORT, persistent: true, log })
   try {
-    await sql`select 1`
-    return true
-  } catch {
-    return false
-  } finally {
-    await sql.end({ timeout: 1 })
+    await ensureDatabaseExists(server.url('postgres'), DEFAULT_DATABASE)
+  } catch (err) {
+    await server.stop()
+    throw err
   }
+  const ownerUrl = server.url(DEFAULT_DATABASE)
+  return { ownerUrl, ...managed(ownerUrl), embedded: true, embeddedDataDir: server.dataDir, stop: server.stop }
 }
 
 export async function ensureDatabaseExists(adminUrl: string, database: string): Promise<void> {

@@ -7,7 +7,7 @@ import { bootPlatform } from '../lib/boot.js'
 import { loadConfigOrExit } from '../lib/config.js'
 import { createLogger } from '../lib/logger.js'
 import { connectRedis } from '../lib/redis.js'
-import { onShutdown } from '../lib/shutdown.js'
+import { closeHttpApp, onShutdown } from '../lib/shutdown.js'
 import { buildApiApp } from './api/app.js'
 import { buildWebhooksApp } from './webhooks/app.js'
 import { startWorker } from './workers/worker.js'
@@ -15,6 +15,8 @@ import { startWhatsAppEmulator } from '../ops/emulators/whatsapp-cloud-api.js'
 
 const config = loadConfigOrExit()
 const log = createLogger({ level: config.LOG_LEVEL, service: 'platform' })
+// Before anything starts: a Ctrl-C while starting stops, in order, what has started.
+const shutdown = onShutdown(log)
 const platform = await bootPlatform(config, log, { applicationName: 'platform' })
 const redis = connectRedis(config.REDIS_URL, log)
 let shuttingDown = false
@@ -33,7 +35,7 @@ const emulator = !config.GRAPH_API_BASE_URL && config.NODE_ENV !== 'production'
 const workerConfig = emulator ? { ...config, GRAPH_API_BASE_URL: emulator.url } : config
 const runner = await startWorker({ config: workerConfig, sql: platform.sql, log: log.child({ service: 'worker' }), connectionString: platform.target.runtimeUrl })
 
-const db = platform.target.embedded ? `embedded PostgreSQL on 127.0.0.1:${config.EMBEDDED_PG_PORT} (data in ${config.EMBEDDED_PG_DIR})` : 'PostgreSQL at DATABASE_URL'
+const db = platform.target.embedded ? `embedded PostgreSQL on 127.0.0.1:${config.EMBEDDED_PG_PORT} (data in ${platform.target.embeddedDataDir ?? config.EMBEDDED_PG_DIR})` : 'PostgreSQL at DATABASE_URL'
 process.stdout.write(
   [
     '',
@@ -51,9 +53,9 @@ process.stdout.write(
   ].join('\n') + '\n',
 )
 
-onShutdown(log, [
+shutdown.run([
   // Stop taking requests and finish the ones in flight, then let running jobs finish, then close the database.
-  ['http', async () => { shuttingDown = true; await Promise.all([webhooks.close(), api.close()]) }],
+  ['http', async () => { shuttingDown = true; await Promise.all([closeHttpApp(webhooks), closeHttpApp(api)]) }],
   ['worker', () => runner.stop()],
   ['emulator', async () => emulator?.stop()],
   ['redis', async () => redis?.quit()],

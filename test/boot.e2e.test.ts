@@ -39,7 +39,8 @@ describe('npm start, as a new user runs it', () => {
     const first = startEntry('services/start-all.ts', env)
     running.push(first)
     await waitFor(async () => (await isReady(api)) && (await isReady(webhooks)), 60_000, 'both services ready')
-    expect(first.output()).toContain('WhatsApp lead platform is running')
+    // The services answer before the worker has started; the banner comes once everything has.
+    await waitFor(async () => first.output().includes('WhatsApp lead platform is running'), 30_000, 'the start-up banner')
 
     // The demo seed ran on first boot.
     const me = await fetch(`${api}/v1/me`, { headers: { authorization: `Bearer ${DEMO_ADMIN_KEY}` } })

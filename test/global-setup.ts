@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { chmod, mkdtemp } from 'node:fs/promises'
+import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import postgres from 'postgres'
@@ -31,11 +31,12 @@ const RUNTIME_PASSWORD = 'app_runtime_test_password'
  */
 export default async function setup(project: TestProject) {
   let embedded: EmbeddedServer | null = null
+  let serverDir: string | null = null
   let adminUrl: string
   if (process.env.TEST_DATABASE_URL) {
     adminUrl = process.env.TEST_DATABASE_URL
   } else {
-    const dir = await mkdtemp(path.join(tmpdir(), 'wa-test-pg-'))
+    const dir = (serverDir = await mkdtemp(path.join(tmpdir(), 'wa-test-pg-')))
     // mkdtemp makes a 0700 folder; as root the server runs as the `postgres` user, which must reach its data.
     await chmod(dir, 0o755)
     embedded = await startEmbeddedPostgres({ dir: path.join(dir, 'data'), port: await freePort(), persistent: false })
@@ -54,6 +55,8 @@ export default async function setup(project: TestProject) {
     await admin`drop database if exists ${admin(template)} with (force)`.catch(() => {})
     await admin.end({ timeout: 5 })
     await embedded?.stop()
+    // stop() removes the data folder (persistent: false); the temp folder around it goes too.
+    if (serverDir) await rm(serverDir, { recursive: true, force: true })
   }
 }
 

@@ -2,7 +2,7 @@ import { bootPlatform } from '../../lib/boot.js'
 import { loadConfigOrExit } from '../../lib/config.js'
 import { createLogger } from '../../lib/logger.js'
 import { connectRedis } from '../../lib/redis.js'
-import { onShutdown } from '../../lib/shutdown.js'
+import { closeHttpApp, onShutdown } from '../../lib/shutdown.js'
 import { buildWebhooksApp } from './app.js'
 
 const config = loadConfigOrExit()
@@ -15,7 +15,7 @@ const address = await app.listen({ host: config.HOST, port: config.WEBHOOKS_PORT
 log.info(`webhooks listening on ${address}`)
 
 onShutdown(log, [
-  ['webhooks', async () => { shuttingDown = true; await app.close() }],
+  ['webhooks', async () => { shuttingDown = true; await closeHttpApp(app) }],
   ['redis', async () => redis?.quit()],
   ['database', () => platform.close()],
 ])
