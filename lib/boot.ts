@@ -1,6 +1,6 @@
 import type { Config } from './config.js'
 import { resolveDatabase, type DatabaseTarget } from './database.js'
-import { createSql, type Sql } from './db.js'
+import { createSql, postgresDriverPatched, type Sql } from './db.js'
 import type { Logger } from './logger.js'
 import { migrate, readMigrationFiles, type MigrationFile } from './migrate.js'
 import { runSeeds } from '../db/seed.js'
@@ -18,6 +18,7 @@ export interface Platform {
  * pool. Refuses to run the services as a role that could bypass row-level security.
  */
 export async function bootPlatform(config: Config, log: Logger, options: { applicationName: string; poolMax?: number }): Promise<Platform> {
+  if (!postgresDriverPatched()) log.error('postgres.js is missing the fix in ops/patches (run `npm install`): a database outage can crash this process')
   const target = await resolveDatabase(config, log)
   try {
     if (config.AUTO_MIGRATE) {
