@@ -1,11 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Runner } from 'graphile-worker'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SecretBox } from '../../lib/crypto.js'
 import type { App } from '../../lib/http/create-server.js'
 import { runSeeds } from '../../db/seed.js'
 import { startWhatsAppEmulator, type SentMessage, type WhatsAppEmulator } from '../../ops/emulators/whatsapp-cloud-api.js'
-import { startWorker } from '../../services/workers/worker.js'
+import { startWorker, type WorkerHandle } from '../../services/workers/worker.js'
 import { bearer, buildTestApi, buildTestWebhooks, testConfig, testLogger } from '../../test/apps.js'
 import { useTestDatabase } from '../../test/db.js'
 import { PLATFORM_APP_SECRET } from '../../test/factories/whatsapp.js'
@@ -27,7 +26,7 @@ describe('the demo qualification conversation, end to end through the emulator a
   let webhooks: App
   let api: App
   let wa: WhatsAppEmulator
-  let worker: Runner
+  let worker: WorkerHandle
   let webhooksUrl: string
   const lead = '5511988887777'
 
