@@ -36,7 +36,7 @@ describe('the demo qualification conversation, end to end through the emulator a
     webhooksUrl = `${await webhooks.listen({ host: '127.0.0.1', port: 0 })}/webhooks/whatsapp`
     wa = await startWhatsAppEmulator({ webhookUrl: webhooksUrl, appSecret: PLATFORM_APP_SECRET, wabaId: WABA_ID, displayPhoneNumber: '15550001234', statusDelayMs: 10 })
     const config = testConfig({ GRAPH_API_BASE_URL: wa.url, WORKER_POLL_INTERVAL_MS: '200' })
-    worker = await startWorker({ config, sql: db.current.sql, log: testLogger(), connectionString: db.current.runtimeUrl })
+    worker = await startWorker({ config, log: testLogger(), connectionString: db.current.runtimeUrl })
     api = await buildTestApi(db.current, { GRAPH_API_BASE_URL: wa.url })
   })
   afterAll(async () => {

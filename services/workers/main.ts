@@ -7,7 +7,7 @@ import { startWorker } from './worker.js'
 const config = loadConfigOrExit()
 const log = createLogger({ level: config.LOG_LEVEL, service: 'worker' })
 const platform = await bootPlatform(config, log, { applicationName: 'worker' })
-const runner = await startWorker({ config, sql: platform.sql, log, connectionString: platform.target.runtimeUrl })
+const runner = await startWorker({ config, log, connectionString: platform.target.runtimeUrl })
 log.info(`worker running (concurrency ${config.WORKER_CONCURRENCY})`)
 
 onShutdown(log, [

@@ -12,10 +12,11 @@ import { buildTaskList } from './tasks/index.js'
 
 export interface WorkerOptions {
   config: Config
-  /** For heartbeats and recovery checks. Tasks get a pool of their own per runner (see Generation). */
-  sql: Sql
   log: Logger
-  /** The runtime role's URL: jobs run under row-level security like everything else. */
+  /**
+   * The runtime role's URL: jobs run under row-level security like everything else. Each runner opens its own pools
+   * on it (see Generation), and heartbeats have a connection of their own, so no load elsewhere delays a beat.
+   */
   connectionString: string
   concurrency?: number
   pollInterval?: number
@@ -83,14 +84,22 @@ class WorkerSupervisor implements WorkerHandle {
   private timer: NodeJS.Timeout | null = null
   private readonly timeoutMs: number
   private readonly log: Logger
+  private readonly heartbeatSql: Sql
 
   constructor(private readonly options: WorkerOptions) {
     this.timeoutMs = options.config.WORKER_HEARTBEAT_TIMEOUT_MS
     this.log = options.log
+    // Two, so a beat stuck on a connection the network lost does not hold up the next one.
+    this.heartbeatSql = createSql(options.connectionString, { max: 2, applicationName: 'worker-heartbeat' })
   }
 
   async start(): Promise<void> {
-    await this.startGeneration({ rethrow: true })
+    try {
+      await this.startGeneration({ rethrow: true })
+    } catch (err) {
+      await this.heartbeatSql.end({ timeout: 1 })
+      throw err
+    }
     this.timer = setInterval(() => void this.tick(), Math.max(100, Math.floor(this.timeoutMs / 6)))
   }
 
@@ -106,6 +115,7 @@ class WorkerSupervisor implements WorkerHandle {
     await this.starting?.catch(() => {})
     // A database that does not answer would keep running jobs (and so the stop) waiting for a connection forever.
     await Promise.all([...this.generations].map((g) => this.retire(g, null, { giveUpAfterMs: 10_000 })))
+    await this.heartbeatSql.end({ timeout: 1 })
   }
 
   private async tick(): Promise<void> {
@@ -118,7 +128,7 @@ class WorkerSupervisor implements WorkerHandle {
     this.beating = true
     const sentAt = performance.now()
     try {
-      await withTimeout(recordHeartbeats(this.options.sql, this.workerIds(), PROCESS_LABEL), this.timeoutMs / 3)
+      await withTimeout(recordHeartbeats(this.heartbeatSql, this.workerIds(), PROCESS_LABEL), this.timeoutMs / 3)
       this.lastBeatOk = sentAt
       if (this.databaseAway) this.log.info('database answering again; job queue resuming')
       this.databaseAway = false
@@ -132,7 +142,7 @@ class WorkerSupervisor implements WorkerHandle {
     if (this.stopping) return
     if (!this.current && !this.starting) void this.startGeneration({ rethrow: false })
     try {
-      const dead = await unlockJobsOfSilentWorkers(this.options.sql, this.timeoutMs)
+      const dead = await unlockJobsOfSilentWorkers(this.heartbeatSql, this.timeoutMs)
       if (dead.length > 0) this.log.warn({ workerIds: dead }, `handed back the jobs of ${dead.length} worker(s) that stopped beating`)
     } catch (err) {
       this.log.warn({ err: { message: (err as Error).message } }, 'could not check for silent workers; will retry')
@@ -213,7 +223,7 @@ class WorkerSupervisor implements WorkerHandle {
               // Throwing here keeps the worker from taking a job; graphile-worker retries or stops it.
               if (g.state === 'fenced' || g.state === 'retiring' || this.stopping) throw new Error('the job queue runner is stopping')
               try {
-                await recordHeartbeats(this.options.sql, [id], PROCESS_LABEL)
+                await recordHeartbeats(this.heartbeatSql, [id], PROCESS_LABEL)
                 return
               } catch {
                 await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** attempt, 2_000)))
