@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { describe, expect, it } from 'vitest'
 import { ROOT } from '../test/processes.js'
 import { useTestDatabase } from '../test/db.js'
-import { isDatabaseUnavailable, postgresDriverPatched } from './db.js'
+import { createSql, isDatabaseUnavailable, postgresDriverPatched } from './db.js'
 
 describe('the database driver when the server drops a connection', () => {
   const db = useTestDatabase()
@@ -21,6 +21,16 @@ describe('the database driver when the server drops a connection', () => {
     // Each round: the transaction fails as a lost connection (a 503, retried), and no later query inherits its error.
     expect(lines.slice(0, -1).map((l) => JSON.parse(l))).toEqual(Array(3).fill({ transaction: 'CONNECTION_CLOSED', after: ['ok', 'ok', 'ok', 'ok'] }))
   }, 60_000)
+
+  it('ends a pool whose server is gone, even with a query waiting to reconnect', async () => {
+    const dead = createSql('postgres://app_runtime:x@127.0.0.1:1/nowhere', { max: 1 })
+    await expect(dead`select 1`).rejects.toMatchObject({ code: 'ECONNREFUSED' })
+    const waiting = dead`select 2`.catch((e: { code?: string }) => e.code)
+    await new Promise((r) => setTimeout(r, 0)) // inside the reconnect delay (at least 25 ms): end() finds it waiting
+    const ended = await Promise.race([dead.end().then(() => 'ended'), new Promise((r) => setTimeout(() => r('still ending after 5 s'), 5_000))])
+    expect(ended).toBe('ended')
+    expect(await waiting).toBe('ECONNREFUSED')
+  })
 
   it('runs with the postgres.js fix from ops/patches installed', () => {
     expect(postgresDriverPatched()).toBe(true)

@@ -15,7 +15,8 @@ export const MARKER = 'wa-platform patch: closed socket'
  * ROLLBACK on the dead connection; the write is deferred to a setImmediate that dereferences the null socket and throws
  * where no caller can catch it, killing the process. Separately, teardown clears the deferred-write timer without
  * resetting it, so a connection that died with a write buffered never flushes again after it reconnects (every query
- * routed to it waits for connect_timeout).
+ * routed to it waits for connect_timeout); the query running when a connection died is not forgotten; and a pool asked
+ * to end while a connection waits to reconnect never finishes ending.
  */
 const postgresClosedSocket = {
   name: 'postgres: never write to a closed socket',
@@ -72,6 +73,15 @@ const postgresClosedSocket = {
       to: `    !hadError && (query || sent.length) && error(Errors.connection('CONNECTION_CLOSED', options, socket))
     query = errorResponse = null // ${MARKER}
 `,
+    },
+    {
+      // closed(): a connection asked to end while it waited to reconnect for a queued query never finished ending
+      // when that reconnect failed (sql.end() without a timeout hung). Once no queued query needs it, it is done.
+      from: `    onclose(connection, Errors.connection('CONNECTION_CLOSED', options, socket))
+  }`,
+      to: `    onclose(connection, Errors.connection('CONNECTION_CLOSED', options, socket))
+    ended && !initial && terminate() // ${MARKER}
+  }`,
     },
   ],
 }
