@@ -11,7 +11,7 @@ const runner = await startWorker({ config, log, connectionString: platform.targe
 log.info(`worker running (concurrency ${config.WORKER_CONCURRENCY})`)
 
 onShutdown(log, [
-  // stop() lets running jobs finish; a job cut off by a crash is unlocked after its lease and run again.
+  // stop() lets running jobs finish; a job cut off by a crash is handed back once this process's heartbeat goes silent.
   ['worker', () => runner.stop()],
   ['database', () => platform.close()],
 ])
