@@ -1,7 +1,7 @@
 import type { Config } from './config.js'
 import { configurePseudonyms } from './crypto.js'
 import { resolveDatabase, type DatabaseTarget } from './database.js'
-import { createSql, type Sql } from './db.js'
+import { createSql, postgresDriverPatched, type Sql } from './db.js'
 import type { Logger } from './logger.js'
 import { migrate, readMigrationFiles, type MigrationFile } from './migrate.js'
 import { runSeeds } from '../db/seed.js'
@@ -20,6 +20,7 @@ export interface Platform {
  */
 export async function bootPlatform(config: Config, log: Logger, options: { applicationName: string; poolMax?: number }): Promise<Platform> {
   configurePseudonyms(config.SECRETS_KEY)
+  if (!postgresDriverPatched()) log.error('postgres.js is missing the fix in ops/patches (run `npm install`): a database outage can crash this process')
   const target = await resolveDatabase(config, log)
   try {
     if (config.AUTO_MIGRATE) {

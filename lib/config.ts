@@ -77,6 +77,9 @@ export const ConfigSchema = z.object({
   // Worker.
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(8),
   WORKER_POLL_INTERVAL_MS: z.coerce.number().int().min(50).default(1000),
+  // Each worker process beats every timeout/6; the jobs of a worker silent for longer than this are handed back to
+  // the queue, and a process that could not beat for half of it stops its runner (services/workers/worker.ts).
+  WORKER_HEARTBEAT_TIMEOUT_MS: z.coerce.number().int().min(600).max(600_000).default(30_000),
 
   // Prometheus /metrics: loopback callers only, unless they send `Authorization: Bearer <METRICS_TOKEN>`. The worker
   // serves its metrics on METRICS_PORT (bound to HOST); 0 turns that server off.

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import postgres from 'postgres'
 
 export type Sql = postgres.Sql<Record<string, unknown>>
@@ -21,12 +23,19 @@ export function createSql(url: string, options: SqlOptions = {}): Sql {
     max: options.max ?? 10,
     idle_timeout: 30,
     connect_timeout: 10,
+    // postgres.js waits up to 20 s (3^n/100 s) before reconnecting after repeated failures, and queries queue behind
+    // that wait: during an outage requests hang instead of answering 503, and after it they stall for up to 20 s more.
+    // A refused connection costs nothing, so try again within a second.
+    backoff: reconnectDelaySeconds,
     max_lifetime: 60 * 30,
     connection: { application_name: options.applicationName ?? 'wa-platform' },
     transform: { column: { from: postgres.toCamel, to: postgres.fromCamel }, undefined: null },
     onnotice: options.quiet ? () => {} : undefined,
   }) as unknown as Sql
 }
+
+/** Seconds before a lost connection is reopened: 50 ms doubling to 1 s, with jitter so processes do not march in step. */
+export const reconnectDelaySeconds = (retries: number) => Math.min(0.05 * 2 ** retries, 1) * (0.5 + Math.random() / 2)
 
 /**
  * Runs `fn` in a transaction whose row-level-security tenant is `tenantId`. The setting is transaction-local
@@ -54,9 +63,34 @@ const UNAVAILABLE_CODES = new Set([
   '55P03', // lock_not_available
   '57014', // query_canceled (statement timeout)
 ])
-const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT'])
+// Socket errors on the way to the server, and postgres.js's own codes for a connection it lost or could not open.
+const UNAVAILABLE_NODE_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN',
+  'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT',
+])
 
-export function isDatabaseUnavailable(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code
-  return typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || UNAVAILABLE_NODE_CODES.has(code))
+/**
+ * True for errors that mean the database is away or overloaded (answer 503, retry the job), not that the request is
+ * wrong. Looks through `cause` and AggregateError (a host that resolves to several addresses fails with one of those).
+ */
+export function isDatabaseUnavailable(err: unknown, depth = 0): boolean {
+  if (!err || typeof err !== 'object' || depth > 4) return false
+  const code = (err as { code?: unknown }).code
+  if (typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || UNAVAILABLE_NODE_CODES.has(code))) return true
+  if (err instanceof AggregateError && err.errors.some((e) => isDatabaseUnavailable(e, depth + 1))) return true
+  return isDatabaseUnavailable((err as { cause?: unknown }).cause, depth + 1)
+}
+
+/**
+ * Whether the installed postgres.js carries our fix for writes to a closed socket (ops/patches: without it a database
+ * that goes away under a transaction crashes the process). The services warn at boot when it is missing.
+ */
+export function postgresDriverPatched(): boolean {
+  try {
+    // The CommonJS build; ops/patches patches it together with the ESM one we load.
+    const entry = createRequire(import.meta.url).resolve('postgres')
+    return readFileSync(entry.replace(/index\.js$/, 'connection.js'), 'utf8').includes('wa-platform patch: closed socket')
+  } catch {
+    return false
+  }
 }

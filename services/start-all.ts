@@ -33,7 +33,7 @@ const emulator = !config.GRAPH_API_BASE_URL && config.NODE_ENV !== 'production'
   ? await startWhatsAppEmulator({ port: config.WHATSAPP_EMULATOR_PORT, webhookUrl: `${webhooksUrl}/webhooks/whatsapp`, appSecret: config.META_APP_SECRET, statusDelayMs: 300 })
   : null
 const workerConfig = emulator ? { ...config, GRAPH_API_BASE_URL: emulator.url } : config
-const runner = await startWorker({ config: workerConfig, sql: platform.sql, log: log.child({ service: 'worker' }), connectionString: platform.target.runtimeUrl })
+const runner = await startWorker({ config: workerConfig, log: log.child({ service: 'worker' }), connectionString: platform.target.runtimeUrl, metricsSql: platform.sql })
 
 const db = platform.target.embedded ? `embedded PostgreSQL on 127.0.0.1:${config.EMBEDDED_PG_PORT} (data in ${platform.target.embeddedDataDir ?? config.EMBEDDED_PG_DIR})` : 'PostgreSQL at DATABASE_URL'
 process.stdout.write(

@@ -1,4 +1,4 @@
-import type { Runner } from 'graphile-worker'
+import type { WorkerHandle } from '../services/workers/worker.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createGraphClient } from '../domains/whatsapp/graph/client.js'
 import { textBody } from '../domains/whatsapp/graph/bodies.js'
@@ -126,7 +126,7 @@ describe('/metrics', () => {
   })
 
   describe("the worker's metrics server", () => {
-    let worker: Runner | undefined
+    let worker: WorkerHandle | undefined
     let server: Awaited<ReturnType<typeof startMetricsServer>>
     let wa: WhatsAppEmulator
     beforeAll(async () => {
@@ -146,7 +146,7 @@ describe('/metrics', () => {
 
     it('shows queue depth and the oldest job age per task, read from graphile-worker at scrape time', async () => {
       // The worker registers the scrape sources (and would run these jobs: its poll is long, and it knows no such task).
-      worker = await startWorker({ config: testConfig(), sql: db.current.sql, log: testLogger(), connectionString: db.current.runtimeUrl, pollInterval: 60_000 })
+      worker = await startWorker({ config: testConfig(), metricsSql: db.current.sql, log: testLogger(), connectionString: db.current.runtimeUrl, pollInterval: 60_000 })
       await db.current.owner`select graphile_worker.add_job('test__nobody_runs', '{}'::json, run_at := now() - interval '90 seconds')`
       await db.current.owner`select graphile_worker.add_job('test__nobody_runs', '{}'::json, run_at := now() - interval '10 seconds')`
       await db.current.owner`select graphile_worker.add_job('test__nobody_runs', '{}'::json, run_at := now() + interval '1 hour')`
@@ -159,7 +159,7 @@ describe('/metrics', () => {
       expect(sample(text, 'whatsapp_parked_deliveries')).toBe(0)
       expect(sample(text, 'metrics_scrape_source_failures_total', { source: 'queue' })).toBe(0)
       await db.current.owner`delete from graphile_worker._private_jobs where task_id = (select id from graphile_worker._private_tasks where identifier = 'test__nobody_runs')`
-      await worker.stop()
+      await worker?.stop()
       worker = undefined
     })
 

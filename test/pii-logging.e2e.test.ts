@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Runner } from 'graphile-worker'
+import type { WorkerHandle } from '../services/workers/worker.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runSeeds } from '../db/seed.js'
 import * as f from '../domains/whatsapp/webhook/fixtures.js'
@@ -48,7 +48,7 @@ describe('personal data in logs', () => {
   let webhooks: App
   let api: App
   let wa: WhatsAppEmulator
-  let worker: Runner
+  let worker: WorkerHandle
   let webhooksUrl: string
 
   beforeAll(async () => {
@@ -59,7 +59,7 @@ describe('personal data in logs', () => {
     webhooksUrl = base
     wa = await startWhatsAppEmulator({ webhookUrl: `${base}/webhooks/whatsapp`, appSecret: PLATFORM_APP_SECRET, wabaId: WABA_ID, displayPhoneNumber: '15550001234', statusDelayMs: 10 })
     const config = testConfig({ GRAPH_API_BASE_URL: wa.url, WORKER_POLL_INTERVAL_MS: '100', LOG_LEVEL: 'debug' })
-    worker = await startWorker({ config, sql: db.current.sql, log: logFor('worker'), connectionString: db.current.runtimeUrl })
+    worker = await startWorker({ config, metricsSql: db.current.sql, log: logFor('worker'), connectionString: db.current.runtimeUrl })
     api = await buildApiApp({ config, sql: db.current.sql, log: logFor('api'), migrations })
     await api.ready()
   })
@@ -120,7 +120,7 @@ describe('personal data in logs', () => {
       expect(found.json().data).toEqual([expect.objectContaining({ name: person.name, email: person.email, phoneE164: person.e164 })])
     }
     await worker.stop()
-    worker = undefined as unknown as Runner
+    worker = undefined as unknown as WorkerHandle
 
     // The capture really holds every service's lines, graphile-worker's own included, at debug level.
     const records = lines.map((l) => JSON.parse(l) as { service?: string; msg?: string; level: number })

@@ -13,6 +13,7 @@ const PLATFORM_TABLES: Record<string, string> = {
   'whatsapp.webhook_deliveries': 'the inbox of raw deliveries, stored before routing tells whose they are; never exposed to tenants',
   'whatsapp.quarantined_items': 'items no tenant owns (unknown phone number or WABA); for operators',
   'whatsapp.unparseable_deliveries': 'raw bytes of signed deliveries that could not be stored as jsonb, never routed to a tenant; for operators',
+  'ops.worker_heartbeats': "the job queue's worker processes (worker ids, host:pid); shared plumbing, no tenant data",
 }
 // graphile_worker is the queue's own schema; app_private holds migration bookkeeping and is not granted to tenants.
 const EXCLUDED_SCHEMAS = ['pg_catalog', 'information_schema', 'pg_toast', 'graphile_worker', 'app_private']

@@ -1,11 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Runner } from 'graphile-worker'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SecretBox } from '../../lib/crypto.js'
 import type { App } from '../../lib/http/create-server.js'
 import { runSeeds } from '../../db/seed.js'
 import { startWhatsAppEmulator, type SentMessage, type WhatsAppEmulator } from '../../ops/emulators/whatsapp-cloud-api.js'
-import { startWorker } from '../../services/workers/worker.js'
+import { startWorker, type WorkerHandle } from '../../services/workers/worker.js'
 import { bearer, buildTestApi, buildTestWebhooks, testConfig, testLogger } from '../../test/apps.js'
 import { useTestDatabase } from '../../test/db.js'
 import { PLATFORM_APP_SECRET } from '../../test/factories/whatsapp.js'
@@ -27,7 +26,7 @@ describe('the demo qualification conversation, end to end through the emulator a
   let webhooks: App
   let api: App
   let wa: WhatsAppEmulator
-  let worker: Runner
+  let worker: WorkerHandle
   let webhooksUrl: string
   const lead = '5511988887777'
 
@@ -37,7 +36,7 @@ describe('the demo qualification conversation, end to end through the emulator a
     webhooksUrl = `${await webhooks.listen({ host: '127.0.0.1', port: 0 })}/webhooks/whatsapp`
     wa = await startWhatsAppEmulator({ webhookUrl: webhooksUrl, appSecret: PLATFORM_APP_SECRET, wabaId: WABA_ID, displayPhoneNumber: '15550001234', statusDelayMs: 10 })
     const config = testConfig({ GRAPH_API_BASE_URL: wa.url, WORKER_POLL_INTERVAL_MS: '200' })
-    worker = await startWorker({ config, sql: db.current.sql, log: testLogger(), connectionString: db.current.runtimeUrl })
+    worker = await startWorker({ config, log: testLogger(), connectionString: db.current.runtimeUrl })
     api = await buildTestApi(db.current, { GRAPH_API_BASE_URL: wa.url })
   })
   afterAll(async () => {

@@ -3,7 +3,8 @@
  * and a comment saying why it runs when it does.
  */
 export const crontab: string[] = [
-  // Every minute: a crashed worker's jobs go back to the queue within ~11 minutes instead of graphile's 4 hours.
+  // Every minute, the last resort: jobs of a worker that never beat (heartbeats hand back the others within
+  // WORKER_HEARTBEAT_TIMEOUT_MS) go back to the queue within ~11 minutes instead of graphile's 4 hours.
   '* * * * * ops__unlock_stale_jobs ?id=unlock_stale_jobs&max=1',
   // Hourly at :17 (off the hour, when other cron jobs pile up): raw deliveries past WEBHOOK_RETENTION_DAYS.
   '17 * * * * whatsapp__prune_deliveries ?id=prune_deliveries&max=1',
