@@ -113,12 +113,15 @@ describe('a database outage under load', () => {
         }))
       }
 
-      // A third of the load with the database up; the second third is in flight when it stops.
+      // A third of the load with the database up; the next sixth is in flight while it stops (a stop waits for
+      // sessions to close, so how many of those land depends on the machine), and the sixth after it is sent only
+      // once the server is gone: each of those must be refused.
       await sendUntil(() => next >= DELIVERIES / 3)
-      const stoppedAt = next
-      const during = sendUntil(() => next >= (2 * DELIVERIES) / 3)
+      const during = sendUntil(() => next >= DELIVERIES / 2)
       await server.stop()
       await during
+      const stoppedAt = next
+      await sendUntil(() => next >= (2 * DELIVERIES) / 3)
 
       // While it is away: every service answers, in the error shape, with Retry-After; liveness stays green.
       for (const base of [webhooksUrl, apiUrl]) {
@@ -126,9 +129,9 @@ describe('a database outage under load', () => {
         expect((await call(`${base}/healthz`)).status).toBe(200)
       }
       expectUnavailable(await call(`${apiUrl}/v1/me`, { headers: { authorization: `Bearer ${tenant.adminKey}` } }))
-      const refusedDuringOutage = [...answers].filter(([i, a]) => i >= stoppedAt && a.status !== 200)
-      expect(refusedDuringOutage.length).toBeGreaterThan(DELIVERIES / 6)
-      for (const [, a] of refusedDuringOutage) expectUnavailable(a)
+      const sentDuringOutage = [...answers].filter(([i]) => i >= stoppedAt)
+      expect(sentDuringOutage).toHaveLength(DELIVERIES / 6)
+      for (const [, a] of sentDuringOutage) expectUnavailable(a)
       await new Promise((r) => setTimeout(r, 2_000)) // past the worker's fencing point (half its 3 s heartbeat timeout)
       for (const p of processes) expect(p.child.exitCode).toBeNull()
 

@@ -140,11 +140,14 @@ describe('the outbox sender against the Cloud API emulator', () => {
       const lead = await openLead()
       const id = await queueText(lead, `retry after ${code}`)
       wa.failNext(code)
-      const first = await send(id, { retryBaseMs: 200 })
+      // The pause is at least 0.8 × the base after the failed call, so it is bounded below by the time the call began:
+      // a slow machine cannot make this fail, and a base well above scheduling noise keeps "too early" really early.
+      const before = Date.now()
+      const first = await send(id, { retryBaseMs: 1_000 })
       expect(first.kind).toBe('deferred')
       const after = await row(id)
       expect(after).toMatchObject({ state: 'queued', attempts: 1, status: 'pending', wamid: null })
-      expect(after.nextAttemptAt!.getTime()).toBeGreaterThan(Date.now() + 100)
+      expect(after.nextAttemptAt!.getTime()).toBeGreaterThanOrEqual(before + 800 - 20)
       // Too early: the backoff holds, nothing is called.
       expect(await send(id)).toMatchObject({ kind: 'deferred', reason: 'backing off' })
       expect(wa.sent).toHaveLength(0)
@@ -277,8 +280,10 @@ describe('the outbox sender against the Cloud API emulator', () => {
       // slots; without the limiter all 30 would land within ~0.1 s, far below this.
       const spread = times.at(-1)! - times[0]!
       expect(spread).toBeGreaterThanOrEqual(((n - 4) / limit) * 1000)
-      // No second within the run saw more than the limit (plus one for timer jitter at the window's edge).
-      for (const t of times) expect(times.filter((u) => u >= t && u < t + 1000).length).toBeLessThanOrEqual(limit + 1)
+      // No second within the run saw a burst. Slots are reserved 1/limit apart, but a call held up on a loaded machine
+      // can reach the emulator together with the next ones, so a few beyond the limit are tolerated; without the
+      // limiter all 30 would land within the same second.
+      for (const t of times) expect(times.filter((u) => u >= t && u < t + 1000).length).toBeLessThanOrEqual(limit + 3)
     } finally {
       await other.end({ timeout: 5 })
     }
