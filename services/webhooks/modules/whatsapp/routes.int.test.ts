@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildTestWebhooks, testConfig, testLogger } from '../../../../test/apps.js'
 import { useTestDatabase } from '../../../../test/db.js'
@@ -105,20 +106,34 @@ describe('WhatsApp webhook ingestion', () => {
   })
 
   describe('bad input changes nothing', () => {
-    it('answers 400 naming the parse error for malformed JSON, even when signed', async () => {
+    // Meta retries anything but a 200 for days: a signed body that can never be applied is acknowledged and kept raw.
+    const keptRaw = (sha: string) => db.current.owner<{ reason: string }[]>`
+      select reason from whatsapp.unparseable_deliveries where body_sha256 = decode(${sha}, 'hex')`
+    it('acknowledges signed malformed JSON and keeps its bytes for operators, naming the parse error', async () => {
       const before = await deliveries()
-      const res = await postDelivery(app, null, { raw: '{"object":"whatsapp_business_account","entry":[' })
-      expect(res.statusCode).toBe(400)
-      expect(res.json().error.message).toMatch(/^invalid JSON body: /)
+      const raw = `{"object":"whatsapp_business_account","entry":[${Date.now()}`
+      const res = await postDelivery(app, null, { raw })
+      expect(res.statusCode).toBe(200)
+      expect(res.json()).toMatchObject({ received: true, unparseable: true })
       expect(await deliveries()).toBe(before)
+      const [kept] = await keptRaw(createHash('sha256').update(raw).digest('hex'))
+      expect(kept!.reason).toMatch(/^not valid JSON: /)
     })
 
-    it('answers 400 for JSON that is not a WhatsApp delivery', async () => {
+    it('acknowledges signed JSON that is not a WhatsApp delivery and keeps it raw, applying nothing', async () => {
       const before = await deliveries()
-      const res = await postDelivery(app, { object: 'page', entry: [] })
-      expect(res.statusCode).toBe(400)
-      expect(res.json().error.details.length).toBeGreaterThan(0)
+      const body = { object: 'page', entry: [], at: Date.now() }
+      const res = await postDelivery(app, body)
+      expect(res.statusCode).toBe(200)
+      expect(res.json()).toMatchObject({ received: true, unparseable: true })
       expect(await deliveries()).toBe(before)
+      const [kept] = await keptRaw(createHash('sha256').update(JSON.stringify(body)).digest('hex'))
+      expect(kept!.reason).toMatch(/^not a WhatsApp Business Account delivery: object /)
+    })
+
+    it('still answers 401 for an unsigned malformed body, storing nothing', async () => {
+      const res = await app.inject({ method: 'POST', url: '/webhooks/whatsapp', headers: { 'content-type': 'application/json', 'x-hub-signature-256': 'sha256=' + '0'.repeat(64) }, payload: '{"object":' })
+      expect(res.statusCode).toBe(401)
     })
 
     it('answers 413 for a body over 3 MB', async () => {

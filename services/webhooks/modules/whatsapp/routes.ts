@@ -97,15 +97,15 @@ export default async function whatsappWebhookRoutes(app: App, deps: WebhooksDeps
       }
     }
     if (signedBy === null) throw new AppError('UNAUTHORIZED', 'invalid X-Hub-Signature-256')
-    if (parseError !== null) throw new AppError('BAD_REQUEST', `invalid JSON body: ${parseError}`)
-
-    const envelope = Envelope.safeParse(parsed)
-    if (!envelope.success) {
-      throw new AppError('BAD_REQUEST', 'not a WhatsApp Business Account delivery', {
-        details: envelope.error.issues.map((i) => ({ in: 'body', path: i.path.join('.'), message: i.message })),
-      })
-    }
-    const stored = await deps.inbox.store({ raw, text, signedBy, unstorable: unstorableReason(text, parsed) })
+    // Signed, so Meta sent it, and Meta retries anything but a 200 for days: a body we can never apply (not JSON, not
+    // a WhatsApp envelope, text PostgreSQL cannot hold) is acknowledged and kept as raw bytes for operators instead.
+    const envelope = parseError === null ? Envelope.safeParse(parsed) : null
+    const unstorable = parseError !== null
+      ? `not valid JSON: ${parseError}`.slice(0, 500)
+      : !envelope!.success
+        ? `not a WhatsApp Business Account delivery: ${envelope!.error.issues.map((i) => `${i.path.join('.') || '$'} ${i.message}`).join('; ')}`.slice(0, 500)
+        : unstorableReason(text, parsed)
+    const stored = await deps.inbox.store({ raw, text, signedBy, unstorable })
     countDeliveryAcknowledged(stored.duplicate)
     return { received: true as const, ...stored }
   })
