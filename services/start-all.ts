@@ -44,7 +44,7 @@ process.stdout.write(
     `  webhooks   ${webhooksUrl}   (WhatsApp: ${webhooksUrl}/webhooks/whatsapp)`,
     `  worker     graphile-worker, concurrency ${config.WORKER_CONCURRENCY}`,
     emulator
-      ? `  whatsapp   Cloud API emulator ${emulator.url} (sends land here; statuses go to the webhooks). Play a lead:\n             npx tsx ops/emulators/play-lead.ts --webhooks ${webhooksUrl} --emulator ${emulator.url} --app-secret ${config.META_APP_SECRET === 'dev-meta-app-secret' ? config.META_APP_SECRET : '"$META_APP_SECRET"'}`
+      ? `  whatsapp   Cloud API emulator ${emulator.url} (sends land here; statuses go to the webhooks). Play a lead:\n             npm run play-lead   (reads the same HOST, ports and META_APP_SECRET as this process)`
       : `  whatsapp   Graph API at ${config.GRAPH_API_BASE_URL ?? 'https://graph.facebook.com'}`,
     `  database   ${db}`,
     `  readiness  ${apiUrl}/readyz  ${webhooksUrl}/readyz`,
