@@ -1,0 +1,3 @@
+-- A merge moves every row the lead-references catalog marks 'move' to the survivor: analytics events and earlier merge records too, not only the history tables 0003 allowed.
+grant update (lead_id) on analytics.events to app_user;
+grant update (survivor_id) on marketing.lead_merges to app_user;
