@@ -43,7 +43,10 @@ describe('merging two leads that both talk to the bot', () => {
       document: {
         name: 'booking', trigger: { type: 'first_message' }, startNodeId: 'ask_name',
         nodes: [
-          { type: 'ask', id: 'ask_name', text: 'Your name?', invalidText: 'Sorry?', answerKey: 'name', input: { kind: 'text' }, next: 'ask_service' },
+          {
+            type: 'ask', id: 'ask_name', text: 'Your name?', invalidText: 'Sorry?', answerKey: 'name', input: { kind: 'text' }, next: 'ask_service',
+            timeout: { afterSeconds: 3600, reminderText: 'Still there?' },
+          },
           { type: 'ask', id: 'ask_service', text: 'Which service?', invalidText: 'Sorry?', answerKey: 'service', input: { kind: 'text' }, next: 'ask_time' },
           { type: 'ask', id: 'ask_time', text: 'When?', invalidText: 'Sorry?', answerKey: 'time', input: { kind: 'text' }, next: 'bye' },
           { type: 'end', id: 'bye', text: 'See you, {{answers.name}}.' },
@@ -80,6 +83,8 @@ describe('merging two leads that both talk to the bot', () => {
     withTenant(db.current.sql, tenant.id, (tx) => tx<{ body: string }[]>`
       select m.content ->> 'body' as body from whatsapp.outbound_sends s join whatsapp.messages m on m.id = s.message_id
        where s.wa_id = ${waId} and s.phone_number_id = ${number.id} and s.source = 'bot' order by s.seq`).then((r) => r.map((x) => x.body))
+  const timerJobs = (conversationId: string) =>
+    db.current.owner<{ n: number }[]>`select count(*)::int as n from graphile_worker.jobs where key = ${`flow-timer:${conversationId}`}`.then((r) => r[0]!.n)
   /** Rows still holding `leadId` in each table and column the catalog says a merge moves. */
   const rowsOnLead = async (leadId: string) => {
     const o = db.current.owner
@@ -117,6 +122,7 @@ describe('merging two leads that both talk to the bot', () => {
     expect((await conversationOn(s, main))!.state).toMatchObject({ status: 'waiting_answer', currentNodeId: 'ask_service', answers: { name: 'Ana' } })
     expect((await conversationOn(m, branch))!.state).toMatchObject({ status: 'waiting_answer', currentNodeId: 'ask_service', answers: { name: 'Ana Lima' } })
     expect((await conversationOn(m, main))!.state).toMatchObject({ status: 'waiting_answer', currentNodeId: 'ask_name' })
+    expect(await timerJobs((await conversationOn(m, main))!.id)).toBe(1)
     // M has rows in every table the catalog moves, so the check after the merge proves something for each.
     const before = await rowsOnLead(m)
     expect(Object.entries(before).filter(([, n]) => n === 0).map(([k]) => k), 'tables the scenario gives M no rows in').toEqual([])
@@ -140,6 +146,9 @@ describe('merging two leads that both talk to the bot', () => {
     expect((await conversationOn(s, main))!.state).toMatchObject({ status: 'waiting_answer', currentNodeId: 'ask_service' })
     const ended = await conversationsOf(m)
     expect(ended).toEqual([expect.objectContaining({ id: mainConversationOfM.id, state: expect.objectContaining({ status: 'ended', currentNodeId: null }) })])
+    expect(ended[0]!.state.timerDueAt).toBeUndefined()
+    // Its reminder would have reached a number that no longer identifies this lead: cancelled with the run.
+    expect(await timerJobs(mainConversationOfM.id)).toBe(0)
   })
 
   it('continues each conversation at its node when Ana writes again, without restarting the flow', async () => {
@@ -166,5 +175,26 @@ describe('merging two leads that both talk to the bot', () => {
       select count(*)::int as n from conversations.events e join conversations.conversations c on c.id = e.conversation_id
        where c.lead_id = ${m} and e.status = 'pending'`
     expect(pending!.n).toBe(0)
+  })
+
+  it('keeps a WhatsApp conversation going when a form shows its lead is an older web lead', async () => {
+    const phone = '5511987650003'
+    const web = await submit({ email: 'bruno@example.com' })
+    await say(phone, main, 'Oi')
+    await say(phone, main, 'Bruno')
+    const whatsapp = await liveLeadOf(phone)
+    const conversation = (await conversationOn(whatsapp, main))!
+    expect(conversation.state).toMatchObject({ currentNodeId: 'ask_service' })
+
+    // The same person fills the form with both: the older web lead survives and takes the WhatsApp number.
+    expect(await submit({ email: 'bruno@example.com', phone: `+${phone}` })).toBe(web)
+    expect(await liveLeadOf(phone)).toBe(web)
+    expect(Object.entries(await rowsOnLead(whatsapp)).filter(([, n]) => n > 0)).toEqual([])
+
+    await say(phone, main, 'Whitening')
+    expect(await conversationsOf(web)).toEqual([expect.objectContaining({
+      id: conversation.id, state: expect.objectContaining({ currentNodeId: 'ask_time', answers: { name: 'Bruno', service: 'Whitening' } }),
+    })])
+    expect(await botSaid(phone, main)).toEqual(['Your name?', 'Which service?', 'When?'])
   })
 })
