@@ -12,7 +12,8 @@ import { postDelivery } from '../../../test/whatsapp.js'
 import { createFlow } from '../../conversations/service.js'
 import * as f from '../../whatsapp/webhook/fixtures.js'
 import type { FormView } from '../forms/views.js'
-import { LEAD_REFERENCES } from './lead-references.js'
+import { LEAD_REFERENCES, type LeadReference } from './lead-references.js'
+import { leadColumnsToMove, moveHistoryAndRecordMerge } from './queries.js'
 import { mergeLeadsManually } from './service.js'
 
 /**
@@ -196,5 +197,40 @@ describe('merging two leads that both talk to the bot', () => {
       id: conversation.id, state: expect.objectContaining({ currentNodeId: 'ask_time', answers: { name: 'Bruno', service: 'Whitening' } }),
     })])
     expect(await botSaid(phone, main)).toEqual(['Your name?', 'Which service?', 'When?'])
+  })
+
+  it('moves a newly catalogued table, every lead column of it, without a change to the merge code', async () => {
+    const o = db.current.owner
+    await o`
+      create table marketing.merge_probe (
+        id bigint generated always as identity primary key,
+        tenant_id uuid not null,
+        lead_id uuid references marketing.leads (id) on delete cascade,
+        referred_by uuid references marketing.leads (id) on delete set null
+      )`
+    await o`grant select, insert, update on marketing.merge_probe to app_user`
+    try {
+      const a = await submit({ email: 'probe-a@example.com' })
+      const b = await submit({ email: 'probe-b@example.com' })
+      const other = await submit({ email: 'probe-c@example.com' })
+      await o`
+        insert into marketing.merge_probe (tenant_id, lead_id, referred_by)
+        values (${tenant.id}, ${b}, null), (${tenant.id}, ${other}, ${b}), (${tenant.id}, ${b}, ${b}), (${tenant.id}, ${other}, ${a})`
+      const probe = (column: string): LeadReference => ({
+        table: 'marketing.merge_probe', reach: { by: 'lead', column }, personal: [], merge: { kind: 'move' }, erase: { kind: 'delete' },
+      })
+      const moves = leadColumnsToMove([...LEAD_REFERENCES, probe('lead_id'), probe('referred_by')])
+      expect(moves.find((mv) => mv.table === 'marketing.merge_probe')).toEqual({ table: 'marketing.merge_probe', columns: ['lead_id', 'referred_by'] })
+      const moved = await withTenant(db.current.sql, tenant.id, (tx) => moveHistoryAndRecordMerge(tx, {
+        tenantId: tenant.id, survivorId: a, mergedId: b, reason: 'manual', matchedOn: {}, snapshot: {}, actor: 'test', requestId: null,
+      }, moves))
+      expect(moved).toContainEqual({ table: 'marketing.merge_probe', moved: 3 })
+      const rows = await o<{ leadId: string; referredBy: string | null }[]>`select lead_id, referred_by from marketing.merge_probe order by id`
+      expect(rows).toEqual([
+        { leadId: a, referredBy: null }, { leadId: other, referredBy: a }, { leadId: a, referredBy: a }, { leadId: other, referredBy: a },
+      ])
+    } finally {
+      await o`drop table marketing.merge_probe`
+    }
   })
 })

@@ -1,5 +1,5 @@
 import type { Queryable, Tx } from '../../../lib/db.js'
-import { LEAD_REFERENCES, type TableName } from './lead-references.js'
+import { LEAD_REFERENCES, type LeadReference, type TableName } from './lead-references.js'
 import type { ConsentView, LeadSighting, LeadStatus, LeadView, MergeView, TimelineEntry } from './schemas.js'
 
 export const leadColumns = (tx: Queryable) => tx`
@@ -113,8 +113,8 @@ export const absorbMergedLead = (tx: Tx, survivorId: string, mergedId: string) =
 export const moveHistoryAndRecordMerge = (
   tx: Tx,
   m: { tenantId: string; survivorId: string; mergedId: string; reason: string; matchedOn: unknown; snapshot: unknown; actor: string; requestId: string | null },
+  moves: { table: TableName; columns: string[] }[] = leadColumnsToMove(),
 ) => {
-  const moves = leadColumnsToMove()
   const cte = (i: number) => tx(`moved_${i}`)
   return tx<{ table: string; moved: number }[]>`
     with ${moves.map(({ table, columns }, i) => tx`
@@ -138,9 +138,9 @@ export const moveHistoryAndRecordMerge = (
 }
 
 /** The catalog's `move` entries reached by a lead column, grouped by table (one UPDATE per table in a statement). */
-export function leadColumnsToMove(): { table: TableName; columns: string[] }[] {
+export function leadColumnsToMove(references: readonly LeadReference[] = LEAD_REFERENCES): { table: TableName; columns: string[] }[] {
   const byTable = new Map<TableName, string[]>()
-  for (const ref of LEAD_REFERENCES) {
+  for (const ref of references) {
     if (ref.merge.kind !== 'move' || ref.reach.by !== 'lead') continue
     byTable.set(ref.table, [...(byTable.get(ref.table) ?? []), ref.reach.column])
   }
