@@ -59,6 +59,16 @@ export async function checkLeadReferences(owner: Sql, catalog: Catalog = REAL_CA
      where k.contype = 'f' and k.confrelid = 'marketing.leads'::regclass and not c.relispartition
      order by 1, 2`
 
+  // The leading key columns of every index: a lead column must lead one (alone or after tenant_id, which RLS supplies).
+  const indexes = await owner<{ table: string; columns: string[] }[]>`
+    select n.nspname || '.' || c.relname as table,
+           array(select a.attname from unnest(i.indkey[0:1]) with ordinality as k(attnum, ord)
+                   join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum order by k.ord) as columns
+      from pg_index i join pg_class c on c.oid = i.indrelid join pg_namespace n on n.oid = c.relnamespace
+     where n.nspname <> all(${EXCLUDED_SCHEMAS})`
+  const indexed = (table: string, column: string) =>
+    indexes.some((i) => i.table === table && (i.columns[0] === column || (i.columns[0] === 'tenant_id' && i.columns[1] === column)))
+
   const problems: string[] = []
   const tables = new Map<string, { columns: Set<string>; hasTenantId: boolean }>()
   for (const c of columns) {
@@ -113,6 +123,9 @@ export async function checkLeadReferences(owner: Sql, catalog: Catalog = REAL_CA
       case 'lead':
         column(r.reach.column, 'reach')
         if (exists(r.table, r.reach.column) && !isLeadKey(r.table, r.reach.column)) problems.push(`${where}: ${r.reach.column} is not a foreign key to marketing.leads`)
+        if (exists(r.table, r.reach.column) && !indexed(r.table, r.reach.column)) {
+          problems.push(`${where}: no index leads with ${r.reach.column} (or tenant_id, ${r.reach.column}), so every merge and erasure scans the table`)
+        }
         break
       case 'parent': {
         const { parent, parentColumn } = r.reach
@@ -164,6 +177,12 @@ describe('the lead-references catalog covers every table and column that refers 
   })
 
   describe('fails when the database and the catalog drift apart', () => {
+    // What the checker reports beyond the real schema's own state (which the first test holds at none).
+    const newProblems = async (catalog?: Catalog) => {
+      const baseline = new Set(await checkLeadReferences(db.current.owner))
+      return (await checkLeadReferences(db.current.owner, catalog)).filter((p) => !baseline.has(p))
+    }
+
     it('reports a new table with a lead foreign key and personal columns that nobody catalogued', async () => {
       const o = db.current.owner
       await o`
@@ -175,6 +194,7 @@ describe('the lead-references catalog covers every table and column that refers 
           visitor_ip inet
         )`
       await o`create table analytics.catalog_probe_sessions (id bigint primary key, tenant_id uuid, user_agent text, email_hash text)`
+      let baseline: Set<string> = new Set()
       try {
         const problems = await checkLeadReferences(o)
         expect(problems).toEqual(expect.arrayContaining([
@@ -185,9 +205,11 @@ describe('the lead-references catalog covers every table and column that refers 
           'analytics.catalog_probe_sessions.user_agent looks personal and is neither in LEAD_REFERENCES nor declared in NOT_PERSONAL with a reason',
           'analytics.catalog_probe_sessions.email_hash looks personal and is neither in LEAD_REFERENCES nor declared in NOT_PERSONAL with a reason',
         ]))
-        expect(problems).toHaveLength(6)
+        expect(problems.filter((p) => p.includes('catalog_probe'))).toHaveLength(6)
+        baseline = new Set(problems.filter((p) => !p.includes('catalog_probe')))
+        const withoutBaseline = async (catalog: Catalog) => (await checkLeadReferences(o, catalog)).filter((p) => !baseline.has(p))
 
-        // Catalogued, the table passes; a second lead key on it must be catalogued too.
+        // Catalogued (and indexed for merge and erasure), the table passes; a second lead key on it must be catalogued too.
         const probe: LeadReference = {
           table: 'marketing.catalog_probe', reach: { by: 'lead', column: 'lead_id' }, personal: ['contact_phone', 'visitor_ip'],
           merge: { kind: 'move' }, erase: { kind: 'delete' },
@@ -197,9 +219,13 @@ describe('the lead-references catalog covers every table and column that refers 
           merge: { kind: 'follows' }, erase: { kind: 'delete' },
         }
         const withProbe = { ...REAL_CATALOG, references: [...LEAD_REFERENCES, probe, sessions], notPersonal: { ...NOT_PERSONAL, 'analytics.catalog_probe_sessions.email_hash': 'a test' } }
-        expect(await checkLeadReferences(o, withProbe)).toEqual([])
+        expect(await withoutBaseline(withProbe)).toEqual([
+          'marketing.catalog_probe (reach lead lead_id): no index leads with lead_id (or tenant_id, lead_id), so every merge and erasure scans the table',
+        ])
+        await o`create index on marketing.catalog_probe (tenant_id, lead_id)`
+        expect(await withoutBaseline(withProbe)).toEqual([])
         await o`alter table marketing.catalog_probe add column referred_by_lead_id uuid references marketing.leads (id) on delete set null`
-        expect(await checkLeadReferences(o, withProbe)).toEqual([
+        expect(await withoutBaseline(withProbe)).toEqual([
           'marketing.catalog_probe.referred_by_lead_id references marketing.leads but no entry reaches the lead through it',
           'marketing.catalog_probe.referred_by_lead_id looks personal and is neither in LEAD_REFERENCES nor declared in NOT_PERSONAL with a reason',
         ])
@@ -207,7 +233,7 @@ describe('the lead-references catalog covers every table and column that refers 
         await o`drop table marketing.catalog_probe`
         await o`drop table analytics.catalog_probe_sessions`
       }
-      expect(await checkLeadReferences(o)).toEqual([])
+      expect((await checkLeadReferences(o)).filter((p) => !baseline.has(p))).toEqual([])
     })
 
     it('reports entries and declarations naming tables, columns or rules that do not exist', async () => {
@@ -220,7 +246,7 @@ describe('the lead-references catalog covers every table and column that refers 
           merge: { kind: 'move' }, erase: { kind: 'anonymise', null: ['recipient'], redact: [], why: 'counts' },
         },
       ]
-      const problems = await checkLeadReferences(db.current.owner, {
+      const problems = await newProblems({
         ...REAL_CATALOG, references: [...LEAD_REFERENCES, ...rotten], notPersonal: { ...NOT_PERSONAL, 'whatsapp.phone_numbers.owner_phone': 'gone' },
       })
       expect(problems).toEqual([
