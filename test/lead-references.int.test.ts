@@ -132,6 +132,9 @@ export async function checkLeadReferences(owner: Sql, catalog: Catalog = REAL_CA
         column(r.reach.column, 'reach')
         if (!catalog.references.some((p) => p.table === parent)) problems.push(`${where}: parent ${parent} is not catalogued`)
         if (!exists(parent, parentColumn)) problems.push(`${where}: parent column ${parent}.${parentColumn} does not exist`)
+        if (exists(r.table, r.reach.column) && !indexed(r.table, r.reach.column)) {
+          problems.push(`${where}: no index leads with ${r.reach.column} (or tenant_id, ${r.reach.column}), so erasure scans the table for each parent`)
+        }
         break
       }
       case 'content':
