@@ -306,3 +306,50 @@ export const markHandedOver = (tx: Tx, id: string, by: string, note: string | nu
     update conversations.conversations
        set handed_over_at = coalesce(handed_over_at, now()), handed_over_by = ${by}, handover_note = coalesce(${note}, handover_note), updated_at = now()
      where id = ${id}`.then((r) => r.count > 0)
+
+// ---------------------------------------------------------------------------------------------------------
+// Lead merges: the catalog's 'adoptConversations' rule (domains/marketing/leads/lead-references.ts), called by
+// mergeLeadInto after the survivor has absorbed the merged lead (so the survivor's wa_id is final).
+
+/**
+ * The survivor takes the merged lead's bot conversations, one business number at a time:
+ * - only the merged lead has one on the number: it moves to the survivor as it is (same id, same run at the same
+ *   node, same event queue and timer) and talks to the survivor's WhatsApp number from now on;
+ * - both have one: the survivor's continues. The survivor keeps its own WhatsApp number in a merge, so its
+ *   conversation is the one talking to the number the person reaches the survivor from; continuing the other would
+ *   answer a number that no longer identifies this lead. The merged lead's conversation is ended where it stands:
+ *   run ended, timer cancelled, pending events set aside (never applied on a merged lead), handover cleared. It stays
+ *   on the merged lead with its history.
+ * Returns how many conversations moved and how many were ended.
+ */
+export const adoptMergedLeadConversations = (tx: Tx, survivorId: string, mergedId: string) =>
+  tx<{ moved: number; ended: number }[]>`
+    with clash as (
+      select m.id from conversations.conversations m
+       where m.lead_id = ${mergedId}
+         and exists (select 1 from conversations.conversations s where s.lead_id = ${survivorId} and s.phone_number_id = m.phone_number_id)
+    ), moved as (
+      update conversations.conversations c
+         set lead_id = ${survivorId},
+             wa_id = coalesce((select l.wa_id from marketing.leads l where l.id = ${survivorId}), c.wa_id),
+             updated_at = now()
+       where c.lead_id = ${mergedId} and c.id not in (select id from clash)
+      returning c.id
+    ), ended as (
+      update conversations.conversations c
+         set state = case when c.state is null then null
+                          else (c.state - 'timerDueAt' - 'timerKind') || '{"status": "ended", "currentNodeId": null, "attempts": 0}'::jsonb end,
+             handed_over_at = null, handed_over_by = null, handover_note = null, updated_at = now()
+        from clash
+       where c.id = clash.id
+      returning c.id
+    ), set_aside as (
+      update conversations.events e
+         set status = 'applied', outcome = 'ignored: the conversation was ended by a lead merge', applied_at = clock_timestamp()
+        from ended
+       where e.conversation_id = ended.id and e.status = 'pending'
+    ), timers as (
+      select graphile_worker.remove_job(${timerKey('')} || ended.id::text) from ended
+    )
+    select (select count(*)::int from moved) as moved, (select count(*)::int from ended) as ended,
+           (select count(*)::int from timers) as timers_checked`.then((r) => r[0]!)

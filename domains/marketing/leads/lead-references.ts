@@ -116,8 +116,8 @@ export const LEAD_REFERENCES: readonly LeadReference[] = [
   },
   {
     table: 'marketing.form_submission_inbox',
-    reach: { by: 'content', columns: ['submission'], keys: ['email', 'phone'] },
-    personal: ['submission', 'ip', 'user_agent', 'referer'],
+    reach: { by: 'content', columns: ['submission'], keys: ['email', 'phone', 'name'] },
+    personal: ['submission', 'ip', 'user_agent', 'referer', 'last_error'],
     merge: { kind: 'follows' },
     erase: { kind: 'delete' },
     note: 'Submissions not applied yet; erasure applies or holds them first so none recreates the subject afterwards.',
@@ -160,11 +160,20 @@ export const LEAD_REFERENCES: readonly LeadReference[] = [
     note: 'Pending sends to the subject are cancelled by their deletion.',
   },
   {
+    table: 'whatsapp.send_rate_limits',
+    reach: { by: 'content', columns: ['key'], keys: ['wa_id'] },
+    personal: ['key'],
+    merge: { kind: 'follows' },
+    erase: { kind: 'delete' },
+    note: "The per-recipient pair rate is keyed 'pair:<number id>:<wa_id>' (pruned an hour after its last send); the number keys name no one.",
+  },
+  {
     table: 'conversations.conversations',
     reach: { by: 'lead', column: 'lead_id' },
     personal: ['wa_id', 'state', 'handover_note'],
     merge: { kind: 'combine', rule: 'adoptConversations' },
     erase: { kind: 'delete' },
+    note: 'One conversation per lead and business number. A merge moves the merged lead\'s conversations to the survivor; where both have one on the same number the survivor\'s continues and the merged one is ended and stays on the merged lead (see domains/marketing/leads/README.md, merging).',
   },
   {
     table: 'conversations.events',
@@ -212,6 +221,15 @@ export const NOT_PERSONAL: Readonly<Record<string, string>> = {
   'whatsapp.service_windows.phone_number_id': "the business's number",
   'whatsapp.webhook_errors.phone_number_id': "the business's number",
   'conversations.conversations.phone_number_id': "the business's number",
+  'whatsapp.phone_numbers.verified_name': "the business's name as Meta verified it",
+  'whatsapp.business_accounts.name': "the business's WhatsApp account name",
+  'whatsapp.templates.name': "a message template's name",
+  'core.tenants.name': "the tenant's (a business's) name",
+  'core.api_keys.name': 'the label a tenant gave an API key',
+  'marketing.forms.name': "a form's name",
+  'conversations.flows.name': "a bot flow's name",
+  'analytics.events.name': "the event's type (e.g. whatsapp.message_received), not a person's name",
+  'app_private.schema_migrations.name': "a migration file's name",
 }
 
 /** Catalogued tables, each once. */

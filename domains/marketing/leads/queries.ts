@@ -1,4 +1,5 @@
 import type { Queryable, Tx } from '../../../lib/db.js'
+import { LEAD_REFERENCES, type LeadReference, type TableName } from './lead-references.js'
 import type { ConsentView, LeadSighting, LeadStatus, LeadView, MergeView, TimelineEntry } from './schemas.js'
 
 export const leadColumns = (tx: Queryable) => tx`
@@ -60,8 +61,9 @@ export const applySighting = (tx: Tx, leadId: string, s: LeadSighting) =>
     where l.id = ${leadId}`
 
 /**
- * Step 1 of a merge: the merged lead leaves the live set (the partial unique indexes stop counting its keys) and
- * leads merged into it earlier now point at the survivor. Returns the merged lead as it was.
+ * Step 1 of a merge: the merged lead leaves the live set (the partial unique indexes stop counting its keys).
+ * Returns the merged lead as it was. Leads merged into it earlier follow in step 3 (the catalog's
+ * marketing.leads.merged_into entry).
  */
 export const releaseMergedLead = (tx: Tx, mergedId: string, survivorId: string) =>
   tx<{ snapshot: Record<string, unknown> }[]>`
@@ -71,8 +73,6 @@ export const releaseMergedLead = (tx: Tx, mergedId: string, survivorId: string) 
       update marketing.leads set merged_into = ${survivorId}, updated_at = now()
        where id = ${mergedId} and merged_into is null
       returning id
-    ), chained as (
-      update marketing.leads set merged_into = ${survivorId}, updated_at = now() where merged_into = ${mergedId}
     )
     select before.snapshot from before, released`.then((r) => r[0]?.snapshot ?? null)
 
@@ -104,32 +104,48 @@ export const absorbMergedLead = (tx: Tx, survivorId: string, mergedId: string) =
     from marketing.leads m
     where s.id = ${survivorId} and m.id = ${mergedId}`
 
-/** Step 3: everything that belonged to the merged lead moves to the survivor, and the merge is recorded. */
+/**
+ * Step 3: every row the lead-references catalog marks `move` (reach by a lead column) is pointed at the survivor,
+ * and the merge is recorded, in one statement: one CTE per catalogued table, built from the catalog's names as
+ * identifiers (constants of lead-references.ts, never input). A table added to the catalog is moved without a change
+ * here. Returns the rows moved per table (tables with none included).
+ */
 export const moveHistoryAndRecordMerge = (
   tx: Tx,
   m: { tenantId: string; survivorId: string; mergedId: string; reason: string; matchedOn: unknown; snapshot: unknown; actor: string; requestId: string | null },
-) =>
-  tx`
-    with interactions as (
-      update marketing.lead_interactions set lead_id = ${m.survivorId} where lead_id = ${m.mergedId}
-    ), messages as (
-      update whatsapp.messages set lead_id = ${m.survivorId} where lead_id = ${m.mergedId}
-    ), windows as (
-      update whatsapp.service_windows set lead_id = ${m.survivorId} where lead_id = ${m.mergedId}
-    ), submissions as (
-      update marketing.form_submissions set lead_id = ${m.survivorId} where lead_id = ${m.mergedId}
-    ), consents as (
-      update marketing.consents set lead_id = ${m.survivorId} where lead_id = ${m.mergedId}
-    ), merge as (
+  moves: { table: TableName; columns: string[] }[] = leadColumnsToMove(),
+) => {
+  const cte = (i: number) => tx(`moved_${i}`)
+  return tx<{ table: string; moved: number }[]>`
+    with ${moves.map(({ table, columns }, i) => tx`
+      ${cte(i)} as (
+        update ${tx(table)} set ${columns.map((c, j) => tx`${j > 0 ? tx`, ` : tx``}${tx(c)} = case when ${tx(c)} = ${m.mergedId}::uuid then ${m.survivorId}::uuid else ${tx(c)} end`)}
+         where ${columns.map((c, j) => tx`${j > 0 ? tx` or ` : tx``}${tx(c)} = ${m.mergedId}::uuid`)}
+        returning 1
+      ),`)}
+    merge as (
       insert into marketing.lead_merges (tenant_id, survivor_id, merged_id, reason, matched_on, merged_snapshot, actor, request_id)
       values (${m.tenantId}, ${m.survivorId}, ${m.mergedId}, ${m.reason}, ${tx.json(m.matchedOn as never)}, ${tx.json(m.snapshot as never)},
               ${m.actor}, ${m.requestId})
       returning id
+    ), recorded as (
+      insert into marketing.lead_interactions (tenant_id, lead_id, type, channel, actor, occurred_at, details)
+      select ${m.tenantId}, ${m.survivorId}, 'lead_merged', 'system', ${m.actor}, now(),
+             jsonb_build_object('mergedLeadId', ${m.mergedId}::uuid, 'mergeId', merge.id, 'reason', ${m.reason}::text)
+        from merge
     )
-    insert into marketing.lead_interactions (tenant_id, lead_id, type, channel, actor, occurred_at, details)
-    select ${m.tenantId}, ${m.survivorId}, 'lead_merged', 'system', ${m.actor}, now(),
-           jsonb_build_object('mergedLeadId', ${m.mergedId}::uuid, 'mergeId', merge.id, 'reason', ${m.reason}::text)
-      from merge`
+    ${moves.map(({ table }, i) => tx`${i > 0 ? tx`union all` : tx``} select ${table}::text as table, (select count(*)::int from ${cte(i)}) as moved`)}`
+}
+
+/** The catalog's `move` entries reached by a lead column, grouped by table (one UPDATE per table in a statement). */
+export function leadColumnsToMove(references: readonly LeadReference[] = LEAD_REFERENCES): { table: TableName; columns: string[] }[] {
+  const byTable = new Map<TableName, string[]>()
+  for (const ref of references) {
+    if (ref.merge.kind !== 'move' || ref.reach.by !== 'lead') continue
+    byTable.set(ref.table, [...(byTable.get(ref.table) ?? []), ref.reach.column])
+  }
+  return [...byTable].map(([table, columns]) => ({ table, columns }))
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // Reading leads.
@@ -291,13 +307,6 @@ export const lockLeadsForPhoneChange = (tx: Tx, leadIds: string[], phoneKeys: st
      where l.merged_into is null and (l.id = any(${leadIds}::uuid[]) or l.phone_key = any(${phoneKeys}::text[]))
      order by l.id
        for update`
-
-/** After a merge, the survivor takes over the merged lead's bot conversations on numbers where it has none. */
-export const adoptConversations = (tx: Tx, survivorId: string, mergedId: string) =>
-  tx`
-    update conversations.conversations c set lead_id = ${survivorId}, updated_at = now()
-     where c.lead_id = ${mergedId}
-       and not exists (select 1 from conversations.conversations s where s.lead_id = ${survivorId} and s.phone_number_id = c.phone_number_id)`
 
 export interface PhoneMove {
   lead_id: string

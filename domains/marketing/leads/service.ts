@@ -4,10 +4,12 @@ import { type Sql, type Tx, withTenant } from '../../../lib/db.js'
 import { AppError } from '../../../lib/errors.js'
 import { BigintId, decodeCursor, encodeCursor, keysetCursor } from '../../../lib/pagination.js'
 import { findCurrentTenant, insertAuditEntry } from '../../tenancy/queries.js'
+import { adoptMergedLeadConversations } from '../../conversations/queries.js'
 import { listLeadMessages } from '../../whatsapp/queries.js'
 import { normalizeEmail } from '../identity/email.js'
 import { type CountryCode, normalizePhone, phoneMatchKey } from '../identity/phone.js'
 import { CSV_HEADER, leadCsvRow } from './csv.js'
+import { LEAD_REFERENCES } from './lead-references.js'
 import * as q from './queries.js'
 import type { BulkLeadsBody, LeadFilter, LeadSighting, LeadView, PatchLeadBody } from './schemas.js'
 
@@ -91,9 +93,28 @@ const keysHeld = (lead: q.IdentityMatch, s: LeadSighting) =>
   [s.email && lead.email === s.email ? 'email' : null, s.phoneKey && lead.phoneKey === s.phoneKey ? 'phone' : null].filter(Boolean)
 
 /**
- * Merges `mergedId` into `survivorId` (both locked by the caller, or about to be): the merged lead leaves the live
- * set, the survivor takes what it lacked, interactions, messages, service windows, submissions and consents move,
- * and the merge is recorded with a snapshot of the merged lead. False when it was already merged.
+ * The merge rules the lead-references catalog names for its `combine` entries: rows of both leads combined by a rule
+ * rather than moved. Each runs after the merged lead was released, in catalog order (the lead row first, so later
+ * rules see the survivor as it now is).
+ */
+export const MERGE_RULES: Readonly<Record<string, (tx: Tx, survivorId: string, mergedId: string) => Promise<unknown>>> = {
+  /** The survivor takes what it lacked from the merged lead (queries.ts, absorbMergedLead). */
+  absorbMergedLead: (tx, survivorId, mergedId) => q.absorbMergedLead(tx, survivorId, mergedId),
+  /** The merged lead's bot conversations move, or end where the survivor has its own (conversations/queries.ts). */
+  adoptConversations: (tx, survivorId, mergedId) => adoptMergedLeadConversations(tx, survivorId, mergedId),
+}
+
+const combineRules = LEAD_REFERENCES.flatMap((ref) => (ref.merge.kind === 'combine' ? [{ table: ref.table, rule: ref.merge.rule }] : []))
+for (const { table, rule } of combineRules) {
+  // A catalog entry naming a rule nobody wrote would silently leave its rows behind in every merge.
+  if (!(rule in MERGE_RULES)) throw new Error(`lead-references: ${table} names merge rule ${rule}, which does not exist`)
+}
+
+/**
+ * Merges `mergedId` into `survivorId` (both locked by the caller, or about to be), as the lead-references catalog
+ * says: the merged lead leaves the live set; each `combine` entry's rule runs (the survivor absorbs the lead row,
+ * takes over the bot conversations); every `move` entry's rows point at the survivor; `keep` and `follows` entries
+ * stay as they are; and the merge is recorded with a snapshot of the merged lead. False when it was already merged.
  */
 export async function mergeLeadInto(
   tx: Tx,
@@ -103,7 +124,7 @@ export async function mergeLeadInto(
 ): Promise<boolean> {
   const snapshot = await q.releaseMergedLead(tx, mergedId, survivorId)
   if (!snapshot) return false
-  await q.absorbMergedLead(tx, survivorId, mergedId)
+  for (const { rule } of combineRules) await MERGE_RULES[rule]!(tx, survivorId, mergedId)
   await q.moveHistoryAndRecordMerge(tx, {
     tenantId: ctx.tenantId, survivorId, mergedId, reason: ctx.reason, matchedOn: ctx.matchedOn, snapshot, actor: ctx.actor, requestId: ctx.requestId,
   })
@@ -164,7 +185,6 @@ export async function changeLeadPhone(tx: Tx, tenantId: string, rows: PhoneChang
         tenantId, actor: 'whatsapp', reason: 'whatsapp_number_changed', requestId: null,
         matchedOn: { survivor: survivor.id === lead.id ? ['old_number'] : ['new_number'], merged: gone.id === lead.id ? ['old_number'] : ['new_number'] },
       })
-      await q.adoptConversations(tx, survivor.id, gone.id)
       mergedInto.set(gone.id, survivor.id)
       const move = moves.get(gone.id)
       if (move) moves.delete(gone.id)
