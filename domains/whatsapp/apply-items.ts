@@ -1,5 +1,5 @@
 import type { Tx } from '../../lib/db.js'
-import { phoneMatchKey, waIdToE164 } from '../marketing/identity/phone.js'
+import { phoneMatchKey, waIdToE164 } from '../marketing/leads/identity/phone.js'
 import { changeLeadPhone, type PhoneChange } from '../marketing/leads/service.js'
 import { toTimestamp } from './webhook/normalize.js'
 import type {
