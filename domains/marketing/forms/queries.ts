@@ -1,5 +1,7 @@
 import type { Queryable, Tx } from '../../../lib/db.js'
+import { recordEvents } from '../../analytics/service.js'
 import type { Keyset } from '../leads/queries.js'
+import { recordConsents, recordInteractions } from '../leads/service.js'
 import { type FormDefinition, type InboxSubmission, PROCESS_SUBMISSION_TASK } from './schemas.js'
 
 /** A form definition as stored: everything but the name, which is a column of its own. */
@@ -64,8 +66,12 @@ export const findPublicForm = (sql: Queryable, publicKey: string) =>
   sql<PublicFormRow[]>`
     select id, tenant_id, status, definition, tenant_status, tenant_default_country from marketing.find_public_form(${publicKey})`.then((r) => r[0] ?? null)
 
-/** Stores one accepted submission with its interaction, consent (when the form asks for one) and analytics event. */
-export const insertSubmission = (
+/**
+ * Stores one accepted submission, then has its interaction and consent (when the form asks for one) recorded by
+ * marketing/leads and its analytics event by analytics, all keyed by the submission's own id, in the caller's
+ * transaction: they commit together or not at all.
+ */
+export async function insertSubmission(
   tx: Tx,
   s: {
     id: string; tenantId: string; formId: string; leadId: string; answers: Record<string, unknown>; utm: Record<string, string>
@@ -73,33 +79,29 @@ export const insertSubmission = (
     requestId: string | null; at: Date; leadCreated: boolean; mergedIds: string[]
     consent: { granted: boolean; purpose: string; policyVersion: string; policyUrl: string | null } | null
   },
-) =>
-  tx`
-    with submission as (
-      insert into marketing.form_submissions (id, tenant_id, form_id, lead_id, answers, utm, page_url, referrer, ip, user_agent, fill_seconds, request_id, submitted_at)
-      values (${s.id}, ${s.tenantId}, ${s.formId}, ${s.leadId}, ${tx.json(s.answers as never)}, ${tx.json(s.utm)}, ${s.pageUrl}, ${s.referrer},
-              ${s.ip}::inet, ${s.userAgent}, ${s.fillSeconds}, ${s.requestId}, ${s.at})
-      returning id
-    ), interaction as (
-      insert into marketing.lead_interactions (tenant_id, lead_id, type, channel, actor, occurred_at, details, dedupe_key)
-      select ${s.tenantId}, ${s.leadId}, 'form_submitted', 'web', 'lead', ${s.at},
-             ${tx.json({ formId: s.formId, submissionId: s.id, utm: s.utm, pageUrl: s.pageUrl, referrer: s.referrer, leadCreated: s.leadCreated, mergedLeadIds: s.mergedIds } as never)},
-             'form:sub:' || submission.id
-        from submission
-    ), event as (
-      insert into analytics.events (tenant_id, name, lead_id, occurred_at, properties, dedupe_key)
-      select ${s.tenantId}, 'form.submitted', ${s.leadId}, ${s.at}, ${tx.json({ formId: s.formId, utm: s.utm, leadCreated: s.leadCreated } as never)}, 'form:sub:' || submission.id
-        from submission
-    )
-    ${s.consent
-      ? tx`, consent as (
-          insert into marketing.consents (tenant_id, lead_id, channel, form_id, submission_id, granted, purpose, policy_version, policy_url, ip, user_agent, occurred_at)
-          select ${s.tenantId}, ${s.leadId}, 'web_form', ${s.formId}, submission.id, ${s.consent.granted}, ${s.consent.purpose}, ${s.consent.policyVersion},
-                 ${s.consent.policyUrl}, ${s.ip}::inet, ${s.userAgent}, ${s.at}
-            from submission
-        )`
-      : tx``}
-    select id from submission`
+) {
+  await tx`
+    insert into marketing.form_submissions (id, tenant_id, form_id, lead_id, answers, utm, page_url, referrer, ip, user_agent, fill_seconds, request_id, submitted_at)
+    values (${s.id}, ${s.tenantId}, ${s.formId}, ${s.leadId}, ${tx.json(s.answers as never)}, ${tx.json(s.utm)}, ${s.pageUrl}, ${s.referrer},
+            ${s.ip}::inet, ${s.userAgent}, ${s.fillSeconds}, ${s.requestId}, ${s.at})`
+  const dedupeKey = `form:sub:${s.id}`
+  await Promise.all([
+    recordInteractions(tx, [{
+      leadId: s.leadId, type: 'form_submitted', channel: 'web', actor: 'lead', occurredAt: s.at, dedupeKey,
+      details: { formId: s.formId, submissionId: s.id, utm: s.utm, pageUrl: s.pageUrl, referrer: s.referrer, leadCreated: s.leadCreated, mergedLeadIds: s.mergedIds },
+    }]),
+    recordEvents(tx, [{
+      name: 'form.submitted', leadId: s.leadId, occurredAt: s.at, source: 'web_form', dedupeKey,
+      properties: { formId: s.formId, utm: s.utm, leadCreated: s.leadCreated },
+    }]),
+    s.consent
+      ? recordConsents(tx, [{
+          leadId: s.leadId, channel: 'web_form', formId: s.formId, submissionId: s.id, granted: s.consent.granted, purpose: s.consent.purpose,
+          policyVersion: s.consent.policyVersion, policyUrl: s.consent.policyUrl, ip: s.ip, userAgent: s.userAgent, occurredAt: s.at,
+        }])
+      : null,
+  ])
+}
 
 export const listSubmissions = (tx: Tx, formId: string, limit: number, before: Keyset | null) =>
   tx<{ id: string; leadId: string; answers: unknown; utm: unknown; pageUrl: string | null; referrer: string | null; submittedAt: Date; sortAt: string }[]>`
