@@ -1,7 +1,7 @@
 import type { Queryable, Tx } from '../../../lib/db.js'
-import { recordEvents } from '../../analytics/service.js'
+import { recordEventsFrom } from '../../analytics/service.js'
 import type { Keyset } from '../leads/queries.js'
-import { recordConsents, recordInteractions } from '../leads/service.js'
+import { recordConsentsFrom, recordInteractionsFrom } from '../leads/service.js'
 import { type FormDefinition, type InboxSubmission, PROCESS_SUBMISSION_TASK } from './schemas.js'
 
 /** A form definition as stored: everything but the name, which is a column of its own. */
@@ -67,11 +67,10 @@ export const findPublicForm = (sql: Queryable, publicKey: string) =>
     select id, tenant_id, status, definition, tenant_status, tenant_default_country from marketing.find_public_form(${publicKey})`.then((r) => r[0] ?? null)
 
 /**
- * Stores one accepted submission, then has its interaction and consent (when the form asks for one) recorded by
- * marketing/leads and its analytics event by analytics, all keyed by the submission's own id, in the caller's
- * transaction: they commit together or not at all.
+ * Stores one accepted submission in one statement, with its interaction and consent (when the form asks for one)
+ * recorded by marketing/leads' inserts and its analytics event by analytics' insert, all keyed by the submission.
  */
-export async function insertSubmission(
+export const insertSubmission = (
   tx: Tx,
   s: {
     id: string; tenantId: string; formId: string; leadId: string; answers: Record<string, unknown>; utm: Record<string, string>
@@ -79,29 +78,37 @@ export async function insertSubmission(
     requestId: string | null; at: Date; leadCreated: boolean; mergedIds: string[]
     consent: { granted: boolean; purpose: string; policyVersion: string; policyUrl: string | null } | null
   },
-) {
-  await tx`
-    insert into marketing.form_submissions (id, tenant_id, form_id, lead_id, answers, utm, page_url, referrer, ip, user_agent, fill_seconds, request_id, submitted_at)
-    values (${s.id}, ${s.tenantId}, ${s.formId}, ${s.leadId}, ${tx.json(s.answers as never)}, ${tx.json(s.utm)}, ${s.pageUrl}, ${s.referrer},
-            ${s.ip}::inet, ${s.userAgent}, ${s.fillSeconds}, ${s.requestId}, ${s.at})`
-  const dedupeKey = `form:sub:${s.id}`
-  await Promise.all([
-    recordInteractions(tx, [{
-      leadId: s.leadId, type: 'form_submitted', channel: 'web', actor: 'lead', occurredAt: s.at, dedupeKey,
-      details: { formId: s.formId, submissionId: s.id, utm: s.utm, pageUrl: s.pageUrl, referrer: s.referrer, leadCreated: s.leadCreated, mergedLeadIds: s.mergedIds },
-    }]),
-    recordEvents(tx, [{
-      name: 'form.submitted', leadId: s.leadId, occurredAt: s.at, source: 'web_form', dedupeKey,
-      properties: { formId: s.formId, utm: s.utm, leadCreated: s.leadCreated },
-    }]),
-    s.consent
-      ? recordConsents(tx, [{
-          leadId: s.leadId, channel: 'web_form', formId: s.formId, submissionId: s.id, granted: s.consent.granted, purpose: s.consent.purpose,
-          policyVersion: s.consent.policyVersion, policyUrl: s.consent.policyUrl, ip: s.ip, userAgent: s.userAgent, occurredAt: s.at,
-        }])
-      : null,
-  ])
-}
+) =>
+  tx`
+    with submission as (
+      insert into marketing.form_submissions (id, tenant_id, form_id, lead_id, answers, utm, page_url, referrer, ip, user_agent, fill_seconds, request_id, submitted_at)
+      values (${s.id}, ${s.tenantId}, ${s.formId}, ${s.leadId}, ${tx.json(s.answers as never)}, ${tx.json(s.utm)}, ${s.pageUrl}, ${s.referrer},
+              ${s.ip}::inet, ${s.userAgent}, ${s.fillSeconds}, ${s.requestId}, ${s.at})
+      returning id
+    ), interaction as (
+      ${recordInteractionsFrom(tx, tx`
+        select ${s.leadId}::uuid as lead_id, 'form_submitted' as type, 'web' as channel, 'lead' as actor, ${s.at}::timestamptz as occurred_at,
+               null::uuid as message_id,
+               ${tx.json({ formId: s.formId, submissionId: s.id, utm: s.utm, pageUrl: s.pageUrl, referrer: s.referrer, leadCreated: s.leadCreated, mergedLeadIds: s.mergedIds } as never)}::jsonb as details,
+               'form:sub:' || submission.id as dedupe_key
+          from submission`)}
+    ), event as (
+      ${recordEventsFrom(tx, tx`
+        select 'form.submitted' as name, ${s.leadId}::uuid as lead_id, ${s.at}::timestamptz as occurred_at,
+               ${tx.json({ formId: s.formId, utm: s.utm, leadCreated: s.leadCreated } as never)}::jsonb as properties,
+               'form:sub:' || submission.id as dedupe_key, 'web_form' as source
+          from submission`)}
+    )
+    ${s.consent
+      ? tx`, consent as (
+          ${recordConsentsFrom(tx, tx`
+            select ${s.leadId}::uuid as lead_id, 'web_form' as channel, ${s.formId}::uuid as form_id, submission.id as submission_id,
+                   ${s.consent.granted}::boolean as granted, ${s.consent.purpose}::text as purpose, ${s.consent.policyVersion}::text as policy_version,
+                   ${s.consent.policyUrl}::text as policy_url, ${s.ip}::inet as ip, ${s.userAgent}::text as user_agent, ${s.at}::timestamptz as occurred_at
+              from submission`)}
+        )`
+      : tx``}
+    select id from submission`
 
 export const listSubmissions = (tx: Tx, formId: string, limit: number, before: Keyset | null) =>
   tx<{ id: string; leadId: string; answers: unknown; utm: unknown; pageUrl: string | null; referrer: string | null; submittedAt: Date; sortAt: string }[]>`

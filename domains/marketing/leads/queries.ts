@@ -361,15 +361,22 @@ export interface ConsentRecord {
   occurred_at: string
 }
 
-/** Consents are a record of what the person said, when, and under which policy: append-only, one row each. */
-export const insertConsents = (tx: Tx, rows: ConsentRecord[]) =>
+/**
+ * Consents from a relation the caller selects (columns as in ConsentRecord), as a statement or a part of the caller's.
+ * Consents are a record of what the person said, when, and under which policy: append-only, one row each.
+ */
+export const insertConsentsFrom = (tx: Tx, relation: postgres.Fragment) =>
   tx`
     insert into marketing.consents (tenant_id, lead_id, channel, form_id, submission_id, granted, purpose, policy_version, policy_url, ip, user_agent, occurred_at)
-    select (select core.current_tenant_id()), x.lead_id, x.channel, x.form_id, x.submission_id, x.granted, x.purpose, x.policy_version,
-           x.policy_url, x.ip, x.user_agent, x.occurred_at
-      from jsonb_to_recordset(${tx.json(rows as never)}::jsonb)
-           as x(lead_id uuid, channel text, form_id uuid, submission_id uuid, granted boolean, purpose text, policy_version text,
-                policy_url text, ip inet, user_agent text, occurred_at timestamptz)`.then((r) => r.count)
+    select (select core.current_tenant_id()), r.lead_id, r.channel, r.form_id, r.submission_id, r.granted, r.purpose, r.policy_version,
+           r.policy_url, r.ip, r.user_agent, r.occurred_at
+      from (${relation}) r`
+
+export const insertConsents = (tx: Tx, rows: ConsentRecord[]) =>
+  insertConsentsFrom(tx, tx`
+    select * from jsonb_to_recordset(${tx.json(rows as never)}::jsonb)
+      as x(lead_id uuid, channel text, form_id uuid, submission_id uuid, granted boolean, purpose text, policy_version text,
+           policy_url text, ip inet, user_agent text, occurred_at timestamptz)`).then((r) => r.count)
 
 /** The leads of `leadIds`, locked in id order (the order every multi-lead change here uses), as a fragment. */
 const lockedLeads = (tx: Tx, leadIds: string[]) => tx`

@@ -301,6 +301,9 @@ export async function recordConsents(tx: Tx, rows: readonly Consent[]): Promise<
   })))
 }
 
+/** The same as a part of the caller's statement (a form submission records its consent with it). */
+export const recordConsentsFrom = q.insertConsentsFrom
+
 /** A change a bot flow makes to its lead (`set_lead_field`, `add_tags`, `remove_tags`, `set_status`). */
 export type LeadChange =
   | { type: 'set_field'; field: string; value: string }
