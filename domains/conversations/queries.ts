@@ -137,57 +137,7 @@ export const findLead = (tx: Tx, leadId: string) =>
     select id, name, profile_name, email, phone_e164, company, tags, status, fields, opted_out_at
       from marketing.leads where id = ${leadId}`.then((r) => r[0] ?? null)
 
-const STANDARD_COLUMNS = new Set(['name', 'company'])
-
-/**
- * Sets one lead field from a flow. `email` is an identity key (unique per tenant): when another lead already has
- * it, the value is kept in `fields.email` instead of failing the turn.
- */
-export function setLeadField(tx: Tx, leadId: string, field: string, value: string) {
-  if (STANDARD_COLUMNS.has(field)) {
-    return tx`update marketing.leads set ${tx(field === 'name' ? 'name' : 'company')} = ${value}, updated_at = now() where id = ${leadId}`
-  }
-  if (field === 'email') {
-    return tx`
-      update marketing.leads l
-         set email = case when taken.id is null then ${value} else l.email end,
-             fields = case when taken.id is null then l.fields else l.fields || jsonb_build_object('email', ${value}::text) end,
-             updated_at = now()
-        from (select (select id from marketing.leads where email = ${value} and id <> ${leadId} and merged_into is null limit 1) as id) taken
-       where l.id = ${leadId}`
-  }
-  // phone (a typed number is not the lead's WhatsApp identity) and custom fields live in `fields`.
-  return tx`
-    update marketing.leads set fields = fields || jsonb_build_object(${field}::text, ${value}::text), updated_at = now() where id = ${leadId}`
-}
-
-export const addLeadTags = (tx: Tx, leadId: string, tags: string[]) =>
-  tx`
-    update marketing.leads
-       set tags = (select coalesce(array_agg(distinct t order by t), '{}') from unnest(tags || ${tags}::text[]) t), updated_at = now()
-     where id = ${leadId}`
-
-export const removeLeadTags = (tx: Tx, leadId: string, tags: string[]) =>
-  tx`
-    update marketing.leads
-       set tags = (select coalesce(array_agg(t order by t), '{}') from unnest(tags) t where t <> all(${tags}::text[])), updated_at = now()
-     where id = ${leadId}`
-
-export const setLeadStatus = (tx: Tx, leadId: string, status: string) =>
-  tx`update marketing.leads set status = ${status}, updated_at = now() where id = ${leadId}`
-
-/** STOP: the first opt-out counts; saying it again changes nothing. */
-export const optOutLead = (tx: Tx, leadId: string, at: Date) =>
-  tx`update marketing.leads set opted_out_at = coalesce(opted_out_at, ${at}), updated_at = now() where id = ${leadId}`
-
-export const insertLeadInteraction = (
-  tx: Tx,
-  i: { tenantId: string; leadId: string; type: string; actor: string; occurredAt: Date; messageId: string | null; details: unknown; dedupeKey: string },
-) =>
-  tx`
-    insert into marketing.lead_interactions (tenant_id, lead_id, type, channel, actor, occurred_at, message_id, details, dedupe_key)
-    values (${i.tenantId}, ${i.leadId}, ${i.type}, 'whatsapp', ${i.actor}, ${i.occurredAt}, ${i.messageId}, ${tx.json(i.details as never)}, ${i.dedupeKey})
-    on conflict (tenant_id, dedupe_key) do nothing`
+// Its changes (fields, tags, status, opt-out) and interactions are marketing/leads' to write (service.ts there).
 
 // ---------------------------------------------------------------------------------------------------------
 // Flow timers: at most one pending per conversation (the job key), replaced when a new one is scheduled.

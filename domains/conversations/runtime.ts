@@ -2,6 +2,7 @@ import { type Sql, type Tx, withTenant } from '../../lib/db.js'
 import type { Logger } from '../../lib/logger.js'
 import type { NormalizedMessage } from '../whatsapp/webhook/normalize.js'
 import { interactiveButtonsBody, interactiveListBody, textBody } from '../whatsapp/graph/bodies.js'
+import { changeLeads, optOutLeads, recordInteractions } from '../marketing/leads/service.js'
 import { queueOutbound } from '../whatsapp/outbound/service.js'
 import { advance, isOptOut, matchesTrigger, startFlow, type FlowContext, type LeadSnapshot, type StepResult } from './flows/engine.js'
 import { FlowDocument, type FlowAction, type FlowState } from './flows/schema.js'
@@ -119,8 +120,7 @@ async function decide(tx: Tx, w: Working, event: q.PendingEvent): Promise<string
       w.inboundCount++
       const m = MessageEventPayload.parse(event.payload)
       if (isOptOut(m.text)) {
-        await q.optOutLead(tx, lead.id, w.now)
-        await q.insertLeadInteraction(tx, { tenantId: w.tenantId, leadId: lead.id, type: 'opt_out', actor: 'lead', occurredAt: event.occurredAt, messageId: event.messageId, details: { text: m.text }, dedupeKey: `opt-out:${event.id}` })
+        await optOutLeads(tx, w.now, [{ leadId: lead.id, channel: 'whatsapp', actor: 'lead', occurredAt: event.occurredAt, messageId: event.messageId, details: { text: m.text }, dedupeKey: `opt-out:${event.id}` }])
         if (isRunning(w.state)) await endRun(tx, w)
         return 'opted out of marketing messages'
       }
@@ -223,16 +223,16 @@ async function apply(tx: Tx, w: Working, step: StepResult) {
         await send(interactiveListBody({ to, text: action.text, buttonText: action.buttonText, sections: [{ rows: action.options }] }))
         break
       case 'set_lead_field':
-        await q.setLeadField(tx, c.leadId, action.field, action.value)
+        await changeLeads(tx, [c.leadId], { type: 'set_field', field: action.field, value: action.value })
         break
       case 'add_tags':
-        await q.addLeadTags(tx, c.leadId, action.tags)
+        await changeLeads(tx, [c.leadId], { type: 'add_tags', tags: action.tags })
         break
       case 'remove_tags':
-        await q.removeLeadTags(tx, c.leadId, action.tags)
+        await changeLeads(tx, [c.leadId], { type: 'remove_tags', tags: action.tags })
         break
       case 'set_status':
-        await q.setLeadStatus(tx, c.leadId, action.status)
+        await changeLeads(tx, [c.leadId], { type: 'set_status', status: action.status })
         break
       case 'schedule_timer':
         await q.scheduleFlowTimer(tx, FLOW_TIMER_TASK, { tenantId: w.tenantId, conversationId: c.id, dueAt: action.dueAt, kind: action.kind })
@@ -244,10 +244,10 @@ async function apply(tx: Tx, w: Working, step: StepResult) {
         w.handedOverAt = w.now
         w.handedOverBy = 'bot'
         w.handoverNote = action.note ?? null
-        await q.insertLeadInteraction(tx, {
-          tenantId: w.tenantId, leadId: c.leadId, type: 'handover', actor: 'bot', occurredAt: w.now, messageId: null,
+        await recordInteractions(tx, [{
+          leadId: c.leadId, type: 'handover', channel: 'whatsapp', actor: 'bot', occurredAt: w.now, messageId: null,
           details: { note: action.note ?? null, conversationId: c.id }, dedupeKey: `handover:${c.id}:${w.now.toISOString()}`,
-        })
+        }])
         break
       case 'end':
         break

@@ -1,6 +1,7 @@
 import type { Tx } from '../../lib/db.js'
-import { phoneMatchKey, waIdToE164 } from '../marketing/identity/phone.js'
-import { changeLeadPhone, type PhoneChange } from '../marketing/leads/service.js'
+import { phoneMatchKey, waIdToE164 } from '../marketing/leads/identity/phone.js'
+import { recordEventsFrom } from '../analytics/service.js'
+import { changeLeadPhone, recordInteractionsFrom, upsertWhatsAppSenders, type PhoneChange } from '../marketing/leads/service.js'
 import { toTimestamp } from './webhook/normalize.js'
 import type {
   AccountUpdateItem, ErrorItem, MessageItem, PhoneNumberNameItem, PhoneNumberQualityItem, StatusItem,
@@ -46,10 +47,11 @@ export interface InboundEntry {
 }
 
 /**
- * A tenant's inbound messages of one batch, set-based: one statement finds or creates their leads, one stores the
- * messages (once per wamid) and, only for the ones that were new, adds their interactions and analytics events and
- * moves the service windows. A replay, or the same message in another delivery, inserts nothing and leaves the lead
- * as it was (its times only move with greatest/least). Returns the messages that were new, in arrival order.
+ * A tenant's inbound messages of one batch, set-based: the lead domain finds or creates their leads (one
+ * statement); one statement stores the messages (once per wamid), adds the interactions (the lead domain's insert)
+ * and analytics events (analytics' insert) of only the ones that were new, and moves the service windows. A replay,
+ * or the same message in another delivery, inserts nothing and leaves the lead as it was (its times only move with
+ * greatest/least). Returns the messages that were new, in arrival order.
  */
 export async function applyInboundMessages(tx: Tx, tenantId: string, entries: InboundEntry[]): Promise<{ messageId: string; leadId: string; entry: InboundEntry }[]> {
   const byWamid = new Map<string, InboundEntry>()
@@ -57,39 +59,13 @@ export async function applyInboundMessages(tx: Tx, tenantId: string, entries: In
   const unique = [...byWamid.values()]
   if (unique.length === 0) return []
 
-  // One row per person. Sorted by key so that concurrent batches lock leads in the same order (no deadlocks).
-  const people = new Map<string, { phone_key: string; phone_e164: string | null; wa_id: string; profile_name: string | null; source: string; source_details: unknown; first_seen_at: string; last_seen_at: string }>()
-  for (const { item, sender } of unique) {
-    const at = (item.message.timestamp ?? new Date()).toISOString()
+  const leadId = await upsertWhatsAppSenders(tx, tenantId, unique.map(({ item, sender }) => {
     const referral = item.message.referral
-    const p = people.get(sender.phoneKey)
-    if (!p) {
-      people.set(sender.phoneKey, {
-        phone_key: sender.phoneKey, phone_e164: sender.phoneE164, wa_id: sender.waId, profile_name: item.contactName,
-        source: referral ? 'whatsapp_ad' : 'whatsapp', source_details: referral ? { referral } : {}, first_seen_at: at, last_seen_at: at,
-      })
-    } else {
-      p.wa_id = sender.waId
-      p.profile_name = item.contactName ?? p.profile_name
-      if (at < p.first_seen_at) p.first_seen_at = at
-      if (at > p.last_seen_at) p.last_seen_at = at
+    return {
+      phoneKey: sender.phoneKey, phoneE164: sender.phoneE164, waId: sender.waId, profileName: item.contactName,
+      source: referral ? 'whatsapp_ad' : 'whatsapp', sourceDetails: referral ? { referral } : {}, at: item.message.timestamp ?? new Date(),
     }
-  }
-  const leadRows = [...people.values()].sort((a, b) => (a.phone_key < b.phone_key ? -1 : 1))
-  const leads = await tx<{ id: string; phoneKey: string }[]>`
-    insert into marketing.leads as l (tenant_id, phone_e164, phone_key, wa_id, profile_name, source, source_details, first_seen_at, last_seen_at)
-    select ${tenantId}, x.phone_e164, x.phone_key, x.wa_id, x.profile_name, x.source, x.source_details, x.first_seen_at, x.last_seen_at
-      from jsonb_to_recordset(${tx.json(leadRows as never)}::jsonb)
-           as x(phone_e164 text, phone_key text, wa_id text, profile_name text, source text, source_details jsonb,
-                first_seen_at timestamptz, last_seen_at timestamptz)
-     order by x.phone_key
-    on conflict (tenant_id, phone_key) where merged_into is null do update
-      set wa_id = excluded.wa_id,
-          profile_name = coalesce(excluded.profile_name, l.profile_name),
-          first_seen_at = least(l.first_seen_at, excluded.first_seen_at),
-          last_seen_at = greatest(l.last_seen_at, excluded.last_seen_at)
-    returning id, phone_key`
-  const leadId = new Map(leads.map((l) => [l.phoneKey, l.id]))
+  }))
 
   const rows = unique.map(({ route, item, sender }, ord) => {
     const m = item.message
@@ -102,6 +78,9 @@ export async function applyInboundMessages(tx: Tx, tenantId: string, entries: In
       event: { type: m.type, phoneNumberId: item.phoneNumberId, referral: !!m.referral },
     }
   })
+  // One statement: the messages, and for the new ones (the insert's returning rows) their interaction (the lead
+  // domain's insert) and event (analytics' insert), keyed by wamid, and the service windows.
+  const fresh = tx`select m.id, m.wamid, m.lead_id, m.occurred_at, i.ord, i.details, i.event from msg m join input i on i.wamid = m.wamid`
   const inserted = await tx<{ id: string; wamid: string; leadId: string }[]>`
     with input as (
       select * from jsonb_to_recordset(${tx.json(rows as never)}::jsonb)
@@ -114,15 +93,15 @@ export async function applyInboundMessages(tx: Tx, tenantId: string, entries: In
       on conflict (tenant_id, wamid) do nothing
       returning id, wamid, lead_id, phone_number_id, wa_id, occurred_at
     ), interaction as (
-      insert into marketing.lead_interactions (tenant_id, lead_id, type, channel, actor, occurred_at, message_id, details, dedupe_key)
-      select ${tenantId}, m.lead_id, 'whatsapp_message', 'whatsapp', 'lead', m.occurred_at, m.id, i.details, 'wa:msg:' || m.wamid
-        from msg m join input i on i.wamid = m.wamid order by i.ord
-      on conflict (tenant_id, dedupe_key) do nothing
+      ${recordInteractionsFrom(tx, tx`
+        select f.lead_id, 'whatsapp_message' as type, 'whatsapp' as channel, 'lead' as actor, f.occurred_at, f.id as message_id, f.details,
+               'wa:msg:' || f.wamid as dedupe_key
+          from (${fresh}) f order by f.ord`)}
     ), event as (
-      insert into analytics.events (tenant_id, name, lead_id, occurred_at, properties, dedupe_key)
-      select ${tenantId}, 'whatsapp.message_received', m.lead_id, m.occurred_at, i.event, 'wa:msg:' || m.wamid
-        from msg m join input i on i.wamid = m.wamid order by i.ord
-      on conflict (tenant_id, dedupe_key) do nothing
+      ${recordEventsFrom(tx, tx`
+        select 'whatsapp.message_received' as name, f.lead_id, f.occurred_at, f.event as properties, 'wa:msg:' || f.wamid as dedupe_key,
+               'whatsapp' as source
+          from (${fresh}) f order by f.ord`)}
     ), service_window as (
       insert into whatsapp.service_windows as w (tenant_id, phone_number_id, wa_id, lead_id, last_inbound_at)
       select distinct on (m.phone_number_id, m.wa_id) ${tenantId}, m.phone_number_id, m.wa_id, m.lead_id, m.occurred_at

@@ -1,5 +1,5 @@
 import { type Sql, type Tx, withTenant } from '../../../lib/db.js'
-import { phoneMatchKey } from '../identity/phone.js'
+import { phoneMatchKey } from '../leads/identity/phone.js'
 import { resolveLead } from '../leads/service.js'
 import * as q from './queries.js'
 import { InboxSubmission } from './schemas.js'

@@ -1,5 +1,7 @@
 import type { Queryable, Tx } from '../../../lib/db.js'
+import { recordEventsFrom } from '../../analytics/service.js'
 import type { Keyset } from '../leads/queries.js'
+import { recordConsentsFrom, recordInteractionsFrom } from '../leads/service.js'
 import { type FormDefinition, type InboxSubmission, PROCESS_SUBMISSION_TASK } from './schemas.js'
 
 /** A form definition as stored: everything but the name, which is a column of its own. */
@@ -64,7 +66,10 @@ export const findPublicForm = (sql: Queryable, publicKey: string) =>
   sql<PublicFormRow[]>`
     select id, tenant_id, status, definition, tenant_status, tenant_default_country from marketing.find_public_form(${publicKey})`.then((r) => r[0] ?? null)
 
-/** Stores one accepted submission with its interaction, consent (when the form asks for one) and analytics event. */
+/**
+ * Stores one accepted submission in one statement, with its interaction and consent (when the form asks for one)
+ * recorded by marketing/leads' inserts and its analytics event by analytics' insert, all keyed by the submission.
+ */
 export const insertSubmission = (
   tx: Tx,
   s: {
@@ -81,22 +86,26 @@ export const insertSubmission = (
               ${s.ip}::inet, ${s.userAgent}, ${s.fillSeconds}, ${s.requestId}, ${s.at})
       returning id
     ), interaction as (
-      insert into marketing.lead_interactions (tenant_id, lead_id, type, channel, actor, occurred_at, details, dedupe_key)
-      select ${s.tenantId}, ${s.leadId}, 'form_submitted', 'web', 'lead', ${s.at},
-             ${tx.json({ formId: s.formId, submissionId: s.id, utm: s.utm, pageUrl: s.pageUrl, referrer: s.referrer, leadCreated: s.leadCreated, mergedLeadIds: s.mergedIds } as never)},
-             'form:sub:' || submission.id
-        from submission
+      ${recordInteractionsFrom(tx, tx`
+        select ${s.leadId}::uuid as lead_id, 'form_submitted' as type, 'web' as channel, 'lead' as actor, ${s.at}::timestamptz as occurred_at,
+               null::uuid as message_id,
+               ${tx.json({ formId: s.formId, submissionId: s.id, utm: s.utm, pageUrl: s.pageUrl, referrer: s.referrer, leadCreated: s.leadCreated, mergedLeadIds: s.mergedIds } as never)}::jsonb as details,
+               'form:sub:' || submission.id as dedupe_key
+          from submission`)}
     ), event as (
-      insert into analytics.events (tenant_id, name, lead_id, occurred_at, properties, dedupe_key)
-      select ${s.tenantId}, 'form.submitted', ${s.leadId}, ${s.at}, ${tx.json({ formId: s.formId, utm: s.utm, leadCreated: s.leadCreated } as never)}, 'form:sub:' || submission.id
-        from submission
+      ${recordEventsFrom(tx, tx`
+        select 'form.submitted' as name, ${s.leadId}::uuid as lead_id, ${s.at}::timestamptz as occurred_at,
+               ${tx.json({ formId: s.formId, utm: s.utm, leadCreated: s.leadCreated } as never)}::jsonb as properties,
+               'form:sub:' || submission.id as dedupe_key, 'web_form' as source
+          from submission`)}
     )
     ${s.consent
       ? tx`, consent as (
-          insert into marketing.consents (tenant_id, lead_id, channel, form_id, submission_id, granted, purpose, policy_version, policy_url, ip, user_agent, occurred_at)
-          select ${s.tenantId}, ${s.leadId}, 'web_form', ${s.formId}, submission.id, ${s.consent.granted}, ${s.consent.purpose}, ${s.consent.policyVersion},
-                 ${s.consent.policyUrl}, ${s.ip}::inet, ${s.userAgent}, ${s.at}
-            from submission
+          ${recordConsentsFrom(tx, tx`
+            select ${s.leadId}::uuid as lead_id, 'web_form' as channel, ${s.formId}::uuid as form_id, submission.id as submission_id,
+                   ${s.consent.granted}::boolean as granted, ${s.consent.purpose}::text as purpose, ${s.consent.policyVersion}::text as policy_version,
+                   ${s.consent.policyUrl}::text as policy_url, ${s.ip}::inet as ip, ${s.userAgent}::text as user_agent, ${s.at}::timestamptz as occurred_at
+              from submission`)}
         )`
       : tx``}
     select id from submission`

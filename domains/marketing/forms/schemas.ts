@@ -1,6 +1,6 @@
 import { isSupportedCountry } from 'libphonenumber-js/max'
 import { z } from 'zod'
-import type { CountryCode } from '../identity/phone.js'
+import type { CountryCode } from '../leads/identity/phone.js'
 
 export const FieldType = z.enum(['text', 'email', 'phone', 'number', 'select', 'checkbox', 'hidden'])
 export type FieldType = z.infer<typeof FieldType>

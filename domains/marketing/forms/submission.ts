@@ -1,5 +1,5 @@
-import { normalizeEmail } from '../identity/email.js'
-import { type CountryCode, normalizePhone } from '../identity/phone.js'
+import { normalizeEmail } from '../leads/identity/email.js'
+import { type CountryCode, normalizePhone } from '../leads/identity/phone.js'
 import { type FormDefinition, type FormField, type LeadField, TEXT_MAX_LENGTH, UTM_KEYS } from './schemas.js'
 
 /** What validateSubmission needs of a form; a stored FormDefinition fits. */

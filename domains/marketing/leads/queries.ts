@@ -1,3 +1,4 @@
+import type postgres from 'postgres'
 import type { Queryable, Tx } from '../../../lib/db.js'
 import { LEAD_REFERENCES, type LeadReference, type TableName } from './lead-references.js'
 import type { ConsentView, LeadSighting, LeadStatus, LeadView, MergeView, TimelineEntry } from './schemas.js'
@@ -296,6 +297,158 @@ export const bulkUpdateLeads = (
         from changed c
     )
     select old.id, exists (select 1 from changed c where c.id = old.id) as changed from old`
+
+// ---------------------------------------------------------------------------------------------------------
+// What other domains record about leads (WhatsApp ingestion, forms, the bot), through service.ts. Set-based: one
+// statement per batch. Interactions and consents take the transaction's tenant (withTenant), never a parameter.
+
+export interface WhatsAppSenderRecord {
+  phone_key: string
+  phone_e164: string | null
+  wa_id: string
+  profile_name: string | null
+  source: string
+  source_details: unknown
+  first_seen_at: string
+  last_seen_at: string
+}
+
+/**
+ * Finds or creates the live lead of each WhatsApp sender by identity key, in one statement, in the given order
+ * (sorted by key by the caller, so concurrent batches lock leads in one order). A known lead takes the latest wa_id
+ * and profile name, and its seen times only widen (least/greatest), so a replay leaves it as it was.
+ */
+export const upsertWhatsAppSenderRows = (tx: Tx, tenantId: string, rows: WhatsAppSenderRecord[]) =>
+  tx<{ id: string; phoneKey: string }[]>`
+    insert into marketing.leads as l (tenant_id, phone_e164, phone_key, wa_id, profile_name, source, source_details, first_seen_at, last_seen_at)
+    select ${tenantId}, x.phone_e164, x.phone_key, x.wa_id, x.profile_name, x.source, x.source_details, x.first_seen_at, x.last_seen_at
+      from jsonb_to_recordset(${tx.json(rows as never)}::jsonb)
+           as x(phone_e164 text, phone_key text, wa_id text, profile_name text, source text, source_details jsonb,
+                first_seen_at timestamptz, last_seen_at timestamptz)
+     order by x.phone_key
+    on conflict (tenant_id, phone_key) where merged_into is null do update
+      set wa_id = excluded.wa_id,
+          profile_name = coalesce(excluded.profile_name, l.profile_name),
+          first_seen_at = least(l.first_seen_at, excluded.first_seen_at),
+          last_seen_at = greatest(l.last_seen_at, excluded.last_seen_at)
+    returning id, phone_key`
+
+export interface InteractionRecord {
+  lead_id: string
+  type: string
+  channel: string
+  actor: string
+  occurred_at: string
+  message_id: string | null
+  details: unknown
+  dedupe_key: string | null
+}
+
+/**
+ * Interactions from a relation the caller selects: columns lead_id, type, channel, actor, occurred_at, message_id,
+ * details, dedupe_key, in the order to add them. A statement of its own, or a part of the caller's (a data-modifying
+ * CTE: postgres.js nests queries), so a hot path that derives the rows from rows it just wrote stays one round trip.
+ * A dedupe key already stored (or repeated) adds nothing.
+ */
+export const insertInteractionsFrom = (tx: Tx, relation: postgres.Fragment) =>
+  tx`
+    insert into marketing.lead_interactions (tenant_id, lead_id, type, channel, actor, occurred_at, message_id, details, dedupe_key)
+    select (select core.current_tenant_id()), r.lead_id, r.type, r.channel, r.actor, r.occurred_at, r.message_id, coalesce(r.details, '{}'), r.dedupe_key
+      from (${relation}) r
+    on conflict (tenant_id, dedupe_key) do nothing`
+
+/** Interactions of a batch, in the order given. Returns how many were new. */
+export const insertInteractions = (tx: Tx, rows: InteractionRecord[]) =>
+  insertInteractionsFrom(tx, tx`
+    select * from jsonb_to_recordset(${tx.json(rows as never)}::jsonb)
+      as x(lead_id uuid, type text, channel text, actor text, occurred_at timestamptz, message_id uuid, details jsonb, dedupe_key text)`).then((r) => r.count)
+
+export interface ConsentRecord {
+  lead_id: string
+  channel: string
+  form_id: string | null
+  submission_id: string | null
+  granted: boolean
+  purpose: string
+  policy_version: string
+  policy_url: string | null
+  ip: string | null
+  user_agent: string | null
+  occurred_at: string
+}
+
+/**
+ * Consents from a relation the caller selects (columns as in ConsentRecord), as a statement or a part of the caller's.
+ * Consents are a record of what the person said, when, and under which policy: append-only, one row each.
+ */
+export const insertConsentsFrom = (tx: Tx, relation: postgres.Fragment) =>
+  tx`
+    insert into marketing.consents (tenant_id, lead_id, channel, form_id, submission_id, granted, purpose, policy_version, policy_url, ip, user_agent, occurred_at)
+    select (select core.current_tenant_id()), r.lead_id, r.channel, r.form_id, r.submission_id, r.granted, r.purpose, r.policy_version,
+           r.policy_url, r.ip, r.user_agent, r.occurred_at
+      from (${relation}) r`
+
+export const insertConsents = (tx: Tx, rows: ConsentRecord[]) =>
+  insertConsentsFrom(tx, tx`
+    select * from jsonb_to_recordset(${tx.json(rows as never)}::jsonb)
+      as x(lead_id uuid, channel text, form_id uuid, submission_id uuid, granted boolean, purpose text, policy_version text,
+           policy_url text, ip inet, user_agent text, occurred_at timestamptz)`).then((r) => r.count)
+
+/** The leads of `leadIds`, locked in id order (the order every multi-lead change here uses), as a fragment. */
+const lockedLeads = (tx: Tx, leadIds: string[]) => tx`
+  select id from marketing.leads where id = any(${leadIds}::uuid[]) order by id for update`
+
+const STANDARD_COLUMNS = new Set(['name', 'company'])
+
+/**
+ * Sets one lead field (from a bot flow). `email` is an identity key (unique per tenant): when another live lead
+ * already has it, the value is kept in `fields.email` instead of failing. A typed phone is not the lead's WhatsApp
+ * identity, so `phone` and custom fields live in `fields`.
+ */
+export function setLeadField(tx: Tx, leadId: string, field: string, value: string) {
+  if (STANDARD_COLUMNS.has(field)) {
+    return tx`update marketing.leads set ${tx(field === 'name' ? 'name' : 'company')} = ${value}, updated_at = now() where id = ${leadId}`
+  }
+  if (field === 'email') {
+    return tx`
+      update marketing.leads l
+         set email = case when taken.id is null then ${value} else l.email end,
+             fields = case when taken.id is null then l.fields else l.fields || jsonb_build_object('email', ${value}::text) end,
+             updated_at = now()
+        from (select (select id from marketing.leads where email = ${value} and id <> ${leadId} and merged_into is null limit 1) as id) taken
+       where l.id = ${leadId}`
+  }
+  return tx`
+    update marketing.leads set fields = fields || jsonb_build_object(${field}::text, ${value}::text), updated_at = now() where id = ${leadId}`
+}
+
+/** Tags stay sorted and unique. */
+export const addLeadTags = (tx: Tx, leadIds: string[], tags: string[]) =>
+  tx`
+    update marketing.leads l
+       set tags = (select coalesce(array_agg(distinct t order by t), '{}') from unnest(l.tags || ${tags}::text[]) t), updated_at = now()
+      from (${lockedLeads(tx, leadIds)}) k
+     where l.id = k.id`
+
+export const removeLeadTags = (tx: Tx, leadIds: string[], tags: string[]) =>
+  tx`
+    update marketing.leads l
+       set tags = (select coalesce(array_agg(t order by t), '{}') from unnest(l.tags) t where t <> all(${tags}::text[])), updated_at = now()
+      from (${lockedLeads(tx, leadIds)}) k
+     where l.id = k.id`
+
+export const setLeadStatus = (tx: Tx, leadIds: string[], status: LeadStatus) =>
+  tx`
+    update marketing.leads l set status = ${status}, updated_at = now()
+      from (${lockedLeads(tx, leadIds)}) k
+     where l.id = k.id`
+
+/** An opt-out: the first one counts; saying it again changes nothing. */
+export const optOutLeads = (tx: Tx, leadIds: string[], at: Date) =>
+  tx`
+    update marketing.leads l set opted_out_at = coalesce(l.opted_out_at, ${at}), updated_at = now()
+      from (${lockedLeads(tx, leadIds)}) k
+     where l.id = k.id`
 
 // ---------------------------------------------------------------------------------------------------------
 // A person's WhatsApp number changed (see service.ts, changeLeadPhone).

@@ -5,13 +5,12 @@ import { AppError } from '../../../lib/errors.js'
 import { BigintId, decodeCursor, encodeCursor, keysetCursor } from '../../../lib/pagination.js'
 import { findCurrentTenant, insertAuditEntry } from '../../tenancy/queries.js'
 import { adoptMergedLeadConversations } from '../../conversations/queries.js'
-import { listLeadMessages } from '../../whatsapp/queries.js'
-import { normalizeEmail } from '../identity/email.js'
-import { type CountryCode, normalizePhone, phoneMatchKey } from '../identity/phone.js'
+import { normalizeEmail } from './identity/email.js'
+import { type CountryCode, normalizePhone, phoneMatchKey } from './identity/phone.js'
 import { CSV_HEADER, leadCsvRow } from './csv.js'
 import { LEAD_REFERENCES } from './lead-references.js'
 import * as q from './queries.js'
-import type { BulkLeadsBody, LeadFilter, LeadSighting, LeadView, PatchLeadBody } from './schemas.js'
+import type { BulkLeadsBody, LeadFilter, LeadSighting, LeadStatus, LeadView, PatchLeadBody } from './schemas.js'
 
 // ---------------------------------------------------------------------------------------------------------
 // Identity resolution: one person, one live lead per tenant.
@@ -216,13 +215,159 @@ export function sightingKeys(input: { email?: string | null; phone?: string | nu
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// What other domains record about leads. This domain is the only writer of marketing.leads, lead_interactions,
+// consents and lead_merges (domains/one-writer.test.ts keeps it so): WhatsApp ingestion, forms and the bot call
+// these, set-based, inside their own transaction, so what they record commits with what caused it.
+
+/** A WhatsApp sender seen in a message of a batch. */
+export interface WhatsAppSighting {
+  /** phoneMatchKey of the wa_id, or `bsuid:<id>` for a person hidden behind a username. */
+  phoneKey: string
+  phoneE164: string | null
+  waId: string
+  profileName: string | null
+  /** `whatsapp`, or `whatsapp_ad` with the referral in sourceDetails: only a new lead takes them. */
+  source: string
+  sourceDetails: Record<string, unknown>
+  at: Date | string
+}
+
+/**
+ * The live lead of every WhatsApp sender of a batch, found or created in one statement by identity key (a constraint
+ * decides, never a prior read). Sightings of one person fold into one row, in arrival order: the first one's source,
+ * the latest wa_id and profile name, the earliest and latest times. Rows go sorted by key, so concurrent batches lock
+ * leads in one order (no deadlocks). Returns each key's lead id.
+ */
+export async function upsertWhatsAppSenders(tx: Tx, tenantId: string, people: readonly WhatsAppSighting[]): Promise<Map<string, string>> {
+  const byKey = new Map<string, q.WhatsAppSenderRecord>()
+  for (const s of people) {
+    const at = s.at instanceof Date ? s.at.toISOString() : s.at
+    const p = byKey.get(s.phoneKey)
+    if (!p) {
+      byKey.set(s.phoneKey, {
+        phone_key: s.phoneKey, phone_e164: s.phoneE164, wa_id: s.waId, profile_name: s.profileName, source: s.source,
+        source_details: s.sourceDetails, first_seen_at: at, last_seen_at: at,
+      })
+    } else {
+      p.wa_id = s.waId
+      p.profile_name = s.profileName ?? p.profile_name
+      if (at < p.first_seen_at) p.first_seen_at = at
+      if (at > p.last_seen_at) p.last_seen_at = at
+    }
+  }
+  if (byKey.size === 0) return new Map()
+  const rows = [...byKey.values()].sort((a, b) => (a.phone_key < b.phone_key ? -1 : a.phone_key > b.phone_key ? 1 : 0))
+  const leads = await q.upsertWhatsAppSenderRows(tx, tenantId, rows)
+  return new Map(leads.map((l) => [l.phoneKey, l.id]))
+}
+
+/** Something that happened with a lead, for its timeline. */
+export interface Interaction {
+  leadId: string
+  /** `whatsapp_message`, `form_submitted`, `opt_out`, `handover`, … */
+  type: string
+  /** `whatsapp`, `web`, `api`, `system` */
+  channel: string
+  /** `lead`, `bot`, `api_key:<id>`, … (default `lead`) */
+  actor?: string
+  occurredAt: Date | string
+  messageId?: string | null
+  details?: unknown
+  /** Set for interactions born from an outside event (a message, a submission): the same event never adds two. */
+  dedupeKey?: string | null
+}
+
+/** Adds interactions in one statement under the transaction's tenant; known dedupe keys add nothing. Returns how many were new. */
+export async function recordInteractions(tx: Tx, rows: readonly Interaction[]): Promise<number> {
+  if (rows.length === 0) return 0
+  return q.insertInteractions(tx, rows.map((r) => ({
+    lead_id: r.leadId, type: r.type, channel: r.channel, actor: r.actor ?? 'lead',
+    occurred_at: r.occurredAt instanceof Date ? r.occurredAt.toISOString() : r.occurredAt,
+    message_id: r.messageId ?? null, details: r.details ?? {}, dedupe_key: r.dedupeKey ?? null,
+  })))
+}
+
+/**
+ * The same, for a producer that derives its interactions from rows it writes in the same statement (WhatsApp
+ * ingestion adds each new message's interaction in the statement that stores the messages): returns the insert as a
+ * part to embed as a CTE. `relation` selects lead_id, type, channel, actor, occurred_at, message_id, details and
+ * dedupe_key.
+ */
+export const recordInteractionsFrom = q.insertInteractionsFrom
+
+/** What a person agreed to (or refused), when, where and under which policy text. */
+export interface Consent {
+  leadId: string
+  /** `web_form`, … */
+  channel: string
+  formId?: string | null
+  submissionId?: string | null
+  granted: boolean
+  purpose: string
+  policyVersion: string
+  policyUrl?: string | null
+  ip?: string | null
+  userAgent?: string | null
+  occurredAt: Date | string
+}
+
+/** Adds consents in one statement under the transaction's tenant. Callers make them once (the submission does). */
+export async function recordConsents(tx: Tx, rows: readonly Consent[]): Promise<number> {
+  if (rows.length === 0) return 0
+  return q.insertConsents(tx, rows.map((r) => ({
+    lead_id: r.leadId, channel: r.channel, form_id: r.formId ?? null, submission_id: r.submissionId ?? null, granted: r.granted,
+    purpose: r.purpose, policy_version: r.policyVersion, policy_url: r.policyUrl ?? null, ip: r.ip ?? null, user_agent: r.userAgent ?? null,
+    occurred_at: r.occurredAt instanceof Date ? r.occurredAt.toISOString() : r.occurredAt,
+  })))
+}
+
+/** The same as a part of the caller's statement (a form submission records its consent with it). */
+export const recordConsentsFrom = q.insertConsentsFrom
+
+/** A change a bot flow makes to its lead (`set_lead_field`, `add_tags`, `remove_tags`, `set_status`). */
+export type LeadChange =
+  | { type: 'set_field'; field: string; value: string }
+  | { type: 'add_tags'; tags: string[] }
+  | { type: 'remove_tags'; tags: string[] }
+  | { type: 'set_status'; status: LeadStatus }
+
+/** Applies one change to the leads given (one statement; leads locked in id order). */
+export async function changeLeads(tx: Tx, leadIds: readonly string[], change: LeadChange): Promise<void> {
+  const ids = [...new Set(leadIds)]
+  if (ids.length === 0) return
+  switch (change.type) {
+    case 'set_field':
+      for (const id of ids) await q.setLeadField(tx, id, change.field, change.value)
+      return
+    case 'add_tags':
+      await q.addLeadTags(tx, ids, change.tags)
+      return
+    case 'remove_tags':
+      await q.removeLeadTags(tx, ids, change.tags)
+      return
+    case 'set_status':
+      await q.setLeadStatus(tx, ids, change.status)
+      return
+  }
+}
+
+/**
+ * Leads that said STOP, as of `at`: marked opted out (the first time counts; again changes nothing), each with its
+ * `opt_out` interaction (once per dedupe key). Two statements for the whole set.
+ */
+export async function optOutLeads(tx: Tx, at: Date, interactions: readonly Omit<Interaction, 'type'>[]): Promise<void> {
+  if (interactions.length === 0) return
+  await q.optOutLeads(tx, [...new Set(interactions.map((i) => i.leadId))], at)
+  await recordInteractions(tx, interactions.map((i) => ({ ...i, type: 'opt_out' })))
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Reading.
 
 // Each listing's cursor carries its table's id type: a forged cursor is a 400 naming `cursor`, never a failed cast.
 const LeadCursor = keysetCursor(z.uuid())
 const InteractionCursor = keysetCursor(BigintId)
 const MergeCursor = keysetCursor(BigintId)
-const MessageCursor = keysetCursor(z.uuid())
 const readCursor = <T>(cursor: string | undefined, schema: z.ZodType<T>) => (cursor ? decodeCursor(cursor, schema) : null)
 
 function page<T extends { sortAt: string; id: string }>(rows: T[], limit: number) {
@@ -371,20 +516,5 @@ export async function mergeLeadsManually(sql: Sql, who: Actor, survivorId: strin
     await mergeLeadInto(tx, survivor.id, mergedId, { ...who, reason: 'manual', matchedOn: { manual: true } })
     await insertAuditEntry(tx, { tenantId: who.tenantId, actor: who.actor, action: 'lead.merged', targetType: 'lead', targetId: survivor.id, details: { mergedId }, requestId: who.requestId ?? undefined })
     return q.findLead(tx, survivor.id).then((l) => l!)
-  })
-}
-
-/** A lead's WhatsApp messages with their status history, newest first (the query lives with the whatsapp domain). */
-export async function listLeadMessagesPage(sql: Sql, tenantId: string, leadId: string, limit: number, cursor?: string) {
-  const before = readCursor(cursor, MessageCursor)
-  return withTenant(sql, tenantId, async (tx) => {
-    if (!(await q.findLead(tx, leadId))) return null
-    const rows = await listLeadMessages(tx, leadId, limit, before ? { occurredAt: before.at, id: before.id } : null)
-    const last = rows.at(-1)
-    return {
-      // The history is built with json_agg, so its times arrive as text.
-      data: rows.map((m) => ({ ...m, statusHistory: (m.statusHistory ?? []).map((s) => ({ ...s, occurredAt: new Date(s.occurredAt) })) })),
-      nextCursor: rows.length === limit && last ? encodeCursor({ at: last.occurredAt.toISOString(), id: last.id }) : null,
-    }
   })
 }

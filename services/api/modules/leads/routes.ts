@@ -7,9 +7,10 @@ import {
   BulkLeadsBody, ConsentView, LeadFilter, LeadListQuery, LeadParams, LeadView, MergeView, NoteBody, PatchLeadBody, TimelineEntry,
 } from '../../../../domains/marketing/leads/schemas.js'
 import {
-  addLeadNote, bulkUpdateLeads, getLeadDetail, listLeadMerges, listLeadMessagesPage, listLeadsPage, listLeadTimeline, mergeLeadsManually,
+  addLeadNote, bulkUpdateLeads, getLeadDetail, listLeadMerges, listLeadsPage, listLeadTimeline, mergeLeadsManually,
   patchLead, streamLeadsCsv,
 } from '../../../../domains/marketing/leads/service.js'
+import { listLeadMessagesPage } from '../../../../domains/whatsapp/lead-messages.js'
 import { MessageView } from '../../../../domains/whatsapp/schemas.js'
 import { actorName } from '../../../../domains/tenancy/service.js'
 import type { ApiDeps } from '../../app.js'
