@@ -31,7 +31,7 @@ import { tenantDefaultCountry } from './retention-queries.js'
 import { retentionSettingsOf } from './retention.js'
 
 /** A piece of the stored document: big enough that a large export is a few hundred rows, small enough to hold. */
-export const CHUNK_BYTES = 256 * 1024
+export const CHUNK_BYTES = 64 * 1024
 /** Rows fetched per cursor round trip. */
 const CURSOR_BATCH = 500
 
