@@ -49,9 +49,10 @@ export const deleteExportChunks = (tx: Tx, exportId: string) => tx`delete from p
 export const insertExportChunk = (tx: Tx, c: { tenantId: string; exportId: string; seq: number; body: string }) =>
   tx`insert into privacy.export_chunks (tenant_id, export_id, seq, body) values (${c.tenantId}, ${c.exportId}, ${c.seq}, ${c.body})`
 
-/** The document's pieces in order, one row at a time from a server-side cursor. */
-export const exportChunksCursor = (tx: Tx, exportId: string) =>
-  tx<{ body: string }[]>`select body from privacy.export_chunks where export_id = ${exportId} order by seq`.cursor(1)
+/** The next few pieces of the document after `afterSeq`, in order. */
+export const exportChunksAfter = (tx: Tx, exportId: string, afterSeq: number, limit: number) =>
+  tx<{ seq: number; body: string }[]>`
+    select seq, body from privacy.export_chunks where export_id = ${exportId} and seq > ${afterSeq} order by seq limit ${limit}`
 
 // ---------------------------------------------------------------------------------------------------------
 // The subject.

@@ -3,9 +3,9 @@
  * catalog erasure reads (domains/marketing/leads/lead-references.ts).
  *
  * The job materialises the document into privacy.export_chunks (pieces of at most CHUNK_BYTES, written while
- * reading each table through a server-side cursor), in one transaction: a snapshot of one moment, all or nothing,
- * and a retried job starts over cleanly. GET streams the pieces back from another cursor. Neither side ever holds
- * more than one piece and one cursor batch, whatever the person's history weighs. Ready exports expire after the
+ * reading each table through a server-side cursor), committed at once: all of the document or none of it, and a
+ * retried job starts over cleanly. GET streams the pieces back a few at a time. Neither side ever holds more than
+ * a few pieces and one cursor batch, whatever the person's history weighs. Ready exports expire after the
  * tenant's exportsDays (default PRIVACY_EXPORT_TTL_DAYS) and retention deletes them.
  *
  * Document (schemaVersion 1):
@@ -30,8 +30,13 @@ import * as q from './export-queries.js'
 import { tenantDefaultCountry } from './retention-queries.js'
 import { retentionSettingsOf } from './retention.js'
 
-/** A piece of the stored document: big enough that a large export is a few hundred rows, small enough to hold. */
+/**
+ * A piece of the stored document. Below V8's large-object size (128 KiB), so the garbage of writing and reading
+ * pieces is collected by the young generation instead of piling up in the old one until a full GC.
+ */
 export const CHUNK_BYTES = 64 * 1024
+/** Pieces read per short transaction while streaming a document to a client. */
+const PAGE_PIECES = 4
 /** Rows fetched per cursor round trip. */
 const CURSOR_BATCH = 500
 
@@ -206,8 +211,8 @@ const viewOf = (r: NonNullable<Awaited<ReturnType<typeof q.findExportRequest>>>)
 export type ExportRead = { kind: 'status'; view: ExportView } | { kind: 'document'; view: ExportView; stream: Readable }
 
 /**
- * The request's status, or, when ready and not expired, its document as a stream (read from a cursor in a
- * transaction of its own that lives as long as the response). The download is audited.
+ * The request's status, or, when ready and not expired, its document as a stream (read a few pieces at a time,
+ * each page in a short transaction). The download is audited.
  */
 export async function readExport(sql: Sql, who: Who, exportId: string, onError: (err: unknown) => void): Promise<ExportRead> {
   const view = await withTenant(sql, who.tenantId, async (tx) => {
@@ -225,13 +230,30 @@ export async function readExport(sql: Sql, who: Who, exportId: string, onError: 
   if (!view) throw new AppError('NOT_FOUND', `export request ${exportId} not found`)
   if (view.status !== 'ready') return { kind: 'status', view }
 
+  // Pieces are read a few at a time, each page in a short transaction of its own: a slow client holds no
+  // connection and no transaction open while it reads, and the export cannot change under it (it is ready and only
+  // ever deleted, in which case the stream ends in an error rather than truncated).
   const out = new PassThrough()
-  withTenant(sql, who.tenantId, async (tx) => {
-    for await (const [chunk] of q.exportChunksCursor(tx, exportId)) {
-      if (out.destroyed) break
-      if (!out.write(chunk!.body)) await drained(out)
+  ;(async () => {
+    let after = -1
+    for (;;) {
+      const page = await withTenant(sql, who.tenantId, async (tx) => {
+        const rows = await q.exportChunksAfter(tx, exportId, after, PAGE_PIECES)
+        // Deletion takes every piece at once: no more pieces and no request means it was deleted mid-stream.
+        if (rows.length === 0 && !(await q.findExportRequest(tx, exportId))) throw new Error(`export ${exportId} was deleted while streaming`)
+        return rows
+      })
+      if (page.length === 0) break
+      for (const piece of page) {
+        if (piece.seq !== after + 1) throw new Error(`export ${exportId} lost piece ${after + 1}`)
+        after = piece.seq
+        if (out.destroyed) return
+        if (!out.write(piece.body)) await drained(out)
+      }
+      if (page.length < PAGE_PIECES) break
     }
-  }).then(
+    if (after < 0) throw new Error(`export ${exportId} has no pieces`)
+  })().then(
     () => out.end(),
     (err) => {
       onError(err)
