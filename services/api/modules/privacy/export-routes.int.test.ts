@@ -1,7 +1,7 @@
 import { runOnce } from 'graphile-worker'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EXPORT_SCHEMA_VERSION } from '../../../../domains/privacy/export-schemas.js'
-import { CHUNK_BYTES, exportTables, subjectHash } from '../../../../domains/privacy/export.js'
+import { CHUNK_BYTES, exportTables, produceExport, subjectHash } from '../../../../domains/privacy/export.js'
 import { applyRetentionForAllTenants } from '../../../../domains/privacy/retention.js'
 import { exportSubjectTask } from '../../../../services/workers/tasks/privacy__export_subject.js'
 import { workerLogger } from '../../../../services/workers/worker.js'
@@ -148,6 +148,16 @@ describe('subject-access export: POST /v1/privacy/export-requests, the privacy__
       expect(doc.subject.leadIds.sort()).toEqual([subject.leadId, subject.mergedLeadId].sort())
       expect(doc.rowCounts['whatsapp.messages']).toBe(2)
     }
+  })
+
+  it('runs its job idempotently: a retried job leaves a ready export exactly as it was', async () => {
+    const { id } = (await post({ leadId: subject.leadId })).json()
+    await runExportJobs()
+    const before = await db.current.owner`select seq, md5(body) from privacy.export_chunks where export_id = ${id} order by seq`
+    expect(await produceExport(db.current.sql, tenant.id, id, 7)).toBe('already_ready')
+    expect(await db.current.owner`select seq, md5(body) from privacy.export_chunks where export_id = ${id} order by seq`).toEqual(before)
+    // A job whose request is gone (erased with its lead) has nothing to do.
+    expect(await produceExport(db.current.sql, tenant.id, '00000000-0000-4000-8000-000000000000', 7)).toBe('missing')
   })
 
   it('completes with an empty document for an email nobody has', async () => {
