@@ -99,8 +99,9 @@ async function resolveSubject(tx: Tx, tenantId: string, body: CreateExportBody) 
 export type ExportOutcome = 'ready' | 'already_ready' | 'missing'
 
 /**
- * Writes the document of one request. Idempotent: a ready export is left alone; anything else starts over (chunks
- * of an earlier, rolled-back attempt never committed). One transaction, so the document is one snapshot.
+ * Writes the document of one request. Idempotent: a ready export is left alone; anything else starts over (pieces
+ * of an earlier, rolled-back attempt never committed). The pieces commit together with `ready`; each table is read by
+ * one statement, so its rows are one snapshot.
  */
 export async function produceExport(sql: Sql, tenantId: string, exportId: string, defaultTtlDays: number): Promise<ExportOutcome> {
   const started = await withTenant(sql, tenantId, async (tx) => {
