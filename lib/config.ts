@@ -74,6 +74,14 @@ export const ConfigSchema = z.object({
   // Raw webhook deliveries are deleted this long after they were processed.
   WEBHOOK_RETENTION_DAYS: z.coerce.number().int().min(1).max(365).default(14),
 
+  // Privacy. A ready subject-access export is deleted this long after it was produced (a tenant may set its own,
+  // 1-30 days, with PATCH /v1/privacy/retention). The nightly retention task deletes in statements of at most
+  // PRIVACY_RETENTION_BATCH_ROWS rows and stops starting new ones after PRIVACY_RETENTION_BUDGET_SECONDS (the
+  // next night goes on where it stopped).
+  PRIVACY_EXPORT_TTL_DAYS: z.coerce.number().int().min(1).max(30).default(7),
+  PRIVACY_RETENTION_BATCH_ROWS: z.coerce.number().int().min(1).max(100_000).default(5000),
+  PRIVACY_RETENTION_BUDGET_SECONDS: z.coerce.number().int().min(1).max(86_400).default(1800),
+
   // Worker.
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(8),
   WORKER_POLL_INTERVAL_MS: z.coerce.number().int().min(50).default(1000),

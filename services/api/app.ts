@@ -23,6 +23,8 @@ import messageRoutes from './modules/messages/routes.js'
 import templateRoutes from './modules/templates/routes.js'
 import flowRoutes from './modules/flows/routes.js'
 import conversationRoutes from './modules/conversations/routes.js'
+import privacyExportRoutes from './modules/privacy/export-routes.js'
+import privacyRetentionRoutes from './modules/privacy/retention-routes.js'
 
 export interface ApiDeps {
   config: Config
@@ -88,6 +90,8 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets'> & { secrets?: 
     ['/v1/templates', templateRoutes],
     ['/v1/flows', flowRoutes],
     ['/v1/conversations', conversationRoutes],
+    ['/v1/privacy/export-requests', privacyExportRoutes],
+    ['/v1/privacy/retention', privacyRetentionRoutes],
   ] as const
   for (const [prefix, plugin] of modules) {
     await app.register(async (scope) => plugin(scope as unknown as App, deps), { prefix })

@@ -8,4 +8,7 @@ export const crontab: string[] = [
   '* * * * * ops__unlock_stale_jobs ?id=unlock_stale_jobs&max=1',
   // Hourly at :17 (off the hour, when other cron jobs pile up): raw deliveries past WEBHOOK_RETENTION_DAYS.
   '17 * * * * whatsapp__prune_deliveries ?id=prune_deliveries&max=1',
+  // Nightly at 03:23 UTC (quiet hours, off the hour): each tenant's retention periods (analytics events, messages,
+  // interactions, expired exports), in bounded batches within PRIVACY_RETENTION_BUDGET_SECONDS.
+  '23 3 * * * privacy__apply_retention ?id=apply_retention&max=1',
 ]

@@ -207,6 +207,22 @@ export const LEAD_REFERENCES: readonly LeadReference[] = [
     erase: { kind: 'delete' },
     platform: true,
   },
+  {
+    table: 'privacy.export_requests',
+    reach: { by: 'lead', column: 'lead_id' },
+    personal: [],
+    merge: { kind: 'keep', why: 'an export is a copy of what was held about that lead when it was made; it expires within days' },
+    erase: { kind: 'delete' },
+    note: 'Subject-access requests (domains/privacy/export.ts). The subject itself is only a keyed hash here.',
+  },
+  {
+    table: 'privacy.export_chunks',
+    reach: { by: 'parent', column: 'export_id', parent: 'privacy.export_requests', parentColumn: 'id' },
+    personal: ['body'],
+    merge: { kind: 'follows' },
+    erase: { kind: 'delete' },
+    note: 'The export document itself: a copy of everything below about the subject, deleted when the export expires.',
+  },
 ]
 
 /**

@@ -1,0 +1,122 @@
+import type { Queryable, Tx } from '../../lib/db.js'
+import type { RetentionRunView, RetentionSettings } from './export-schemas.js'
+
+export const tenantDefaultCountry = (tx: Tx, tenantId: string) =>
+  tx<{ defaultCountry: string }[]>`select default_country from core.tenants where id = ${tenantId}`.then((r) => r[0]?.defaultCountry ?? null)
+
+// ---------------------------------------------------------------------------------------------------------
+// Settings.
+
+export type StoredRetention = RetentionSettings & { updatedAt: Date; updatedBy: string }
+
+export const findRetentionSettings = (tx: Tx, tenantId: string) =>
+  tx<StoredRetention[]>`
+    select analytics_events_days, messages_days, interactions_days, exports_days, updated_at, updated_by
+      from privacy.retention_settings where tenant_id = ${tenantId}`.then((r) => r[0] ?? null)
+
+/** Locks the tenant's row (if any) so two PATCHes apply one after the other and each audits what it changed. */
+export const lockRetentionSettings = (tx: Tx, tenantId: string) =>
+  tx<StoredRetention[]>`
+    select analytics_events_days, messages_days, interactions_days, exports_days, updated_at, updated_by
+      from privacy.retention_settings where tenant_id = ${tenantId} for update`.then((r) => r[0] ?? null)
+
+export const upsertRetentionSettings = (tx: Tx, tenantId: string, s: RetentionSettings, actor: string) =>
+  tx<StoredRetention[]>`
+    insert into privacy.retention_settings (tenant_id, analytics_events_days, messages_days, interactions_days, exports_days, updated_by)
+    values (${tenantId}, ${s.analyticsEventsDays}, ${s.messagesDays}, ${s.interactionsDays}, ${s.exportsDays}, ${actor})
+    on conflict (tenant_id) do update
+       set analytics_events_days = excluded.analytics_events_days, messages_days = excluded.messages_days,
+           interactions_days = excluded.interactions_days, exports_days = excluded.exports_days,
+           updated_by = excluded.updated_by, updated_at = now()
+    returning analytics_events_days, messages_days, interactions_days, exports_days, updated_at, updated_by`.then((r) => r[0]!)
+
+// ---------------------------------------------------------------------------------------------------------
+// Runs.
+
+export const insertRetentionRun = (tx: Tx, tenantId: string, settings: RetentionSettings) =>
+  tx<{ id: string }[]>`
+    insert into privacy.retention_runs (tenant_id, settings) values (${tenantId}, ${tx.json(settings)})
+    returning id::text`.then((r) => r[0]!.id)
+
+/** The run's totals so far, written in the transaction of the batch that produced them. */
+export const recordRetentionBatch = (tx: Tx, runId: string, removed: Record<string, number>) =>
+  tx`update privacy.retention_runs set removed = ${tx.json(removed)}, batches = batches + 1 where id = ${runId}`
+
+export const finishRetentionRun = (tx: Tx, runId: string, status: 'completed' | 'incomplete') =>
+  tx`update privacy.retention_runs set status = ${status}, finished_at = now() where id = ${runId}`
+
+export const listRetentionRuns = (tx: Tx, limit: number) =>
+  tx<(RetentionRunView)[]>`
+    select id::text, status, settings, removed, batches, started_at, finished_at
+      from privacy.retention_runs order by started_at desc, id desc limit ${limit}`
+
+/** Cross-tenant: a page of active tenants, through the one narrow definer function operators use. */
+export const activeTenantIdsPage = (sql: Queryable, limit: number, afterId: string | null) =>
+  sql<{ id: string; status: string }[]>`select id, status from core.list_tenants(${limit}, ${afterId}::uuid)`
+
+// ---------------------------------------------------------------------------------------------------------
+// Deleting what is past its period, `limit` rows per statement. Each returns what it removed, per table.
+
+const cutoff = (tx: Tx, days: number) => tx`now() - make_interval(days => ${days})`
+
+export const deleteOldAnalyticsEvents = (tx: Tx, tenantId: string, days: number, limit: number) =>
+  tx`
+    delete from analytics.events where id in (
+      select id from analytics.events where tenant_id = ${tenantId} and occurred_at < ${cutoff(tx, days)} limit ${limit})`
+    .then((r) => ({ 'analytics.events': r.count }))
+
+export const deleteOldInteractions = (tx: Tx, tenantId: string, days: number, limit: number) =>
+  tx`
+    delete from marketing.lead_interactions where id in (
+      select id from marketing.lead_interactions where tenant_id = ${tenantId} and occurred_at < ${cutoff(tx, days)} limit ${limit})`
+    .then((r) => ({ 'marketing.lead_interactions': r.count }))
+
+/**
+ * Messages past the period, with what hangs off them: their status history (by wamid: no foreign key), their
+ * outbound sends (the foreign key cascades), interactions pointing at them (unlinked, kept: they have their own
+ * period) and conversation events (the foreign key sets message_id null). A message whose send is still open is
+ * kept: deleting it would cancel a send in flight and leave Meta's status for it with nothing to apply to.
+ */
+export const deleteOldMessages = (tx: Tx, tenantId: string, days: number, limit: number) =>
+  tx<{ messages: number; statuses: number; sends: number; unlinked: number }[]>`
+    with doomed as (
+      select m.id, m.wamid from whatsapp.messages m
+       where m.tenant_id = ${tenantId} and m.occurred_at < ${cutoff(tx, days)}
+         and not exists (select 1 from whatsapp.outbound_sends o where o.message_id = m.id and o.state not in ('accepted', 'failed'))
+       order by m.occurred_at
+       limit ${limit}
+    ), statuses as (
+      delete from whatsapp.message_statuses s using doomed d
+       where s.tenant_id = ${tenantId} and s.wamid = d.wamid returning 1
+    ), unlinked as (
+      update marketing.lead_interactions i set message_id = null from doomed d
+       where i.tenant_id = ${tenantId} and i.message_id = d.id returning 1
+    ), sends as (
+      select count(*)::int as n from whatsapp.outbound_sends o join doomed d on d.id = o.message_id
+    ), gone as (
+      delete from whatsapp.messages m using doomed d where m.id = d.id returning 1
+    )
+    select (select count(*)::int from gone) as messages, (select count(*)::int from statuses) as statuses,
+           (select n from sends) as sends, (select count(*)::int from unlinked) as unlinked`
+    .then(([r]) => ({
+      'whatsapp.messages': r!.messages,
+      'whatsapp.message_statuses': r!.statuses,
+      'whatsapp.outbound_sends': r!.sends,
+      'marketing.lead_interactions.unlinked': r!.unlinked,
+    }))
+
+/** Ready exports past their expiry, and failed requests older than the period (their chunks cascade). */
+export const deleteExpiredExports = (tx: Tx, tenantId: string, days: number, limit: number) =>
+  tx<{ requests: number; chunks: number }[]>`
+    with doomed as (
+      select id from privacy.export_requests
+       where tenant_id = ${tenantId}
+         and (expires_at <= now() or (status = 'failed' and created_at < ${cutoff(tx, days)}))
+       limit ${limit}
+    ), chunks as (
+      select count(*)::int as n from privacy.export_chunks c join doomed d on d.id = c.export_id
+    ), gone as (
+      delete from privacy.export_requests e using doomed d where e.id = d.id returning 1
+    )
+    select (select count(*)::int from gone) as requests, (select n from chunks) as chunks`
+    .then(([r]) => ({ 'privacy.export_requests': r!.requests, 'privacy.export_chunks': r!.chunks }))
