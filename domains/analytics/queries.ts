@@ -29,3 +29,12 @@ export const insertEvents = (tx: Tx, rows: EventRecord[]) =>
   insertEventsFrom(tx, tx`
     select * from jsonb_to_recordset(${tx.json(rows as never)}::jsonb)
       as x(name text, lead_id uuid, occurred_at timestamptz, properties jsonb, dedupe_key text, source text)`).then((r) => r.count)
+
+/** Retention: up to `limit` of a tenant's events older than `days` days, oldest first; returns how many went. */
+export const deleteEventsOlderThan = (tx: Tx, tenantId: string, days: number, limit: number) =>
+  tx`
+    delete from analytics.events where id in (
+      select id from analytics.events
+       where tenant_id = ${tenantId} and occurred_at < now() - make_interval(days => ${days})
+       order by occurred_at limit ${limit})`
+    .then((r) => r.count)

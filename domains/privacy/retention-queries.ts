@@ -1,5 +1,8 @@
 import type { Queryable, Tx } from '../../lib/db.js'
 import type { RetentionRunView, RetentionSettings } from './export-schemas.js'
+import { deleteEventsOlderThan } from '../analytics/queries.js'
+import { deleteInteractionsOlderThan, unlinkInteractionsFromMessages } from '../marketing/leads/queries.js'
+import { deleteMessagesWithHistory, messagesOlderThan } from '../whatsapp/queries.js'
 
 export const tenantDefaultCountry = (tx: Tx, tenantId: string) =>
   tx<{ defaultCountry: string }[]>`select default_country from core.tenants where id = ${tenantId}`.then((r) => r[0]?.defaultCountry ?? null)
@@ -59,51 +62,30 @@ export const activeTenantIdsPage = (sql: Queryable, limit: number, afterId: stri
 
 const cutoff = (tx: Tx, days: number) => tx`now() - make_interval(days => ${days})`
 
-export const deleteOldAnalyticsEvents = (tx: Tx, tenantId: string, days: number, limit: number) =>
-  tx`
-    delete from analytics.events where id in (
-      select id from analytics.events where tenant_id = ${tenantId} and occurred_at < ${cutoff(tx, days)} limit ${limit})`
-    .then((r) => ({ 'analytics.events': r.count }))
+// Events, interactions and messages belong to their domains: retention asks them to delete, it does not write
+// their tables itself (domains/one-writer.test.ts).
+export const deleteOldAnalyticsEvents = async (tx: Tx, tenantId: string, days: number, limit: number) =>
+  ({ 'analytics.events': await deleteEventsOlderThan(tx, tenantId, days, limit) })
 
-export const deleteOldInteractions = (tx: Tx, tenantId: string, days: number, limit: number) =>
-  tx`
-    delete from marketing.lead_interactions where id in (
-      select id from marketing.lead_interactions where tenant_id = ${tenantId} and occurred_at < ${cutoff(tx, days)} limit ${limit})`
-    .then((r) => ({ 'marketing.lead_interactions': r.count }))
+export const deleteOldInteractions = async (tx: Tx, tenantId: string, days: number, limit: number) =>
+  ({ 'marketing.lead_interactions': await deleteInteractionsOlderThan(tx, tenantId, days, limit) })
 
 /**
- * Messages past the period, with what hangs off them: their status history (by wamid: no foreign key), their
- * outbound sends (the foreign key cascades), interactions pointing at them (unlinked, kept: they have their own
- * period) and conversation events (the foreign key sets message_id null). A message whose send is still open is
- * kept: deleting it would cancel a send in flight and leave Meta's status for it with nothing to apply to.
+ * Messages past the period, with their status history and outbound sends; interactions pointing at them are
+ * unlinked and kept (they have their own period), conversation events keep their rows.
  */
-export const deleteOldMessages = (tx: Tx, tenantId: string, days: number, limit: number) =>
-  tx<{ messages: number; statuses: number; sends: number; unlinked: number }[]>`
-    with doomed as (
-      select m.id, m.wamid from whatsapp.messages m
-       where m.tenant_id = ${tenantId} and m.occurred_at < ${cutoff(tx, days)}
-         and not exists (select 1 from whatsapp.outbound_sends o where o.message_id = m.id and o.state not in ('accepted', 'failed'))
-       order by m.occurred_at
-       limit ${limit}
-    ), statuses as (
-      delete from whatsapp.message_statuses s using doomed d
-       where s.tenant_id = ${tenantId} and s.wamid = d.wamid returning 1
-    ), unlinked as (
-      update marketing.lead_interactions i set message_id = null from doomed d
-       where i.tenant_id = ${tenantId} and i.message_id = d.id returning 1
-    ), sends as (
-      select count(*)::int as n from whatsapp.outbound_sends o join doomed d on d.id = o.message_id
-    ), gone as (
-      delete from whatsapp.messages m using doomed d where m.id = d.id returning 1
-    )
-    select (select count(*)::int from gone) as messages, (select count(*)::int from statuses) as statuses,
-           (select n from sends) as sends, (select count(*)::int from unlinked) as unlinked`
-    .then(([r]) => ({
-      'whatsapp.messages': r!.messages,
-      'whatsapp.message_statuses': r!.statuses,
-      'whatsapp.outbound_sends': r!.sends,
-      'marketing.lead_interactions.unlinked': r!.unlinked,
-    }))
+export async function deleteOldMessages(tx: Tx, tenantId: string, days: number, limit: number) {
+  const ids = await messagesOlderThan(tx, tenantId, days, limit)
+  if (ids.length === 0) return { 'whatsapp.messages': 0, 'whatsapp.message_statuses': 0, 'whatsapp.outbound_sends': 0, 'marketing.lead_interactions.unlinked': 0 }
+  const unlinked = await unlinkInteractionsFromMessages(tx, tenantId, ids)
+  const r = await deleteMessagesWithHistory(tx, tenantId, ids)
+  return {
+    'whatsapp.messages': r.messages,
+    'whatsapp.message_statuses': r.statuses,
+    'whatsapp.outbound_sends': r.sends,
+    'marketing.lead_interactions.unlinked': unlinked,
+  }
+}
 
 /** Ready exports past their expiry, and failed requests older than the period (their chunks cascade). */
 export const deleteExpiredExports = (tx: Tx, tenantId: string, days: number, limit: number) =>

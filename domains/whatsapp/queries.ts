@@ -162,3 +162,37 @@ export const replayDelivery = (tx: Tx, deliveryId: string, task: string) =>
     select graphile_worker.add_job(${task}, json_build_object('deliveryId', id::text), max_attempts := 8,
                                    job_key := 'whatsapp:delivery:' || id::text) as job
       from d`.then((r) => r.length > 0)
+
+// ---------------------------------------------------------------------------------------------------------
+// Retention.
+
+/**
+ * Up to `limit` of a tenant's messages older than `days` days, oldest first. A message whose send is still open is
+ * kept: deleting it would cancel a send in flight and leave Meta's status for it with nothing to apply to.
+ */
+export const messagesOlderThan = (tx: Tx, tenantId: string, days: number, limit: number) =>
+  tx<{ id: string }[]>`
+    select m.id from whatsapp.messages m
+     where m.tenant_id = ${tenantId} and m.occurred_at < now() - make_interval(days => ${days})
+       and not exists (select 1 from whatsapp.outbound_sends o where o.message_id = m.id and o.state not in ('accepted', 'failed'))
+     order by m.occurred_at
+     limit ${limit}`.then((rows) => rows.map((r) => r.id))
+
+/**
+ * Deletes messages with what hangs off them: their status history (by wamid: no foreign key) and their outbound
+ * sends (the foreign key cascades; counted first). Conversation events keep their rows (message_id set null).
+ */
+export const deleteMessagesWithHistory = (tx: Tx, tenantId: string, messageIds: string[]) =>
+  tx<{ messages: number; statuses: number; sends: number }[]>`
+    with doomed as (
+      select id, wamid from whatsapp.messages where tenant_id = ${tenantId} and id = any(${messageIds}::uuid[])
+    ), statuses as (
+      delete from whatsapp.message_statuses s using doomed d
+       where s.tenant_id = ${tenantId} and s.wamid = d.wamid returning 1
+    ), sends as (
+      select count(*)::int as n from whatsapp.outbound_sends o join doomed d on d.id = o.message_id
+    ), gone as (
+      delete from whatsapp.messages m using doomed d where m.id = d.id returning 1
+    )
+    select (select count(*)::int from gone) as messages, (select count(*)::int from statuses) as statuses,
+           (select n from sends) as sends`.then(([r]) => r!)

@@ -515,3 +515,19 @@ export const applyPhoneMoves = (tx: Tx, tenantId: string, moves: PhoneMove[], in
       from jsonb_to_recordset(${tx.json(interactions as never)}::jsonb)
            as x(lead_id uuid, occurred_at timestamptz, message_id uuid, details jsonb, dedupe_key text)
     on conflict (tenant_id, dedupe_key) do nothing`
+
+/** Retention: up to `limit` of a tenant's interactions older than `days` days, oldest first; returns how many went. */
+export const deleteInteractionsOlderThan = (tx: Tx, tenantId: string, days: number, limit: number) =>
+  tx`
+    delete from marketing.lead_interactions where id in (
+      select id from marketing.lead_interactions
+       where tenant_id = ${tenantId} and occurred_at < now() - make_interval(days => ${days})
+       order by occurred_at limit ${limit})`
+    .then((r) => r.count)
+
+/** Before messages are deleted (retention): interactions that pointed at them stay, without the pointer. */
+export const unlinkInteractionsFromMessages = (tx: Tx, tenantId: string, messageIds: string[]) =>
+  tx`
+    update marketing.lead_interactions set message_id = null
+     where tenant_id = ${tenantId} and message_id = any(${messageIds}::uuid[])`
+    .then((r) => r.count)
