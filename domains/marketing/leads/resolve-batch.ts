@@ -25,17 +25,18 @@ const keysOf = (s: LeadSighting) => [s.email && `email:${s.email}`, s.phoneKey &
 
 /**
  * Resolves a batch of sightings to their leads, set-based, inside the caller's transaction, with the same outcome as
- * resolving them one after the other in order with resolveLead (README "Identity: one person, one lead"):
- * 1. transaction-scoped advisory locks on every key of the batch, sorted, in one statement: batches (and resolveLead)
- *    that share a person run one after the other, and sorted locks cannot deadlock;
- * 2. in a savepoint: one statement locks every live lead holding one of the keys; the batch is planned in memory
- *    (planBatch: new people, and what each known lead lacks); one statement inserts the new people (on conflict do
- *    nothing) and one fills the known ones. A key another writer (one that takes no advisory lock, such as WhatsApp
- *    ingestion) claimed since the read rolls the savepoint back, releasing its row locks, and the next round reads
- *    again;
- * 3. the rare sightings that prove two leads one person (a merge), and later ones sharing their people, go through
- *    resolveLead one by one afterwards, in order; leads they merge away are followed to their survivor.
- * Returns one resolution per sighting, in order, each naming a live lead.
+ * resolving them one after the other in order with resolveLead (README "Identity: one person, one lead"). In a
+ * savepoint, in a constant number of statements whatever the batch size:
+ * 1. transaction-scoped advisory locks on every key of the batch, sorted (the keys resolveLead locks): batches that
+ *    share a person run one after the other, and sorted locks cannot deadlock; and, pipelined with them, every live
+ *    lead holding one of the keys, read and locked;
+ * 2. the batch is planned in memory (planBatch: who is new, what each known lead lacks), then one statement inserts
+ *    the new people (on conflict do nothing) and one fills the known ones. A key another writer claimed since the read
+ *    (one that takes no advisory lock, such as WhatsApp ingestion) rolls the savepoint back, releasing its row locks,
+ *    and the next round reads again.
+ * Then the rare sightings that prove two leads one person (a merge), and the later ones sharing their people, go
+ * through resolveLead one by one, in order; leads they merge away are followed to their survivor. Returns one
+ * resolution per sighting, in order, each naming a live lead.
  */
 export async function resolveLeadsBatch(tx: Tx, tenantId: string, items: BatchSighting[]): Promise<Resolution[]> {
   if (items.length === 0) return []
