@@ -1,4 +1,4 @@
-import { type Sql, type Tx, withTenant } from '../../../lib/db.js'
+import { isDatabaseUnavailable, type Sql, type Tx, withTenant } from '../../../lib/db.js'
 import { phoneMatchKey } from '../identity/phone.js'
 import * as leads from '../leads/batch-queries.js'
 import { type BatchSighting, resolveLeadsBatch } from '../leads/resolve-batch.js'
@@ -35,6 +35,10 @@ async function applyOrSplit(sql: Sql, tenantId: string, ids: string[], statuses:
     result.processed.push(...batch.processed)
     result.failed.push(...batch.unreadable)
   } catch (err) {
+    // A database that is not answering (down, restarting, out of connections) is nobody's fault in the batch:
+    // splitting would only add load. The job is retried and the submissions wait in the inbox. Conflicts and
+    // timeouts may be one member's doing, so those batches are split.
+    if (isDatabaseUnavailable(err) && !MAYBE_A_MEMBER.includes((err as { code?: string }).code ?? '')) throw err
     if (ids.length === 1) {
       result.failed.push({ submissionId: ids[0]!, error: describe(err) })
       return
@@ -137,13 +141,15 @@ const toSighting = ({ row, s }: Applicable): BatchSighting => ({
  * A deadlock (40P01) with another writer rolls the whole transaction back, so running it again is safe; the
  * submission should not wait for a backoff because two batches held the same person at once.
  */
+const MAYBE_A_MEMBER = ['40P01', '40001', '57014', '55P03']
+const isConflict = (err: unknown) => ['40P01', '40001'].includes((err as { code?: string } | null)?.code ?? '')
+
 async function retryOnConflict<T>(run: () => Promise<T>, attempts = 3): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await run()
     } catch (err) {
-      const code = (err as { code?: string }).code
-      if (attempt >= attempts || (code !== '40P01' && code !== '40001')) throw err
+      if (attempt >= attempts || !isConflict(err)) throw err
     }
   }
 }
