@@ -126,7 +126,10 @@ if (PART_2_ONLY) {
   await Promise.all([bare.close(), ours.close()])
 }
 const waiting = (await db.owner<{ n: number }[]>`select count(*)::int as n from marketing.form_submission_inbox`)[0]!.n
-console.log(`\nPart 2: processing the ${waiting} stored submissions (worker concurrency ${CONCURRENCY})`)
+const [jobs] = await db.owner<{ n: number }[]>`
+  select count(*)::int as n from graphile_worker._private_jobs j join graphile_worker._private_tasks t on t.id = j.task_id
+   where t.identifier = 'marketing__process_submissions'`
+console.log(`\nPart 2: processing the ${waiting} stored submissions, ${jobs!.n} batch jobs of ${(waiting / Math.max(jobs!.n, 1)).toFixed(1)} on average (worker concurrency ${CONCURRENCY})`)
 const { seconds } = await runWorkerUntilDrained({
   db, config, log, concurrency: CONCURRENCY,
   remaining: async () => (await db.owner<{ n: number }[]>`select count(*)::int as n from marketing.form_submission_inbox where status = 'received'`)[0]!.n,

@@ -1,7 +1,7 @@
 import { isDatabaseUnavailable, type Sql, type Tx, withTenant } from '../../../lib/db.js'
 import { phoneMatchKey } from '../identity/phone.js'
 import * as leads from '../leads/batch-queries.js'
-import { type BatchSighting, resolveLeadsBatch } from '../leads/resolve-batch.js'
+import { type BatchSighting, KeyClaimed, resolveLeadsBatch } from '../leads/resolve-batch.js'
 import type { Resolution } from '../leads/service.js'
 import * as q from './queries.js'
 import { InboxSubmission } from './schemas.js'
@@ -80,17 +80,19 @@ async function applyBatch(tx: Tx, tenantId: string, ids: string[], statuses: Sta
   }
   if (batch.length === 0) return { processed: [], unreadable }
 
-  const resolutions = await resolveLeadsBatch(tx, tenantId, batch.map(toSighting))
-  const applied = batch.map((b, i) => ({ ...b, resolution: resolutions[i]! }))
   const processed = batch.map((b) => b.row.id)
-  // Sent together, so pipelined (one round trip), in this order. The first failure (a bad submission) fails the batch.
-  await Promise.all([
-    leads.insertFormSubmissions(tx, tenantId, applied.map(submissionRow)),
-    leads.insertConsents(tx, tenantId, applied.flatMap(consentRows)),
-    leads.insertInteractions(tx, tenantId, applied.map(interactionRow)),
-    leads.insertEvents(tx, tenantId, applied.map(eventRow)),
-    q.deleteInboxRows(tx, processed),
-  ])
+  // Sent together with the batch's lead writes when they allow it, so pipelined, in this order. The first failure
+  // (a bad submission) fails the batch.
+  await resolveLeadsBatch(tx, tenantId, batch.map(toSighting), (resolutions) => {
+    const applied = batch.map((b, i) => ({ ...b, resolution: resolutions[i]! }))
+    return [
+      leads.insertFormSubmissions(tx, tenantId, applied.map(submissionRow)),
+      leads.insertConsents(tx, tenantId, applied.flatMap(consentRows)),
+      leads.insertInteractions(tx, tenantId, applied.map(interactionRow)),
+      leads.insertEvents(tx, tenantId, applied.map(eventRow)),
+      q.deleteInboxRows(tx, processed),
+    ]
+  })
   return { processed, unreadable }
 }
 
@@ -137,12 +139,14 @@ const toSighting = ({ row, s }: Applicable): BatchSighting => ({
   requestId: row.requestId,
 })
 
-/**
- * A deadlock (40P01) with another writer rolls the whole transaction back, so running it again is safe; the
- * submission should not wait for a backoff because two batches held the same person at once.
- */
 const MAYBE_A_MEMBER = ['40P01', '40001', '57014', '55P03']
-const isConflict = (err: unknown) => ['40P01', '40001'].includes((err as { code?: string } | null)?.code ?? '')
+const isConflict = (err: unknown) => err instanceof KeyClaimed || ['40P01', '40001'].includes((err as { code?: string } | null)?.code ?? '')
+
+/**
+ * A deadlock (40P01) with another writer, or a person's key claimed by one (KeyClaimed), rolls the whole
+ * transaction back, so running it again is safe; the submission should not wait for a backoff because two writers
+ * held the same person at once.
+ */
 
 async function retryOnConflict<T>(run: () => Promise<T>, attempts = 3): Promise<T> {
   for (let attempt = 1; ; attempt++) {

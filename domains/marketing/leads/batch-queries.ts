@@ -48,7 +48,8 @@ export interface NewLeadRow {
 }
 
 /**
- * The batch's new people, in one statement, with ids chosen by the caller. `on conflict do nothing` (both partial
+ * The batch's new people, in one statement, with ids chosen by the caller. Like every writer here it is sent when
+ * called (not when awaited), so statements called in order are pipelined in that order. `on conflict do nothing` (both partial
  * unique indexes): a key another writer claimed since the leads were read is not taken twice; the caller sees the
  * missing id and resolves again.
  */
@@ -63,7 +64,7 @@ export const insertNewLeads = (tx: Tx, tenantId: string, rows: NewLeadRow[]) =>
                     first_seen_at timestamptz, last_seen_at timestamptz)
          order by x.phone_key, x.email
         on conflict do nothing
-        returning id`
+        returning id`.then((r) => [...r])
 
 export interface LeadFillRow {
   id: string

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto'
 import type { Tx } from '../../../lib/db.js'
-import { AppError } from '../../../lib/errors.js'
 import * as bq from './batch-queries.js'
 import * as q from './queries.js'
 import type { LeadSighting } from './schemas.js'
@@ -14,72 +13,87 @@ export interface BatchSighting {
   requestId: string | null
 }
 
-/** Rounds of "read, plan, write" before giving up; each lost round means another writer claimed a key meanwhile. */
-const MAX_ROUNDS = 5
-const UNIQUE_VIOLATION = '23505'
+/**
+ * Thrown when a planned new lead, or a key planned for a known one, was claimed by another writer since the leads were
+ * read (one that takes no advisory lock, such as WhatsApp ingestion). The transaction has written on a stale plan:
+ * the caller rolls it back and runs it again, which reads the other writer's lead. Rare, and like a deadlock in kind.
+ */
+export class KeyClaimed extends Error {
+  constructor() {
+    super('an identity key was claimed by another writer meanwhile; retry the transaction')
+    this.name = 'KeyClaimed'
+  }
+}
 
-/** Thrown inside the round's savepoint when a planned new lead lost its key to another writer: plan again. */
-class KeyClaimed extends Error {}
+/** The partial unique indexes that keep one live lead per email and per phone key. */
+const IDENTITY_INDEXES = ['leads_email_uidx', 'leads_phone_key_uidx']
 
 const keysOf = (s: LeadSighting) => [s.email && `email:${s.email}`, s.phoneKey && `phone:${s.phoneKey}`].filter((k): k is string => !!k)
 
 /**
  * Resolves a batch of sightings to their leads, set-based, inside the caller's transaction, with the same outcome as
- * resolving them one after the other in order with resolveLead (README "Identity: one person, one lead"). In a
- * savepoint, in a constant number of statements whatever the batch size:
+ * resolving them one after the other in order with resolveLead (README "Identity: one person, one lead"), in a
+ * constant number of round trips whatever the batch size:
  * 1. transaction-scoped advisory locks on every key of the batch, sorted (the keys resolveLead locks): batches that
- *    share a person run one after the other, and sorted locks cannot deadlock; and, pipelined with them, every live
- *    lead holding one of the keys, read and locked;
- * 2. the batch is planned in memory (planBatch: who is new, what each known lead lacks), then one statement inserts
- *    the new people (on conflict do nothing) and one fills the known ones. A key another writer claimed since the read
- *    (one that takes no advisory lock, such as WhatsApp ingestion) rolls the savepoint back, releasing its row locks,
- *    and the next round reads again.
- * Then the rare sightings that prove two leads one person (a merge), and the later ones sharing their people, go
- * through resolveLead one by one, in order; leads they merge away are followed to their survivor. Returns one
- * resolution per sighting, in order, each naming a live lead.
+ *    share a person run one after the other, and sorted locks cannot deadlock; pipelined with them, every live lead
+ *    holding one of the keys, read and locked in one statement;
+ * 2. the batch is planned in memory (planBatch: who is new, with the id it will have, and what each known lead
+ *    lacks); one statement inserts the new people (on conflict do nothing) and one fills the known ones. `alongside`
+ *    gives the statements that only need each sighting's lead (the submissions, say): when no sighting proves a merge
+ *    they are pipelined with these writes, so the whole batch costs two round trips here;
+ * 3. the rare sightings that prove two leads one person (a merge), and the later ones sharing their people, then go
+ *    through resolveLead one by one, in order; leads they merge away are followed to their survivor, and only then
+ *    are the `alongside` statements sent.
+ * A key claimed meanwhile by a writer that takes no advisory lock throws KeyClaimed: retry the transaction. Returns
+ * one resolution per sighting, in order, each naming a live lead.
  */
-export async function resolveLeadsBatch(tx: Tx, tenantId: string, items: BatchSighting[]): Promise<Resolution[]> {
+export async function resolveLeadsBatch(
+  tx: Tx,
+  tenantId: string,
+  items: BatchSighting[],
+  alongside: (resolutions: Resolution[]) => PromiseLike<unknown>[] = () => [],
+): Promise<Resolution[]> {
   if (items.length === 0) return []
   const keys = [...new Set(items.flatMap((i) => keysOf(i.sighting)))]
   const emails = [...new Set(items.flatMap((i) => (i.sighting.email ? [i.sighting.email] : [])))]
   const phoneKeys = [...new Set(items.flatMap((i) => (i.sighting.phoneKey ? [i.sighting.phoneKey] : [])))]
 
-  let plan: BatchPlan | null = null
-  for (let round = 1; round <= MAX_ROUNDS && !plan; round++) {
-    plan = await tx
-      .savepoint(async (sp) => {
-        const stx = sp as unknown as Tx
-        // Statements sent together are pipelined (one round trip): the locks are taken before the read runs.
-        const [, known] = keys.length > 0
-          ? await Promise.all([q.lockIdentityKeys(stx, tenantId, keys), bq.lockLeadsByKeys(stx, emails, phoneKeys)])
-          : [null, []]
-        const planned = planBatch(known, items.map((i) => i.sighting))
-        const [inserted] = await Promise.all([bq.insertNewLeads(stx, tenantId, planned.creates), bq.fillLeads(stx, planned.fills)])
-        if (inserted.length < planned.creates.length) throw new KeyClaimed()
-        return planned
-      })
-      .catch((err: { code?: string }) => {
-        if (err instanceof KeyClaimed || err.code === UNIQUE_VIOLATION) return null
-        throw err
-      })
-  }
-  if (!plan) throw new AppError('UNAVAILABLE', 'too many simultaneous changes to these people; retry', { headers: { 'retry-after': '1' } })
+  // Statements sent together are pipelined (one round trip) and run in order: the locks are taken before the read.
+  const [, known] = keys.length > 0
+    ? await Promise.all([q.lockIdentityKeys(tx, tenantId, keys), bq.lockLeadsByKeys(tx, emails, phoneKeys)])
+    : [null, []]
+  const plan = planBatch(known, items.map((i) => i.sighting))
+  const planned: (Resolution | null)[] = plan.outcomes.map((o) => (o === 'deferred' ? null : { ...o, mergedIds: [] }))
+  const merges = planned.some((r) => r === null)
 
-  const results: (Resolution | null)[] = plan.outcomes.map((o) => (o === 'deferred' ? null : { ...o, mergedIds: [] }))
+  const inserting = bq.insertNewLeads(tx, tenantId, plan.creates)
+  const writes = [inserting, bq.fillLeads(tx, plan.fills), ...(merges ? [] : alongside(planned as Resolution[]))]
+  const claimed = async () => ((await inserting.catch(() => null))?.length ?? plan.creates.length) < plan.creates.length
+  await Promise.all(writes).catch(async (err: { code?: string; constraint_name?: string }) => {
+    // A new lead that lost its key makes what depends on it fail (a submission naming a lead that does not exist).
+    if (await claimed()) throw new KeyClaimed()
+    if (err.code === '23505' && IDENTITY_INDEXES.includes(err.constraint_name ?? '')) throw new KeyClaimed()
+    throw err
+  })
+  if (await claimed()) throw new KeyClaimed()
+  if (!merges) return planned as Resolution[]
+
   const mergedInto = new Map<string, string>()
   for (const [index, outcome] of plan.outcomes.entries()) {
     if (outcome !== 'deferred') continue
     const { sighting, actor, reason, requestId } = items[index]!
     const resolution = await resolveLead(tx, sighting, { tenantId, actor, reason, requestId })
     for (const id of resolution.mergedIds) mergedInto.set(id, resolution.leadId)
-    results[index] = resolution
+    planned[index] = resolution
   }
   const live = (id: string): string => {
     let current = id
     while (mergedInto.has(current)) current = mergedInto.get(current)!
     return current
   }
-  return results.map((r) => ({ ...r!, leadId: live(r!.leadId) }))
+  const resolutions = planned.map((r) => ({ ...r!, leadId: live(r!.leadId) }))
+  await Promise.all(alongside(resolutions))
+  return resolutions
 }
 
 export interface BatchPlan {
