@@ -173,6 +173,34 @@ describe('a batch of form submissions resolves its people set-based: one person,
     }
   })
 
+  it('takes the lead of a writer that claimed the key between the read and the insert, instead of a second one', async () => {
+    const email = `race${unique()}@example.com`
+    // Alone in its batch, so that only a retry (never a split) can save it.
+    const ids = await stage([{ email, name: 'Late' }])
+    // Another writer that takes no advisory lock (as WhatsApp ingestion) inserts the person and has not committed.
+    const other = await db.current.sql.reserve()
+    try {
+      await other`begin`
+      await other`select set_config('app.tenant_id', ${tenant.id}, true)`
+      const [theirs] = await other<{ id: string }[]>`insert into marketing.leads (tenant_id, email, source) values (${tenant.id}, ${email}, 'other') returning id`
+      const processing = processSubmissions(db.current.sql, tenant.id, ids)
+      // The batch read no lead for the email, so it inserts one: that insert waits on the other writer's key.
+      for (let i = 0; i < 500; i++) {
+        const waiting = await db.current.owner`
+          select 1 from pg_stat_activity where wait_event_type = 'Lock' and query like '%insert into marketing.leads%jsonb_to_recordset%'`
+        if (waiting.length > 0) break
+        await new Promise((r) => setTimeout(r, 20))
+      }
+      await other`commit`
+      expect(await processing).toEqual({ processed: ids, failed: [] })
+      expect(await leadOf(ids[0]!)).toBe(theirs!.id)
+      expect(await liveLeads({ email })).toEqual([theirs!.id])
+      expect(await db.current.owner`select name from marketing.leads where id = ${theirs!.id}`).toEqual([{ name: 'Late' }])
+    } finally {
+      other.release()
+    }
+  })
+
   describe('round trips', () => {
     let counted: Sql
     let statements = 0
