@@ -1,6 +1,8 @@
-import { type Sql, type Tx, withTenant } from '../../../lib/db.js'
+import { isDatabaseUnavailable, type Sql, type Tx, withTenant } from '../../../lib/db.js'
 import { phoneMatchKey } from '../leads/identity/phone.js'
-import { resolveLead } from '../leads/service.js'
+import * as leads from '../leads/batch-queries.js'
+import { type BatchSighting, KeyClaimed, resolveLeadsBatch } from '../leads/resolve-batch.js'
+import type { Resolution } from '../leads/service.js'
 import * as q from './queries.js'
 import { InboxSubmission } from './schemas.js'
 
@@ -12,32 +14,39 @@ export interface ProcessResult {
 type Status = q.InboxRow['status']
 
 /**
- * Applies stored submissions of one tenant: identity resolution (creating, updating or merging leads), then the
- * submission row, its interaction, consent and event, with the submission's own id. The batch goes in one
- * transaction, each submission in a savepoint, so one that fails (typically a deadlock with another batch
- * resolving the same person) does not hold the others back; those get one more go in a transaction of their own,
- * and the ones that still fail are returned for the caller to retry with backoff. Exactly once: a submission is
- * applied and leaves the inbox in one transaction, and its row is locked while it is applied.
+ * Applies stored submissions of one tenant, set-based: the people of the whole batch are resolved at once
+ * (domains/marketing/leads/resolve-batch.ts: creating, filling or merging leads), then the submissions, their
+ * consents, interactions and events are stored in one statement each, with the submissions' own ids. Exactly once: a
+ * submission is applied and leaves the inbox in one transaction, and its row is locked while it is applied. One bad
+ * submission never fails its neighbours: a batch that fails (after an immediate retry on a deadlock) is split in
+ * halves that are applied on their own, down to the offender alone, which is returned for the caller to retry with
+ * backoff. A stored payload this release cannot read fails alone at once.
  */
 export async function processSubmissions(sql: Sql, tenantId: string, submissionIds: string[]): Promise<ProcessResult> {
-  const statuses: Status[] = ['received']
   const result: ProcessResult = { processed: [], failed: [] }
-  let retry: string[]
-  try {
-    const batch = await withTenant(sql, tenantId, (tx) => applyBatch(tx, tenantId, submissionIds, statuses))
-    result.processed.push(...batch.processed)
-    retry = batch.failed
-  } catch {
-    retry = submissionIds
-  }
-  for (const id of retry) {
-    try {
-      result.processed.push(...(await retryOnConflict(() => withTenant(sql, tenantId, (tx) => applyAlone(tx, tenantId, id, statuses)))))
-    } catch (err) {
-      result.failed.push({ submissionId: id, error: describe(err) })
-    }
-  }
+  await applyOrSplit(sql, tenantId, submissionIds, ['received'], result)
   return result
+}
+
+async function applyOrSplit(sql: Sql, tenantId: string, ids: string[], statuses: Status[], result: ProcessResult): Promise<void> {
+  if (ids.length === 0) return
+  try {
+    const batch = await retryOnConflict(() => withTenant(sql, tenantId, (tx) => applyBatch(tx, tenantId, ids, statuses)))
+    result.processed.push(...batch.processed)
+    result.failed.push(...batch.unreadable)
+  } catch (err) {
+    // A database that is not answering (down, restarting, out of connections) is nobody's fault in the batch:
+    // splitting would only add load. The job is retried and the submissions wait in the inbox. Conflicts and
+    // timeouts may be one member's doing, so those batches are split.
+    if (isDatabaseUnavailable(err) && !MAYBE_A_MEMBER.includes((err as { code?: string }).code ?? '')) throw err
+    if (ids.length === 1) {
+      result.failed.push({ submissionId: ids[0]!, error: describe(err) })
+      return
+    }
+    const half = Math.ceil(ids.length / 2)
+    await applyOrSplit(sql, tenantId, ids.slice(0, half), statuses, result)
+    await applyOrSplit(sql, tenantId, ids.slice(half), statuses, result)
+  }
 }
 
 /**
@@ -46,8 +55,8 @@ export async function processSubmissions(sql: Sql, tenantId: string, submissionI
  */
 export async function processSubmissionAlone(sql: Sql, tenantId: string, submissionId: string): Promise<string | null> {
   try {
-    await retryOnConflict(() => withTenant(sql, tenantId, (tx) => applyAlone(tx, tenantId, submissionId, ['received', 'failed'])))
-    return null
+    const batch = await retryOnConflict(() => withTenant(sql, tenantId, (tx) => applyBatch(tx, tenantId, [submissionId], ['received', 'failed'])))
+    return batch.unreadable[0]?.error ?? null
   } catch (err) {
     return describe(err)
   }
@@ -55,30 +64,66 @@ export async function processSubmissionAlone(sql: Sql, tenantId: string, submiss
 
 const describe = (err: unknown) => (err instanceof Error ? `${err.name}: ${err.message}` : String(err)).slice(0, 2000)
 
-async function applyBatch(tx: Tx, tenantId: string, ids: string[], statuses: Status[]): Promise<{ processed: string[]; failed: string[] }> {
+interface Applicable {
+  row: q.InboxRow
+  s: InboxSubmission
+}
+
+async function applyBatch(tx: Tx, tenantId: string, ids: string[], statuses: Status[]): Promise<{ processed: string[]; unreadable: ProcessResult['failed'] }> {
   const rows = await q.lockInboxRows(tx, ids, statuses)
-  const processed: string[] = []
-  const failed: string[] = []
+  const batch: Applicable[] = []
+  const unreadable: ProcessResult['failed'] = []
   for (const row of rows) {
-    // A failed savepoint releases what it locked, so the other writer it collided with can go on.
-    const ok = await tx.savepoint((sp) => applySubmission(sp as unknown as Tx, tenantId, row)).then(() => true, () => false)
-    ;(ok ? processed : failed).push(row.id)
+    const parsed = InboxSubmission.safeParse(row.submission)
+    if (parsed.success) batch.push({ row, s: parsed.data })
+    else unreadable.push({ submissionId: row.id, error: describe(parsed.error) })
   }
-  if (processed.length > 0) await q.deleteInboxRows(tx, processed)
-  return { processed, failed }
+  if (batch.length === 0) return { processed: [], unreadable }
+
+  const processed = batch.map((b) => b.row.id)
+  // Sent together with the batch's lead writes when they allow it, so pipelined, in this order. The first failure
+  // (a bad submission) fails the batch.
+  await resolveLeadsBatch(tx, tenantId, batch.map(toSighting), (resolutions) => {
+    const applied = batch.map((b, i) => ({ ...b, resolution: resolutions[i]! }))
+    return [
+      leads.insertFormSubmissions(tx, tenantId, applied.map(submissionRow)),
+      leads.insertConsents(tx, tenantId, applied.flatMap(consentRows)),
+      leads.insertInteractions(tx, tenantId, applied.map(interactionRow)),
+      leads.insertEvents(tx, tenantId, applied.map(eventRow)),
+      q.deleteInboxRows(tx, processed),
+    ]
+  })
+  return { processed, unreadable }
 }
 
-async function applyAlone(tx: Tx, tenantId: string, id: string, statuses: Status[]): Promise<string[]> {
-  const [row] = await q.lockInboxRows(tx, [id], statuses)
-  if (!row) return []
-  await applySubmission(tx, tenantId, row)
-  await q.deleteInboxRows(tx, [id])
-  return [id]
-}
+type Applied = Applicable & { resolution: Resolution }
 
-async function applySubmission(tx: Tx, tenantId: string, row: q.InboxRow): Promise<void> {
-  const s = InboxSubmission.parse(row.submission)
-  const resolution = await resolveLead(tx, {
+const submissionRow = ({ row, s, resolution }: Applied): leads.FormSubmissionRow => ({
+  id: row.id, form_id: row.formId, lead_id: resolution.leadId, answers: s.answers, utm: s.utm, page_url: s.pageUrl, referrer: s.referrer,
+  ip: row.ip, user_agent: row.userAgent, fill_seconds: s.fillSeconds, request_id: row.requestId, submitted_at: row.receivedAt.toISOString(),
+})
+
+const consentRows = ({ row, s, resolution }: Applied): leads.ConsentRow[] =>
+  s.consent
+    ? [{
+        lead_id: resolution.leadId, channel: 'web_form', form_id: row.formId, submission_id: row.id, granted: s.consent.granted, purpose: s.consent.purpose,
+        policy_version: s.consent.policyVersion, policy_url: s.consent.policyUrl, ip: row.ip, user_agent: row.userAgent, occurred_at: row.receivedAt.toISOString(),
+      }]
+    : []
+
+const interactionRow = ({ row, s, resolution }: Applied): leads.InteractionRow => ({
+  lead_id: resolution.leadId, type: 'form_submitted', channel: 'web', actor: 'lead', occurred_at: row.receivedAt.toISOString(),
+  details: { formId: row.formId, submissionId: row.id, utm: s.utm, pageUrl: s.pageUrl, referrer: s.referrer, leadCreated: resolution.created, mergedLeadIds: resolution.mergedIds },
+  dedupe_key: `form:sub:${row.id}`,
+})
+
+const eventRow = ({ row, s, resolution }: Applied): leads.EventRow => ({
+  name: 'form.submitted', lead_id: resolution.leadId, occurred_at: row.receivedAt.toISOString(),
+  properties: { formId: row.formId, utm: s.utm, leadCreated: resolution.created }, dedupe_key: `form:sub:${row.id}`,
+})
+
+const toSighting = ({ row, s }: Applicable): BatchSighting => ({
+  sighting: {
     email: s.lead.email,
     phoneE164: s.lead.phoneE164,
     phoneKey: s.lead.phoneE164 ? phoneMatchKey(s.lead.phoneE164) : null,
@@ -88,25 +133,27 @@ async function applySubmission(tx: Tx, tenantId: string, row: q.InboxRow): Promi
     source: 'web_form',
     sourceDetails: { formId: row.formId, utm: s.utm, pageUrl: s.pageUrl, referrer: s.referrer },
     at: row.receivedAt,
-  }, { tenantId, actor: `form:${row.formId}`, reason: 'form_submission', requestId: row.requestId })
-  await q.insertSubmission(tx, {
-    id: row.id, tenantId, formId: row.formId, leadId: resolution.leadId, answers: s.answers, utm: s.utm, pageUrl: s.pageUrl, referrer: s.referrer,
-    ip: row.ip, userAgent: row.userAgent, fillSeconds: s.fillSeconds, requestId: row.requestId, at: row.receivedAt,
-    leadCreated: resolution.created, mergedIds: resolution.mergedIds, consent: s.consent,
-  })
-}
+  },
+  actor: `form:${row.formId}`,
+  reason: 'form_submission',
+  requestId: row.requestId,
+})
+
+const MAYBE_A_MEMBER = ['40P01', '40001', '57014', '55P03']
+const isConflict = (err: unknown) => err instanceof KeyClaimed || ['40P01', '40001'].includes((err as { code?: string } | null)?.code ?? '')
 
 /**
- * A deadlock (40P01) with another writer rolls the whole transaction back, so running it again is safe; the
- * submission should not wait for a backoff because two batches held the same person at once.
+ * A deadlock (40P01) with another writer, or a person's key claimed by one (KeyClaimed), rolls the whole
+ * transaction back, so running it again is safe; the submission should not wait for a backoff because two writers
+ * held the same person at once.
  */
+
 async function retryOnConflict<T>(run: () => Promise<T>, attempts = 3): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await run()
     } catch (err) {
-      const code = (err as { code?: string }).code
-      if (attempt >= attempts || (code !== '40P01' && code !== '40001')) throw err
+      if (attempt >= attempts || !isConflict(err)) throw err
     }
   }
 }
