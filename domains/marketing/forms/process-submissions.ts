@@ -2,7 +2,8 @@ import { isDatabaseUnavailable, type Sql, type Tx, withTenant } from '../../../l
 import { phoneMatchKey } from '../leads/identity/phone.js'
 import * as leads from '../leads/batch-queries.js'
 import { type BatchSighting, KeyClaimed, resolveLeadsBatch } from '../leads/resolve-batch.js'
-import type { Resolution } from '../leads/service.js'
+import { type Interaction, recordInteractions, type Resolution } from '../leads/service.js'
+import { type EventRow, recordEvents } from '../../analytics/service.js'
 import * as q from './queries.js'
 import { InboxSubmission } from './schemas.js'
 
@@ -86,10 +87,10 @@ async function applyBatch(tx: Tx, tenantId: string, ids: string[], statuses: Sta
   await resolveLeadsBatch(tx, tenantId, batch.map(toSighting), (resolutions) => {
     const applied = batch.map((b, i) => ({ ...b, resolution: resolutions[i]! }))
     return [
-      leads.insertFormSubmissions(tx, tenantId, applied.map(submissionRow)),
+      q.insertFormSubmissions(tx, tenantId, applied.map(submissionRow)),
       leads.insertConsents(tx, tenantId, applied.flatMap(consentRows)),
-      leads.insertInteractions(tx, tenantId, applied.map(interactionRow)),
-      leads.insertEvents(tx, tenantId, applied.map(eventRow)),
+      recordInteractions(tx, applied.map(interactionRow)),
+      recordEvents(tx, applied.map(eventRow)),
       q.deleteInboxRows(tx, processed),
     ]
   })
@@ -98,7 +99,7 @@ async function applyBatch(tx: Tx, tenantId: string, ids: string[], statuses: Sta
 
 type Applied = Applicable & { resolution: Resolution }
 
-const submissionRow = ({ row, s, resolution }: Applied): leads.FormSubmissionRow => ({
+const submissionRow = ({ row, s, resolution }: Applied): q.FormSubmissionRow => ({
   id: row.id, form_id: row.formId, lead_id: resolution.leadId, answers: s.answers, utm: s.utm, page_url: s.pageUrl, referrer: s.referrer,
   ip: row.ip, user_agent: row.userAgent, fill_seconds: s.fillSeconds, request_id: row.requestId, submitted_at: row.receivedAt.toISOString(),
 })
@@ -111,15 +112,15 @@ const consentRows = ({ row, s, resolution }: Applied): leads.ConsentRow[] =>
       }]
     : []
 
-const interactionRow = ({ row, s, resolution }: Applied): leads.InteractionRow => ({
-  lead_id: resolution.leadId, type: 'form_submitted', channel: 'web', actor: 'lead', occurred_at: row.receivedAt.toISOString(),
+const interactionRow = ({ row, s, resolution }: Applied): Interaction => ({
+  leadId: resolution.leadId, type: 'form_submitted', channel: 'web', actor: 'lead', occurredAt: row.receivedAt,
   details: { formId: row.formId, submissionId: row.id, utm: s.utm, pageUrl: s.pageUrl, referrer: s.referrer, leadCreated: resolution.created, mergedLeadIds: resolution.mergedIds },
-  dedupe_key: `form:sub:${row.id}`,
+  dedupeKey: `form:sub:${row.id}`,
 })
 
-const eventRow = ({ row, s, resolution }: Applied): leads.EventRow => ({
-  name: 'form.submitted', lead_id: resolution.leadId, occurred_at: row.receivedAt.toISOString(),
-  properties: { formId: row.formId, utm: s.utm, leadCreated: resolution.created }, dedupe_key: `form:sub:${row.id}`,
+const eventRow = ({ row, s, resolution }: Applied): EventRow => ({
+  name: 'form.submitted', leadId: resolution.leadId, occurredAt: row.receivedAt,
+  properties: { formId: row.formId, utm: s.utm, leadCreated: resolution.created }, dedupeKey: `form:sub:${row.id}`, source: 'web_form',
 })
 
 const toSighting = ({ row, s }: Applicable): BatchSighting => ({

@@ -1,7 +1,5 @@
 import type { Queryable, Tx } from '../../../lib/db.js'
-import { recordEventsFrom } from '../../analytics/service.js'
 import type { Keyset } from '../leads/queries.js'
-import { recordConsentsFrom, recordInteractionsFrom } from '../leads/service.js'
 import { type FormDefinition, type InboxSubmission, PROCESS_SUBMISSION_TASK } from './schemas.js'
 
 /** A form definition as stored: everything but the name, which is a column of its own. */
@@ -65,50 +63,6 @@ export interface PublicFormRow {
 export const findPublicForm = (sql: Queryable, publicKey: string) =>
   sql<PublicFormRow[]>`
     select id, tenant_id, status, definition, tenant_status, tenant_default_country from marketing.find_public_form(${publicKey})`.then((r) => r[0] ?? null)
-
-/**
- * Stores one accepted submission in one statement, with its interaction and consent (when the form asks for one)
- * recorded by marketing/leads' inserts and its analytics event by analytics' insert, all keyed by the submission.
- */
-export const insertSubmission = (
-  tx: Tx,
-  s: {
-    id: string; tenantId: string; formId: string; leadId: string; answers: Record<string, unknown>; utm: Record<string, string>
-    pageUrl: string | null; referrer: string | null; ip: string | null; userAgent: string | null; fillSeconds: number | null
-    requestId: string | null; at: Date; leadCreated: boolean; mergedIds: string[]
-    consent: { granted: boolean; purpose: string; policyVersion: string; policyUrl: string | null } | null
-  },
-) =>
-  tx`
-    with submission as (
-      insert into marketing.form_submissions (id, tenant_id, form_id, lead_id, answers, utm, page_url, referrer, ip, user_agent, fill_seconds, request_id, submitted_at)
-      values (${s.id}, ${s.tenantId}, ${s.formId}, ${s.leadId}, ${tx.json(s.answers as never)}, ${tx.json(s.utm)}, ${s.pageUrl}, ${s.referrer},
-              ${s.ip}::inet, ${s.userAgent}, ${s.fillSeconds}, ${s.requestId}, ${s.at})
-      returning id
-    ), interaction as (
-      ${recordInteractionsFrom(tx, tx`
-        select ${s.leadId}::uuid as lead_id, 'form_submitted' as type, 'web' as channel, 'lead' as actor, ${s.at}::timestamptz as occurred_at,
-               null::uuid as message_id,
-               ${tx.json({ formId: s.formId, submissionId: s.id, utm: s.utm, pageUrl: s.pageUrl, referrer: s.referrer, leadCreated: s.leadCreated, mergedLeadIds: s.mergedIds } as never)}::jsonb as details,
-               'form:sub:' || submission.id as dedupe_key
-          from submission`)}
-    ), event as (
-      ${recordEventsFrom(tx, tx`
-        select 'form.submitted' as name, ${s.leadId}::uuid as lead_id, ${s.at}::timestamptz as occurred_at,
-               ${tx.json({ formId: s.formId, utm: s.utm, leadCreated: s.leadCreated } as never)}::jsonb as properties,
-               'form:sub:' || submission.id as dedupe_key, 'web_form' as source
-          from submission`)}
-    )
-    ${s.consent
-      ? tx`, consent as (
-          ${recordConsentsFrom(tx, tx`
-            select ${s.leadId}::uuid as lead_id, 'web_form' as channel, ${s.formId}::uuid as form_id, submission.id as submission_id,
-                   ${s.consent.granted}::boolean as granted, ${s.consent.purpose}::text as purpose, ${s.consent.policyVersion}::text as policy_version,
-                   ${s.consent.policyUrl}::text as policy_url, ${s.ip}::inet as ip, ${s.userAgent}::text as user_agent, ${s.at}::timestamptz as occurred_at
-              from submission`)}
-        )`
-      : tx``}
-    select id from submission`
 
 export const listSubmissions = (tx: Tx, formId: string, limit: number, before: Keyset | null) =>
   tx<{ id: string; leadId: string; answers: unknown; utm: unknown; pageUrl: string | null; referrer: string | null; submittedAt: Date; sortAt: string }[]>`
@@ -215,3 +169,29 @@ export const replayInboxRow = (tx: Tx, tenantId: string, submissionId: string, m
     select id, graphile_worker.add_job(${PROCESS_SUBMISSION_TASK}, json_build_object('tenantId', ${tenantId}::text, 'submissionId', id::text),
                                        max_attempts := ${maxAttempts}, job_key := 'marketing:submission:' || id::text) as job
       from revived`.then((r) => r.length > 0)
+
+export interface FormSubmissionRow {
+  id: string
+  form_id: string
+  lead_id: string
+  answers: Record<string, unknown>
+  utm: Record<string, string>
+  page_url: string | null
+  referrer: string | null
+  ip: string | null
+  user_agent: string | null
+  fill_seconds: number | null
+  request_id: string | null
+  submitted_at: string
+}
+
+/** The submissions of a batch, in one statement (their ids are the inbox's: a second insert of one is refused). */
+export const insertFormSubmissions = (tx: Tx, tenantId: string, rows: FormSubmissionRow[]) =>
+  rows.length === 0
+    ? Promise.resolve()
+    : tx`
+        insert into marketing.form_submissions (id, tenant_id, form_id, lead_id, answers, utm, page_url, referrer, ip, user_agent, fill_seconds, request_id, submitted_at)
+        select x.id, ${tenantId}, x.form_id, x.lead_id, x.answers, x.utm, x.page_url, x.referrer, x.ip, x.user_agent, x.fill_seconds, x.request_id, x.submitted_at
+          from jsonb_to_recordset(${tx.json(rows as never)}::jsonb)
+               as x(id uuid, form_id uuid, lead_id uuid, answers jsonb, utm jsonb, page_url text, referrer text, ip inet, user_agent text,
+                    fill_seconds numeric, request_id text, submitted_at timestamptz)`.then(() => undefined)

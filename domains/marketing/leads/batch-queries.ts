@@ -99,33 +99,7 @@ export const fillLeads = (tx: Tx, rows: LeadFillRow[]) =>
         where l.id = x.id`.then(() => undefined)
 
 // ---------------------------------------------------------------------------------------------------------
-// Recording what a batch of form submissions brought.
-
-export interface FormSubmissionRow {
-  id: string
-  form_id: string
-  lead_id: string
-  answers: Record<string, unknown>
-  utm: Record<string, string>
-  page_url: string | null
-  referrer: string | null
-  ip: string | null
-  user_agent: string | null
-  fill_seconds: number | null
-  request_id: string | null
-  submitted_at: string
-}
-
-/** The submissions of a batch, in one statement (their ids are the inbox's: a second insert of one is refused). */
-export const insertFormSubmissions = (tx: Tx, tenantId: string, rows: FormSubmissionRow[]) =>
-  rows.length === 0
-    ? Promise.resolve()
-    : tx`
-        insert into marketing.form_submissions (id, tenant_id, form_id, lead_id, answers, utm, page_url, referrer, ip, user_agent, fill_seconds, request_id, submitted_at)
-        select x.id, ${tenantId}, x.form_id, x.lead_id, x.answers, x.utm, x.page_url, x.referrer, x.ip, x.user_agent, x.fill_seconds, x.request_id, x.submitted_at
-          from jsonb_to_recordset(${tx.json(rows as never)}::jsonb)
-               as x(id uuid, form_id uuid, lead_id uuid, answers jsonb, utm jsonb, page_url text, referrer text, ip inet, user_agent text,
-                    fill_seconds numeric, request_id text, submitted_at timestamptz)`.then(() => undefined)
+// Recording what a batch of form submissions brought (the submissions themselves are marketing/forms' rows).
 
 export interface ConsentRow {
   lead_id: string
@@ -152,48 +126,4 @@ export const insertConsents = (tx: Tx, tenantId: string, rows: ConsentRow[]) =>
                as x(lead_id uuid, channel text, form_id uuid, submission_id uuid, granted boolean, purpose text, policy_version text, policy_url text,
                     ip inet, user_agent text, occurred_at timestamptz)`.then(() => undefined)
 
-export interface InteractionRow {
-  lead_id: string
-  type: string
-  channel: string
-  actor: string
-  occurred_at: string
-  details: unknown
-  dedupe_key: string | null
-}
 
-/**
- * Lead interactions, in one statement, once per dedupe key. The shape of the one-writer `recordInteractions`
- * (issue 9): this is the function to replace by it.
- */
-export const insertInteractions = (tx: Tx, tenantId: string, rows: InteractionRow[]) =>
-  rows.length === 0
-    ? Promise.resolve()
-    : tx`
-        insert into marketing.lead_interactions (tenant_id, lead_id, type, channel, actor, occurred_at, details, dedupe_key)
-        select ${tenantId}, x.lead_id, x.type, x.channel, x.actor, x.occurred_at, x.details, x.dedupe_key
-          from jsonb_to_recordset(${tx.json(rows as never)}::jsonb)
-               as x(lead_id uuid, type text, channel text, actor text, occurred_at timestamptz, details jsonb, dedupe_key text)
-        on conflict (tenant_id, dedupe_key) do nothing`.then(() => undefined)
-
-export interface EventRow {
-  name: string
-  lead_id: string | null
-  occurred_at: string
-  properties: unknown
-  dedupe_key: string | null
-}
-
-/**
- * Analytics events, in one statement, once per dedupe key. Here only until domains/analytics owns analytics.events
- * (issue 9): this is the function to replace by its `recordEvents`.
- */
-export const insertEvents = (tx: Tx, tenantId: string, rows: EventRow[]) =>
-  rows.length === 0
-    ? Promise.resolve()
-    : tx`
-        insert into analytics.events (tenant_id, name, lead_id, occurred_at, properties, dedupe_key)
-        select ${tenantId}, x.name, x.lead_id, x.occurred_at, x.properties, x.dedupe_key
-          from jsonb_to_recordset(${tx.json(rows as never)}::jsonb)
-               as x(name text, lead_id uuid, occurred_at timestamptz, properties jsonb, dedupe_key text)
-        on conflict (tenant_id, dedupe_key) do nothing`.then(() => undefined)
