@@ -1,6 +1,7 @@
 import type { Tx } from '../../lib/db.js'
 import { phoneMatchKey, waIdToE164 } from '../marketing/identity/phone.js'
 import { changeLeadPhone, type PhoneChange } from '../marketing/leads/service.js'
+import { markReturningSenders } from '../privacy/suppression.js'
 import { toTimestamp } from './webhook/normalize.js'
 import type {
   AccountUpdateItem, ErrorItem, MessageItem, PhoneNumberNameItem, PhoneNumberQualityItem, StatusItem,
@@ -90,6 +91,8 @@ export async function applyInboundMessages(tx: Tx, tenantId: string, entries: In
           last_seen_at = greatest(l.last_seen_at, excluded.last_seen_at)
     returning id, phone_key`
   const leadId = new Map(leads.map((l) => [l.phoneKey, l.id]))
+  // privacy: a sender erased before (privacy.suppressions) is back by their own act; their new lead is marked so.
+  await markReturningSenders(tx, leadRows.map((p) => ({ leadId: leadId.get(p.phone_key)!, phoneKey: p.phone_key, waId: p.wa_id })))
 
   const rows = unique.map(({ route, item, sender }, ord) => {
     const m = item.message

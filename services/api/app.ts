@@ -23,6 +23,7 @@ import messageRoutes from './modules/messages/routes.js'
 import templateRoutes from './modules/templates/routes.js'
 import flowRoutes from './modules/flows/routes.js'
 import conversationRoutes from './modules/conversations/routes.js'
+import privacyErasureRoutes from './modules/privacy/erasure-routes.js'
 
 export interface ApiDeps {
   config: Config
@@ -88,6 +89,7 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets'> & { secrets?: 
     ['/v1/templates', templateRoutes],
     ['/v1/flows', flowRoutes],
     ['/v1/conversations', conversationRoutes],
+    ['/v1/privacy', privacyErasureRoutes],
   ] as const
   for (const [prefix, plugin] of modules) {
     await app.register(async (scope) => plugin(scope as unknown as App, deps), { prefix })

@@ -1,6 +1,7 @@
 import type { Sql } from '../../lib/db.js'
 import { populateConversationsRows } from './conversations-rows.js'
 import { populateMarketingRows } from './marketing-rows.js'
+import { populatePrivacyErasureRows } from './privacy-rows.js'
 import type { TestTenant } from './tenants.js'
 import { populateWhatsappRows } from './whatsapp-rows.js'
 
@@ -13,4 +14,5 @@ export async function populateTenantRows(sql: Sql, tenant: TestTenant): Promise<
   await populateWhatsappRows(sql, tenant)
   await populateMarketingRows(sql, tenant)
   await populateConversationsRows(sql, tenant)
+  await populatePrivacyErasureRows(sql, tenant)
 }

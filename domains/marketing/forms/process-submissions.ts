@@ -1,6 +1,7 @@
 import { type Sql, type Tx, withTenant } from '../../../lib/db.js'
 import { phoneMatchKey } from '../identity/phone.js'
 import { resolveLead } from '../leads/service.js'
+import { markReturningLeads, screenSubmissions } from '../../privacy/suppression.js'
 import * as q from './queries.js'
 import { InboxSubmission } from './schemas.js'
 
@@ -59,9 +60,14 @@ async function applyBatch(tx: Tx, tenantId: string, ids: string[], statuses: Sta
   const rows = await q.lockInboxRows(tx, ids, statuses)
   const processed: string[] = []
   const failed: string[] = []
+  const suppressed = await screenSuppressed(tx, rows)
   for (const row of rows) {
+    if (suppressed.drop.has(row.id)) {
+      processed.push(row.id)
+      continue
+    }
     // A failed savepoint releases what it locked, so the other writer it collided with can go on.
-    const ok = await tx.savepoint((sp) => applySubmission(sp as unknown as Tx, tenantId, row)).then(() => true, () => false)
+    const ok = await tx.savepoint((sp) => applySubmission(sp as unknown as Tx, tenantId, row, suppressed.returning.has(row.id))).then(() => true, () => false)
     ;(ok ? processed : failed).push(row.id)
   }
   if (processed.length > 0) await q.deleteInboxRows(tx, processed)
@@ -71,12 +77,21 @@ async function applyBatch(tx: Tx, tenantId: string, ids: string[], statuses: Sta
 async function applyAlone(tx: Tx, tenantId: string, id: string, statuses: Status[]): Promise<string[]> {
   const [row] = await q.lockInboxRows(tx, [id], statuses)
   if (!row) return []
-  await applySubmission(tx, tenantId, row)
+  const suppressed = await screenSuppressed(tx, [row])
+  if (!suppressed.drop.has(id)) await applySubmission(tx, tenantId, row, suppressed.returning.has(id))
   await q.deleteInboxRows(tx, [id])
   return [id]
 }
 
-async function applySubmission(tx: Tx, tenantId: string, row: q.InboxRow): Promise<void> {
+// privacy: a person erased before (privacy.suppressions) is stored again only with fresh consent, as a lead marked
+// returning_after_erasure_at; without it the submission is dropped and counted, nothing of it kept.
+const screenSuppressed = (tx: Tx, rows: q.InboxRow[]) =>
+  screenSubmissions(tx, rows.flatMap((row) => {
+    const s = InboxSubmission.safeParse(row.submission)
+    return s.success ? [{ id: row.id, email: s.data.lead.email, phoneE164: s.data.lead.phoneE164, consentGranted: s.data.consent?.granted === true }] : []
+  }))
+
+async function applySubmission(tx: Tx, tenantId: string, row: q.InboxRow, returning = false): Promise<void> {
   const s = InboxSubmission.parse(row.submission)
   const resolution = await resolveLead(tx, {
     email: s.lead.email,
@@ -94,6 +109,7 @@ async function applySubmission(tx: Tx, tenantId: string, row: q.InboxRow): Promi
     ip: row.ip, userAgent: row.userAgent, fillSeconds: s.fillSeconds, requestId: row.requestId, at: row.receivedAt,
     leadCreated: resolution.created, mergedIds: resolution.mergedIds, consent: s.consent,
   })
+  if (returning) await markReturningLeads(tx, [resolution.leadId])
 }
 
 /**

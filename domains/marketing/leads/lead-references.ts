@@ -212,6 +212,7 @@ export const NOT_PERSONAL: Readonly<Record<string, string>> = {
   'whatsapp.service_windows.phone_number_id': "the business's number",
   'whatsapp.webhook_errors.phone_number_id': "the business's number",
   'conversations.conversations.phone_number_id': "the business's number",
+  'privacy.erasure_requests.erased_lead_ids': 'ids of the leads an erasure is removing, kept to resume it; emptied when it completes (the leads are gone)',
 }
 
 /** Catalogued tables, each once. */

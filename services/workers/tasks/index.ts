@@ -4,6 +4,7 @@ import { runBotTask } from './conversations__run_bot.js'
 import { processSubmissionTask } from './marketing__process_submission.js'
 import { processSubmissionsTask } from './marketing__process_submissions.js'
 import { unlockStaleJobsTask } from './ops__unlock_stale_jobs.js'
+import { eraseSubjectTask } from './privacy__erase_subject.js'
 import type { TaskDeps } from './task-deps.js'
 import { processDeliveriesTask } from './whatsapp__process_deliveries.js'
 import { processDeliveryTask } from './whatsapp__process_delivery.js'
@@ -24,5 +25,6 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     conversations__flow_timer: flowTimerTask(deps),
     marketing__process_submissions: processSubmissionsTask(deps),
     marketing__process_submission: processSubmissionTask(deps),
+    privacy__erase_subject: eraseSubjectTask(deps),
   }
 }
