@@ -160,6 +160,14 @@ export const LEAD_REFERENCES: readonly LeadReference[] = [
     note: 'Pending sends to the subject are cancelled by their deletion.',
   },
   {
+    table: 'whatsapp.send_rate_limits',
+    reach: { by: 'content', columns: ['key'], keys: ['wa_id'] },
+    personal: ['key'],
+    merge: { kind: 'follows' },
+    erase: { kind: 'delete' },
+    note: "Per-recipient pair slots are keyed 'pair:<number>:<wa_id>' (found by the erasure's verification pass); a slot is only a rate timestamp.",
+  },
+  {
     table: 'conversations.conversations',
     reach: { by: 'lead', column: 'lead_id' },
     personal: ['wa_id', 'state', 'handover_note'],
