@@ -68,6 +68,12 @@ grant select, insert, update, delete on privacy.suppressions to app_user;
 -- marked so: the business sees why a known-looking number has no history.
 alter table marketing.leads add column returning_after_erasure_at timestamptz;
 
+-- Erasure finds a person's leads by their keys, merged-away leads included (they keep their keys; the unique indexes
+-- cover only live leads), and their analytics events by lead.
+create index leads_merged_email_idx on marketing.leads (tenant_id, email) where merged_into is not null;
+create index leads_merged_phone_key_idx on marketing.leads (tenant_id, phone_key) where merged_into is not null;
+create index events_erasure_lead_idx on analytics.events (tenant_id, lead_id) where lead_id is not null;
+
 -- ---------------------------------------------------------------------------------------------------------
 -- Erasure removes or anonymises rows that are otherwise append-only for the services (histories and logs). Only
 -- the erasure path deletes from them; the tenant policy still applies, so it reaches only its own tenant's rows.
@@ -154,6 +160,10 @@ as $$
   select count(*)::int from gone
 $$;
 
+-- The tenant setting is copied to parallel workers like every setting: reading it is parallel safe, which lets the
+-- tenant policies (and the verification pass below) use parallel scans on large tables.
+alter function core.current_tenant_id() parallel safe;
+
 -- A lead id of another tenant: the API answers 404 for it (an unknown id of one's own is an empty erasure).
 create function privacy.lead_of_another_tenant(p_lead_id uuid)
   returns boolean
@@ -200,48 +210,65 @@ declare
   t record;
   c record;
   scope text;
-  tests text[];
-  hits text[];
-  expr text;
+  exprs text[];
+  names text[];
+  tests text;
+  hit boolean;
+  i integer;
+  tenant uuid;
+  route_keys text[];
 begin
   if coalesce(array_length(p_needles, 1), 0) = 0 then return; end if;
+  tenant := core.current_tenant_id();
+  route_keys := privacy.tenant_route_keys();
+  -- The needles as literal tests on one lowercased text `x`: strpos per needle, no function call per row.
+  select string_agg(format('strpos(x, %L) > 0', lower(n)), ' or ') into tests from unnest(p_needles) n;
   for t in
     select cl.oid, n.nspname, cl.relname,
            exists (select 1 from pg_attribute a where a.attrelid = cl.oid and a.attname = 'tenant_id' and not a.attisdropped) as tenant_owned
       from pg_class cl join pg_namespace n on n.oid = cl.relnamespace
-     where cl.relkind in ('r', 'p') and n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast') and n.nspname not like 'pg_temp%'
-       and n.nspname not like 'pg_toast_temp%'
+     where cl.relkind in ('r', 'p') and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%'
+       and n.nspname not like 'pg_temp%'
      order by 2, 3
   loop
-    tests := '{}';
+    exprs := '{}';
+    names := '{}';
     for c in
-      select a.attname, format_type(a.atttypid, a.atttypmod) as type_name, ty.typcategory, coalesce(el.typname, ty.typname) as base
+      select a.attname, ty.typcategory, coalesce(el.typname, ty.typname) as base
         from pg_attribute a join pg_type ty on ty.oid = a.atttypid left join pg_type el on el.oid = ty.typelem and ty.typcategory = 'A'
        where a.attrelid = t.oid and a.attnum > 0 and not a.attisdropped
          and coalesce(el.typname, ty.typname) in ('text', 'varchar', 'bpchar', 'json', 'jsonb', 'bytea', 'citext', 'name')
        order by a.attnum
     loop
-      expr := case when c.base = 'bytea' and c.typcategory <> 'A' then format('encode(%I, ''escape'')', c.attname) else format('%I::text', c.attname) end;
-      tests := tests || format('case when bool_or(privacy.mentions(%s, $1)) then %L end', expr, c.attname);
+      exprs := exprs || case when c.base = 'bytea' and c.typcategory <> 'A' then format('encode(t.%I, ''escape'')', c.attname) else format('t.%I::text', c.attname) end;
+      names := names || c.attname::text;
     end loop;
-    if array_length(tests, 1) is null then continue; end if;
+    if array_length(exprs, 1) is null then continue; end if;
+    -- Literals, not function calls, so that the scans can run in parallel.
     scope := case
-      when t.tenant_owned then 'tenant_id = core.current_tenant_id()'
+      when t.tenant_owned then format('t.tenant_id = %L::uuid', tenant)
       when t.nspname = 'whatsapp' and t.relname = 'webhook_deliveries' then
-        $s$jsonb_path_query_array(payload, '$.entry[*].changes[*].value.metadata.phone_number_id') ?| privacy.tenant_route_keys()$s$
-      when t.nspname = 'whatsapp' and t.relname = 'quarantined_items' then 'route_key = any(privacy.tenant_route_keys())'
+        format($s$jsonb_path_query_array(t.payload, '$.entry[*].changes[*].value.metadata.phone_number_id') ?| %L::text[]$s$, route_keys)
+      when t.nspname = 'whatsapp' and t.relname = 'quarantined_items' then format('t.route_key = any(%L::text[])', route_keys)
       when t.nspname = 'whatsapp' and t.relname = 'unparseable_deliveries' then
-        $s$exists (select 1 from unnest(privacy.tenant_route_keys()) k where strpos(encode(raw_body, 'escape'), k) > 0)$s$
+        format($s$exists (select 1 from unnest(%L::text[]) k where strpos(encode(t.raw_body, 'escape'), k) > 0)$s$, route_keys)
       else 'true' end;
-    execute format('select array_remove(array[%s]::text[], null) from %I.%I where %s', array_to_string(tests, ', '), t.nspname, t.relname, scope)
-      into hits using p_needles;
-    if hits is not null then
-      foreach expr in array hits loop
+    -- One pass over the table with the row's columns joined (the usual case: no hit, and a full scan is the cost:
+    -- a count, not exists(), so that PostgreSQL may scan in parallel; lower() under the "C" collation, which folds
+    -- ASCII only but is several times faster than the locale's, and identity strings are stored normalised) ...
+    execute format('select count(*) > 0 from %I.%I t cross join lateral (select lower(concat_ws(chr(1), %s) collate "C") as x) r where %s and (%s)',
+                   t.nspname, t.relname, array_to_string(exprs, ', '), scope, tests) into hit;
+    if not hit then continue; end if;
+    -- ... and only for a table with a hit, which columns.
+    for i in 1 .. array_length(exprs, 1) loop
+      execute format('select exists (select 1 from %I.%I t cross join lateral (select lower(%s collate "C") as x) r where %s and (%s))',
+                     t.nspname, t.relname, exprs[i], scope, tests) into hit;
+      if hit then
         table_name := t.nspname || '.' || t.relname;
-        column_name := expr;
+        column_name := names[i];
         return next;
-      end loop;
-    end if;
+      end if;
+    end loop;
   end loop;
 end $$;
 

@@ -93,21 +93,34 @@ export const tenantDefaultCountry = (tx: Tx) =>
 export const leadOfAnotherTenant = (tx: Tx, leadId: string) =>
   tx<{ other: boolean }[]>`select privacy.lead_of_another_tenant(${leadId}) as other`.then((r) => r[0]!.other)
 
-/** The leads a subject names, and every lead joined to them by merges (either way): one person. */
-export const subjectLeads = (tx: Tx, seed: { leadId?: string; email?: string; phoneKey?: string; phoneDigits?: string }) =>
-  tx<{ id: string; email: string | null; phoneE164: string | null; phoneKey: string | null; waId: string | null }[]>`
-    with recursive seeds as (
-      select l.id from marketing.leads l
-       where (${seed.leadId ?? null}::uuid is not null and l.id = ${seed.leadId ?? null}::uuid)
-          or (${seed.email ?? null}::text is not null and lower(l.email) = ${seed.email ?? null})
-          or (${seed.phoneKey ?? null}::text is not null and l.phone_key = ${seed.phoneKey ?? null})
-          or (${seed.phoneDigits ?? null}::text is not null and (l.wa_id = ${seed.phoneDigits ?? null} or l.phone_e164 = '+' || ${seed.phoneDigits ?? null}))
-    ), person (id) as (
-      select id from seeds
+/**
+ * The leads a subject names, and every lead joined to them by merges (either way): one person. Each seed and each
+ * step of the walk is an index lookup (merged leads keep their keys, indexed apart by migration 0017).
+ */
+export const subjectLeads = (tx: Tx, seed: { leadId?: string; email?: string; phoneKey?: string; phoneDigits?: string }) => {
+  const seeds = [
+    seed.leadId ? tx`select id from marketing.leads where id = ${seed.leadId}` : null,
+    seed.email ? tx`select id from marketing.leads where email = ${seed.email} and merged_into is null` : null,
+    seed.email ? tx`select id from marketing.leads where email = ${seed.email} and merged_into is not null` : null,
+    seed.phoneKey ? tx`select id from marketing.leads where phone_key = ${seed.phoneKey} and merged_into is null` : null,
+    seed.phoneKey ? tx`select id from marketing.leads where phone_key = ${seed.phoneKey} and merged_into is not null` : null,
+    seed.phoneDigits ? tx`select id from marketing.leads where wa_id = ${seed.phoneDigits}` : null,
+  ].filter((x) => x !== null)
+  if (seeds.length === 0) return Promise.resolve([])
+  const union = seeds.reduce((acc, s) => tx`${acc} union ${s}`)
+  return tx<{ id: string; email: string | null; phoneE164: string | null; phoneKey: string | null; waId: string | null }[]>`
+    with recursive person (id) as (
+      ${union}
       union
-      select l.id from marketing.leads l join person p on l.merged_into = p.id or l.id = (select m.merged_into from marketing.leads m where m.id = p.id)
+      select x.id from person p
+        cross join lateral (
+          select c.id from marketing.leads c where c.merged_into = p.id
+          union all
+          select m.merged_into from marketing.leads m where m.id = p.id and m.merged_into is not null
+        ) x
     )
     select l.id, l.email, l.phone_e164, l.phone_key, l.wa_id from marketing.leads l where l.id in (select id from person)`
+}
 
 export const leadsExist = (tx: Tx, seed: Parameters<typeof subjectLeads>[1]) => subjectLeads(tx, seed).then((r) => r.length > 0)
 
