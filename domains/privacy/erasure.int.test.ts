@@ -141,6 +141,11 @@ async function live(ctx: { api: App; webhooks: App; db: TestDatabase; wa: WhatsA
   })
   expect((await sendTemplate()).statusCode).toBe(202)
   await runJobs(db, wa.url)
+  // A status for a message we never stored (Meta sent it, our row is gone or never was): kept to apply later.
+  expect((await postDelivery(webhooks, f.delivery({
+    phoneNumberId: number.phoneNumberId, wabaId: number.wabaId, statuses: [f.statusUpdate({ id: f.newWamid(), status: 'delivered', recipientId: p.waId })],
+  }))).statusCode).toBe(200)
+  await runJobs(db, wa.url)
   // One more template, queued but not sent: a pending job and an open send when the erasure comes.
   expect((await sendTemplate()).statusCode).toBe(202)
   return lead!.id
@@ -188,7 +193,7 @@ describe('erasing a person everywhere, with a receipt and a verification pass', 
     const needles = [zelda.waId, '11987654321', 'zelda.q@example.org', zelda.name]
     const before = await sweep(db.current.owner, needles, other.id)
     for (const where of ['marketing.leads.email', 'whatsapp.webhook_deliveries.payload', 'whatsapp.messages.content', 'whatsapp.outbound_sends.body',
-      'conversations.conversations.state', 'marketing.form_submissions.answers', 'whatsapp.service_windows.wa_id']) expect(before).toContain(where)
+      'conversations.conversations.state', 'marketing.form_submissions.answers', 'whatsapp.service_windows.wa_id', 'whatsapp.message_statuses.recipient_id']) expect(before).toContain(where)
     const pendingJobs = await db.current.owner<{ n: number }[]>`select count(*)::int as n from graphile_worker._private_jobs where payload::text like '%' || ${zeldaId} || '%' or payload->>'messageId' in (select id::text from whatsapp.messages where lead_id = ${zeldaId})
           or payload->>'conversationId' in (select id::text from conversations.conversations where lead_id = ${zeldaId})`
     expect(pendingJobs[0]!.n).toBeGreaterThan(0)
@@ -215,7 +220,8 @@ describe('erasing a person everywhere, with a receipt and a verification pass', 
     expect(line('marketing.consents')).toMatchObject({ deleted: 1 })
     expect(line('conversations.conversations')).toMatchObject({ deleted: 1 })
     expect(line('analytics.events')).toMatchObject({ deleted: 0, anonymised: eventsBefore!.mine })
-    expect(line('whatsapp.webhook_deliveries').deleted).toBe(2)
+    expect(line('whatsapp.webhook_deliveries').deleted).toBe(3)
+    expect(line('whatsapp.message_statuses').deleted).toBeGreaterThanOrEqual(1)
     expect(line('whatsapp.outbound_sends').deleted).toBeGreaterThanOrEqual(2)
     expect(line('whatsapp.messages').deleted).toBeGreaterThanOrEqual(5)
     expect(line('conversations.events').deleted).toBeGreaterThanOrEqual(2)

@@ -144,6 +144,14 @@ export const LEAD_REFERENCES: readonly LeadReference[] = [
     erase: { kind: 'delete' },
   },
   {
+    table: 'whatsapp.message_statuses',
+    reach: { by: 'content', columns: ['recipient_id'], keys: ['wa_id'] },
+    personal: ['recipient_id', 'errors', 'conversation', 'biz_opaque_callback_data'],
+    merge: { kind: 'follows' },
+    erase: { kind: 'delete' },
+    note: 'Statuses that arrived for a message we never stored (kept to apply later) have no parent row: found by their recipient.',
+  },
+  {
     table: 'whatsapp.service_windows',
     reach: { by: 'lead', column: 'lead_id' },
     personal: ['wa_id'],
