@@ -73,9 +73,26 @@ describe('/v1/privacy/erasure-requests', () => {
     expect(await count(db.current, 'marketing.leads', `id in ('${survivor.id}', '${merged.id}')`)).toBe(0)
   })
 
+  it('fails the request, naming the table and column but never the value, when the verification pass finds the person', async () => {
+    // Code that (wrongly) wrote personal data into the audit log, and a platform job payload that names them.
+    await withTenant(db.current.sql, tenant.id, async (tx) => {
+      await makeLead(tx, tenant.id, { email: 'left.behind@example.org' })
+      await tx`insert into core.audit_log (tenant_id, actor, action, details) values (${tenant.id}, 'test', 'bad.entry', ${tx.json({ who: 'Left.Behind@Example.org' })})`
+    })
+    const res = await post({ email: 'left.behind@example.org' })
+    await drainJobs(db.current)
+    const view = (await get(res.json().id)).json()
+    expect(view).toMatchObject({ status: 'failed', receipt: null, error: 'verification found the subject in core.audit_log.details' })
+    expect(JSON.stringify(view)).not.toMatch(/left\.behind/i)
+    const [row] = await db.current.owner<{ subjectSealed: string | null }[]>`select subject_sealed from privacy.erasure_requests where id = ${res.json().id}`
+    expect(row!.subjectSealed).toBeNull()
+    const audit = await db.current.owner<{ details: unknown }[]>`select details from core.audit_log where target_id = ${res.json().id} and action = 'privacy.erasure_failed'`
+    expect(audit).toEqual([{ details: expect.objectContaining({ found: ['core.audit_log.details'] }) }])
+  })
+
   it('lists only the tenant’s own requests, newest first', async () => {
     const mine = (await app.inject({ method: 'GET', url: '/v1/privacy/erasure-requests', headers: bearer(tenant.adminKey) })).json().data
-    expect(mine.length).toBe(3)
+    expect(mine.length).toBe(4)
     expect(mine.map((r: { createdAt: string }) => r.createdAt)).toEqual([...mine.map((r: { createdAt: string }) => r.createdAt)].sort().reverse())
     const theirs = (await app.inject({ method: 'GET', url: '/v1/privacy/erasure-requests', headers: bearer(other.adminKey) })).json().data
     expect(theirs).toEqual([])
