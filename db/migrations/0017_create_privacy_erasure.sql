@@ -160,10 +160,6 @@ as $$
   select count(*)::int from gone
 $$;
 
--- The tenant setting is copied to parallel workers like every setting: reading it is parallel safe, which lets the
--- tenant policies (and the verification pass below) use parallel scans on large tables.
-alter function core.current_tenant_id() parallel safe;
-
 -- A lead id of another tenant: the API answers 404 for it (an unknown id of one's own is an empty erasure).
 create function privacy.lead_of_another_tenant(p_lead_id uuid)
   returns boolean
