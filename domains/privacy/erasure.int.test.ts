@@ -244,7 +244,7 @@ describe('erasing a person everywhere, with a receipt and a verification pass', 
     // Audited with the acting key, the request id and the subject hash: nothing else about her.
     const audit = await db.current.owner<{ action: string; actor: string; requestId: string | null; details: { subjectHash?: string } }[]>`
       select action, actor, request_id, details from core.audit_log where tenant_id = ${tenant.id} and action like 'privacy.%' order by id`
-    expect(audit.map((a) => a.action)).toEqual(['privacy.erasure_requested', 'privacy.erasure_completed'])
+    expect(audit.map((a) => a.action)).toEqual(['privacy.erasure_requested', 'privacy.suppressions_added', 'privacy.erasure_completed'])
     expect(audit.every((a) => a.actor === `api_key:${tenant.adminKeyId}` && a.details.subjectHash === view.subjectHash && a.requestId)).toBe(true)
 
     // Asking again for the same person answers the first request and its receipt.

@@ -129,6 +129,7 @@ export class ErasureHeld extends Error {
 interface Work {
   requestId: string
   tenantId: string
+  request: q.ErasureRow
   sealed: SealedWork
   leadIds: string[]
 }
@@ -158,7 +159,7 @@ export async function runErasure(deps: ErasureDeps, tenantId: string, requestId:
   if (!row || row.status === 'completed' || row.status === 'failed') return 'nothing_to_do'
   if (!row.subjectSealed) throw new Error(`erasure request ${requestId} has no sealed subject`)
   const work: Work = {
-    requestId, tenantId, leadIds: row.erasedLeadIds,
+    requestId, tenantId, request: row, leadIds: row.erasedLeadIds,
     sealed: SealedWork.parse(JSON.parse(deps.secrets.open(row.subjectSealed))),
   }
   try {
@@ -276,7 +277,10 @@ const resolveStep: Step = {
     if (pending > 0) throw new ErasureHeld(pending)
     const keys = { emails, phoneKeys, waIds }
     // Suppressed from the start: what arrives while the erasure runs already meets the suppression.
-    await q.insertSuppressions(tx, w.tenantId, w.requestId, suppressionRows(keys))
+    const added = await q.insertSuppressions(tx, w.tenantId, w.requestId, suppressionRows(keys))
+    if (added.length > 0) {
+      await audit(tx, w.request, 'privacy.suppressions_added', { suppressions: added.map((a) => ({ id: a.id, keyKind: a.keyKind, keyHash: a.keyHash })) })
+    }
     return { lines: [], sealed: { subject, needles, keys }, leadIds: leads.map((l) => l.id) }
   },
 }

@@ -195,14 +195,16 @@ export const findMentions = (tx: Tx, needles: string[]) =>
 // ---------------------------------------------------------------------------------------------------------
 // Suppressions.
 
+/** Adds the suppressions not there yet; returns those added. */
 export const insertSuppressions = (tx: Tx, tenantId: string, erasureRequestId: string | null, rows: { kind: string; hash: string }[]) =>
   rows.length === 0
-    ? Promise.resolve(0)
-    : tx`
+    ? Promise.resolve([] as { id: string; keyKind: string; keyHash: string }[])
+    : tx<{ id: string; keyKind: string; keyHash: string }[]>`
         insert into privacy.suppressions (tenant_id, key_kind, key_hash, erasure_request_id)
         select ${tenantId}, x.kind, x.hash, ${erasureRequestId}
           from jsonb_to_recordset(${tx.json(rows as never)}::jsonb) as x(kind text, hash text)
-        on conflict (tenant_id, key_hash) do nothing`.then((r) => r.count)
+        on conflict (tenant_id, key_hash) do nothing
+        returning id, key_kind, key_hash`
 
 export const suppressedHashes = (tx: Tx, hashes: string[]) =>
   hashes.length === 0
