@@ -44,6 +44,16 @@ const phoneKeyOfWaId = (waId: string): string | null => {
   return e164 ? phoneMatchKey(e164) : null
 }
 
+/** A screen must never fail a batch: a phone that is not E.164 (the form validated it) simply has no key. */
+function safePhoneKey(e164: string | null): string | null {
+  if (!e164) return null
+  try {
+    return phoneMatchKey(e164)
+  } catch {
+    return null
+  }
+}
+
 /** The hashes that stand for one person's keys, as the hooks see them. */
 function hashesOf(p: { email?: string | null; phoneKey?: string | null; waId?: string | null }): string[] {
   const out: string[] = []
@@ -82,7 +92,7 @@ export async function screenSubmissions(tx: Tx, rows: SubmissionKeys[]): Promise
   const drop = new Set<string>()
   const returning = new Set<string>()
   if (rows.length === 0) return { drop, returning }
-  const hashesByRow = rows.map((r) => hashesOf({ email: r.email, phoneKey: r.phoneE164 ? phoneMatchKey(r.phoneE164) : null }))
+  const hashesByRow = rows.map((r) => hashesOf({ email: r.email, phoneKey: safePhoneKey(r.phoneE164) }))
   const hit = await q.suppressedHashes(tx, [...new Set(hashesByRow.flat())])
   if (hit.size === 0) return { drop, returning }
   const blocked = new Map<string, number>()
