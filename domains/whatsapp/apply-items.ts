@@ -2,6 +2,7 @@ import type { Tx } from '../../lib/db.js'
 import { phoneMatchKey, waIdToE164 } from '../marketing/leads/identity/phone.js'
 import { recordEventsFrom } from '../analytics/service.js'
 import { changeLeadPhone, recordInteractionsFrom, upsertWhatsAppSenders, type PhoneChange } from '../marketing/leads/service.js'
+import { markReturningSenders } from '../privacy/suppression.js'
 import { toTimestamp } from './webhook/normalize.js'
 import type {
   AccountUpdateItem, ErrorItem, MessageItem, PhoneNumberNameItem, PhoneNumberQualityItem, StatusItem,
@@ -66,6 +67,9 @@ export async function applyInboundMessages(tx: Tx, tenantId: string, entries: In
       source: referral ? 'whatsapp_ad' : 'whatsapp', sourceDetails: referral ? { referral } : {}, at: item.message.timestamp ?? new Date(),
     }
   }))
+  // privacy: a sender erased before (privacy.suppressions) is back by their own act; their new lead is marked so.
+  const senders = new Map(unique.map(({ sender }) => [sender.phoneKey, sender.waId]))
+  await markReturningSenders(tx, [...senders].map(([phoneKey, waId]) => ({ leadId: leadId.get(phoneKey)!, phoneKey, waId })))
 
   const rows = unique.map(({ route, item, sender }, ord) => {
     const m = item.message

@@ -25,6 +25,7 @@ import flowRoutes from './modules/flows/routes.js'
 import conversationRoutes from './modules/conversations/routes.js'
 import privacyExportRoutes from './modules/privacy/export-routes.js'
 import privacyRetentionRoutes from './modules/privacy/retention-routes.js'
+import privacyErasureRoutes from './modules/privacy/erasure-routes.js'
 
 export interface ApiDeps {
   config: Config
@@ -92,6 +93,7 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets'> & { secrets?: 
     ['/v1/conversations', conversationRoutes],
     ['/v1/privacy/export-requests', privacyExportRoutes],
     ['/v1/privacy/retention', privacyRetentionRoutes],
+    ['/v1/privacy', privacyErasureRoutes],
   ] as const
   for (const [prefix, plugin] of modules) {
     await app.register(async (scope) => plugin(scope as unknown as App, deps), { prefix })

@@ -2,6 +2,7 @@ import type { Sql } from '../../lib/db.js'
 import { populateConversationsRows } from './conversations-rows.js'
 import { populateMarketingRows } from './marketing-rows.js'
 import { populatePrivacyExportRows } from './privacy-export-rows.js'
+import { populatePrivacyErasureRows } from './privacy-rows.js'
 import type { TestTenant } from './tenants.js'
 import { populateWhatsappRows } from './whatsapp-rows.js'
 
@@ -15,4 +16,5 @@ export async function populateTenantRows(sql: Sql, tenant: TestTenant): Promise<
   await populateMarketingRows(sql, tenant)
   await populateConversationsRows(sql, tenant)
   await populatePrivacyExportRows(sql, tenant)
+  await populatePrivacyErasureRows(sql, tenant)
 }

@@ -4,6 +4,7 @@ import * as leads from '../leads/batch-queries.js'
 import { type BatchSighting, KeyClaimed, resolveLeadsBatch } from '../leads/resolve-batch.js'
 import { type Interaction, recordInteractions, type Resolution } from '../leads/service.js'
 import { type EventRow, recordEvents } from '../../analytics/service.js'
+import { markReturningLeads, screenSubmissions } from '../../privacy/suppression.js'
 import * as q from './queries.js'
 import { InboxSubmission } from './schemas.js'
 
@@ -81,16 +82,25 @@ async function applyBatch(tx: Tx, tenantId: string, ids: string[], statuses: Sta
   }
   if (batch.length === 0) return { processed: [], unreadable }
 
+  // privacy: a person erased before (privacy.suppressions) is stored again only with fresh consent, as a lead marked
+  // returning_after_erasure_at; without it the submission is dropped (it leaves the inbox, counted, nothing kept).
+  const suppressed = await screenSubmissions(tx, batch.map(({ row, s }) => ({ id: row.id, email: s.lead.email, phoneE164: s.lead.phoneE164, consentGranted: s.consent?.granted === true })))
+  const kept = suppressed.drop.size === 0 ? batch : batch.filter((b) => !suppressed.drop.has(b.row.id))
   const processed = batch.map((b) => b.row.id)
+  if (kept.length === 0) {
+    await q.deleteInboxRows(tx, processed)
+    return { processed, unreadable }
+  }
   // Sent together with the batch's lead writes when they allow it, so pipelined, in this order. The first failure
   // (a bad submission) fails the batch.
-  await resolveLeadsBatch(tx, tenantId, batch.map(toSighting), (resolutions) => {
-    const applied = batch.map((b, i) => ({ ...b, resolution: resolutions[i]! }))
+  await resolveLeadsBatch(tx, tenantId, kept.map(toSighting), (resolutions) => {
+    const applied = kept.map((b, i) => ({ ...b, resolution: resolutions[i]! }))
     return [
       q.insertFormSubmissions(tx, tenantId, applied.map(submissionRow)),
       leads.insertConsents(tx, tenantId, applied.flatMap(consentRows)),
       recordInteractions(tx, applied.map(interactionRow)),
       recordEvents(tx, applied.map(eventRow)),
+      markReturningLeads(tx, applied.filter((a) => suppressed.returning.has(a.row.id)).map((a) => a.resolution.leadId)),
       q.deleteInboxRows(tx, processed),
     ]
   })

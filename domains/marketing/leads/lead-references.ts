@@ -144,6 +144,14 @@ export const LEAD_REFERENCES: readonly LeadReference[] = [
     erase: { kind: 'delete' },
   },
   {
+    table: 'whatsapp.message_statuses',
+    reach: { by: 'content', columns: ['recipient_id'], keys: ['wa_id'] },
+    personal: ['recipient_id', 'errors', 'conversation', 'biz_opaque_callback_data'],
+    merge: { kind: 'follows' },
+    erase: { kind: 'delete' },
+    note: 'Statuses that arrived for a message we never stored (kept to apply later) have no parent row: found by their recipient.',
+  },
+  {
     table: 'whatsapp.service_windows',
     reach: { by: 'lead', column: 'lead_id' },
     personal: ['wa_id'],
@@ -246,6 +254,7 @@ export const NOT_PERSONAL: Readonly<Record<string, string>> = {
   'conversations.flows.name': "a bot flow's name",
   'analytics.events.name': "the event's type (e.g. whatsapp.message_received), not a person's name",
   'app_private.schema_migrations.name': "a migration file's name",
+  'privacy.erasure_requests.erased_lead_ids': 'ids of the leads an erasure is removing, kept to resume it; emptied when it completes (the leads are gone)',
 }
 
 /** Catalogued tables, each once. */

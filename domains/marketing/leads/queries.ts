@@ -531,3 +531,9 @@ export const unlinkInteractionsFromMessages = (tx: Tx, tenantId: string, message
     update marketing.lead_interactions set message_id = null
      where tenant_id = ${tenantId} and message_id = any(${messageIds}::uuid[])`
     .then((r) => r.count)
+
+/** A person erased before came back by their own act (fresh consent, a new WhatsApp message): their new lead says so. */
+export const markLeadsReturningAfterErasure = (tx: Tx, leadIds: string[]) =>
+  leadIds.length === 0
+    ? Promise.resolve()
+    : tx`update marketing.leads set returning_after_erasure_at = now() where id = any(${leadIds}::uuid[]) and returning_after_erasure_at is null`.then(() => {})

@@ -4,6 +4,7 @@ import type { SecretBox } from '../../../lib/crypto.js'
 import { type Sql, type Tx, withTenant } from '../../../lib/db.js'
 import type { Logger } from '../../../lib/logger.js'
 import { countSend } from '../../../lib/metrics.js'
+import { suppressedRecipients } from '../../privacy/suppression.js'
 import { refreshMessageStatuses } from '../apply-items.js'
 import { type GraphClient, GraphApiError } from '../graph/client.js'
 import * as q from './queries.js'
@@ -167,6 +168,11 @@ async function decide(o: Resolved, tx: Tx, tenantId: string, phoneId: string, wa
   if (!sender) return fail('the WhatsApp number is gone', null, 'Number not found')
   if (sender.tokenInvalidAt) return fail(`the number's access token was rejected by Meta (error 190) on ${sender.tokenInvalidAt.toISOString()}; not sent`, 190, 'Access token invalid')
   if (sender.status !== 'active') return fail('the WhatsApp number is disabled; not sent', null, 'Number disabled')
+  // privacy: an erased person (privacy.suppressions) gets no template, so no broadcast or business-initiated message;
+  // free-form replies need a window only they can open by writing in again (domains/privacy/suppression.ts).
+  if (head.kind === 'template' && (await suppressedRecipients(tx, [waId])).size > 0) {
+    return fail('the recipient was erased and is suppressed (privacy.suppressions); templates are not sent until the tenant lifts the suppression', null, 'Recipient suppressed')
+  }
   if (head.kind !== 'template' && !isWindowOpen(await q.findServiceWindow(tx, phoneId, waId), now)) {
     return fail('the 24-hour customer service window closed before the message could be sent; only templates may be sent now', null, 'Service window closed')
   }

@@ -6,6 +6,7 @@ import { processSubmissionsTask } from './marketing__process_submissions.js'
 import { unlockStaleJobsTask } from './ops__unlock_stale_jobs.js'
 import { applyRetentionTask } from './privacy__apply_retention.js'
 import { exportSubjectTask } from './privacy__export_subject.js'
+import { eraseSubjectTask } from './privacy__erase_subject.js'
 import type { TaskDeps } from './task-deps.js'
 import { processDeliveriesTask } from './whatsapp__process_deliveries.js'
 import { processDeliveryTask } from './whatsapp__process_delivery.js'
@@ -28,5 +29,6 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     marketing__process_submission: processSubmissionTask(deps),
     privacy__export_subject: exportSubjectTask(deps),
     privacy__apply_retention: applyRetentionTask(deps),
+    privacy__erase_subject: eraseSubjectTask(deps),
   }
 }
