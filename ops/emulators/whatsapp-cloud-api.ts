@@ -36,7 +36,7 @@ export interface WhatsAppEmulatorOptions {
   displayPhoneNumber?: string
   /**
    * Meta retries a webhook that does not answer 200 with growing delays for up to 7 days; the emulator compresses
-   * that to `webhookAttempts` tries (default 5) starting `webhookRetryDelayMs` apart (default 100 ms, doubling).
+   * that to `webhookAttempts` tries (default 8, about 25 s in all) starting `webhookRetryDelayMs` apart (default 100 ms, doubling).
    */
   webhookAttempts?: number
   webhookRetryDelayMs?: number
@@ -110,7 +110,7 @@ export async function startWhatsAppEmulator(options: WhatsAppEmulatorOptions = {
   const autoStatuses = options.autoStatuses ?? true
   const wabaId = options.wabaId ?? '100000000000001'
   const displayPhoneNumber = options.displayPhoneNumber ?? '15550001234'
-  const webhookAttempts = options.webhookAttempts ?? 5
+  const webhookAttempts = options.webhookAttempts ?? 8
   const webhookRetryDelayMs = options.webhookRetryDelayMs ?? 100
   const webhookTimeoutMs = options.webhookTimeoutMs ?? 5000
   const acceptedTokens = new Set(options.accessTokens ?? [])
