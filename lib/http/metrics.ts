@@ -36,10 +36,12 @@ export function mayReadMetrics(access: MetricsAccess, token: string | undefined)
  */
 export function registerMetrics(app: App, options: { service: string; config: Pick<Config, 'METRICS_TOKEN'> }): void {
   metrics.enableProcessMetrics()
-  app.addHook('onResponse', async (request, reply) => {
+  // A callback hook, not an async one: it runs on every response, and a promise per request is measurable there.
+  app.addHook('onResponse', (request, reply, done) => {
     const labels = { service: options.service, method: request.method, route: request.routeOptions.url ?? '(unmatched)', status: String(reply.statusCode) }
     metrics.httpRequests.inc(labels)
     metrics.httpRequestDuration.observe(labels, reply.elapsedTime / 1000)
+    done()
   })
   // Scrapes every few seconds would drown the access log; they are counted above like any request.
   app.get('/metrics', { config: { access: 'public' }, logLevel: 'warn', schema: { hide: true } }, async (request, reply) => {
