@@ -1,8 +1,7 @@
 import { isDatabaseUnavailable, type Sql, type Tx, withTenant } from '../../../lib/db.js'
 import { phoneMatchKey } from '../leads/identity/phone.js'
-import * as leads from '../leads/batch-queries.js'
 import { type BatchSighting, KeyClaimed, resolveLeadsBatch } from '../leads/resolve-batch.js'
-import { type Interaction, recordInteractions, type Resolution } from '../leads/service.js'
+import { type Consent, type Interaction, recordConsents, recordInteractions, type Resolution } from '../leads/service.js'
 import { type EventRow, recordEvents } from '../../analytics/service.js'
 import { markReturningLeads, screenSubmissions } from '../../privacy/suppression.js'
 import * as q from './queries.js'
@@ -97,7 +96,7 @@ async function applyBatch(tx: Tx, tenantId: string, ids: string[], statuses: Sta
     const applied = kept.map((b, i) => ({ ...b, resolution: resolutions[i]! }))
     return [
       q.insertFormSubmissions(tx, tenantId, applied.map(submissionRow)),
-      leads.insertConsents(tx, tenantId, applied.flatMap(consentRows)),
+      recordConsents(tx, applied.flatMap(consentRows)),
       recordInteractions(tx, applied.map(interactionRow)),
       recordEvents(tx, applied.map(eventRow)),
       markReturningLeads(tx, applied.filter((a) => suppressed.returning.has(a.row.id)).map((a) => a.resolution.leadId)),
@@ -114,11 +113,11 @@ const submissionRow = ({ row, s, resolution }: Applied): q.FormSubmissionRow => 
   ip: row.ip, user_agent: row.userAgent, fill_seconds: s.fillSeconds, request_id: row.requestId, submitted_at: row.receivedAt.toISOString(),
 })
 
-const consentRows = ({ row, s, resolution }: Applied): leads.ConsentRow[] =>
+const consentRows = ({ row, s, resolution }: Applied): Consent[] =>
   s.consent
     ? [{
-        lead_id: resolution.leadId, channel: 'web_form', form_id: row.formId, submission_id: row.id, granted: s.consent.granted, purpose: s.consent.purpose,
-        policy_version: s.consent.policyVersion, policy_url: s.consent.policyUrl, ip: row.ip, user_agent: row.userAgent, occurred_at: row.receivedAt.toISOString(),
+        leadId: resolution.leadId, channel: 'web_form', formId: row.formId, submissionId: row.id, granted: s.consent.granted, purpose: s.consent.purpose,
+        policyVersion: s.consent.policyVersion, policyUrl: s.consent.policyUrl, ip: row.ip, userAgent: row.userAgent, occurredAt: row.receivedAt,
       }]
     : []
 

@@ -97,33 +97,3 @@ export const fillLeads = (tx: Tx, rows: LeadFillRow[]) =>
         from jsonb_to_recordset(${tx.json(rows as never)}::jsonb)
              as x(id uuid, email text, phone_e164 text, phone_key text, name text, company text, fields jsonb, first_seen_at timestamptz, last_seen_at timestamptz)
         where l.id = x.id`.then(() => undefined)
-
-// ---------------------------------------------------------------------------------------------------------
-// Recording what a batch of form submissions brought (the submissions themselves are marketing/forms' rows).
-
-export interface ConsentRow {
-  lead_id: string
-  channel: string
-  form_id: string | null
-  submission_id: string | null
-  granted: boolean
-  purpose: string
-  policy_version: string
-  policy_url: string | null
-  ip: string | null
-  user_agent: string | null
-  occurred_at: string
-}
-
-/** Consents (append-only proof: the text shown, the policy version, when, from which IP and browser), in one statement. */
-export const insertConsents = (tx: Tx, tenantId: string, rows: ConsentRow[]) =>
-  rows.length === 0
-    ? Promise.resolve()
-    : tx`
-        insert into marketing.consents (tenant_id, lead_id, channel, form_id, submission_id, granted, purpose, policy_version, policy_url, ip, user_agent, occurred_at)
-        select ${tenantId}, x.lead_id, x.channel, x.form_id, x.submission_id, x.granted, x.purpose, x.policy_version, x.policy_url, x.ip, x.user_agent, x.occurred_at
-          from jsonb_to_recordset(${tx.json(rows as never)}::jsonb)
-               as x(lead_id uuid, channel text, form_id uuid, submission_id uuid, granted boolean, purpose text, policy_version text, policy_url text,
-                    ip inet, user_agent text, occurred_at timestamptz)`.then(() => undefined)
-
-
