@@ -29,6 +29,7 @@ import { EXPORT_SCHEMA_VERSION, EXPORT_SUBJECT_TASK, type CreateExportBody, type
 import * as q from './export-queries.js'
 import { tenantDefaultCountry } from './retention-queries.js'
 import { retentionSettingsOf } from './retention.js'
+import { drained } from '../../lib/streams.js'
 
 /**
  * A piece of the stored document. Below V8's large-object size (128 KiB), so the garbage of writing and reading
@@ -264,13 +265,3 @@ export async function readExport(sql: Sql, who: Who, exportId: string, onError: 
   return { kind: 'document', view, stream: out }
 }
 
-const drained = (stream: PassThrough) =>
-  new Promise<void>((resolve) => {
-    const done = () => {
-      stream.off('drain', done)
-      stream.off('close', done)
-      resolve()
-    }
-    stream.on('drain', done)
-    stream.on('close', done)
-  })

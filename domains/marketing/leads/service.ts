@@ -11,6 +11,7 @@ import { CSV_HEADER, leadCsvRow } from './csv.js'
 import { LEAD_REFERENCES } from './lead-references.js'
 import * as q from './queries.js'
 import type { BulkLeadsBody, LeadFilter, LeadSighting, LeadStatus, LeadView, PatchLeadBody } from './schemas.js'
+import { drained } from '../../../lib/streams.js'
 
 // ---------------------------------------------------------------------------------------------------------
 // Identity resolution: one person, one live lead per tenant.
@@ -443,16 +444,6 @@ export function streamLeadsCsv(sql: Sql, tenantId: string, filter: LeadFilter, o
   return out
 }
 
-const drained = (stream: PassThrough) =>
-  new Promise<void>((resolve) => {
-    const done = () => {
-      stream.off('drain', done)
-      stream.off('close', done)
-      resolve()
-    }
-    stream.on('drain', done)
-    stream.on('close', done)
-  })
 
 // ---------------------------------------------------------------------------------------------------------
 // Changing leads. Every change is an interaction saying who made it.
