@@ -133,16 +133,26 @@ describe('classifyAcquisition: ad click ids', () => {
     ['gclid without a referrer', undefined, '?gclid=Cj0KCQ', 'google', 'gclid'],
     ['gbraid (iOS Google Ads)', undefined, '?gbraid=0AAAAA', 'google', 'gbraid'],
     ['msclkid', 'https://www.bing.com/', '?msclkid=abc', 'bing', 'msclkid'],
-    ['fbclid from Facebook', 'https://l.facebook.com/', '?fbclid=IwAR0', 'facebook', 'fbclid'],
-    ['fbclid without a referrer', undefined, '?fbclid=IwAR0', 'facebook', 'fbclid'],
     ['ttclid', undefined, '?ttclid=E.C.P', 'tiktok', 'ttclid'],
   ])('counts %s as paid', (_, referrer, query, source, param) => {
     const result = classifyAcquisition({ referrer, pageUrl: `${page}${query}` })
     expect(result).toMatchObject({ source, channel: 'paid', clickId: { param } })
   })
 
-  it('counts a click id as paid even when utm_medium says social', () => {
-    expect(classifyAcquisition({ pageUrl: `${page}?utm_source=instagram&utm_medium=social&fbclid=x` })).toMatchObject({ source: 'instagram', channel: 'paid' })
+  it('counts an ad click id as paid even when utm_medium says social', () => {
+    expect(classifyAcquisition({ pageUrl: `${page}?utm_source=instagram&utm_medium=social&ttclid=x` })).toMatchObject({ source: 'instagram', channel: 'paid' })
+  })
+
+  // Meta adds fbclid to unpaid link clicks too: it names the source and is kept, but only UTM can say "paid".
+  it.each([
+    ['from Facebook', 'https://l.facebook.com/', '?fbclid=IwAR0', 'social'],
+    ['without a referrer (in-app browsers drop it)', undefined, '?fbclid=IwAR0', 'social'],
+  ])('keeps fbclid %s without calling the visit paid', (_, referrer, query, channel) => {
+    expect(classifyAcquisition({ referrer, pageUrl: `${page}${query}` })).toMatchObject({ source: 'facebook', channel, clickId: { param: 'fbclid' } })
+  })
+
+  it('counts fbclid as paid when UTM says so', () => {
+    expect(classifyAcquisition({ pageUrl: `${page}?utm_source=facebook&utm_medium=paid_social&fbclid=x` })).toMatchObject({ source: 'facebook', channel: 'paid' })
   })
 
   it('counts a click-to-WhatsApp ad (ctwa_clid) as whatsapp, keeping its click id', () => {

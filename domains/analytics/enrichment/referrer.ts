@@ -18,7 +18,13 @@ const UTM_KEYS = ['source', 'medium', 'campaign', 'term', 'content'] as const
 /** In this order: a landing URL rarely carries two, and when it does the more specific id wins. */
 const CLICK_IDS: ClickIdParam[] = ['ctwa_clid', 'gclid', 'gbraid', 'wbraid', 'dclid', 'msclkid', 'fbclid', 'ttclid', 'twclid', 'li_fat_id']
 
-/** The engine behind each paid click id, for the source when nothing else names one. */
+/**
+ * Click ids that only ads add. Meta appends fbclid to ordinary, unpaid link clicks from Facebook and Instagram too, so
+ * it is kept (and names the source) but does not make a visit paid, as in Plausible.
+ */
+const PAID_CLICK_IDS = new Set<ClickIdParam>(['gclid', 'gbraid', 'wbraid', 'dclid', 'msclkid', 'ttclid', 'twclid', 'li_fat_id'])
+
+/** The engine behind each click id, for the source when nothing else names one. */
 const CLICK_ID_SOURCE: Record<ClickIdParam, string> = {
   ctwa_clid: 'facebook', gclid: 'google', gbraid: 'google', wbraid: 'google', dclid: 'google', msclkid: 'bing',
   fbclid: 'facebook', ttclid: 'tiktok', twclid: 'twitter', li_fat_id: 'linkedin',
@@ -61,9 +67,10 @@ export function classifyAcquisition(input: { referrer?: unknown; pageUrl?: unkno
   const medium = lower(utm.medium) ?? ''
   const utmSource = lower(utm.source)
   if (utmSource || medium || utm.campaign) {
-    return { ...base, source: utmSource ?? referrerSource, channel: channelFromUtm(medium, utmSource, clickId !== null, known?.category) }
+    return { ...base, source: utmSource ?? referrerSource, channel: channelFromUtm(medium, utmSource, clickId !== null && PAID_CLICK_IDS.has(clickId.param), known?.category) }
   }
-  if (clickId) return { ...base, source: referrerSource ?? CLICK_ID_SOURCE[clickId.param], channel: 'paid' }
+  if (clickId && PAID_CLICK_IDS.has(clickId.param)) return { ...base, source: referrerSource ?? CLICK_ID_SOURCE[clickId.param], channel: 'paid' }
+  if (clickId && !referrerHost) return { ...base, source: CLICK_ID_SOURCE[clickId.param], channel: 'social' }
   if (!referrerHost || internal) return { ...base, source: null, channel: 'direct' }
   return { ...base, source: referrerSource, channel: known?.category ?? 'referral' }
 }
