@@ -61,7 +61,8 @@ export const IntakeEvent = z.object({
   name: z.string().min(1).max(120).regex(/^[\p{L}\p{N}][\p{L}\p{N} ._:/-]*$/u, 'letters, digits, spaces and . _ : / -'),
   type: z.enum(['page', 'track', 'identify', 'screen']),
   occurredAt: z.iso.datetime({ offset: true })
-    .refine((v) => Date.parse(v) <= Date.now() + MAX_FUTURE_SKEW_MS, `more than ${MAX_FUTURE_SKEW_MS / 60_000} minutes in the future`),
+    // `!(… > …)`: a value that is not a date at all is reported once, by the format check.
+    .refine((v) => !(Date.parse(v) > Date.now() + MAX_FUTURE_SKEW_MS), `more than ${MAX_FUTURE_SKEW_MS / 60_000} minutes in the future`),
   anonymousId: z.string().min(1).max(200).optional(),
   leadId: z.uuid().optional(),
   sessionId: z.string().min(1).max(200).optional(),
