@@ -87,7 +87,10 @@ export const IntakeAccepted = z.object({
 export const PROCESS_EVENTS_TASK = 'analytics__process_events'
 export const ProcessEventsPayload = z.object({ tenantId: z.uuid(), eventIds: z.array(z.uuid()).min(1) })
 
-const Origin = z.string().max(200).transform((v) => v.toLowerCase()).refine((v) => URL.canParse(v) && new URL(v).origin === v, 'an origin: scheme://host[:port], no path')
+/** Canonical, as browsers send Origin: lowercase, default port dropped (`https://Clinic.Example:443` → `https://clinic.example`). */
+const Origin = z.string().max(200)
+  .refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol) && /^https?:\/\/[^/?#]+\/?$/i.test(v), 'an origin: http(s)://host[:port], no path')
+  .transform((v) => new URL(v).origin)
 
 export const CreateSiteKeyBody = z.object({
   name: z.string().trim().min(1).max(120),
