@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { type Sql, type Tx, withTenant } from '../../lib/db.js'
 import { AppError, isAppError } from '../../lib/errors.js'
 import { GroupCommit, type GroupCommitOptions } from '../../lib/group-commit.js'
+import { insertAuditEntry } from '../tenancy/queries.js'
 import * as q from './queries.js'
 import type { CreateSiteKeyBody, EventRow, IntakeEvent, SiteKeyView } from './schemas.js'
 
@@ -45,15 +46,26 @@ export const recordEventsFrom = q.insertEventsFrom
 
 const newSiteKey = () => `ws_${randomBytes(16).toString('hex')}`
 
-export const createSiteKey = (sql: Sql, tenantId: string, body: CreateSiteKeyBody): Promise<SiteKeyView> =>
-  withTenant(sql, tenantId, (tx) => q.insertSiteKey(tx, tenantId, { name: body.name, publicKey: newSiteKey(), allowedOrigins: [...new Set(body.allowedOrigins)] }))
+/** Who changes a site key, for the audit log. */
+export interface SiteKeyActor { tenantId: string; actor: string; requestId: string | null }
+
+export const createSiteKey = (sql: Sql, who: SiteKeyActor, body: CreateSiteKeyBody): Promise<SiteKeyView> =>
+  withTenant(sql, who.tenantId, async (tx) => {
+    const key = await q.insertSiteKey(tx, who.tenantId, { name: body.name, publicKey: newSiteKey(), allowedOrigins: [...new Set(body.allowedOrigins)] })
+    await insertAuditEntry(tx, { tenantId: who.tenantId, actor: who.actor, action: 'site_key.created', targetType: 'site_key', targetId: key.id, details: { allowedOrigins: key.allowedOrigins }, requestId: who.requestId ?? undefined })
+    return key
+  })
 
 export const listSiteKeys = (sql: Sql, tenantId: string, includeArchived: boolean): Promise<SiteKeyView[]> =>
   withTenant(sql, tenantId, (tx) => q.listSiteKeys(tx, includeArchived))
 
 /** Archived keys answer 410 within SITE_KEY_TTL_MS (the intake's cache). Archiving twice is harmless. */
-export const archiveSiteKey = (sql: Sql, tenantId: string, id: string): Promise<SiteKeyView | null> =>
-  withTenant(sql, tenantId, (tx) => q.archiveSiteKey(tx, id))
+export const archiveSiteKey = (sql: Sql, who: SiteKeyActor, id: string): Promise<SiteKeyView | null> =>
+  withTenant(sql, who.tenantId, async (tx) => {
+    const key = await q.archiveSiteKey(tx, id)
+    if (key) await insertAuditEntry(tx, { tenantId: who.tenantId, actor: who.actor, action: 'site_key.archived', targetType: 'site_key', targetId: id, requestId: who.requestId ?? undefined })
+    return key
+  })
 
 export interface PublicSiteKey { id: string; tenantId: string; allowedOrigins: string[] }
 

@@ -6,7 +6,7 @@ import type { TestTenant } from './tenants.js'
 
 /** A site key for `tenant`, created the way the API does it. */
 export const makeSiteKey = (sql: Sql, tenant: TestTenant, overrides: { name?: string; allowedOrigins?: string[] } = {}): Promise<SiteKeyView> =>
-  createSiteKey(sql, tenant.id, { name: overrides.name ?? 'Main website', allowedOrigins: overrides.allowedOrigins ?? ['https://clinic.example'] })
+  createSiteKey(sql, { tenantId: tenant.id, actor: 'test', requestId: null }, { name: overrides.name ?? 'Main website', allowedOrigins: overrides.allowedOrigins ?? ['https://clinic.example'] })
 
 /** One row in each analytics table the event intake adds (site keys, the event inbox), for the RLS test. */
 export async function populateAnalyticsRows(sql: Sql, tenant: TestTenant): Promise<void> {

@@ -33,6 +33,12 @@ describe('site keys API', () => {
     expect(archived.json()).toMatchObject({ status: 'archived', archivedAt: expect.any(String) })
     expect((await list()).json().data).toEqual([])
     expect((await list(tenant.adminKey, '?includeArchived=true')).json().data.map((k: { id: string }) => k.id)).toEqual([key.id])
+    const audit = await db.current.owner<{ action: string; actor: string }[]>`
+      select action, actor from core.audit_log where tenant_id = ${tenant.id} and target_id = ${key.id} order by id`
+    expect(audit).toEqual([
+      { action: 'site_key.created', actor: expect.stringMatching(/^api_key:/) },
+      { action: 'site_key.archived', actor: expect.stringMatching(/^api_key:/) },
+    ])
   })
 
   it.each<[string, unknown]>([
