@@ -224,3 +224,22 @@ describe('POST /v1/events: event intake', () => {
     })
   })
 })
+
+describe('POST /v1/events: site-key rate limit', () => {
+  const db = useTestDatabase()
+
+  it('limits browser (site-key) requests per client IP with 429 and Retry-After, but not API-key senders', async () => {
+    const app = await buildTestWebhooks(db.current, { EVENTS_RATE_LIMIT_PER_IP_PER_MINUTE: '2' })
+    const tenant = await makeTenant(db.current.sql)
+    const key = await makeSiteKey(db.current.sql, tenant, { allowedOrigins: [ORIGIN] })
+    const send = () => app.inject({ method: 'POST', url: `/v1/events?siteKey=${key.publicKey}`, headers: { origin: ORIGIN }, payload: { events: [pageView()] } })
+    const statuses = [(await send()).statusCode, (await send()).statusCode]
+    const limited = await send()
+    expect([...statuses, limited.statusCode]).toEqual([202, 202, 429])
+    expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0)
+    const api = await app.inject({ method: 'POST', url: '/v1/events', headers: bearer(tenant.adminKey), payload: { events: [pageView()] } })
+    expect(api.statusCode).toBe(202)
+    expect(await count(db.current, 'analytics.event_inbox', `tenant_id = '${tenant.id}'`)).toBe(3)
+    await app.close()
+  })
+})

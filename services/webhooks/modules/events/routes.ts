@@ -1,4 +1,5 @@
 import cors from '@fastify/cors'
+import rateLimit from '@fastify/rate-limit'
 import type { FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import { AppError } from '../../../../lib/errors.js'
@@ -33,6 +34,15 @@ const siteKeyOf = (req: FastifyRequest): string | undefined => {
 export default async function eventIntakeRoutes(app: App, deps: WebhooksDeps) {
   const { config } = deps
   app.decorateRequest('eventSender', null)
+  await app.register(rateLimit, {
+    global: false,
+    // Shared by every instance when Redis is configured; per process otherwise. A Redis outage fails open.
+    redis: deps.redis ?? undefined,
+    nameSpace: 'wa-events-rl:',
+    skipOnError: true,
+  })
+  // req.ip is the socket address unless TRUST_PROXY names the proxies allowed to set X-Forwarded-For.
+  const perIp = app.createRateLimit({ max: config.EVENTS_RATE_LIMIT_PER_IP_PER_MINUTE, timeWindow: 60_000, keyGenerator: (req) => `ip:${req.ip}` })
   const inbox = new EventInbox(deps.sql, { onError: (err) => deps.log.error({ err }, 'storing events failed') })
 
   // Before the CORS plugin's hook (registered after this one): the sender, whose site key's allowedOrigins the
@@ -41,6 +51,12 @@ export default async function eventIntakeRoutes(app: App, deps: WebhooksDeps) {
     reply.header('vary', 'Origin')
     const publicKey = siteKeyOf(req)
     if (publicKey !== undefined) {
+      // A public key is in every page's source: browsers' traffic is limited per IP before any lookup.
+      const state = await perIp(req)
+      if (!state.isAllowed && state.isExceeded) {
+        const retry = String(Math.max(1, state.ttlInSeconds))
+        throw new AppError('RATE_LIMITED', `too many event requests; retry in ${retry} s`, { headers: { 'retry-after': retry } })
+      }
       const siteKey = await loadSiteKey(deps.sql, publicKey)
       // Server-side too: CORS only stops a browser from reading the answer, not from sending.
       if (!siteOriginAllowed(siteKey, req.headers.origin)) {
