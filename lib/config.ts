@@ -51,6 +51,10 @@ export const ConfigSchema = z.object({
   // Public lead forms: a person posts a few fields; anything bigger is not a form. Limits per client IP (across
   // forms) and per form (across IPs), per minute; shared through REDIS_URL when set.
   FORM_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(65_536),
+  // POST /v1/events: 1,000 events of ~1 KB fit; a body over it is a 413.
+  EVENTS_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(2_097_152),
+  // Site-key (browser) event requests per client IP per minute; API-key senders are tenants and not limited here.
+  EVENTS_RATE_LIMIT_PER_IP_PER_MINUTE: z.coerce.number().int().min(1).default(600),
   FORM_RATE_LIMIT_PER_IP_PER_MINUTE: z.coerce.number().int().min(1).default(30),
   FORM_RATE_LIMIT_PER_FORM_PER_MINUTE: z.coerce.number().int().min(1).default(600),
 

@@ -1,5 +1,5 @@
 import type postgres from 'postgres'
-import type { Tx } from '../../lib/db.js'
+import type { Sql, Tx } from '../../lib/db.js'
 
 /** An event as the insert takes it: snake_case keys for jsonb_to_recordset. */
 export interface EventRecord {
@@ -9,6 +9,11 @@ export interface EventRecord {
   properties: unknown
   dedupe_key: string | null
   source: string | null
+  event_id?: string | null
+  type?: string | null
+  anonymous_id?: string | null
+  session_id?: string | null
+  context?: unknown
 }
 
 /**
@@ -26,9 +31,14 @@ export const insertEventsFrom = (tx: Tx, relation: postgres.Fragment) =>
 
 /** Every event of a batch in one statement, in the order given (a function scan keeps the array's order). Returns how many were new. */
 export const insertEvents = (tx: Tx, rows: EventRecord[]) =>
-  insertEventsFrom(tx, tx`
-    select * from jsonb_to_recordset(${tx.json(rows as never)}::jsonb)
-      as x(name text, lead_id uuid, occurred_at timestamptz, properties jsonb, dedupe_key text, source text)`).then((r) => r.count)
+  tx`
+    insert into analytics.events (tenant_id, name, lead_id, occurred_at, properties, dedupe_key, source, event_id, type, anonymous_id, session_id, context)
+    select (select core.current_tenant_id()), r.name, r.lead_id, r.occurred_at, coalesce(r.properties, '{}'), r.dedupe_key, r.source,
+           r.event_id, r.type, r.anonymous_id, r.session_id, r.context
+      from jsonb_to_recordset(${tx.json(rows as never)}::jsonb)
+        as r(name text, lead_id uuid, occurred_at timestamptz, properties jsonb, dedupe_key text, source text,
+             event_id uuid, type text, anonymous_id text, session_id text, context jsonb)
+    on conflict (tenant_id, dedupe_key) do nothing`.then((r) => r.count)
 
 /** Retention: up to `limit` of a tenant's events older than `days` days, oldest first; returns how many went. */
 export const deleteEventsOlderThan = (tx: Tx, tenantId: string, days: number, limit: number) =>
@@ -38,3 +48,89 @@ export const deleteEventsOlderThan = (tx: Tx, tenantId: string, days: number, li
        where tenant_id = ${tenantId} and occurred_at < now() - make_interval(days => ${days})
        order by occurred_at limit ${limit})`
     .then((r) => r.count)
+
+// ---------------------------------------------------------------------------------------------------------------
+// Site keys and the event inbox (POST /v1/events).
+
+export interface SiteKeyRow {
+  id: string
+  name: string
+  publicKey: string
+  allowedOrigins: string[]
+  status: 'active' | 'archived'
+  createdAt: Date
+  archivedAt: Date | null
+}
+const siteKeyColumns = (tx: Tx) => tx`id, name, public_key, allowed_origins, status, created_at, archived_at`
+
+export const insertSiteKey = (tx: Tx, tenantId: string, row: { name: string; publicKey: string; allowedOrigins: string[] }) =>
+  tx<SiteKeyRow[]>`
+    insert into analytics.site_keys (tenant_id, name, public_key, allowed_origins)
+    values (${tenantId}, ${row.name}, ${row.publicKey}, ${row.allowedOrigins})
+    returning ${siteKeyColumns(tx)}`.then((r) => r[0]!)
+
+export const listSiteKeys = (tx: Tx, includeArchived: boolean) =>
+  tx<SiteKeyRow[]>`
+    select ${siteKeyColumns(tx)} from analytics.site_keys
+     where ${includeArchived ? tx`true` : tx`status = 'active'`}
+     order by created_at desc, id`
+
+export const archiveSiteKey = (tx: Tx, id: string) =>
+  tx<SiteKeyRow[]>`
+    update analytics.site_keys set status = 'archived', archived_at = coalesce(archived_at, now())
+     where id = ${id} returning ${siteKeyColumns(tx)}`.then((r) => r[0] ?? null)
+
+export interface PublicSiteKeyRow { id: string; tenantId: string; status: string; allowedOrigins: string[]; tenantStatus: string }
+/** Before the tenant is known: the narrow security-definer lookup of migration 0019. */
+export const findSiteKey = (sql: Sql, publicKey: string) =>
+  sql<PublicSiteKeyRow[]>`select * from analytics.find_site_key(${publicKey})`.then((r) => r[0] ?? null)
+
+/** An inbox row as the group commit sends it (snake_case for jsonb_to_recordset). */
+export interface InboxEventRecord {
+  id: string
+  name: string
+  type: string
+  occurred_at: string
+  anonymous_id: string | null
+  lead_id: string | null
+  session_id: string | null
+  properties: unknown
+  context: unknown
+  source: 'api' | 'site'
+}
+
+/** Every tenant's rows of a group commit, with one job per tenant, in one statement. Returns the ids that were new. */
+export const storeInboxEvents = (sql: Sql, batches: { tenantId: string; rows: InboxEventRecord[] }[]) =>
+  sql<{ tenantId: string; id: string }[]>`select tenant_id, id from analytics.store_events(${sql.json(batches as never)}::jsonb)`
+
+export interface InboxEventRow {
+  id: string
+  name: string
+  type: string
+  occurredAt: Date
+  anonymousId: string | null
+  leadId: string | null
+  sessionId: string | null
+  properties: Record<string, unknown>
+  context: Record<string, unknown>
+  source: string
+}
+
+/**
+ * The inbox rows to move, locked (a concurrent job for the same ids waits, then finds them gone). A client's lead id
+ * that names no lead of this tenant is dropped; a merged lead's becomes its survivor's.
+ */
+export const lockInboxEvents = (tx: Tx, ids: string[]) =>
+  tx<InboxEventRow[]>`
+    select i.id, i.name, i.type, i.occurred_at, i.anonymous_id, coalesce(l.merged_into, l.id) as lead_id, i.session_id, i.properties, i.context, i.source
+      from analytics.event_inbox i
+      left join marketing.leads l on l.id = i.lead_id
+     where i.id = any(${ids}::uuid[]) and i.status = 'received'
+     order by i.occurred_at, i.id
+       for update of i`
+
+export const deleteInboxEvents = (tx: Tx, ids: string[]) =>
+  tx`delete from analytics.event_inbox where id = any(${ids}::uuid[])`
+
+export const parkInboxEvent = (tx: Tx, id: string, error: string) =>
+  tx`update analytics.event_inbox set status = 'parked', attempts = attempts + 1, last_error = ${error} where id = ${id}`

@@ -14,5 +14,98 @@ export const EventRow = z.object({
   dedupeKey: z.string().min(1).max(300).nullable().default(null),
   /** Which part of the product recorded it: `whatsapp`, `web_form`, `bot`, `api`. */
   source: z.string().min(1).max(60).nullable().default(null),
+  /** Client events (POST /v1/events) only: the client's id, its type, visitor, session and page context. */
+  eventId: z.uuid().nullable().default(null),
+  type: z.string().max(40).nullable().default(null),
+  anonymousId: z.string().max(200).nullable().default(null),
+  sessionId: z.string().max(200).nullable().default(null),
+  context: z.record(z.string(), z.unknown()).nullable().default(null),
 })
 export type EventRow = z.input<typeof EventRow>
+
+/** Events one intake request may carry; more is a 413 (checked before validation, so the count is not a 400). */
+export const MAX_EVENTS_PER_BATCH = 1000
+/** An event's `properties`, serialized, at most (bytes of JSON). */
+export const MAX_PROPERTIES_BYTES = 8192
+/** Clocks drift: an `occurredAt` up to this far ahead is accepted, beyond it refused. Any past is late data, accepted. */
+export const MAX_FUTURE_SKEW_MS = 10 * 60_000
+
+const shortText = (max: number) => z.string().min(1).max(max)
+const httpUrl = z.string().max(2000).refine((v) => /^https?:\/\//i.test(v) && URL.canParse(v), 'an http(s) URL')
+
+/** Where the event happened, as the page or the client knows it. Unknown keys are dropped. */
+export const EventContext = z.object({
+  page: z.object({
+    url: httpUrl.optional(),
+    path: z.string().max(2000).optional(),
+    title: z.string().max(500).optional(),
+    referrer: z.union([httpUrl, z.literal('')]).optional(),
+  }).optional(),
+  utm: z.object({
+    source: shortText(200).optional(),
+    medium: shortText(200).optional(),
+    campaign: shortText(200).optional(),
+    term: shortText(200).optional(),
+    content: shortText(200).optional(),
+  }).optional(),
+  userAgent: z.string().max(1000).optional(),
+  locale: z.string().max(35).optional(),
+}).default({})
+export type EventContext = z.infer<typeof EventContext>
+
+/** One event from outside (a tenant's server with an API key, or a web page with a site key). */
+export const IntakeEvent = z.object({
+  /** Client-generated: the idempotency key. The same id sent again is stored once. */
+  id: z.uuid(),
+  /** Free-form but tidy: `Signup clicked`, `pricing.viewed`, `page`. */
+  name: z.string().min(1).max(120).regex(/^[\p{L}\p{N}][\p{L}\p{N} ._:/-]*$/u, 'letters, digits, spaces and . _ : / -'),
+  type: z.enum(['page', 'track', 'identify', 'screen']),
+  occurredAt: z.iso.datetime({ offset: true })
+    // `!(… > …)`: a value that is not a date at all is reported once, by the format check.
+    .refine((v) => !(Date.parse(v) > Date.now() + MAX_FUTURE_SKEW_MS), `more than ${MAX_FUTURE_SKEW_MS / 60_000} minutes in the future`),
+  anonymousId: z.string().min(1).max(200).optional(),
+  leadId: z.uuid().optional(),
+  sessionId: z.string().min(1).max(200).optional(),
+  properties: z.record(z.string(), z.unknown()).default({})
+    .refine((p) => Buffer.byteLength(JSON.stringify(p)) <= MAX_PROPERTIES_BYTES, `larger than ${MAX_PROPERTIES_BYTES} bytes serialized`),
+  context: EventContext,
+}).refine((e) => e.anonymousId !== undefined || e.leadId !== undefined, { message: 'anonymousId or leadId is required', path: ['anonymousId'] })
+export type IntakeEvent = z.infer<typeof IntakeEvent>
+
+// The count is checked before this (413); max here only keeps the schema honest for OpenAPI.
+export const IntakeBatch = z.object({ events: z.array(IntakeEvent).min(1).max(MAX_EVENTS_PER_BATCH) })
+export type IntakeBatch = z.infer<typeof IntakeBatch>
+
+export const IntakeAccepted = z.object({
+  /** Events of this request stored now. */
+  accepted: z.number().int(),
+  /** Events whose id was already stored (earlier, or twice in this request): not stored again. */
+  duplicates: z.number().int(),
+})
+
+/** The job one group commit enqueues per tenant (migration 0019 analytics.store_events names it). */
+export const PROCESS_EVENTS_TASK = 'analytics__process_events'
+export const ProcessEventsPayload = z.object({ tenantId: z.uuid(), eventIds: z.array(z.uuid()).min(1) })
+
+/** Canonical, as browsers send Origin: lowercase, default port dropped (`https://Clinic.Example:443` → `https://clinic.example`). */
+const Origin = z.string().max(200)
+  .refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol) && /^https?:\/\/[^/?#]+\/?$/i.test(v), 'an origin: http(s)://host[:port], no path')
+  .transform((v) => new URL(v).origin)
+
+export const CreateSiteKeyBody = z.object({
+  name: z.string().trim().min(1).max(120),
+  allowedOrigins: z.array(Origin).min(1).max(50),
+})
+export type CreateSiteKeyBody = z.infer<typeof CreateSiteKeyBody>
+
+export const SiteKeyView = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  /** `ws_…`: public, embedded in the website's pages. */
+  publicKey: z.string(),
+  allowedOrigins: z.array(z.string()),
+  status: z.enum(['active', 'archived']),
+  createdAt: z.date(),
+  archivedAt: z.date().nullable(),
+})
+export type SiteKeyView = z.infer<typeof SiteKeyView>

@@ -1,6 +1,10 @@
-import type { Tx } from '../../lib/db.js'
+import { randomBytes } from 'node:crypto'
+import { type Sql, type Tx, withTenant } from '../../lib/db.js'
+import { AppError, isAppError } from '../../lib/errors.js'
+import { GroupCommit, type GroupCommitOptions } from '../../lib/group-commit.js'
+import { insertAuditEntry } from '../tenancy/queries.js'
 import * as q from './queries.js'
-import type { EventRow } from './schemas.js'
+import type { CreateSiteKeyBody, EventRow, IntakeEvent, SiteKeyView } from './schemas.js'
 
 export type { EventRow } from './schemas.js'
 
@@ -22,6 +26,11 @@ export async function recordEvents(tx: Tx, rows: readonly EventRow[]): Promise<n
     properties: r.properties ?? {},
     dedupe_key: r.dedupeKey ?? null,
     source: r.source ?? null,
+    event_id: r.eventId ?? null,
+    type: r.type ?? null,
+    anonymous_id: r.anonymousId ?? null,
+    session_id: r.sessionId ?? null,
+    context: r.context ?? null,
   })))
 }
 
@@ -31,3 +40,182 @@ export async function recordEvents(tx: Tx, rows: readonly EventRow[]): Promise<n
  * embed as a CTE. `relation` selects name, lead_id, occurred_at, properties, dedupe_key and source.
  */
 export const recordEventsFrom = q.insertEventsFrom
+
+// ---------------------------------------------------------------------------------------------------------------
+// Site keys: a website's public credential for sending events.
+
+const newSiteKey = () => `ws_${randomBytes(16).toString('hex')}`
+
+/** Who changes a site key, for the audit log. */
+export interface SiteKeyActor { tenantId: string; actor: string; requestId: string | null }
+
+export const createSiteKey = (sql: Sql, who: SiteKeyActor, body: CreateSiteKeyBody): Promise<SiteKeyView> =>
+  withTenant(sql, who.tenantId, async (tx) => {
+    const key = await q.insertSiteKey(tx, who.tenantId, { name: body.name, publicKey: newSiteKey(), allowedOrigins: [...new Set(body.allowedOrigins)] })
+    await insertAuditEntry(tx, { tenantId: who.tenantId, actor: who.actor, action: 'site_key.created', targetType: 'site_key', targetId: key.id, details: { allowedOrigins: key.allowedOrigins }, requestId: who.requestId ?? undefined })
+    return key
+  })
+
+export const listSiteKeys = (sql: Sql, tenantId: string, includeArchived: boolean): Promise<SiteKeyView[]> =>
+  withTenant(sql, tenantId, (tx) => q.listSiteKeys(tx, includeArchived))
+
+/** Archived keys answer 410 within SITE_KEY_TTL_MS (the intake's cache). Archiving twice is harmless. */
+export const archiveSiteKey = (sql: Sql, who: SiteKeyActor, id: string): Promise<SiteKeyView | null> =>
+  withTenant(sql, who.tenantId, async (tx) => {
+    const key = await q.archiveSiteKey(tx, id)
+    if (key) await insertAuditEntry(tx, { tenantId: who.tenantId, actor: who.actor, action: 'site_key.archived', targetType: 'site_key', targetId: id, requestId: who.requestId ?? undefined })
+    return key
+  })
+
+export interface PublicSiteKey { id: string; tenantId: string; allowedOrigins: string[] }
+
+/** Short, so an archived key or a changed origin list takes effect quickly; long enough that a busy page costs no lookups. */
+export const SITE_KEY_TTL_MS = 30_000
+const SITE_KEY_CACHE_MAX = 5_000
+const siteKeys = new Map<string, { row: q.PublicSiteKeyRow; until: number }>()
+
+/** The site key a request names: 404 for an unknown one, 410 for an archived key (or a tenant no longer active). */
+export async function loadSiteKey(sql: Sql, publicKey: string): Promise<PublicSiteKey> {
+  let row: q.PublicSiteKeyRow | null = null
+  // Keys have one shape; anything else is not worth a database round trip.
+  if (/^ws_[a-f0-9]{32}$/.test(publicKey)) {
+    const now = Date.now()
+    const hit = siteKeys.get(publicKey)
+    if (hit && hit.until > now) row = hit.row
+    else {
+      row = await q.findSiteKey(sql, publicKey)
+      // Unknown keys are not cached: random keys must not push real ones out.
+      if (row) {
+        if (siteKeys.size >= SITE_KEY_CACHE_MAX) siteKeys.delete(siteKeys.keys().next().value!)
+        siteKeys.set(publicKey, { row, until: now + SITE_KEY_TTL_MS })
+      }
+    }
+  }
+  if (!row) throw new AppError('NOT_FOUND', 'no such site key')
+  if (row.status !== 'active' || row.tenantStatus !== 'active') throw new AppError('GONE', 'this site key no longer accepts events')
+  return { id: row.id, tenantId: row.tenantId, allowedOrigins: row.allowedOrigins }
+}
+
+/** The browser's Origin against the key's list. Absent (a server, curl) is not a browser and not refused. */
+export const siteOriginAllowed = (key: PublicSiteKey, origin: string | undefined) =>
+  origin === undefined || key.allowedOrigins.includes(origin.toLowerCase())
+
+// ---------------------------------------------------------------------------------------------------------------
+// Intake: the event inbox, group-committed with its job.
+
+export interface EventBatch {
+  tenantId: string
+  source: 'api' | 'site'
+  events: IntakeEvent[]
+}
+export interface BatchResult { accepted: number; duplicates: number }
+
+const isUnstorableValue = (err: unknown) => {
+  const code = (err as { code?: unknown } | null)?.code
+  return (typeof code === 'string' && /^(22|54)[0-9A-Z]{3}$/.test(code)) || err instanceof RangeError
+}
+
+const inboxRecord = (source: 'api' | 'site') => (e: IntakeEvent): q.InboxEventRecord => ({
+  id: e.id, name: e.name, type: e.type, occurred_at: e.occurredAt, anonymous_id: e.anonymousId ?? null, lead_id: e.leadId ?? null,
+  session_id: e.sessionId ?? null, properties: e.properties, context: e.context, source,
+})
+
+/**
+ * Durable intake for event batches (lib/group-commit.ts): requests arriving while a flush is in flight are written
+ * together by the next one, in one statement that inserts each tenant's events under its row-level security and
+ * enqueues one analytics__process_events job per tenant. A request is answered only after that commit.
+ */
+export class EventInbox {
+  private readonly commit: GroupCommit<EventBatch, BatchResult>
+
+  constructor(private readonly sql: Sql, private readonly options: Omit<GroupCommitOptions, 'noun'> & { onError?: (err: unknown) => void } = {}) {
+    // A flush carries whole requests; 20 of up to 1,000 events each keeps one statement's document bounded.
+    this.commit = new GroupCommit((batch, signal) => this.flush(batch, signal), { maxBatch: 20, ...options, noun: 'event batch' })
+  }
+
+  store(batch: EventBatch): Promise<BatchResult> {
+    return this.commit.add(batch)
+  }
+
+  private async flush(batch: EventBatch[], signal: AbortSignal): Promise<BatchResult[]> {
+    const byTenant = new Map<string, q.InboxEventRecord[]>()
+    for (const b of batch) {
+      const rows = byTenant.get(b.tenantId) ?? []
+      if (rows.length === 0) byTenant.set(b.tenantId, rows)
+      rows.push(...b.events.map(inboxRecord(b.source)))
+    }
+    let stored: { tenantId: string; id: string }[]
+    try {
+      if (signal.aborted) throw new AppError('UNAVAILABLE', 'storing the events took too long; retry later', { headers: { 'retry-after': '2' } })
+      stored = await q.storeInboxEvents(this.sql, [...byTenant].map(([tenantId, rows]) => ({ tenantId, rows })))
+    } catch (err) {
+      if (isAppError(err)) throw err
+      this.options.onError?.(err)
+      if (isUnstorableValue(err)) throw new AppError('BAD_REQUEST', 'the batch holds a value that cannot be stored', { cause: err })
+      throw new AppError('UNAVAILABLE', 'the events could not be stored; retry later', { headers: { 'retry-after': '2' }, cause: err })
+    }
+    // Each new id counts for the first request (in arrival order) that carried it; every other copy is a duplicate.
+    const fresh = new Set(stored.map((s) => `${s.tenantId}:${s.id}`))
+    return batch.map((b) => {
+      let accepted = 0
+      for (const e of b.events) if (fresh.delete(`${b.tenantId}:${e.id}`)) accepted++
+      return { accepted, duplicates: b.events.length - accepted }
+    })
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Processing: inbox → analytics.events.
+
+export interface ProcessEventsResult { moved: number; parked: string[] }
+
+const describe = (err: unknown) => (err instanceof Error ? `${err.name}: ${err.message}` : String(err)).slice(0, 2000)
+
+const eventRowOf = (r: q.InboxEventRow): EventRow => ({
+  name: r.name, leadId: r.leadId, occurredAt: r.occurredAt, properties: r.properties, dedupeKey: `evt:${r.id}`, source: r.source === 'site' ? 'site' : 'api',
+  eventId: r.id, type: r.type, anonymousId: r.anonymousId, sessionId: r.sessionId, context: r.context,
+})
+
+async function moveEvents(sql: Sql, tenantId: string, ids: string[]): Promise<number> {
+  return withTenant(sql, tenantId, async (tx) => {
+    const rows = await q.lockInboxEvents(tx, ids)
+    if (rows.length === 0) return 0
+    const added = await recordEvents(tx, rows.map(eventRowOf))
+    await q.deleteInboxEvents(tx, rows.map((r) => r.id))
+    return added
+  })
+}
+
+/**
+ * Moves stored events of one tenant into analytics.events through recordEvents, in one transaction per batch
+ * (dedupe key `evt:<id>`: a replayed job, or the same id again, adds nothing). Exactly once: an event is recorded
+ * and leaves the inbox in the same transaction. A batch that fails is retried event by event so only the offender
+ * fails; one that fails alone is parked in the inbox with its error (for an operator), and the rest commit.
+ * An unavailable database fails the job (graphile-worker retries it) and the events wait in the inbox.
+ */
+export async function processEvents(sql: Sql, tenantId: string, ids: string[], isUnavailable: (err: unknown) => boolean): Promise<ProcessEventsResult> {
+  const result: ProcessEventsResult = { moved: 0, parked: [] }
+  for (let i = 0; i < ids.length; i += MOVE_BATCH) await moveOrRetryAlone(sql, tenantId, ids.slice(i, i + MOVE_BATCH), isUnavailable, result)
+  return result
+}
+
+/** Events moved per transaction: one intake request's worth. */
+const MOVE_BATCH = 1000
+
+async function moveOrRetryAlone(sql: Sql, tenantId: string, ids: string[], isUnavailable: (err: unknown) => boolean, result: ProcessEventsResult): Promise<void> {
+  try {
+    result.moved += await moveEvents(sql, tenantId, ids)
+    return
+  } catch (err) {
+    if (isUnavailable(err)) throw err
+  }
+  for (const id of ids) {
+    try {
+      result.moved += await moveEvents(sql, tenantId, [id])
+    } catch (err) {
+      if (isUnavailable(err)) throw err
+      await withTenant(sql, tenantId, (tx) => q.parkInboxEvent(tx, id, describe(err)))
+      result.parked.push(id)
+    }
+  }
+}

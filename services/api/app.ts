@@ -26,6 +26,7 @@ import conversationRoutes from './modules/conversations/routes.js'
 import privacyExportRoutes from './modules/privacy/export-routes.js'
 import privacyRetentionRoutes from './modules/privacy/retention-routes.js'
 import privacyErasureRoutes from './modules/privacy/erasure-routes.js'
+import siteKeyRoutes from './modules/site-keys/routes.js'
 
 export interface ApiDeps {
   config: Config
@@ -94,6 +95,7 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets'> & { secrets?: 
     ['/v1/privacy/export-requests', privacyExportRoutes],
     ['/v1/privacy/retention', privacyRetentionRoutes],
     ['/v1/privacy', privacyErasureRoutes],
+    ['/v1/site-keys', siteKeyRoutes],
   ] as const
   for (const [prefix, plugin] of modules) {
     await app.register(async (scope) => plugin(scope as unknown as App, deps), { prefix })

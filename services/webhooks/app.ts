@@ -11,6 +11,7 @@ import type { Logger } from '../../lib/logger.js'
 import type { MigrationFile } from '../../lib/migrate.js'
 import whatsappWebhookRoutes from './modules/whatsapp/routes.js'
 import formSubmissionRoutes from './modules/forms/routes.js'
+import eventIntakeRoutes from './modules/events/routes.js'
 
 export interface WebhooksDeps {
   config: Config
@@ -49,6 +50,7 @@ export async function buildWebhooksApp(input: WebhooksDeps): Promise<App> {
   const modules = [
     ['/webhooks/whatsapp', whatsappWebhookRoutes],
     ['/forms', formSubmissionRoutes],
+    ['/v1/events', eventIntakeRoutes],
   ] as const
   for (const [prefix, plugin] of modules) {
     await app.register(async (scope) => plugin(scope as unknown as App, deps), { prefix })

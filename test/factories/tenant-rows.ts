@@ -1,4 +1,5 @@
 import type { Sql } from '../../lib/db.js'
+import { populateAnalyticsRows } from './analytics-rows.js'
 import { populateConversationsRows } from './conversations-rows.js'
 import { populateMarketingRows } from './marketing-rows.js'
 import { populatePrivacyExportRows } from './privacy-export-rows.js'
@@ -17,4 +18,5 @@ export async function populateTenantRows(sql: Sql, tenant: TestTenant): Promise<
   await populateConversationsRows(sql, tenant)
   await populatePrivacyExportRows(sql, tenant)
   await populatePrivacyErasureRows(sql, tenant)
+  await populateAnalyticsRows(sql, tenant)
 }

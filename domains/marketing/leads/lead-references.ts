@@ -125,9 +125,17 @@ export const LEAD_REFERENCES: readonly LeadReference[] = [
   {
     table: 'analytics.events',
     reach: { by: 'lead', column: 'lead_id' },
-    personal: ['properties'],
+    personal: ['properties', 'anonymous_id', 'session_id', 'context'],
     merge: { kind: 'move' },
-    erase: { kind: 'anonymise', null: ['lead_id'], redact: ['properties'], why: 'event counts and rollups stay right; the event no longer names anyone' },
+    erase: { kind: 'anonymise', null: ['lead_id', 'anonymous_id', 'session_id', 'context'], redact: ['properties'], why: 'event counts and rollups stay right; the event no longer names anyone (nor the visitor id, session or page context that could lead back)' },
+  },
+  {
+    table: 'analytics.event_inbox',
+    reach: { by: 'lead', column: 'lead_id' },
+    personal: ['anonymous_id', 'session_id', 'properties', 'context', 'last_error'],
+    merge: { kind: 'move' },
+    erase: { kind: 'delete' },
+    note: 'Client events (POST /v1/events) not moved into analytics.events yet; the lead id is as the client sent it. Page URLs, referrer and user agent are inside context.',
   },
   {
     table: 'whatsapp.messages',
@@ -253,6 +261,8 @@ export const NOT_PERSONAL: Readonly<Record<string, string>> = {
   'marketing.forms.name': "a form's name",
   'conversations.flows.name': "a bot flow's name",
   'analytics.events.name': "the event's type (e.g. whatsapp.message_received), not a person's name",
+  'analytics.event_inbox.name': "the event's name as the client sent it (e.g. pricing.viewed), not a person's name",
+  'analytics.site_keys.name': "the label a tenant gave a site key (its website)",
   'app_private.schema_migrations.name': "a migration file's name",
   'privacy.erasure_requests.erased_lead_ids': 'ids of the leads an erasure is removing, kept to resume it; emptied when it completes (the leads are gone)',
 }

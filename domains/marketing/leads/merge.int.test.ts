@@ -1,8 +1,9 @@
+import { randomUUID } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { withTenant } from '../../../lib/db.js'
 import type { App } from '../../../lib/http/create-server.js'
 import { startWhatsAppEmulator, type WhatsAppEmulator } from '../../../ops/emulators/whatsapp-cloud-api.js'
-import { buildTestWebhooks } from '../../../test/apps.js'
+import { bearer, buildTestWebhooks } from '../../../test/apps.js'
 import { useTestDatabase } from '../../../test/db.js'
 import { runJobs } from '../../../test/factories/conversations-rows.js'
 import { makeForm } from '../../../test/factories/marketing-rows.js'
@@ -124,6 +125,12 @@ describe('merging two leads that both talk to the bot', () => {
     expect((await conversationOn(m, branch))!.state).toMatchObject({ status: 'waiting_answer', currentNodeId: 'ask_service', answers: { name: 'Ana Lima' } })
     expect((await conversationOn(m, main))!.state).toMatchObject({ status: 'waiting_answer', currentNodeId: 'ask_name' })
     expect(await timerJobs((await conversationOn(m, main))!.id)).toBe(1)
+    // A client event naming M (POST /v1/events), not moved into analytics.events yet: the merge must move it too.
+    const sent = await webhooks.inject({
+      method: 'POST', url: '/v1/events', headers: bearer(tenant.adminKey),
+      payload: { events: [{ id: randomUUID(), name: 'pricing.viewed', type: 'page', occurredAt: new Date().toISOString(), leadId: m }] },
+    })
+    expect(sent.statusCode, sent.body).toBe(202)
     // M has rows in every table the catalog moves, so the check after the merge proves something for each.
     const before = await rowsOnLead(m)
     expect(Object.entries(before).filter(([, n]) => n === 0).map(([k]) => k), 'tables the scenario gives M no rows in').toEqual([])

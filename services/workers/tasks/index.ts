@@ -1,4 +1,5 @@
 import type { TaskList } from 'graphile-worker'
+import { processEventsTask } from './analytics__process_events.js'
 import { flowTimerTask } from './conversations__flow_timer.js'
 import { runBotTask } from './conversations__run_bot.js'
 import { processSubmissionTask } from './marketing__process_submission.js'
@@ -30,5 +31,6 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     privacy__export_subject: exportSubjectTask(deps),
     privacy__apply_retention: applyRetentionTask(deps),
     privacy__erase_subject: eraseSubjectTask(deps),
+    analytics__process_events: processEventsTask(deps),
   }
 }
