@@ -7,7 +7,7 @@ import type { App } from '../../../lib/http/create-server.js'
 import { authenticateApiKey } from '../../../domains/tenancy/service.js'
 import type { Principal } from '../../../domains/tenancy/schemas.js'
 import type { Logger } from '../../../lib/logger.js'
-import { createAuthFailureLimiter } from './auth-failures.js'
+import { createAuthFailureLimiter, credentialOf } from '../../../lib/http/auth-failures.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -27,17 +27,6 @@ export function tenantOf(request: FastifyRequest): TenantPrincipal {
 // One message for every authentication failure: it must not reveal whether a key, a tenant or a prefix exists.
 const unauthorized = () =>
   new AppError('UNAUTHORIZED', 'missing or invalid API key', { headers: { 'www-authenticate': 'Bearer realm="api"' } })
-
-/**
- * The key an Authorization header presents, however it is spelled: the scheme in any case, any whitespace around
- * it and the key. Null for anything else. Everything that keys on a credential (rate limits, lookups) uses this,
- * so that `bearer  k` and `Bearer k` are one credential and one budget.
- */
-export function credentialOf(header: string | string[] | undefined): string | null {
-  if (typeof header !== 'string') return null
-  const match = /^\s*bearer\s+(\S+)\s*$/i.exec(header)
-  return match ? match[1]! : null
-}
 
 /**
  * Authenticates in onRequest, before the body is read, so that an unauthenticated caller learns nothing about

@@ -243,3 +243,33 @@ describe('POST /v1/events: site-key rate limit', () => {
     await app.close()
   })
 })
+
+describe('POST /v1/events: failed API keys', () => {
+  const db = useTestDatabase()
+
+  it('answers 429 before any lookup once an address has presented too many wrong keys, however the key is spelled', async () => {
+    const app = await buildTestWebhooks(db.current, { AUTH_FAILURE_LIMIT_PER_MINUTE: '3' })
+    const tenant = await makeTenant(db.current.sql)
+    const post = (authorization: string) => app.inject({ method: 'POST', url: '/v1/events', headers: { authorization }, payload: { events: [pageView()] } })
+    const wrong = []
+    for (let i = 0; i < 3; i++) wrong.push((await post(`Bearer wak_${'x'.repeat(30)}${i}`)).statusCode)
+    expect(wrong).toEqual([401, 401, 401])
+    // Now even the right key, in any spelling, waits: the address was guessing.
+    for (const spelling of [`Bearer ${tenant.adminKey}`, `bearer   ${tenant.adminKey}`, `  BEARER\t${tenant.adminKey} `]) {
+      const res = await post(spelling)
+      expect(res.statusCode).toBe(429)
+      expect(Number(res.headers['retry-after'])).toBeGreaterThan(0)
+      expect(res.json().error.code).toBe('RATE_LIMITED')
+    }
+    expect(await count(db.current, 'analytics.event_inbox', `tenant_id = '${tenant.id}'`)).toBe(0)
+    await app.close()
+  })
+
+  it('accepts a correct key in any spelling of the Bearer scheme', async () => {
+    const app = await buildTestWebhooks(db.current)
+    const tenant = await makeTenant(db.current.sql)
+    const res = await app.inject({ method: 'POST', url: '/v1/events', headers: { authorization: `  bearer\t${tenant.adminKey}  ` }, payload: { events: [pageView()] } })
+    expect(res.statusCode).toBe(202)
+    await app.close()
+  })
+})

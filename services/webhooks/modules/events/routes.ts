@@ -8,6 +8,7 @@ import { IntakeAccepted, IntakeBatch, MAX_EVENTS_PER_BATCH } from '../../../../d
 import { EventInbox, loadSiteKey, type PublicSiteKey, siteOriginAllowed } from '../../../../domains/analytics/service.js'
 import { authenticateApiKey } from '../../../../domains/tenancy/service.js'
 import type { WebhooksDeps } from '../../app.js'
+import { createAuthFailureLimiter, credentialOf } from '../../../../lib/http/auth-failures.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -43,6 +44,7 @@ export default async function eventIntakeRoutes(app: App, deps: WebhooksDeps) {
   })
   // req.ip is the socket address unless TRUST_PROXY names the proxies allowed to set X-Forwarded-For.
   const perIp = app.createRateLimit({ max: config.EVENTS_RATE_LIMIT_PER_IP_PER_MINUTE, timeWindow: 60_000, keyGenerator: (req) => `ip:${req.ip}` })
+  const failures = createAuthFailureLimiter({ max: config.AUTH_FAILURE_LIMIT_PER_MINUTE, redis: deps.redis, log: deps.log })
   const inbox = new EventInbox(deps.sql, { onError: (err) => deps.log.error({ err }, 'storing events failed') })
 
   // Before the CORS plugin's hook (registered after this one): the sender, whose site key's allowedOrigins the
@@ -67,10 +69,18 @@ export default async function eventIntakeRoutes(app: App, deps: WebhooksDeps) {
     }
     // A preflight carries no credentials; without a site key in the URL there is no origin list to answer from.
     if (req.method === 'OPTIONS') throw new AppError('NOT_FOUND', 'a browser sends events with ?siteKey=ws_…')
-    const auth = req.headers.authorization
-    const key = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : ''
-    const principal = key ? await authenticateApiKey(deps.sql, key) : null
-    if (!principal) throw new AppError('UNAUTHORIZED', 'send an API key (Authorization: Bearer wak_…) or a site key (x-site-key)')
+    // As on the API: the credential read however it is spelled, and an address that keeps presenting wrong keys is
+    // answered 429 before any lookup (counters shared through Redis when configured).
+    const key = credentialOf(req.headers.authorization)
+    const unauthorized = () => new AppError('UNAUTHORIZED', 'send an API key (Authorization: Bearer wak_…) or a site key (x-site-key)')
+    if (!key) throw unauthorized()
+    const wait = await failures.blockedFor(req.ip)
+    if (wait > 0) throw new AppError('RATE_LIMITED', `too many failed authentications from this address; retry in ${wait} s`, { headers: { 'retry-after': String(wait) } })
+    const principal = await authenticateApiKey(deps.sql, key)
+    if (!principal) {
+      await failures.recordFailure(req.ip)
+      throw unauthorized()
+    }
     if (principal.role !== 'admin') throw new AppError('FORBIDDEN', 'this API key is read-only')
     req.eventSender = { tenantId: principal.tenantId, source: 'api', siteKey: null }
   })

@@ -1,6 +1,6 @@
 import { isIPv6 } from 'node:net'
 import type { Redis } from 'ioredis'
-import type { Logger } from '../../../lib/logger.js'
+import type { Logger } from '../logger.js'
 
 /**
  * Counts failed authentications per client address in fixed one-minute windows, so that guessing keys costs the
@@ -121,4 +121,15 @@ function withTimeout<T>(promise: Promise<T>): Promise<T> {
     timer = setTimeout(() => reject(Object.assign(new Error('redis timeout'), { code: 'ETIMEDOUT' })), REDIS_TIMEOUT_MS)
   })
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
+/**
+ * The key an Authorization header presents, however it is spelled: the scheme in any case, any whitespace around
+ * it and the key. Null for anything else. Everything that keys on a credential (rate limits, lookups) uses this,
+ * so that `bearer  k` and `Bearer k` are one credential and one budget.
+ */
+export function credentialOf(header: string | string[] | undefined): string | null {
+  if (typeof header !== 'string') return null
+  const match = /^\s*bearer\s+(\S+)\s*$/i.exec(header)
+  return match ? match[1]! : null
 }
