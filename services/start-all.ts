@@ -33,7 +33,24 @@ const emulator = !config.GRAPH_API_BASE_URL && config.NODE_ENV !== 'production'
   ? await startWhatsAppEmulator({ port: config.WHATSAPP_EMULATOR_PORT, webhookUrl: `${webhooksUrl}/webhooks/whatsapp`, appSecret: config.META_APP_SECRET, statusDelayMs: 300 })
   : null
 const workerConfig = emulator ? { ...config, GRAPH_API_BASE_URL: emulator.url } : config
-const runner = await startWorker({ config: workerConfig, log: log.child({ service: 'worker' }), connectionString: platform.target.runtimeUrl, metricsSql: platform.sql })
+const workerStarting = startWorker({ config: workerConfig, log: log.child({ service: 'worker' }), connectionString: platform.target.runtimeUrl, metricsSql: platform.sql })
+
+// The steps are in place before the worker has started: its start waits for the database, and a database that went
+// away meanwhile would hold a Ctrl-C until the shutdown deadline. A worker still starting gets a few seconds to
+// finish; one that cannot has taken no job yet, or its jobs come back when its heartbeat goes silent.
+const WORKER_START_GRACE_MS = 5_000
+shutdown.run([
+  // Stop taking requests and finish the ones in flight, then let running jobs finish, then close the database.
+  ['http', async () => { shuttingDown = true; await Promise.all([closeHttpApp(webhooks), closeHttpApp(api)]) }],
+  ['worker', async () => {
+    const started = await Promise.race([workerStarting.catch(() => null), new Promise<null>((r) => setTimeout(r, WORKER_START_GRACE_MS, null).unref())])
+    await started?.stop()
+  }],
+  ['emulator', async () => emulator?.stop()],
+  ['redis', async () => redis?.quit()],
+  ['database', () => platform.close()],
+])
+await workerStarting
 
 const db = platform.target.embedded ? `embedded PostgreSQL on 127.0.0.1:${config.EMBEDDED_PG_PORT} (data in ${platform.target.embeddedDataDir ?? config.EMBEDDED_PG_DIR})` : 'PostgreSQL at DATABASE_URL'
 process.stdout.write(
@@ -53,11 +70,3 @@ process.stdout.write(
   ].join('\n') + '\n',
 )
 
-shutdown.run([
-  // Stop taking requests and finish the ones in flight, then let running jobs finish, then close the database.
-  ['http', async () => { shuttingDown = true; await Promise.all([closeHttpApp(webhooks), closeHttpApp(api)]) }],
-  ['worker', () => runner.stop()],
-  ['emulator', async () => emulator?.stop()],
-  ['redis', async () => redis?.quit()],
-  ['database', () => platform.close()],
-])
