@@ -4,7 +4,7 @@ import { safeEqual } from '../../../lib/crypto.js'
 import type { Sql } from '../../../lib/db.js'
 import { AppError } from '../../../lib/errors.js'
 import type { App } from '../../../lib/http/create-server.js'
-import { authenticateApiKey } from '../../../domains/tenancy/service.js'
+import { actorName, authenticateApiKey } from '../../../domains/tenancy/service.js'
 import type { Principal } from '../../../domains/tenancy/schemas.js'
 import type { Logger } from '../../../lib/logger.js'
 import { createAuthFailureLimiter, credentialOf } from '../../../lib/http/auth-failures.js'
@@ -22,6 +22,12 @@ export function tenantOf(request: FastifyRequest): TenantPrincipal {
   const p = request.principal
   if (p?.kind !== 'tenant') throw new AppError('FORBIDDEN', 'this route needs a tenant API key')
   return p
+}
+
+/** Who acts, for audit entries and interactions: the tenant, the acting key (`api_key:<id>`) and the request id. */
+export function actorOf(request: FastifyRequest): { tenantId: string; actor: string; requestId: string } {
+  const principal = tenantOf(request)
+  return { tenantId: principal.tenantId, actor: actorName(principal), requestId: request.id }
 }
 
 // One message for every authentication failure: it must not reveal whether a key, a tenant or a prefix exists.

@@ -8,16 +8,12 @@ import { getConversation, listConversationEvents, listConversations } from '../.
 import { ConversationEventView, ConversationView, HandoverBody, ListConversationsQuery } from '../../../../domains/conversations/schemas.js'
 import { handOverConversation, releaseConversation } from '../../../../domains/conversations/service.js'
 import type { ApiDeps } from '../../app.js'
-import { tenantOf } from '../../plugins/auth.js'
+import { actorOf, tenantOf } from '../../plugins/auth.js'
 
 const ConversationParams = z.object({ conversationId: z.uuid() })
 const Cursor = z.object({ updatedAt: CursorTimestamp, id: z.uuid() })
 
 export default async function conversationRoutes(app: App, deps: ApiDeps) {
-  const who = (req: Parameters<typeof tenantOf>[0]) => {
-    const p = tenantOf(req)
-    return { tenantId: p.tenantId, actor: `api_key:${p.keyId}`, requestId: req.id }
-  }
 
   app.get('/', {
     config: { access: 'tenant:read' },
@@ -71,7 +67,7 @@ export default async function conversationRoutes(app: App, deps: ApiDeps) {
       body: HandoverBody.nullish(),
       response: { 200: ConversationView },
     },
-  }, async (req) => handOverConversation(deps.sql, who(req), req.params.conversationId, req.body?.note ?? undefined))
+  }, async (req) => handOverConversation(deps.sql, actorOf(req), req.params.conversationId, req.body?.note ?? undefined))
 
   app.post('/:conversationId/release', {
     config: { access: 'tenant:write' },
@@ -81,5 +77,5 @@ export default async function conversationRoutes(app: App, deps: ApiDeps) {
       params: ConversationParams,
       response: { 202: ConversationView },
     },
-  }, async (req, reply) => reply.code(202).send(await releaseConversation(deps.sql, who(req), req.params.conversationId, randomUUID())))
+  }, async (req, reply) => reply.code(202).send(await releaseConversation(deps.sql, actorOf(req), req.params.conversationId, randomUUID())))
 }

@@ -6,17 +6,13 @@ import { getFlow, getFlowVersion, listFlows, listFlowVersions } from '../../../.
 import { CreateFlowBody, CreateFlowVersionBody, FlowVersionView, FlowView } from '../../../../domains/conversations/schemas.js'
 import { addFlowVersion, createFlow, publishFlow } from '../../../../domains/conversations/service.js'
 import type { ApiDeps } from '../../app.js'
-import { tenantOf } from '../../plugins/auth.js'
+import { actorOf, tenantOf } from '../../plugins/auth.js'
 
 const FlowParams = z.object({ flowId: z.uuid() })
 const VersionParams = z.object({ flowId: z.uuid(), version: z.coerce.number().int().min(1) })
 const Created = z.object({ flow: FlowView, version: FlowVersionView })
 
 export default async function flowRoutes(app: App, deps: ApiDeps) {
-  const who = (req: Parameters<typeof tenantOf>[0]) => {
-    const p = tenantOf(req)
-    return { tenantId: p.tenantId, actor: `api_key:${p.keyId}`, requestId: req.id }
-  }
 
   app.get('/', {
     config: { access: 'tenant:read' },
@@ -26,7 +22,7 @@ export default async function flowRoutes(app: App, deps: ApiDeps) {
   app.post('/', {
     config: { access: 'tenant:write' },
     schema: { tags: ['flows'], summary: 'Create a flow from a flow document (version 1); optionally publish it.', body: CreateFlowBody, response: { 201: Created } },
-  }, async (req, reply) => reply.code(201).send(await createFlow(deps.sql, who(req), req.body)))
+  }, async (req, reply) => reply.code(201).send(await createFlow(deps.sql, actorOf(req), req.body)))
 
   app.get('/:flowId', {
     config: { access: 'tenant:read' },
@@ -55,7 +51,7 @@ export default async function flowRoutes(app: App, deps: ApiDeps) {
       body: CreateFlowVersionBody,
       response: { 201: Created },
     },
-  }, async (req, reply) => reply.code(201).send(await addFlowVersion(deps.sql, who(req), req.params.flowId, req.body)))
+  }, async (req, reply) => reply.code(201).send(await addFlowVersion(deps.sql, actorOf(req), req.params.flowId, req.body)))
 
   app.get('/:flowId/versions/:version', {
     config: { access: 'tenant:read' },
@@ -69,10 +65,10 @@ export default async function flowRoutes(app: App, deps: ApiDeps) {
   app.post('/:flowId/versions/:version/publish', {
     config: { access: 'tenant:write' },
     schema: { tags: ['flows'], summary: 'Make this version the one new conversations start on.', params: VersionParams, response: { 200: FlowView } },
-  }, async (req) => publishFlow(deps.sql, who(req), req.params.flowId, req.params.version))
+  }, async (req) => publishFlow(deps.sql, actorOf(req), req.params.flowId, req.params.version))
 
   app.post('/:flowId/unpublish', {
     config: { access: 'tenant:write' },
     schema: { tags: ['flows'], summary: 'Stop starting new conversations on this flow (those in progress finish).', params: FlowParams, response: { 200: FlowView } },
-  }, async (req) => publishFlow(deps.sql, who(req), req.params.flowId, null))
+  }, async (req) => publishFlow(deps.sql, actorOf(req), req.params.flowId, null))
 }

@@ -5,9 +5,8 @@ import { PageQuery } from '../../../../lib/pagination.js'
 import { CreateFormBody, UpdateFormBody } from '../../../../domains/marketing/forms/schemas.js'
 import { archiveForm, createForm, getForm, listFormsPage, listFormSubmissions, listSubmissionInbox, replaySubmission, updateForm } from '../../../../domains/marketing/forms/service.js'
 import { FormView, SubmissionView } from '../../../../domains/marketing/forms/views.js'
-import { actorName } from '../../../../domains/tenancy/service.js'
 import type { ApiDeps } from '../../app.js'
-import { tenantOf } from '../../plugins/auth.js'
+import { actorOf, tenantOf } from '../../plugins/auth.js'
 
 const FormParams = z.object({ formId: z.uuid() })
 const InboxEntry = z.object({
@@ -20,10 +19,6 @@ function found<T>(value: T | null, formId: string): T {
 }
 
 export default async function formRoutes(app: App, deps: ApiDeps) {
-  const who = (req: Parameters<typeof tenantOf>[0]) => {
-    const principal = tenantOf(req)
-    return { tenantId: principal.tenantId, actor: actorName(principal), requestId: req.id }
-  }
 
   app.post('/', {
     config: { access: 'tenant:write' },
@@ -33,7 +28,7 @@ export default async function formRoutes(app: App, deps: ApiDeps) {
       body: CreateFormBody,
       response: { 201: FormView },
     },
-  }, async (req, reply) => reply.code(201).send(await createForm(deps.sql, who(req), req.body)))
+  }, async (req, reply) => reply.code(201).send(await createForm(deps.sql, actorOf(req), req.body)))
 
   app.get('/', {
     config: { access: 'tenant:read' },
@@ -59,7 +54,7 @@ export default async function formRoutes(app: App, deps: ApiDeps) {
       body: UpdateFormBody,
       response: { 200: FormView },
     },
-  }, async (req) => found(await updateForm(deps.sql, who(req), req.params.formId, req.body), req.params.formId))
+  }, async (req) => found(await updateForm(deps.sql, actorOf(req), req.params.formId, req.body), req.params.formId))
 
   app.delete('/:formId', {
     config: { access: 'tenant:write' },
@@ -69,7 +64,7 @@ export default async function formRoutes(app: App, deps: ApiDeps) {
       params: FormParams,
       response: { 200: FormView },
     },
-  }, async (req) => found(await archiveForm(deps.sql, who(req), req.params.formId), req.params.formId))
+  }, async (req) => found(await archiveForm(deps.sql, actorOf(req), req.params.formId), req.params.formId))
 
   app.get('/:formId/submissions', {
     config: { access: 'tenant:read' },
@@ -102,7 +97,7 @@ export default async function formRoutes(app: App, deps: ApiDeps) {
       response: { 202: z.object({ submissionId: z.uuid(), queued: z.literal(true) }) },
     },
   }, async (req, reply) => {
-    if (!(await replaySubmission(deps.sql, who(req), req.params.submissionId))) {
+    if (!(await replaySubmission(deps.sql, actorOf(req), req.params.submissionId))) {
       throw new AppError('NOT_FOUND', `no failed or parked submission ${req.params.submissionId}`)
     }
     return reply.code(202).send({ submissionId: req.params.submissionId, queued: true as const })

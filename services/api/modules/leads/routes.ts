@@ -1,4 +1,3 @@
-import type { FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import { AppError } from '../../../../lib/errors.js'
 import type { App } from '../../../../lib/http/create-server.js'
@@ -12,9 +11,8 @@ import {
 } from '../../../../domains/marketing/leads/service.js'
 import { listLeadMessagesPage } from '../../../../domains/whatsapp/lead-messages.js'
 import { MessageView } from '../../../../domains/whatsapp/schemas.js'
-import { actorName } from '../../../../domains/tenancy/service.js'
 import type { ApiDeps } from '../../app.js'
-import { tenantOf } from '../../plugins/auth.js'
+import { actorOf, tenantOf } from '../../plugins/auth.js'
 
 const pageOf = <T extends z.ZodType>(item: T) => z.object({ data: z.array(item), nextCursor: z.string().nullable() })
 
@@ -23,10 +21,6 @@ function found<T>(value: T | null, leadId: string): T {
   return value
 }
 
-const who = (req: FastifyRequest) => {
-  const principal = tenantOf(req)
-  return { tenantId: principal.tenantId, actor: actorName(principal), requestId: req.id }
-}
 
 export default async function leadRoutes(app: App, deps: ApiDeps) {
   app.get('/', {
@@ -68,7 +62,7 @@ export default async function leadRoutes(app: App, deps: ApiDeps) {
       body: BulkLeadsBody,
       response: { 200: z.object({ updated: z.number(), unchanged: z.number(), notFound: z.array(z.uuid()) }) },
     },
-  }, async (req) => bulkUpdateLeads(deps.sql, who(req), req.body))
+  }, async (req) => bulkUpdateLeads(deps.sql, actorOf(req), req.body))
 
   app.get('/:leadId', {
     config: { access: 'tenant:read' },
@@ -99,12 +93,12 @@ export default async function leadRoutes(app: App, deps: ApiDeps) {
       body: PatchLeadBody,
       response: { 200: LeadView },
     },
-  }, async (req) => patchLead(deps.sql, who(req), req.params.leadId, req.body))
+  }, async (req) => patchLead(deps.sql, actorOf(req), req.params.leadId, req.body))
 
   app.post('/:leadId/notes', {
     config: { access: 'tenant:write' },
     schema: { tags: ['leads'], summary: 'Add a note to a lead (an interaction; notes are never edited).', params: LeadParams, body: NoteBody, response: { 201: TimelineEntry } },
-  }, async (req, reply) => reply.code(201).send(await addLeadNote(deps.sql, who(req), req.params.leadId, req.body.text)))
+  }, async (req, reply) => reply.code(201).send(await addLeadNote(deps.sql, actorOf(req), req.params.leadId, req.body.text)))
 
   app.post('/:leadId/merge', {
     config: { access: 'tenant:write' },
@@ -115,5 +109,5 @@ export default async function leadRoutes(app: App, deps: ApiDeps) {
       body: z.strictObject({ leadId: z.uuid() }),
       response: { 200: LeadView },
     },
-  }, async (req) => mergeLeadsManually(deps.sql, who(req), req.params.leadId, req.body.leadId))
+  }, async (req) => mergeLeadsManually(deps.sql, actorOf(req), req.params.leadId, req.body.leadId))
 }

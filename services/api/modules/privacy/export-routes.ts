@@ -1,15 +1,9 @@
-import type { FastifyRequest } from 'fastify'
 import { CreatedExport, CreateExportBody, ExportParams, ExportView } from '../../../../domains/privacy/export-schemas.js'
 import { readExport, requestExport } from '../../../../domains/privacy/export.js'
-import { actorName } from '../../../../domains/tenancy/service.js'
 import type { App } from '../../../../lib/http/create-server.js'
 import type { ApiDeps } from '../../app.js'
-import { tenantOf } from '../../plugins/auth.js'
+import { actorOf } from '../../plugins/auth.js'
 
-const who = (req: FastifyRequest) => {
-  const principal = tenantOf(req)
-  return { tenantId: principal.tenantId, actor: actorName(principal), requestId: req.id }
-}
 
 /** Subject-access exports. Both routes need an admin key: the document is everything held about a person. */
 export default async function exportRoutes(app: App, deps: ApiDeps) {
@@ -21,7 +15,7 @@ export default async function exportRoutes(app: App, deps: ApiDeps) {
       body: CreateExportBody,
       response: { 202: CreatedExport },
     },
-  }, async (req, reply) => reply.code(202).send(await requestExport(deps.sql, who(req), req.body)))
+  }, async (req, reply) => reply.code(202).send(await requestExport(deps.sql, actorOf(req), req.body)))
 
   app.get('/:exportId', {
     config: { access: 'tenant:write' },
@@ -32,7 +26,7 @@ export default async function exportRoutes(app: App, deps: ApiDeps) {
       response: { 200: ExportView },
     },
   }, async (req, reply) => {
-    const read = await readExport(deps.sql, who(req), req.params.exportId, (err) => req.log.error({ err, exportId: req.params.exportId }, 'export stream failed'))
+    const read = await readExport(deps.sql, actorOf(req), req.params.exportId, (err) => req.log.error({ err, exportId: req.params.exportId }, 'export stream failed'))
     if (read.kind === 'status') return read.view
     return reply
       .type('application/json; charset=utf-8')

@@ -1,16 +1,10 @@
-import type { FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import { PatchRetentionBody, RetentionRunView, RetentionView } from '../../../../domains/privacy/export-schemas.js'
 import { getRetention, listRetentionRuns, patchRetention } from '../../../../domains/privacy/retention.js'
-import { actorName } from '../../../../domains/tenancy/service.js'
 import type { App } from '../../../../lib/http/create-server.js'
 import type { ApiDeps } from '../../app.js'
-import { tenantOf } from '../../plugins/auth.js'
+import { actorOf, tenantOf } from '../../plugins/auth.js'
 
-const who = (req: FastifyRequest) => {
-  const principal = tenantOf(req)
-  return { tenantId: principal.tenantId, actor: actorName(principal), requestId: req.id }
-}
 
 export default async function retentionRoutes(app: App, deps: ApiDeps) {
   app.get('/', {
@@ -30,7 +24,7 @@ export default async function retentionRoutes(app: App, deps: ApiDeps) {
       body: PatchRetentionBody,
       response: { 200: RetentionView },
     },
-  }, async (req) => patchRetention(deps.sql, deps.config, who(req), req.body))
+  }, async (req) => patchRetention(deps.sql, deps.config, actorOf(req), req.body))
 
   app.get('/runs', {
     config: { access: 'tenant:read' },

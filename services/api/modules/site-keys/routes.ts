@@ -3,18 +3,13 @@ import { AppError } from '../../../../lib/errors.js'
 import type { App } from '../../../../lib/http/create-server.js'
 import { CreateSiteKeyBody, SiteKeyView } from '../../../../domains/analytics/schemas.js'
 import { archiveSiteKey, createSiteKey, listSiteKeys } from '../../../../domains/analytics/service.js'
-import { actorName } from '../../../../domains/tenancy/service.js'
 import type { ApiDeps } from '../../app.js'
-import { tenantOf } from '../../plugins/auth.js'
+import { actorOf, tenantOf } from '../../plugins/auth.js'
 
 const SiteKeyParams = z.object({ siteKeyId: z.uuid() })
 
 /** Site keys: the public credential a tenant's website sends events with (POST /v1/events on the ingestion service). */
 export default async function siteKeyRoutes(app: App, deps: ApiDeps) {
-  const who = (req: Parameters<typeof tenantOf>[0]) => {
-    const principal = tenantOf(req)
-    return { tenantId: principal.tenantId, actor: actorName(principal), requestId: req.id }
-  }
 
   app.post('/', {
     config: { access: 'tenant:write' },
@@ -24,7 +19,7 @@ export default async function siteKeyRoutes(app: App, deps: ApiDeps) {
       body: CreateSiteKeyBody,
       response: { 201: SiteKeyView },
     },
-  }, async (req, reply) => reply.code(201).send(await createSiteKey(deps.sql, who(req), req.body)))
+  }, async (req, reply) => reply.code(201).send(await createSiteKey(deps.sql, actorOf(req), req.body)))
 
   app.get('/', {
     config: { access: 'tenant:read' },
@@ -45,7 +40,7 @@ export default async function siteKeyRoutes(app: App, deps: ApiDeps) {
       response: { 200: SiteKeyView },
     },
   }, async (req) => {
-    const key = await archiveSiteKey(deps.sql, who(req), req.params.siteKeyId)
+    const key = await archiveSiteKey(deps.sql, actorOf(req), req.params.siteKeyId)
     if (!key) throw new AppError('NOT_FOUND', `site key ${req.params.siteKeyId} not found`)
     return key
   })
