@@ -14,6 +14,20 @@ export interface EventRecord {
   anonymous_id?: string | null
   session_id?: string | null
   context?: unknown
+  /** Enrichment columns (migration 0020); absent or null for events that were not enriched. */
+  acq_source?: string | null
+  acq_channel?: string | null
+  referrer_host?: string | null
+  utm?: unknown
+  click_id?: unknown
+  device?: string | null
+  browser?: string | null
+  browser_version?: string | null
+  os?: string | null
+  os_version?: string | null
+  is_bot?: boolean | null
+  country?: string | null
+  country_from?: string | null
 }
 
 /**
@@ -32,12 +46,18 @@ export const insertEventsFrom = (tx: Tx, relation: postgres.Fragment) =>
 /** Every event of a batch in one statement, in the order given (a function scan keeps the array's order). Returns how many were new. */
 export const insertEvents = (tx: Tx, rows: EventRecord[]) =>
   tx`
-    insert into analytics.events (tenant_id, name, lead_id, occurred_at, properties, dedupe_key, source, event_id, type, anonymous_id, session_id, context)
+    insert into analytics.events (tenant_id, name, lead_id, occurred_at, properties, dedupe_key, source, event_id, type, anonymous_id, session_id, context,
+                                  acq_source, acq_channel, referrer_host, utm, click_id, device, browser, browser_version, os, os_version, is_bot,
+                                  country, country_from)
     select (select core.current_tenant_id()), r.name, r.lead_id, r.occurred_at, coalesce(r.properties, '{}'), r.dedupe_key, r.source,
-           r.event_id, r.type, r.anonymous_id, r.session_id, r.context
+           r.event_id, r.type, r.anonymous_id, r.session_id, r.context,
+           r.acq_source, r.acq_channel, r.referrer_host, r.utm, r.click_id, r.device, r.browser, r.browser_version, r.os, r.os_version, r.is_bot,
+           r.country, r.country_from
       from jsonb_to_recordset(${tx.json(rows as never)}::jsonb)
         as r(name text, lead_id uuid, occurred_at timestamptz, properties jsonb, dedupe_key text, source text,
-             event_id uuid, type text, anonymous_id text, session_id text, context jsonb)
+             event_id uuid, type text, anonymous_id text, session_id text, context jsonb,
+             acq_source text, acq_channel text, referrer_host text, utm jsonb, click_id jsonb, device text, browser text,
+             browser_version text, os text, os_version text, is_bot boolean, country text, country_from text)
     on conflict (tenant_id, dedupe_key) do nothing`.then((r) => r.count)
 
 /** Retention: up to `limit` of a tenant's events older than `days` days, oldest first; returns how many went. */

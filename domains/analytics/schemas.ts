@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { Enrichment } from './enrichment/schemas.js'
 
 /**
  * One analytics event as a producer records it. Producers inside the product (WhatsApp ingestion, forms) build
@@ -20,6 +21,11 @@ export const EventRow = z.object({
   anonymousId: z.string().max(200).nullable().default(null),
   sessionId: z.string().max(200).nullable().default(null),
   context: z.record(z.string(), z.unknown()).nullable().default(null),
+  /**
+   * What enrichEvent derived from the context (and the lead's phone), stored in the event's enrichment columns
+   * (migration 0020: acq_source, acq_channel, device, country, …). Client events only; other producers leave it out.
+   */
+  enrichment: Enrichment.nullable().default(null),
 })
 export type EventRow = z.input<typeof EventRow>
 

@@ -2,7 +2,10 @@ import { randomBytes } from 'node:crypto'
 import { type Sql, type Tx, withTenant } from '../../lib/db.js'
 import { AppError, isAppError } from '../../lib/errors.js'
 import { GroupCommit, type GroupCommitOptions } from '../../lib/group-commit.js'
+import { leadPhones } from '../marketing/leads/service.js'
 import { insertAuditEntry } from '../tenancy/queries.js'
+import { enrichEvent } from './enrichment/enrich.js'
+import type { Enrichment } from './enrichment/schemas.js'
 import * as q from './queries.js'
 import type { CreateSiteKeyBody, EventRow, IntakeEvent, SiteKeyView } from './schemas.js'
 
@@ -31,8 +34,26 @@ export async function recordEvents(tx: Tx, rows: readonly EventRow[]): Promise<n
     anonymous_id: r.anonymousId ?? null,
     session_id: r.sessionId ?? null,
     context: r.context ?? null,
+    ...enrichmentColumns(r.enrichment ?? null),
   })))
 }
+
+/** An Enrichment as the event's columns (migration 0020); all null when the event was not enriched. */
+const enrichmentColumns = (e: Enrichment | null) => ({
+  acq_source: e?.source ?? null,
+  acq_channel: e?.channel ?? null,
+  referrer_host: e?.referrerHost ?? null,
+  utm: e?.utm ?? null,
+  click_id: e?.clickId ?? null,
+  device: e?.device ?? null,
+  browser: e?.browser.name ?? null,
+  browser_version: e?.browser.version ?? null,
+  os: e?.os.name ?? null,
+  os_version: e?.os.version ?? null,
+  is_bot: e?.isBot ?? null,
+  country: e?.country?.code ?? null,
+  country_from: e?.country?.from ?? null,
+})
 
 /**
  * The same, for a producer that derives its events from rows it writes in the same statement (WhatsApp ingestion
@@ -171,16 +192,34 @@ export interface ProcessEventsResult { moved: number; parked: string[] }
 
 const describe = (err: unknown) => (err instanceof Error ? `${err.name}: ${err.message}` : String(err)).slice(0, 2000)
 
-const eventRowOf = (r: q.InboxEventRow): EventRow => ({
+const field = (v: unknown, key: string): unknown => (v && typeof v === 'object' ? (v as Record<string, unknown>)[key] : undefined)
+
+/**
+ * enrichEvent's input from a stored event: its context (validated at intake as EventContext) and its lead's phone.
+ * enrichEvent accepts anything, so a context stored before a schema change cannot make it fail.
+ */
+export const enrichmentInputOf = (context: unknown, phoneE164: string | undefined) => ({
+  userAgent: field(context, 'userAgent'),
+  referrer: field(field(context, 'page'), 'referrer'),
+  pageUrl: field(field(context, 'page'), 'url'),
+  utm: field(context, 'utm'),
+  locale: field(context, 'locale'),
+  phoneE164,
+})
+
+const eventRowOf = (phones: Map<string, string>) => (r: q.InboxEventRow): EventRow => ({
   name: r.name, leadId: r.leadId, occurredAt: r.occurredAt, properties: r.properties, dedupeKey: `evt:${r.id}`, source: r.source === 'site' ? 'site' : 'api',
   eventId: r.id, type: r.type, anonymousId: r.anonymousId, sessionId: r.sessionId, context: r.context,
+  enrichment: enrichEvent(enrichmentInputOf(r.context, r.leadId ? phones.get(r.leadId) : undefined)),
 })
 
 async function moveEvents(sql: Sql, tenantId: string, ids: string[]): Promise<number> {
   return withTenant(sql, tenantId, async (tx) => {
     const rows = await q.lockInboxEvents(tx, ids)
     if (rows.length === 0) return 0
-    const added = await recordEvents(tx, rows.map(eventRowOf))
+    // Enriched before rollup, in the same statement that records them; the batch's lead phones in one query.
+    const phones = await leadPhones(tx, rows.flatMap((r) => (r.leadId ? [r.leadId] : [])))
+    const added = await recordEvents(tx, rows.map(eventRowOf(phones)))
     await q.deleteInboxEvents(tx, rows.map((r) => r.id))
     return added
   })

@@ -125,9 +125,9 @@ export const LEAD_REFERENCES: readonly LeadReference[] = [
   {
     table: 'analytics.events',
     reach: { by: 'lead', column: 'lead_id' },
-    personal: ['properties', 'anonymous_id', 'session_id', 'context'],
+    personal: ['properties', 'anonymous_id', 'session_id', 'context', 'click_id'],
     merge: { kind: 'move' },
-    erase: { kind: 'anonymise', null: ['lead_id', 'anonymous_id', 'session_id', 'context'], redact: ['properties'], why: 'event counts and rollups stay right; the event no longer names anyone (nor the visitor id, session or page context that could lead back)' },
+    erase: { kind: 'anonymise', null: ['lead_id', 'anonymous_id', 'session_id', 'context', 'click_id'], redact: ['properties'], why: 'event counts and rollups stay right; the event no longer names anyone (nor the visitor id, session, page context or ad click id that could lead back); the enrichment dimensions (channel, device, country) stay' },
   },
   {
     table: 'analytics.event_inbox',

@@ -204,6 +204,11 @@ export const findLeadIdByEmail = (tx: Queryable, email: string) =>
 export const findLeadIdByPhoneKey = (tx: Queryable, phoneKey: string) =>
   tx<{ id: string }[]>`select id from marketing.leads where phone_key = ${phoneKey} and merged_into is null`.then((r) => r[0]?.id ?? null)
 
+/** The phone numbers (E.164) of these leads that have one, in one query: what event enrichment reads for country. */
+export const findLeadPhones = (tx: Tx, leadIds: readonly string[]) =>
+  tx<{ id: string; phoneE164: string }[]>`
+    select id, phone_e164 from marketing.leads where id = any(${leadIds as string[]}::uuid[]) and phone_e164 is not null`
+
 export const listTimeline = (tx: Tx, leadId: string, limit: number, before: Keyset | null) =>
   tx<(TimelineEntry & { sortAt: string })[]>`
     select i.id::text, i.type, i.channel, i.actor, i.occurred_at, i.details, i.occurred_at::text as sort_at,

@@ -393,6 +393,13 @@ async function resolveFilter(tx: Tx, filter: LeadFilter): Promise<q.LeadQuery> {
   return { ...rest, namePrefix: search }
 }
 
+/** Lead id → phone number (E.164) for the given leads that have one; one query for a whole batch. */
+export async function leadPhones(tx: Tx, leadIds: readonly string[]): Promise<Map<string, string>> {
+  const ids = [...new Set(leadIds)]
+  if (ids.length === 0) return new Map()
+  return new Map((await q.findLeadPhones(tx, ids)).map((r) => [r.id, r.phoneE164]))
+}
+
 export async function listLeadsPage(sql: Sql, tenantId: string, query: LeadFilter & { limit: number; cursor?: string }) {
   const after = readCursor(query.cursor, LeadCursor)
   return withTenant(sql, tenantId, async (tx) => page(await q.listLeads(tx, await resolveFilter(tx, query), query.limit, after), query.limit))
