@@ -182,9 +182,20 @@ function insertQuarantine(tx: Tx, rows: Quarantine[]) {
 }
 
 /** Records a failed attempt on the delivery row (in its own transaction: the work itself rolled back). */
-export function recordDeliveryFailure(sql: Sql, deliveryId: string, error: string, parked: boolean) {
+export function recordDeliveryFailure(sql: Sql | Tx, deliveryId: string, error: string, parked: boolean) {
   return sql`
     update whatsapp.webhook_deliveries
        set attempts = attempts + 1, last_error = ${error}, status = ${parked ? 'parked' : 'failed'}
      where id = ${deliveryId} and status <> 'processed'`
+}
+
+/**
+ * A delivery that failed in its batch goes to a retrying job of its own (PROCESS_DELIVERY_TASK): the failure is
+ * recorded and the job enqueued in one transaction, so the batch job can complete and nothing is lost.
+ */
+export function handDeliveryToItsOwnJob(sql: Sql, deliveryId: string, error: string, maxAttempts: number) {
+  return sql.begin(async (tx) => {
+    await recordDeliveryFailure(tx, deliveryId, error, false)
+    await q.enqueueDeliveryJob(tx, deliveryId, maxAttempts)
+  })
 }

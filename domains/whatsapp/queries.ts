@@ -1,5 +1,5 @@
 import type { Queryable, Tx } from '../../lib/db.js'
-import type { MessageView, PhoneNumberView } from './schemas.js'
+import { type MessageView, type PhoneNumberView, PROCESS_DELIVERY_TASK } from './schemas.js'
 
 // ---------------------------------------------------------------------------------------------------------
 // Numbers and accounts.
@@ -145,6 +145,19 @@ export const findUnparseableDelivery = (tx: Queryable, id: string) =>
     return { ...row, rawBase64: rawBody.toString('base64') }
   })
 
+/**
+ * Up to `limit` processed raw deliveries older than the retention, none with an item still in quarantine; returns how
+ * many went (a caller loops until fewer than `limit` went, keeping each transaction short on a backlog).
+ */
+export const pruneProcessedDeliveries = (sql: Queryable, retentionDays: number, limit: number) =>
+  sql`
+    delete from whatsapp.webhook_deliveries
+     where id in (
+       select d.id from whatsapp.webhook_deliveries d
+        where d.status = 'processed' and d.processed_at < now() - make_interval(days => ${retentionDays})
+          and not exists (select 1 from whatsapp.quarantined_items q where q.delivery_id = d.id and q.released_at is null)
+        limit ${limit})`.then((r) => r.count)
+
 /** Raw unparseable deliveries older than the retention: they hold leads' messages too. Returns how many went. */
 export const pruneUnparseableDeliveries = (tx: Queryable, retentionDays: number) =>
   tx`delete from whatsapp.unparseable_deliveries where received_at < now() - make_interval(days => ${retentionDays})`.then((r) => r.count)
@@ -196,3 +209,9 @@ export const deleteMessagesWithHistory = (tx: Tx, tenantId: string, messageIds: 
     )
     select (select count(*)::int from gone) as messages, (select count(*)::int from statuses) as statuses,
            (select n from sends) as sends`.then(([r]) => r!)
+
+/** The retrying job of one delivery that failed in its batch; keyed so a delivery never has two. */
+export const enqueueDeliveryJob = (tx: Tx, deliveryId: string, maxAttempts: number) =>
+  tx`
+    select graphile_worker.add_job(${PROCESS_DELIVERY_TASK}, json_build_object('deliveryId', ${deliveryId}::text),
+                                   max_attempts := ${maxAttempts}, job_key := ${`whatsapp:delivery:${deliveryId}`})`

@@ -9,7 +9,7 @@ import { useScrapeSources } from '../../lib/metrics.js'
 import { jobQueueStats } from '../../lib/job-queue.js'
 import { whatsappBacklog } from '../../domains/whatsapp/queries.js'
 import { crontab } from './crontab.js'
-import { recordHeartbeats, unlockJobsOfSilentWorkers } from './job-locks.js'
+import { recordHeartbeats, unlockJobsOfSilentWorkers } from '../../lib/job-queue.js'
 import { createQueuePool, type QueuePool } from './queue-pool.js'
 import { buildTaskList } from './tasks/index.js'
 

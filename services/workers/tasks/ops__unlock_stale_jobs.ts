@@ -1,5 +1,5 @@
 import type { Task } from 'graphile-worker'
-import { unlockStaleJobs } from '../job-locks.js'
+import { unlockStaleJobs } from '../../../lib/job-queue.js'
 import type { TaskDeps } from './task-deps.js'
 
 /** No task of ours runs for long; a job locked for this long by a worker that does not beat belongs to a dead worker. */

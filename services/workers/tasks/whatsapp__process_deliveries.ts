@@ -1,7 +1,7 @@
 import type { Task } from 'graphile-worker'
 import { onNewInboundMessages } from '../../../domains/conversations/inbound-hook.js'
-import { processDeliveries } from '../../../domains/whatsapp/process-deliveries.js'
-import { PROCESS_DELIVERY_TASK, ProcessDeliveriesPayload } from '../../../domains/whatsapp/schemas.js'
+import { handDeliveryToItsOwnJob, processDeliveries } from '../../../domains/whatsapp/process-deliveries.js'
+import { ProcessDeliveriesPayload } from '../../../domains/whatsapp/schemas.js'
 import { whatsappDeliveries } from '../../../lib/metrics.js'
 import type { TaskDeps } from './task-deps.js'
 
@@ -19,13 +19,6 @@ export const processDeliveriesTask = (deps: TaskDeps): Task => async (payload, h
   whatsappDeliveries.inc({ outcome: 'processed' }, result.processed.length)
   for (const failure of result.failed) {
     helpers.logger.warn(`delivery ${failure.deliveryId} failed in batch; retrying alone: ${failure.error}`)
-    await deps.sql.begin(async (tx) => {
-      await tx`
-        update whatsapp.webhook_deliveries set status = 'failed', attempts = attempts + 1, last_error = ${failure.error}
-         where id = ${failure.deliveryId} and status <> 'processed'`
-      await tx`
-        select graphile_worker.add_job(${PROCESS_DELIVERY_TASK}, json_build_object('deliveryId', ${failure.deliveryId}::text),
-                                       max_attempts := ${DELIVERY_MAX_ATTEMPTS}, job_key := ${`whatsapp:delivery:${failure.deliveryId}`})`
-    })
+    await handDeliveryToItsOwnJob(deps.sql, failure.deliveryId, failure.error, DELIVERY_MAX_ATTEMPTS)
   }
 }

@@ -1,6 +1,6 @@
 import type { Task } from 'graphile-worker'
 import { z } from 'zod'
-import { pruneUnparseableDeliveries } from '../../../domains/whatsapp/queries.js'
+import { pruneProcessedDeliveries, pruneUnparseableDeliveries } from '../../../domains/whatsapp/queries.js'
 import type { TaskDeps } from './task-deps.js'
 
 const Payload = z.object({}).loose()
@@ -17,15 +17,9 @@ export const pruneDeliveriesTask = (deps: TaskDeps): Task => async (payload, hel
   Payload.parse(payload ?? {})
   let total = 0
   for (;;) {
-    const deleted = await deps.sql`
-      delete from whatsapp.webhook_deliveries
-       where id in (
-         select d.id from whatsapp.webhook_deliveries d
-          where d.status = 'processed' and d.processed_at < now() - make_interval(days => ${deps.config.WEBHOOK_RETENTION_DAYS})
-            and not exists (select 1 from whatsapp.quarantined_items q where q.delivery_id = d.id and q.released_at is null)
-          limit ${CHUNK})`
-    total += deleted.count
-    if (deleted.count < CHUNK) break
+    const deleted = await pruneProcessedDeliveries(deps.sql, deps.config.WEBHOOK_RETENTION_DAYS, CHUNK)
+    total += deleted
+    if (deleted < CHUNK) break
   }
   if (total > 0) helpers.logger.info(`pruned ${total} processed deliveries`)
   const unparseable = await pruneUnparseableDeliveries(deps.sql, deps.config.WEBHOOK_RETENTION_DAYS)
