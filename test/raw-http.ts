@@ -1,4 +1,6 @@
 import { connect, type Socket } from 'node:net'
+import { expect } from 'vitest'
+import type { App } from '../lib/http/create-server.js'
 
 export interface RawExchange {
   /** Everything the server wrote before it closed the connection. */
@@ -66,4 +68,13 @@ function parseResponse(text: string): { status: number | null; headers: Record<s
     json = undefined
   }
   return { status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine ?? '')?.[1] ?? NaN) || null, headers, json }
+}
+
+/** The port a test app listens on (after `app.listen({ port: 0 })`). */
+export const portOf = (app: App) => (app.server.address() as { port: number }).port
+
+/** Asserts the product's error shape with this code, and returns the error. */
+export function expectErrorShape(body: unknown, code: string): { code: string; message: string; requestId: string } {
+  expect(body).toEqual({ error: { code, message: expect.any(String), requestId: expect.any(String) } })
+  return (body as { error: { code: string; message: string; requestId: string } }).error
 }

@@ -5,13 +5,12 @@ import { bearer, buildTestApi, OPERATOR_KEY, testConfig, testLogger } from '../.
 import { useTestDatabase } from '../../test/db.js'
 import { makeLead } from '../../test/factories/marketing-rows.js'
 import { makeTenant, type TestTenant } from '../../test/factories/tenants.js'
-import { rawExchange } from '../../test/raw-http.js'
+import { expectErrorShape, portOf, rawExchange } from '../../test/raw-http.js'
 import { withTenant, type Sql } from '../../lib/db.js'
 import type { App } from '../../lib/http/create-server.js'
 import { encodeCursor } from '../../lib/pagination.js'
 import { createHttpServer } from '../../lib/http/create-server.js'
 
-const portOf = (app: App) => (app.server.address() as { port: number }).port
 const inventedKey = (i: number) => `wak_${String(i).padStart(8, '0')}_${'x'.repeat(32)}`
 
 /** The runtime pool, counting the statements it is asked to run: proves which requests reach the database. */
@@ -21,10 +20,6 @@ function countingSql(sql: Sql): { sql: Sql; count: () => number } {
   return { sql: proxy, count: () => calls }
 }
 
-function expectErrorShape(body: unknown, code: string): { code: string; message: string; requestId: string } {
-  expect(body).toEqual({ error: { code, message: expect.any(String), requestId: expect.any(String) } })
-  return (body as { error: { code: string; message: string; requestId: string } }).error
-}
 
 describe('API edge: what an attacker or a broken client can do before a route runs', () => {
   const db = useTestDatabase()

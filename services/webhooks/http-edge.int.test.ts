@@ -1,16 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildTestWebhooks } from '../../test/apps.js'
 import { useTestDatabase } from '../../test/db.js'
-import { rawExchange } from '../../test/raw-http.js'
+import { expectErrorShape, portOf, rawExchange } from '../../test/raw-http.js'
 import type { App } from '../../lib/http/create-server.js'
 import { makeForm } from '../../test/factories/marketing-rows.js'
 import { makeTenant } from '../../test/factories/tenants.js'
 
-const portOf = (app: App) => (app.server.address() as { port: number }).port
 
-function expectErrorShape(body: unknown, code: string) {
-  expect(body).toEqual({ error: { code, message: expect.any(String), requestId: expect.any(String) } })
-}
 
 describe('webhooks edge: slow and broken clients on the ingestion service', () => {
   const db = useTestDatabase()
