@@ -109,7 +109,7 @@ const isUnstorableError = (err: unknown): boolean => {
  * A correctly signed delivery that can never be stored as jsonb must not make Meta retry forever, nor fail the others
  * of its batch: the route flags the ones it can see cheaply (unstorableReason), and those are written as raw bytes to
  * whatsapp.unparseable_deliveries and acknowledged; one the check missed makes the grouped statement fail with a data
- * error, and the batch is then split in halves until the offender stands alone and is kept raw the same way.
+ * error; the group commit then writes each member alone, and the offender, alone, is kept raw the same way.
  */
 export class DeliveryInbox {
   private readonly commit: GroupCommit<Incoming, StoredDelivery>
@@ -139,7 +139,7 @@ export class DeliveryInbox {
     const good = [...unique.values()].filter((p) => p.unstorable === null)
     const found = new Map<string, WrittenRow>()
     const raw: Incoming[] = [...unique.values()].filter((p) => p.unstorable !== null)
-    for (const row of await this.writeSplitting(good, raw, signal)) found.set(`${row.sha}|${row.signedBy}`, row)
+    for (const row of await this.writeOrKeepRaw(good, raw, signal)) found.set(`${row.sha}|${row.signedBy}`, row)
     const rawFound = new Map<string, WrittenRow>()
     let rawError: Error | null = null
     if (raw.length > 0) {
@@ -164,24 +164,21 @@ export class DeliveryInbox {
   }
 
   /**
-   * Writes `items` in one statement; when that fails because some payload can never be stored, writes each half on
-   * its own (a handful of statements find one offender among 500), and moves the offenders to `raw` with the
-   * database's reason. Any other failure is thrown: the whole flush is answered 503 and retried.
+   * Writes `items` in one statement. When that fails because a payload can never be stored, a lone delivery is moved
+   * to `raw` with the database's reason; a group is failed as a whole, and the group commit (lib/group-commit.ts)
+   * writes each member again alone, so the offender ends up here by itself and its neighbours are stored. Any other
+   * failure is thrown too: the flush is answered 503 and retried.
    */
-  private async writeSplitting(items: Incoming[], raw: Incoming[], signal?: AbortSignal): Promise<WrittenRow[]> {
+  private async writeOrKeepRaw(items: Incoming[], raw: Incoming[], signal?: AbortSignal): Promise<WrittenRow[]> {
     if (items.length === 0) return []
     if (signal?.aborted) throw new AppError('UNAVAILABLE', 'storing the delivery took too long; retry later', { headers: { 'retry-after': '2' } })
     try {
       return await this.write(items)
     } catch (err) {
-      if (!isUnstorableError(err)) throw err
-      if (items.length === 1) {
-        items[0]!.unstorable = `PostgreSQL refused the body: ${(err as Error).message}`.slice(0, 500)
-        raw.push(items[0]!)
-        return []
-      }
-      const half = Math.ceil(items.length / 2)
-      return [...(await this.writeSplitting(items.slice(0, half), raw, signal)), ...(await this.writeSplitting(items.slice(half), raw, signal))]
+      if (items.length > 1 || !isUnstorableError(err)) throw err
+      items[0]!.unstorable = `PostgreSQL refused the body: ${(err as Error).message}`.slice(0, 500)
+      raw.push(items[0]!)
+      return []
     }
   }
 
