@@ -111,6 +111,17 @@ export const whatsappMessageSent = (f: { messageId: string; wamid: string; leadI
 })
 
 /**
+ * The same, in the caller's statement (WhatsApp's markAccepted): `relation` selects message_id, wamid, lead_id,
+ * occurred_at, template_name, source (who sent it: bot, api, campaign).
+ */
+export const whatsappMessageSentFrom = (tx: Tx, relation: postgres.Fragment) =>
+  recordEventsFrom(tx, tx`
+    select 'whatsapp.message_sent' as name, s.lead_id, s.occurred_at,
+           jsonb_strip_nulls(jsonb_build_object('messageId', s.message_id, 'templateName', s.template_name, 'sentBy', s.source)) as properties,
+           'wa:sent:' || s.wamid as dedupe_key, 'whatsapp' as source
+      from (${relation}) s`)
+
+/**
  * Status events of outbound messages, derived from their status history in the caller's statement (WhatsApp's
  * refresh of message statuses): `relation` selects wamid, status, occurred_at, lead_id, message_id, error_code,
  * template_name, one row per (wamid, status) as first seen. `delivered`, `read` (and `played`, a voice note heard: read)
