@@ -314,6 +314,17 @@ describe('platform events', () => {
       expect(await withTenant(db.current.sql, tenant.id, (tx) => tx`select 1 from analytics.events where anonymous_id = 'cross-visitor'`)).toHaveLength(0)
     })
 
+    it('limits the pixel per IP with the form\'s other pages', async () => {
+      const limited = await buildTestWebhooks(db.current, { FORM_RATE_LIMIT_PER_IP_PER_MINUTE: '1' })
+      try {
+        const codes: number[] = []
+        for (let i = 0; i < 5; i++) codes.push((await limited.inject({ method: 'GET', url: `/forms/${form.publicKey}/view.gif?aid=limited-visitor`, remoteAddress: '203.0.113.9' })).statusCode)
+        expect(codes).toEqual([200, 200, 200, 200, 429])
+      } finally {
+        await limited.close()
+      }
+    })
+
     it('takes form.viewed from the site key too, with its formId', async () => {
       const view = { ...pageView('site-visitor-1'), name: 'form.viewed', properties: { formId: form.id } }
       expect((await sendEvents([view])).statusCode).toBe(202)
@@ -394,6 +405,20 @@ describe('platform events', () => {
       await mergeLeadsManually(db.current.sql, { tenantId: tenant.id, actor: 'api_key:test', requestId: null }, older, newer)
       expect(await withTenant(db.current.sql, tenant.id, (tx) => leadForAnonymous(tx, [visitor]))).toEqual(new Map([[visitor, older]]))
       expect(await withTenant(db.current.sql, tenant.id, (tx) => anonymousIdsOfLead(tx, older))).toEqual([visitor])
+    })
+
+    it('forgets the link, and the visitor id on the lead\'s events, when the lead is erased', async () => {
+      const visitor = `erased-visitor-${randomUUID()}`
+      expect((await sendEvents([pageView(visitor)])).statusCode).toBe(202)
+      await jobs()
+      const leadId = await submit({ email: `erased-${randomUUID()}@example.com`, anonymous_id: visitor })
+      await jobs()
+      const posted = await api.inject({ method: 'POST', url: '/v1/privacy/erasure-requests', headers: bearer(tenant.adminKey), payload: { leadId } })
+      expect(posted.statusCode, posted.body).toBe(202)
+      await jobs()
+      expect(await db.current.owner`select 1 from analytics.identities where anonymous_id = ${visitor}`).toHaveLength(0)
+      expect(await db.current.owner`select 1 from analytics.events where anonymous_id = ${visitor}`).toHaveLength(0)
+      expect(await withTenant(db.current.sql, tenant.id, (tx) => leadForAnonymous(tx, [visitor]))).toEqual(new Map())
     })
 
     it('never links across tenants: another tenant sees no link and cannot name this tenant\'s lead', async () => {
