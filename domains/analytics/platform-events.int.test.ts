@@ -151,6 +151,16 @@ describe('platform events', () => {
       // The merged lead's own lead.created moved with its other events.
       expect(await eventsOf('lead.created', { key: `lead:created:${newer}` })).toEqual([expect.objectContaining({ leadId: older })])
     })
+
+    it('records the status a new survivor takes from the merged lead, without counting the qualification twice', async () => {
+      const older = await submit({ email: `s-older-${randomUUID()}@example.com` })
+      const newer = await submit({ email: `s-newer-${randomUUID()}@example.com` })
+      expect((await api.inject({ method: 'PATCH', url: `/v1/leads/${newer}`, headers: bearer(tenant.adminKey), payload: { status: 'qualified' } })).statusCode).toBe(200)
+      await mergeLeadsManually(db.current.sql, { tenantId: tenant.id, actor: 'api_key:test', requestId: null }, older, newer)
+      const changes = await eventsOf('lead.status_changed', { leadId: older })
+      expect(changes.map((e) => [e.properties.from, e.properties.to, e.properties.actor])).toEqual([['new', 'qualified', 'api_key'], ['new', 'qualified', 'merge']])
+      expect(await eventsOf('lead.qualified', { leadId: older })).toEqual([expect.objectContaining({ dedupeKey: `lead:qualified:${newer}` })])
+    })
   })
 
   describe('WhatsApp', () => {

@@ -82,7 +82,14 @@ export const leadMerged = (f: { survivorId: string; mergedId: string; at: Date |
   properties: { mergedLeadId: f.mergedId, reason: f.reason },
 })
 
-export interface LeadStatusFact { leadId: string; from: string; to: string; at: Date | string; actor?: string }
+export interface LeadStatusFact {
+  leadId: string; from: string; to: string; at: Date | string; actor?: string
+  /**
+   * False for a survivor taking the merged lead's status in a merge: the merged lead's own lead.qualified /
+   * lead.converted moved to the survivor with its other events, so the person is not counted twice.
+   */
+  milestones?: boolean
+}
 
 /**
  * A real change only (from ≠ to): lead.status_changed, plus lead.qualified / lead.converted the first time the lead
@@ -96,7 +103,7 @@ export function leadStatusChanged(f: LeadStatusFact): EventRow[] {
     name: 'lead.status_changed', leadId: f.leadId, occurredAt: at, dedupeKey: `lead:status:${f.leadId}:${f.from}:${f.to}:${at}`, source: 'marketing',
     properties: { from: f.from, to: f.to, ...(f.actor ? { actor: f.actor.split(':')[0] } : {}) },
   }]
-  if (f.to === 'qualified' || f.to === 'converted') {
+  if (f.milestones !== false && (f.to === 'qualified' || f.to === 'converted')) {
     rows.push({ name: `lead.${f.to}`, leadId: f.leadId, occurredAt: at, dedupeKey: `lead:${f.to}:${f.leadId}`, source: 'marketing', properties: { from: f.from } })
   }
   return rows

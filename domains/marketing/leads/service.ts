@@ -113,7 +113,11 @@ const keysHeld = (lead: q.IdentityMatch, s: LeadSighting) =>
  */
 export const MERGE_RULES: Readonly<Record<string, (tx: Tx, survivorId: string, mergedId: string) => Promise<unknown>>> = {
   /** The survivor takes what it lacked from the merged lead (queries.ts, absorbMergedLead). */
-  absorbMergedLead: (tx, survivorId, mergedId) => q.absorbMergedLead(tx, survivorId, mergedId),
+  absorbMergedLead: async (tx, survivorId, mergedId) => {
+    const status = await q.absorbMergedLead(tx, survivorId, mergedId)
+    // A `new` survivor that takes the merged lead's status changed status: the funnel counts it.
+    if (status) await recordPlatformEvents(tx, leadStatusChanged({ leadId: survivorId, from: status.from, to: status.to, at: status.at, actor: 'merge', milestones: false }))
+  },
   /** The merged lead's bot conversations move, or end where the survivor has its own (conversations/queries.ts). */
   adoptConversations: (tx, survivorId, mergedId) => adoptMergedLeadConversations(tx, survivorId, mergedId),
 }
