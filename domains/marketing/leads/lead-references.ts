@@ -138,6 +138,14 @@ export const LEAD_REFERENCES: readonly LeadReference[] = [
     note: 'Client events (POST /v1/events) not moved into analytics.events yet; the lead id is as the client sent it. Page URLs, referrer and user agent are inside context.',
   },
   {
+    table: 'analytics.posthog_outbox',
+    reach: { by: 'parent', column: 'event_id', parent: 'analytics.events', parentColumn: 'id' },
+    personal: [],
+    merge: { kind: 'follows' },
+    erase: { kind: 'delete' },
+    note: "Events waiting to be forwarded to PostHog (migration 0025). They copy nothing personal (the drain reads the event when it sends), but an erased person's events must not leave afterwards, even anonymised: erasure deletes them, found through their event before it is anonymised.",
+  },
+  {
     table: 'whatsapp.messages',
     reach: { by: 'lead', column: 'lead_id' },
     personal: ['wa_id', 'content', 'context', 'referral', 'errors', 'identity'],
