@@ -30,7 +30,8 @@ create table analytics.posthog_outbox (
   created_at timestamptz not null default now(),
   primary key (tenant_id, event_id)
 );
-create index posthog_outbox_due_idx on analytics.posthog_outbox (next_attempt_at) where status = 'pending';
+-- Per tenant, the due rows in order: one tenant's backlog (PostHog down for hours) never slows another's batches.
+create index posthog_outbox_due_idx on analytics.posthog_outbox (tenant_id, next_attempt_at) where status = 'pending';
 create index posthog_outbox_parked_idx on analytics.posthog_outbox (tenant_id, created_at) where status = 'parked';
 alter table analytics.posthog_outbox enable row level security;
 alter table analytics.posthog_outbox force row level security;
@@ -58,15 +59,15 @@ create trigger events_posthog_outbox after insert on analytics.events
   referencing new table as new_events
   for each statement execute function analytics.enqueue_posthog_outbox();
 
--- Cross-tenant, for the drain: which tenants have rows due, and nothing else about them.
+-- Cross-tenant, for the drain: which tenants have rows due, and nothing else about them. One index probe per tenant
+-- that ever had settings (a handful), not a scan of the outbox, however long a backlog is.
 create function analytics.posthog_due_tenants(p_now timestamptz, p_limit int)
   returns table (tenant_id uuid)
   language sql stable security definer set search_path = pg_catalog, pg_temp
 as $$
-  select o.tenant_id from analytics.posthog_outbox o
-   where o.status = 'pending' and o.next_attempt_at <= p_now
-   group by o.tenant_id
-   order by min(o.next_attempt_at)
+  select s.tenant_id from analytics.posthog_settings s
+   where exists (select 1 from analytics.posthog_outbox o where o.tenant_id = s.tenant_id and o.status = 'pending' and o.next_attempt_at <= p_now)
+   order by s.tenant_id
    limit p_limit
 $$;
 revoke execute on function analytics.posthog_due_tenants(timestamptz, int) from public;

@@ -36,7 +36,7 @@ export const outboxCounts = (tx: Tx) =>
 export const requeueParked = (tx: Tx) =>
   tx`update analytics.posthog_outbox set status = 'pending', attempts = 0, next_attempt_at = now() where status = 'parked'`.then((r) => r.count)
 
-/** Cross-tenant: the tenants with rows due at `now`, most overdue first (security-definer function of 0025). */
+/** Cross-tenant: the tenants with rows due at `now` (security-definer function of 0025). */
 export const posthogDueTenants = (sql: Sql, now: Date, limit: number) =>
   sql<{ tenantId: string }[]>`select tenant_id from analytics.posthog_due_tenants(${now}, ${limit})`.then((r) => r.map((x) => x.tenantId))
 
@@ -71,7 +71,7 @@ export const lockDueOutbox = (tx: Tx, now: Date, limit: number) =>
       from analytics.posthog_outbox o
       left join analytics.events e on e.tenant_id = o.tenant_id and e.id = o.event_id and e.occurred_at = o.occurred_at
      where o.status = 'pending' and o.next_attempt_at <= ${now}
-     order by o.next_attempt_at, o.event_id
+     order by o.next_attempt_at
      limit ${limit}
        for update of o skip locked`
 
