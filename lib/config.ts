@@ -114,6 +114,8 @@ export const ConfigSchema = z.object({
   POSTHOG_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
   // One drain run stops starting batches after this long (the cron runs every minute).
   POSTHOG_DRAIN_BUDGET_MS: z.coerce.number().int().min(100).max(600_000).default(50_000),
+  // Batches in flight at once (each holds a database connection while PostHog answers).
+  POSTHOG_DRAIN_CONCURRENCY: z.coerce.number().int().min(1).max(8).default(2),
   POSTHOG_EMULATOR_PORT: port(4020),
   UNLEASH_URL: optionalUrl,
   UNLEASH_API_TOKEN: optionalString,

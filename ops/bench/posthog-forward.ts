@@ -10,7 +10,8 @@
  * Also: what the outbox trigger costs ingestion, recording the same batches for a tenant that opted in and one that
  * did not.
  *
- * Environment: BENCH_EVENTS (20,000, at most 200,000), BENCH_BATCH (500), BENCH_ROUNDS (3, at most 5).
+ * Environment: BENCH_EVENTS (20,000, at most 200,000), BENCH_BATCH (500), BENCH_ROUNDS (3, at most 5),
+ * BENCH_CONCURRENCY (2: the drain's default lanes, POSTHOG_DRAIN_CONCURRENCY).
  */
 import { gzipSync } from 'node:zlib'
 import { Pseudonyms } from '../../lib/crypto.js'
@@ -26,6 +27,7 @@ import { startBenchDatabase } from './harness.js'
 const EVENTS = Math.min(Number(process.env.BENCH_EVENTS ?? 20_000), 200_000)
 const BATCH = Math.min(Number(process.env.BENCH_BATCH ?? 500), 1000)
 const ROUNDS = Math.min(Number(process.env.BENCH_ROUNDS ?? 3), 5)
+const CONCURRENCY = Math.min(Number(process.env.BENCH_CONCURRENCY ?? 2), 8)
 const API_KEY = 'phc_bench'
 
 const db = await startBenchDatabase()
@@ -65,7 +67,7 @@ try {
 
   const options: ForwardOptions = {
     apiKey: API_KEY, host: posthog.url, pseudonyms: Pseudonyms.fromConfig(undefined), batchSize: BATCH, maxAttempts: 3,
-    retryBaseMs: 1000, retryMaxMs: 1000, requestTimeoutMs: 10_000,
+    retryBaseMs: 1000, retryMaxMs: 1000, requestTimeoutMs: 10_000, concurrency: CONCURRENCY,
   }
   // The baseline's bodies: the messages the drain sends, as /batch/ documents, built before the clock starts.
   let captured: PosthogMessage[][] = []
@@ -108,7 +110,7 @@ try {
 
   const perSecond = (ms: number) => Math.round(EVENTS / (ms / 1000))
   const row = (name: string, ms: number, base: number) => `| ${name} | ${perSecond(ms).toLocaleString('en')} | ${(ms / 1000).toFixed(2)} | ${(base / ms).toFixed(2)}× |`
-  console.log(`\nPostHog forwarding: ${EVENTS.toLocaleString('en')} events, batches of ${BATCH}, best of ${ROUNDS} rounds (loopback emulator)\n`)
+  console.log(`\nPostHog forwarding: ${EVENTS.toLocaleString('en')} events, batches of ${BATCH}, ${CONCURRENCY} lanes, best of ${ROUNDS} rounds (loopback emulator)\n`)
   console.log('| path | events/s | seconds | vs baseline |')
   console.log('| --- | ---: | ---: | ---: |')
   console.log(row('fetch POST /batch/, same gzipped bodies (baseline)', results.baseline, results.baseline))

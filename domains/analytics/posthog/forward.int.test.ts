@@ -201,6 +201,17 @@ describe('PostHog forwarding: analytics.events → outbox → posthog-node → P
     expect(posthog.duplicates).toBe(3)
   })
 
+  it('sends each event once when several lanes drain the same tenant at once (skip locked gives each other rows)', async () => {
+    const n = 300
+    await record(tenant, Array.from({ length: n }, (_, i) => ({ name: 'form.viewed', anonymousId: `anon-${i}`, occurredAt: new Date(), properties: { formId: `f${i % 3}` } })))
+    const r = await drain(0, { batchSize: 40, concurrency: 3 })
+    expect(r).toMatchObject({ sent: n, failed: 0 })
+    expect(posthog.events).toHaveLength(n)
+    expect(posthog.duplicates).toBe(0)
+    expect(posthog.requests.every((q) => q.status === 200 && q.events <= 40)).toBe(true)
+    expect(await outbox(tenant)).toEqual([])
+  })
+
   it('drops an outbox row whose event is gone (retention) instead of sending it', async () => {
     await record(tenant, [{ name: 'lead.created', occurredAt: new Date(Date.now() - 100 * 86_400_000) }])
     await db.current.owner`delete from analytics.events where tenant_id = ${tenant.id} and name = 'lead.created'`

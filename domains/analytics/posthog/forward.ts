@@ -32,6 +32,8 @@ export interface ForwardOptions {
   requestTimeoutMs: number
   /** posthog-node's own quick retries inside one send (fetchRetryCount); our backoff is the real retry. */
   clientRetries?: number
+  /** Batches in flight at once (each its own transaction and connection). Default 1. */
+  concurrency?: number
   /** The clock the due times are compared with (tests move it instead of waiting). */
   now?: () => Date
 }
@@ -226,23 +228,29 @@ export async function forwardTenantBatch(sql: Sql, tenantId: string, opts: Forwa
 
 /**
  * Cross-tenant: drains every tenant's due rows, batch by batch, until nothing is due or `budgetMs` is spent (the
- * next cron run goes on). A tenant whose batch failed is not tried again in this run.
+ * next cron run goes on). `concurrency` lanes go through the tenants side by side; `skip locked` gives each lane other
+ * rows, so one lane's database work overlaps another's wait for PostHog. A tenant whose batch failed is not tried
+ * again in this run.
  */
 export async function forwardDue(sql: Sql, opts: ForwardOptions, budgetMs: number): Promise<ForwardResult> {
   const total = emptyResult()
   const started = Date.now()
   const failedTenants = new Set<string>()
+  const lanes = Math.max(1, opts.concurrency ?? 1)
   while (Date.now() - started < budgetMs) {
     const tenants = (await q.posthogDueTenants(sql, opts.now?.() ?? new Date(), 100)).filter((t) => !failedTenants.has(t))
     if (tenants.length === 0) break
     let progressed = false
-    for (const tenantId of tenants) {
-      const r = await forwardTenantBatch(sql, tenantId, opts)
-      add(total, r)
-      if (r.failed > 0) failedTenants.add(tenantId)
-      if (r.sent > 0 || r.dropped > 0) progressed = true
-      if (Date.now() - started >= budgetMs) break
+    const lane = async () => {
+      for (const tenantId of tenants) {
+        if (failedTenants.has(tenantId) || Date.now() - started >= budgetMs) continue
+        const r = await forwardTenantBatch(sql, tenantId, opts)
+        add(total, r)
+        if (r.failed > 0) failedTenants.add(tenantId)
+        if (r.sent > 0 || r.dropped > 0) progressed = true
+      }
     }
+    await Promise.all(Array.from({ length: lanes }, lane))
     if (!progressed) break
   }
   return total
@@ -260,6 +268,7 @@ export function forwardOptionsFrom(config: Config, overrides: Partial<ForwardOpt
     retryBaseMs: config.POSTHOG_RETRY_BASE_MS,
     retryMaxMs: config.POSTHOG_RETRY_MAX_MS,
     requestTimeoutMs: config.POSTHOG_REQUEST_TIMEOUT_MS,
+    concurrency: config.POSTHOG_DRAIN_CONCURRENCY,
     ...overrides,
   }
 }
