@@ -11,7 +11,8 @@
  * did not.
  *
  * Environment: BENCH_EVENTS (20,000, at most 200,000), BENCH_BATCH (500), BENCH_ROUNDS (3, at most 5),
- * BENCH_CONCURRENCY (2: the drain's default lanes, POSTHOG_DRAIN_CONCURRENCY).
+ * BENCH_CONCURRENCY (2: the drain's default lanes, POSTHOG_DRAIN_CONCURRENCY), BENCH_LATENCY_MS (50: PostHog's answer
+ * delay for the lanes comparison, as across the internet).
  */
 import { gzipSync } from 'node:zlib'
 import { Pseudonyms } from '../../lib/crypto.js'
@@ -28,6 +29,7 @@ const EVENTS = Math.min(Number(process.env.BENCH_EVENTS ?? 20_000), 200_000)
 const BATCH = Math.min(Number(process.env.BENCH_BATCH ?? 500), 1000)
 const ROUNDS = Math.min(Number(process.env.BENCH_ROUNDS ?? 3), 5)
 const CONCURRENCY = Math.min(Number(process.env.BENCH_CONCURRENCY ?? 2), 8)
+const LATENCY_MS = Math.min(Number(process.env.BENCH_LATENCY_MS ?? 50), 500)
 const API_KEY = 'phc_bench'
 
 const db = await startBenchDatabase()
@@ -108,6 +110,19 @@ try {
     if (posthog.events.length !== EVENTS) throw new Error(`baseline stored ${posthog.events.length}`)
   }
 
+  // PostHog across the internet: every answer LATENCY_MS late. Lanes overlap the waits; one lane waits for each.
+  const latency: Record<number, number> = {}
+  for (const lanes of [1, CONCURRENCY > 1 ? CONCURRENCY : 2]) {
+    posthog.reset()
+    posthog.setLatency(LATENCY_MS)
+    const started = performance.now()
+    const r = await forwardDue(db.sql, { ...options, concurrency: lanes }, 120_000)
+    latency[lanes] = performance.now() - started
+    if (r.sent !== EVENTS) throw new Error(`with latency, forward sent ${r.sent}`)
+    await refill()
+  }
+  posthog.setLatency(0)
+
   const perSecond = (ms: number) => Math.round(EVENTS / (ms / 1000))
   const row = (name: string, ms: number, base: number) => `| ${name} | ${perSecond(ms).toLocaleString('en')} | ${(ms / 1000).toFixed(2)} | ${(base / ms).toFixed(2)}× |`
   console.log(`\nPostHog forwarding: ${EVENTS.toLocaleString('en')} events, batches of ${BATCH}, ${CONCURRENCY} lanes, best of ${ROUNDS} rounds (loopback emulator)\n`)
@@ -116,6 +131,11 @@ try {
   console.log(row('fetch POST /batch/, same gzipped bodies (baseline)', results.baseline, results.baseline))
   console.log(row('forwardDue: outbox → posthog-node → /batch/ → delete', results.forward, results.baseline))
   console.log(`\nratio forward/baseline: ${(results.baseline / results.forward).toFixed(2)}`)
+  const lanesUsed = Object.keys(latency).map(Number)
+  console.log(`\nWith PostHog answering ${LATENCY_MS} ms late (one round each):\n`)
+  console.log('| lanes | events/s | vs 1 lane |')
+  console.log('| --- | ---: | ---: |')
+  for (const lanes of lanesUsed) console.log(`| ${lanes} | ${perSecond(latency[lanes]!).toLocaleString('en')} | ${(latency[1]! / latency[lanes]!).toFixed(2)}× |`)
   console.log(`\nIngestion (recordEvents, batches of 1,000), the outbox trigger's cost:\n`)
   console.log('| tenant | events/s | vs not opted in |')
   console.log('| --- | ---: | ---: |')

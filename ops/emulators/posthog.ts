@@ -58,6 +58,8 @@ export interface PosthogEmulator {
   bodies(): string
   failNext(status: number, times?: number): void
   setDown(mode: DownMode): void
+  /** Hold every answer this long (a PostHog across the internet, not on loopback). */
+  setLatency(ms: number): void
   reset(): void
   stop(): Promise<void>
 }
@@ -82,6 +84,7 @@ export async function startPosthogEmulator(options: PosthogEmulatorOptions = {})
   let seq = 0
   let failures: { status: number; remaining: number }[] = []
   let down: DownMode = null
+  let latencyMs = 0
   const hanging = new Set<ServerResponse>()
   const sockets = new Set<Socket>()
   const keys = new Set(options.apiKeys ?? [])
@@ -110,6 +113,7 @@ export async function startPosthogEmulator(options: PosthogEmulatorOptions = {})
       case 'GET /_emulator/received': return send(res, 200, { events, duplicates, requests: requests.map(({ body: _b, ...r }) => r) })
       case 'POST /_emulator/fail-next': emulator.failNext(Number(body.status ?? 503), Number(body.times ?? 1)); return send(res, 200, { ok: true })
       case 'POST /_emulator/down': emulator.setDown((body.mode ?? null) as DownMode); return send(res, 200, { ok: true })
+      case 'POST /_emulator/latency': emulator.setLatency(Number(body.ms ?? 0)); return send(res, 200, { ok: true })
       case 'POST /_emulator/reset': emulator.reset(); return send(res, 200, { ok: true })
       default: return send(res, 404, { error: 'unknown control route' })
     }
@@ -120,6 +124,7 @@ export async function startPosthogEmulator(options: PosthogEmulatorOptions = {})
     let buf: Buffer
     try {
       buf = await readBody(req)
+      if (latencyMs > 0) await new Promise((r) => setTimeout(r, latencyMs))
     } catch {
       record(413, false, '', 0)
       return send(res, 413, posthogError(413))
@@ -203,12 +208,13 @@ export async function startPosthogEmulator(options: PosthogEmulatorOptions = {})
     requests,
     bodies: () => requests.map((r) => r.body).join('\n'),
     failNext(status, times = 1) { failures.push({ status, remaining: times }) },
+    setLatency(ms) { latencyMs = Math.max(0, ms) },
     setDown(mode) {
       down = mode
       if (mode !== 'timeout') for (const res of hanging) res.destroy()
     },
     reset() {
-      events.length = 0; requests.length = 0; seen.clear(); duplicates = 0; seq = 0; failures = []
+      events.length = 0; requests.length = 0; seen.clear(); duplicates = 0; seq = 0; failures = []; latencyMs = 0
       emulator.setDown(null)
     },
     stop: () => new Promise<void>((resolve) => {
