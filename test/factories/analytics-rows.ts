@@ -10,12 +10,13 @@ import type { TestTenant } from './tenants.js'
 export const makeSiteKey = (sql: Sql, tenant: TestTenant, overrides: { name?: string; allowedOrigins?: string[] } = {}): Promise<SiteKeyView> =>
   createSiteKey(sql, { tenantId: tenant.id, actor: 'test', requestId: null }, { name: overrides.name ?? 'Main website', allowedOrigins: overrides.allowedOrigins ?? ['https://clinic.example'] })
 
-/** One row in each analytics table the event intake and PostHog forwarding add (site keys, the event inbox, settings, outbox), for the RLS test. */
+/** One row in each analytics table the event intake, the dedupe keys and PostHog forwarding add (site keys, the event inbox, event keys, settings, outbox), for the RLS test. */
 export async function populateAnalyticsRows(sql: Sql, tenant: TestTenant): Promise<void> {
   await makeSiteKey(sql, tenant)
   await withTenant(sql, tenant.id, (tx) => tx`
     insert into analytics.event_inbox (tenant_id, id, name, type, occurred_at, anonymous_id, properties, context, source, status, attempts, last_error)
     values (${tenant.id}, ${randomUUID()}, 'pricing.viewed', 'page', now(), 'anon-rows', '{}', '{"userAgent":"test"}', 'site', 'parked', 1, 'test')`)
+  await withTenant(sql, tenant.id, (tx) => recordEvents(tx, [{ name: 'test.keyed', occurredAt: new Date(), dedupeKey: `test:rows:${randomUUID()}`, source: 'api' }]))
   // PostHog forwarding (0025): the tenant opts in, and the event it then records gets its outbox row from the trigger.
   await putPosthogSettings(sql, testConfig(), { tenantId: tenant.id, actor: 'test', requestId: null }, { enabled: true })
   await withTenant(sql, tenant.id, (tx) => recordEvents(tx, [{ name: 'test.forwarded', occurredAt: new Date() }]))

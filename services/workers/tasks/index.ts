@@ -1,5 +1,6 @@
 import type { TaskList } from 'graphile-worker'
 import { forwardPosthogTask } from './analytics__forward_posthog.js'
+import { createPartitionsTask } from './analytics__create_partitions.js'
 import { processEventsTask } from './analytics__process_events.js'
 import { flowTimerTask } from './conversations__flow_timer.js'
 import { runBotTask } from './conversations__run_bot.js'
@@ -34,5 +35,6 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     privacy__erase_subject: eraseSubjectTask(deps),
     analytics__process_events: processEventsTask(deps),
     analytics__forward_posthog: forwardPosthogTask(deps),
+    analytics__create_partitions: createPartitionsTask(deps),
   }
 }
