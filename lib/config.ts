@@ -100,8 +100,23 @@ export const ConfigSchema = z.object({
 
   // Optional outside services.
   REDIS_URL: optionalUrl,
+  // PostHog forwarding (domains/analytics/posthog): with POSTHOG_API_KEY (the operator's project API key) set, the
+  // events of tenants that opted in (PUT /v1/analytics/posthog) are sent to POSTHOG_HOST (PostHog US cloud when
+  // unset in production; in development `npm start` runs the local emulator on POSTHOG_EMULATOR_PORT instead).
+  // Batches of POSTHOG_BATCH_SIZE; a failed batch is retried after POSTHOG_RETRY_BASE_MS doubling (at most
+  // POSTHOG_RETRY_MAX_MS), and parked with its error after POSTHOG_MAX_ATTEMPTS.
   POSTHOG_API_KEY: optionalString,
   POSTHOG_HOST: optionalUrl,
+  POSTHOG_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(500),
+  POSTHOG_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(10),
+  POSTHOG_RETRY_BASE_MS: z.coerce.number().int().min(1).max(3_600_000).default(30_000),
+  POSTHOG_RETRY_MAX_MS: z.coerce.number().int().min(1).max(86_400_000).default(3_600_000),
+  POSTHOG_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  // One drain run stops starting batches after this long (the cron runs every minute).
+  POSTHOG_DRAIN_BUDGET_MS: z.coerce.number().int().min(100).max(600_000).default(50_000),
+  // Batches in flight at once (each holds a database connection while PostHog answers).
+  POSTHOG_DRAIN_CONCURRENCY: z.coerce.number().int().min(1).max(8).default(2),
+  POSTHOG_EMULATOR_PORT: port(4020),
   // Feature flags: the Unleash client API (e.g. https://unleash.example.com/api) and a client token. Unset: every flag
   // takes its default from lib/feature-flags.ts (or UNLEASH_BOOTSTRAP_FILE), and `npm start` runs the local emulator.
   UNLEASH_URL: optionalUrl,

@@ -14,6 +14,7 @@ import { startWorker } from './workers/worker.js'
 import { startWhatsAppEmulator } from '../ops/emulators/whatsapp-cloud-api.js'
 import { DEMO_TOGGLES, DEMO_UNLEASH_TOKEN, startUnleashEmulator } from '../ops/emulators/unleash.js'
 import { FeatureFlags } from '../lib/feature-flags.js'
+import { startPosthogEmulator } from '../ops/emulators/posthog.js'
 
 const config = loadConfigOrExit()
 const log = createLogger({ level: config.LOG_LEVEL, service: 'platform' })
@@ -41,7 +42,12 @@ const apiUrl = await api.listen({ host: config.HOST, port: config.API_PORT })
 const emulator = !config.GRAPH_API_BASE_URL && config.NODE_ENV !== 'production'
   ? await startWhatsAppEmulator({ port: config.WHATSAPP_EMULATOR_PORT, webhookUrl: `${webhooksUrl}/webhooks/whatsapp`, appSecret: config.META_APP_SECRET, statusDelayMs: 300 })
   : null
-const workerConfig = emulator ? { ...config, GRAPH_API_BASE_URL: emulator.url } : config
+// PostHog forwarding turned on (POSTHOG_API_KEY) without a host, in development: a local PostHog emulator receives
+// the forwarded events (GET <url>/_emulator/received shows them), so nothing leaves the machine by accident.
+const posthog = config.POSTHOG_API_KEY && !config.POSTHOG_HOST && config.NODE_ENV !== 'production'
+  ? await startPosthogEmulator({ port: config.POSTHOG_EMULATOR_PORT, apiKeys: [config.POSTHOG_API_KEY] })
+  : null
+const workerConfig = { ...config, ...(emulator ? { GRAPH_API_BASE_URL: emulator.url } : {}), ...(posthog ? { POSTHOG_HOST: posthog.url } : {}) }
 const workerStarting = startWorker({ config: workerConfig, log: log.child({ service: 'worker' }), connectionString: platform.target.runtimeUrl, metricsSql: platform.sql })
 
 // The steps are in place before the worker has started: its start waits for the database, and a database that went
@@ -55,7 +61,7 @@ shutdown.run([
     const started = await Promise.race([workerStarting.catch(() => null), new Promise<null>((r) => setTimeout(r, WORKER_START_GRACE_MS, null).unref())])
     await started?.stop()
   }],
-  ['emulator', async () => emulator?.stop()],
+  ['emulator', async () => { await Promise.all([emulator?.stop(), posthog?.stop()]) }],
   ['flags', async () => { await flags.close(); await unleash?.stop() }],
   ['redis', async () => redis?.quit()],
   ['database', () => platform.close()],
@@ -74,6 +80,11 @@ process.stdout.write(
       ? `  whatsapp   Cloud API emulator ${emulator.url} (sends land here; statuses go to the webhooks). Play a lead:\n             npm run play-lead   (reads the same HOST, ports and META_APP_SECRET as this process)`
       : `  whatsapp   Graph API at ${config.GRAPH_API_BASE_URL ?? 'https://graph.facebook.com'}`,
     `  flags      ${unleash ? `Unleash emulator ${unleash.url} (demo toggles; GET /v1/flags)` : `Unleash at ${config.UNLEASH_URL ?? '(not configured: catalog defaults)'}`}`,
+    posthog
+      ? `  posthog    emulator ${posthog.url} receives forwarded events (${posthog.url}/_emulator/received); tenants opt in with PUT /v1/analytics/posthog`
+      : config.POSTHOG_API_KEY
+        ? `  posthog    forwarding to ${config.POSTHOG_HOST ?? 'https://us.i.posthog.com'} for tenants that opt in (PUT /v1/analytics/posthog)`
+        : '  posthog    forwarding off (set POSTHOG_API_KEY to turn it on)',
     `  database   ${db}`,
     `  readiness  ${apiUrl}/readyz  ${webhooksUrl}/readyz`,
     '  demo key   see README ("Demo tenant"); Ctrl-C stops everything',

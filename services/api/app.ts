@@ -31,6 +31,7 @@ import siteKeyRoutes from './modules/site-keys/routes.js'
 import analyticsInboxRoutes from './modules/analytics-inbox/routes.js'
 import flagRoutes from './modules/flags/routes.js'
 import { FeatureFlags } from '../../lib/feature-flags.js'
+import posthogRoutes from './modules/analytics-posthog/routes.js'
 
 export interface ApiDeps {
   config: Config
@@ -107,6 +108,7 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets' | 'flags'> & { 
     ['/v1/site-keys', siteKeyRoutes],
     ['/v1/analytics/inbox', analyticsInboxRoutes],
     ['/v1/flags', flagRoutes],
+    ['/v1/analytics/posthog', posthogRoutes],
   ] as const
   for (const [prefix, plugin] of modules) {
     await app.register(async (scope) => plugin(scope as unknown as App, deps), { prefix })

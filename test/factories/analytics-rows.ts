@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { withTenant, type Sql } from '../../lib/db.js'
 import { createSiteKey, recordEvents } from '../../domains/analytics/service.js'
+import { putPosthogSettings } from '../../domains/analytics/posthog/settings.js'
+import { testConfig } from '../apps.js'
 import type { SiteKeyView } from '../../domains/analytics/schemas.js'
 import type { TestTenant } from './tenants.js'
 import { linkAnonymousIds } from '../../domains/analytics/platform-events.js'
@@ -10,7 +12,7 @@ import { makeLead } from './marketing-rows.js'
 export const makeSiteKey = (sql: Sql, tenant: TestTenant, overrides: { name?: string; allowedOrigins?: string[] } = {}): Promise<SiteKeyView> =>
   createSiteKey(sql, { tenantId: tenant.id, actor: 'test', requestId: null }, { name: overrides.name ?? 'Main website', allowedOrigins: overrides.allowedOrigins ?? ['https://clinic.example'] })
 
-/** One row in each analytics table the event intake adds (site keys, the event inbox, the dedupe keys, visitor links), for the RLS test. */
+/** One row in each analytics table (site keys, the event inbox, event keys, visitor links, PostHog settings and outbox), for the RLS test. */
 export async function populateAnalyticsRows(sql: Sql, tenant: TestTenant): Promise<void> {
   await makeSiteKey(sql, tenant)
   await withTenant(sql, tenant.id, (tx) => tx`
@@ -21,4 +23,7 @@ export async function populateAnalyticsRows(sql: Sql, tenant: TestTenant): Promi
     const lead = await makeLead(tx, tenant.id, { name: 'Visitor' })
     await linkAnonymousIds(tx, [{ anonymousId: 'anon-rows', leadId: lead.id, via: 'form' }])
   })
+  // PostHog forwarding (0025): the tenant opts in, and the event it then records gets its outbox row from the trigger.
+  await putPosthogSettings(sql, testConfig(), { tenantId: tenant.id, actor: 'test', requestId: null }, { enabled: true })
+  await withTenant(sql, tenant.id, (tx) => recordEvents(tx, [{ name: 'test.forwarded', occurredAt: new Date() }]))
 }

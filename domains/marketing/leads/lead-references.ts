@@ -146,6 +146,14 @@ export const LEAD_REFERENCES: readonly LeadReference[] = [
     note: "A website visitor's anonymous id linked to the lead (migration 0026); its events carry the lead from then on.",
   },
   {
+    table: 'analytics.posthog_outbox',
+    reach: { by: 'parent', column: 'event_id', parent: 'analytics.events', parentColumn: 'id' },
+    personal: [],
+    merge: { kind: 'follows' },
+    erase: { kind: 'delete' },
+    note: "Events waiting to be forwarded to PostHog (migration 0025). They copy nothing personal (the drain reads the event when it sends), but an erased person's events must not leave afterwards, even anonymised: erasure deletes them, found through their event before it is anonymised.",
+  },
+  {
     table: 'whatsapp.messages',
     reach: { by: 'lead', column: 'lead_id' },
     personal: ['wa_id', 'content', 'context', 'referral', 'errors', 'identity'],

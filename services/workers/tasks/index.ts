@@ -1,4 +1,5 @@
 import type { TaskList } from 'graphile-worker'
+import { forwardPosthogTask } from './analytics__forward_posthog.js'
 import { createPartitionsTask } from './analytics__create_partitions.js'
 import { linkAnonymousTask } from './analytics__link_anonymous.js'
 import { processEventsTask } from './analytics__process_events.js'
@@ -34,6 +35,7 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     privacy__apply_retention: applyRetentionTask(deps),
     privacy__erase_subject: eraseSubjectTask(deps),
     analytics__process_events: processEventsTask(deps),
+    analytics__forward_posthog: forwardPosthogTask(deps),
     analytics__create_partitions: createPartitionsTask(deps),
     analytics__link_anonymous: linkAnonymousTask(deps),
   }

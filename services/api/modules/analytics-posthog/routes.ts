@@ -1,0 +1,36 @@
+import { PosthogSettingsView, PutPosthogSettingsBody, RequeueParkedResult } from '../../../../domains/analytics/posthog/schemas.js'
+import { getPosthogSettings, putPosthogSettings, requeueParkedPosthog } from '../../../../domains/analytics/posthog/settings.js'
+import type { App } from '../../../../lib/http/create-server.js'
+import type { ApiDeps } from '../../app.js'
+import { actorOf, tenantOf } from '../../plugins/auth.js'
+
+/** PostHog forwarding: a tenant opts in and chooses which properties leave (domains/analytics/posthog). */
+export default async function posthogRoutes(app: App, deps: ApiDeps) {
+  app.get('/', {
+    config: { access: 'tenant:read' },
+    schema: {
+      tags: ['analytics'],
+      summary: "Whether this tenant's events are forwarded to PostHog, the properties sent, and the outbox (pending, parked, last error).",
+      response: { 200: PosthogSettingsView },
+    },
+  }, async (req) => getPosthogSettings(deps.sql, deps.config, tenantOf(req).tenantId))
+
+  app.put('/', {
+    config: { access: 'tenant:write' },
+    schema: {
+      tags: ['analytics'],
+      summary: 'Opt in or out of PostHog forwarding and set the property allow-list (null: the default). Opting out drops what is still waiting. Audited.',
+      body: PutPosthogSettingsBody,
+      response: { 200: PosthogSettingsView },
+    },
+  }, async (req) => putPosthogSettings(deps.sql, deps.config, actorOf(req), req.body))
+
+  app.post('/requeue-parked', {
+    config: { access: 'tenant:write' },
+    schema: {
+      tags: ['analytics'],
+      summary: 'Send parked events again (their attempts start over). Audited.',
+      response: { 200: RequeueParkedResult },
+    },
+  }, async (req) => ({ requeued: await requeueParkedPosthog(deps.sql, actorOf(req)) }))
+}
