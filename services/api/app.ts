@@ -28,6 +28,8 @@ import privacyExportRoutes from './modules/privacy/export-routes.js'
 import privacyRetentionRoutes from './modules/privacy/retention-routes.js'
 import privacyErasureRoutes from './modules/privacy/erasure-routes.js'
 import siteKeyRoutes from './modules/site-keys/routes.js'
+import analyticsLiveRoutes from './modules/analytics-live/routes.js'
+import { LiveFeed } from '../../domains/analytics/live.js'
 
 export interface ApiDeps {
   config: Config
@@ -38,11 +40,17 @@ export interface ApiDeps {
   isShuttingDown?: () => boolean
   /** Seals tenants' secrets (Meta tokens, app secrets); from SECRETS_KEY unless given. */
   secrets: SecretBox
+  /** The live feed's LISTEN and fan-out (one per process); made here unless given. Closed with the app. */
+  liveFeed: LiveFeed
 }
 
 /** Builds the API service without listening: tests drive it with app.inject(), main.ts listens. */
-export async function buildApiApp(input: Omit<ApiDeps, 'secrets'> & { secrets?: SecretBox }): Promise<App> {
-  const deps: ApiDeps = { ...input, secrets: input.secrets ?? SecretBox.fromConfig(input.config.SECRETS_KEY) }
+export async function buildApiApp(input: Omit<ApiDeps, 'secrets' | 'liveFeed'> & { secrets?: SecretBox; liveFeed?: LiveFeed }): Promise<App> {
+  const deps: ApiDeps = {
+    ...input,
+    secrets: input.secrets ?? SecretBox.fromConfig(input.config.SECRETS_KEY),
+    liveFeed: input.liveFeed ?? new LiveFeed(input.sql, input.log, { resumeMaxEvents: input.config.LIVE_RESUME_MAX_EVENTS, sweepIntervalMs: input.config.LIVE_HEARTBEAT_MS }),
+  }
   const { config } = deps
   const app = createHttpServer({ logger: deps.log, bodyLimit: config.BODY_LIMIT_BYTES, trustProxy: config.TRUST_PROXY, timeouts: config })
   registerMetrics(app, { service: 'api', config })
@@ -97,7 +105,10 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets'> & { secrets?: 
     ['/v1/privacy/retention', privacyRetentionRoutes],
     ['/v1/privacy', privacyErasureRoutes],
     ['/v1/site-keys', siteKeyRoutes],
+    ['/v1/analytics/live', analyticsLiveRoutes],
   ] as const
+  // Live streams never end by themselves: close them first on shutdown, or app.close() would wait for them forever.
+  app.addHook('preClose', async () => deps.liveFeed.close())
   for (const [prefix, plugin] of modules) {
     await app.register(async (scope) => plugin(scope as unknown as App, deps), { prefix })
   }
