@@ -80,13 +80,13 @@ const toView = (e: LiveEventRow): LiveEventView => ({
   ...(e.properties && Object.keys(e.properties).length > 0 ? { properties: e.properties } : {}),
 })
 
-interface Snapshot { xmin: bigint; xmax: bigint; xip: Set<bigint> }
-function parseSnapshot(text: string): Snapshot {
+export interface Snapshot { xmin: bigint; xmax: bigint; xip: Set<bigint> }
+export function parseSnapshot(text: string): Snapshot {
   const [xmin, xmax, xip] = text.split(':') as [string, string, string]
   return { xmin: BigInt(xmin), xmax: BigInt(xmax), xip: new Set(xip ? xip.split(',').map(BigInt) : []) }
 }
 /** Whether a committed transaction's effects are visible in the snapshot (PostgreSQL's rule for pg_visible_in_snapshot). */
-const committedVisibleIn = (xid: bigint, s: Snapshot) => xid < s.xmin || (xid < s.xmax && !s.xip.has(xid))
+export const committedVisibleIn = (xid: bigint, s: Snapshot) => xid < s.xmin || (xid < s.xmax && !s.xip.has(xid))
 /**
  * Whether snapshot a was taken no earlier than b (so it sees all b sees). Snapshots of one server: xmax (the next xid
  * to assign) never goes back, and at the same xmax a later one has no more transactions in progress.
