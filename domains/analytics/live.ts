@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { type Sql, withTenant } from '../../lib/db.js'
+import { type Sql, setTenant } from '../../lib/db.js'
 import type { Logger } from '../../lib/logger.js'
 import { type DimensionReader, type Filter, filterSchema, matchesFilters } from './filters.js'
 import * as q from './queries.js'
@@ -174,7 +174,7 @@ export class LiveFeed {
       // The channel's first read must come before this one: what it has not read, this one has, so no gap between.
       if (channel.snapshot === null) await this.read(channel)
       const limit = this.options.resumeMaxEvents
-      const read = await withTenant(this.sql, tenantId, (tx) => q.eventsCommittedAfter(tx, tenantId, input.after, limit + 1))
+      const read = await this.readAfter(tenantId, input.after, limit + 1)
       sub.seen = parseSnapshot(read.snapshot)
       if (read.rows.length > limit) {
         listener.reset(read.snapshot, read.rows.length)
@@ -210,6 +210,18 @@ export class LiveFeed {
     const listening = this.listening
     this.listening = null
     if (listening) await listening.then((l) => l.unlisten()).catch(() => {})
+  }
+
+  /**
+   * withTenant with the tenant setting and the read sent together (postgres.js pipelines a transaction's queries in
+   * the order they are made, and PostgreSQL runs them in that order): one round trip less on the feed's hot path.
+   * RLS applies exactly as under withTenant: the setting is transaction-local and precedes the read.
+   */
+  private readAfter(tenantId: string, after: string | null, limit: number | null) {
+    return this.sql.begin(async (tx) => {
+      const [, read] = await Promise.all([setTenant(tx, tenantId), q.eventsCommittedAfter(tx, tenantId, after, limit)])
+      return read
+    }) as Promise<Awaited<ReturnType<typeof q.eventsCommittedAfter>>>
   }
 
   private listen() {
@@ -278,7 +290,7 @@ export class LiveFeed {
         channel.dirty = false
         if (this.closed || this.channels.get(channel.tenantId) !== channel) return
         const prev = channel.snapshot
-        const read = await withTenant(this.sql, channel.tenantId, (tx) => q.eventsCommittedAfter(tx, channel.tenantId, prev, null))
+        const read = await this.readAfter(channel.tenantId, prev, null)
         channel.snapshot = read.snapshot
         if (prev === null || read.rows.length === 0) continue
         const batch: Batch = { prev, next: read.snapshot, rows: read.rows.map((r) => ({ ...r, xid: BigInt(r.xactId) })) }
