@@ -13,6 +13,7 @@
  * Environment: BENCH_CLIENTS (100), BENCH_RATE (events/s, 200), BENCH_SECONDS (10), BENCH_DATABASE_URL (else
  * embedded). Loopback only; bounded (at most 60 s of load).
  */
+import { cpus, loadavg } from 'node:os'
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
 import postgres from 'postgres'
 
@@ -124,7 +125,8 @@ async function main() {
     { name: `live feed, ${CLIENTS} SSE clients`, xs: live, expected: total * CLIENTS },
     { name: 'bare LISTEN (pg notify round trip)', xs: baseline, expected: total },
   ]
-  console.log(`committed ${total} events in ${elapsed.toFixed(1)} s (${(total / elapsed).toFixed(0)}/s)`)
+  // Latency on a shared machine is mostly other processes' CPU: say how busy it was.
+  console.log(`committed ${total} events in ${elapsed.toFixed(1)} s (${(total / elapsed).toFixed(0)}/s); load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} CPUs`)
   const header = ['target', 'received', 'p50 ms', 'p99 ms', 'max ms', 'p99 ratio']
   const table = rows.map((r) => [r.name, `${r.xs.length}/${r.expected}`, pct(r.xs, 50).toFixed(2), pct(r.xs, 99).toFixed(2), (r.xs.at(-1) ?? NaN).toFixed(2),
     `${(pct(r.xs, 99) / pct(baseline, 99)).toFixed(2)}× bare LISTEN`])
