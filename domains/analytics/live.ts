@@ -101,8 +101,8 @@ export interface LiveListener {
   events(messages: LiveMessage[]): void
   /** The cursor moved without an event for this subscriber (its filters left nothing, or it just joined). */
   cursor(cursor: string): void
-  /** More events were missed than a resume sends: the client has a gap and should reload, then follow from here. */
-  reset(cursor: string, missed: number): void
+  /** More than `limit` events were missed (a resume sends at most that): the client should reload, then follow from here. */
+  reset(cursor: string, limit: number): void
   /** The feed is closing (shutdown). */
   close(): void
 }
@@ -177,7 +177,7 @@ export class LiveFeed {
       const read = await this.readAfter(tenantId, input.after, limit + 1)
       sub.seen = parseSnapshot(read.snapshot)
       if (read.rows.length > limit) {
-        listener.reset(read.snapshot, read.rows.length)
+        listener.reset(read.snapshot, limit)
       } else {
         const rows = read.rows.filter((r) => matchesFilters(r, sub.filters, LIVE_READERS))
         if (rows.length > 0) {
@@ -190,6 +190,8 @@ export class LiveFeed {
       const pending = sub.pending ?? []
       sub.pending = null
       for (const batch of pending) this.deliver(sub, batch)
+      // Closed while this subscriber was catching up: close() did not see it, so it ends here.
+      if (this.closed) listener.close()
     } catch (err) {
       unsubscribe()
       throw err

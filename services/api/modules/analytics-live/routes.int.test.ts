@@ -187,11 +187,11 @@ describe('GET /v1/analytics/live', () => {
     const s = await following(tenant.adminKey, { filters })
     const cursor = s.lastEventId
     s.close()
-    await record(tenant, Array.from({ length: 51 }, (_, i) => event(`flood.e${i}`)))
+    await record(tenant, Array.from({ length: 60 }, (_, i) => event(`flood.e${i}`)))
     const again = await live(tenant.adminKey, { filters, lastEventId: cursor })
     await again.waitFor((m) => m.some((x) => x.event === 'reset'))
     expect(again.messages.map((m) => m.event)).toEqual(['reset'])
-    expect(JSON.parse(again.messages[0]!.data)).toEqual({ missed: 51 })
+    expect(JSON.parse(again.messages[0]!.data)).toEqual({ missedMoreThan: 50 })
     await record(tenant, [event('flood.after')])
     await again.waitFor((m) => eventsOf(m).length === 1)
     expect(eventsOf(again.messages).map((e) => e.name)).toEqual(['flood.after'])
