@@ -10,8 +10,8 @@
  * feed. Both are timed from the moment the COMMIT is sent to the moment the message is parsed, on a worker thread of
  * their own (a separate event loop, like a separate browser), so the ratio shows what the feed adds.
  *
- * Environment: BENCH_CLIENTS (100), BENCH_RATE (events/s, 200), BENCH_SECONDS (10), BENCH_DATABASE_URL (else
- * embedded). Loopback only; bounded (at most 60 s of load).
+ * Environment: BENCH_CLIENTS (100), BENCH_RATE (events/s, 200), BENCH_SECONDS (10), BENCH_PARTITION_DAYS (daily
+ * partitions made for the past days, 90: what retention keeps), BENCH_DATABASE_URL (else embedded). Loopback only; bounded (at most 60 s of load).
  */
 import { cpus, loadavg } from 'node:os'
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
@@ -64,10 +64,13 @@ async function main() {
   const RATE = Math.min(2000, Number(process.env.BENCH_RATE ?? 200))
   const SECONDS = Math.min(60, Number(process.env.BENCH_SECONDS ?? 10))
   const BASELINE_CHANNEL = 'bench_live_baseline'
+  // Production keeps 90 days of daily partitions (migration 0021), and a live read probes each one's index.
+  const PAST_DAYS = Math.min(400, Number(process.env.BENCH_PARTITION_DAYS ?? 90))
 
   const log = createLogger({ level: 'warn', service: 'bench' })
   const db = await startBenchDatabase({ poolMax: 20 })
   const config = parseConfig({ NODE_ENV: 'test', LOG_LEVEL: 'warn', LIVE_MAX_STREAMS_PER_TENANT: String(CLIENTS), API_RATE_LIMIT_PER_MINUTE: '100000' })
+  await db.owner`select count(analytics.create_event_partition((current_date - d)::date)) from generate_series(1, ${PAST_DAYS}) d`
   const { tenant, apiKey } = await createTenantWithFirstKey(db.sql, { name: 'Bench live', slug: `bench-live-${Date.now() % 1e6}`, defaultCountry: 'BR', timezone: 'UTC', firstKeyName: 'bench' })
   const api = await buildApiApp({ config, sql: db.sql, log, migrations: await readMigrationFiles() })
   const base = await api.listen({ host: '127.0.0.1', port: 0 })
@@ -84,7 +87,8 @@ async function main() {
     worker.once('error', reject)
   })
   await fromWorker()
-  console.log(`${CLIENTS} SSE clients following; committing ${RATE} events/s for ${SECONDS} s`)
+  const partitions = await db.owner<{ n: number }[]>`select count(*)::int as n from pg_inherits where inhparent = 'analytics.events'::regclass`.then((r) => r[0]!.n)
+  console.log(`${CLIENTS} SSE clients following; committing ${RATE} events/s for ${SECONDS} s; analytics.events has ${partitions} partitions`)
 
   // The writer is another process's pool in production (the worker, the webhooks service): here a pool of its own.
   const writer = createSql(db.runtimeUrl, { max: 10 })
