@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { type Sql, setTenant } from '../../lib/db.js'
 import type { Logger } from '../../lib/logger.js'
-import { type DimensionReader, type Filter, filterSchema, matchesFilters } from './filters.js'
+import { type DimensionReader, type DimensionReaders, type Filter, filterSchema, matchesFilters } from './filters.js'
 import * as q from './queries.js'
 import type { LiveEventRow } from './queries.js'
 
@@ -22,11 +22,12 @@ export const LIVE_DIMENSIONS = [
   'event:form', 'event:flow', 'event:template', 'event:campaign', 'event:experiment', 'event:variant',
 ] as const
 
-const prop = (name: string): DimensionReader<LiveEventRow> => (e) => {
+const propertyOf = (e: LiveEventRow, name: string) => {
   const v = e.properties?.[name]
-  return typeof v === 'string' ? v : typeof v === 'number' ? String(v) : ''
+  return typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : ''
 }
-const LIVE_READERS: Record<(typeof LIVE_DIMENSIONS)[number], DimensionReader<LiveEventRow>> = {
+const prop = (name: string): DimensionReader<LiveEventRow> => (e) => propertyOf(e, name)
+const FIXED_READERS: Record<(typeof LIVE_DIMENSIONS)[number], DimensionReader<LiveEventRow>> = {
   'event:name': (e) => e.name,
   'event:producer': (e) => e.source ?? '',
   'visit:source': (e) => e.acqSource ?? '',
@@ -42,8 +43,9 @@ const LIVE_READERS: Record<(typeof LIVE_DIMENSIONS)[number], DimensionReader<Liv
   'event:experiment': prop('experimentKey'),
   'event:variant': prop('variationKey'),
 }
+const LIVE_READERS: DimensionReaders<LiveEventRow> = { fixed: FIXED_READERS, property: propertyOf }
 
-export const LiveFilters = filterSchema(LIVE_DIMENSIONS)
+export const LiveFilters = filterSchema(LIVE_DIMENSIONS, { properties: true })
 
 /** A cursor as the client sends it back in Last-Event-ID: a snapshot's text form, checked before PostgreSQL sees it. */
 const SNAPSHOT_TEXT = /^\d{1,20}:\d{1,20}:(\d{1,20}(,\d{1,20})*)?$/
