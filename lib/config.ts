@@ -86,6 +86,15 @@ export const ConfigSchema = z.object({
   PRIVACY_RETENTION_BATCH_ROWS: z.coerce.number().int().min(1).max(100_000).default(5000),
   PRIVACY_RETENTION_BUDGET_SECONDS: z.coerce.number().int().min(1).max(86_400).default(1800),
 
+  // The live feed (GET /v1/analytics/live, SSE). A comment every LIVE_HEARTBEAT_MS keeps proxies from closing an idle
+  // stream (and is how a dead client is noticed); a client that does not read is cut off once LIVE_MAX_BUFFERED_BYTES
+  // wait for it, rather than buffered without bound; a reconnect sends at most LIVE_RESUME_MAX_EVENTS missed events
+  // (beyond, an `event: reset` tells it to reload); a tenant may hold LIVE_MAX_STREAMS_PER_TENANT streams per process.
+  LIVE_HEARTBEAT_MS: z.coerce.number().int().min(50).max(50_000).default(15_000),
+  LIVE_MAX_BUFFERED_BYTES: z.coerce.number().int().min(1024).default(1_048_576),
+  LIVE_RESUME_MAX_EVENTS: z.coerce.number().int().min(1).max(100_000).default(10_000),
+  LIVE_MAX_STREAMS_PER_TENANT: z.coerce.number().int().min(1).max(10_000).default(200),
+
   // Worker.
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(8),
   WORKER_POLL_INTERVAL_MS: z.coerce.number().int().min(50).default(1000),

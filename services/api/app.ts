@@ -32,6 +32,8 @@ import analyticsInboxRoutes from './modules/analytics-inbox/routes.js'
 import flagRoutes from './modules/flags/routes.js'
 import { FeatureFlags } from '../../lib/feature-flags.js'
 import posthogRoutes from './modules/analytics-posthog/routes.js'
+import analyticsLiveRoutes from './modules/analytics-live/routes.js'
+import { LiveFeed } from '../../domains/analytics/live.js'
 
 export interface ApiDeps {
   config: Config
@@ -44,12 +46,19 @@ export interface ApiDeps {
   secrets: SecretBox
   /** Feature flags (Unleash when configured, the catalog's defaults otherwise); from the config unless given. */
   flags: FeatureFlags
+  /** The live feed's LISTEN and fan-out (one per process); made here unless given. Closed with the app. */
+  liveFeed: LiveFeed
 }
 
 /** Builds the API service without listening: tests drive it with app.inject(), main.ts listens. */
-export async function buildApiApp(input: Omit<ApiDeps, 'secrets' | 'flags'> & { secrets?: SecretBox; flags?: FeatureFlags }): Promise<App> {
+export async function buildApiApp(input: Omit<ApiDeps, 'secrets' | 'flags' | 'liveFeed'> & { secrets?: SecretBox; flags?: FeatureFlags; liveFeed?: LiveFeed }): Promise<App> {
   const ownFlags = input.flags ? null : FeatureFlags.fromConfig(input.config, input.log)
-  const deps: ApiDeps = { ...input, secrets: input.secrets ?? SecretBox.fromConfig(input.config.SECRETS_KEY), flags: input.flags ?? ownFlags! }
+  const deps: ApiDeps = {
+    ...input,
+    secrets: input.secrets ?? SecretBox.fromConfig(input.config.SECRETS_KEY),
+    flags: input.flags ?? ownFlags!,
+    liveFeed: input.liveFeed ?? new LiveFeed(input.sql, input.log, { resumeMaxEvents: input.config.LIVE_RESUME_MAX_EVENTS, sweepIntervalMs: input.config.LIVE_HEARTBEAT_MS }),
+  }
   const { config } = deps
   const app = createHttpServer({ logger: deps.log, bodyLimit: config.BODY_LIMIT_BYTES, trustProxy: config.TRUST_PROXY, timeouts: config })
   // Flags this app made are its to stop (polling, last metrics); flags handed in belong to the caller.
@@ -109,7 +118,10 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets' | 'flags'> & { 
     ['/v1/analytics/inbox', analyticsInboxRoutes],
     ['/v1/flags', flagRoutes],
     ['/v1/analytics/posthog', posthogRoutes],
+    ['/v1/analytics/live', analyticsLiveRoutes],
   ] as const
+  // Live streams never end by themselves: close them first on shutdown, or app.close() would wait for them forever.
+  app.addHook('preClose', async () => deps.liveFeed.close())
   for (const [prefix, plugin] of modules) {
     await app.register(async (scope) => plugin(scope as unknown as App, deps), { prefix })
   }
