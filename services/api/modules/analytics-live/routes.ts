@@ -41,6 +41,10 @@ export default async function analyticsLiveRoutes(app: App, deps: ApiDeps & { li
     },
   }, async (req, reply) => {
     const { tenantId } = tenantOf(req)
+    // A feature flag (lib/feature-flags.ts, Unleash when configured): the feed can be turned off per tenant.
+    if (!deps.flags.isEnabled('analytics.live-feed', { tenantId, remoteAddress: req.ip })) {
+      throw new AppError('FORBIDDEN', 'the live feed is turned off for this workspace (feature flag analytics.live-feed)')
+    }
     if (liveFeed.streamsOf(tenantId) >= config.LIVE_MAX_STREAMS_PER_TENANT) {
       throw new AppError('RATE_LIMITED', `at most ${config.LIVE_MAX_STREAMS_PER_TENANT} live streams per tenant are open at once; close one first`, { headers: { 'retry-after': '5' } })
     }

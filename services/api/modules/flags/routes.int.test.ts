@@ -69,6 +69,12 @@ describe('GET /v1/flags', () => {
     expect(flag(withoutLead, 'bot.new-greeting')).toMatchObject({ enabled: false })
   })
 
+  it('turns the live feed off for a tenant the flag excludes (403), before any stream opens', async () => {
+    const res = await app.inject({ method: 'GET', url: '/v1/analytics/live', headers: bearer(other.adminKey) })
+    expect(res.statusCode).toBe(403)
+    expect(res.json().error.message).toMatch(/analytics.live-feed/)
+  })
+
   it('answers with the defaults when Unleash is not configured', async () => {
     const body = (await get(plain, tenant.adminKey)).json()
     expect(body.unleash).toEqual({ configured: false, synchronized: false, toggles: 0, lastError: null })
