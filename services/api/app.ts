@@ -30,6 +30,7 @@ import privacyErasureRoutes from './modules/privacy/erasure-routes.js'
 import siteKeyRoutes from './modules/site-keys/routes.js'
 import analyticsInboxRoutes from './modules/analytics-inbox/routes.js'
 import flagRoutes from './modules/flags/routes.js'
+import opsOnboardingRoutes from './modules/ops-onboarding/routes.js'
 import { FeatureFlags } from '../../lib/feature-flags.js'
 
 export interface ApiDeps {
@@ -107,6 +108,7 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets' | 'flags'> & { 
     ['/v1/site-keys', siteKeyRoutes],
     ['/v1/analytics/inbox', analyticsInboxRoutes],
     ['/v1/flags', flagRoutes],
+    ['/v1/ops/onboarding', opsOnboardingRoutes],
   ] as const
   for (const [prefix, plugin] of modules) {
     await app.register(async (scope) => plugin(scope as unknown as App, deps), { prefix })
