@@ -117,6 +117,8 @@ export const ConfigSchema = z.object({
   ONBOARDING_NUDGE_AFTER: duration('30m'),
   ONBOARDING_ABANDON_AFTER: duration('2h'),
   ONBOARDING_SIGNUP_LIMIT_PER_IP_PER_HOUR: z.coerce.number().int().min(1).default(20),
+  // Views and saves of sessions, per client IP per minute (a token cannot be guessed, but each try costs a lookup).
+  ONBOARDING_RATE_LIMIT_PER_IP_PER_MINUTE: z.coerce.number().int().min(1).default(600),
   // Outbound onboarding events (onboarding.nudge, onboarding.abandoned, onboarding.completed), signed the Standard
   // Webhooks way with ONBOARDING_WEBHOOK_SECRET (whsec_<base64>). Unset URL: events are recorded as skipped.
   ONBOARDING_WEBHOOK_URL: optionalUrl,

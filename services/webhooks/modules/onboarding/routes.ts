@@ -19,7 +19,7 @@ export default async function onboardingRoutes(app: App, deps: WebhooksDeps & { 
   await app.register(rateLimit, { global: false, redis: deps.redis ?? undefined, nameSpace: 'wa-onboarding-rl:', skipOnError: true })
   const signups = app.createRateLimit({ max: config.ONBOARDING_SIGNUP_LIMIT_PER_IP_PER_HOUR, timeWindow: 3_600_000, keyGenerator: (req) => `signup:${req.ip}` })
   // Token guesses are hopeless (256 bits), but each costs a lookup: bounded per IP like any page.
-  const perIp = app.createRateLimit({ max: 600, timeWindow: 60_000, keyGenerator: (req) => `session:${req.ip}` })
+  const perIp = app.createRateLimit({ max: config.ONBOARDING_RATE_LIMIT_PER_IP_PER_MINUTE, timeWindow: 60_000, keyGenerator: (req) => `session:${req.ip}` })
   const limited = async (limit: typeof perIp, req: Parameters<typeof perIp>[0], what: string) => {
     const state = await limit(req)
     if (!state.isAllowed && state.isExceeded) {
