@@ -150,6 +150,15 @@ describe('onboarding a business from sign-up to a live bot', () => {
     const again = await call('GET', `/onboarding/sessions/${token}`)
     expect(JSON.stringify(again.json)).not.toContain(key)
     expect((await save('go_live', { confirm: true })).status).toBe(409)
+    // Every step activity is an event of the tenant, once; the ones from before the tenant existed included.
+    const tenantId = res.json.session.tenantId
+    const events = await db.current.owner<{ name: string; n: number }[]>`
+      select name, count(*)::int as n from analytics.events where tenant_id = ${tenantId} and source = 'onboarding' group by name`
+    const byName = Object.fromEntries(events.map((e) => [e.name, e.n]))
+    expect(byName).toMatchObject({ 'onboarding.started': 1, 'onboarding.step_completed': 5, 'onboarding.completed': 1 })
+    expect(byName['onboarding.step_invalid']).toBeGreaterThanOrEqual(3)
+    const activities = (await db.current.owner<{ n: number }[]>`select count(*)::int as n from onboarding.step_activities where tenant_id = ${tenantId}`)[0]!.n
+    expect(events.reduce((sum, e) => sum + e.n, 0)).toBe(activities)
   })
 
   it('answers the same 404 for an unknown, malformed or rotated token', async () => {

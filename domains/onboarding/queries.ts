@@ -105,6 +105,12 @@ export const insertActivities = (tx: Tx, sessionId: string, tenantId: string | n
         select ${sessionId}, ${tenantId}, r.step, r.kind, coalesce(r.detail, '{}')
           from jsonb_to_recordset(${tx.json(rows as never)}::jsonb) as r(step text, kind text, detail jsonb)`.then(() => undefined)
 
+export interface StoredActivity { id: string; step: string | null; kind: string; createdAt: Date }
+
+/** A session's activities, oldest first (tens of rows: one per view, save, completion). */
+export const listActivities = (tx: Tx, sessionId: string) =>
+  tx<StoredActivity[]>`select id::text, step, kind, created_at from onboarding.step_activities where session_id = ${sessionId} order by id`
+
 /**
  * One inactivity job per session (job_key): every activity pushes its run_at forward instead of adding a job, so
  * nothing sweeps the table. The task name is schemas.ts CHECK_INACTIVITY_TASK.

@@ -89,8 +89,32 @@ async function inSessionById<T>(sql: Sql, sessionId: string, tenantId: string | 
     await q.scopeToSession(tx, sessionId, tenantId)
     const row = await q.lockSession(tx, sessionId)
     if (!row) throw NOT_FOUND()
-    return fn(tx, row)
+    const result = await fn(tx, row)
+    const after = await q.readSession(tx, sessionId)
+    if (after?.tenantId) await recordActivityEvents(tx, after)
+    return result
   }) as Promise<T>
+}
+
+/** Analytics event names of the step activities. */
+const EVENT_OF: Record<string, string> = {
+  started: 'onboarding.started', viewed: 'onboarding.step_viewed', saved: 'onboarding.step_saved', invalid: 'onboarding.step_invalid',
+  completed: 'onboarding.step_completed', nudged: 'onboarding.nudged', abandoned: 'onboarding.abandoned', resumed: 'onboarding.resumed',
+  link_rotated: 'onboarding.link_rotated', went_live: 'onboarding.completed',
+}
+
+/**
+ * Every step activity is also an analytics event of the tenant, exactly once (dedupe key per activity row), in the
+ * transaction that recorded it. Activities from before the tenant existed (the first views and saves) join the
+ * stream, with their own times, in the transaction that creates it; ones a trigger recorded (a number registered,
+ * the test message) join on the session's next transaction.
+ */
+async function recordActivityEvents(tx: Tx, row: q.SessionRow): Promise<void> {
+  const activities = await q.listActivities(tx, row.id)
+  await recordEvents(tx, activities.map((a) => ({
+    name: EVENT_OF[a.kind] ?? `onboarding.${a.kind}`, leadId: null, occurredAt: a.createdAt,
+    properties: { sessionId: row.id, ...(a.step ? { step: a.step } : {}) }, dedupeKey: `onb:act:${a.id}`, source: 'onboarding',
+  })))
 }
 
 /**
@@ -102,16 +126,9 @@ async function touch(tx: Tx, settings: OnboardingSettings, row: q.SessionRow, ch
   const updated = await q.updateSession(tx, row.id, { ...change, touch: true, resumed, status: resumed ? 'in_progress' : change.status })
   if (resumed) {
     await q.insertActivities(tx, row.id, row.tenantId, [{ step: row.abandonedStep, kind: 'resumed' }])
-    await recordOnboardingEvent(tx, updated, 'onboarding.resumed', { step: row.abandonedStep }, `onb:${row.id}:resumed:${updated.resumedCount}`)
   }
   if (updated.status !== 'completed') await q.scheduleInactivityCheck(tx, row.id, new Date(Date.now() + settings.nudgeAfterMs))
   return updated
-}
-
-/** Onboarding events join the analytics stream once the business has a tenant (before that, only step activities). */
-async function recordOnboardingEvent(tx: Tx, row: q.SessionRow, name: string, properties: Record<string, unknown>, dedupeKey: string) {
-  if (!row.tenantId) return
-  await recordEvents(tx, [{ name, leadId: null, occurredAt: new Date(), properties: { sessionId: row.id, ...properties }, dedupeKey, source: 'onboarding' }])
 }
 
 /** A public sign-up or an operator's setup link: a new session and its first link. */
@@ -306,9 +323,7 @@ async function completeStep(deps: OnboardingDeps, sessionId: string, tenantId: s
       completedSteps, touch: true, ...(phoneNumberId ? { phoneNumberId } : {}), ...(finished ? { status: 'completed' as const, completed: true } : {}),
     })
     await q.insertActivities(tx, row.id, tenant, [{ step, kind: 'completed' }, ...(finished ? [{ step, kind: 'went_live' as const }] : [])])
-    await recordOnboardingEvent(tx, updated, 'onboarding.step_completed', { step }, `onb:${row.id}:completed:${step}`)
     if (finished) {
-      await recordOnboardingEvent(tx, updated, 'onboarding.completed', {}, `onb:${row.id}:completed`)
       await q.insertWebhookEvent(tx, { sessionId: row.id, tenantId: tenant, type: 'onboarding.completed', payload: webhookPayload(updated) })
       await q.cancelInactivityCheck(tx, row.id)
     } else {
@@ -345,7 +360,6 @@ export async function checkInactivity(deps: OnboardingDeps, sessionId: string, n
       const updated = await q.updateSession(tx, row.id, { status: 'abandoned', abandoned: { step: current } })
       await q.insertActivities(tx, row.id, row.tenantId, [{ step: current, kind: 'abandoned', detail: { idleSeconds: Math.round(idle / 1000) } }])
       await q.insertWebhookEvent(tx, { sessionId: row.id, tenantId: row.tenantId, type: 'onboarding.abandoned', payload: webhookPayload(updated) })
-      await recordOnboardingEvent(tx, updated, 'onboarding.abandoned', { step: current }, `onb:${row.id}:abandoned:${updated.resumedCount}`)
       return 'abandoned'
     }
     const nudgedSinceActivity = row.nudgedAt !== null && row.nudgedAt >= row.lastActivityAt
@@ -353,7 +367,6 @@ export async function checkInactivity(deps: OnboardingDeps, sessionId: string, n
       const updated = await q.updateSession(tx, row.id, { nudgedAt: now })
       await q.insertActivities(tx, row.id, row.tenantId, [{ step: current, kind: 'nudged' }])
       await q.insertWebhookEvent(tx, { sessionId: row.id, tenantId: row.tenantId, type: 'onboarding.nudge', payload: { ...webhookPayload(updated), resumeHint: 'send the business a new link (POST /v1/ops/onboarding/sessions/:id/link) or remind them of theirs' } })
-      await recordOnboardingEvent(tx, updated, 'onboarding.nudged', { step: current }, `onb:${row.id}:nudged:${now.toISOString()}`)
       await q.scheduleInactivityCheck(tx, row.id, new Date(row.lastActivityAt.getTime() + deps.settings.abandonAfterMs))
       return 'nudged'
     }
@@ -368,8 +381,8 @@ export async function afterTestMessage(deps: OnboardingDeps, sessionId: string):
   const found = await q.sessionTenant(deps.sql, sessionId)
   if (!found) return
   await inSessionById(deps.sql, found.id, found.tenantId, async (tx, row) => {
-    const updated = await touch(tx, deps.settings, row)
-    await recordOnboardingEvent(tx, updated, 'onboarding.step_completed', { step: 'test_message' }, `onb:${row.id}:completed:test_message`)
+    // The step's activity (recorded by the trigger) becomes its analytics event as this transaction ends.
+    await touch(tx, deps.settings, row)
   })
 }
 
