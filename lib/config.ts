@@ -7,6 +7,17 @@ const bool = (fallback: boolean) =>
   z
     .preprocess((v) => (v === '' || v === undefined ? undefined : v), z.enum(['true', 'false', '1', '0']).optional())
     .transform((v) => (v === undefined ? fallback : v === 'true' || v === '1'))
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
+/** A duration: `90s`, `30m`, `2h`, `1d`, or plain milliseconds; parsed to milliseconds. */
+const duration = (fallback: string) =>
+  z.string().default(fallback).transform((v, ctx) => {
+    const m = /^(\d+)(ms|s|m|h|d)?$/.exec(v.trim())
+    if (!m) {
+      ctx.addIssue({ code: 'custom', message: 'a duration such as 90s, 30m, 2h or 1d' })
+      return z.NEVER
+    }
+    return Number(m[1]) * DURATION_UNITS[m[2] ?? 'ms']!
+  })
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback)
 
 export const ConfigSchema = z.object({
@@ -106,6 +117,21 @@ export const ConfigSchema = z.object({
   // serves its metrics on METRICS_PORT (bound to HOST); 0 turns that server off.
   METRICS_TOKEN: z.preprocess((v) => (v === '' ? undefined : v), z.string().min(16).optional()),
   METRICS_PORT: port(9464),
+
+  // Onboarding. The page and resume links live on the webhooks service: ONBOARDING_PUBLIC_URL is how businesses
+  // reach it (default http://HOST:WEBHOOKS_PORT). Links expire after ONBOARDING_TOKEN_TTL_HOURS. A session idle for
+  // ONBOARDING_NUDGE_AFTER is nudged, for ONBOARDING_ABANDON_AFTER abandoned (durations: 90s, 30m, 2h, 1d, or ms).
+  ONBOARDING_PUBLIC_URL: optionalUrl,
+  ONBOARDING_TOKEN_TTL_HOURS: z.coerce.number().int().min(1).max(24 * 90).default(168),
+  ONBOARDING_NUDGE_AFTER: duration('30m'),
+  ONBOARDING_ABANDON_AFTER: duration('2h'),
+  ONBOARDING_SIGNUP_LIMIT_PER_IP_PER_HOUR: z.coerce.number().int().min(1).default(20),
+  // Views and saves of sessions, per client IP per minute (a token cannot be guessed, but each try costs a lookup).
+  ONBOARDING_RATE_LIMIT_PER_IP_PER_MINUTE: z.coerce.number().int().min(1).default(600),
+  // Outbound onboarding events (onboarding.nudge, onboarding.abandoned, onboarding.completed), signed the Standard
+  // Webhooks way with ONBOARDING_WEBHOOK_SECRET (whsec_<base64>). Unset URL: events are recorded as skipped.
+  ONBOARDING_WEBHOOK_URL: optionalUrl,
+  ONBOARDING_WEBHOOK_SECRET: z.preprocess((v) => (v === '' ? undefined : v), z.string().regex(/^whsec_[A-Za-z0-9+/=]{24,}$/, 'whsec_ followed by at least 24 base64 characters').optional()),
 
   // Optional outside services.
   REDIS_URL: optionalUrl,

@@ -7,7 +7,7 @@ import pino, { type Logger } from 'pino'
  */
 export function redactUrl(url: string): string {
   const q = url.indexOf('?')
-  if (q === -1) return url
+  if (q === -1) return redactPathSecrets(url)
   const names = url
     .slice(q + 1)
     .split('&')
@@ -22,8 +22,11 @@ export function redactUrl(url: string): string {
       }
       return `${PLAIN_NAME.test(name) ? name : '[redacted]'}=[redacted]`
     })
-  return `${url.slice(0, q)}?${names.join('&')}`
+  return `${redactPathSecrets(url.slice(0, q))}?${names.join('&')}`
 }
+
+/** Path segments that are credentials: an onboarding session token (/onboarding/sessions/<token>/…). */
+const redactPathSecrets = (path: string) => path.replace(/^(\/onboarding\/sessions\/)[^/?#]+/, '$1[redacted]')
 const PLAIN_NAME = /^[A-Za-z_][A-Za-z0-9_.[\]-]{0,63}$/
 
 /**

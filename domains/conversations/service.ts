@@ -1,4 +1,4 @@
-import { type Sql, withTenant } from '../../lib/db.js'
+import { type Sql, type Tx, withTenant } from '../../lib/db.js'
 import { AppError } from '../../lib/errors.js'
 import { insertAuditEntry } from '../tenancy/queries.js'
 import { botConversationHandedOver, recordPlatformEvents } from '../analytics/platform-events.js'
@@ -23,14 +23,18 @@ export function parseFlowDocument(document: unknown): FlowDocument {
 
 /** A new flow with its first version (stored as written, so what the tenant sent is what they get back). */
 export async function createFlow(sql: Sql, who: Actor, input: { document: unknown; publish: boolean }): Promise<{ flow: FlowView; version: FlowVersionView }> {
+  parseFlowDocument(input.document)
+  return withTenant(sql, who.tenantId, (tx) => createFlowIn(tx, who, input))
+}
+
+/** createFlow inside the caller's transaction (under who.tenantId), for a step that must commit with other work. */
+export async function createFlowIn(tx: Tx, who: Actor, input: { document: unknown; publish: boolean }): Promise<{ flow: FlowView; version: FlowVersionView }> {
   const doc = parseFlowDocument(input.document)
-  return withTenant(sql, who.tenantId, async (tx) => {
-    const { id } = await q.insertFlow(tx, { tenantId: who.tenantId, name: doc.name })
-    const created = await q.insertFlowVersion(tx, { tenantId: who.tenantId, flowId: id, name: doc.name, document: input.document, createdBy: who.actor })
-    if (input.publish) await q.publishFlowVersion(tx, id, created!.version)
-    await insertAuditEntry(tx, { tenantId: who.tenantId, actor: who.actor, action: 'flow.created', targetType: 'flow', targetId: id, details: { version: 1, published: input.publish }, requestId: who.requestId })
-    return { flow: (await q.getFlow(tx, id))!, version: (await q.getFlowVersion(tx, id, created!.version))! }
-  })
+  const { id } = await q.insertFlow(tx, { tenantId: who.tenantId, name: doc.name })
+  const created = await q.insertFlowVersion(tx, { tenantId: who.tenantId, flowId: id, name: doc.name, document: input.document, createdBy: who.actor })
+  if (input.publish) await q.publishFlowVersion(tx, id, created!.version)
+  await insertAuditEntry(tx, { tenantId: who.tenantId, actor: who.actor, action: 'flow.created', targetType: 'flow', targetId: id, details: { version: 1, published: input.publish }, requestId: who.requestId })
+  return { flow: (await q.getFlow(tx, id))!, version: (await q.getFlowVersion(tx, id, created!.version))! }
 }
 
 /** A new version; the published one (and every run in progress, pinned to its own version) is untouched. */

@@ -4,10 +4,14 @@ import type { ApiKeyRole, ApiKeyView, Tenant } from './schemas.js'
 const tenantColumns = (tx: Queryable) => tx`id, name, slug, status, default_country, timezone, created_at`
 const apiKeyColumns = (tx: Queryable) => tx`id, name, role, prefix, created_by, created_at, last_used_at, revoked_at`
 
-export const insertTenant = (tx: Tx, tenant: { id: string; name: string; slug: string; defaultCountry: string; timezone: string }) =>
+export const insertTenant = (tx: Tx, tenant: { id: string; name: string; slug: string; defaultCountry: string; timezone: string; status?: 'pending' | 'active' }) =>
   tx<Tenant[]>`
-    insert into core.tenants ${tx(tenant, 'id', 'name', 'slug', 'defaultCountry', 'timezone')}
+    insert into core.tenants ${tx({ ...tenant, status: tenant.status ?? 'active' }, 'id', 'name', 'slug', 'defaultCountry', 'timezone', 'status')}
     returning ${tenantColumns(tx)}`.then((r) => r[0]!)
+
+/** A pending tenant (onboarding) becomes active; under RLS only the current tenant's row can be touched. */
+export const activatePendingTenant = (tx: Tx) =>
+  tx<Tenant[]>`update core.tenants set status = 'active', updated_at = now() where status = 'pending' returning ${tenantColumns(tx)}`.then((r) => r[0] ?? null)
 
 /** Under RLS the current tenant sees only its own row. */
 export const findCurrentTenant = (tx: Tx) =>

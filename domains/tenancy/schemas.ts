@@ -7,7 +7,7 @@ export const Tenant = z.object({
   id: z.uuid(),
   name: z.string(),
   slug: z.string(),
-  status: z.enum(['active', 'suspended']),
+  status: z.enum(['pending', 'active', 'suspended']),
   defaultCountry: z.string(),
   timezone: z.string(),
   createdAt: z.date(),

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { randomToken, sha256 } from '../../lib/crypto.js'
-import { type Sql, withTenant } from '../../lib/db.js'
+import { type Sql, type Tx, withTenant } from '../../lib/db.js'
 import * as q from './queries.js'
 import type { ApiKeyRole, CreateTenantBody, Principal } from './schemas.js'
 
@@ -57,4 +57,25 @@ export async function authenticateApiKey(sql: Sql, key: string): Promise<(Princi
   if (!looksLikeApiKey(key)) return null
   const row = await q.authenticateKeyHash(sql, sha256(key))
   return row ? { kind: 'tenant', tenantId: row.tenantId, keyId: row.keyId, role: row.role } : null
+}
+
+/**
+ * Onboarding's first step: a tenant that exists (its data is isolated from then on) but cannot be used yet: it has
+ * no API key, and keys are refused while it is pending. Inside the caller's transaction, under the new tenant's id.
+ */
+export async function createPendingTenant(tx: Tx, input: { id: string; name: string; slug: string; defaultCountry: string; timezone: string }, actor: string) {
+  const tenant = await q.insertTenant(tx, { ...input, status: 'pending' })
+  await q.insertAuditEntry(tx, { tenantId: input.id, actor, action: 'tenant.created', targetType: 'tenant', targetId: input.id, details: { slug: input.slug, status: 'pending' } })
+  return tenant
+}
+
+/** Onboarding's last step: the pending tenant becomes active with its first admin key (returned once). Null if it was not pending. */
+export async function activateTenantWithFirstKey(tx: Tx, tenantId: string, actor: string) {
+  const tenant = await q.activatePendingTenant(tx)
+  if (!tenant) return null
+  const secret = generateApiKey()
+  const apiKey = await q.insertApiKey(tx, { tenantId, name: 'First admin key (onboarding)', role: 'admin', prefix: secret.prefix, keyHash: secret.hash, createdBy: actor })
+  await q.insertAuditEntry(tx, { tenantId, actor, action: 'tenant.activated', targetType: 'tenant', targetId: tenantId })
+  await q.insertAuditEntry(tx, { tenantId, actor, action: 'api_key.created', targetType: 'api_key', targetId: apiKey.id, details: { role: 'admin' } })
+  return { tenant, apiKey: { ...apiKey, key: secret.key } }
 }

@@ -1,5 +1,5 @@
 import { sha256, type SecretBox } from '../../lib/crypto.js'
-import { type Sql, withTenant } from '../../lib/db.js'
+import { type Sql, type Tx, withTenant } from '../../lib/db.js'
 import { AppError } from '../../lib/errors.js'
 import { insertAuditEntry } from '../tenancy/queries.js'
 import { appKeyOf } from './app-secrets.js'
@@ -12,8 +12,16 @@ import type { RegisterNumberBody } from './schemas.js'
  * its key (a keyed fingerprint of its secret): deliveries it signs may only reach numbers registered with that key.
  */
 export async function registerPhoneNumber(sql: Sql, secrets: SecretBox, tenantId: string, actor: string, input: RegisterNumberBody, requestId?: string) {
+  return withTenant(sql, tenantId, (tx) => registerPhoneNumberIn(tx, secrets, tenantId, actor, input, requestId))
+}
+
+/**
+ * registerPhoneNumber inside the caller's transaction (under tenantId), for onboarding, whose step commits with the
+ * registration. A taken number or WABA is a 409; the caller's transaction is then aborted, so nothing half-done stays.
+ */
+export async function registerPhoneNumberIn(tx: Tx, secrets: SecretBox, tenantId: string, actor: string, input: RegisterNumberBody, requestId?: string) {
   try {
-    return await withTenant(sql, tenantId, async (tx) => {
+    return await tx.savepoint(async (tx) => {
       const account = await q.upsertBusinessAccount(tx, tenantId, input.wabaId)
       const own = input.app.mode === 'own' ? input.app : null
       const { id } = await q.insertPhoneNumber(tx, {

@@ -42,7 +42,14 @@ export interface WhatsAppEmulatorOptions {
   webhookRetryDelayMs?: number
   /** Per-attempt timeout of a webhook POST. Default 5000 ms. */
   webhookTimeoutMs?: number
+  /**
+   * Numbers `GET /{phone-number-id}` knows, with their WABA. Empty (default): any all-digit id is answered as a number
+   * of `wabaId` showing `displayPhoneNumber`; with entries, other ids get Meta's error 100 (object does not exist).
+   */
+  phoneNumbers?: EmulatedPhoneNumber[]
 }
+
+export interface EmulatedPhoneNumber { id: string; wabaId: string; displayPhoneNumber: string; verifiedName?: string }
 
 export interface SentMessage {
   /** Position in the log since the last reset. */
@@ -94,6 +101,10 @@ export interface WhatsAppEmulator {
   /** Holds every /messages answer this long (the message is still recorded, as at Meta after a client timeout). */
   setLatency(ms: number): void
   waitForSent(predicate: (m: SentMessage) => boolean, timeoutMs?: number): Promise<SentMessage>
+  /** Adds a number `GET /{phone-number-id}` answers for (see `phoneNumbers`). */
+  addPhoneNumber(number: EmulatedPhoneNumber): void
+  /** WABAs an app was subscribed to with `POST /{waba-id}/subscribed_apps`. */
+  subscriptions: string[]
   /** Posts any payload to the webhook URL, signed, with the same retries as statuses. Resolves true on a 200. */
   postWebhook(payload: unknown, meta?: { wamid?: string; status?: string }): Promise<boolean>
   reset(): void
@@ -114,6 +125,8 @@ export async function startWhatsAppEmulator(options: WhatsAppEmulatorOptions = {
   const webhookRetryDelayMs = options.webhookRetryDelayMs ?? 100
   const webhookTimeoutMs = options.webhookTimeoutMs ?? 5000
   const acceptedTokens = new Set(options.accessTokens ?? [])
+  const phoneNumbers = new Map((options.phoneNumbers ?? []).map((n) => [n.id, n]))
+  const subscriptions: string[] = []
 
   const sent: SentMessage[] = []
   const reads: ReadReceipt[] = []
@@ -351,6 +364,45 @@ export async function startWhatsAppEmulator(options: WhatsAppEmulatorOptions = {
     if (autoStatuses && options.webhookUrl && options.appSecret) track(runStatuses(message))
   }
 
+  /** The number as `GET /{phone-number-id}` sees it, or null when Graph would say it does not exist. */
+  function lookUpNumber(id: string): EmulatedPhoneNumber | null {
+    const known = phoneNumbers.get(id)
+    if (known) return known
+    return phoneNumbers.size === 0 && /^\d{5,20}$/.test(id) ? { id, wabaId, displayPhoneNumber } : null
+  }
+
+  const objectMissing = (id: string) => graphError(100, {
+    message: `Unsupported get request. Object with ID '${id}' does not exist, cannot be loaded due to missing permissions, or does not support this operation. Please read the Graph API documentation at https://developers.facebook.com/docs/graph-api`,
+    details: `Object with ID '${id}' does not exist.`,
+  })
+
+  // GET /{version}/{phone-number-id}: the number's profile, as the Cloud API's phone number endpoint answers it.
+  async function handlePhoneNumber(req: IncomingMessage, res: ServerResponse, url: URL, id: string) {
+    req.resume()
+    if (!authorized(req, url)) return sendGraphError(res, graphError(190, { message: 'Invalid OAuth access token - Cannot parse access token', httpStatus: 401 }))
+    const failure = takeFailure()
+    if (failure) return sendGraphError(res, failure)
+    const number = lookUpNumber(id)
+    if (!number) return sendGraphError(res, objectMissing(id))
+    return sendJson(res, 200, {
+      verified_name: number.verifiedName ?? 'Emulated Business', code_verification_status: 'VERIFIED',
+      display_phone_number: number.displayPhoneNumber, quality_rating: 'GREEN', platform_type: 'CLOUD_API',
+      throughput: { level: 'STANDARD' }, id: number.id,
+    })
+  }
+
+  // POST /{version}/{waba-id}/subscribed_apps: subscribes the calling app to the WABA's webhooks.
+  async function handleSubscribe(req: IncomingMessage, res: ServerResponse, url: URL, waba: string) {
+    await readBody(req)
+    if (!authorized(req, url)) return sendGraphError(res, graphError(190, { message: 'Invalid OAuth access token - Cannot parse access token', httpStatus: 401 }))
+    const failure = takeFailure()
+    if (failure) return sendGraphError(res, failure)
+    const knownWabas = new Set([...phoneNumbers.values()].map((n) => n.wabaId))
+    if (phoneNumbers.size > 0 ? !knownWabas.has(waba) : !/^\d{5,20}$/.test(waba)) return sendGraphError(res, objectMissing(waba))
+    if (!subscriptions.includes(waba)) subscriptions.push(waba)
+    return sendJson(res, 200, { success: true })
+  }
+
   async function handleControl(req: IncomingMessage, res: ServerResponse, url: URL) {
     const route = `${req.method} ${url.pathname}`
     const body = req.method === 'POST' ? parseJsonObject(await readBody(req)) : {}
@@ -396,6 +448,10 @@ export async function startWhatsAppEmulator(options: WhatsAppEmulatorOptions = {
       if (url.pathname.startsWith('/_emulator/')) return handleControl(req, res, url)
       const m = url.pathname.match(/^\/(v\d+\.\d+)\/([^/]+)\/messages\/?$/)
       if (req.method === 'POST' && m) return handleMessages(req, res, url, m[1]!, decodeURIComponent(m[2]!))
+      const sub = url.pathname.match(/^\/(v\d+\.\d+)\/([^/]+)\/subscribed_apps\/?$/)
+      if (req.method === 'POST' && sub) return handleSubscribe(req, res, url, decodeURIComponent(sub[2]!))
+      const node = url.pathname.match(/^\/(v\d+\.\d+)\/([^/]+)\/?$/)
+      if (req.method === 'GET' && node) return handlePhoneNumber(req, res, url, decodeURIComponent(node[2]!))
       // Graph's answer to a path or method it does not serve.
       req.resume()
       return sendGraphError(res, graphError(100, { message: `Unsupported ${(req.method ?? 'get').toLowerCase()} request.`, details: `${req.method} ${url.pathname} is not emulated.` }))
@@ -428,6 +484,10 @@ export async function startWhatsAppEmulator(options: WhatsAppEmulatorOptions = {
       latencyMs = ms
     },
     waitForSent,
+    addPhoneNumber: (number: EmulatedPhoneNumber) => {
+      phoneNumbers.set(number.id, number)
+    },
+    subscriptions,
     postWebhook,
     reset,
     async stop() {

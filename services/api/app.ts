@@ -30,6 +30,7 @@ import privacyErasureRoutes from './modules/privacy/erasure-routes.js'
 import siteKeyRoutes from './modules/site-keys/routes.js'
 import analyticsInboxRoutes from './modules/analytics-inbox/routes.js'
 import flagRoutes from './modules/flags/routes.js'
+import opsOnboardingRoutes from './modules/ops-onboarding/routes.js'
 import { FeatureFlags } from '../../lib/feature-flags.js'
 import posthogRoutes from './modules/analytics-posthog/routes.js'
 import analyticsLiveRoutes from './modules/analytics-live/routes.js'
@@ -119,6 +120,7 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets' | 'flags' | 'li
     ['/v1/flags', flagRoutes],
     ['/v1/analytics/posthog', posthogRoutes],
     ['/v1/analytics/live', analyticsLiveRoutes],
+    ['/v1/ops/onboarding', opsOnboardingRoutes],
   ] as const
   // Live streams never end by themselves: close them first on shutdown, or app.close() would wait for them forever.
   app.addHook('preClose', async () => deps.liveFeed.close())

@@ -12,6 +12,8 @@ import type { MigrationFile } from '../../lib/migrate.js'
 import whatsappWebhookRoutes from './modules/whatsapp/routes.js'
 import formSubmissionRoutes from './modules/forms/routes.js'
 import eventIntakeRoutes from './modules/events/routes.js'
+import onboardingRoutes from './modules/onboarding/routes.js'
+import onboardingPageRoutes from './onboarding-page/routes.js'
 
 export interface WebhooksDeps {
   config: Config
@@ -51,9 +53,12 @@ export async function buildWebhooksApp(input: WebhooksDeps): Promise<App> {
     ['/webhooks/whatsapp', whatsappWebhookRoutes],
     ['/forms', formSubmissionRoutes],
     ['/v1/events', eventIntakeRoutes],
+    ['/onboarding', onboardingRoutes],
   ] as const
   for (const [prefix, plugin] of modules) {
     await app.register(async (scope) => plugin(scope as unknown as App, deps), { prefix })
   }
+  // The onboarding page (plain HTML and ES modules), calling the public onboarding routes above.
+  await app.register(async (scope) => onboardingPageRoutes(scope as unknown as App))
   return app
 }

@@ -6,6 +6,7 @@ import { populatePrivacyExportRows } from './privacy-export-rows.js'
 import { populatePrivacyErasureRows } from './privacy-rows.js'
 import type { TestTenant } from './tenants.js'
 import { populateWhatsappRows } from './whatsapp-rows.js'
+import { populateOnboardingRows } from './onboarding-rows.js'
 
 /**
  * Puts at least one row in every tenant-owned table for `tenant`. The catalog-driven RLS test calls it for two
@@ -19,4 +20,5 @@ export async function populateTenantRows(sql: Sql, tenant: TestTenant): Promise<
   await populatePrivacyExportRows(sql, tenant)
   await populatePrivacyErasureRows(sql, tenant)
   await populateAnalyticsRows(sql, tenant)
+  await populateOnboardingRows(sql, tenant)
 }

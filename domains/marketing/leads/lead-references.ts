@@ -269,6 +269,7 @@ export const NOT_PERSONAL: Readonly<Record<string, string>> = {
   'whatsapp.service_windows.phone_number_id': "the business's number",
   'whatsapp.webhook_errors.phone_number_id': "the business's number",
   'conversations.conversations.phone_number_id': "the business's number",
+  'onboarding.sessions.phone_number_id': "the number the onboarding business registered (a uuid of whatsapp.phone_numbers)",
   'whatsapp.phone_numbers.verified_name': "the business's name as Meta verified it",
   'whatsapp.business_accounts.name': "the business's WhatsApp account name",
   'whatsapp.templates.name': "a message template's name",

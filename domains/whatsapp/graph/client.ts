@@ -33,10 +33,23 @@ export interface SendMessageResult {
   waId?: string
 }
 
+export interface PhoneNumberProfile { id: string; displayPhoneNumber: string; verifiedName: string | null; qualityRating: string | null }
+
 export interface GraphClient {
   sendMessage(input: SendMessageInput): Promise<SendMessageResult>
   markRead(input: { phoneNumberId: string; accessToken: string; messageId: string }): Promise<void>
+  /** `GET /{phone-number-id}`: the number's profile; proves the token can use that number. */
+  getPhoneNumber(input: { phoneNumberId: string; accessToken: string }): Promise<PhoneNumberProfile>
+  /** `POST /{waba-id}/subscribed_apps`: subscribes the token's app to the WABA's webhooks. */
+  subscribeApp(input: { wabaId: string; accessToken: string }): Promise<void>
 }
+
+const PhoneNumberAnswer = z.object({
+  id: z.string(),
+  display_phone_number: z.string(),
+  verified_name: z.string().optional(),
+  quality_rating: z.string().optional(),
+})
 
 const SendSuccess = z.object({
   messaging_product: z.literal('whatsapp').optional(),
@@ -67,17 +80,20 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
   const baseUrl = options.baseUrl.replace(/\/+$/, '')
   const doFetch = options.fetch ?? fetch
 
-  async function post(phoneNumberId: string, accessToken: string, body: unknown): Promise<unknown> {
-    const url = `${baseUrl}/${apiVersion}/${PhoneNumberId.parse(phoneNumberId)}/messages`
+  const post = (phoneNumberId: string, accessToken: string, body: unknown) =>
+    call('POST', `${PhoneNumberId.parse(phoneNumberId)}/messages`, accessToken, body)
+
+  async function call(method: 'GET' | 'POST', path: string, accessToken: string, body?: unknown): Promise<unknown> {
+    const url = `${baseUrl}/${apiVersion}/${path}`
     let res: Response
     let text: string
     try {
       // The signal covers reading the body too: a server that sends headers and then stalls still times out.
       const signal = AbortSignal.timeout(options.timeoutMs)
       res = await doFetch(url, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json', accept: 'application/json' },
-        body: JSON.stringify(body),
+        method,
+        headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         signal,
       })
       text = await res.text()
@@ -130,6 +146,19 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
     async markRead({ phoneNumberId, accessToken, messageId }) {
       const body: MarkReadBody = { messaging_product: 'whatsapp', status: 'read', message_id: messageId }
       await post(phoneNumberId, accessToken, body)
+    },
+
+    async getPhoneNumber({ phoneNumberId, accessToken }) {
+      const json = await call('GET', `${PhoneNumberId.parse(phoneNumberId)}?fields=id,display_phone_number,verified_name,quality_rating`, accessToken)
+      const parsed = PhoneNumberAnswer.safeParse(json)
+      if (!parsed.success) {
+        throw new GraphApiError({ httpStatus: 200, code: null, subcode: null, title: 'Unexpected response', message: 'Graph API answered without the number', details: null, fbtraceId: null, disposition: 'fail' })
+      }
+      return { id: parsed.data.id, displayPhoneNumber: parsed.data.display_phone_number, verifiedName: parsed.data.verified_name ?? null, qualityRating: parsed.data.quality_rating ?? null }
+    },
+
+    async subscribeApp({ wabaId, accessToken }) {
+      await call('POST', `${PhoneNumberId.parse(wabaId)}/subscribed_apps`, accessToken, {})
     },
   }
 }

@@ -11,6 +11,9 @@ import { unlockStaleJobsTask } from './ops__unlock_stale_jobs.js'
 import { applyRetentionTask } from './privacy__apply_retention.js'
 import { exportSubjectTask } from './privacy__export_subject.js'
 import { eraseSubjectTask } from './privacy__erase_subject.js'
+import { checkInactivityTask } from './onboarding__check_inactivity.js'
+import { deliverWebhookTask } from './onboarding__deliver_webhook.js'
+import { messageArrivedTask } from './onboarding__message_arrived.js'
 import type { TaskDeps } from './task-deps.js'
 import { processDeliveriesTask } from './whatsapp__process_deliveries.js'
 import { processDeliveryTask } from './whatsapp__process_delivery.js'
@@ -38,5 +41,8 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     analytics__forward_posthog: forwardPosthogTask(deps),
     analytics__create_partitions: createPartitionsTask(deps),
     analytics__link_anonymous: linkAnonymousTask(deps),
+    onboarding__check_inactivity: checkInactivityTask(deps),
+    onboarding__message_arrived: messageArrivedTask(deps),
+    onboarding__deliver_webhook: deliverWebhookTask(deps),
   }
 }

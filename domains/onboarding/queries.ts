@@ -1,0 +1,166 @@
+import type { Sql, Tx } from '../../lib/db.js'
+
+export interface SessionRow {
+  id: string
+  tenantId: string | null
+  tokenExpiresAt: Date
+  stepsVersion: number
+  origin: 'signup' | 'setup_link'
+  status: 'in_progress' | 'completed' | 'abandoned'
+  fields: Record<string, Record<string, unknown>>
+  accessTokenSealed: string | null
+  completedSteps: Record<string, string>
+  phoneNumberId: string | null
+  lastActivityAt: Date
+  nudgedAt: Date | null
+  abandonedAt: Date | null
+  abandonedStep: string | null
+  resumedCount: number
+  completedAt: Date | null
+  createdBy: string
+  createdAt: Date
+}
+
+const sessionColumns = (tx: Tx) => tx`
+  id, tenant_id, token_expires_at, steps_version, origin, status, fields, access_token_sealed, completed_steps, phone_number_id,
+  last_activity_at, nudged_at, abandoned_at, abandoned_step, resumed_count, completed_at, created_by, created_at`
+
+/** The one lookup before anything is known (security definer): a live token's session, tenant and status. */
+export const sessionForToken = (sql: Sql, tokenHash: Buffer) =>
+  sql<{ id: string; tenantId: string | null; status: string }[]>`select id, tenant_id, status from onboarding.session_for_token(${tokenHash})`.then((r) => r[0] ?? null)
+
+/** A job's way in: the session's tenant (security definer), nothing else. */
+export const sessionTenant = (sql: Sql, sessionId: string) =>
+  sql<{ id: string; tenantId: string | null }[]>`select id, tenant_id from onboarding.session_tenant(${sessionId})`.then((r) => r[0] ?? null)
+
+/**
+ * Scopes the transaction to one session (and its tenant once it has one): the RLS policies let it see that session's
+ * rows and nothing else. Transaction-local, like withTenant.
+ */
+export const scopeToSession = (tx: Tx, sessionId: string, tenantId: string | null) =>
+  tx`select set_config('app.onboarding_session', ${sessionId}, true), set_config('app.tenant_id', ${tenantId ?? ''}, true)`
+
+export const insertSession = (tx: Tx, row: { id: string; tenantId: string | null; tokenHash: Buffer; tokenExpiresAt: Date; stepsVersion: number; origin: string; fields: unknown; createdBy: string }) =>
+  tx<SessionRow[]>`
+    insert into onboarding.sessions (id, tenant_id, token_hash, token_expires_at, steps_version, origin, fields, created_by)
+    values (${row.id}, ${row.tenantId}, ${row.tokenHash}, ${row.tokenExpiresAt}, ${row.stepsVersion}, ${row.origin}, ${tx.json(row.fields as never)}, ${row.createdBy})
+    returning ${sessionColumns(tx)}`.then((r) => r[0]!)
+
+export const lockSession = (tx: Tx, id: string) =>
+  tx<SessionRow[]>`select ${sessionColumns(tx)} from onboarding.sessions where id = ${id} for update`.then((r) => r[0] ?? null)
+
+export const readSession = (tx: Tx, id: string) =>
+  tx<SessionRow[]>`select ${sessionColumns(tx)} from onboarding.sessions where id = ${id}`.then((r) => r[0] ?? null)
+
+export interface SessionChange {
+  fields?: Record<string, Record<string, unknown>>
+  accessTokenSealed?: string
+  completedSteps?: Record<string, string>
+  phoneNumberId?: string
+  status?: SessionRow['status']
+  touch?: boolean
+  resumed?: boolean
+  nudgedAt?: Date | null
+  abandoned?: { step: string | null }
+  completed?: boolean
+}
+
+export const updateSession = (tx: Tx, id: string, c: SessionChange) =>
+  tx<SessionRow[]>`
+    update onboarding.sessions set
+      fields = ${c.fields ? tx.json(c.fields as never) : tx`fields`},
+      access_token_sealed = ${c.accessTokenSealed ?? tx`access_token_sealed`},
+      completed_steps = ${c.completedSteps ? tx.json(c.completedSteps as never) : tx`completed_steps`},
+      phone_number_id = ${c.phoneNumberId ?? tx`phone_number_id`},
+      status = ${c.status ?? tx`status`},
+      last_activity_at = ${c.touch ? tx`now()` : tx`last_activity_at`},
+      resumed_count = resumed_count + ${c.resumed ? 1 : 0},
+      nudged_at = ${c.nudgedAt === undefined ? tx`nudged_at` : c.nudgedAt},
+      abandoned_at = ${c.abandoned ? tx`now()` : c.resumed ? null : tx`abandoned_at`},
+      abandoned_step = ${c.abandoned ? c.abandoned.step : tx`abandoned_step`},
+      completed_at = ${c.completed ? tx`now()` : tx`completed_at`},
+      updated_at = now()
+    where id = ${id}
+    returning ${sessionColumns(tx)}`.then((r) => r[0]!)
+
+/** A new link: the old token stops working at once (only the new hash is kept). */
+export const rotateToken = (tx: Tx, id: string, tokenHash: Buffer, expiresAt: Date) =>
+  tx`update onboarding.sessions set token_hash = ${tokenHash}, token_expires_at = ${expiresAt}, updated_at = now() where id = ${id}`
+
+/** The tenant now exists: the session and everything recorded about it so far become its data. */
+export const assignTenant = (tx: Tx, sessionId: string, tenantId: string) =>
+  tx`
+    with s as (update onboarding.sessions set tenant_id = ${tenantId}, updated_at = now() where id = ${sessionId} and tenant_id is null returning id),
+         a as (update onboarding.step_activities set tenant_id = ${tenantId} where session_id = ${sessionId} and tenant_id is null),
+         w as (update onboarding.webhook_events set tenant_id = ${tenantId} where session_id = ${sessionId} and tenant_id is null)
+    select count(*) from s`
+
+export interface ActivityRow { step: string | null; kind: string; detail?: Record<string, unknown> }
+
+export const insertActivities = (tx: Tx, sessionId: string, tenantId: string | null, rows: ActivityRow[]) =>
+  rows.length === 0
+    ? Promise.resolve()
+    : tx`
+        insert into onboarding.step_activities (session_id, tenant_id, step, kind, detail)
+        select ${sessionId}, ${tenantId}, r.step, r.kind, coalesce(r.detail, '{}')
+          from jsonb_to_recordset(${tx.json(rows as never)}::jsonb) as r(step text, kind text, detail jsonb)`.then(() => undefined)
+
+export interface StoredActivity { id: string; step: string | null; kind: string; createdAt: Date }
+
+/** A session's activities, oldest first (tens of rows: one per view, save, completion). */
+export const listActivities = (tx: Tx, sessionId: string) =>
+  tx<StoredActivity[]>`select id::text, step, kind, created_at from onboarding.step_activities where session_id = ${sessionId} order by id`
+
+/**
+ * One inactivity job per session (job_key): every activity pushes its run_at forward instead of adding a job, so
+ * nothing sweeps the table. The task name is schemas.ts CHECK_INACTIVITY_TASK.
+ */
+export const scheduleInactivityCheck = (tx: Tx, sessionId: string, runAt: Date) =>
+  tx`select graphile_worker.add_job('onboarding__check_inactivity', json_build_object('sessionId', ${sessionId}::text),
+       run_at => ${runAt}, job_key => ${`onboarding-idle:${sessionId}`}, job_key_mode => 'replace', max_attempts => 10)`
+
+export const cancelInactivityCheck = (tx: Tx, sessionId: string) =>
+  tx`select graphile_worker.remove_job(${`onboarding-idle:${sessionId}`})`
+
+/** An outbound webhook event and its delivery job, in one statement. The task is schemas.ts DELIVER_WEBHOOK_TASK. */
+export const insertWebhookEvent = (tx: Tx, e: { sessionId: string; tenantId: string | null; type: string; payload: unknown }) =>
+  tx<{ id: string }[]>`
+    with e as (
+      insert into onboarding.webhook_events (session_id, tenant_id, type, payload)
+      values (${e.sessionId}, ${e.tenantId}, ${e.type}, ${tx.json(e.payload as never)})
+      returning id
+    )
+    select e.id, graphile_worker.add_job('onboarding__deliver_webhook', json_build_object('eventId', e.id, 'sessionId', ${e.sessionId}::text), max_attempts => 8) is not null as queued
+      from e`.then((r) => r[0]!.id)
+
+export interface WebhookEventRow { id: string; sessionId: string; type: string; payload: Record<string, unknown>; status: string; attempts: number; createdAt: Date }
+
+export const lockWebhookEvent = (tx: Tx, id: string) =>
+  tx<WebhookEventRow[]>`select id, session_id, type, payload, status, attempts, created_at from onboarding.webhook_events where id = ${id} for update`.then((r) => r[0] ?? null)
+
+export const recordWebhookAttempt = (tx: Tx, id: string, outcome: { status: 'pending' | 'delivered' | 'failed' | 'skipped'; httpStatus: number | null; error: string | null }) =>
+  tx`
+    update onboarding.webhook_events
+       set attempts = attempts + 1, status = ${outcome.status}, last_status = ${outcome.httpStatus}, last_error = ${outcome.error},
+           delivered_at = ${outcome.status === 'delivered' ? tx`now()` : null}
+     where id = ${id}`
+
+export const listWebhookEvents = (tx: Tx, sessionId: string) =>
+  tx<(WebhookEventRow & { lastStatus: number | null; lastError: string | null })[]>`
+    select id, session_id, type, payload, status, attempts, last_status, last_error, created_at
+      from onboarding.webhook_events where session_id = ${sessionId} order by created_at, id`
+
+export interface FunnelRow {
+  sessionId: string
+  stepsVersion: number
+  status: string
+  abandonedStep: string | null
+  resumedCount: number
+  createdAt: Date
+  completedSteps: Record<string, string>
+  firstSeen: Record<string, string>
+}
+
+/** Every session started in [from, to) across tenants (security definer; counts and times, never fields). */
+export const funnelRows = (sql: Sql, from: Date, to: Date) =>
+  sql<FunnelRow[]>`select * from onboarding.funnel_rows(${from}, ${to})`
