@@ -67,7 +67,7 @@ function randomCase(next: () => number, unicode: boolean): Case {
 /** GrowthBook's answer for a whole assignment: the variation index, or -1 when the unit is not in the experiment. */
 function oracle(c: Case): number {
   const experiment: Experiment<number> = {
-    key: c.key, seed: c.seed, variations: c.weights.map((_, i) => i), weights: c.weights, coverage: c.coverage, hashVersion: c.hashVersion,
+    key: c.key, seed: c.seed, variations: c.weights.map((_, i) => i) as [number, number, ...number[]], weights: c.weights, coverage: c.coverage, hashVersion: c.hashVersion,
     ...(c.namespace ? { namespace: [...c.namespace] as [string, number, number] } : {}),
   }
   const r = client.runInlineExperiment(experiment, { attributes: { id: c.id } })

@@ -1,0 +1,201 @@
+import { z } from 'zod'
+import { type Sql, type Tx, withTenant } from '../../lib/db.js'
+import { AppError } from '../../lib/errors.js'
+import { decodeCursor, encodeCursor, keysetCursor } from '../../lib/pagination.js'
+import { leadTargeting } from '../marketing/leads/service.js'
+import { insertAuditEntry } from '../tenancy/queries.js'
+import { bucketUnit, getBucketRanges } from './hashing.js'
+import * as q from './queries.js'
+import {
+  type AssignmentView, type Attributes, BUCKETING_FIELDS, type Condition, type CreateExperimentBody, type ExperimentView, type NewPhaseBody,
+  type PatchExperimentBody,
+} from './schemas.js'
+import { matches } from './targeting.js'
+
+/** Who changes an experiment, for the audit log. */
+export interface Actor { tenantId: string; actor: string; requestId: string | null }
+
+const audit = (tx: Tx, who: Actor, action: string, e: ExperimentView, details: unknown = {}) =>
+  insertAuditEntry(tx, { tenantId: who.tenantId, actor: who.actor, action, targetType: 'experiment', targetId: e.id, details: { key: e.key, ...(details as object) }, requestId: who.requestId ?? undefined })
+
+export const createExperiment = (sql: Sql, who: Actor, body: CreateExperimentBody): Promise<ExperimentView> =>
+  withTenant(sql, who.tenantId, async (tx) => {
+    const e = await q.insertExperiment(tx, who.tenantId, { ...body, seed: body.seed ?? body.key })
+    await audit(tx, who, 'experiment.created', e)
+    return e
+  })
+
+const ExperimentCursor = keysetCursor(z.uuid())
+export const listExperiments = (sql: Sql, tenantId: string, query: { status?: string; limit: number; cursor?: string }) =>
+  withTenant(sql, tenantId, async (tx) => {
+    const after = query.cursor ? decodeCursor(query.cursor, ExperimentCursor) : null
+    const rows = await q.listExperiments(tx, query.status, query.limit, after)
+    const data = rows.slice(0, query.limit).map(({ cursorAt: _c, ...e }) => e)
+    const last = rows[query.limit - 1]
+    return { data, nextCursor: rows.length > query.limit && last ? encodeCursor({ at: last.cursorAt, id: last.id }) : null }
+  })
+
+export const getExperiment = (sql: Sql, tenantId: string, id: string) =>
+  withTenant(sql, tenantId, async (tx) => {
+    const e = await q.findExperiment(tx, id)
+    return e ? { ...e, phases: await q.listPhases(tx, id) } : null
+  })
+
+const notFound = (id: string) => new AppError('NOT_FOUND', `experiment ${id} not found`)
+const conflict = (message: string) => new AppError('CONFLICT', message)
+
+/** Locks the experiment for a change: concurrent starts, stops and phase changes run one after another. */
+async function lockExperiment(tx: Tx, id: string): Promise<ExperimentView> {
+  const e = await q.findExperiment(tx, id, true)
+  if (!e) throw notFound(id)
+  return e
+}
+
+/**
+ * Changes the definition. Once started, what decides who gets which variation (variations, weights, coverage, unit,
+ * seed, hash version, namespace) is frozen: a 409 that says to start a new phase. Name, hypothesis, targeting and goals
+ * may change at any time (a unit already assigned keeps its variation whatever the targeting says now).
+ */
+export const patchExperiment = (sql: Sql, who: Actor, id: string, body: PatchExperimentBody): Promise<ExperimentView> =>
+  withTenant(sql, who.tenantId, async (tx) => {
+    const e = await lockExperiment(tx, id)
+    const frozen = BUCKETING_FIELDS.filter((f) => body[f] !== undefined)
+    if (e.status !== 'draft' && frozen.length > 0) {
+      throw conflict(`experiment ${e.key} is ${e.status}: ${frozen.join(', ')} cannot change in place; POST /v1/experiments/${id}/phases starts a new phase with new variations`)
+    }
+    const updated = await q.updateExperiment(tx, id, body)
+    await audit(tx, who, 'experiment.updated', updated, { fields: Object.keys(body) })
+    return updated
+  })
+
+export const deleteExperiment = (sql: Sql, who: Actor, id: string): Promise<void> =>
+  withTenant(sql, who.tenantId, async (tx) => {
+    const e = await lockExperiment(tx, id)
+    if (e.status === 'running' || e.status === 'paused') throw conflict(`experiment ${e.key} is ${e.status}: stop it before deleting it`)
+    await q.deleteExperiment(tx, id)
+    await audit(tx, who, 'experiment.deleted', e)
+  })
+
+/** draft → running (phase 1 opens), paused → running (the same phase goes on); running again is harmless. */
+export const startExperiment = (sql: Sql, who: Actor, id: string) =>
+  withTenant(sql, who.tenantId, async (tx) => {
+    const e = await lockExperiment(tx, id)
+    if (e.status === 'running') return e
+    if (e.status === 'stopped') throw conflict(`experiment ${e.key} is stopped; a stopped experiment does not run again (create a new one)`)
+    if (e.status === 'draft') await q.openPhase(tx, who.tenantId, id, 1, e.variations, e.coverage)
+    const updated = await q.updateExperiment(tx, id, { status: 'running', phase: e.status === 'draft' ? 1 : e.phase, startedAt: 'now' })
+    await audit(tx, who, 'experiment.started', updated, { phase: updated.phase })
+    return updated
+  })
+
+/** running → paused: no new assignments, stored ones still served. */
+export const pauseExperiment = (sql: Sql, who: Actor, id: string) =>
+  withTenant(sql, who.tenantId, async (tx) => {
+    const e = await lockExperiment(tx, id)
+    if (e.status === 'paused') return e
+    if (e.status !== 'running') throw conflict(`experiment ${e.key} is ${e.status}; only a running experiment can be paused`)
+    const updated = await q.updateExperiment(tx, id, { status: 'paused' })
+    await audit(tx, who, 'experiment.paused', updated)
+    return updated
+  })
+
+/** running or paused → stopped: the phase ends; nothing new is assigned, stored assignments are still served. */
+export const stopExperiment = (sql: Sql, who: Actor, id: string) =>
+  withTenant(sql, who.tenantId, async (tx) => {
+    const e = await lockExperiment(tx, id)
+    if (e.status === 'stopped') return e
+    if (e.status === 'draft') throw conflict(`experiment ${e.key} never started; delete it instead`)
+    await q.endPhase(tx, id)
+    const updated = await q.updateExperiment(tx, id, { status: 'stopped', stoppedAt: 'now' })
+    await audit(tx, who, 'experiment.stopped', updated, { phase: updated.phase })
+    return updated
+  })
+
+/** New variations or weights for a started experiment: the phase in force ends, the next one starts with them, and every unit is assigned afresh. */
+export const startNewPhase = (sql: Sql, who: Actor, id: string, body: NewPhaseBody) =>
+  withTenant(sql, who.tenantId, async (tx) => {
+    const e = await lockExperiment(tx, id)
+    if (e.status === 'draft') throw conflict(`experiment ${e.key} has not started; change its variations with PATCH`)
+    if (e.status === 'stopped') throw conflict(`experiment ${e.key} is stopped`)
+    const coverage = body.coverage ?? e.coverage
+    await q.openPhase(tx, who.tenantId, id, e.phase + 1, body.variations, coverage)
+    const updated = await q.updateExperiment(tx, id, { variations: body.variations, coverage, phase: e.phase + 1 })
+    await audit(tx, who, 'experiment.phase_started', updated, { phase: updated.phase })
+    return updated
+  })
+
+// ---------------------------------------------------------------------------------------------------------------
+// Assignment.
+
+export interface AssignInput {
+  leadId?: string
+  anonymousId?: string
+  attributes: Attributes
+  /** Who asked: 'api', 'site' (the public variant endpoint), 'flow', 'template'. */
+  source: string
+}
+
+/**
+ * Every started experiment the unit takes part in, with its variation: stored assignments first (they win whatever
+ * changed since: weights, targeting, status), then, for running experiments the unit qualifies for and is bucketed
+ * into, new assignments, recorded in one statement. A lead id that is not this tenant's is a 404; a merged lead
+ * answers as its survivor. With a lead id and an anonymous id, the visitor's assignments become the lead's first.
+ */
+export async function assignInTx(tx: Tx, input: AssignInput): Promise<AssignmentView[]> {
+  let leadId: string | null = null
+  let attributes = input.attributes
+  if (input.leadId !== undefined) {
+    const lead = await leadTargeting(tx, input.leadId)
+    if (!lead) throw new AppError('NOT_FOUND', `lead ${input.leadId} not found`)
+    leadId = lead.id
+    attributes = { status: lead.status, source: lead.source, tags: lead.tags, ...input.attributes }
+  }
+  const anonymousId = input.anonymousId ?? null
+  if (leadId && anonymousId) await q.adoptVisitorAssignments(tx, [{ anonymous_id: anonymousId, lead_id: leadId }])
+
+  const candidates = await q.findCandidates(tx, { leadId, anonymousId })
+  const out: AssignmentView[] = []
+  const fresh: q.AssignmentInsert[] = []
+  for (const c of candidates) {
+    if (c.storedVariationKey !== null) {
+      out.push(view(c, c.storedVariationKey, c.storedVariationIndex!, false, c.storedAssignedAt!))
+      continue
+    }
+    if (c.status !== 'running') continue
+    const unitId = c.unit === 'lead' ? leadId : anonymousId
+    if (!unitId || !matches(c.targeting as Condition | null, attributes)) continue
+    const weights = c.variations.map((v) => v.weight)
+    const index = bucketUnit({ seed: c.seed, hashVersion: c.hashVersion, coverage: c.coverage, weights, namespace: c.namespace && [c.namespace.id, c.namespace.start, c.namespace.end] }, unitId, getBucketRanges(weights.length, c.coverage, weights))
+    if (index < 0) continue
+    fresh.push({ experiment_id: c.id, phase: c.phase, unit_id: unitId, lead_id: leadId, anonymous_id: anonymousId, variation_key: c.variations[index]!.key, variation_index: index, source: input.source })
+  }
+  if (fresh.length === 0) return out
+  const inserted = new Map((await q.insertAssignments(tx, fresh)).map((r) => [r.experimentId, r.assignedAt]))
+  const byId = new Map(candidates.map((c) => [c.id, c]))
+  for (const f of fresh) {
+    // Not inserted: a concurrent request assigned this unit a moment ago; within a phase the hash gives it the same variation.
+    out.push(view(byId.get(f.experiment_id)!, f.variation_key, f.variation_index, inserted.has(f.experiment_id), inserted.get(f.experiment_id) ?? new Date()))
+  }
+  return out.sort((a, b) => (a.experimentKey < b.experimentKey ? -1 : 1))
+}
+
+const view = (c: q.Candidate, variationKey: string, variationIndex: number, isNew: boolean, assignedAt: Date): AssignmentView => {
+  const value = c.variations[variationIndex]?.value
+  return { experimentId: c.id, experimentKey: c.key, phase: c.phase, variationKey, variationIndex, ...(value !== undefined ? { value } : {}), isNew, assignedAt }
+}
+
+export const assign = (sql: Sql, tenantId: string, input: AssignInput) => withTenant(sql, tenantId, (tx) => assignInTx(tx, input))
+
+/**
+ * Visitors became leads (a form submission carrying the visitor's anonymousId, a click-to-WhatsApp link): their
+ * assignments now belong to the leads, set-based, inside the caller's transaction. Where a lead already held an
+ * assignment to the same phase the earliest wins and the conflict is recorded. Returns how many moved.
+ */
+export const adoptVisitorAssignments = (tx: Tx, links: readonly { anonymousId: string; leadId: string }[]) =>
+  links.length === 0 ? Promise.resolve(0) : q.adoptVisitorAssignments(tx, links.map((l) => ({ anonymous_id: l.anonymousId, lead_id: l.leadId })))
+
+export const listAssignmentConflicts = (sql: Sql, tenantId: string, id: string) =>
+  withTenant(sql, tenantId, async (tx) => {
+    if (!(await q.findExperiment(tx, id))) return null
+    return q.listConflicts(tx, id)
+  })
