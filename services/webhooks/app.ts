@@ -12,6 +12,7 @@ import type { MigrationFile } from '../../lib/migrate.js'
 import whatsappWebhookRoutes from './modules/whatsapp/routes.js'
 import formSubmissionRoutes from './modules/forms/routes.js'
 import eventIntakeRoutes from './modules/events/routes.js'
+import variantRoutes from './modules/variants/routes.js'
 
 export interface WebhooksDeps {
   config: Config
@@ -51,6 +52,7 @@ export async function buildWebhooksApp(input: WebhooksDeps): Promise<App> {
     ['/webhooks/whatsapp', whatsappWebhookRoutes],
     ['/forms', formSubmissionRoutes],
     ['/v1/events', eventIntakeRoutes],
+    ['/v1/variants', variantRoutes],
   ] as const
   for (const [prefix, plugin] of modules) {
     await app.register(async (scope) => plugin(scope as unknown as App, deps), { prefix })
