@@ -3,15 +3,21 @@ import { withTenant, type Sql } from '../../lib/db.js'
 import { createSiteKey } from '../../domains/analytics/service.js'
 import type { SiteKeyView } from '../../domains/analytics/schemas.js'
 import type { TestTenant } from './tenants.js'
+import { linkAnonymousIds } from '../../domains/analytics/platform-events.js'
+import { makeLead } from './marketing-rows.js'
 
 /** A site key for `tenant`, created the way the API does it. */
 export const makeSiteKey = (sql: Sql, tenant: TestTenant, overrides: { name?: string; allowedOrigins?: string[] } = {}): Promise<SiteKeyView> =>
   createSiteKey(sql, { tenantId: tenant.id, actor: 'test', requestId: null }, { name: overrides.name ?? 'Main website', allowedOrigins: overrides.allowedOrigins ?? ['https://clinic.example'] })
 
-/** One row in each analytics table the event intake adds (site keys, the event inbox), for the RLS test. */
+/** One row in each analytics table the event intake adds (site keys, the event inbox, visitor links), for the RLS test. */
 export async function populateAnalyticsRows(sql: Sql, tenant: TestTenant): Promise<void> {
   await makeSiteKey(sql, tenant)
   await withTenant(sql, tenant.id, (tx) => tx`
     insert into analytics.event_inbox (tenant_id, id, name, type, occurred_at, anonymous_id, properties, context, source, status, attempts, last_error)
     values (${tenant.id}, ${randomUUID()}, 'pricing.viewed', 'page', now(), 'anon-rows', '{}', '{"userAgent":"test"}', 'site', 'parked', 1, 'test')`)
+  await withTenant(sql, tenant.id, async (tx) => {
+    const lead = await makeLead(tx, tenant.id, { name: 'Visitor' })
+    await linkAnonymousIds(tx, [{ anonymousId: 'anon-rows', leadId: lead.id, via: 'form' }])
+  })
 }
