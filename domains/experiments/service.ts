@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { type Sql, type Tx, withTenant } from '../../lib/db.js'
 import { AppError } from '../../lib/errors.js'
 import { decodeCursor, encodeCursor, keysetCursor } from '../../lib/pagination.js'
+import { anonymousIdsOfLead, leadForAnonymous, linkAnonymousIds } from '../analytics/platform-events.js'
 import { leadTargeting } from '../marketing/leads/service.js'
 import { insertAuditEntry } from '../tenancy/queries.js'
 import { bucketUnit, getBucketRanges } from './hashing.js'
@@ -143,17 +144,30 @@ export interface AssignInput {
  */
 export async function assignInTx(tx: Tx, input: AssignInput): Promise<AssignmentView[]> {
   let leadId: string | null = null
+  let personLeadId: string | null = null
+  let anonymousId: string | null = null
   let attributes = input.attributes
   if (input.leadId !== undefined) {
     const lead = await leadTargeting(tx, input.leadId)
     if (!lead) throw new AppError('NOT_FOUND', `lead ${input.leadId} not found`)
-    leadId = lead.id
+    leadId = personLeadId = lead.id
     attributes = { status: lead.status, source: lead.source, tags: lead.tags, ...input.attributes }
+    // A caller that knows both says the visitor is this lead (an identify call): analytics links them, the first link
+    // of a visitor winning (a shared device does not hand one person's visits to another).
+    if (input.anonymousId !== undefined) await linkAnonymousIds(tx, [{ anonymousId: input.anonymousId, leadId, via: 'api' }])
+    const visitors = await anonymousIdsOfLead(tx, leadId)
+    if (visitors.length > 0) await q.adoptVisitorAssignments(tx, visitors.map((a) => ({ anonymous_id: a, lead_id: leadId! })))
+    // Visitor experiments are bucketed by the visitor's id only when that visitor is this lead's.
+    anonymousId = input.anonymousId !== undefined && visitors.includes(input.anonymousId) ? input.anonymousId : null
+  } else {
+    anonymousId = input.anonymousId!
+    // A visitor known to be a lead (a form, a WhatsApp click) answers with the lead's assignments; it is not bucketed
+    // into lead experiments by a public page, though.
+    personLeadId = (await leadForAnonymous(tx, [anonymousId])).get(anonymousId) ?? null
+    if (personLeadId) await q.adoptVisitorAssignments(tx, [{ anonymous_id: anonymousId, lead_id: personLeadId }])
   }
-  const anonymousId = input.anonymousId ?? null
-  if (leadId && anonymousId) await q.adoptVisitorAssignments(tx, [{ anonymous_id: anonymousId, lead_id: leadId }])
 
-  const candidates = await q.findCandidates(tx, { leadId, anonymousId })
+  const candidates = await q.findCandidates(tx, { leadId: personLeadId, anonymousId })
   const out: AssignmentView[] = []
   const fresh: q.AssignmentInsert[] = []
   for (const c of candidates) {
@@ -167,7 +181,7 @@ export async function assignInTx(tx: Tx, input: AssignInput): Promise<Assignment
     const weights = c.variations.map((v) => v.weight)
     const index = bucketUnit({ seed: c.seed, hashVersion: c.hashVersion, coverage: c.coverage, weights, namespace: c.namespace && [c.namespace.id, c.namespace.start, c.namespace.end] }, unitId, getBucketRanges(weights.length, c.coverage, weights))
     if (index < 0) continue
-    fresh.push({ experiment_id: c.id, phase: c.phase, unit_id: unitId, lead_id: leadId, anonymous_id: anonymousId, variation_key: c.variations[index]!.key, variation_index: index, source: input.source })
+    fresh.push({ experiment_id: c.id, phase: c.phase, unit_id: unitId, lead_id: personLeadId, anonymous_id: anonymousId, variation_key: c.variations[index]!.key, variation_index: index, source: input.source })
   }
   if (fresh.length === 0) return out
   const inserted = new Map((await q.insertAssignments(tx, fresh)).map((r) => [r.experimentId, r.assignedAt]))

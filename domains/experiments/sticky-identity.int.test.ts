@@ -84,10 +84,12 @@ describe('a visitor keeps its variation from the first visit through form, Whats
     const [first] = await onSite(visitor)
     expect(first).toMatchObject({ experimentKey: 'landing-hero', variationKey: armOf(visitor), isNew: true })
 
-    // 2. The landing page's form makes her a lead; the site's server tells us the visitor is that lead.
-    const lead = await submit({ email: 'carla.work@example.com', phone: `+${phone}` })
+    // 2. The landing page's form (carrying the page's anonymous_id) makes her a lead, and analytics links the visitor to it.
+    const lead = await submit({ email: 'carla.work@example.com', phone: `+${phone}`, anonymous_id: visitor })
     expect(lead).not.toBe(older)
-    expect(await viaApi({ leadId: lead, anonymousId: visitor })).toEqual([expect.objectContaining({ variationKey: armOf(visitor), isNew: false })])
+    expect(await viaApi({ leadId: lead })).toEqual([expect.objectContaining({ variationKey: armOf(visitor), isNew: false })])
+    const [adopted] = await db.current.owner<{ leadId: string }[]>`select lead_id from experiments.assignments where unit_id = ${visitor}`
+    expect(adopted!.leadId).toBe(lead)
 
     // 3. She writes on WhatsApp from the number she gave: the same lead, the same variation.
     const res = await postDelivery(webhooks, f.delivery({ wabaId: number.wabaId, phoneNumberId: number.phoneNumberId, messages: [f.textMessage({ from: phone, body: 'Oi' })] }))
