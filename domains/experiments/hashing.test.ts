@@ -2,7 +2,7 @@ import { createRequire } from 'node:module'
 import path from 'node:path'
 import { GrowthBookClient, type Experiment } from '@growthbook/growthbook'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { bucketUnit, chooseVariation, getBucketRanges, hash, inNamespace, type Namespace } from './hashing.js'
+import { bucketUnit, chooseVariation, compileBucketing, getBucketRanges, hash, inNamespace, type Namespace } from './hashing.js'
 
 /**
  * GrowthBook's own JavaScript SDK is the oracle: its public runInlineExperiment for whole assignments, and (for the
@@ -74,7 +74,13 @@ function oracle(c: Case): number {
   return r.inExperiment ? r.variationId : -1
 }
 
-const ours = (c: Case) => bucketUnit({ seed: c.seed, hashVersion: c.hashVersion, coverage: c.coverage, weights: c.weights, namespace: c.namespace }, c.id)
+const bucketingOf = (c: Case) => ({ seed: c.seed, hashVersion: c.hashVersion, coverage: c.coverage, weights: c.weights, namespace: c.namespace })
+/** Both of ours: the plain composition and the compiled one the assign route runs; they must agree with the SDK alike. */
+const ours = (c: Case) => {
+  const plain = bucketUnit(bucketingOf(c), c.id)
+  const compiled = compileBucketing(bucketingOf(c))(c.id)
+  return plain === compiled ? plain : -2
+}
 
 describe('bucketing agrees with the @growthbook/growthbook SDK', () => {
   it('gives the same variation for 100,000 random ids, seeds, weights, coverages and namespaces', () => {
@@ -110,6 +116,7 @@ describe('bucketing agrees with the @growthbook/growthbook SDK', () => {
       for (const v of [1, 2]) expect(hash(seed, value, v)).toBe(gb.hash(seed, value, v))
     }
     for (const v of [0, 3, -1, 1.5, Number.NaN]) {
+      expect(compileBucketing({ seed: 'seed', hashVersion: v, coverage: 1, weights: [0.5, 0.5], namespace: null })('id')).toBe(-1)
       expect(hash('seed', 'id', v)).toBeNull()
       expect(gb.hash('seed', 'id', v)).toBeNull()
     }

@@ -81,6 +81,57 @@ export interface Bucketing {
   namespace: Namespace | null
 }
 
+const FNV_BASIS = 0x811c9dc5
+
+/** FNV-1a continued from state `h` over `str`: fnv(a + b) = fnvFrom(fnv(a), b), without building a + b. */
+function fnvFrom(h: number, str: string): number {
+  for (let i = 0; i < str.length; i++) {
+    h ^= str.charCodeAt(i)
+    h += (h << 1) + (h << 4) + (h << 7) + (h << 8) + (h << 24)
+  }
+  return h >>> 0
+}
+
+const digits = new Uint8Array(10)
+/** FNV-1a over the decimal text of a uint32 (what `fnv(x + "")` hashes), without making the string. */
+function fnvOfDecimal(x: number): number {
+  let n = 0
+  do {
+    digits[n++] = 48 + (x % 10)
+    x = Math.floor(x / 10)
+  } while (x > 0)
+  let h = FNV_BASIS
+  while (n > 0) {
+    h ^= digits[--n]!
+    h += (h << 1) + (h << 4) + (h << 7) + (h << 8) + (h << 24)
+  }
+  return h >>> 0
+}
+
+/**
+ * A unit id → variation index (or -1) function for one experiment, the same answer as namespace check + hash +
+ * chooseVariation, with the per-experiment work done once: the seed's FNV state, the ranges, the namespace seed. The
+ * assign route and the bench run this for every unit; hashing.test.ts holds it to GrowthBook's SDK.
+ */
+export function compileBucketing(b: Bucketing, ranges: readonly VariationRange[] = getBucketRanges(b.weights.length, b.coverage, b.weights)): (unitId: string) => number {
+  const version = b.hashVersion
+  const seedState = fnvFrom(FNV_BASIS, b.seed)
+  const ns = b.namespace
+  const nsSeed = ns ? `__${ns[0]}` : ''
+  return (unitId) => {
+    if (ns) {
+      // Version 1 hashes value + seed: the unit first, then the namespace's seed.
+      const v1 = (fnvFrom(fnvFrom(FNV_BASIS, unitId), nsSeed) % 1000) / 1000
+      if (!(v1 >= ns[1] && v1 < ns[2])) return -1
+    }
+    let n: number
+    if (version === 2) n = (fnvOfDecimal(fnvFrom(seedState, unitId)) % 10000) / 10000
+    else if (version === 1) n = (fnvFrom(fnvFrom(FNV_BASIS, unitId), b.seed) % 1000) / 1000
+    else return -1
+    return chooseVariation(n, ranges)
+  }
+}
+
 /**
  * The variation index a unit gets, or -1 (outside the namespace, outside coverage, or an unknown hash version), in
  * GrowthBook's order: namespace first, then the hash, then the ranges.

@@ -5,7 +5,7 @@ import { decodeCursor, encodeCursor, keysetCursor } from '../../lib/pagination.j
 import { anonymousIdsOfLead, leadForAnonymous, linkAnonymousIds } from '../analytics/platform-events.js'
 import { leadTargeting } from '../marketing/leads/service.js'
 import { insertAuditEntry } from '../tenancy/queries.js'
-import { bucketUnit, getBucketRanges } from './hashing.js'
+import { compileBucketing } from './hashing.js'
 import * as q from './queries.js'
 import {
   type AssignmentView, type Attributes, BUCKETING_FIELDS, type Condition, type CreateExperimentBody, type ExperimentView, type NewPhaseBody,
@@ -178,8 +178,10 @@ export async function assignInTx(tx: Tx, input: AssignInput): Promise<Assignment
     if (c.status !== 'running') continue
     const unitId = c.unit === 'lead' ? leadId : anonymousId
     if (!unitId || !matches(c.targeting as Condition | null, attributes)) continue
-    const weights = c.variations.map((v) => v.weight)
-    const index = bucketUnit({ seed: c.seed, hashVersion: c.hashVersion, coverage: c.coverage, weights, namespace: c.namespace && [c.namespace.id, c.namespace.start, c.namespace.end] }, unitId, getBucketRanges(weights.length, c.coverage, weights))
+    const index = compileBucketing({
+      seed: c.seed, hashVersion: c.hashVersion, coverage: c.coverage, weights: c.variations.map((v) => v.weight),
+      namespace: c.namespace && [c.namespace.id, c.namespace.start, c.namespace.end],
+    })(unitId)
     if (index < 0) continue
     fresh.push({ experiment_id: c.id, phase: c.phase, unit_id: unitId, lead_id: personLeadId, anonymous_id: anonymousId, variation_key: c.variations[index]!.key, variation_index: index, source: input.source })
   }
