@@ -189,3 +189,29 @@ export const listConflicts = (tx: Tx, experimentId: string) =>
   tx<ConflictRow[]>`
     select experiment_id, phase, lead_id, merged_lead_id, kept_unit_id, kept_variation_key, dropped_unit_id, dropped_variation_key, reason, recorded_at
       from experiments.assignment_conflicts where experiment_id = ${experimentId} order by id`
+
+/**
+ * Exposures of leads to the variation they hold (their winning assignment in the phase in force), once per unit,
+ * phase and variation: a repeated exposure adds nothing. Returns the new ones, for their analytics events.
+ */
+export const insertExposures = (tx: Tx, rows: { lead_id: string; experiment_key: string; variation_key: string; source: string; exposed_at: string }[]) =>
+  tx<{ experimentId: string; experimentKey: string; phase: number; unitId: string; leadId: string; variationKey: string; exposedAt: Date }[]>`
+    with r as (
+      select * from jsonb_to_recordset(${tx.json(rows as never)}::jsonb)
+        as r(lead_id uuid, experiment_key text, variation_key text, source text, exposed_at timestamptz)
+    ), held as (
+      select distinct on (e.id, r.lead_id) e.id as experiment_id, e.key as experiment_key, e.phase, a.unit_id, a.anonymous_id, r.lead_id,
+             a.variation_key, r.variation_key as used_key, r.source, r.exposed_at
+        from r
+        join experiments.experiments e on e.key = r.experiment_key
+        join experiments.assignments a on a.experiment_id = e.id and a.phase = e.phase and a.lead_id = r.lead_id
+       order by e.id, r.lead_id, a.assigned_at, a.id
+    ), added as (
+      insert into experiments.exposures (tenant_id, experiment_id, phase, unit_id, lead_id, anonymous_id, variation_key, exposed_at, source)
+      select (select core.current_tenant_id()), experiment_id, phase, unit_id, lead_id, anonymous_id, variation_key, exposed_at, source
+        from held where variation_key = used_key
+      on conflict (tenant_id, experiment_id, phase, unit_id, variation_key) do nothing
+      returning experiment_id, phase, unit_id, lead_id, variation_key, exposed_at
+    )
+    select a.experiment_id, h.experiment_key, a.phase, a.unit_id, a.lead_id, a.variation_key, a.exposed_at
+      from added a join (select distinct experiment_id, experiment_key from held) h using (experiment_id)`

@@ -2,7 +2,7 @@ import { z } from 'zod'
 import { type Sql, type Tx, withTenant } from '../../lib/db.js'
 import { AppError } from '../../lib/errors.js'
 import { decodeCursor, encodeCursor, keysetCursor } from '../../lib/pagination.js'
-import { anonymousIdsOfLead, leadForAnonymous, linkAnonymousIds } from '../analytics/platform-events.js'
+import { anonymousIdsOfLead, leadForAnonymous, linkAnonymousIds, recordPlatformEvents } from '../analytics/platform-events.js'
 import { leadTargeting } from '../marketing/leads/service.js'
 import { insertAuditEntry } from '../tenancy/queries.js'
 import { compileBucketing } from './hashing.js'
@@ -134,6 +134,8 @@ export interface AssignInput {
   attributes: Attributes
   /** Who asked: 'api', 'site' (the public variant endpoint), 'flow', 'template'. */
   source: string
+  /** Only these experiments (a bot flow's experiment nodes); all started ones when absent. */
+  experimentKeys?: readonly string[]
 }
 
 /**
@@ -171,6 +173,7 @@ export async function assignInTx(tx: Tx, input: AssignInput): Promise<Assignment
   const out: AssignmentView[] = []
   const fresh: q.AssignmentInsert[] = []
   for (const c of candidates) {
+    if (input.experimentKeys && !input.experimentKeys.includes(c.key)) continue
     if (c.storedVariationKey !== null) {
       out.push(view(c, c.storedVariationKey, c.storedVariationIndex!, false, c.storedAssignedAt!))
       continue
@@ -215,3 +218,33 @@ export const listAssignmentConflicts = (sql: Sql, tenantId: string, id: string) 
     if (!(await q.findExperiment(tx, id))) return null
     return q.listConflicts(tx, id)
   })
+
+/**
+ * A bot flow's experiment nodes: the lead's variation in each named experiment, assigning it first if need be (the
+ * first assignment wins), inside the conversation's transaction. Key → variation key, or null when not in it.
+ */
+export async function variationsForLead(tx: Tx, leadId: string, experimentKeys: readonly string[]): Promise<Record<string, string | null>> {
+  const out: Record<string, string | null> = Object.fromEntries(experimentKeys.map((k) => [k, null]))
+  if (experimentKeys.length === 0) return out
+  for (const a of await assignInTx(tx, { leadId, attributes: {}, source: 'flow', experimentKeys })) out[a.experimentKey] = a.variationKey
+  return out
+}
+
+export interface Exposure { leadId: string; experimentKey: string; variationKey: string; source: 'flow' | 'template'; at: Date }
+
+/**
+ * The variation was used (a flow's experiment node ran, a template was delivered): recorded once per unit, phase and
+ * variation in experiments.exposures, with an analytics event experiment.exposure {experimentKey, variationKey} for
+ * each new one (deduplicated by the same key), set-based, in the caller's transaction. An exposure to a variation the
+ * lead does not hold is not one. Returns how many were new.
+ */
+export async function recordExposures(tx: Tx, rows: readonly Exposure[]): Promise<number> {
+  if (rows.length === 0) return 0
+  const added = await q.insertExposures(tx, rows.map((r) => ({ lead_id: r.leadId, experiment_key: r.experimentKey, variation_key: r.variationKey, source: r.source, exposed_at: r.at.toISOString() })))
+  await recordPlatformEvents(tx, added.map((a) => ({
+    name: 'experiment.exposure', leadId: a.leadId, occurredAt: a.exposedAt, source: 'experiments',
+    properties: { experimentKey: a.experimentKey, variationKey: a.variationKey, phase: a.phase },
+    dedupeKey: `experiment:exposure:${a.experimentId}:${a.phase}:${a.unitId}:${a.variationKey}`,
+  })))
+  return added.length
+}
