@@ -215,3 +215,27 @@ export const insertExposures = (tx: Tx, rows: { lead_id: string; experiment_key:
     )
     select a.experiment_id, h.experiment_key, a.phase, a.unit_id, a.lead_id, a.variation_key, a.exposed_at
       from added a join (select distinct experiment_id, experiment_key from held) h using (experiment_id)`
+
+/**
+ * The units of a phase, one per person: a person holding several assignments (merged leads, a visitor and its lead)
+ * counts once, in the earliest, as assignment serves it. Columns lead_id, unit_id, assigned_at, variation_key.
+ */
+export const phaseUnits = (tx: Tx, experimentId: string, phase: number) => tx`
+  select distinct on (coalesce(a.lead_id::text, a.unit_id)) a.lead_id, a.unit_id, a.assigned_at, a.variation_key
+    from experiments.assignments a
+   where a.experiment_id = ${experimentId} and a.phase = ${phase}
+   order by coalesce(a.lead_id::text, a.unit_id), a.assigned_at, a.id`
+
+export const countPhaseUnits = (tx: Tx, experimentId: string, phase: number) =>
+  tx<{ variationKey: string; units: number }[]>`select variation_key, count(*)::int as units from (${phaseUnits(tx, experimentId, phase)}) u group by 1`
+
+/** Units exposed per variation, and people exposed to more than one variation of the phase. */
+export const countExposures = (tx: Tx, experimentId: string, phase: number) =>
+  tx<{ variationKey: string | null; exposed: number }[]>`
+    with x as (
+      select coalesce(lead_id::text, unit_id) as person, variation_key from experiments.exposures
+       where experiment_id = ${experimentId} and phase = ${phase}
+    )
+    select variation_key, count(distinct person)::int as exposed from x group by 1
+    union all
+    select null, count(*)::int from (select person from x group by 1 having count(distinct variation_key) > 1) m`

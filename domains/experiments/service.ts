@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { type Sql, type Tx, withTenant } from '../../lib/db.js'
 import { AppError } from '../../lib/errors.js'
 import { decodeCursor, encodeCursor, keysetCursor } from '../../lib/pagination.js'
+import { countGoalConversionsFrom } from '../analytics/service.js'
 import { anonymousIdsOfLead, leadForAnonymous, linkAnonymousIds, recordPlatformEvents } from '../analytics/platform-events.js'
 import { leadTargeting } from '../marketing/leads/service.js'
 import { insertAuditEntry } from '../tenancy/queries.js'
@@ -11,6 +12,7 @@ import {
   type AssignmentView, type Attributes, BUCKETING_FIELDS, type Condition, type CreateExperimentBody, type ExperimentView, type NewPhaseBody,
   type PatchExperimentBody,
 } from './schemas.js'
+import { chanceToBeatControl, sampleRatioMismatch, twoProportionTest } from './statistics.js'
 import { matches } from './targeting.js'
 
 /** Who changes an experiment, for the audit log. */
@@ -248,3 +250,48 @@ export async function recordExposures(tx: Tx, rows: readonly Exposure[]): Promis
   })))
   return added.length
 }
+
+/**
+ * Results of one phase (the one in force by default): per variation, units assigned (one per person, in its winning
+ * assignment), units exposed, and for each goal the conversions within its window, the rate, the relative uplift
+ * against the first variation (control) with its 95% interval and p-value, and the chance to beat control; the
+ * sample-ratio check of units against the weights, and how many people were exposed to more than one variation.
+ * From assignments, exposures and an indexed probe of each unit's events; null for no such experiment or phase.
+ */
+export const experimentResults = (sql: Sql, tenantId: string, id: string, phase?: number) =>
+  withTenant(sql, tenantId, async (tx) => {
+    const e = await q.findExperiment(tx, id)
+    if (!e) return null
+    const p = (await q.listPhases(tx, id)).find((x) => x.phase === (phase ?? e.phase))
+    if (!p) return null
+    const goals = e.goals as { event: string; windowHours: number }[]
+    const [units, exposures, conversions] = [
+      await q.countPhaseUnits(tx, id, p.phase),
+      await q.countExposures(tx, id, p.phase),
+      goals.length > 0 ? await countGoalConversionsFrom(tx, q.phaseUnits(tx, id, p.phase), goals) : [],
+    ]
+    const unitsOf = (key: string) => units.find((u) => u.variationKey === key)?.units ?? 0
+    const convOf = (key: string, event: string) => conversions.find((c) => c.variationKey === key && c.event === event)?.conversions ?? 0
+    const control = p.variations[0]!
+    const variations = p.variations.map((v, i) => ({
+      key: v.key,
+      weight: v.weight,
+      units: unitsOf(v.key),
+      exposed: exposures.find((x) => x.variationKey === v.key)?.exposed ?? 0,
+      goals: goals.map((g) => {
+        const own = { units: unitsOf(v.key), conversions: convOf(v.key, g.event) }
+        const base = { units: unitsOf(control.key), conversions: convOf(control.key, g.event) }
+        const test = twoProportionTest(base, own)
+        return {
+          event: g.event, windowHours: g.windowHours, conversions: own.conversions, rate: test.rate,
+          ...(i === 0 ? {} : { relativeUplift: test.relativeUplift, ci95: test.ci95, pValue: test.pValue, chanceToBeatControl: chanceToBeatControl(base, own) }),
+        }
+      }),
+    }))
+    const srm = sampleRatioMismatch(variations.map((v) => v.units), p.variations.map((v) => v.weight))
+    return {
+      experimentId: id, key: e.key, phase: p.phase, startedAt: p.startedAt, endedAt: p.endedAt, variations,
+      srm: { chiSquare: srm.chiSquare, pValue: srm.pValue, flagged: srm.flagged },
+      multipleExposures: exposures.find((x) => x.variationKey === null)?.exposed ?? 0,
+    }
+  })

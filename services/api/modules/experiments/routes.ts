@@ -17,6 +17,18 @@ const ConflictView = z.object({
   droppedUnitId: z.string(), droppedVariationKey: z.string(), reason: z.string(), recordedAt: z.date(),
 })
 
+const GoalResult = z.object({
+  event: z.string(), windowHours: z.number(), conversions: z.number().int(), rate: z.number(),
+  relativeUplift: z.number().nullable().optional(), ci95: z.tuple([z.number(), z.number()]).nullable().optional(),
+  pValue: z.number().nullable().optional(), chanceToBeatControl: z.number().optional(),
+})
+const ResultsView = z.object({
+  experimentId: z.uuid(), key: z.string(), phase: z.number().int(), startedAt: z.date(), endedAt: z.date().nullable(),
+  variations: z.array(z.object({ key: z.string(), weight: z.number(), units: z.number().int(), exposed: z.number().int(), goals: z.array(GoalResult) })),
+  srm: z.object({ chiSquare: z.number(), pValue: z.number(), flagged: z.boolean() }),
+  multipleExposures: z.number().int(),
+})
+
 /** Experiments: definitions, their lifecycle (start, pause, stop, new phase) and assignment of leads and visitors. */
 export default async function experimentRoutes(app: App, deps: ApiDeps) {
   const tags = ['experiments']
@@ -69,6 +81,14 @@ export default async function experimentRoutes(app: App, deps: ApiDeps) {
     config: { access: 'tenant:read' },
     schema: { tags, summary: 'Assignments that met another of the same person (merged leads, a visitor and its lead): which was kept, which dropped.', params: ExperimentParams, response: { 200: z.object({ data: z.array(ConflictView) }) } },
   }, async (req) => ({ data: (await experiments.listAssignmentConflicts(deps.sql, tenantOf(req).tenantId, req.params.experimentId)) ?? notFound(req.params.experimentId) }))
+
+  app.get('/:experimentId/results', {
+    config: { access: 'tenant:read' },
+    schema: {
+      tags, summary: "A phase's results (the one in force unless ?phase=): units, exposures, conversions per goal, uplift with a 95% interval, chance to beat control, SRM and multiple exposures.",
+      params: ExperimentParams, querystring: z.object({ phase: z.coerce.number().int().min(1).optional() }), response: { 200: ResultsView },
+    },
+  }, async (req) => (await experiments.experimentResults(deps.sql, tenantOf(req).tenantId, req.params.experimentId, req.query.phase)) ?? notFound(req.params.experimentId))
 
   app.post('/assign', {
     config: { access: 'tenant:write' },
