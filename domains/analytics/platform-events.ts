@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type postgres from 'postgres'
 import { type Sql, type Tx, withTenant } from '../../lib/db.js'
 import { inferCountry } from './enrichment/country.js'
@@ -6,7 +7,7 @@ import { sourceForHost } from './enrichment/sources.js'
 import { parseUrl } from './enrichment/text.js'
 import * as iq from './identity-queries.js'
 import { type EventRow, recordEvents, recordEventsFrom } from './service.js'
-import { type Attribution, LINK_ANONYMOUS_TASK } from './schemas.js'
+import { type Attribution, type IntakeEvent, LINK_ANONYMOUS_TASK } from './schemas.js'
 
 /**
  * Platform events: what the product itself does, as events in analytics.events next to the client events. Every
@@ -81,7 +82,14 @@ export const leadMerged = (f: { survivorId: string; mergedId: string; at: Date |
   properties: { mergedLeadId: f.mergedId, reason: f.reason },
 })
 
-export interface LeadStatusFact { leadId: string; from: string; to: string; at: Date | string; actor?: string }
+export interface LeadStatusFact {
+  leadId: string; from: string; to: string; at: Date | string; actor?: string
+  /**
+   * False for a survivor taking the merged lead's status in a merge: the merged lead's own lead.qualified /
+   * lead.converted moved to the survivor with its other events, so the person is not counted twice.
+   */
+  milestones?: boolean
+}
 
 /**
  * A real change only (from ≠ to): lead.status_changed, plus lead.qualified / lead.converted the first time the lead
@@ -95,7 +103,7 @@ export function leadStatusChanged(f: LeadStatusFact): EventRow[] {
     name: 'lead.status_changed', leadId: f.leadId, occurredAt: at, dedupeKey: `lead:status:${f.leadId}:${f.from}:${f.to}:${at}`, source: 'marketing',
     properties: { from: f.from, to: f.to, ...(f.actor ? { actor: f.actor.split(':')[0] } : {}) },
   }]
-  if (f.to === 'qualified' || f.to === 'converted') {
+  if (f.milestones !== false && (f.to === 'qualified' || f.to === 'converted')) {
     rows.push({ name: `lead.${f.to}`, leadId: f.leadId, occurredAt: at, dedupeKey: `lead:${f.to}:${f.leadId}`, source: 'marketing', properties: { from: f.from } })
   }
   return rows
@@ -161,6 +169,53 @@ export const botConversationHandedOver = (f: BotFact & { by: 'bot' | 'person' })
   name: 'bot.conversation_handed_over', leadId: f.leadId, occurredAt: iso(f.at), dedupeKey: `bot:handover:${f.conversationId}:${iso(f.at)}`, source: 'bot',
   properties: { ...(f.flowId ? { flowId: f.flowId } : {}), conversationId: f.conversationId, by: f.by },
 })
+
+// ---------------------------------------------------------------------------------------------------------------
+// Forms: a view, from the pixel (GET /forms/:publicKey/view.gif) or from the site's own events (POST /v1/events
+// with name form.viewed and properties.formId). Both are client events, enriched like any page view.
+
+export interface FormViewFact {
+  tenantId: string
+  formId: string
+  anonymousId: string
+  /** The page's id for this view, when it sends one: each view counts. Without it, one view per visitor, form and UTC day. */
+  viewId?: string
+  at: Date
+  userAgent?: string
+  /** The page showing the form (the pixel request's Referer). */
+  pageUrl?: string
+  locale?: string
+}
+
+/** A UUID (v8 layout: custom) from a name, so the same view always gets the same event id and the inbox stores it once. */
+function nameUuid(name: string): string {
+  const h = createHash('sha256').update(name).digest()
+  h[6] = (h[6]! & 0x0f) | 0x80
+  h[8] = (h[8]! & 0x3f) | 0x80
+  const x = h.subarray(0, 16).toString('hex')
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`
+}
+
+const pageUrlOf = (v: string | undefined) => (v && v.length <= 2000 && /^https?:\/\//i.test(v) && URL.canParse(v) ? v : undefined)
+
+/** The pixel's view as an intake event (its id derived from form, visitor and day, or the page's view id: dedupe). */
+export function formViewedEvent(f: FormViewFact): IntakeEvent {
+  const day = f.at.toISOString().slice(0, 10)
+  const url = pageUrlOf(f.pageUrl)
+  return {
+    id: nameUuid(`form.viewed:${f.tenantId}:${f.formId}:${f.viewId ? `view:${f.viewId}` : `${f.anonymousId}:${day}`}`),
+    name: 'form.viewed',
+    type: 'page',
+    occurredAt: f.at.toISOString(),
+    anonymousId: f.anonymousId,
+    properties: { formId: f.formId, via: 'pixel' },
+    context: {
+      ...(url ? { page: { url } } : {}),
+      ...(f.userAgent ? { userAgent: f.userAgent.slice(0, 1000) } : {}),
+      ...(f.locale ? { locale: f.locale.slice(0, 35) } : {}),
+    },
+  }
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Anonymous visitors → leads.

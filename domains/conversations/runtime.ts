@@ -148,6 +148,8 @@ async function decide(tx: Tx, w: Working, event: q.PendingEvent): Promise<string
       w.flowId = flow.flowId
       w.flowVersion = flow.version
       w.events.push(botConversationStarted({ conversationId: w.conversation.id, flowId: flow.flowId, leadId: w.conversation.leadId, at: w.now, eventId: w.eventId }))
+      // A new run: the last one's (ended) state is behind it, so this run's end counts as its own completion.
+      w.state = null
       await apply(tx, w, startFlow(flow.document, await contextFor(tx, flow.document, context, lead.id), { flowId: flow.flowId, flowVersion: flow.version }))
       return `started ${flow.flowId}@v${flow.version}`
     }

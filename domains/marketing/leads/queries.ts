@@ -80,10 +80,12 @@ export const releaseMergedLead = (tx: Tx, mergedId: string, survivorId: string) 
 /**
  * Step 2: the survivor takes what it lacks from the merged lead. The phone stays with the WhatsApp-reachable lead:
  * a lead with a wa_id keeps its number, otherwise the survivor's wins. Tags are united; custom fields combined with
- * the survivor's values winning; an opt-out on either side is kept.
+ * the survivor's values winning; an opt-out on either side is kept. Returns the survivor's status before and after
+ * (a `new` survivor takes the merged lead's status).
  */
 export const absorbMergedLead = (tx: Tx, survivorId: string, mergedId: string) =>
-  tx`
+  tx<{ from: string; to: string; at: Date }[]>`
+    with before as (select status from marketing.leads where id = ${survivorId})
     update marketing.leads s set
       email = coalesce(s.email, m.email),
       phone_e164 = case when s.wa_id is null and m.wa_id is not null then m.phone_e164 else coalesce(s.phone_e164, m.phone_e164) end,
@@ -102,8 +104,9 @@ export const absorbMergedLead = (tx: Tx, survivorId: string, mergedId: string) =
       first_seen_at = least(s.first_seen_at, m.first_seen_at),
       last_seen_at = greatest(s.last_seen_at, m.last_seen_at),
       updated_at = now()
-    from marketing.leads m
-    where s.id = ${survivorId} and m.id = ${mergedId}`
+    from marketing.leads m, before
+    where s.id = ${survivorId} and m.id = ${mergedId}
+    returning before.status as from, s.status as to, s.updated_at as at`.then((r) => r[0] ?? null)
 
 /**
  * Step 3: every row the lead-references catalog marks `move` (reach by a lead column) is pointed at the survivor,

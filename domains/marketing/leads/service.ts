@@ -114,7 +114,11 @@ const keysHeld = (lead: q.IdentityMatch, s: LeadSighting) =>
  */
 export const MERGE_RULES: Readonly<Record<string, (tx: Tx, survivorId: string, mergedId: string) => Promise<unknown>>> = {
   /** The survivor takes what it lacked from the merged lead (queries.ts, absorbMergedLead). */
-  absorbMergedLead: (tx, survivorId, mergedId) => q.absorbMergedLead(tx, survivorId, mergedId),
+  absorbMergedLead: async (tx, survivorId, mergedId) => {
+    const status = await q.absorbMergedLead(tx, survivorId, mergedId)
+    // A `new` survivor that takes the merged lead's status changed status: the funnel counts it.
+    if (status) await recordPlatformEvents(tx, leadStatusChanged({ leadId: survivorId, from: status.from, to: status.to, at: status.at, actor: 'merge', milestones: false }))
+  },
   /** The merged lead's bot conversations move, or end where the survivor has its own (conversations/queries.ts). */
   adoptConversations: (tx, survivorId, mergedId) => adoptMergedLeadConversations(tx, survivorId, mergedId),
   /** The merged lead's experiment assignments move; where both were assigned to a phase the earliest wins, the clash is recorded (experiments/queries.ts). */
@@ -431,6 +435,12 @@ export async function leadPhones(tx: Tx, leadIds: readonly string[]): Promise<Ma
 export async function listLeadsPage(sql: Sql, tenantId: string, query: LeadFilter & { limit: number; cursor?: string }) {
   const after = readCursor(query.cursor, LeadCursor)
   return withTenant(sql, tenantId, async (tx) => page(await q.listLeads(tx, await resolveFilter(tx, query), query.limit, after), query.limit))
+}
+
+/** The lead a per-lead decision is made for: the lead itself, or its survivor once merged; null when not this tenant's. */
+export async function liveLeadIdOf(sql: Sql, tenantId: string, leadId: string): Promise<string | null> {
+  const lead = await withTenant(sql, tenantId, (tx) => q.findLead(tx, leadId))
+  return lead ? (lead.mergedInto ?? lead.id) : null
 }
 
 export async function getLeadDetail(sql: Sql, tenantId: string, leadId: string) {
