@@ -234,6 +234,24 @@ export const deleteInboxEvents = (tx: Tx, ids: string[]) =>
 export const parkInboxEvent = (tx: Tx, id: string, error: string) =>
   tx`update analytics.event_inbox set status = 'parked', attempts = attempts + 1, last_error = ${error} where id = ${id}`
 
+/**
+ * Experiment goals: for each unit of `units` (columns lead_id, assigned_at, variation_key) and each goal, whether the
+ * lead had the event within the window after its assignment, counted per variation and goal. One indexed probe per
+ * unit and goal (events by lead), never a scan of the tenant's events.
+ */
+export const countGoalConversionsFrom = (tx: Tx, units: postgres.Fragment, goals: { event: string; windowHours: number }[]) =>
+  tx<{ variationKey: string; event: string; conversions: number }[]>`
+    select u.variation_key, g.event,
+           count(*) filter (where exists (
+             select 1 from analytics.events e
+              where e.lead_id = u.lead_id and e.name = g.event
+                and e.occurred_at >= u.assigned_at and e.occurred_at < u.assigned_at + make_interval(hours => w.window_hours)))::int as conversions
+      from (${units}) u
+      cross join jsonb_to_recordset(${tx.json(goals as never)}::jsonb) as g(event text, "windowHours" int)
+      cross join lateral (select g."windowHours" as window_hours) w
+     where u.lead_id is not null
+     group by 1, 2`
+
 export interface ParkedEventRow { id: string; name: string; type: string; occurredAt: Date; receivedAt: Date; source: string; attempts: number; lastError: string | null }
 
 /** Parked events for an operator, newest first: what they are and why they failed (never their properties). */

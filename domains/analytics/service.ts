@@ -347,3 +347,6 @@ async function moveOrRetryAlone(sql: Sql, tenantId: string, ids: string[], isUna
     }
   }
 }
+
+/** Experiment results: conversions per variation and goal within each goal's window (queries.ts, countGoalConversionsFrom). */
+export const countGoalConversionsFrom = q.countGoalConversionsFrom

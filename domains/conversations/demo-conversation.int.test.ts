@@ -79,6 +79,13 @@ describe('the demo qualification conversation, end to end through the emulator a
     await leadSends(f.textMessage({ from: lead, body: 'Oi, quero marcar uma consulta' }))
     const [greeting, services] = await nextReplies(2)
     expect(text(greeting!)).toMatch(/^Hi Ana! 👋 Welcome/)
+    // The greeting is the demo experiment's: the lead was assigned greeting-tone and exposed to its variation once.
+    const [exposure] = await db.current.owner<{ variationKey: string; assigned: string }[]>`
+      select x.variation_key, a.variation_key as assigned from experiments.exposures x
+        join experiments.assignments a on a.experiment_id = x.experiment_id and a.lead_id = x.lead_id
+        join experiments.experiments e on e.id = x.experiment_id where e.key = 'greeting-tone'`
+    expect(exposure!.variationKey).toBe(exposure!.assigned)
+    expect(text(greeting!).length > 'Hi Ana! 👋 Welcome to Bright Smile Dental.'.length).toBe(exposure!.variationKey === 'full')
     expect(services!.body.interactive).toMatchObject({ type: 'button', action: { buttons: [{ reply: { id: 'cleaning' } }, { reply: { id: 'implants' } }, { reply: { id: 'human' } }] } })
 
     await leadSends(f.replyTo(f.interactiveButtonReply({ from: lead, replyId: 'implants', title: 'Implants & braces' }), services!.wamid))

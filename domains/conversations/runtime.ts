@@ -9,6 +9,7 @@ import type { EventRow } from '../analytics/schemas.js'
 import { advance, isOptOut, matchesTrigger, startFlow, type FlowContext, type LeadSnapshot, type StepResult } from './flows/engine.js'
 import { FlowDocument, type FlowAction, type FlowState } from './flows/schema.js'
 import * as q from './queries.js'
+import { recordExposures, variationsForLead } from '../experiments/service.js'
 import { FLOW_TIMER_TASK, MessageEventPayload, RUN_BOT_TASK, type FlowTimerPayload } from './schemas.js'
 
 /**
@@ -138,7 +139,7 @@ async function decide(tx: Tx, w: Working, event: q.PendingEvent): Promise<string
       if (isRunning(w.state)) {
         const doc = await runDocument(tx, w)
         if (!doc) return 'ignored: the flow of the run is gone'
-        await apply(tx, w, advance(doc, w.state!, flowEvent, context))
+        await apply(tx, w, advance(doc, w.state!, flowEvent, await contextFor(tx, doc, context, lead.id)))
         return `advanced ${w.flowId}@v${w.flowVersion}`
       }
       const trigger = { isFirstMessage, text: m.text ?? null, referralSourceId: m.referralSourceId ?? null }
@@ -149,7 +150,7 @@ async function decide(tx: Tx, w: Working, event: q.PendingEvent): Promise<string
       w.events.push(botConversationStarted({ conversationId: w.conversation.id, flowId: flow.flowId, leadId: w.conversation.leadId, at: w.now, eventId: w.eventId }))
       // A new run: the last one's (ended) state is behind it, so this run's end counts as its own completion.
       w.state = null
-      await apply(tx, w, startFlow(flow.document, context, { flowId: flow.flowId, flowVersion: flow.version }))
+      await apply(tx, w, startFlow(flow.document, await contextFor(tx, flow.document, context, lead.id), { flowId: flow.flowId, flowVersion: flow.version }))
       return `started ${flow.flowId}@v${flow.version}`
     }
     case 'timer': {
@@ -157,7 +158,7 @@ async function decide(tx: Tx, w: Working, event: q.PendingEvent): Promise<string
       const doc = await runDocument(tx, w)
       if (!doc) return 'ignored: the flow of the run is gone'
       const p = event.payload as Pick<FlowTimerPayload, 'dueAt' | 'kind'>
-      await apply(tx, w, advance(doc, w.state!, { type: 'timer', dueAt: p.dueAt, kind: p.kind }, context))
+      await apply(tx, w, advance(doc, w.state!, { type: 'timer', dueAt: p.dueAt, kind: p.kind }, await contextFor(tx, doc, context, lead.id)))
       return 'timer'
     }
     case 'release': {
@@ -167,7 +168,7 @@ async function decide(tx: Tx, w: Working, event: q.PendingEvent): Promise<string
       w.handoverNote = null
       if (w.state?.status === 'handed_over') {
         const doc = await runDocument(tx, w)
-        if (doc) await apply(tx, w, advance(doc, w.state, { type: 'release' }, context))
+        if (doc) await apply(tx, w, advance(doc, w.state, { type: 'release' }, await contextFor(tx, doc, context, lead.id)))
         else w.state = { ...w.state, status: 'ended', currentNodeId: null }
         return 'released; the flow resumes'
       }
@@ -266,10 +267,19 @@ async function apply(tx: Tx, w: Working, step: StepResult) {
           details: { note: action.note ?? null, conversationId: c.id }, dedupeKey: `handover:${c.id}:${w.now.toISOString()}`,
         }])
         break
+      case 'experiment_exposure':
+        await recordExposures(tx, [{ leadId: c.leadId, experimentKey: action.experimentKey, variationKey: action.variationKey, source: 'flow', at: w.now }])
+        break
       case 'end':
         break
     }
   }
+}
+
+/** The context for running `doc`: the lead's variations in the experiments its experiment nodes name (none: no query). */
+async function contextFor(tx: Tx, doc: FlowDocument, context: FlowContext, leadId: string): Promise<FlowContext> {
+  const keys = [...new Set(doc.nodes.flatMap((n) => (n.type === 'experiment' ? [n.experimentKey] : [])))]
+  return keys.length === 0 ? context : { ...context, experiments: await variationsForLead(tx, leadId, keys) }
 }
 
 /** What an inbound message means to the bot: its text, or the id and title of the button or list row tapped. */

@@ -14,6 +14,7 @@ import formSubmissionRoutes from './modules/forms/routes.js'
 import eventIntakeRoutes from './modules/events/routes.js'
 import onboardingRoutes from './modules/onboarding/routes.js'
 import onboardingPageRoutes from './onboarding-page/routes.js'
+import variantRoutes from './modules/variants/routes.js'
 
 export interface WebhooksDeps {
   config: Config
@@ -54,6 +55,7 @@ export async function buildWebhooksApp(input: WebhooksDeps): Promise<App> {
     ['/forms', formSubmissionRoutes],
     ['/v1/events', eventIntakeRoutes],
     ['/onboarding', onboardingRoutes],
+    ['/v1/variants', variantRoutes],
   ] as const
   for (const [prefix, plugin] of modules) {
     await app.register(async (scope) => plugin(scope as unknown as App, deps), { prefix })

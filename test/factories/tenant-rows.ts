@@ -1,6 +1,7 @@
 import type { Sql } from '../../lib/db.js'
 import { populateAnalyticsRows } from './analytics-rows.js'
 import { populateConversationsRows } from './conversations-rows.js'
+import { populateExperimentsRows } from './experiments-rows.js'
 import { populateMarketingRows } from './marketing-rows.js'
 import { populatePrivacyExportRows } from './privacy-export-rows.js'
 import { populatePrivacyErasureRows } from './privacy-rows.js'
@@ -21,4 +22,5 @@ export async function populateTenantRows(sql: Sql, tenant: TestTenant): Promise<
   await populatePrivacyErasureRows(sql, tenant)
   await populateAnalyticsRows(sql, tenant)
   await populateOnboardingRows(sql, tenant)
+  await populateExperimentsRows(sql, tenant)
 }

@@ -4,15 +4,29 @@ import type { FlowDocumentInput } from './schema.js'
  * The demo tenant's lead-qualification flow for a dental clinic, as a tenant would write it (parse it with
  * `FlowDocument` before running it). Used by the demo seed and the flow tests.
  *
- * greet -> ask_service (buttons; "Talk to a person" hands over) -> ask_time (list) -> ask_email (validated)
+ * greeting_test (the demo experiment greeting-tone: a longer or a shorter welcome, seeded running by
+ * db/seeds/0004_demo_experiment.sql) -> greet | greet_short -> ask_service (buttons; "Talk to a person" hands over) -> ask_time (list) -> ask_email (validated)
  *   -> implants qualify the lead, everything else is tagged -> thanks.
  */
 export const demoQualificationFlow = {
   name: 'Dental clinic: new patient qualification',
   description: 'Greets new WhatsApp contacts, asks what they need and when, collects an email and routes implant leads to sales.',
   trigger: { type: 'first_message' },
-  startNodeId: 'greet',
+  startNodeId: 'greeting_test',
   nodes: [
+    {
+      type: 'experiment',
+      id: 'greeting_test',
+      experimentKey: 'greeting-tone',
+      variations: [{ variationKey: 'full', next: 'greet' }, { variationKey: 'short', next: 'greet_short' }],
+      otherwise: 'greet',
+    },
+    {
+      type: 'send_message',
+      id: 'greet_short',
+      text: 'Hi {{lead.name|there}}! 👋 Welcome to Bright Smile Dental.',
+      next: 'ask_service',
+    },
     {
       type: 'send_message',
       id: 'greet',

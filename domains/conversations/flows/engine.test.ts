@@ -413,3 +413,35 @@ describe('isOptOut', () => {
     expect(isOptOut(body)).toBe(false)
   })
 })
+
+describe('the experiment node', () => {
+  const flow = parseFlow({
+    name: 'greeting test', trigger: { type: 'first_message' }, startNodeId: 'which',
+    nodes: [
+      { type: 'experiment', id: 'which', experimentKey: 'greeting-tone', variations: [{ variationKey: 'warm', next: 'warm' }, { variationKey: 'brief', next: 'brief' }], otherwise: 'plain' },
+      { type: 'end', id: 'warm', text: 'Hi Maria! So glad you wrote 😊' },
+      { type: 'end', id: 'brief', text: 'Hi.' },
+      { type: 'end', id: 'plain', text: 'Hello.' },
+    ],
+  })
+  const withVariation = (variation: string | null): FlowContext => ({ ...ctx(), experiments: { 'greeting-tone': variation } })
+
+  it.each([['warm', 'Hi Maria! So glad you wrote 😊'], ['brief', 'Hi.']])('branches to the %s variation and reports the exposure', (variation, said) => {
+    const step = startFlow(flow, withVariation(variation))
+    expect(step.actions).toEqual([{ type: 'experiment_exposure', experimentKey: 'greeting-tone', variationKey: variation }, { type: 'send_text', text: said }, { type: 'end' }])
+  })
+
+  it('goes to otherwise, with no exposure, for a lead outside the experiment', () => {
+    for (const context of [withVariation(null), ctx()]) expect(startFlow(flow, context).actions).toEqual([{ type: 'send_text', text: 'Hello.' }, { type: 'end' }])
+  })
+
+  it('goes to otherwise, not exposed, for a variation the node does not list', () => {
+    expect(types(startFlow(flow, withVariation('new-arm')).actions)).toEqual(['send_text', 'end'])
+    expect(texts(startFlow(flow, withVariation('new-arm')).actions)).toEqual(['Hello.'])
+  })
+
+  it('refuses an experiment node pointing at a node that does not exist', () => {
+    const bad = { ...flow, nodes: flow.nodes.map((n) => (n.type === 'experiment' ? { ...n, otherwise: 'nowhere' } : n)) }
+    expect(FlowDocument.safeParse(bad).success).toBe(false)
+  })
+})

@@ -40,6 +40,11 @@ export interface LeadSnapshot {
 export interface FlowContext {
   now: Date
   lead: LeadSnapshot
+  /**
+   * The lead's variation in each experiment the flow's experiment nodes name (the runtime assigns before the run);
+   * absent or null: the lead is not in that experiment.
+   */
+  experiments?: Readonly<Record<string, string | null>>
 }
 
 export interface StepResult {
@@ -76,6 +81,7 @@ interface Run {
   lead: WorkingLead
   state: FlowState
   actions: FlowAction[]
+  experiments: Readonly<Record<string, string | null>>
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -181,6 +187,7 @@ function openRun(flow: FlowDocument, state: FlowState, context: FlowContext): Ru
     lead: { ...lead, tags: [...lead.tags], fields: { ...lead.fields } },
     state: { ...state, answers: { ...state.answers } },
     actions: [],
+    experiments: context.experiments ?? {},
   }
 }
 
@@ -261,6 +268,13 @@ function step(run: Run, node: FlowNode): string | null {
       if (node.text !== undefined) sendText(run, node.text)
       endRun(run)
       return null
+    case 'experiment': {
+      const variationKey = run.experiments[node.experimentKey] ?? null
+      const branch = variationKey === null ? undefined : node.variations.find((v) => v.variationKey === variationKey)
+      // Exposed when the node uses the variation; a lead outside the experiment (or in an arm the node does not list) saw none.
+      if (branch) run.actions.push({ type: 'experiment_exposure', experimentKey: node.experimentKey, variationKey: branch.variationKey })
+      return branch ? branch.next : node.otherwise
+    }
   }
 }
 

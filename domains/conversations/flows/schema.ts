@@ -221,6 +221,19 @@ const HandoverNode = z.strictObject({
 
 const EndNode = z.strictObject({ type: z.literal('end'), id: NodeId, text: MessageText.optional() })
 
+/**
+ * Branches by the lead's variation in an experiment (domains/experiments): the runtime assigns the lead before the
+ * run (the first assignment wins) and records the exposure when this node runs. A lead in none of the listed
+ * variations (not in the experiment: not running, not targeted, outside coverage) goes to `otherwise`.
+ */
+const ExperimentNode = z.strictObject({
+  type: z.literal('experiment'),
+  id: NodeId,
+  experimentKey: z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/).max(100),
+  variations: z.array(z.strictObject({ variationKey: z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/).max(100), next: NodeId })).min(1).max(20),
+  otherwise: NodeId,
+})
+
 export const FlowNode = z.discriminatedUnion('type', [
   SendMessageNode,
   AskNode,
@@ -231,6 +244,7 @@ export const FlowNode = z.discriminatedUnion('type', [
   WaitNode,
   HandoverNode,
   EndNode,
+  ExperimentNode,
 ])
 export type FlowNode = z.infer<typeof FlowNode>
 export type FlowNodeOf<T extends FlowNode['type']> = Extract<FlowNode, { type: T }>
@@ -259,6 +273,8 @@ export function nodeEdges(node: FlowNode): { path: Path; target: string }[] {
       return [...node.rules.map((r, i) => ({ path: ['rules', i, 'next'], target: r.next })), { path: ['otherwise'], target: node.otherwise }]
     case 'handover':
       return node.next !== undefined ? [{ path: ['next'], target: node.next }] : []
+    case 'experiment':
+      return [...node.variations.map((v, i) => ({ path: ['variations', i, 'next'], target: v.next })), { path: ['otherwise'], target: node.otherwise }]
     case 'end':
       return []
   }
@@ -468,5 +484,7 @@ export const FlowAction = z.discriminatedUnion('type', [
   z.object({ type: z.literal('cancel_timer') }),
   z.object({ type: z.literal('handover'), note: z.string().optional() }),
   z.object({ type: z.literal('end') }),
+  // An experiment node ran with the lead in this variation: the runtime records the exposure (once per unit and phase).
+  z.object({ type: z.literal('experiment_exposure'), experimentKey: z.string(), variationKey: z.string() }),
 ])
 export type FlowAction = z.infer<typeof FlowAction>

@@ -255,6 +255,44 @@ export const LEAD_REFERENCES: readonly LeadReference[] = [
     erase: { kind: 'delete' },
     note: 'The export document itself: a copy of everything below about the subject, deleted when the export expires.',
   },
+  {
+    table: 'experiments.assignments',
+    reach: { by: 'lead', column: 'lead_id' },
+    personal: ['unit_id', 'anonymous_id'],
+    merge: { kind: 'combine', rule: 'adoptAssignments' },
+    erase: { kind: 'delete' },
+    note: "A lead's (or the visitor it was) experiment variations. A merge moves them to the survivor; where both leads were assigned to one phase the earliest wins and the clash goes to experiments.assignment_conflicts. unit_id is the hashed id (lead id or anonymous id).",
+  },
+  {
+    table: 'experiments.exposures',
+    reach: { by: 'lead', column: 'lead_id' },
+    personal: ['unit_id', 'anonymous_id'],
+    merge: { kind: 'move' },
+    erase: { kind: 'delete' },
+    note: 'Unique per original unit (unit_id), so moving lead_id never collides; a survivor exposed to two variations is what the multiple-exposure check counts.',
+  },
+  {
+    table: 'experiments.pending_exposures',
+    reach: { by: 'lead', column: 'lead_id' },
+    personal: ['unit_id', 'wamid'],
+    merge: { kind: 'move' },
+    erase: { kind: 'delete' },
+    note: 'Template sends naming an experiment, until Meta reports them delivered.',
+  },
+  {
+    table: 'experiments.assignment_conflicts',
+    reach: { by: 'lead', column: 'lead_id' },
+    personal: ['kept_unit_id', 'dropped_unit_id'],
+    merge: { kind: 'move' },
+    erase: { kind: 'delete' },
+  },
+  {
+    table: 'experiments.assignment_conflicts',
+    reach: { by: 'lead', column: 'merged_lead_id' },
+    personal: ['kept_unit_id', 'dropped_unit_id'],
+    merge: { kind: 'keep', why: 'the record of which lead was merged away with its assignment; merged_lead_id is that lead' },
+    erase: { kind: 'delete' },
+  },
 ]
 
 /**
@@ -281,6 +319,7 @@ export const NOT_PERSONAL: Readonly<Record<string, string>> = {
   'analytics.event_inbox.name': "the event's name as the client sent it (e.g. pricing.viewed), not a person's name",
   'analytics.site_keys.name': "the label a tenant gave a site key (its website)",
   'app_private.schema_migrations.name': "a migration file's name",
+  'experiments.experiments.name': "an experiment's name",
   'privacy.erasure_requests.erased_lead_ids': 'ids of the leads an erasure is removing, kept to resume it; emptied when it completes (the leads are gone)',
 }
 

@@ -16,6 +16,9 @@ import type { FormView } from '../forms/views.js'
 import { LEAD_REFERENCES, type LeadReference } from './lead-references.js'
 import { leadColumnsToMove, moveHistoryAndRecordMerge } from './queries.js'
 import { mergeLeadsManually } from './service.js'
+import type { ExperimentView } from '../../experiments/schemas.js'
+import { assign } from '../../experiments/service.js'
+import { makeExperiment } from '../../../test/factories/experiments-rows.js'
 
 /**
  * One person, two leads, both talking to the bot: Ana wrote from her personal number (lead S) and from her work
@@ -104,6 +107,7 @@ describe('merging two leads that both talk to the bot', () => {
   let earlier: string
   /** M's conversation on the branch number, as it stood before the merge. */
   let branchConversation: { id: string; inboundCount: number }
+  let experiment: ExperimentView
 
   it('has two leads for Ana, each with a conversation mid-flow, messages, events, a submission and a consent', async () => {
     await say(personal, main, 'Oi')
@@ -120,6 +124,15 @@ describe('merging two leads that both talk to the bot', () => {
     expect(await submit({ email: 'ana.lima@work.example', phone: `+${work}`, anonymous_id: 'visitor-ana-work' })).toBe(m)
     // An even older duplicate of M (a web lead without a phone), merged into M before: it must follow M to S.
     earlier = await submit({ email: 'ana.old@example.com' })
+    // Each of the three was assigned to an experiment (S first, then the older duplicate, then M); M was exposed and has a template exposure pending.
+    experiment = await makeExperiment(db.current.sql, tenant)
+    for (const lead of [s, earlier, m]) await assign(db.current.sql, tenant.id, { leadId: lead, attributes: {}, source: 'api' })
+    await db.current.owner`
+      insert into experiments.exposures (tenant_id, experiment_id, phase, unit_id, lead_id, variation_key, source)
+      select tenant_id, experiment_id, phase, unit_id, lead_id, variation_key, 'flow' from experiments.assignments where lead_id = ${m}`
+    await db.current.owner`
+      insert into experiments.pending_exposures (tenant_id, wamid, experiment_id, phase, unit_id, lead_id, variation_key)
+      select tenant_id, 'wamid.merge-test', experiment_id, phase, unit_id, lead_id, variation_key from experiments.assignments where lead_id = ${m}`
     await mergeLeadsManually(db.current.sql, { tenantId: tenant.id, actor: 'api_key:test', requestId: null }, m, earlier)
 
     expect((await conversationOn(s, main))!.state).toMatchObject({ status: 'waiting_answer', currentNodeId: 'ask_service', answers: { name: 'Ana' } })
@@ -143,6 +156,18 @@ describe('merging two leads that both talk to the bot', () => {
     await mergeLeadsManually(db.current.sql, { tenantId: tenant.id, actor: 'api_key:test', requestId: null }, s, m)
 
     expect(Object.entries(await rowsOnLead(m)).filter(([, n]) => n > 0)).toEqual([])
+    // Experiments: S keeps its own (the earliest) assignment, asked by either id; each merge recorded the assignment it dropped.
+    const unitOf = async (id: string) => (await db.current.owner<{ variationKey: string }[]>`select variation_key from experiments.assignments where unit_id = ${id}`)[0]!.variationKey
+    for (const id of [s, m, earlier]) {
+      const [a] = await assign(db.current.sql, tenant.id, { leadId: id, attributes: {}, source: 'api' })
+      expect(a).toMatchObject({ experimentKey: experiment.key, variationKey: await unitOf(s), isNew: false })
+    }
+    const conflicts = await db.current.owner`
+      select lead_id, merged_lead_id, kept_unit_id, dropped_unit_id, reason from experiments.assignment_conflicts where experiment_id = ${experiment.id} order by id`
+    expect(conflicts).toEqual([
+      { leadId: s, mergedLeadId: earlier, keptUnitId: earlier, droppedUnitId: m, reason: 'merge' },
+      { leadId: s, mergedLeadId: m, keptUnitId: s, droppedUnitId: earlier, reason: 'merge' },
+    ])
     const [lead] = await db.current.owner<{ mergedInto: string; waId: string }[]>`select merged_into, wa_id from marketing.leads where id = ${earlier}`
     expect(lead!.mergedInto).toBe(s)
     const [events] = await db.current.owner<{ n: number }[]>`select count(*)::int as n from analytics.events where lead_id = ${s} and name = 'whatsapp.message_received'`

@@ -549,3 +549,10 @@ export const markLeadsReturningAfterErasure = (tx: Tx, leadIds: string[]) =>
   leadIds.length === 0
     ? Promise.resolve()
     : tx`update marketing.leads set returning_after_erasure_at = now() where id = any(${leadIds}::uuid[]) and returning_after_erasure_at is null`.then(() => {})
+
+/** What experiment targeting reads of a lead, for the live lead (a merged id answers for its survivor). */
+export const findLeadTargeting = (tx: Tx, leadId: string) =>
+  tx<{ id: string; source: string; status: string; tags: string[] }[]>`
+    select s.id, s.source, s.status, s.tags
+      from marketing.leads l join marketing.leads s on s.id = coalesce(l.merged_into, l.id)
+     where l.id = ${leadId}`.then((r) => r[0] ?? null)

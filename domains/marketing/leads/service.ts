@@ -5,6 +5,7 @@ import { AppError } from '../../../lib/errors.js'
 import { BigintId, decodeCursor, encodeCursor, keysetCursor } from '../../../lib/pagination.js'
 import { findCurrentTenant, insertAuditEntry } from '../../tenancy/queries.js'
 import { adoptMergedLeadConversations } from '../../conversations/queries.js'
+import { adoptMergedLeadAssignments } from '../../experiments/queries.js'
 import { leadCreated, leadMerged, leadStatusChanged, recordPlatformEvents } from '../../analytics/platform-events.js'
 import { normalizeEmail } from './identity/email.js'
 import { type CountryCode, normalizePhone, phoneMatchKey } from './identity/phone.js'
@@ -120,6 +121,8 @@ export const MERGE_RULES: Readonly<Record<string, (tx: Tx, survivorId: string, m
   },
   /** The merged lead's bot conversations move, or end where the survivor has its own (conversations/queries.ts). */
   adoptConversations: (tx, survivorId, mergedId) => adoptMergedLeadConversations(tx, survivorId, mergedId),
+  /** The merged lead's experiment assignments move; where both were assigned to a phase the earliest wins, the clash is recorded (experiments/queries.ts). */
+  adoptAssignments: (tx, survivorId, mergedId) => adoptMergedLeadAssignments(tx, survivorId, mergedId),
 }
 
 const combineRules = LEAD_REFERENCES.flatMap((ref) => (ref.merge.kind === 'combine' ? [{ table: ref.table, rule: ref.merge.rule }] : []))
@@ -557,3 +560,6 @@ export async function mergeLeadsManually(sql: Sql, who: Actor, survivorId: strin
     return q.findLead(tx, survivor.id).then((l) => l!)
   })
 }
+
+/** A lead's id (its survivor's, if it was merged) and the attributes experiment targeting reads; null for no such lead. */
+export const leadTargeting = (tx: Tx, leadId: string) => q.findLeadTargeting(tx, leadId)

@@ -1,0 +1,241 @@
+import type { Tx } from '../../lib/db.js'
+import type { ExperimentView, Variation } from './schemas.js'
+
+const experimentColumns = (tx: Tx) => tx`
+  e.id, e.key, e.name, e.hypothesis, e.status, e.unit, e.seed, e.hash_version, e.coverage, e.variations, e.targeting, e.namespace,
+  e.goals, e.phase, e.created_at, e.updated_at, e.started_at, e.stopped_at`
+
+export interface ExperimentInsert {
+  key: string; name: string; hypothesis: string; unit: string; seed: string; hashVersion: number; coverage: number
+  variations: Variation[]; targeting: unknown; namespace: unknown; goals: unknown
+}
+
+export const insertExperiment = (tx: Tx, tenantId: string, e: ExperimentInsert) =>
+  tx<ExperimentView[]>`
+    insert into experiments.experiments as e (tenant_id, key, name, hypothesis, unit, seed, hash_version, coverage, variations, targeting, namespace, goals)
+    values (${tenantId}, ${e.key}, ${e.name}, ${e.hypothesis}, ${e.unit}, ${e.seed}, ${e.hashVersion}, ${e.coverage}, ${tx.json(e.variations as never)},
+            ${e.targeting === null ? null : tx.json(e.targeting as never)}, ${e.namespace === null ? null : tx.json(e.namespace as never)}, ${tx.json(e.goals as never)})
+    returning ${experimentColumns(tx)}`.then((r) => r[0]!)
+
+export const listExperiments = (tx: Tx, status: string | undefined, limit: number, after: { at: string; id: string } | null) =>
+  tx<(ExperimentView & { cursorAt: string })[]>`
+    select ${experimentColumns(tx)}, e.created_at::text as cursor_at from experiments.experiments e
+     where ${status ? tx`e.status = ${status}` : tx`true`}
+       and ${after ? tx`(e.created_at, e.id) < (${after.at}::timestamptz, ${after.id}::uuid)` : tx`true`}
+     order by e.created_at desc, e.id desc limit ${limit + 1}`
+
+export const findExperiment = (tx: Tx, id: string, lock = false) =>
+  tx<ExperimentView[]>`select ${experimentColumns(tx)} from experiments.experiments e where e.id = ${id} ${lock ? tx`for update` : tx``}`
+    .then((r) => r[0] ?? null)
+
+/** Only the fields given change (undefined leaves a column alone; null clears targeting or namespace). */
+export const updateExperiment = (tx: Tx, id: string, p: Partial<ExperimentInsert> & { status?: string; phase?: number; startedAt?: 'now'; stoppedAt?: 'now' }) => {
+  const json = (v: unknown) => (v === null ? null : tx.json(v as never))
+  const sets = [
+    p.name !== undefined && tx`name = ${p.name}`,
+    p.hypothesis !== undefined && tx`hypothesis = ${p.hypothesis}`,
+    p.unit !== undefined && tx`unit = ${p.unit}`,
+    p.seed !== undefined && tx`seed = ${p.seed}`,
+    p.hashVersion !== undefined && tx`hash_version = ${p.hashVersion}`,
+    p.coverage !== undefined && tx`coverage = ${p.coverage}`,
+    p.variations !== undefined && tx`variations = ${json(p.variations)}`,
+    p.targeting !== undefined && tx`targeting = ${json(p.targeting)}`,
+    p.namespace !== undefined && tx`namespace = ${json(p.namespace)}`,
+    p.goals !== undefined && tx`goals = ${json(p.goals)}`,
+    p.status !== undefined && tx`status = ${p.status}`,
+    p.phase !== undefined && tx`phase = ${p.phase}`,
+    p.startedAt !== undefined && tx`started_at = coalesce(started_at, now())`,
+    p.stoppedAt !== undefined && tx`stopped_at = now()`,
+  ].filter((s) => s !== false)
+  return tx<ExperimentView[]>`
+    update experiments.experiments e set ${sets.map((s, i) => tx`${i > 0 ? tx`, ` : tx``}${s}`)}, updated_at = now()
+     where e.id = ${id} returning ${experimentColumns(tx)}`.then((r) => r[0]!)
+}
+
+export const deleteExperiment = (tx: Tx, id: string) => tx`delete from experiments.experiments where id = ${id}`.then((r) => r.count)
+
+/** Ends the phase in force (if any) and opens `phase` with the definition's variations and coverage, in one statement. */
+export const openPhase = (tx: Tx, tenantId: string, experimentId: string, phase: number, variations: Variation[], coverage: number) =>
+  tx`
+    with ended as (
+      update experiments.phases set ended_at = now() where experiment_id = ${experimentId} and ended_at is null returning 1
+    )
+    insert into experiments.phases (tenant_id, experiment_id, phase, variations, coverage)
+    values (${tenantId}, ${experimentId}, ${phase}, ${tx.json(variations as never)}, ${coverage})`
+
+export const endPhase = (tx: Tx, experimentId: string) =>
+  tx`update experiments.phases set ended_at = now() where experiment_id = ${experimentId} and ended_at is null`
+
+export interface PhaseRow { phase: number; variations: Variation[]; coverage: number; startedAt: Date; endedAt: Date | null }
+export const listPhases = (tx: Tx, experimentId: string) =>
+  tx<PhaseRow[]>`select phase, variations, coverage, started_at, ended_at from experiments.phases where experiment_id = ${experimentId} order by phase`
+
+// ---------------------------------------------------------------------------------------------------------------
+// Assignment: the hot path (two statements per request at most).
+
+/** An experiment that has started, with its phase in force and the unit's winning stored assignment, if any. */
+export interface Candidate {
+  id: string; key: string; status: 'running' | 'paused' | 'stopped'; unit: 'lead' | 'anonymous'; seed: string; hashVersion: number
+  targeting: unknown; namespace: { id: string; start: number; end: number } | null
+  phase: number; variations: Variation[]; coverage: number
+  storedUnitId: string | null; storedVariationKey: string | null; storedVariationIndex: number | null; storedAssignedAt: Date | null
+}
+
+/**
+ * Every started experiment of the tenant, each with the unit's stored assignment for the phase in force: the
+ * earliest row held by the lead, by the visitor, or by the lead the visitor became (a person may hold several rows
+ * for one phase after a merge; the first assignment wins). One statement.
+ */
+export const findCandidates = (tx: Tx, unit: { leadId: string | null; anonymousId: string | null }) =>
+  tx<Candidate[]>`
+    with person as (
+      select ${unit.leadId}::uuid as lead_id
+      union
+      select a.lead_id from experiments.assignments a
+       where ${unit.anonymousId}::text is not null and a.anonymous_id = ${unit.anonymousId} and a.lead_id is not null
+    )
+    select e.id, e.key, e.status, e.unit, e.seed, e.hash_version, e.targeting, e.namespace, e.phase, p.variations, p.coverage,
+           s.unit_id as stored_unit_id, s.variation_key as stored_variation_key, s.variation_index as stored_variation_index,
+           s.assigned_at as stored_assigned_at
+      from experiments.experiments e
+      join experiments.phases p on p.experiment_id = e.id and p.phase = e.phase
+      left join lateral (
+        select a.unit_id, a.variation_key, a.variation_index, a.assigned_at from experiments.assignments a
+         where a.experiment_id = e.id and a.phase = e.phase
+           and (a.lead_id in (select lead_id from person where lead_id is not null) or a.unit_id = ${unit.anonymousId})
+         order by a.assigned_at, a.id limit 1
+      ) s on true
+     where e.status in ('running', 'paused', 'stopped')
+     order by e.key`
+
+export interface AssignmentInsert {
+  experiment_id: string; phase: number; unit_id: string; lead_id: string | null; anonymous_id: string | null
+  variation_key: string; variation_index: number; source: string
+}
+
+/** New assignments in one statement; a unit already assigned to the phase (a concurrent request) keeps its row. */
+export const insertAssignments = (tx: Tx, rows: AssignmentInsert[]) =>
+  tx<{ experimentId: string; unitId: string; assignedAt: Date }[]>`
+    insert into experiments.assignments (tenant_id, experiment_id, phase, unit_id, lead_id, anonymous_id, variation_key, variation_index, source)
+    select (select core.current_tenant_id()), r.experiment_id, r.phase, r.unit_id, r.lead_id, r.anonymous_id, r.variation_key, r.variation_index, r.source
+      from jsonb_to_recordset(${tx.json(rows as never)}::jsonb)
+        as r(experiment_id uuid, phase integer, unit_id text, lead_id uuid, anonymous_id text, variation_key text, variation_index integer, source text)
+    on conflict (tenant_id, experiment_id, phase, unit_id) do nothing
+    returning experiment_id, unit_id, assigned_at`
+
+/**
+ * A visitor became a lead: its assignments now belong to the lead. Where the lead already held an assignment to the
+ * same phase, the earliest of the two wins (read time, findCandidates) and the pair is recorded as a conflict. One
+ * statement for a batch of links; returns how many assignments were adopted.
+ */
+export const adoptVisitorAssignments = (tx: Tx, links: { anonymous_id: string; lead_id: string }[]) =>
+  tx<{ adopted: number }[]>`
+    with link as (
+      select distinct on (l.anonymous_id) l.anonymous_id, l.lead_id
+        from jsonb_to_recordset(${tx.json(links as never)}::jsonb) as l(anonymous_id text, lead_id uuid)
+       order by l.anonymous_id
+    ), adopted as (
+      update experiments.assignments a set lead_id = link.lead_id
+        from link where a.anonymous_id = link.anonymous_id and a.lead_id is null
+      returning a.id, a.experiment_id, a.phase, a.lead_id, a.unit_id, a.variation_key, a.assigned_at
+    ), conflicts as (
+      insert into experiments.assignment_conflicts (tenant_id, experiment_id, phase, lead_id, merged_lead_id, kept_unit_id, kept_variation_key,
+                                                    dropped_unit_id, dropped_variation_key, reason)
+      select (select core.current_tenant_id()), n.experiment_id, n.phase, n.lead_id, null,
+             case when (o.assigned_at, o.id) <= (n.assigned_at, n.id) then o.unit_id else n.unit_id end,
+             case when (o.assigned_at, o.id) <= (n.assigned_at, n.id) then o.variation_key else n.variation_key end,
+             case when (o.assigned_at, o.id) <= (n.assigned_at, n.id) then n.unit_id else o.unit_id end,
+             case when (o.assigned_at, o.id) <= (n.assigned_at, n.id) then n.variation_key else o.variation_key end,
+             'identify'
+        from adopted n
+        join lateral (
+          select a.id, a.unit_id, a.variation_key, a.assigned_at from experiments.assignments a
+           where a.lead_id = n.lead_id and a.experiment_id = n.experiment_id and a.phase = n.phase and a.id <> n.id
+           order by a.assigned_at, a.id limit 1
+        ) o on true
+    )
+    select count(*)::int as adopted from adopted`.then((r) => r[0]!.adopted)
+
+/**
+ * Leads merge: the merged lead's assignments move to the survivor. For each phase both held, the earliest wins
+ * (read time) and the loser is recorded; one statement.
+ */
+export const adoptMergedLeadAssignments = (tx: Tx, survivorId: string, mergedId: string) =>
+  tx`
+    with s as (
+      select distinct on (experiment_id, phase) id, experiment_id, phase, unit_id, variation_key, assigned_at
+        from experiments.assignments where lead_id = ${survivorId} order by experiment_id, phase, assigned_at, id
+    ), m as (
+      select distinct on (experiment_id, phase) id, experiment_id, phase, unit_id, variation_key, assigned_at
+        from experiments.assignments where lead_id = ${mergedId} order by experiment_id, phase, assigned_at, id
+    ), conflicts as (
+      insert into experiments.assignment_conflicts (tenant_id, experiment_id, phase, lead_id, merged_lead_id, kept_unit_id, kept_variation_key,
+                                                    dropped_unit_id, dropped_variation_key, reason)
+      select (select core.current_tenant_id()), s.experiment_id, s.phase, ${survivorId}, ${mergedId},
+             case when (s.assigned_at, s.id) <= (m.assigned_at, m.id) then s.unit_id else m.unit_id end,
+             case when (s.assigned_at, s.id) <= (m.assigned_at, m.id) then s.variation_key else m.variation_key end,
+             case when (s.assigned_at, s.id) <= (m.assigned_at, m.id) then m.unit_id else s.unit_id end,
+             case when (s.assigned_at, s.id) <= (m.assigned_at, m.id) then m.variation_key else s.variation_key end,
+             'merge'
+        from s join m using (experiment_id, phase)
+    )
+    update experiments.assignments set lead_id = ${survivorId} where lead_id = ${mergedId}`
+
+export interface ConflictRow {
+  experimentId: string; phase: number; leadId: string; mergedLeadId: string | null; keptUnitId: string; keptVariationKey: string
+  droppedUnitId: string; droppedVariationKey: string; reason: string; recordedAt: Date
+}
+export const listConflicts = (tx: Tx, experimentId: string) =>
+  tx<ConflictRow[]>`
+    select experiment_id, phase, lead_id, merged_lead_id, kept_unit_id, kept_variation_key, dropped_unit_id, dropped_variation_key, reason, recorded_at
+      from experiments.assignment_conflicts where experiment_id = ${experimentId} order by id`
+
+/**
+ * Exposures of leads to the variation they hold (their winning assignment in the phase in force), once per unit,
+ * phase and variation: a repeated exposure adds nothing. Returns the new ones, for their analytics events.
+ */
+export const insertExposures = (tx: Tx, rows: { lead_id: string; experiment_key: string; variation_key: string; source: string; exposed_at: string }[]) =>
+  tx<{ experimentId: string; experimentKey: string; phase: number; unitId: string; leadId: string; variationKey: string; exposedAt: Date }[]>`
+    with r as (
+      select * from jsonb_to_recordset(${tx.json(rows as never)}::jsonb)
+        as r(lead_id uuid, experiment_key text, variation_key text, source text, exposed_at timestamptz)
+    ), held as (
+      select distinct on (e.id, r.lead_id) e.id as experiment_id, e.key as experiment_key, e.phase, a.unit_id, a.anonymous_id, r.lead_id,
+             a.variation_key, r.variation_key as used_key, r.source, r.exposed_at
+        from r
+        join experiments.experiments e on e.key = r.experiment_key
+        join experiments.assignments a on a.experiment_id = e.id and a.phase = e.phase and a.lead_id = r.lead_id
+       order by e.id, r.lead_id, a.assigned_at, a.id
+    ), added as (
+      insert into experiments.exposures (tenant_id, experiment_id, phase, unit_id, lead_id, anonymous_id, variation_key, exposed_at, source)
+      select (select core.current_tenant_id()), experiment_id, phase, unit_id, lead_id, anonymous_id, variation_key, exposed_at, source
+        from held where variation_key = used_key
+      on conflict (tenant_id, experiment_id, phase, unit_id, variation_key) do nothing
+      returning experiment_id, phase, unit_id, lead_id, variation_key, exposed_at
+    )
+    select a.experiment_id, h.experiment_key, a.phase, a.unit_id, a.lead_id, a.variation_key, a.exposed_at
+      from added a join (select distinct experiment_id, experiment_key from held) h using (experiment_id)`
+
+/**
+ * The units of a phase, one per person: a person holding several assignments (merged leads, a visitor and its lead)
+ * counts once, in the earliest, as assignment serves it. Columns lead_id, unit_id, assigned_at, variation_key.
+ */
+export const phaseUnits = (tx: Tx, experimentId: string, phase: number) => tx`
+  select distinct on (coalesce(a.lead_id::text, a.unit_id)) a.lead_id, a.unit_id, a.assigned_at, a.variation_key
+    from experiments.assignments a
+   where a.experiment_id = ${experimentId} and a.phase = ${phase}
+   order by coalesce(a.lead_id::text, a.unit_id), a.assigned_at, a.id`
+
+export const countPhaseUnits = (tx: Tx, experimentId: string, phase: number) =>
+  tx<{ variationKey: string; units: number }[]>`select variation_key, count(*)::int as units from (${phaseUnits(tx, experimentId, phase)}) u group by 1`
+
+/** Units exposed per variation, and people exposed to more than one variation of the phase. */
+export const countExposures = (tx: Tx, experimentId: string, phase: number) =>
+  tx<{ variationKey: string | null; exposed: number }[]>`
+    with x as (
+      select coalesce(lead_id::text, unit_id) as person, variation_key from experiments.exposures
+       where experiment_id = ${experimentId} and phase = ${phase}
+    )
+    select variation_key, count(distinct person)::int as exposed from x group by 1
+    union all
+    select null, count(*)::int from (select person from x group by 1 having count(distinct variation_key) > 1) m`

@@ -1,0 +1,297 @@
+import { z } from 'zod'
+import { type Sql, type Tx, withTenant } from '../../lib/db.js'
+import { AppError } from '../../lib/errors.js'
+import { decodeCursor, encodeCursor, keysetCursor } from '../../lib/pagination.js'
+import { countGoalConversionsFrom } from '../analytics/service.js'
+import { anonymousIdsOfLead, leadForAnonymous, linkAnonymousIds, recordPlatformEvents } from '../analytics/platform-events.js'
+import { leadTargeting } from '../marketing/leads/service.js'
+import { insertAuditEntry } from '../tenancy/queries.js'
+import { compileBucketing } from './hashing.js'
+import * as q from './queries.js'
+import {
+  type AssignmentView, type Attributes, BUCKETING_FIELDS, type Condition, type CreateExperimentBody, type ExperimentView, type NewPhaseBody,
+  type PatchExperimentBody,
+} from './schemas.js'
+import { chanceToBeatControl, sampleRatioMismatch, twoProportionTest } from './statistics.js'
+import { matches } from './targeting.js'
+
+/** Who changes an experiment, for the audit log. */
+export interface Actor { tenantId: string; actor: string; requestId: string | null }
+
+const audit = (tx: Tx, who: Actor, action: string, e: ExperimentView, details: unknown = {}) =>
+  insertAuditEntry(tx, { tenantId: who.tenantId, actor: who.actor, action, targetType: 'experiment', targetId: e.id, details: { key: e.key, ...(details as object) }, requestId: who.requestId ?? undefined })
+
+export const createExperiment = (sql: Sql, who: Actor, body: CreateExperimentBody): Promise<ExperimentView> =>
+  withTenant(sql, who.tenantId, async (tx) => {
+    const e = await q.insertExperiment(tx, who.tenantId, { ...body, seed: body.seed ?? body.key })
+    await audit(tx, who, 'experiment.created', e)
+    return e
+  })
+
+const ExperimentCursor = keysetCursor(z.uuid())
+export const listExperiments = (sql: Sql, tenantId: string, query: { status?: string; limit: number; cursor?: string }) =>
+  withTenant(sql, tenantId, async (tx) => {
+    const after = query.cursor ? decodeCursor(query.cursor, ExperimentCursor) : null
+    const rows = await q.listExperiments(tx, query.status, query.limit, after)
+    const data = rows.slice(0, query.limit).map(({ cursorAt: _c, ...e }) => e)
+    const last = rows[query.limit - 1]
+    return { data, nextCursor: rows.length > query.limit && last ? encodeCursor({ at: last.cursorAt, id: last.id }) : null }
+  })
+
+export const getExperiment = (sql: Sql, tenantId: string, id: string) =>
+  withTenant(sql, tenantId, async (tx) => {
+    const e = await q.findExperiment(tx, id)
+    return e ? { ...e, phases: await q.listPhases(tx, id) } : null
+  })
+
+const notFound = (id: string) => new AppError('NOT_FOUND', `experiment ${id} not found`)
+const conflict = (message: string) => new AppError('CONFLICT', message)
+
+/** Locks the experiment for a change: concurrent starts, stops and phase changes run one after another. */
+async function lockExperiment(tx: Tx, id: string): Promise<ExperimentView> {
+  const e = await q.findExperiment(tx, id, true)
+  if (!e) throw notFound(id)
+  return e
+}
+
+/**
+ * Changes the definition. Once started, what decides who gets which variation (variations, weights, coverage, unit,
+ * seed, hash version, namespace) is frozen: a 409 that says to start a new phase. Name, hypothesis, targeting and goals
+ * may change at any time (a unit already assigned keeps its variation whatever the targeting says now).
+ */
+export const patchExperiment = (sql: Sql, who: Actor, id: string, body: PatchExperimentBody): Promise<ExperimentView> =>
+  withTenant(sql, who.tenantId, async (tx) => {
+    const e = await lockExperiment(tx, id)
+    const frozen = BUCKETING_FIELDS.filter((f) => body[f] !== undefined)
+    if (e.status !== 'draft' && frozen.length > 0) {
+      throw conflict(`experiment ${e.key} is ${e.status}: ${frozen.join(', ')} cannot change in place; POST /v1/experiments/${id}/phases starts a new phase with new variations`)
+    }
+    const updated = await q.updateExperiment(tx, id, body)
+    await audit(tx, who, 'experiment.updated', updated, { fields: Object.keys(body) })
+    return updated
+  })
+
+export const deleteExperiment = (sql: Sql, who: Actor, id: string): Promise<void> =>
+  withTenant(sql, who.tenantId, async (tx) => {
+    const e = await lockExperiment(tx, id)
+    if (e.status === 'running' || e.status === 'paused') throw conflict(`experiment ${e.key} is ${e.status}: stop it before deleting it`)
+    await q.deleteExperiment(tx, id)
+    await audit(tx, who, 'experiment.deleted', e)
+  })
+
+/** draft → running (phase 1 opens), paused → running (the same phase goes on); running again is harmless. */
+export const startExperiment = (sql: Sql, who: Actor, id: string) =>
+  withTenant(sql, who.tenantId, async (tx) => {
+    const e = await lockExperiment(tx, id)
+    if (e.status === 'running') return e
+    if (e.status === 'stopped') throw conflict(`experiment ${e.key} is stopped; a stopped experiment does not run again (create a new one)`)
+    if (e.status === 'draft') await q.openPhase(tx, who.tenantId, id, 1, e.variations, e.coverage)
+    const updated = await q.updateExperiment(tx, id, { status: 'running', phase: e.status === 'draft' ? 1 : e.phase, startedAt: 'now' })
+    await audit(tx, who, 'experiment.started', updated, { phase: updated.phase })
+    return updated
+  })
+
+/** running → paused: no new assignments, stored ones still served. */
+export const pauseExperiment = (sql: Sql, who: Actor, id: string) =>
+  withTenant(sql, who.tenantId, async (tx) => {
+    const e = await lockExperiment(tx, id)
+    if (e.status === 'paused') return e
+    if (e.status !== 'running') throw conflict(`experiment ${e.key} is ${e.status}; only a running experiment can be paused`)
+    const updated = await q.updateExperiment(tx, id, { status: 'paused' })
+    await audit(tx, who, 'experiment.paused', updated)
+    return updated
+  })
+
+/** running or paused → stopped: the phase ends; nothing new is assigned, stored assignments are still served. */
+export const stopExperiment = (sql: Sql, who: Actor, id: string) =>
+  withTenant(sql, who.tenantId, async (tx) => {
+    const e = await lockExperiment(tx, id)
+    if (e.status === 'stopped') return e
+    if (e.status === 'draft') throw conflict(`experiment ${e.key} never started; delete it instead`)
+    await q.endPhase(tx, id)
+    const updated = await q.updateExperiment(tx, id, { status: 'stopped', stoppedAt: 'now' })
+    await audit(tx, who, 'experiment.stopped', updated, { phase: updated.phase })
+    return updated
+  })
+
+/** New variations or weights for a started experiment: the phase in force ends, the next one starts with them, and every unit is assigned afresh. */
+export const startNewPhase = (sql: Sql, who: Actor, id: string, body: NewPhaseBody) =>
+  withTenant(sql, who.tenantId, async (tx) => {
+    const e = await lockExperiment(tx, id)
+    if (e.status === 'draft') throw conflict(`experiment ${e.key} has not started; change its variations with PATCH`)
+    if (e.status === 'stopped') throw conflict(`experiment ${e.key} is stopped`)
+    const coverage = body.coverage ?? e.coverage
+    await q.openPhase(tx, who.tenantId, id, e.phase + 1, body.variations, coverage)
+    const updated = await q.updateExperiment(tx, id, { variations: body.variations, coverage, phase: e.phase + 1 })
+    await audit(tx, who, 'experiment.phase_started', updated, { phase: updated.phase })
+    return updated
+  })
+
+// ---------------------------------------------------------------------------------------------------------------
+// Assignment.
+
+export interface AssignInput {
+  leadId?: string
+  anonymousId?: string
+  attributes: Attributes
+  /** Who asked: 'api', 'site' (the public variant endpoint), 'flow', 'template'. */
+  source: string
+  /** Only these experiments (a bot flow's experiment nodes); all started ones when absent. */
+  experimentKeys?: readonly string[]
+}
+
+/**
+ * Every started experiment the unit takes part in, with its variation: stored assignments first (they win whatever
+ * changed since: weights, targeting, status), then, for running experiments the unit qualifies for and is bucketed
+ * into, new assignments, recorded in one statement. A lead id that is not this tenant's is a 404; a merged lead
+ * answers as its survivor. With a lead id and an anonymous id, the visitor's assignments become the lead's first.
+ */
+export async function assignInTx(tx: Tx, input: AssignInput): Promise<AssignmentView[]> {
+  let leadId: string | null = null
+  let personLeadId: string | null = null
+  let anonymousId: string | null = null
+  let attributes = input.attributes
+  if (input.leadId !== undefined) {
+    const lead = await leadTargeting(tx, input.leadId)
+    if (!lead) throw new AppError('NOT_FOUND', `lead ${input.leadId} not found`)
+    leadId = personLeadId = lead.id
+    attributes = { status: lead.status, source: lead.source, tags: lead.tags, ...input.attributes }
+    // A caller that knows both says the visitor is this lead (an identify call): analytics links them, the first link
+    // of a visitor winning (a shared device does not hand one person's visits to another).
+    if (input.anonymousId !== undefined) await linkAnonymousIds(tx, [{ anonymousId: input.anonymousId, leadId, via: 'api' }])
+    const visitors = await anonymousIdsOfLead(tx, leadId)
+    if (visitors.length > 0) await q.adoptVisitorAssignments(tx, visitors.map((a) => ({ anonymous_id: a, lead_id: leadId! })))
+    // Visitor experiments are bucketed by the visitor's id only when that visitor is this lead's.
+    anonymousId = input.anonymousId !== undefined && visitors.includes(input.anonymousId) ? input.anonymousId : null
+  } else {
+    anonymousId = input.anonymousId!
+    // A visitor known to be a lead (a form, a WhatsApp click) answers with the lead's assignments; it is not bucketed
+    // into lead experiments by a public page, though.
+    personLeadId = (await leadForAnonymous(tx, [anonymousId])).get(anonymousId) ?? null
+    if (personLeadId) await q.adoptVisitorAssignments(tx, [{ anonymous_id: anonymousId, lead_id: personLeadId }])
+  }
+
+  const candidates = await q.findCandidates(tx, { leadId: personLeadId, anonymousId })
+  const out: AssignmentView[] = []
+  const fresh: q.AssignmentInsert[] = []
+  for (const c of candidates) {
+    if (input.experimentKeys && !input.experimentKeys.includes(c.key)) continue
+    if (c.storedVariationKey !== null) {
+      out.push(view(c, c.storedVariationKey, c.storedVariationIndex!, false, c.storedAssignedAt!))
+      continue
+    }
+    if (c.status !== 'running') continue
+    const unitId = c.unit === 'lead' ? leadId : anonymousId
+    if (!unitId || !matches(c.targeting as Condition | null, attributes)) continue
+    const index = compileBucketing({
+      seed: c.seed, hashVersion: c.hashVersion, coverage: c.coverage, weights: c.variations.map((v) => v.weight),
+      namespace: c.namespace && [c.namespace.id, c.namespace.start, c.namespace.end],
+    })(unitId)
+    if (index < 0) continue
+    fresh.push({ experiment_id: c.id, phase: c.phase, unit_id: unitId, lead_id: personLeadId, anonymous_id: anonymousId, variation_key: c.variations[index]!.key, variation_index: index, source: input.source })
+  }
+  if (fresh.length === 0) return out
+  const inserted = new Map((await q.insertAssignments(tx, fresh)).map((r) => [r.experimentId, r.assignedAt]))
+  const byId = new Map(candidates.map((c) => [c.id, c]))
+  for (const f of fresh) {
+    // Not inserted: a concurrent request assigned this unit a moment ago; within a phase the hash gives it the same variation.
+    out.push(view(byId.get(f.experiment_id)!, f.variation_key, f.variation_index, inserted.has(f.experiment_id), inserted.get(f.experiment_id) ?? new Date()))
+  }
+  return out.sort((a, b) => (a.experimentKey < b.experimentKey ? -1 : 1))
+}
+
+const view = (c: q.Candidate, variationKey: string, variationIndex: number, isNew: boolean, assignedAt: Date): AssignmentView => {
+  const value = c.variations[variationIndex]?.value
+  return { experimentId: c.id, experimentKey: c.key, phase: c.phase, variationKey, variationIndex, ...(value !== undefined ? { value } : {}), isNew, assignedAt }
+}
+
+export const assign = (sql: Sql, tenantId: string, input: AssignInput) => withTenant(sql, tenantId, (tx) => assignInTx(tx, input))
+
+/**
+ * Visitors became leads (a form submission carrying the visitor's anonymousId, a click-to-WhatsApp link): their
+ * assignments now belong to the leads, set-based, inside the caller's transaction. Where a lead already held an
+ * assignment to the same phase the earliest wins and the conflict is recorded. Returns how many moved.
+ */
+export const adoptVisitorAssignments = (tx: Tx, links: readonly { anonymousId: string; leadId: string }[]) =>
+  links.length === 0 ? Promise.resolve(0) : q.adoptVisitorAssignments(tx, links.map((l) => ({ anonymous_id: l.anonymousId, lead_id: l.leadId })))
+
+export const listAssignmentConflicts = (sql: Sql, tenantId: string, id: string) =>
+  withTenant(sql, tenantId, async (tx) => {
+    if (!(await q.findExperiment(tx, id))) return null
+    return q.listConflicts(tx, id)
+  })
+
+/**
+ * A bot flow's experiment nodes: the lead's variation in each named experiment, assigning it first if need be (the
+ * first assignment wins), inside the conversation's transaction. Key → variation key, or null when not in it.
+ */
+export async function variationsForLead(tx: Tx, leadId: string, experimentKeys: readonly string[]): Promise<Record<string, string | null>> {
+  const out: Record<string, string | null> = Object.fromEntries(experimentKeys.map((k) => [k, null]))
+  if (experimentKeys.length === 0) return out
+  for (const a of await assignInTx(tx, { leadId, attributes: {}, source: 'flow', experimentKeys })) out[a.experimentKey] = a.variationKey
+  return out
+}
+
+export interface Exposure { leadId: string; experimentKey: string; variationKey: string; source: 'flow' | 'template'; at: Date }
+
+/**
+ * The variation was used (a flow's experiment node ran, a template was delivered): recorded once per unit, phase and
+ * variation in experiments.exposures, with an analytics event experiment.exposure {experimentKey, variationKey} for
+ * each new one (deduplicated by the same key), set-based, in the caller's transaction. An exposure to a variation the
+ * lead does not hold is not one. Returns how many were new.
+ */
+export async function recordExposures(tx: Tx, rows: readonly Exposure[]): Promise<number> {
+  if (rows.length === 0) return 0
+  const added = await q.insertExposures(tx, rows.map((r) => ({ lead_id: r.leadId, experiment_key: r.experimentKey, variation_key: r.variationKey, source: r.source, exposed_at: r.at.toISOString() })))
+  await recordPlatformEvents(tx, added.map((a) => ({
+    name: 'experiment.exposure', leadId: a.leadId, occurredAt: a.exposedAt, source: 'experiments',
+    properties: { experimentKey: a.experimentKey, variationKey: a.variationKey, phase: a.phase },
+    dedupeKey: `experiment:exposure:${a.experimentId}:${a.phase}:${a.unitId}:${a.variationKey}`,
+  })))
+  return added.length
+}
+
+/**
+ * Results of one phase (the one in force by default): per variation, units assigned (one per person, in its winning
+ * assignment), units exposed, and for each goal the conversions within its window, the rate, the relative uplift
+ * against the first variation (control) with its 95% interval and p-value, and the chance to beat control; the
+ * sample-ratio check of units against the weights, and how many people were exposed to more than one variation.
+ * From assignments, exposures and an indexed probe of each unit's events; null for no such experiment or phase.
+ */
+export const experimentResults = (sql: Sql, tenantId: string, id: string, phase?: number) =>
+  withTenant(sql, tenantId, async (tx) => {
+    const e = await q.findExperiment(tx, id)
+    if (!e) return null
+    const p = (await q.listPhases(tx, id)).find((x) => x.phase === (phase ?? e.phase))
+    if (!p) return null
+    const goals = e.goals as { event: string; windowHours: number }[]
+    const [units, exposures, conversions] = [
+      await q.countPhaseUnits(tx, id, p.phase),
+      await q.countExposures(tx, id, p.phase),
+      goals.length > 0 ? await countGoalConversionsFrom(tx, q.phaseUnits(tx, id, p.phase), goals) : [],
+    ]
+    const unitsOf = (key: string) => units.find((u) => u.variationKey === key)?.units ?? 0
+    const convOf = (key: string, event: string) => conversions.find((c) => c.variationKey === key && c.event === event)?.conversions ?? 0
+    const control = p.variations[0]!
+    const variations = p.variations.map((v, i) => ({
+      key: v.key,
+      weight: v.weight,
+      units: unitsOf(v.key),
+      exposed: exposures.find((x) => x.variationKey === v.key)?.exposed ?? 0,
+      goals: goals.map((g) => {
+        const own = { units: unitsOf(v.key), conversions: convOf(v.key, g.event) }
+        const base = { units: unitsOf(control.key), conversions: convOf(control.key, g.event) }
+        const test = twoProportionTest(base, own)
+        return {
+          event: g.event, windowHours: g.windowHours, conversions: own.conversions, rate: test.rate,
+          ...(i === 0 ? {} : { relativeUplift: test.relativeUplift, ci95: test.ci95, pValue: test.pValue, chanceToBeatControl: chanceToBeatControl(base, own) }),
+        }
+      }),
+    }))
+    const srm = sampleRatioMismatch(variations.map((v) => v.units), p.variations.map((v) => v.weight))
+    return {
+      experimentId: id, key: e.key, phase: p.phase, startedAt: p.startedAt, endedAt: p.endedAt, variations,
+      srm: { chiSquare: srm.chiSquare, pValue: srm.pValue, flagged: srm.flagged },
+      multipleExposures: exposures.find((x) => x.variationKey === null)?.exposed ?? 0,
+    }
+  })

@@ -1,0 +1,177 @@
+/**
+ * Experiments (issue 11), against baselines in the same run, bounded, loopback only.
+ *
+ * Part 1, bucketing: our domains/experiments/hashing against @growthbook/growthbook on the same 1,000,000 unit ids
+ * (mixed ASCII and unicode), alternating rounds. Compared: our bucketUnit (namespace, hash v2, ranges, choose) vs the
+ * SDK's own util functions doing the same steps, and vs the SDK's public runInlineExperiment (what an SDK user calls).
+ * Agreement: the variation for every id against runInlineExperiment's, which must be 100%.
+ *
+ * Part 2, POST /v1/experiments/assign with 10 running experiments (lead-unit, mixed weights, coverage, targeting and
+ * a namespace), each request a different lead of a 100,000-lead tenant (the first request of a lead assigns, a later
+ * one reads its stored assignments), against a bare Fastify route answering a fixed body, at 50 connections.
+ *
+ * Environment: BENCH_IDS (1,000,000), BENCH_ROUNDS (3), BENCH_SECONDS (10), BENCH_CONNECTIONS (50), BENCH_LEADS (100,000),
+ * BENCH_PART (1 or 2 to run one part).
+ */
+import { createRequire } from 'node:module'
+import path from 'node:path'
+import Fastify from 'fastify'
+import { GrowthBookClient, type Experiment } from '@growthbook/growthbook'
+import { parseConfig } from '../../lib/config.js'
+import { createLogger } from '../../lib/logger.js'
+import { readMigrationFiles } from '../../lib/migrate.js'
+import { bucketUnit, compileBucketing, getBucketRanges, type Namespace } from '../../domains/experiments/hashing.js'
+import { CreateExperimentBody } from '../../domains/experiments/schemas.js'
+import { createExperiment, startExperiment } from '../../domains/experiments/service.js'
+import { createTenantWithFirstKey } from '../../domains/tenancy/service.js'
+import { buildApiApp } from '../../services/api/app.js'
+import { loadTest, printComparison, startBenchDatabase } from './harness.js'
+
+const IDS = Math.min(Number(process.env.BENCH_IDS ?? 1_000_000), 5_000_000)
+const ROUNDS = Math.min(Number(process.env.BENCH_ROUNDS ?? 3), 10)
+const SECONDS = Math.min(Number(process.env.BENCH_SECONDS ?? 10), 60)
+const CONNECTIONS = Math.min(Number(process.env.BENCH_CONNECTIONS ?? 50), 500)
+const LEADS = Math.min(Number(process.env.BENCH_LEADS ?? 100_000), 2_000_000)
+const PART = process.env.BENCH_PART
+
+// ---------------------------------------------------------------------------------------------------------------
+// Part 1: bucketing.
+
+if (PART !== '2') {
+  const require = createRequire(import.meta.url)
+  const gbRoot = path.dirname(require.resolve('@growthbook/growthbook/package.json'))
+  const gb = (await import(path.join(gbRoot, 'dist/cjs/util.js'))) as {
+    hash(seed: string, value: string, version: number): number | null
+    getBucketRanges(n: number, coverage: number, weights: number[]): [number, number][]
+    chooseVariation(n: number, ranges: [number, number][]): number
+    inNamespace(id: string, ns: [string, number, number]): boolean
+  }
+  const client = new GrowthBookClient({})
+  const unicode = ['é', '中', '😀', 'ж', '🇧🇷']
+  const ids = Array.from({ length: IDS }, (_, i) => (i % 10 === 0 ? `visitor-${unicode[i % 5]}-${i}` : `${(i * 2654435761 >>> 0).toString(16)}-${i}`))
+  const seed = 'landing-hero'
+  const weights = [0.2, 0.3, 0.5]
+  const coverage = 0.9
+  const namespace: Namespace = ['checkout', 0.1, 0.85]
+  const bucketing = { seed, hashVersion: 2, coverage, weights, namespace }
+  const experiment: Experiment<number> = { key: seed, seed, variations: [0, 1, 2], weights, coverage, hashVersion: 2, namespace: [...namespace] }
+
+  let sink = 0
+  const candidates: Record<string, () => Int8Array> = {
+    'ours: compileBucketing (assign route)': () => {
+      const bucket = compileBucketing(bucketing)
+      const out = new Int8Array(ids.length)
+      for (let i = 0; i < ids.length; i++) out[i] = bucket(ids[i]!)
+      return out
+    },
+    'ours: bucketUnit': () => {
+      const ranges = getBucketRanges(3, coverage, weights)
+      const out = new Int8Array(ids.length)
+      for (let i = 0; i < ids.length; i++) out[i] = bucketUnit(bucketing, ids[i]!, ranges)
+      return out
+    },
+    'growthbook util (same steps)': () => {
+      const ranges = gb.getBucketRanges(3, coverage, weights)
+      const ns: [string, number, number] = [...namespace]
+      const out = new Int8Array(ids.length)
+      for (let i = 0; i < ids.length; i++) {
+        const id = ids[i]!
+        if (!gb.inNamespace(id, ns)) { out[i] = -1; continue }
+        const n = gb.hash(seed, id, 2)
+        out[i] = n === null ? -1 : gb.chooseVariation(n, ranges)
+      }
+      return out
+    },
+    'growthbook runInlineExperiment': () => {
+      const out = new Int8Array(ids.length)
+      for (let i = 0; i < ids.length; i++) {
+        const r = client.runInlineExperiment(experiment, { attributes: { id: ids[i] } })
+        out[i] = r.inExperiment ? r.variationId : -1
+      }
+      return out
+    },
+  }
+  const best: Record<string, number> = {}
+  const answers: Record<string, Int8Array> = {}
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [name, fn] of Object.entries(candidates)) {
+      const t = performance.now()
+      const out = fn()
+      const s = (performance.now() - t) / 1000
+      best[name] = Math.min(best[name] ?? Infinity, s)
+      answers[name] = out
+      sink += out[r] ?? 0
+    }
+  }
+  const oracle = answers['growthbook runInlineExperiment']!
+  console.log(`\nBucketing ${IDS.toLocaleString('en-US')} ids (3 variations 0.2/0.3/0.5, coverage 0.9, namespace [0.1, 0.85)), best of ${ROUNDS} rounds\n`)
+  const rows = Object.entries(best).map(([name, s]) => {
+    const agree = answers[name]!.reduce((n, v, i) => n + (v === oracle[i] ? 1 : 0), 0)
+    return [name, (IDS / s / 1e6).toFixed(2), (s * 1000).toFixed(0), `${(best['growthbook util (same steps)']! / s).toFixed(2)}×`, `${(best['growthbook runInlineExperiment']! / s).toFixed(2)}×`, `${((agree / IDS) * 100).toFixed(4)}%`]
+  })
+  const header = ['', 'M ids/s', 'ms', 'vs gb util', 'vs gb run', 'agreement']
+  console.log(header.join('  |  '))
+  for (const r of rows) console.log(r.join('  |  '))
+  const inExperiment = oracle.reduce((n, v) => n + (v >= 0 ? 1 : 0), 0)
+  console.log(`(${((inExperiment / IDS) * 100).toFixed(1)}% of ids in the experiment; checksum ${sink})`)
+  if (rows.some((r) => r[5] !== '100.0000%')) {
+    console.error('bucketing disagrees with GrowthBook')
+    process.exitCode = 1
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Part 2: POST /v1/experiments/assign.
+
+if (PART !== '1') {
+  const log = createLogger({ level: 'warn', service: 'bench' })
+  const config = parseConfig({ NODE_ENV: 'development', LOG_LEVEL: 'warn', API_RATE_LIMIT_PER_MINUTE: '100000000' })
+  const db = await startBenchDatabase({ poolMax: Number(process.env.BENCH_POOL_MAX ?? 20) })
+  try {
+    const { tenant, apiKey } = await createTenantWithFirstKey(db.sql, { name: 'Bench', slug: 'bench', defaultCountry: 'BR', timezone: 'UTC', firstKeyName: 'k' })
+    const who = { tenantId: tenant.id, actor: 'bench', requestId: null }
+    const shapes: Partial<CreateExperimentBody>[] = [
+      {}, { coverage: 0.5 }, { targeting: { attribute: 'country', op: 'eq', value: 'BR' } },
+      { targeting: { or: [{ attribute: 'tags', op: 'eq', value: 'vip' }, { attribute: 'source', op: 'in', value: ['import', 'web_form'] }] } },
+      { namespace: { id: 'greeting', start: 0, end: 0.5 } }, { namespace: { id: 'greeting', start: 0.5, end: 1 } },
+      { variations: [{ key: 'a', weight: 0.2 }, { key: 'b', weight: 0.3 }, { key: 'c', weight: 0.5 }] },
+      { variations: [{ key: 'a', weight: 0.25, value: 'Oi!' }, { key: 'b', weight: 0.25, value: 'Olá!' }, { key: 'c', weight: 0.25, value: 'Bom dia!' }, { key: 'd', weight: 0.25, value: 'E aí?' }] },
+      { targeting: { not: { attribute: 'status', op: 'eq', value: 'lost' } } }, { coverage: 0.8, targeting: { attribute: 'custom.visits', op: 'gt', value: 2 } },
+    ]
+    for (const [i, shape] of shapes.entries()) {
+      const e = await createExperiment(db.sql, who, CreateExperimentBody.parse({ key: `bench-${i}`, name: `Bench ${i}`, variations: [{ key: 'control', weight: 0.5 }, { key: 'treatment', weight: 0.5 }], ...shape }))
+      await startExperiment(db.sql, who, e.id)
+    }
+    await db.owner.begin(async (tx) => {
+      await tx`select set_config('app.tenant_id', ${tenant.id}, true)`
+      await tx`insert into marketing.leads (tenant_id, email, source, tags) select ${tenant.id}, 'bench' || i || '@example.org', 'import', case when i % 7 = 0 then '{vip}'::text[] else '{}' end from generate_series(1, ${LEADS}::int) i`
+    })
+    await db.owner`analyze marketing.leads`
+    const leadIds = (await db.owner<{ id: string }[]>`select id from marketing.leads where tenant_id = ${tenant.id}`).map((r) => r.id)
+    console.log(`\n${LEADS.toLocaleString('en-US')} leads, 10 running experiments`)
+
+    const ours = await buildApiApp({ config, sql: db.sql, log, migrations: await readMigrationFiles() })
+    const bare = Fastify()
+    const fixed = JSON.stringify({ assignments: Array.from({ length: 8 }, (_, i) => ({ experimentId: '00000000-0000-4000-8000-000000000000', experimentKey: `bench-${i}`, phase: 1, variationKey: 'control', variationIndex: 0, isNew: false, assignedAt: new Date().toISOString() })) })
+    bare.post('/v1/experiments/assign', async (_req, reply) => reply.type('application/json').send(fixed))
+    const bareUrl = `${await bare.listen({ host: '127.0.0.1', port: 0 })}/v1/experiments/assign`
+    const oursUrl = `${await ours.listen({ host: '127.0.0.1', port: 0 })}/v1/experiments/assign`
+    let next = 0
+    const request = () => ({ body: JSON.stringify({ leadId: leadIds[next++ % leadIds.length], attributes: { country: next % 3 === 0 ? 'MX' : 'BR', visits: next % 5 } }) })
+    const headers = { 'content-type': 'application/json', authorization: `Bearer ${apiKey.key}` }
+    // Warm both (connections, JIT, plans), then measure.
+    await loadTest({ name: 'warm', url: oursUrl, headers, connections: 10, durationSeconds: 2, setupRequest: request })
+    const results = [
+      await loadTest({ name: 'bare route', url: bareUrl, headers, connections: CONNECTIONS, durationSeconds: SECONDS, setupRequest: request }),
+      await loadTest({ name: 'POST /v1/experiments/assign', url: oursUrl, headers, connections: CONNECTIONS, durationSeconds: SECONDS, setupRequest: request }),
+    ]
+    const [stored] = await db.owner<{ n: number; leads: number }[]>`select count(*)::int as n, count(distinct lead_id)::int as leads from experiments.assignments`
+    console.log(`\n${CONNECTIONS} connections, ${SECONDS} s each; ${stored!.n.toLocaleString('en-US')} assignments stored for ${stored!.leads.toLocaleString('en-US')} leads (a lead's first request assigns, later ones read)\n`)
+    printComparison(results, ['bare route'])
+    const assign = results[1]!
+    console.log(`\np99 ${assign.p99Ms.toFixed(1)} ms (target ≤ 10 ms); ${assign.non2xx + assign.errors} failed`)
+    await Promise.all([ours.close(), bare.close()])
+  } finally {
+    await db.close()
+  }
+}
