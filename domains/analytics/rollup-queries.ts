@@ -90,6 +90,12 @@ export const daysOfBuckets = (tx: Tx, buckets: Date[], tz: string) =>
           lateral (values ((b at time zone ${tz})::date), (((b + interval '5 minutes' - interval '1 microsecond') at time zone ${tz})::date)) v(d)
          order by 1`.then((r) => r.map((x) => x.day))
 
+/** The days (tenant timezone) of the tenant's closed buckets still marked dirty: the next batches will rebuild them. */
+export const daysStillDirty = (tx: Tx, now: Date, tz: string) =>
+  tx<{ day: string }[]>`
+    select distinct ((bucket_start at time zone ${tz})::date)::text as day from analytics.rollup_dirty
+     where tenant_id = core.current_tenant_id() and bucket_start <= ${now}::timestamptz - interval '5 minutes'`.then((r) => r.map((x) => x.day))
+
 /**
  * Unique subjects of the buckets' events, added to their days: exact for buckets whose rows were only added to (the
  * set of a day's subjects only grows, and adding a subject twice is adding it once).
