@@ -281,3 +281,18 @@ export async function mergeDailyUniques(tx: Tx, survivorId: string, mergedId: st
     on conflict do nothing`
   await tx`delete from analytics.daily_uniques where tenant_id = core.current_tenant_id() and lead_id = ${mergedId}`
 }
+
+/**
+ * Retention after whole day partitions of raw were dropped (which fires no trigger): up to `limit` of the tenant's
+ * rollup rows from before `before` go too, so the rollups keep what raw keeps. `table` says which.
+ */
+export const deleteRollupsBefore = (tx: Tx, table: 'event_aggregations' | 'daily_uniques' | 'metrics', before: Date, limit: number) => {
+  const where = table === 'event_aggregations'
+    ? tx`bucket_start < ${before}`
+    // A day goes once it lies wholly before the cut in the tenant's timezone.
+    : tx`day < ((${before}::timestamptz at time zone (select timezone from core.tenants where id = core.current_tenant_id()))::date)`
+  return tx`
+    delete from ${tx('analytics')}.${tx(table)} r using (
+      select ctid from ${tx('analytics')}.${tx(table)} where tenant_id = core.current_tenant_id() and ${where} limit ${limit}) old
+     where r.ctid = old.ctid`.then((r) => r.count)
+}
