@@ -249,12 +249,14 @@ export const readWatermark = (tx: Tx, now: Date) =>
 
 export interface BucketCounts { bucketStart: Date; raw: number; rolledUp: number; dirty: boolean }
 
-/** Per bucket of [from, to) with events in either: raw count, rolled-up count, and whether a mark says it is dirty. */
+/** Per bucket starting in [bucket of from, to) with events in either: raw count, rolled-up count, and whether a mark says it is dirty. */
 export const bucketCounts = (tx: Tx, from: Date, to: Date) =>
   tx<BucketCounts[]>`
     with raw as (
       select analytics.bucket_of(occurred_at) as bucket_start, count(*)::bigint as n from analytics.events
-       where tenant_id = core.current_tenant_id() and occurred_at >= analytics.bucket_of(${from}) and occurred_at < ${to}
+       -- Whole buckets: those starting in [from, to), so an unaligned "to" cannot cut a bucket in two.
+       where tenant_id = core.current_tenant_id() and occurred_at >= analytics.bucket_of(${from})
+         and occurred_at < analytics.bucket_of(${to}::timestamptz - interval '1 microsecond') + interval '5 minutes'
        group by 1
     ), rolled as (
       select bucket_start, sum(events)::bigint as n from analytics.event_aggregations

@@ -59,6 +59,8 @@ describe('rollups: rebuilt from raw for every dirty bucket', () => {
       { bucketStart: at(5), name: 'whatsapp.message_sent', source: '', channel: '', device: '', producer: 'whatsapp', formId: '', template: 'welcome', experiment: '', variant: '', events: '1' },
     ])
     expect(await asTenant(tenant, (tx) => reconcile(tx, { from: at(0), to: at(10), now: at(10) }))).toMatchObject({ buckets: 2, raw: 5, rolledUp: 5, difference: 0, mismatches: [] })
+    // A range ending inside a bucket takes the whole bucket, raw and rolled up alike.
+    expect(await asTenant(tenant, (tx) => reconcile(tx, { from: at(2), to: at(5, 30), now: at(10) }))).toMatchObject({ buckets: 2, raw: 5, rolledUp: 5, difference: 0 })
     // Another tenant's roll-up saw none of it.
     expect(await aggregations(other)).toEqual([])
   })
