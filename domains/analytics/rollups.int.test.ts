@@ -5,7 +5,7 @@ import { useTestDatabase } from '../../test/db.js'
 import { makeTenant, type TestTenant } from '../../test/factories/tenants.js'
 import { mergeLeadInto } from '../marketing/leads/service.js'
 import { deleteRollupsBefore } from './rollup-queries.js'
-import { reconcile, readWatermark, rollUp } from './rollups.js'
+import { reconcile, readWatermark, rollUp, RollUpFailed } from './rollups.js'
 import { recordEvents, type EventRow } from './service.js'
 
 const T0 = new Date('2026-11-30T10:00:00.000Z')
@@ -176,5 +176,24 @@ describe('rollups: rebuilt from raw for every dirty bucket', () => {
     const days = await db.current.owner<{ day: string }[]>`
       select day::text from analytics.daily_uniques where tenant_id = ${t.id} union all select day::text from analytics.metrics where tenant_id = ${t.id}`
     expect(days.map((d) => d.day)).toEqual(['2026-12-01', '2026-12-01'])
+  })
+
+  it("rolls up the other tenants when one tenant's roll-up fails, keeps that one's marks, and fails the run", async () => {
+    const broken = await makeTenant(db.current.sql)
+    const fine = await makeTenant(db.current.sql)
+    await record(broken, [{ name: 'page', occurredAt: at(1) }])
+    await record(fine, [{ name: 'page', occurredAt: at(1) }])
+    // A timezone PostgreSQL does not know makes every day computation of that tenant fail.
+    await db.current.owner`update core.tenants set timezone = 'Nowhere/Atlantis' where id = ${broken.id}`
+    const run = rollUp(db.current.sql, { now: LATER })
+    await expect(run).rejects.toBeInstanceOf(RollUpFailed)
+    await expect(run).rejects.toMatchObject({ failures: [{ tenantId: broken.id }] })
+    expect(await totals(fine)).toEqual([{ bucketStart: at(0), events: 1 }])
+    expect(await totals(broken)).toEqual([])
+    const [marks] = await db.current.owner<{ n: number }[]>`select count(*)::int as n from analytics.rollup_dirty where tenant_id = ${broken.id}`
+    expect(marks!.n).toBe(1)
+    await db.current.owner`update core.tenants set timezone = 'UTC' where id = ${broken.id}`
+    await rollUp(db.current.sql, { now: LATER })
+    expect(await totals(broken)).toEqual([{ bucketStart: at(0), events: 1 }])
   })
 })

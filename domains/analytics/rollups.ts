@@ -103,18 +103,37 @@ export async function rollUp(sql: Sql, options: RollUpOptions = {}): Promise<Rol
     return result
   }
   const seen = new Set<string>()
+  const failed: { tenantId: string; err: unknown }[] = []
+  const finish = () => {
+    // One tenant's failure (a lead deleted under the rebuild, an outage) must not hold the others back: they were
+    // rolled up; the failed ones keep their marks (their transaction rolled back) and the job fails to be retried.
+    if (failed.length > 0) throw new RollUpFailed(failed, result)
+    return result
+  }
   for (;;) {
     // Each pass takes the tenants whose oldest dirty bucket is oldest; a tenant finished (or busy) is not taken again.
     const page = (await q.dirtyTenants(sql, now, TENANTS_PER_PAGE + seen.size)).filter((t) => !seen.has(t.tenantId))
-    if (page.length === 0) return result
+    if (page.length === 0) return finish()
     for (const t of page) {
       if (Date.now() >= deadline) {
         result.incomplete = true
-        return result
+        return finish()
       }
       seen.add(t.tenantId)
-      await visit(t.tenantId)
+      try {
+        await visit(t.tenantId)
+      } catch (err) {
+        failed.push({ tenantId: t.tenantId, err })
+      }
     }
+  }
+}
+
+/** Some tenants' roll-up failed (the others' committed). Names tenant ids only; `cause` is the first error. */
+export class RollUpFailed extends Error {
+  constructor(readonly failures: { tenantId: string; err: unknown }[], readonly result: RollUpResult) {
+    super(`analytics roll-up failed for ${failures.length} tenant(s): ${failures.slice(0, 5).map((f) => f.tenantId).join(', ')}`, { cause: failures[0]?.err })
+    this.name = 'RollUpFailed'
   }
 }
 
