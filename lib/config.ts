@@ -110,8 +110,20 @@ export const ConfigSchema = z.object({
   REDIS_URL: optionalUrl,
   POSTHOG_API_KEY: optionalString,
   POSTHOG_HOST: optionalUrl,
+  // Feature flags: the Unleash client API (e.g. https://unleash.example.com/api) and a client token. Unset: every flag
+  // takes its default from lib/feature-flags.ts (or UNLEASH_BOOTSTRAP_FILE), and `npm start` runs the local emulator.
   UNLEASH_URL: optionalUrl,
   UNLEASH_API_TOKEN: optionalString,
+  UNLEASH_APP_NAME: z.string().min(1).max(100).default('wa-leads-platform'),
+  // How often the toggles are fetched again; between fetches, and while Unleash is unreachable, the last known ones
+  // are used (kept on disk in UNLEASH_BACKUP_DIR, the OS temp folder by default, so a restart has them too).
+  UNLEASH_REFRESH_INTERVAL_MS: z.coerce.number().int().min(1000).max(3_600_000).default(15_000),
+  UNLEASH_BACKUP_DIR: optionalString,
+  // A JSON file of toggles in Unleash's client format ({ "features": [...] }), used until the first fetch succeeds.
+  UNLEASH_BOOTSTRAP_FILE: optionalString,
+  // `npm start` runs the local Unleash emulator on this port when UNLEASH_URL is unset (development only); 0 = any
+  // free port (only the API in the same process talks to it).
+  UNLEASH_EMULATOR_PORT: port(0),
 })
 
 export type Config = z.infer<typeof ConfigSchema>

@@ -12,6 +12,8 @@ import { buildApiApp } from './api/app.js'
 import { buildWebhooksApp } from './webhooks/app.js'
 import { startWorker } from './workers/worker.js'
 import { startWhatsAppEmulator } from '../ops/emulators/whatsapp-cloud-api.js'
+import { DEMO_TOGGLES, DEMO_UNLEASH_TOKEN, startUnleashEmulator } from '../ops/emulators/unleash.js'
+import { FeatureFlags } from '../lib/feature-flags.js'
 
 const config = loadConfigOrExit()
 const log = createLogger({ level: config.LOG_LEVEL, service: 'platform' })
@@ -23,8 +25,15 @@ let shuttingDown = false
 const isShuttingDown = () => shuttingDown
 const common = { config, sql: platform.sql, migrations: platform.migrations, redis, isShuttingDown }
 
+// No Unleash configured (development): a local Unleash emulator serves the demo toggles, so flags go through the
+// real client over HTTP (GET /v1/flags shows them).
+const unleash = !config.UNLEASH_URL && config.NODE_ENV !== 'production'
+  ? await startUnleashEmulator({ port: config.UNLEASH_EMULATOR_PORT, tokens: [DEMO_UNLEASH_TOKEN], features: DEMO_TOGGLES })
+  : null
+const flags = FeatureFlags.fromConfig(unleash ? { ...config, UNLEASH_URL: unleash.apiUrl, UNLEASH_API_TOKEN: DEMO_UNLEASH_TOKEN } : config, log.child({ service: 'flags' }))
+
 const webhooks = await buildWebhooksApp({ ...common, log: log.child({ service: 'webhooks' }) })
-const api = await buildApiApp({ ...common, log: log.child({ service: 'api' }) })
+const api = await buildApiApp({ ...common, flags, log: log.child({ service: 'api' }) })
 const webhooksUrl = await webhooks.listen({ host: config.HOST, port: config.WEBHOOKS_PORT })
 const apiUrl = await api.listen({ host: config.HOST, port: config.API_PORT })
 // No Graph API configured (development): a local WhatsApp Cloud API emulator answers the sends and posts signed
@@ -47,6 +56,7 @@ shutdown.run([
     await started?.stop()
   }],
   ['emulator', async () => emulator?.stop()],
+  ['flags', async () => { await flags.close(); await unleash?.stop() }],
   ['redis', async () => redis?.quit()],
   ['database', () => platform.close()],
 ])
@@ -63,6 +73,7 @@ process.stdout.write(
     emulator
       ? `  whatsapp   Cloud API emulator ${emulator.url} (sends land here; statuses go to the webhooks). Play a lead:\n             npm run play-lead   (reads the same HOST, ports and META_APP_SECRET as this process)`
       : `  whatsapp   Graph API at ${config.GRAPH_API_BASE_URL ?? 'https://graph.facebook.com'}`,
+    `  flags      ${unleash ? `Unleash emulator ${unleash.url} (demo toggles; GET /v1/flags)` : `Unleash at ${config.UNLEASH_URL ?? '(not configured: catalog defaults)'}`}`,
     `  database   ${db}`,
     `  readiness  ${apiUrl}/readyz  ${webhooksUrl}/readyz`,
     '  demo key   see README ("Demo tenant"); Ctrl-C stops everything',

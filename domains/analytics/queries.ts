@@ -226,3 +226,29 @@ export const deleteInboxEvents = (tx: Tx, ids: string[]) =>
 
 export const parkInboxEvent = (tx: Tx, id: string, error: string) =>
   tx`update analytics.event_inbox set status = 'parked', attempts = attempts + 1, last_error = ${error} where id = ${id}`
+
+export interface ParkedEventRow { id: string; name: string; type: string; occurredAt: Date; receivedAt: Date; source: string; attempts: number; lastError: string | null }
+
+/** Parked events for an operator, newest first: what they are and why they failed (never their properties). */
+export const listParkedEvents = (tx: Tx, query: { limit: number; beforeReceivedAt: Date | null }) =>
+  tx<ParkedEventRow[]>`
+    select id, name, type, occurred_at, received_at, source, attempts, last_error
+      from analytics.event_inbox
+     where status = 'parked' ${query.beforeReceivedAt ? tx`and received_at < ${query.beforeReceivedAt}` : tx``}
+     order by received_at desc, id desc
+     limit ${query.limit}`
+
+/**
+ * A parked event back to 'received' with its job, in one statement (the job commits with the change or neither
+ * does). Processing dedupes by `evt:<id>`, so replaying an event twice still records it once. The task name is
+ * schemas.ts PROCESS_EVENTS_TASK.
+ */
+export const replayParkedEvent = (tx: Tx, tenantId: string, id: string) =>
+  tx<{ id: string }[]>`
+    with replayed as (
+      update analytics.event_inbox set status = 'received', last_error = null
+       where id = ${id} and status = 'parked'
+      returning id
+    )
+    select r.id, graphile_worker.add_job('analytics__process_events', json_build_object('tenantId', ${tenantId}::text, 'eventIds', array[r.id])) is not null as queued
+      from replayed r`.then((r) => r.length > 0)

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto'
+import { z } from 'zod'
 import { type Sql, type Tx, withTenant } from '../../lib/db.js'
 import { AppError, isAppError } from '../../lib/errors.js'
 import { GroupCommit, type GroupCommitOptions } from '../../lib/group-commit.js'
+import { decodeCursor, encodeCursor } from '../../lib/pagination.js'
 import { leadPhones } from '../marketing/leads/service.js'
 import { insertAuditEntry } from '../tenancy/queries.js'
 import { enrichEvent } from './enrichment/enrich.js'
@@ -293,6 +295,23 @@ export async function processEvents(sql: Sql, tenantId: string, ids: string[], i
   for (let i = 0; i < ids.length; i += MOVE_BATCH) await moveOrRetryAlone(sql, tenantId, ids.slice(i, i + MOVE_BATCH), isUnavailable, result)
   return result
 }
+
+/** Parked client events (they failed alone, after their batch failed), newest first, a page at a time. */
+export async function listParkedEvents(sql: Sql, tenantId: string, query: { limit: number; cursor?: string }) {
+  const before = query.cursor ? decodeCursor(query.cursor, z.object({ receivedAt: z.coerce.date() })).receivedAt : null
+  const rows = await withTenant(sql, tenantId, (tx) => q.listParkedEvents(tx, { limit: query.limit + 1, beforeReceivedAt: before }))
+  const page = rows.slice(0, query.limit)
+  const last = page.at(-1)
+  return { data: page, nextCursor: rows.length > query.limit && last ? encodeCursor({ receivedAt: last.receivedAt.toISOString() }) : null }
+}
+
+/** Queues a parked event again (after fixing what made it fail); recorded in the audit log. False when not parked. */
+export const replayParkedEvent = (sql: Sql, who: SiteKeyActor, eventId: string): Promise<boolean> =>
+  withTenant(sql, who.tenantId, async (tx) => {
+    const queued = await q.replayParkedEvent(tx, who.tenantId, eventId)
+    if (queued) await insertAuditEntry(tx, { tenantId: who.tenantId, actor: who.actor, action: 'analytics_event.replayed', targetType: 'analytics_event', targetId: eventId, requestId: who.requestId ?? undefined })
+    return queued
+  })
 
 /** Events moved per transaction: one intake request's worth. */
 const MOVE_BATCH = 1000

@@ -29,6 +29,9 @@ import privacyExportRoutes from './modules/privacy/export-routes.js'
 import privacyRetentionRoutes from './modules/privacy/retention-routes.js'
 import privacyErasureRoutes from './modules/privacy/erasure-routes.js'
 import siteKeyRoutes from './modules/site-keys/routes.js'
+import analyticsInboxRoutes from './modules/analytics-inbox/routes.js'
+import flagRoutes from './modules/flags/routes.js'
+import { FeatureFlags } from '../../lib/feature-flags.js'
 
 export interface ApiDeps {
   config: Config
@@ -39,13 +42,18 @@ export interface ApiDeps {
   isShuttingDown?: () => boolean
   /** Seals tenants' secrets (Meta tokens, app secrets); from SECRETS_KEY unless given. */
   secrets: SecretBox
+  /** Feature flags (Unleash when configured, the catalog's defaults otherwise); from the config unless given. */
+  flags: FeatureFlags
 }
 
 /** Builds the API service without listening: tests drive it with app.inject(), main.ts listens. */
-export async function buildApiApp(input: Omit<ApiDeps, 'secrets'> & { secrets?: SecretBox }): Promise<App> {
-  const deps: ApiDeps = { ...input, secrets: input.secrets ?? SecretBox.fromConfig(input.config.SECRETS_KEY) }
+export async function buildApiApp(input: Omit<ApiDeps, 'secrets' | 'flags'> & { secrets?: SecretBox; flags?: FeatureFlags }): Promise<App> {
+  const ownFlags = input.flags ? null : FeatureFlags.fromConfig(input.config, input.log)
+  const deps: ApiDeps = { ...input, secrets: input.secrets ?? SecretBox.fromConfig(input.config.SECRETS_KEY), flags: input.flags ?? ownFlags! }
   const { config } = deps
   const app = createHttpServer({ logger: deps.log, bodyLimit: config.BODY_LIMIT_BYTES, trustProxy: config.TRUST_PROXY, timeouts: config })
+  // Flags this app made are its to stop (polling, last metrics); flags handed in belong to the caller.
+  if (ownFlags) app.addHook('onClose', async () => ownFlags.close())
   registerMetrics(app, { service: 'api', config })
 
   await app.register(rateLimit, {
@@ -99,6 +107,8 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets'> & { secrets?: 
     ['/v1/privacy/retention', privacyRetentionRoutes],
     ['/v1/privacy', privacyErasureRoutes],
     ['/v1/site-keys', siteKeyRoutes],
+    ['/v1/analytics/inbox', analyticsInboxRoutes],
+    ['/v1/flags', flagRoutes],
   ] as const
   for (const [prefix, plugin] of modules) {
     await app.register(async (scope) => plugin(scope as unknown as App, deps), { prefix })

@@ -68,3 +68,23 @@ describe('parseUserAgent', () => {
     expect(parseUserAgent('SomethingNew/1.0').device).toBe('bot')
   })
 })
+
+describe('the parsed user-agent cache', () => {
+  it('answers a repeated user agent exactly as the first parse did, with a frozen answer no caller can change', () => {
+    const ua = 'Mozilla/5.0 (Linux; Android 13; SM-S911B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/23.0 Chrome/115.0.0.0 Mobile Safari/537.36'
+    const first = parseUserAgent(ua)
+    const again = parseUserAgent(ua)
+    expect(again).toEqual(first)
+    expect(again).toMatchObject({ browser: { name: 'Samsung Internet' }, os: { name: 'Android' }, device: 'mobile', isBot: false })
+    expect(Object.isFrozen(again) && Object.isFrozen(again.browser) && Object.isFrozen(again.os)).toBe(true)
+  })
+
+  it('keeps answering correctly after more distinct user agents than it holds have pushed the first one out', () => {
+    const ua = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)'
+    expect(parseUserAgent(ua)).toMatchObject({ device: 'bot', isBot: true })
+    for (let i = 0; i < 2500; i++) parseUserAgent(`Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.${i}.0 Safari/537.36`)
+    expect(parseUserAgent(ua)).toMatchObject({ device: 'bot', isBot: true })
+    expect(parseUserAgent('Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.7.0 Safari/537.36'))
+      .toMatchObject({ browser: { name: 'Chrome', version: '120.0.7.0' }, device: 'desktop' })
+  })
+})

@@ -408,6 +408,12 @@ export async function listLeadsPage(sql: Sql, tenantId: string, query: LeadFilte
   return withTenant(sql, tenantId, async (tx) => page(await q.listLeads(tx, await resolveFilter(tx, query), query.limit, after), query.limit))
 }
 
+/** The lead a per-lead decision is made for: the lead itself, or its survivor once merged; null when not this tenant's. */
+export async function liveLeadIdOf(sql: Sql, tenantId: string, leadId: string): Promise<string | null> {
+  const lead = await withTenant(sql, tenantId, (tx) => q.findLead(tx, leadId))
+  return lead ? (lead.mergedInto ?? lead.id) : null
+}
+
 export async function getLeadDetail(sql: Sql, tenantId: string, leadId: string) {
   return withTenant(sql, tenantId, async (tx) => {
     const lead = await q.findLead(tx, leadId)

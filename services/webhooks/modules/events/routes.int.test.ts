@@ -165,6 +165,23 @@ describe('POST /v1/events: event intake', () => {
       expect(await eventsOf(tenant, `event_id = '${e.id}' and source = 'site'`)).toBe(1)
     })
 
+    it('accepts the text/plain JSON body navigator.sendBeacon posts (no preflight), and refuses other types (415) or bad JSON (400)', async () => {
+      const e = pageView()
+      const beacon = (payload: string, contentType = 'text/plain;charset=UTF-8') => app.inject({
+        method: 'POST', url: `/v1/events?siteKey=${siteKey.publicKey}`, headers: { origin: ORIGIN, 'content-type': contentType }, payload,
+      })
+      const res = await beacon(JSON.stringify({ events: [e] }))
+      expect(res.statusCode).toBe(202)
+      expect(res.json()).toEqual({ accepted: 1, duplicates: 0 })
+      const before = await inboxOf(tenant)
+      expect((await beacon('{"events": [', 'text/plain')).statusCode).toBe(400)
+      expect((await beacon(JSON.stringify({ events: [pageView()] }), 'application/xml')).statusCode).toBe(415)
+      expect((await beacon('{"__proto__": {"x": 1}, "events": []}')).statusCode).toBe(400)
+      expect(await inboxOf(tenant)).toBe(before)
+      await drainJobs(db.current)
+      expect(await eventsOf(tenant, `event_id = '${e.id}'`)).toBe(1)
+    })
+
     it('refuses another origin (403) and an unknown site key (404), preflight or not, storing nothing', async () => {
       const before = await inboxOf(tenant)
       expect((await fromSite([pageView()], { origin: 'https://evil.example' })).statusCode).toBe(403)

@@ -94,6 +94,10 @@ export default async function eventIntakeRoutes(app: App, deps: WebhooksDeps) {
     }),
   })
 
+  // navigator.sendBeacon (the one way to send on page unload) can only post text/plain without a preflight: the body
+  // is the same JSON, parsed by Fastify's own parser (prototype-poisoning checks included), scoped to this route.
+  app.addContentTypeParser('text/plain', { parseAs: 'string', bodyLimit: config.EVENTS_BODY_LIMIT_BYTES }, app.getDefaultJsonParser('error', 'error'))
+
   app.post('/', {
     config: { access: 'public' },
     bodyLimit: config.EVENTS_BODY_LIMIT_BYTES,
