@@ -7,6 +7,7 @@ import { findCurrentTenant, insertAuditEntry } from '../../tenancy/queries.js'
 import { adoptMergedLeadConversations } from '../../conversations/queries.js'
 import { adoptMergedLeadAssignments } from '../../experiments/queries.js'
 import { leadCreated, leadMerged, leadStatusChanged, recordPlatformEvents } from '../../analytics/platform-events.js'
+import { mergeDailyUniques } from '../../analytics/rollup-queries.js'
 import { normalizeEmail } from './identity/email.js'
 import { type CountryCode, normalizePhone, phoneMatchKey } from './identity/phone.js'
 import { CSV_HEADER, leadCsvRow } from './csv.js'
@@ -123,6 +124,8 @@ export const MERGE_RULES: Readonly<Record<string, (tx: Tx, survivorId: string, m
   adoptConversations: (tx, survivorId, mergedId) => adoptMergedLeadConversations(tx, survivorId, mergedId),
   /** The merged lead's experiment assignments move; where both were assigned to a phase the earliest wins, the clash is recorded (experiments/queries.ts). */
   adoptAssignments: (tx, survivorId, mergedId) => adoptMergedLeadAssignments(tx, survivorId, mergedId),
+  /** The merged lead's unique-lead days become the survivor's, a day both have collapsing to one (analytics/rollup-queries.ts). */
+  combineDailyUniques: (tx, survivorId, mergedId) => mergeDailyUniques(tx, survivorId, mergedId),
 }
 
 const combineRules = LEAD_REFERENCES.flatMap((ref) => (ref.merge.kind === 'combine' ? [{ table: ref.table, rule: ref.merge.rule }] : []))

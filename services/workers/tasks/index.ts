@@ -3,6 +3,7 @@ import { forwardPosthogTask } from './analytics__forward_posthog.js'
 import { createPartitionsTask } from './analytics__create_partitions.js'
 import { linkAnonymousTask } from './analytics__link_anonymous.js'
 import { processEventsTask } from './analytics__process_events.js'
+import { rollUpTask } from './analytics__roll_up.js'
 import { flowTimerTask } from './conversations__flow_timer.js'
 import { runBotTask } from './conversations__run_bot.js'
 import { processSubmissionTask } from './marketing__process_submission.js'
@@ -39,6 +40,7 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     privacy__erase_subject: eraseSubjectTask(deps),
     analytics__process_events: processEventsTask(deps),
     analytics__forward_posthog: forwardPosthogTask(deps),
+    analytics__roll_up: rollUpTask(deps),
     analytics__create_partitions: createPartitionsTask(deps),
     analytics__link_anonymous: linkAnonymousTask(deps),
     onboarding__check_inactivity: checkInactivityTask(deps),
