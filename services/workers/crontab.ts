@@ -11,4 +11,7 @@ export const crontab: string[] = [
   // Nightly at 03:23 UTC (quiet hours, off the hour): each tenant's retention periods (analytics events, messages,
   // interactions, expired exports), in bounded batches within PRIVACY_RETENTION_BUDGET_SECONDS.
   '23 3 * * * privacy__apply_retention ?id=apply_retention&max=1',
+  // Every minute, after the 5-minute rollups it sums: the query API's day level, so the dashboard's 30-day queries
+  // read days instead of buckets. A day not rebuilt yet is read from its buckets meanwhile (slower, still exact).
+  '* * * * * analytics__roll_up_days ?id=roll_up_days&max=1',
 ]

@@ -5,6 +5,7 @@ import { makeApiKey, makeTenant, type TestTenant } from '../../../../test/factor
 import { withTenant } from '../../../../lib/db.js'
 import type { App } from '../../../../lib/http/create-server.js'
 import { rollUp } from '../../../../domains/analytics/rollups.js'
+import { rollUpDays } from '../../../../domains/analytics/query/days.js'
 import { recordEvents, type EventRow } from '../../../../domains/analytics/service.js'
 
 const DAY = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10)
@@ -52,6 +53,7 @@ describe('analytics query API', () => {
       ev('lead.converted', '13:00', { leadId: l1 }),
     ]))
     await rollUp(db.current.sql, { tenantId: tenant.id })
+    await rollUpDays(db.current.sql, { tenantId: tenant.id })
   })
   afterAll(() => app.close())
 
