@@ -275,11 +275,20 @@ export interface RollupState {
   staleDays: { day: string; dayStart: Date; dayEnd: Date }[]
 }
 
-/** The tenant's watermark and the buckets marked dirty in [from, to), with their days in `tz`; one statement. */
-export const readRollupState = (tx: Tx, tenantId: string, tz: string, from: Date, to: Date) =>
-  tx<{ watermark: Date | null; watermarkDay: string | null; watermarkDayStart: Date | null; dirty: { bucket: string; day: string; dayStart: string; dayEnd: string }[]; staleDays: { day: string; dayStart: string; dayEnd: string }[] }[]>`
-    with w as (select watermark from analytics.rollup_state where tenant_id = ${tenantId})
-    select (select watermark from w) as watermark,
+/**
+ * In one statement: the bounds (dates of the zone, or ISO instants) as instants, as PostgreSQL reads the zone (the
+ * same instants its `at time zone` groups by); the tenant's watermark and its day in `tz`; the buckets marked dirty
+ * and the days waiting for the day level between the first and the last bound, with their days' starts and ends.
+ */
+export const readRollupState = (tx: Tx, tenantId: string, tz: string, bounds: string[]) =>
+  tx<{ instants: string[]; watermark: Date | null; watermarkDay: string | null; watermarkDayStart: Date | null; dirty: { bucket: string; day: string; dayStart: string; dayEnd: string }[]; staleDays: { day: string; dayStart: string; dayEnd: string }[] }[]>`
+    with b as (
+      select i, case when length(v) = 10 then (v::date::timestamp at time zone ${tz}) else v::timestamptz end as at
+        from unnest(${bounds}::text[]) with ordinality as t(v, i)
+    ), span as (select min(at) as lo, max(at) as hi from b),
+    w as (select watermark from analytics.rollup_state where tenant_id = ${tenantId})
+    select (select json_agg(at order by i) from b) as instants,
+           (select watermark from w) as watermark,
            (select to_char((watermark at time zone ${tz})::date, 'YYYY-MM-DD') from w) as watermark_day,
            (select ((watermark at time zone ${tz})::date::timestamp at time zone ${tz}) from w) as watermark_day_start,
            coalesce((select json_agg(json_build_object(
@@ -287,16 +296,17 @@ export const readRollupState = (tx: Tx, tenantId: string, tz: string, from: Date
                        'day', to_char((d.bucket_start at time zone ${tz})::date, 'YYYY-MM-DD'),
                        'dayStart', ((d.bucket_start at time zone ${tz})::date::timestamp at time zone ${tz}),
                        'dayEnd', (((d.bucket_start at time zone ${tz})::date + 1)::timestamp at time zone ${tz})) order by d.bucket_start)
-                       from analytics.rollup_dirty d
-                      where d.tenant_id = ${tenantId} and d.bucket_start >= ${from} and d.bucket_start < ${to}), '[]') as dirty,
+                       from (select distinct bucket_start from analytics.rollup_dirty, span
+                              where tenant_id = ${tenantId} and bucket_start >= span.lo and bucket_start < span.hi) d), '[]') as dirty,
            coalesce((select json_agg(json_build_object(
                        'day', to_char(s.day, 'YYYY-MM-DD'),
                        'dayStart', (s.day::timestamp at time zone ${tz}),
                        'dayEnd', ((s.day + 1)::timestamp at time zone ${tz})) order by s.day)
-                       from (select distinct day from analytics.daily_aggregations_dirty
-                              where tenant_id = ${tenantId} and day >= (${from}::timestamptz at time zone ${tz})::date
-                                and day <= (${to}::timestamptz at time zone ${tz})::date) s), '[]') as stale_days`
-    .then(([r]): RollupState => ({
+                       from (select distinct day from analytics.daily_aggregations_dirty, span
+                              where tenant_id = ${tenantId} and day >= (span.lo at time zone ${tz})::date
+                                and day <= (span.hi at time zone ${tz})::date) s), '[]') as stale_days`
+    .then(([r]) => ({
+      instants: r!.instants.map((x) => new Date(x)),
       watermark: r!.watermark,
       watermarkDay: r!.watermarkDay,
       watermarkDayStart: r!.watermarkDayStart,
