@@ -203,3 +203,21 @@ describe('analytics query API', () => {
     })
   })
 })
+
+describe('analytics query API in the OpenAPI document', () => {
+  const db = useTestDatabase()
+  it('describes the query body, its filters and the response', async () => {
+    const app = await buildTestApi(db.current)
+    try {
+      const doc = (await app.inject({ method: 'GET', url: '/docs/json' })).json()
+      const query = doc.paths['/v1/analytics/query'].post
+      expect(query.tags).toEqual(['analytics'])
+      expect(JSON.stringify(query.requestBody)).toContain('metrics')
+      expect(JSON.stringify(query.requestBody)).toContain('median_first_response_seconds')
+      expect(JSON.stringify(query.responses['200'])).toContain('watermark')
+      expect(doc.paths['/v1/analytics/funnels'].get.parameters.map((p: { name: string }) => p.name)).toEqual(expect.arrayContaining(['steps', 'dateRange', 'window']))
+    } finally {
+      await app.close()
+    }
+  })
+})
