@@ -11,6 +11,12 @@ export const crontab: string[] = [
   // Nightly at 03:23 UTC (quiet hours, off the hour): each tenant's retention periods (analytics events, messages,
   // interactions, expired exports), in bounded batches within PRIVACY_RETENTION_BUDGET_SECONDS.
   '23 3 * * * privacy__apply_retention ?id=apply_retention&max=1',
+  // Hourly at :07: analytics.events' day partitions a week ahead (a missed night costs nothing), and rows that
+  // reached the default partition moved into their day's own within the hour.
+  '7 * * * * analytics__create_partitions ?id=create_partitions&max=1',
+  // Every minute (cross-tenant): closed dirty 5-minute buckets rebuilt from raw, so an event is in the rollups within
+  // one bucket plus one minute (≤ 6 min). max=1: a run that overlaps the next would only skip busy tenants anyway.
+  '* * * * * analytics__roll_up ?id=roll_up&max=1',
   // Every minute, after the 5-minute rollups it sums: the query API's day level, so the dashboard's 30-day queries
   // read days instead of buckets. A day not rebuilt yet is read from its buckets meanwhile (slower, still exact).
   '* * * * * analytics__roll_up_days ?id=roll_up_days&max=1',
