@@ -152,6 +152,15 @@ async function measure(body: Record<string, unknown> | null, reps: number, budge
   return { p50: pct(times, 50), p95: pct(times, 95), n: times.length, json: warm.json }
 }
 
+// The floor on this machine: a request that touches no table (GET /healthz answers from memory), same client, same
+// loop. On a loaded machine most of a query's latency is waiting for a core, and this says how much.
+const floor: number[] = []
+for (let i = 0; i < REPS; i++) {
+  const started = performance.now()
+  await (await fetch(`${base}/healthz`)).arrayBuffer()
+  floor.push(performance.now() - started)
+}
+console.log(`\nfloor (GET /healthz, no database): p50 ${pct(floor, 50).toFixed(2)} ms, p95 ${pct(floor, 95).toFixed(2)} ms; load average ${(await import('node:os')).loadavg()[0]!.toFixed(1)} on ${(await import('node:os')).cpus().length} cores`)
 console.log(`\n${'query'.padEnd(40)} ${'source'.padEnd(11)} ${'rollup p50'.padStart(10)} ${'p95'.padStart(8)}   ${'raw p50'.padStart(9)} ${'p95'.padStart(9)}   ${'p95 ratio'.padStart(9)}  same`)
 const rows: { name: string; p95: number; ratio: number }[] = []
 for (const [name, body] of DASHBOARD) {
