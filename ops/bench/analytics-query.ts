@@ -51,7 +51,7 @@ async function seed(tenantId: string, prefix: string, count: number, leads: numb
       insert into analytics.events (tenant_id, name, lead_id, occurred_at, properties, source, anonymous_id,
                                     acq_source, acq_channel, country, device, browser, os)
       select ${tenantId}, n.name,
-             case when n.site and (g / 20) % 10 >= 3 then null else md5(${prefix} || ((g * 31) % ${leads}))::uuid end,
+             case when n.site and (g / 20) % 10 >= 3 then null else md5(${prefix} || (((g / 20) * 31) % ${leads}))::uuid end,
              ${now}::timestamptz - interval '10 minutes' - (((g::bigint * 2654435761) % ${DAYS * 86400}) * interval '1 second'),
              case
                when n.name like 'form.%' then jsonb_build_object('formId', 'form-' || (g % 5))
