@@ -37,6 +37,7 @@ import { FeatureFlags } from '../../lib/feature-flags.js'
 import posthogRoutes from './modules/analytics-posthog/routes.js'
 import analyticsLiveRoutes from './modules/analytics-live/routes.js'
 import { LiveFeed } from '../../domains/analytics/live.js'
+import analyticsRoutes from './modules/analytics/routes.js'
 
 export interface ApiDeps {
   config: Config
@@ -125,6 +126,7 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets' | 'flags' | 'li
     ['/v1/analytics/posthog', posthogRoutes],
     ['/v1/analytics/live', analyticsLiveRoutes],
     ['/v1/ops/onboarding', opsOnboardingRoutes],
+    ['/v1/analytics', analyticsRoutes],
   ] as const
   // Live streams never end by themselves: close them first on shutdown, or app.close() would wait for them forever.
   app.addHook('preClose', async () => deps.liveFeed.close())

@@ -5,6 +5,7 @@ import { populateExperimentsRows } from './experiments-rows.js'
 import { populateMarketingRows } from './marketing-rows.js'
 import { populatePrivacyExportRows } from './privacy-export-rows.js'
 import { populatePrivacyErasureRows } from './privacy-rows.js'
+import { populateQueryRows } from './query-rows.js'
 import type { TestTenant } from './tenants.js'
 import { populateWhatsappRows } from './whatsapp-rows.js'
 import { populateOnboardingRows } from './onboarding-rows.js'
@@ -23,4 +24,5 @@ export async function populateTenantRows(sql: Sql, tenant: TestTenant): Promise<
   await populateAnalyticsRows(sql, tenant)
   await populateOnboardingRows(sql, tenant)
   await populateExperimentsRows(sql, tenant)
+  await populateQueryRows(sql, tenant)
 }
