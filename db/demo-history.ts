@@ -213,6 +213,7 @@ export function generateDemoHistory(options: { now: Date; days?: number }): Demo
       const context = { page: { url: arrival.url, path: '/avaliacao', referrer: arrival.referrer }, userAgent, locale: 'pt-BR' }
       const enrichment = enrichOnce({ userAgent, referrer: arrival.referrer, pageUrl: arrival.url, locale: 'pt-BR' })
       const visitor = { anonymousId: `seed-anon-${tag}-${v}`, sessionId: `seed-session-${tag}-${v}`, context, enrichment }
+      const visit = events.length
       push({ ...visitor, name: 'pageview', type: 'page', leadKey: null, occurredAt: at, properties: { path: '/avaliacao' }, dedupeKey: `seed:site:page:${tag}:${v}`, source: 'site' })
       // Paid visitors landed on the form on purpose; organic ones browse first.
       const paid = enrichment.channel === 'paid'
@@ -222,6 +223,8 @@ export function generateDemoHistory(options: { now: Date; days?: number }): Demo
       if (rand() >= (paid ? 0.2 : 0.13)) continue
       const submittedAt = new Date(viewedAt.getTime() + between(rand, 25_000, 240_000))
       const lead = newLead('form', 'web_form', submittedAt)
+      // The submission links the visitor to the lead, and with it the visit's earlier page and form views.
+      for (const e of events.slice(visit)) e.leadKey = lead.phoneKey
       push({ name: 'form.submitted', leadKey: lead.phoneKey, occurredAt: submittedAt, properties: { formId: DEMO_FORM_ID, leadCreated: true }, dedupeKey: `seed:form:sub:${tag}:${v}`, source: 'web_form', anonymousId: visitor.anonymousId })
       created(lead, submittedAt, enrichment)
       if (rand() < 0.3) progress(lead, submittedAt, enrichment)
