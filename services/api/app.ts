@@ -28,6 +28,7 @@ import privacyExportRoutes from './modules/privacy/export-routes.js'
 import privacyRetentionRoutes from './modules/privacy/retention-routes.js'
 import privacyErasureRoutes from './modules/privacy/erasure-routes.js'
 import siteKeyRoutes from './modules/site-keys/routes.js'
+import dashboardRoutes from './dashboard/routes.js'
 
 export interface ApiDeps {
   config: Config
@@ -101,5 +102,7 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets'> & { secrets?: 
   for (const [prefix, plugin] of modules) {
     await app.register(async (scope) => plugin(scope as unknown as App, deps), { prefix })
   }
+  // The admin dashboard (a static page over the public API): services/api/dashboard/README.md.
+  await app.register(async (scope) => dashboardRoutes(scope as unknown as App))
   return app
 }
