@@ -109,8 +109,8 @@ if (!haveChromium && !REQUIRED) {
       await page.click('#signin-submit')
       await page.waitForSelector('body[data-state="ready"]', { timeout: 30_000 })
       expect(page.url()).toBe(`${apiUrl}/dashboard`)
-      expect(await page.evaluate(() => sessionStorage.getItem('dashboard.apiKey'))).toBe(DEMO_ADMIN_KEY)
-      expect(await page.evaluate(() => localStorage.length)).toBe(0)
+      expect(await page.evaluate(() => (globalThis as any).sessionStorage.getItem('dashboard.apiKey'))).toBe(DEMO_ADMIN_KEY)
+      expect(await page.evaluate(() => (globalThis as any).localStorage.length)).toBe(0)
       expect(await page.locator('#tenant-name').textContent()).toBe('Bright Smile Dental (demo)')
     })
 
@@ -132,14 +132,14 @@ if (!haveChromium && !REQUIRED) {
 
       const sources = await ask({ metrics: ['visitors', 'leads'], dateRange: '30d', dimensions: ['visit:source'], orderBy: [['visitors', 'desc']], limit: 8 })
       expect(sources.results.length).toBeGreaterThan(3)
-      const shownSources = await page.$$eval('#sources li[data-key]', (lis) => lis.map((li) => [
-        (li as HTMLElement).dataset.key, ...[...li.querySelectorAll('[data-value]')].map((c) => Number((c as HTMLElement).dataset.value)),
+      const shownSources = await page.$$eval('#sources li[data-key]', (lis: any[]) => lis.map((li) => [
+        li.dataset.key, ...[...li.querySelectorAll('[data-value]')].map((c: any) => Number(c.dataset.value)),
       ]))
       expect(shownSources).toEqual(sources.results.map((r) => [r.dimensions[0] ?? '', ...r.metrics]))
 
       const channels = await ask({ metrics: ['visitors', 'leads'], dateRange: '30d', dimensions: ['visit:channel'], orderBy: [['visitors', 'desc']], limit: 8 })
-      const shownChannels = await page.$$eval('#channels li[data-key]', (lis) => lis.map((li) => [
-        (li as HTMLElement).dataset.key, ...[...li.querySelectorAll('[data-value]')].map((c) => Number((c as HTMLElement).dataset.value)),
+      const shownChannels = await page.$$eval('#channels li[data-key]', (lis: any[]) => lis.map((li) => [
+        li.dataset.key, ...[...li.querySelectorAll('[data-value]')].map((c: any) => Number(c.dataset.value)),
       ]))
       expect(shownChannels).toEqual(channels.results.map((r) => [r.dimensions[0] ?? '', ...r.metrics]))
 
@@ -147,7 +147,7 @@ if (!haveChromium && !REQUIRED) {
       expect(funnelRes.status).toBe(200)
       const funnel = (await funnelRes.json()) as { steps: { name: string; subjects: number }[] }
       expect(funnel.steps[0]!.subjects).toBeGreaterThan(funnel.steps[2]!.subjects)
-      const shownFunnel = await page.$$eval('#funnel li', (lis) => lis.map((li) => [(li as HTMLElement).dataset.step, Number(li.querySelector<HTMLElement>('[data-value]')!.dataset.value)]))
+      const shownFunnel = await page.$$eval('#funnel li', (lis: any[]) => lis.map((li) => [li.dataset.step, Number(li.querySelector('[data-value]').dataset.value)]))
       expect(shownFunnel).toEqual(funnel.steps.map((s) => [s.name, s.subjects]))
 
       const forms = await ask({ metrics: ['events'], dateRange: '30d', dimensions: ['event:form', 'event:name'], filters: [['is', 'event:name', ['form.viewed', 'form.submitted']]] })
@@ -167,9 +167,8 @@ if (!haveChromium && !REQUIRED) {
     it('draws its charts', async () => {
       // uPlot draws on canvas: count the pixels that are not blank, in the time series and the delivery chart.
       for (const chart of ['#timeseries', '#delivery']) {
-        const painted = await page.$eval(`${chart} canvas`, (c) => {
-          const canvas = c as HTMLCanvasElement
-          const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data
+        const painted = await page.$eval(`${chart} canvas`, (canvas: any) => {
+          const data: Uint8ClampedArray = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data
           let n = 0
           for (let i = 3; i < data.length; i += 4) if (data[i]! > 0) n++
           return n
@@ -204,7 +203,7 @@ if (!haveChromium && !REQUIRED) {
       const posted = Date.now()
       const res = await fetch(`${webhooksUrl}/webhooks/whatsapp`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-hub-signature-256': signMetaBody(raw, PLATFORM_APP_SECRET) }, body: raw })
       expect(res.status).toBe(200)
-      await page.waitForFunction((n) => document.querySelectorAll('#live li[data-name="whatsapp.message_received"]').length > n, before, { timeout: 1000, polling: 'raf' })
+      await page.waitForFunction((n) => (globalThis as any).document.querySelectorAll('#live li[data-name="whatsapp.message_received"]').length > n, before, { timeout: 1000, polling: 'raf' })
       const elapsed = Date.now() - posted
       expect(elapsed).toBeLessThan(1000)
       expect(await page.locator('#live li').first().textContent()).toContain('WhatsApp message received')
@@ -222,7 +221,7 @@ if (!haveChromium && !REQUIRED) {
     it('forgets the key on sign-out', async () => {
       await page.click('#signout')
       await expect.poll(() => page.locator('#signin').isVisible()).toBe(true)
-      expect(await page.evaluate(() => sessionStorage.getItem('dashboard.apiKey'))).toBeNull()
+      expect(await page.evaluate(() => (globalThis as any).sessionStorage.getItem('dashboard.apiKey'))).toBeNull()
     })
   })
 }
