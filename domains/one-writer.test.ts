@@ -14,7 +14,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
 const OWNERS: { owner: string; tables: string[] }[] = [
   { owner: 'domains/marketing/leads/', tables: ['marketing.leads', 'marketing.lead_interactions', 'marketing.consents', 'marketing.lead_merges'] },
-  { owner: 'domains/analytics/', tables: ['analytics.events'] },
+  { owner: 'domains/analytics/', tables: ['analytics.events', 'analytics.event_aggregations', 'analytics.daily_uniques', 'analytics.rollup_dirty', 'analytics.rollup_state', 'analytics.metrics'] },
 ]
 
 /** Where owned tables may be written directly, and why. Add an entry only with a reason a reviewer would accept. */

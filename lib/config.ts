@@ -86,6 +86,14 @@ export const ConfigSchema = z.object({
   PRIVACY_RETENTION_BATCH_ROWS: z.coerce.number().int().min(1).max(100_000).default(5000),
   PRIVACY_RETENTION_BUDGET_SECONDS: z.coerce.number().int().min(1).max(86_400).default(1800),
 
+  // Analytics rollups (analytics__roll_up, every minute). A run rebuilds at most ANALYTICS_ROLLUP_BATCH_BUCKETS of a
+  // tenant's dirty 5-minute buckets per transaction and starts no new batch after ANALYTICS_ROLLUP_BUDGET_SECONDS (kept
+  // under the cron interval; the next run carries on). The /metrics gauge analytics_rollup_difference_events compares
+  // rollups with raw over the last ANALYTICS_RECONCILE_WINDOW_MINUTES, at most once a minute.
+  ANALYTICS_ROLLUP_BATCH_BUCKETS: z.coerce.number().int().min(1).max(10_000).default(50),
+  ANALYTICS_ROLLUP_BUDGET_SECONDS: z.coerce.number().int().min(1).max(3600).default(45),
+  ANALYTICS_RECONCILE_WINDOW_MINUTES: z.coerce.number().int().min(5).max(7 * 24 * 60).default(60),
+
   // Worker.
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(8),
   WORKER_POLL_INTERVAL_MS: z.coerce.number().int().min(50).default(1000),

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { withTenant, type Sql } from '../../lib/db.js'
-import { createSiteKey } from '../../domains/analytics/service.js'
+import { rollUp } from '../../domains/analytics/rollups.js'
+import { createSiteKey, recordEvents } from '../../domains/analytics/service.js'
 import type { SiteKeyView } from '../../domains/analytics/schemas.js'
 import type { TestTenant } from './tenants.js'
 
@@ -8,10 +9,17 @@ import type { TestTenant } from './tenants.js'
 export const makeSiteKey = (sql: Sql, tenant: TestTenant, overrides: { name?: string; allowedOrigins?: string[] } = {}): Promise<SiteKeyView> =>
   createSiteKey(sql, { tenantId: tenant.id, actor: 'test', requestId: null }, { name: overrides.name ?? 'Main website', allowedOrigins: overrides.allowedOrigins ?? ['https://clinic.example'] })
 
-/** One row in each analytics table the event intake adds (site keys, the event inbox), for the RLS test. */
+/** One row in each analytics table the event intake and the rollups add, for the RLS test. */
 export async function populateAnalyticsRows(sql: Sql, tenant: TestTenant): Promise<void> {
   await makeSiteKey(sql, tenant)
   await withTenant(sql, tenant.id, (tx) => tx`
     insert into analytics.event_inbox (tenant_id, id, name, type, occurred_at, anonymous_id, properties, context, source, status, attempts, last_error)
     values (${tenant.id}, ${randomUUID()}, 'pricing.viewed', 'page', now(), 'anon-rows', '{}', '{"userAgent":"test"}', 'site', 'parked', 1, 'test')`)
+  // Rolled up (counts, a visitor's day, a KPI, the tenant's state), then one more event whose bucket stays dirty.
+  const hourAgo = new Date(Date.now() - 3_600_000)
+  await withTenant(sql, tenant.id, (tx) => recordEvents(tx, [
+    { name: 'form.viewed', occurredAt: hourAgo, anonymousId: 'anon-rows', properties: { formId: 'f-rows' } },
+  ]))
+  await rollUp(sql, { tenantId: tenant.id })
+  await withTenant(sql, tenant.id, (tx) => recordEvents(tx, [{ name: 'form.viewed', occurredAt: new Date(), properties: { formId: 'f-rows' } }]))
 }

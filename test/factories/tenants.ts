@@ -11,13 +11,13 @@ export interface TestTenant {
 }
 
 /** A tenant with its first admin key, created the way the operator API does it. */
-export async function makeTenant(sql: Sql, overrides: { name?: string; slug?: string; defaultCountry?: string } = {}): Promise<TestTenant> {
+export async function makeTenant(sql: Sql, overrides: { name?: string; slug?: string; defaultCountry?: string; timezone?: string } = {}): Promise<TestTenant> {
   const slug = overrides.slug ?? `t-${randomBytes(5).toString('hex')}`
   const { tenant, apiKey } = await createTenantWithFirstKey(sql, {
     name: overrides.name ?? `Tenant ${slug}`,
     slug,
     defaultCountry: overrides.defaultCountry ?? 'BR',
-    timezone: 'UTC',
+    timezone: overrides.timezone ?? 'UTC',
     firstKeyName: 'first admin key',
   })
   return { id: tenant.id, slug, adminKey: apiKey.key, adminKeyId: apiKey.id }

@@ -130,6 +130,14 @@ export const LEAD_REFERENCES: readonly LeadReference[] = [
     erase: { kind: 'anonymise', null: ['lead_id', 'anonymous_id', 'session_id', 'context', 'click_id'], redact: ['properties'], why: 'event counts and rollups stay right; the event no longer names anyone (nor the visitor id, session, page context or ad click id that could lead back); the enrichment dimensions (channel, device, country) stay' },
   },
   {
+    table: 'analytics.daily_uniques',
+    reach: { by: 'lead', column: 'lead_id' },
+    personal: [],
+    merge: { kind: 'combine', rule: 'combineDailyUniques' },
+    erase: { kind: 'delete' },
+    note: "Unique leads per day, derived from analytics.events (lead_id is the subject of a 'lead' row). The merge's and the erasure's changes to the events dirty their buckets, and the roll-up recounts those days from raw, so the rows agree with raw either way; visitor rows of an erased person go with that recount (erasure nulls the events' anonymous_id).",
+  },
+  {
     table: 'analytics.event_inbox',
     reach: { by: 'lead', column: 'lead_id' },
     personal: ['anonymous_id', 'session_id', 'properties', 'context', 'last_error'],
@@ -261,6 +269,8 @@ export const NOT_PERSONAL: Readonly<Record<string, string>> = {
   'marketing.forms.name': "a form's name",
   'conversations.flows.name': "a bot flow's name",
   'analytics.events.name': "the event's type (e.g. whatsapp.message_received), not a person's name",
+  'analytics.event_aggregations.name': "the counted events' type (e.g. form.viewed), not a person's name",
+  'analytics.daily_uniques.name': "the event type the subjects did that day (e.g. form.viewed), not a person's name",
   'analytics.event_inbox.name': "the event's name as the client sent it (e.g. pricing.viewed), not a person's name",
   'analytics.site_keys.name': "the label a tenant gave a site key (its website)",
   'app_private.schema_migrations.name': "a migration file's name",

@@ -5,6 +5,7 @@ import { AppError } from '../../../lib/errors.js'
 import { BigintId, decodeCursor, encodeCursor, keysetCursor } from '../../../lib/pagination.js'
 import { findCurrentTenant, insertAuditEntry } from '../../tenancy/queries.js'
 import { adoptMergedLeadConversations } from '../../conversations/queries.js'
+import { mergeDailyUniques } from '../../analytics/rollup-queries.js'
 import { normalizeEmail } from './identity/email.js'
 import { type CountryCode, normalizePhone, phoneMatchKey } from './identity/phone.js'
 import { CSV_HEADER, leadCsvRow } from './csv.js'
@@ -102,6 +103,8 @@ export const MERGE_RULES: Readonly<Record<string, (tx: Tx, survivorId: string, m
   absorbMergedLead: (tx, survivorId, mergedId) => q.absorbMergedLead(tx, survivorId, mergedId),
   /** The merged lead's bot conversations move, or end where the survivor has its own (conversations/queries.ts). */
   adoptConversations: (tx, survivorId, mergedId) => adoptMergedLeadConversations(tx, survivorId, mergedId),
+  /** The merged lead's unique-lead days become the survivor's, a day both have collapsing to one (analytics/rollup-queries.ts). */
+  combineDailyUniques: (tx, survivorId, mergedId) => mergeDailyUniques(tx, survivorId, mergedId),
 }
 
 const combineRules = LEAD_REFERENCES.flatMap((ref) => (ref.merge.kind === 'combine' ? [{ table: ref.table, rule: ref.merge.rule }] : []))

@@ -1,0 +1,174 @@
+/**
+ * Rollups of analytics.events (migration 0022): 5-minute counts per name and dimensions (event_aggregations), unique
+ * leads and visitors per tenant day (daily_uniques) and daily KPIs (metrics). A statement trigger on the events marks
+ * every bucket a statement touches dirty (rollup_dirty); rollUp rebuilds each closed dirty bucket from raw (delete +
+ * insert … group by, never an increment), so duplicates (which dedupe keeps out of raw) and late events (which just
+ * dirty their bucket again) cannot make a rollup drift. reconcile compares the two and says where they differ.
+ */
+import { withTenant, type Sql, type Tx } from '../../lib/db.js'
+import * as q from './rollup-queries.js'
+
+export { BUCKET_MINUTES, bucketOf } from './rollup-queries.js'
+
+export interface RollUpOptions {
+  /** Buckets ending at or before this are closed (tests and benches pass their own clock). */
+  now?: Date
+  /** Only this tenant (otherwise every tenant with dirty buckets: the cross-tenant cron task). */
+  tenantId?: string
+  /** Buckets rebuilt per transaction. */
+  batchBuckets?: number
+  /** No new batch starts after this many ms. */
+  budgetMs?: number
+}
+
+export interface RollUpResult {
+  tenants: number
+  buckets: number
+  /** Tenants skipped because another run held their roll-up. */
+  busy: number
+  /** True when the budget ran out with dirty closed buckets left (the next run carries on). */
+  incomplete: boolean
+}
+
+const DEFAULT_BATCH = 50
+const DEFAULT_BUDGET_MS = 45_000
+const TENANTS_PER_PAGE = 100
+
+/**
+ * One batch of one tenant in one transaction: claim up to `limit` closed dirty buckets, rebuild their counts, their
+ * days' unique subjects and KPIs, record the watermark. Returns the buckets rebuilt, or null when another run holds
+ * the tenant.
+ */
+async function rollUpBatch(tx: Tx, now: Date, limit: number): Promise<number | null> {
+  if (!(await q.tryLockTenantRollup(tx))) return null
+  const claimed = await q.claimDirtyBuckets(tx, now, limit)
+  if (claimed.length > 0) {
+    const tz = await q.tenantTimezone(tx)
+    const buckets = claimed.map((c) => c.bucketStart)
+    await q.rebuildAggregations(tx, buckets)
+    const recount = claimed.filter((c) => c.recount).map((c) => c.bucketStart)
+    const recountDays = await q.daysOfBuckets(tx, recount, tz)
+    await q.rebuildDailyUniques(tx, recountDays, tz)
+    await q.addDailyUniques(tx, claimed.filter((c) => !c.recount).map((c) => c.bucketStart), tz)
+    await q.rebuildMetrics(tx, withNeighbours(await q.daysOfBuckets(tx, buckets, tz)), tz)
+  }
+  await q.recordRollupRun(tx, now, claimed.length)
+  return claimed.length
+}
+
+/** First-response time reads a day ahead and a day back: a change on D also changes D − 1 and D + 1. */
+function withNeighbours(days: string[]): string[] {
+  const all = new Set<string>()
+  for (const d of days) {
+    const t = Date.parse(`${d}T00:00:00Z`)
+    for (const k of [-1, 0, 1]) all.add(new Date(t + k * 86_400_000).toISOString().slice(0, 10))
+  }
+  return [...all].sort()
+}
+
+async function rollUpTenant(sql: Sql, tenantId: string, now: Date, limit: number, deadline: number): Promise<{ buckets: number; busy: boolean; incomplete: boolean }> {
+  let buckets = 0
+  for (;;) {
+    const n = await withTenant(sql, tenantId, (tx) => rollUpBatch(tx, now, limit))
+    if (n === null) return { buckets, busy: true, incomplete: false }
+    buckets += n
+    if (n < limit) return { buckets, busy: false, incomplete: false }
+    if (Date.now() >= deadline) return { buckets, busy: false, incomplete: true }
+  }
+}
+
+/**
+ * Rebuilds every closed dirty bucket (bucket end ≤ now) from raw, oldest first, in bounded batches within a time
+ * budget. Cross-tenant unless `tenantId` is given: tenants come from analytics.rollup_dirty_tenants (ids only), and
+ * each one's work runs under its own tenant. Safe to run concurrently with writers and with another run.
+ */
+export async function rollUp(sql: Sql, options: RollUpOptions = {}): Promise<RollUpResult> {
+  const now = options.now ?? new Date()
+  const limit = options.batchBuckets ?? DEFAULT_BATCH
+  const deadline = Date.now() + (options.budgetMs ?? DEFAULT_BUDGET_MS)
+  const result: RollUpResult = { tenants: 0, buckets: 0, busy: 0, incomplete: false }
+  const visit = async (tenantId: string) => {
+    const r = await rollUpTenant(sql, tenantId, now, limit, deadline)
+    result.tenants++
+    result.buckets += r.buckets
+    if (r.busy) result.busy++
+    if (r.incomplete) result.incomplete = true
+  }
+  if (options.tenantId) {
+    await visit(options.tenantId)
+    return result
+  }
+  const seen = new Set<string>()
+  for (;;) {
+    // Each pass takes the tenants whose oldest dirty bucket is oldest; a tenant finished (or busy) is not taken again.
+    const page = (await q.dirtyTenants(sql, now, TENANTS_PER_PAGE + seen.size)).filter((t) => !seen.has(t.tenantId))
+    if (page.length === 0) return result
+    for (const t of page) {
+      if (Date.now() >= deadline) {
+        result.incomplete = true
+        return result
+      }
+      seen.add(t.tenantId)
+      await visit(t.tenantId)
+    }
+  }
+}
+
+export interface Watermark {
+  /** Every bucket before this is rolled up and clean. */
+  watermark: Date
+  lastRunAt: Date | null
+}
+
+/** The transaction's tenant's watermark, live (a late event lowers it until its bucket is rebuilt). */
+export const readWatermark = (tx: Tx, now: Date = new Date()): Promise<Watermark> => q.readWatermark(tx, now)
+
+export interface BucketMismatch { bucketStart: Date; raw: number; rolledUp: number; difference: number }
+
+export interface Reconciliation {
+  /** Buckets of the range with events, raw or rolled up. */
+  buckets: number
+  /** Events in clean buckets, raw and rolled up. */
+  raw: number
+  rolledUp: number
+  /** Events by which clean buckets differ (Σ|raw − rolled up|): 0 when the rollups are exact. */
+  difference: number
+  mismatches: BucketMismatch[]
+  /** Buckets still waiting for the roll-up (dirty or still open): not drift, reported apart. */
+  pending: { buckets: number; raw: number; rolledUp: number; oldest: Date | null }
+}
+
+/**
+ * Rollups against raw for [from, to) under the transaction's tenant, per 5-minute bucket. Buckets still dirty (or
+ * open at `now`) are waiting for the roll-up and are reported under `pending`, not as drift.
+ */
+export async function reconcile(tx: Tx, range: { from: Date; to: Date; now?: Date }): Promise<Reconciliation> {
+  const open = q.bucketOf(range.now ?? new Date()).getTime()
+  const rows = await q.bucketCounts(tx, range.from, range.to)
+  const out: Reconciliation = { buckets: rows.length, raw: 0, rolledUp: 0, difference: 0, mismatches: [], pending: { buckets: 0, raw: 0, rolledUp: 0, oldest: null } }
+  for (const r of rows) {
+    if (r.dirty || r.bucketStart.getTime() >= open) {
+      out.pending.buckets++
+      out.pending.raw += r.raw
+      out.pending.rolledUp += r.rolledUp
+      out.pending.oldest ??= r.bucketStart
+      continue
+    }
+    out.raw += r.raw
+    out.rolledUp += r.rolledUp
+    if (r.raw !== r.rolledUp) {
+      out.difference += Math.abs(r.raw - r.rolledUp)
+      out.mismatches.push({ bucketStart: r.bucketStart, raw: r.raw, rolledUp: r.rolledUp, difference: r.raw - r.rolledUp })
+    }
+  }
+  return out
+}
+
+/** Cross-tenant health for /metrics: the platform's watermark lag and the difference over a recent window. */
+export async function rollupHealth(sql: Sql, windowMinutes: number, now = new Date()): Promise<{ lagSeconds: number; dirtyBuckets: number; difference: number }> {
+  const h = await q.rollupHealth(sql, new Date(now.getTime() - windowMinutes * 60_000), now)
+  const watermark = Math.min(q.bucketOf(now).getTime(), h.oldestDirty?.getTime() ?? Infinity)
+  return { lagSeconds: Math.max(0, (now.getTime() - watermark) / 1000), dirtyBuckets: h.dirtyBuckets, difference: h.difference }
+}
+
+export { mergeDailyUniques } from './rollup-queries.js'
