@@ -28,6 +28,7 @@ import privacyExportRoutes from './modules/privacy/export-routes.js'
 import privacyRetentionRoutes from './modules/privacy/retention-routes.js'
 import privacyErasureRoutes from './modules/privacy/erasure-routes.js'
 import siteKeyRoutes from './modules/site-keys/routes.js'
+import analyticsRoutes from './modules/analytics/routes.js'
 import dashboardRoutes from './dashboard/routes.js'
 
 export interface ApiDeps {
@@ -98,6 +99,7 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets'> & { secrets?: 
     ['/v1/privacy/retention', privacyRetentionRoutes],
     ['/v1/privacy', privacyErasureRoutes],
     ['/v1/site-keys', siteKeyRoutes],
+    ['/v1/analytics', analyticsRoutes],
   ] as const
   for (const [prefix, plugin] of modules) {
     await app.register(async (scope) => plugin(scope as unknown as App, deps), { prefix })

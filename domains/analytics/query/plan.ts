@@ -1,0 +1,155 @@
+import { DIMENSIONS, PROPERTY_DIMENSION, RATIOS, type Dimension, type Metric, type PlainDimension, type RatioMetric, type Source } from './schemas.js'
+import { filterDimensions, isTimeDimension, type Query } from './grammar.js'
+
+/**
+ * The planner: for one query and one period, which part of the period each kind of metric reads from rollups and
+ * which from raw events. Pure (no database): the service hands it the period's instants, the watermark and the dirty
+ * buckets, read in one statement.
+ *
+ * - Event counts (events and the ratio metrics) come from analytics.event_aggregations (5-minute buckets, UTC) for the
+ *   whole buckets inside the period and before the watermark, minus the buckets marked dirty since their rollup (an
+ *   event arrived late, or was deleted); from raw events for the rest: the edges of a period that does not start or
+ *   end on a bucket, everything after the watermark (that is what keeps the answer fresh), and the dirty buckets.
+ *   Any zone whose offset is a multiple of 5 minutes (every zone in use today, including +05:30 and +05:45) cuts its
+ *   hours and days on bucket boundaries, so time:hour in Asia/Kathmandu is served from rollups too.
+ * - Unique leads and visitors come from analytics.daily_uniques (days in the tenant's zone) for the days before the
+ *   watermark's day that hold no dirty bucket; from raw events for the other days. Only when the query asks for
+ *   whole days of the tenant's own zone and groups or filters by nothing but days and event names.
+ * - median_first_response_seconds always comes from raw events (a median of days is not the median of the period).
+ */
+
+export const BUCKET_MS = 5 * 60_000
+const ceilBucket = (t: Date) => new Date(Math.ceil(t.getTime() / BUCKET_MS) * BUCKET_MS)
+const floorBucket = (t: Date) => new Date(Math.floor(t.getTime() / BUCKET_MS) * BUCKET_MS)
+const minDate = (a: Date, b: Date) => (a < b ? a : b)
+const maxDate = (a: Date, b: Date) => (a > b ? a : b)
+
+export interface DirtyBucket {
+  bucket: Date
+  /** Its calendar day in the query's zone, and that day's start and end as instants. */
+  day: string
+  dayStart: Date
+  dayEnd: Date
+}
+
+export interface PeriodContext {
+  from: Date
+  to: Date
+  /** The period as calendar dates of the query's zone ([fromDay, toDay)), when it was given as dates. */
+  fromDay: string | null
+  toDay: string | null
+  /** The query's zone and whether it is the tenant's (daily_uniques are by the tenant's days). */
+  timezone: string
+  tenantZone: boolean
+  /** Offsets (minutes) of the zone at the period's start and end. */
+  offsets: number[]
+  watermark: Date | null
+  /** The watermark's calendar day in the query's zone, and its start. */
+  watermarkDay: string | null
+  watermarkDayStart: Date | null
+  dirty: DirtyBucket[]
+}
+
+export type Interval = [Date, Date]
+
+export interface CountsPlan {
+  rollup: { from: Date; to: Date; exclude: Date[] } | null
+  raw: { intervals: Interval[]; buckets: Date[] }
+  names: string[] | null
+  reason: string | null
+}
+
+export interface UniquesPlan {
+  rollup: { fromDay: string; toDay: string; excludeDays: string[] } | null
+  raw: { intervals: Interval[] }
+  reason: string | null
+}
+
+export interface Plan {
+  counts: CountsPlan | null
+  uniques: UniquesPlan | null
+  median: { intervals: Interval[] } | null
+  source: Source
+  rawAfter: Date | null
+  rawBuckets: number
+  rawReason: string | null
+}
+
+export const isRatio = (m: Metric): m is RatioMetric => m in RATIOS
+
+/** The event names the count query must count (null: every event, because `events` is asked for). */
+function countedNames(metrics: Metric[]): string[] | null {
+  if (metrics.includes('events')) return null
+  return [...new Set(metrics.filter(isRatio).flatMap((m) => [RATIOS[m].num, RATIOS[m].den]))]
+}
+
+const rollupColumn = (d: Dimension) => (PROPERTY_DIMENSION.test(d) ? null : DIMENSIONS[d as PlainDimension]?.rollup ?? null)
+
+export function planPeriod(query: Query, ctx: PeriodContext): Plan {
+  const touched = [...query.dimensions.filter((d) => !isTimeDimension(d)), ...filterDimensions(query.filters)]
+  const wantsCounts = query.metrics.some((m) => m === 'events' || isRatio(m))
+  const wantsUniques = query.metrics.some((m) => m === 'leads' || m === 'visitors')
+  const full: Interval[] = [[ctx.from, ctx.to]]
+
+  let counts: CountsPlan | null = null
+  if (wantsCounts) {
+    const names = countedNames(query.metrics)
+    const notInRollup = touched.find((d) => rollupColumn(d) === null)
+    const oddZone = query.dimensions.some(isTimeDimension) && ctx.offsets.some((o) => o % 5 !== 0)
+    const reason = notInRollup ? `${notInRollup} is not a rollup dimension`
+      : oddZone ? `${ctx.timezone}'s offset is not a multiple of 5 minutes`
+        : ctx.watermark === null ? 'nothing is rolled up yet' : null
+    const rFrom = ceilBucket(ctx.from)
+    const rTo = ctx.watermark ? floorBucket(minDate(ctx.to, ctx.watermark)) : rFrom
+    if (reason || rFrom >= rTo) {
+      counts = { rollup: null, raw: { intervals: full, buckets: [] }, names, reason: reason ?? 'the period is after the watermark' }
+    } else {
+      const intervals: Interval[] = []
+      if (ctx.from < rFrom) intervals.push([ctx.from, rFrom])
+      if (rTo < ctx.to) intervals.push([rTo, ctx.to])
+      const exclude = ctx.dirty.map((d) => d.bucket).filter((b) => b >= rFrom && b < rTo)
+      counts = { rollup: { from: rFrom, to: rTo, exclude }, raw: { intervals, buckets: exclude }, names, reason: null }
+    }
+  }
+
+  let uniques: UniquesPlan | null = null
+  if (wantsUniques) {
+    const other = query.dimensions.find((d) => d === 'time:hour' || (!isTimeDimension(d) && d !== 'event:name'))
+      ?? filterDimensions(query.filters).find((d) => d !== 'event:name')
+    const reason = ctx.fromDay === null ? 'the period is not whole days'
+      : !ctx.tenantZone ? "daily uniques are by the tenant's days, not this zone's"
+        : other ? `unique leads and visitors are rolled up by day and event name only (not ${other})`
+          : ctx.watermark === null ? 'nothing is rolled up yet' : null
+    const toDay = ctx.watermarkDay !== null && ctx.toDay !== null ? (ctx.watermarkDay < ctx.toDay ? ctx.watermarkDay : ctx.toDay) : null
+    if (reason || toDay === null || ctx.fromDay! >= toDay) {
+      uniques = { rollup: null, raw: { intervals: full }, reason: reason ?? 'the period is after the watermark' }
+    } else {
+      const intervals: Interval[] = []
+      const tailStart = maxDate(ctx.from, ctx.watermarkDayStart!)
+      if (toDay < ctx.toDay! && tailStart < ctx.to) intervals.push([tailStart, ctx.to])
+      const excludeDays = [...new Set(ctx.dirty.filter((d) => d.day >= ctx.fromDay! && d.day < toDay).map((d) => d.day))].sort()
+      for (const day of excludeDays) {
+        const d = ctx.dirty.find((x) => x.day === day)!
+        intervals.push([maxDate(d.dayStart, ctx.from), minDate(d.dayEnd, ctx.to)])
+      }
+      uniques = { rollup: { fromDay: ctx.fromDay!, toDay, excludeDays }, raw: { intervals }, reason: null }
+    }
+  }
+
+  const median = query.metrics.includes('median_first_response_seconds') ? { intervals: full } : null
+
+  const usedRollup = Boolean(counts?.rollup || uniques?.rollup)
+  const usedRaw = Boolean(median || (counts && (counts.raw.intervals.length || counts.raw.buckets.length)) || uniques?.raw.intervals.length)
+  const source: Source = usedRollup ? (usedRaw ? 'rollup+raw' : 'rollup') : 'raw'
+  const rawStarts = [...(counts?.rollup ? counts.raw.intervals.filter(([a]) => a >= counts!.rollup!.to).map(([a]) => a) : []),
+    ...(uniques?.rollup && ctx.watermarkDayStart ? uniques.raw.intervals.filter(([a]) => a >= ctx.watermarkDayStart!).map(([a]) => a) : [])]
+  const rawReason = median && !usedRollup ? 'median_first_response_seconds is computed from raw events'
+    : !usedRollup ? (counts?.reason ?? uniques?.reason ?? null)
+      : (counts && !counts.rollup ? counts.reason : uniques && !uniques.rollup ? uniques.reason : median ? 'median_first_response_seconds is computed from raw events' : null)
+  return {
+    counts, uniques, median, source,
+    rawAfter: source === 'rollup+raw' && rawStarts.length ? new Date(Math.min(...rawStarts.map((d) => d.getTime()))) : null,
+    rawBuckets: (counts?.rollup?.exclude.length ?? 0),
+    rawReason,
+  }
+}

@@ -1,0 +1,297 @@
+import type postgres from 'postgres'
+import type { Tx } from '../../../lib/db.js'
+import { filterDimensions, isTimeDimension } from './grammar.js'
+import type { CountsPlan, DirtyBucket, Interval, UniquesPlan } from './plan.js'
+import { DIMENSIONS, PROPERTY_DIMENSION, type Dimension, type Filter, type PlainDimension, type TimeDimension } from './schemas.js'
+
+/**
+ * The SQL of the query API: one statement per kind of metric, each a union of its rollup part and its raw part
+ * (plan.ts decides the spans). Names (columns, units, formats) come from the fixed catalogs in schemas.ts; values
+ * are always parameters. Groups are by ordinal, so a dimension's expression may carry parameters.
+ */
+
+type Fragment = postgres.PendingQuery<postgres.Row[]> | postgres.Fragment
+
+const join = (tx: Tx, parts: Fragment[], sep: 'and' | 'or' | ','): Fragment =>
+  parts.reduce((acc, p, i) => (i === 0 ? p : sep === ',' ? tx`${acc}, ${p}` : sep === 'and' ? tx`${acc} and ${p}` : tx`${acc} or ${p}`), tx`` as Fragment)
+
+const TIME_UNITS: Record<TimeDimension, { unit: string; format: string }> = {
+  'time:hour': { unit: 'hour', format: 'YYYY-MM-DD"T"HH24:00:00' },
+  'time:day': { unit: 'day', format: 'YYYY-MM-DD' },
+  'time:week': { unit: 'week', format: 'YYYY-MM-DD' },
+  'time:month': { unit: 'month', format: 'YYYY-MM-DD' },
+}
+
+/** Where a dimension's value lives in one relation: its time column, its plain columns, its properties. */
+interface Source {
+  /** A local timestamp (already in the query's zone) to truncate, or null when the relation is by day (daily_uniques). */
+  time: (tz: string) => Fragment
+  column: (d: Dimension) => Fragment
+}
+
+const rawEvents = (tx: Tx, alias = 'e'): Source => ({
+  time: (tz) => tx`(${tx(alias)}.occurred_at at time zone ${tz})`,
+  column: (d) => {
+    const prop = PROPERTY_DIMENSION.exec(d)?.[1]
+    if (prop) return tx`coalesce(${tx(alias)}.properties->>${prop}, '')`
+    const raw = DIMENSIONS[d as PlainDimension].raw
+    return 'property' in raw ? tx`coalesce(${tx(alias)}.properties->>${raw.property}, '')` : tx`coalesce(${tx(alias)}.${tx(raw.column)}, '')`
+  },
+})
+const aggregations = (tx: Tx): Source => ({
+  time: (tz) => tx`(a.bucket_start at time zone ${tz})`,
+  column: (d) => tx`a.${tx(DIMENSIONS[d as PlainDimension].rollup!)}`,
+})
+const dailyUniques = (tx: Tx): Source => ({
+  time: () => tx`u.day::timestamp`,
+  column: () => tx`u.name`,
+})
+
+const dimensionSql = (tx: Tx, src: Source, d: Dimension, tz: string): Fragment => {
+  if (isTimeDimension(d)) {
+    const { unit, format } = TIME_UNITS[d]
+    return tx`to_char(date_trunc(${unit}, ${src.time(tz)}), ${format})`
+  }
+  return src.column(d)
+}
+
+export function filterSql(tx: Tx, f: Filter, expr: (d: Dimension) => Fragment): Fragment {
+  switch (f[0]) {
+    case 'and': return tx`(${join(tx, (f[1] as Filter[]).map((g) => filterSql(tx, g, expr)), 'and')})`
+    case 'or': return tx`(${join(tx, (f[1] as Filter[]).map((g) => filterSql(tx, g, expr)), 'or')})`
+    case 'not': return tx`not ${filterSql(tx, f[1] as Filter, expr)}`
+    default: {
+      const [op, d, values] = f as [string, Dimension, string[]]
+      const e = expr(d)
+      const matches = op === 'is' || op === 'is_not'
+        ? tx`${e} = any(${values}::text[])`
+        : tx`exists (select from unnest(${values}::text[]) v where strpos(lower(${e}), lower(v)) > 0)`
+      return op === 'is' || op === 'contains' ? tx`(${matches})` : tx`not (${matches})`
+    }
+  }
+}
+
+const filtersSql = (tx: Tx, filters: Filter[], expr: (d: Dimension) => Fragment): Fragment =>
+  filters.length ? tx`and ${join(tx, filters.map((f) => filterSql(tx, f, expr)), 'and')}` : tx``
+
+const selectDims = (tx: Tx, src: Source, dims: Dimension[], tz: string): Fragment =>
+  dims.length ? tx`${join(tx, dims.map((d, i) => tx`${dimensionSql(tx, src, d, tz)} as ${tx(`dim${i}`)}`), ',')},` : tx``
+// Ordinals and dimN aliases are generated from counts, never from input: unsafe only splices digits.
+const groupBy = (tx: Tx, n: number): Fragment =>
+  n ? tx`group by ${tx.unsafe(Array.from({ length: n }, (_, i) => i + 1).join(', '))}` : tx``
+const outerDims = (tx: Tx, n: number): Fragment =>
+  n ? tx`${tx.unsafe(Array.from({ length: n }, (_, i) => `dim${i}`).join(', '))},` : tx``
+
+/** Raw events inside any of the intervals, or inside any of the (dirty) 5-minute buckets. */
+export function rawSpanSql(tx: Tx, intervals: Interval[], buckets: Date[] = [], alias = 'e'): Fragment {
+  const a = tx(alias)
+  const parts: Fragment[] = intervals.map(([from, to]) => tx`(${a}.occurred_at >= ${from} and ${a}.occurred_at < ${to})`)
+  if (buckets.length) {
+    const lo = new Date(Math.min(...buckets.map((b) => b.getTime())))
+    const hi = new Date(Math.max(...buckets.map((b) => b.getTime())) + 5 * 60_000)
+    parts.push(tx`(${a}.occurred_at >= ${lo} and ${a}.occurred_at < ${hi}
+      and date_bin('5 minutes', ${a}.occurred_at, timestamptz '2000-01-01 00:00:00+00') = any(${buckets}::timestamptz[]))`)
+  }
+  return parts.length ? tx`(${join(tx, parts, 'or')})` : tx`false`
+}
+
+export interface CountRow { [k: `dim${number}`]: string; cnt: number; [k: `n${number}`]: number }
+
+/**
+ * Event counts per dimension tuple: `cnt` (every matching event) and `n<i>` (matching events named names[i]), summed
+ * over the rollup part and the raw part of the plan.
+ */
+export function countEvents(tx: Tx, p: { tenantId: string; tz: string; dims: Dimension[]; filters: Filter[]; plan: CountsPlan; named: string[] }) {
+  const n = p.dims.length
+  const nameFilter = (col: Fragment) => (p.plan.names ? tx`and ${col} = any(${p.plan.names}::text[])` : tx``)
+  const parts: Fragment[] = []
+  const r = p.plan.rollup
+  if (r) {
+    const src = aggregations(tx)
+    parts.push(tx`
+      select ${selectDims(tx, src, p.dims, p.tz)} sum(a.events) as cnt
+             ${p.named.length ? tx`, ${join(tx, p.named.map((name, i) => tx`sum(a.events) filter (where a.name = ${name}) as ${tx(`n${i}`)}`), ',')}` : tx``}
+        from analytics.event_aggregations a
+       where a.tenant_id = ${p.tenantId} and a.bucket_start >= ${r.from} and a.bucket_start < ${r.to}
+             ${r.exclude.length ? tx`and a.bucket_start <> all(${r.exclude}::timestamptz[])` : tx``}
+             ${nameFilter(tx`a.name`)}
+             ${filtersSql(tx, p.filters, src.column)}
+       ${groupBy(tx, n)}`)
+  }
+  if (p.plan.raw.intervals.length || p.plan.raw.buckets.length) {
+    const src = rawEvents(tx)
+    parts.push(tx`
+      select ${selectDims(tx, src, p.dims, p.tz)} count(*) as cnt
+             ${p.named.length ? tx`, ${join(tx, p.named.map((name, i) => tx`count(*) filter (where e.name = ${name}) as ${tx(`n${i}`)}`), ',')}` : tx``}
+        from analytics.events e
+       where e.tenant_id = ${p.tenantId} and ${rawSpanSql(tx, p.plan.raw.intervals, p.plan.raw.buckets)}
+             ${nameFilter(tx`e.name`)}
+             ${filtersSql(tx, p.filters, src.column)}
+       ${groupBy(tx, n)}`)
+  }
+  const union = parts.reduce((acc, q, i) => (i === 0 ? q : tx`${acc} union all ${q}`))
+  return tx<CountRow[]>`
+    select ${outerDims(tx, n)} coalesce(sum(cnt), 0)::float8 as cnt
+           ${p.named.length ? tx`, ${tx.unsafe(p.named.map((_, i) => `coalesce(sum(n${i}), 0)::float8 as n${i}`).join(', '))}` : tx``}
+      from (${union}) p
+     ${groupBy(tx, n)}`
+}
+
+export interface UniqueRow { [k: `dim${number}`]: string; leads: number; visitors: number }
+
+/** Unique leads and visitors per dimension tuple: daily_uniques' subjects for the rolled-up days, raw events' for the rest. */
+export function countUniques(tx: Tx, p: { tenantId: string; tz: string; dims: Dimension[]; filters: Filter[]; plan: UniquesPlan; kinds: ('lead' | 'visitor')[] }) {
+  const n = p.dims.length
+  const parts: Fragment[] = []
+  const r = p.plan.rollup
+  if (r) {
+    const src = dailyUniques(tx)
+    parts.push(tx`
+      select ${selectDims(tx, src, p.dims, p.tz)} u.kind, u.subject
+        from analytics.daily_uniques u
+       where u.tenant_id = ${p.tenantId} and u.day >= ${r.fromDay}::date and u.day < ${r.toDay}::date
+             ${r.excludeDays.length ? tx`and u.day <> all(${r.excludeDays}::date[])` : tx``}
+             and u.kind = any(${p.kinds}::text[])
+             ${filtersSql(tx, p.filters, src.column)}`)
+  }
+  if (p.plan.raw.intervals.length) {
+    const src = rawEvents(tx)
+    const span = rawSpanSql(tx, p.plan.raw.intervals)
+    if (p.kinds.includes('lead')) {
+      parts.push(tx`
+        select ${selectDims(tx, src, p.dims, p.tz)} 'lead' as kind, e.lead_id::text as subject
+          from analytics.events e
+         where e.tenant_id = ${p.tenantId} and ${span} and e.lead_id is not null ${filtersSql(tx, p.filters, src.column)}`)
+    }
+    if (p.kinds.includes('visitor')) {
+      parts.push(tx`
+        select ${selectDims(tx, src, p.dims, p.tz)} 'visitor' as kind, e.anonymous_id as subject
+          from analytics.events e
+         where e.tenant_id = ${p.tenantId} and ${span} and e.anonymous_id is not null ${filtersSql(tx, p.filters, src.column)}`)
+    }
+  }
+  if (!parts.length) return Promise.resolve([] as UniqueRow[])
+  const union = parts.reduce((acc, q, i) => (i === 0 ? q : tx`${acc} union all ${q}`))
+  return tx<UniqueRow[]>`
+    select ${outerDims(tx, n)}
+           count(distinct subject) filter (where kind = 'lead')::float8 as leads,
+           count(distinct subject) filter (where kind = 'visitor')::float8 as visitors
+      from (${union}) s
+     ${groupBy(tx, n)}`
+}
+
+export const INBOUND = 'whatsapp.message_received'
+export const OUTBOUND = 'whatsapp.message_sent'
+
+export interface MedianRow { [k: `dim${number}`]: string; median: number | null }
+
+/**
+ * Median first response: a wait starts at a lead's inbound WhatsApp message that follows an outbound one (or is the
+ * first seen in the day before the period), and lasts until the next outbound message to that lead; waits are
+ * counted in the period they start in, replies looked for up to 7 days later. From raw events of those two names
+ * (index events_name_time_idx).
+ */
+export function medianFirstResponse(tx: Tx, p: { tenantId: string; tz: string; dims: Dimension[]; from: Date; to: Date }) {
+  const n = p.dims.length
+  const src = rawEvents(tx, 'm')
+  return tx<MedianRow[]>`
+    with m as (
+      select e.lead_id, e.name, e.occurred_at,
+             lag(e.name) over (partition by e.lead_id order by e.occurred_at, e.id) as previous,
+             min(e.occurred_at) filter (where e.name = ${OUTBOUND})
+               over (partition by e.lead_id order by e.occurred_at desc, e.id desc rows between unbounded preceding and current row) as reply_at
+        from analytics.events e
+       where e.tenant_id = ${p.tenantId} and e.name in (${INBOUND}, ${OUTBOUND}) and e.lead_id is not null
+         and e.occurred_at >= ${p.from}::timestamptz - interval '1 day' and e.occurred_at < ${p.to}::timestamptz + interval '7 days'
+    )
+    select ${selectDims(tx, src, p.dims, p.tz)}
+           (percentile_cont(0.5) within group (order by extract(epoch from m.reply_at - m.occurred_at)))::float8 as median
+      from m
+     where m.name = ${INBOUND} and m.previous is distinct from ${INBOUND} and m.reply_at is not null
+       and m.occurred_at >= ${p.from} and m.occurred_at < ${p.to}
+     ${groupBy(tx, n)}`
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Planning reads
+
+export interface PeriodBounds { from: Date; to: Date }
+
+/** Calendar dates of a zone as instants, as PostgreSQL reads them (the same instants its `at time zone` groups by). */
+export const zonedInstants = (tx: Tx, tz: string, dates: string[]) =>
+  tx<{ at: Date }[]>`select (d::date::timestamp at time zone ${tz}) as at from unnest(${dates}::text[]) with ordinality as t(d, i) order by i`
+    .then((r) => r.map((x) => x.at))
+
+export interface RollupState {
+  watermark: Date | null
+  watermarkDay: string | null
+  watermarkDayStart: Date | null
+  dirty: DirtyBucket[]
+}
+
+/** The tenant's watermark and the buckets marked dirty in [from, to), with their days in `tz`; one statement. */
+export const readRollupState = (tx: Tx, tenantId: string, tz: string, from: Date, to: Date) =>
+  tx<{ watermark: Date | null; watermarkDay: string | null; watermarkDayStart: Date | null; dirty: { bucket: string; day: string; dayStart: string; dayEnd: string }[] }[]>`
+    with w as (select watermark from analytics.rollup_state where tenant_id = ${tenantId})
+    select (select watermark from w) as watermark,
+           (select to_char((watermark at time zone ${tz})::date, 'YYYY-MM-DD') from w) as watermark_day,
+           (select ((watermark at time zone ${tz})::date::timestamp at time zone ${tz}) from w) as watermark_day_start,
+           coalesce((select json_agg(json_build_object(
+                       'bucket', d.bucket_start,
+                       'day', to_char((d.bucket_start at time zone ${tz})::date, 'YYYY-MM-DD'),
+                       'dayStart', ((d.bucket_start at time zone ${tz})::date::timestamp at time zone ${tz}),
+                       'dayEnd', (((d.bucket_start at time zone ${tz})::date + 1)::timestamp at time zone ${tz})) order by d.bucket_start)
+                       from analytics.rollup_dirty d
+                      where d.tenant_id = ${tenantId} and d.bucket_start >= ${from} and d.bucket_start < ${to}), '[]') as dirty`
+    .then(([r]): RollupState => ({
+      watermark: r!.watermark,
+      watermarkDay: r!.watermarkDay,
+      watermarkDayStart: r!.watermarkDayStart,
+      dirty: r!.dirty.map((d) => ({ bucket: new Date(d.bucket), day: d.day, dayStart: new Date(d.dayStart), dayEnd: new Date(d.dayEnd) })),
+    }))
+
+export const tenantTimezone = (tx: Tx, tenantId: string) =>
+  tx<{ timezone: string }[]>`select timezone from core.tenants where id = ${tenantId}`.then((r) => r[0]?.timezone ?? 'UTC')
+
+// ---------------------------------------------------------------------------------------------------------------
+// Funnels
+
+export interface FunnelStep { name: string; filters: Filter[] }
+
+/**
+ * Per step, the subjects (a lead, else an anonymous visitor) who did every step so far in order, each step at or
+ * after the previous one and within `windowSeconds` of the first. The first step must fall in [from, to). Each step
+ * reads only its event name's rows in the span (events_name_time_idx) and joins them to the previous step's subjects
+ * by hash: the cost is the rows of those names, not of the tenant.
+ */
+export function funnelCounts(tx: Tx, p: { tenantId: string; steps: FunnelStep[]; from: Date; to: Date; windowSeconds: number }) {
+  const subject = tx`coalesce(e.lead_id::text, 'a:' || e.anonymous_id)`
+  const src = rawEvents(tx)
+  const ctes: Fragment[] = p.steps.map((step, i) => {
+    const name = tx(`s${i}`)
+    const filters = filtersSql(tx, step.filters, src.column)
+    if (i === 0) {
+      return tx`${name} as (
+        select ${subject} as subject, min(e.occurred_at) as t0, min(e.occurred_at) as t
+          from analytics.events e
+         where e.tenant_id = ${p.tenantId} and e.name = ${step.name} and e.occurred_at >= ${p.from} and e.occurred_at < ${p.to}
+           and (e.lead_id is not null or e.anonymous_id is not null) ${filters}
+         group by 1)`
+    }
+    const strict = step.name === p.steps[i - 1]!.name
+    return tx`${name} as (
+      select s.subject, s.t0, min(e.occurred_at) as t
+        from ${tx(`s${i - 1}`)} s
+        join analytics.events e
+          on e.tenant_id = ${p.tenantId} and e.name = ${step.name} and ${subject} = s.subject
+         and ${strict ? tx`e.occurred_at > s.t` : tx`e.occurred_at >= s.t`}
+         and e.occurred_at <= s.t0 + make_interval(secs => ${p.windowSeconds})
+       where e.occurred_at >= ${p.from} and e.occurred_at < ${p.to}::timestamptz + make_interval(secs => ${p.windowSeconds}) ${filters}
+       group by s.subject, s.t0)`
+  })
+  const counts = tx.unsafe(p.steps.map((_, i) => `(select count(*) from s${i})::int as c${i}`).join(', '))
+  return tx<Record<string, number>[]>`with ${join(tx, ctes, ',')} select ${counts}`
+    .then(([r]) => p.steps.map((_, i) => Number(r![`c${i}`])))
+}
+
+export { filterDimensions }
