@@ -1,5 +1,5 @@
 import type postgres from 'postgres'
-import type { Sql, Tx } from '../../lib/db.js'
+import type { Queryable, Sql, Tx } from '../../lib/db.js'
 
 /** An event as the insert takes it: snake_case keys for jsonb_to_recordset. */
 export interface EventRecord {
@@ -33,41 +33,113 @@ export interface EventRecord {
 /**
  * Events from a relation the caller selects: columns name, lead_id, occurred_at, properties, dedupe_key, source, in
  * the order to add them, under the transaction's tenant (withTenant), so a caller cannot file an event under another
- * tenant. A statement of its own, or a part of the caller's (a data-modifying CTE: postgres.js nests queries), so a hot
- * path stays one round trip. A dedupe key already stored (or repeated) adds nothing.
+ * tenant. Returns CTEs to place in the caller's WITH list (they are data-modifying, so they must sit at its top
+ * level): `analytics_event_rows`, `analytics_event_firsts`, `analytics_event_keys_new` and `analytics_events_new`
+ * (the events added, `returning id`). A hot path stays one round trip. Exactly once by dedupe key across every
+ * partition: the keys go into analytics.event_keys first (`on conflict do nothing`), and only the rows whose key was
+ * new (the first of the relation for a key repeated in it) or that have no key become events.
+ *
+ * The days are not known before the statement: a day without its partition lands in the default partition
+ * (migration 0021), which analytics__create_partitions empties into the day's own.
  */
 export const insertEventsFrom = (tx: Tx, relation: postgres.Fragment) =>
   tx`
-    insert into analytics.events (tenant_id, name, lead_id, occurred_at, properties, dedupe_key, source)
-    select (select core.current_tenant_id()), r.name, r.lead_id, r.occurred_at, coalesce(r.properties, '{}'), r.dedupe_key, r.source
-      from (${relation}) r
-    on conflict (tenant_id, dedupe_key) do nothing`
+    analytics_event_rows as (
+      select (select core.current_tenant_id()) as tenant_id, row_number() over () as ord, r.*
+        from (${relation}) r
+    ), analytics_event_firsts as (
+      select distinct on (dedupe_key) ord, dedupe_key, occurred_at from analytics_event_rows
+       where dedupe_key is not null order by dedupe_key, ord
+    ), analytics_event_keys_new as (
+      insert into analytics.event_keys (tenant_id, dedupe_key, occurred_at)
+      select (select core.current_tenant_id()), dedupe_key, occurred_at from analytics_event_firsts
+      on conflict (tenant_id, dedupe_key) do nothing
+      returning dedupe_key
+    ), analytics_events_new as (
+      insert into analytics.events (tenant_id, name, lead_id, occurred_at, properties, dedupe_key, source)
+      select r.tenant_id, r.name, r.lead_id, r.occurred_at, coalesce(r.properties, '{}'), r.dedupe_key, r.source
+        from analytics_event_rows r
+       where r.dedupe_key is null
+          or r.ord in (select f.ord from analytics_event_firsts f join analytics_event_keys_new k on k.dedupe_key = f.dedupe_key)
+       order by r.ord
+      returning id
+    )`
 
-/** Every event of a batch in one statement, in the order given (a function scan keeps the array's order). Returns how many were new. */
-export const insertEvents = (tx: Tx, rows: EventRecord[]) =>
+/**
+ * Every event of a batch in one statement, in the order given (`ord`). Exactly once by dedupe key across every
+ * partition: the batch's keys (the first row of a key repeated in the batch) go into analytics.event_keys with
+ * `on conflict do nothing`, and only the rows whose key that insert returned, plus the rows without a key, become
+ * events. A concurrent transaction with the same key waits on the key's row and then adds nothing. Returns how many
+ * were new.
+ */
+export const insertEvents = (tx: Tx, rows: (EventRecord & { ord: number })[]) =>
   tx`
+    with r as (
+      select (select core.current_tenant_id()) as tenant_id, x.*
+        from jsonb_to_recordset(${tx.json(rows as never)}::jsonb)
+          as x(ord int, name text, lead_id uuid, occurred_at timestamptz, properties jsonb, dedupe_key text, source text,
+               event_id uuid, type text, anonymous_id text, session_id text, context jsonb,
+               acq_source text, acq_channel text, referrer_host text, utm jsonb, click_id jsonb, device text, browser text,
+               browser_version text, os text, os_version text, is_bot boolean, country text, country_from text)
+    ), firsts as (
+      select distinct on (dedupe_key) ord, dedupe_key, occurred_at from r where dedupe_key is not null order by dedupe_key, ord
+    ), keys as (
+      insert into analytics.event_keys (tenant_id, dedupe_key, occurred_at)
+      select (select core.current_tenant_id()), dedupe_key, occurred_at from firsts
+      on conflict (tenant_id, dedupe_key) do nothing
+      returning dedupe_key
+    )
     insert into analytics.events (tenant_id, name, lead_id, occurred_at, properties, dedupe_key, source, event_id, type, anonymous_id, session_id, context,
                                   acq_source, acq_channel, referrer_host, utm, click_id, device, browser, browser_version, os, os_version, is_bot,
                                   country, country_from)
-    select (select core.current_tenant_id()), r.name, r.lead_id, r.occurred_at, coalesce(r.properties, '{}'), r.dedupe_key, r.source,
+    select r.tenant_id, r.name, r.lead_id, r.occurred_at, coalesce(r.properties, '{}'), r.dedupe_key, r.source,
            r.event_id, r.type, r.anonymous_id, r.session_id, r.context,
            r.acq_source, r.acq_channel, r.referrer_host, r.utm, r.click_id, r.device, r.browser, r.browser_version, r.os, r.os_version, r.is_bot,
            r.country, r.country_from
-      from jsonb_to_recordset(${tx.json(rows as never)}::jsonb)
-        as r(name text, lead_id uuid, occurred_at timestamptz, properties jsonb, dedupe_key text, source text,
-             event_id uuid, type text, anonymous_id text, session_id text, context jsonb,
-             acq_source text, acq_channel text, referrer_host text, utm jsonb, click_id jsonb, device text, browser text,
-             browser_version text, os text, os_version text, is_bot boolean, country text, country_from text)
-    on conflict (tenant_id, dedupe_key) do nothing`.then((r) => r.count)
+      from r
+     where r.dedupe_key is null or r.ord in (select f.ord from firsts f join keys k on k.dedupe_key = f.dedupe_key)
+     order by r.ord`.then((r) => r.count)
 
 /** Retention: up to `limit` of a tenant's events older than `days` days, oldest first; returns how many went. */
 export const deleteEventsOlderThan = (tx: Tx, tenantId: string, days: number, limit: number) =>
   tx`
-    delete from analytics.events where id in (
-      select id from analytics.events
+    delete from analytics.events e using (
+      select id, occurred_at from analytics.events
        where tenant_id = ${tenantId} and occurred_at < now() - make_interval(days => ${days})
-       order by occurred_at limit ${limit})`
+       order by occurred_at limit ${limit}) d
+     where e.id = d.id and e.occurred_at = d.occurred_at`
     .then((r) => r.count)
+
+/** Retention: up to `limit` of a tenant's dedupe keys of events before `before` (days whose partitions were dropped). */
+export const deleteEventKeysBefore = (tx: Tx, tenantId: string, before: Date, limit: number) =>
+  tx`
+    delete from analytics.event_keys k using (
+      select dedupe_key from analytics.event_keys
+       where tenant_id = ${tenantId} and occurred_at < ${before}
+       limit ${limit}) d
+     where k.tenant_id = ${tenantId} and k.dedupe_key = d.dedupe_key`
+    .then((r) => r.count)
+
+// ---------------------------------------------------------------------------------------------------------------
+// Partitions (migration 0021): the runtime role owns nothing, so it asks three narrow definer functions.
+
+/** Creates the partitions of these UTC days (YYYY-MM-DD) that do not exist yet; returns how many it created. */
+export const ensureEventPartitions = (tx: Queryable, days: string[]) =>
+  tx<{ created: number }[]>`select analytics.ensure_event_partitions(${days}::date[]) as created`.then((r) => r[0]!.created)
+
+/** Yesterday through `ahead` days ahead, and the days of rows in the default partition (moved into their own). */
+export const prepareEventPartitions = (sql: Queryable, ahead: number) =>
+  sql<{ created: number }[]>`select analytics.prepare_event_partitions(${ahead}) as created`.then((r) => r[0]!.created)
+
+/** Drops the day partitions wholly older than `keepDays` days; returns the first moment kept and what went. */
+export const dropEventPartitions = (sql: Queryable, keepDays: number) =>
+  sql<{ keptFrom: Date; dropped: string[] }[]>`select kept_from, dropped from analytics.drop_event_partitions(${keepDays})`.then((r) => r[0]!)
+
+/** The event partitions that exist, oldest first (for operators and tests). */
+export const listEventPartitions = (sql: Queryable) =>
+  sql<{ name: string }[]>`
+    select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid
+     where i.inhparent = 'analytics.events'::regclass order by c.relname`.then((r) => r.map((x) => x.name))
 
 // ---------------------------------------------------------------------------------------------------------------
 // Site keys and the event inbox (POST /v1/events).

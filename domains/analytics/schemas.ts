@@ -93,6 +93,9 @@ export const IntakeAccepted = z.object({
 export const PROCESS_EVENTS_TASK = 'analytics__process_events'
 export const ProcessEventsPayload = z.object({ tenantId: z.uuid(), eventIds: z.array(z.uuid()).min(1) })
 
+/** analytics__create_partitions (cron): how many days ahead to keep ready; the default is PARTITION_DAYS_AHEAD. */
+export const CreatePartitionsPayload = z.object({ daysAhead: z.number().int().min(0).max(31).optional() }).loose()
+
 /** Canonical, as browsers send Origin: lowercase, default port dropped (`https://Clinic.Example:443` → `https://clinic.example`). */
 const Origin = z.string().max(200)
   .refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol) && /^https?:\/\/[^/?#]+\/?$/i.test(v), 'an origin: http(s)://host[:port], no path')

@@ -22,7 +22,8 @@ export type { EventRow } from './schemas.js'
  */
 export async function recordEvents(tx: Tx, rows: readonly EventRow[]): Promise<number> {
   if (rows.length === 0) return 0
-  return q.insertEvents(tx, rows.map((r) => ({
+  const records = rows.map((r, ord) => ({
+    ord,
     name: r.name,
     lead_id: r.leadId ?? null,
     occurred_at: r.occurredAt instanceof Date ? r.occurredAt.toISOString() : r.occurredAt,
@@ -35,8 +36,62 @@ export async function recordEvents(tx: Tx, rows: readonly EventRow[]): Promise<n
     session_id: r.sessionId ?? null,
     context: r.context ?? null,
     ...enrichmentColumns(r.enrichment ?? null),
-  })))
+  }))
+  await ensurePartitionsFor(tx, records.map((r) => r.occurred_at))
+  return q.insertEvents(tx, records)
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Partitions: analytics.events has one per UTC day (migration 0021).
+
+/** Days ahead the cron task keeps ready, so the day's first events never wait for a partition to be created. */
+export const PARTITION_DAYS_AHEAD = 7
+/** Days this process knows to have a partition: the common case costs no round trip. */
+const knownDays = new Set<string>()
+const KNOWN_DAYS_MAX = 2000
+
+const utcDay = (iso: string) => {
+  const t = Date.parse(iso)
+  return Number.isNaN(t) ? null : new Date(t).toISOString().slice(0, 10)
+}
+
+/**
+ * Makes sure the days of these timestamps have their partitions, before the insert that needs them: late data (a
+ * day long past) or a day the cron task has not reached yet is created on demand, through the narrow definer
+ * function (the runtime role cannot create tables). Days seen before cost nothing. Should a day be missing anyway
+ * (dropped by retention since), its rows land in the default partition, never in an error.
+ */
+async function ensurePartitionsFor(tx: Tx, timestamps: string[]): Promise<void> {
+  const missing = new Set<string>()
+  for (const ts of timestamps) {
+    const day = utcDay(ts)
+    if (day && !knownDays.has(day)) missing.add(day)
+  }
+  if (missing.size === 0) return
+  const days = [...missing]
+  // More than a call may name is a malformed batch (years of late data at once): the default partition takes it.
+  if (days.length > 400) return
+  await q.ensureEventPartitions(tx, days)
+  if (knownDays.size + days.length > KNOWN_DAYS_MAX) knownDays.clear()
+  for (const d of days) knownDays.add(d)
+}
+
+/** The cron task's work: yesterday through PARTITION_DAYS_AHEAD ahead, and the default partition emptied into days. */
+export const prepareEventPartitions = (sql: Sql, ahead = PARTITION_DAYS_AHEAD) => q.prepareEventPartitions(sql, ahead)
+
+/**
+ * Retention's cross-tenant part (domains/privacy/retention.ts): drops the day partitions wholly older than
+ * `keepDays`, which must be at least the longest period any tenant keeps (the function refuses otherwise). Returns
+ * the first moment kept (dedupe keys before it may go) and the partitions dropped.
+ */
+export async function dropEventPartitionsOlderThan(sql: Sql, keepDays: number): Promise<{ keptFrom: Date; dropped: string[] }> {
+  const result = await q.dropEventPartitions(sql, keepDays)
+  // A dropped day must be created again if late data for it arrives.
+  if (result.dropped.length > 0) knownDays.clear()
+  return result
+}
+
+export const listEventPartitions = (sql: Sql) => q.listEventPartitions(sql)
 
 /** An Enrichment as the event's columns (migration 0020); all null when the event was not enriched. */
 const enrichmentColumns = (e: Enrichment | null) => ({
@@ -57,8 +112,9 @@ const enrichmentColumns = (e: Enrichment | null) => ({
 
 /**
  * The same, for a producer that derives its events from rows it writes in the same statement (WhatsApp ingestion
- * records each new message's event in the statement that stores the messages): returns the insert as a part to
- * embed as a CTE. `relation` selects name, lead_id, occurred_at, properties, dedupe_key and source.
+ * records each new message's event in the statement that stores the messages): returns CTEs to place in the
+ * caller's WITH list (`analytics_events_new` returns the ids added). `relation` selects name, lead_id, occurred_at,
+ * properties, dedupe_key and source. Exactly once by dedupe key, like recordEvents.
  */
 export const recordEventsFrom = q.insertEventsFrom
 

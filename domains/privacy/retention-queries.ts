@@ -1,6 +1,6 @@
 import type { Queryable, Tx } from '../../lib/db.js'
 import type { RetentionRunView, RetentionSettings } from './export-schemas.js'
-import { deleteEventsOlderThan } from '../analytics/queries.js'
+import { deleteEventKeysBefore, deleteEventsOlderThan } from '../analytics/queries.js'
 import { deleteInteractionsOlderThan, unlinkInteractionsFromMessages } from '../marketing/leads/queries.js'
 import { deleteMessagesWithHistory, messagesOlderThan } from '../whatsapp/queries.js'
 
@@ -57,6 +57,10 @@ export const listRetentionRuns = (tx: Tx, limit: number) =>
 export const activeTenantIdsPage = (sql: Queryable, limit: number, afterId: string | null) =>
   sql<{ id: string; status: string }[]>`select id, status from core.list_tenants(${limit}, ${afterId}::uuid)`
 
+/** Cross-tenant, one number: the longest analytics period any tenant set (null when none did). */
+export const longestAnalyticsEventsDays = (sql: Queryable) =>
+  sql<{ days: number | null }[]>`select privacy.longest_analytics_events_days() as days`.then((r) => r[0]!.days)
+
 // ---------------------------------------------------------------------------------------------------------
 // Deleting what is past its period, `limit` rows per statement. Each returns what it removed, per table.
 
@@ -66,6 +70,9 @@ const cutoff = (tx: Tx, days: number) => tx`now() - make_interval(days => ${days
 // their tables itself (domains/one-writer.test.ts).
 export const deleteOldAnalyticsEvents = async (tx: Tx, tenantId: string, days: number, limit: number) =>
   ({ 'analytics.events': await deleteEventsOlderThan(tx, tenantId, days, limit) })
+
+export const deleteOldEventKeys = async (tx: Tx, tenantId: string, before: Date, limit: number) =>
+  ({ 'analytics.event_keys': await deleteEventKeysBefore(tx, tenantId, before, limit) })
 
 export const deleteOldInteractions = async (tx: Tx, tenantId: string, days: number, limit: number) =>
   ({ 'marketing.lead_interactions': await deleteInteractionsOlderThan(tx, tenantId, days, limit) })

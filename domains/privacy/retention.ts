@@ -11,9 +11,15 @@
  * the tenant, which also adds that batch's counts to the tenant's run record (privacy.retention_runs): what the
  * record says was removed was removed, even after a crash. A run stops starting batches when its time budget is
  * spent and is recorded `incomplete`; the next night carries on.
+ *
+ * Analytics events are partitioned by UTC day (migration 0021). Before the tenants' batches, the pass drops every
+ * day partition wholly older than the longest period any tenant keeps (the default, 90 days, or a longer one a tenant
+ * set), so at the common volume no event row is deleted one by one. A tenant with a shorter period is trimmed in
+ * batches as before; the dedupe keys of the dropped days (analytics.event_keys) go in batches per tenant.
  */
 import type { Config } from '../../lib/config.js'
 import { withTenant, type Sql, type Tx } from '../../lib/db.js'
+import { dropEventPartitionsOlderThan } from '../analytics/service.js'
 import { insertAuditEntry } from '../tenancy/queries.js'
 import type { PatchRetentionBody, RetentionRunView, RetentionSettings, RetentionView } from './export-schemas.js'
 import * as q from './retention-queries.js'
@@ -81,6 +87,8 @@ export interface RetentionLimits {
   /** The pass starts no new batch after this moment (ms since epoch). */
   deadline: number
   defaultExportsDays: number
+  /** Dedupe keys of analytics events before this moment go (their days' partitions were dropped). */
+  eventKeysBefore?: Date
 }
 
 export interface TenantRetentionResult {
@@ -94,11 +102,14 @@ export interface TenantRetentionResult {
 type Step = (tx: Tx, tenantId: string, limit: number) => Promise<Record<string, number>>
 
 /** The steps a tenant's settings call for, each with the table whose count says whether a batch was full. */
-function stepsFor(s: RetentionSettings): { main: string; run: Step }[] {
+function stepsFor(s: RetentionSettings, limits: RetentionLimits): { main: string; run: Step }[] {
   const steps: { main: string; run: Step }[] = [
     { main: 'privacy.export_requests', run: (tx, t, n) => q.deleteExpiredExports(tx, t, s.exportsDays, n) },
+    // What partition drops left: the days younger than the longest period but older than this tenant's.
     { main: 'analytics.events', run: (tx, t, n) => q.deleteOldAnalyticsEvents(tx, t, s.analyticsEventsDays, n) },
   ]
+  const keysBefore = limits.eventKeysBefore
+  if (keysBefore) steps.push({ main: 'analytics.event_keys', run: (tx, t, n) => q.deleteOldEventKeys(tx, t, keysBefore, n) })
   // Messages before interactions: deleting a message unlinks its interactions, which then go by their own period.
   if (s.messagesDays !== null) steps.push({ main: 'whatsapp.messages', run: (tx, t, n) => q.deleteOldMessages(tx, t, s.messagesDays!, n) })
   if (s.interactionsDays !== null) steps.push({ main: 'marketing.lead_interactions', run: (tx, t, n) => q.deleteOldInteractions(tx, t, s.interactionsDays!, n) })
@@ -114,7 +125,7 @@ export async function applyTenantRetention(sql: Sql, tenantId: string, limits: R
   let removed: Record<string, number> = {}
   let batches = 0
   let status: 'completed' | 'incomplete' = 'completed'
-  steps: for (const step of stepsFor(settings)) {
+  steps: for (const step of stepsFor(settings, limits)) {
     for (;;) {
       if (Date.now() >= limits.deadline) {
         status = 'incomplete'
@@ -137,23 +148,45 @@ export async function applyTenantRetention(sql: Sql, tenantId: string, limits: R
   return { tenantId, runId, status, removed, batches }
 }
 
-/** Cross-tenant: every active tenant in turn, under its own tenant, within one time budget. */
-export async function applyRetentionForAllTenants(sql: Sql, config: Config, now = Date.now()): Promise<TenantRetentionResult[]> {
+/** The longest analytics period any tenant keeps: the platform default, or a longer one a tenant set. */
+export async function longestAnalyticsEventsDays(sql: Sql): Promise<number> {
+  return Math.max(DEFAULT_ANALYTICS_EVENTS_DAYS, (await q.longestAnalyticsEventsDays(sql)) ?? 0)
+}
+
+export interface RetentionPassResult {
+  /** Day partitions of analytics.events dropped (older than every tenant's period), and the first moment kept. */
+  partitions: { keepDays: number; keptFrom: Date; dropped: string[] }
+  tenants: TenantRetentionResult[]
+}
+
+/**
+ * Cross-tenant: the analytics partitions no tenant keeps are dropped, then every active tenant in turn, under its
+ * own tenant, within one time budget.
+ */
+export async function applyRetention(sql: Sql, config: Config, now = Date.now()): Promise<RetentionPassResult> {
+  const keepDays = await longestAnalyticsEventsDays(sql)
+  const { keptFrom, dropped } = await dropEventPartitionsOlderThan(sql, keepDays)
   const limits: RetentionLimits = {
     batchRows: config.PRIVACY_RETENTION_BATCH_ROWS,
     deadline: now + config.PRIVACY_RETENTION_BUDGET_SECONDS * 1000,
     defaultExportsDays: config.PRIVACY_EXPORT_TTL_DAYS,
+    eventKeysBefore: keptFrom,
   }
-  const results: TenantRetentionResult[] = []
+  const tenants: TenantRetentionResult[] = []
+  const result = { partitions: { keepDays, keptFrom, dropped }, tenants }
   let after: string | null = null
   for (;;) {
     const page = await q.activeTenantIdsPage(sql, 200, after)
     for (const t of page) {
       if (t.status !== 'active') continue
-      if (Date.now() >= limits.deadline) return results
-      results.push(await applyTenantRetention(sql, t.id, limits))
+      if (Date.now() >= limits.deadline) return result
+      tenants.push(await applyTenantRetention(sql, t.id, limits))
     }
-    if (page.length < 200) return results
+    if (page.length < 200) return result
     after = page[page.length - 1]!.id
   }
 }
+
+/** The tenants' part of applyRetention (partitions are dropped first all the same). */
+export const applyRetentionForAllTenants = async (sql: Sql, config: Config, now = Date.now()): Promise<TenantRetentionResult[]> =>
+  (await applyRetention(sql, config, now)).tenants

@@ -101,12 +101,10 @@ export async function applyInboundMessages(tx: Tx, tenantId: string, entries: In
         select f.lead_id, 'whatsapp_message' as type, 'whatsapp' as channel, 'lead' as actor, f.occurred_at, f.id as message_id, f.details,
                'wa:msg:' || f.wamid as dedupe_key
           from (${fresh}) f order by f.ord`)}
-    ), event as (
-      ${recordEventsFrom(tx, tx`
+    ), ${recordEventsFrom(tx, tx`
         select 'whatsapp.message_received' as name, f.lead_id, f.occurred_at, f.event as properties, 'wa:msg:' || f.wamid as dedupe_key,
                'whatsapp' as source
-          from (${fresh}) f order by f.ord`)}
-    ), service_window as (
+          from (${fresh}) f order by f.ord`)}, service_window as (
       insert into whatsapp.service_windows as w (tenant_id, phone_number_id, wa_id, lead_id, last_inbound_at)
       select distinct on (m.phone_number_id, m.wa_id) ${tenantId}, m.phone_number_id, m.wa_id, m.lead_id, m.occurred_at
         from msg m order by m.phone_number_id, m.wa_id, m.occurred_at desc

@@ -1,4 +1,5 @@
 import type { TaskList } from 'graphile-worker'
+import { createPartitionsTask } from './analytics__create_partitions.js'
 import { processEventsTask } from './analytics__process_events.js'
 import { flowTimerTask } from './conversations__flow_timer.js'
 import { runBotTask } from './conversations__run_bot.js'
@@ -32,5 +33,6 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     privacy__apply_retention: applyRetentionTask(deps),
     privacy__erase_subject: eraseSubjectTask(deps),
     analytics__process_events: processEventsTask(deps),
+    analytics__create_partitions: createPartitionsTask(deps),
   }
 }
