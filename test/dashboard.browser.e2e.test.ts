@@ -130,18 +130,19 @@ if (!haveChromium && !REQUIRED) {
       // What a person reads is the number, formatted.
       expect((await page.locator('[data-kpi="leads"] [data-value]').textContent())?.replace(/,/g, '')).toBe(String(leads))
 
-      const sources = await ask({ metrics: ['visitors', 'leads'], dateRange: '30d', dimensions: ['visit:source'], orderBy: [['visitors', 'desc']], limit: 8 })
-      expect(sources.results.length).toBeGreaterThan(3)
-      const shownSources = await page.$$eval('#sources li[data-key]', (lis: any[]) => lis.map((li) => [
-        li.dataset.key, ...[...li.querySelectorAll('[data-value]')].map((c: any) => Number(c.dataset.value)),
-      ]))
-      expect(shownSources).toEqual(sources.results.map((r) => [r.dimensions[0] ?? '', ...r.metrics]))
-
-      const channels = await ask({ metrics: ['visitors', 'leads'], dateRange: '30d', dimensions: ['visit:channel'], orderBy: [['visitors', 'desc']], limit: 8 })
-      const shownChannels = await page.$$eval('#channels li[data-key]', (lis: any[]) => lis.map((li) => [
-        li.dataset.key, ...[...li.querySelectorAll('[data-value]')].map((c: any) => Number(c.dataset.value)),
-      ]))
-      expect(shownChannels).toEqual(channels.results.map((r) => [r.dimensions[0] ?? '', ...r.metrics]))
+      // Sources and channels: visitors by their page views', new leads by their lead.created event's.
+      for (const [list, dimension] of [['#sources', 'visit:source'], ['#channels', 'visit:channel']] as const) {
+        const visitorsBy = await ask({ metrics: ['visitors'], dateRange: '30d', dimensions: [dimension], filters: [['is', 'event:name', ['pageview']]], orderBy: [['visitors', 'desc']], limit: 8 })
+        const leadsBy = await ask({ metrics: ['events'], dateRange: '30d', dimensions: [dimension], filters: [['is', 'event:name', ['lead.created']]] })
+        expect(visitorsBy.results.length, dimension).toBeGreaterThan(3)
+        const expected = visitorsBy.results.map((r) => [
+          r.dimensions[0] ?? '', r.metrics[0], leadsBy.results.find((l) => l.dimensions[0] === r.dimensions[0])?.metrics[0] ?? 0,
+        ])
+        const shown = await page.$$eval(`${list} li[data-key]`, (lis: any[]) => lis.map((li) => [
+          li.dataset.key, ...[...li.querySelectorAll('[data-value]')].map((c: any) => Number(c.dataset.value)),
+        ]))
+        expect(shown, dimension).toEqual(expected)
+      }
 
       const funnelRes = await fetch(`${apiUrl}/v1/analytics/funnels?steps=lead.created,lead.qualified,lead.converted&dateRange=30d&window=30d`, { headers: { authorization: `Bearer ${DEMO_ADMIN_KEY}` } })
       expect(funnelRes.status).toBe(200)

@@ -144,8 +144,8 @@ async function refresh({ quiet = false } = {}) {
       q({ metrics: ['events'], dimensions: [bucket(), 'event:name'], filters: [['is', 'event:name', MESSAGES]] }),
       q({ metrics: ['delivery_rate', 'read_rate'], dimensions: [bucket()] }),
       q({ metrics: ['events'], dimensions: ['event:name'], filters: [['is', 'event:name', DELIVERY]] }),
-      q({ metrics: ['visitors', 'leads'], dimensions: ['visit:source'], orderBy: [['visitors', 'desc']], limit: 8 }),
-      q({ metrics: ['visitors', 'leads'], dimensions: ['visit:channel'], orderBy: [['visitors', 'desc']], limit: 8 }),
+      acquisition('visit:source', q),
+      acquisition('visit:channel', q),
       api.funnel({ steps: FUNNEL.join(','), dateRange: Array.isArray(range) ? range.join(',') : range, window: '30d' }, signal),
       q({ metrics: ['events'], dimensions: ['event:form', 'event:name'], filters: [['is', 'event:name', ['form.viewed', 'form.submitted']]] }),
       q({ metrics: ['form_conversion_rate'], dimensions: ['event:form'] }),
@@ -155,8 +155,8 @@ async function refresh({ quiet = false } = {}) {
     renderKpis(kpis, newLeads)
     renderSeries(series, kpis.meta)
     renderDelivery(rates, delivery, kpis.meta)
-    renderBars($('#sources'), sources, (v) => (v ? label(v) : 'Unknown'))
-    renderBars($('#channels'), channels, label)
+    drawBars($('#sources'), sources, { name: (v) => (v ? label(v) : 'Direct / none'), columns: ['visitors', 'leads'] })
+    drawBars($('#channels'), channels, { name: label, columns: ['visitors', 'leads'] })
     drawFunnel($('#funnel'), funnel.steps, eventLabel)
     renderForms(formEvents, formRates)
     $('#load-error').hidden = true
@@ -172,15 +172,15 @@ async function refresh({ quiet = false } = {}) {
 
 function renderHead(meta) {
   const name = state.range === 'custom' ? 'Custom range' : RANGE_NAMES[state.range]
-  $('#range-label').textContent = `${name} · ${shortDate(meta.dateRange.from)} – ${shortDate(meta.dateRange.to)} (${meta.timezone})`
+  const first = localDate(meta.dateRange.from, meta.timezone)
+  const last = localDate(new Date(meta.dateRange.to).getTime() - 1, meta.timezone)
+  $('#range-label').textContent = `${name} · ${first === last ? shortDate(first) : `${shortDate(first)} – ${shortDate(last)}`} (${meta.timezone})`
   const asOf = meta.watermark ? `rolled up to ${formatTime(meta.watermark, meta.timezone)}` : 'not rolled up yet'
   $('#freshness').textContent = `Source: ${meta.source} · ${asOf} · updated ${formatTime(new Date().toISOString(), meta.timezone)}`
 }
 
-const shortDate = (value) => {
-  const date = /^\d{4}-\d{2}-\d{2}$/.test(value) ? new Date(`${value}T12:00:00Z`) : new Date(value)
-  return new Intl.DateTimeFormat('en-GB', { day: 'numeric', month: 'short', year: 'numeric', timeZone: /^\d{4}-\d{2}-\d{2}$/.test(value) ? 'UTC' : state.tenant?.timezone }).format(date)
-}
+/** A calendar date (YYYY-MM-DD) as people read it: 2 Nov 2026. */
+const shortDate = (day) => new Intl.DateTimeFormat('en-GB', { day: 'numeric', month: 'short', year: 'numeric', timeZone: 'UTC' }).format(new Date(`${day}T12:00:00Z`))
 
 function renderKpis(kpis, newLeads) {
   const row = kpis.results[0] ?? { metrics: [], comparison: null }
@@ -201,28 +201,39 @@ function renderKpis(kpis, newLeads) {
   }
 }
 
-/** Every bucket of the range in order, including the empty ones the API leaves out. */
-function buckets(results, meta) {
-  const seen = [...new Set(results.map((r) => r.dimensions[0]))].sort()
-  if (bucket() !== 'time:day') return seen
-  const from = String(meta.dateRange.from).slice(0, 10)
-  const to = String(meta.dateRange.to).slice(0, 10)
+/** The local calendar date (YYYY-MM-DD) of an instant in the tenant's zone. */
+const localDate = (instant, timeZone) =>
+  new Intl.DateTimeFormat('en-CA', { year: 'numeric', month: '2-digit', day: '2-digit', timeZone }).format(new Date(instant))
+
+/** The local hour (YYYY-MM-DDTHH:00:00, as time:hour answers) of an instant in the tenant's zone. */
+const localHour = (instant, timeZone) => {
+  const hour = new Intl.DateTimeFormat('en-GB', { hour: '2-digit', hourCycle: 'h23', timeZone }).format(new Date(instant))
+  return `${localDate(instant, timeZone)}T${hour.padStart(2, '0')}:00:00`
+}
+
+/**
+ * Every bucket of the range in order, including the empty ones the API leaves out, as [key, label]. meta.dateRange
+ * is [from, to) as instants: its days are the local dates from `from` to the last moment before `to`. Hours after
+ * the current one are left out (they have not happened).
+ */
+function buckets(meta) {
+  const from = localDate(meta.dateRange.from, meta.timezone)
+  const to = localDate(new Date(meta.dateRange.to).getTime() - 1, meta.timezone)
   const days = []
   for (let d = new Date(`${from}T00:00:00Z`); d.toISOString().slice(0, 10) <= to && days.length < 400; d = new Date(d.getTime() + 86_400_000)) days.push(d.toISOString().slice(0, 10))
-  return [...new Set([...days, ...seen.map((s) => String(s).slice(0, 10))])].sort()
+  if (bucket() === 'time:day') return days.map((d) => [d, dayLabel(d)])
+  const now = localHour(Date.now(), meta.timezone)
+  return days.flatMap((d) => Array.from({ length: 24 }, (_, h) => `${d}T${String(h).padStart(2, '0')}:00:00`))
+    .filter((k) => k <= now).map((k) => [k, k.slice(11, 16)])
 }
 
-const bucketLabel = (value) => {
-  const v = String(value)
-  if (bucket() === 'time:hour') return v.length >= 13 ? `${v.slice(11, 13)}:00` : v
-  return new Intl.DateTimeFormat('en-GB', { day: 'numeric', month: 'short', timeZone: 'UTC' }).format(new Date(`${v.slice(0, 10)}T12:00:00Z`))
-}
+const dayLabel = (day) => new Intl.DateTimeFormat('en-GB', { day: 'numeric', month: 'short', timeZone: 'UTC' }).format(new Date(`${day}T12:00:00Z`))
 
-const bucketKey = (value) => (bucket() === 'time:day' ? String(value).slice(0, 10) : String(value))
+const bucketKey = (value) => (bucket() === 'time:day' ? String(value).slice(0, 10) : String(value).slice(0, 19))
 
 function renderSeries(series, meta) {
-  const keys = buckets(series.results, meta)
-  const index = new Map(keys.map((k, i) => [bucketKey(k), i]))
+  const keys = buckets(meta)
+  const index = new Map(keys.map(([k], i) => [k, i]))
   const lines = [
     { name: 'lead.created', label: 'New leads', color: COLORS.leads },
     { name: 'whatsapp.message_received', label: 'Messages received', color: COLORS.received },
@@ -235,13 +246,13 @@ function renderSeries(series, meta) {
   }
   const container = $('#timeseries')
   container.dataset.points = String(keys.length)
-  drawSeries(container, { labels: keys.map(bucketLabel), series: lines })
+  drawSeries(container, { labels: keys.map(([, l]) => l), series: lines })
   legend($('#timeseries-legend'), lines.map((l) => ({ label: l.label, color: l.color, total: l.values.reduce((a, b) => a + b, 0) })))
 }
 
 function renderDelivery(rates, delivery, meta) {
-  const keys = buckets(rates.results, meta)
-  const index = new Map(keys.map((k, i) => [bucketKey(k), i]))
+  const keys = buckets(meta)
+  const index = new Map(keys.map(([k], i) => [k, i]))
   const delivered = keys.map(() => null)
   const read = keys.map(() => null)
   for (const r of rates.results) {
@@ -250,7 +261,7 @@ function renderDelivery(rates, delivery, meta) {
     delivered[i] = r.metrics[0]
     read[i] = r.metrics[1]
   }
-  drawRates($('#delivery'), { labels: keys.map(bucketLabel), series: [{ label: 'Delivered', color: COLORS.delivered, values: delivered }, { label: 'Read', color: COLORS.read, values: read }] })
+  drawRates($('#delivery'), { labels: keys.map(([, l]) => l), series: [{ label: 'Delivered', color: COLORS.delivered, values: delivered }, { label: 'Read', color: COLORS.read, values: read }] })
   const counts = new Map(delivery.results.map((r) => [r.dimensions[0], r.metrics[0] ?? 0]))
   const sent = counts.get('whatsapp.message_sent') ?? 0
   const stats = [
@@ -280,8 +291,19 @@ function renderDelivery(rates, delivery, meta) {
   }))
 }
 
-function renderBars(list, answer, name) {
-  drawBars(list, answer.results.map((r) => ({ key: r.dimensions[0] ?? '', values: r.metrics })), { name, columns: ['visitors', 'leads'] })
+/**
+ * Where people came from: visitors by their page views' source (or channel), and new leads by their lead.created
+ * event's (a lead's later events, a bot's reply say, carry no visit, so counting leads over all events would file
+ * most of them under "none"). The top sources by visitors, each with its leads.
+ */
+const ACQUISITION_LIMIT = 8
+async function acquisition(dimension, q) {
+  const [visitors, leads] = await Promise.all([
+    q({ metrics: ['visitors'], dimensions: [dimension], filters: [['is', 'event:name', ['pageview']]], orderBy: [['visitors', 'desc']], limit: ACQUISITION_LIMIT }),
+    q({ metrics: ['events'], dimensions: [dimension], filters: [['is', 'event:name', ['lead.created']]] }),
+  ])
+  const leadsBy = new Map(leads.results.map((r) => [r.dimensions[0] ?? '', r.metrics[0] ?? 0]))
+  return visitors.results.map((r) => ({ key: r.dimensions[0] ?? '', values: [r.metrics[0] ?? 0, leadsBy.get(r.dimensions[0] ?? '') ?? 0] }))
 }
 
 function renderForms(events, rates) {
