@@ -93,6 +93,14 @@ export const ConfigSchema = z.object({
   ANALYTICS_ROLLUP_BATCH_BUCKETS: z.coerce.number().int().min(1).max(10_000).default(50),
   ANALYTICS_ROLLUP_BUDGET_SECONDS: z.coerce.number().int().min(1).max(3600).default(45),
   ANALYTICS_RECONCILE_WINDOW_MINUTES: z.coerce.number().int().min(5).max(7 * 24 * 60).default(60),
+  // The live feed (GET /v1/analytics/live, SSE). A comment every LIVE_HEARTBEAT_MS keeps proxies from closing an idle
+  // stream (and is how a dead client is noticed); a client that does not read is cut off once LIVE_MAX_BUFFERED_BYTES
+  // wait for it, rather than buffered without bound; a reconnect sends at most LIVE_RESUME_MAX_EVENTS missed events
+  // (beyond, an `event: reset` tells it to reload); a tenant may hold LIVE_MAX_STREAMS_PER_TENANT streams per process.
+  LIVE_HEARTBEAT_MS: z.coerce.number().int().min(50).max(50_000).default(15_000),
+  LIVE_MAX_BUFFERED_BYTES: z.coerce.number().int().min(1024).default(1_048_576),
+  LIVE_RESUME_MAX_EVENTS: z.coerce.number().int().min(1).max(100_000).default(10_000),
+  LIVE_MAX_STREAMS_PER_TENANT: z.coerce.number().int().min(1).max(10_000).default(200),
 
   // Worker.
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(8),

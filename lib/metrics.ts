@@ -185,3 +185,16 @@ export const whatsappParkedDeliveries = new Gauge({
 
 export const metricsContentType = registry.contentType
 export const renderMetrics = () => registry.metrics()
+
+/** The live feed (GET /v1/analytics/live): streams open now, and streams ended by us (slow: cut off for backpressure). */
+export const liveStreams = new Gauge({
+  name: 'analytics_live_streams',
+  help: 'Live feed (SSE) streams open in this process.',
+  registers: [registry],
+})
+export const liveStreamsDropped = new Counter({
+  name: 'analytics_live_streams_dropped_total',
+  help: 'Live feed streams the server ended, by reason: slow (the client did not read and its buffer passed LIVE_MAX_BUFFERED_BYTES).',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+})

@@ -226,3 +226,62 @@ export const deleteInboxEvents = (tx: Tx, ids: string[]) =>
 
 export const parkInboxEvent = (tx: Tx, id: string, error: string) =>
   tx`update analytics.event_inbox set status = 'parked', attempts = attempts + 1, last_error = ${error} where id = ${id}`
+
+// ---------------------------------------------------------------------------------------------------------------
+// The live feed (GET /v1/analytics/live): events committed after a snapshot, and the notifications that say so.
+
+/** What an API process listens on; migration 0024's statement trigger notifies it with the inserting tenant (or '*'). */
+export const EVENTS_COMMITTED_CHANNEL = 'analytics_events'
+
+export interface LiveEventRow {
+  id: string
+  /** The writing transaction (xid8, as text): what the JS side tests against a snapshot. */
+  xactId: string
+  name: string
+  occurredAt: Date
+  leadId: string | null
+  source: string | null
+  acqSource: string | null
+  acqChannel: string | null
+  country: string | null
+  device: string | null
+  browser: string | null
+  os: string | null
+  properties: Record<string, unknown>
+}
+
+/**
+ * The tenant's events committed after snapshot `after` (pg_snapshot text) and visible now, in transaction then insert
+ * order, with the snapshot they were read under: the next call passes it as `after`, so consecutive calls see every
+ * commit exactly once whatever the order transactions took ids and committed in. The statement's own snapshot is
+ * pg_current_snapshot() (the active one), so rows and snapshot agree. Not visible in `after` means: the writing
+ * transaction is at or beyond its xmax, or was in progress (its xip list); both are index ranges. `after` null: only
+ * the snapshot. Under withTenant: RLS keeps the rows the tenant's even if the argument lied.
+ */
+export const eventsCommittedAfter = async (tx: Tx, tenantId: string, after: string | null, limit: number | null) => {
+  const rows = await tx<(Partial<LiveEventRow> & { snapshot: string })[]>`
+    with s as materialized (select pg_current_snapshot() as snap)
+    select s.snap::text as snapshot, e.*
+      from s left join lateral (
+        select e.id::text as id, e.xact_id::text as xact_id, e.name, e.occurred_at, e.lead_id, e.source, e.acq_source, e.acq_channel,
+               e.country, e.device, e.browser, e.os, e.properties
+          from analytics.events e
+         where ${after === null ? tx`false` : tx`
+               e.tenant_id = ${tenantId} and e.xact_id is not null
+           and (e.xact_id >= pg_snapshot_xmax(${after}::pg_snapshot)
+                or e.xact_id = any(array(select pg_snapshot_xip(${after}::pg_snapshot))))`}
+         order by e.xact_id, e.id
+         ${limit === null ? tx`` : tx`limit ${limit}`}
+      ) e on true`
+  return {
+    snapshot: rows[0]!.snapshot,
+    rows: rows.filter((r) => r.id != null).map(({ snapshot: _, ...r }) => r as LiveEventRow),
+  }
+}
+
+/**
+ * LISTENs on a connection of its own (postgres.js opens one per sql; it reconnects and listens again by itself).
+ * `onListen` runs on every (re)connection: notifications sent while it was down are lost, so the caller rereads.
+ */
+export const listenForCommittedEvents = (sql: Sql, onTenant: (tenant: string) => void, onListen: () => void) =>
+  sql.listen(EVENTS_COMMITTED_CHANNEL, onTenant, onListen)

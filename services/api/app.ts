@@ -30,6 +30,8 @@ import privacyErasureRoutes from './modules/privacy/erasure-routes.js'
 import siteKeyRoutes from './modules/site-keys/routes.js'
 import analyticsRoutes from './modules/analytics/routes.js'
 import dashboardRoutes from './dashboard/routes.js'
+import analyticsLiveRoutes from './modules/analytics-live/routes.js'
+import { LiveFeed } from '../../domains/analytics/live.js'
 
 export interface ApiDeps {
   config: Config
@@ -40,11 +42,17 @@ export interface ApiDeps {
   isShuttingDown?: () => boolean
   /** Seals tenants' secrets (Meta tokens, app secrets); from SECRETS_KEY unless given. */
   secrets: SecretBox
+  /** The live feed's LISTEN and fan-out (one per process); made here unless given. Closed with the app. */
+  liveFeed: LiveFeed
 }
 
 /** Builds the API service without listening: tests drive it with app.inject(), main.ts listens. */
-export async function buildApiApp(input: Omit<ApiDeps, 'secrets'> & { secrets?: SecretBox }): Promise<App> {
-  const deps: ApiDeps = { ...input, secrets: input.secrets ?? SecretBox.fromConfig(input.config.SECRETS_KEY) }
+export async function buildApiApp(input: Omit<ApiDeps, 'secrets' | 'liveFeed'> & { secrets?: SecretBox; liveFeed?: LiveFeed }): Promise<App> {
+  const deps: ApiDeps = {
+    ...input,
+    secrets: input.secrets ?? SecretBox.fromConfig(input.config.SECRETS_KEY),
+    liveFeed: input.liveFeed ?? new LiveFeed(input.sql, input.log, { resumeMaxEvents: input.config.LIVE_RESUME_MAX_EVENTS, sweepIntervalMs: input.config.LIVE_HEARTBEAT_MS }),
+  }
   const { config } = deps
   const app = createHttpServer({ logger: deps.log, bodyLimit: config.BODY_LIMIT_BYTES, trustProxy: config.TRUST_PROXY, timeouts: config })
   registerMetrics(app, { service: 'api', config })
@@ -100,7 +108,10 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets'> & { secrets?: 
     ['/v1/privacy', privacyErasureRoutes],
     ['/v1/site-keys', siteKeyRoutes],
     ['/v1/analytics', analyticsRoutes],
+    ['/v1/analytics/live', analyticsLiveRoutes],
   ] as const
+  // Live streams never end by themselves: close them first on shutdown, or app.close() would wait for them forever.
+  app.addHook('preClose', async () => deps.liveFeed.close())
   for (const [prefix, plugin] of modules) {
     await app.register(async (scope) => plugin(scope as unknown as App, deps), { prefix })
   }

@@ -1,0 +1,320 @@
+import { z } from 'zod'
+import { type Sql, withTenant } from '../../lib/db.js'
+import type { Logger } from '../../lib/logger.js'
+import { type DimensionReader, type Filter, filterSchema, matchesFilters } from './filters.js'
+import * as q from './queries.js'
+import type { LiveEventRow } from './queries.js'
+
+/**
+ * The live feed: one LISTEN per process, one reader per tenant with subscribers, fanned out in memory.
+ *
+ * Cursors are PostgreSQL snapshots (`xmin:xmax:xip,…`). Each read asks for the tenant's events not visible in the
+ * previous read's snapshot and visible in its own (queries.ts eventsCommittedAfter), so consecutive reads see each
+ * commit exactly once, in whatever order transactions took their ids and committed. A subscriber resuming from a
+ * cursor reads the same way from that snapshot. Within one read's batch the events before the last carry the
+ * subscriber's previous cursor and the last carries the new one: a client cut off half-way through a batch resumes
+ * from its start and is sent again what it had (it dedupes by event id); nothing is ever skipped.
+ */
+
+/** The dimensions the live feed filters on (the query API's, less time and lead dimensions the event does not carry). */
+export const LIVE_DIMENSIONS = [
+  'event:name', 'event:producer', 'visit:source', 'visit:channel', 'visit:country', 'visit:device', 'visit:browser', 'visit:os',
+  'event:form', 'event:flow', 'event:template', 'event:campaign', 'event:experiment', 'event:variant',
+] as const
+
+const prop = (name: string): DimensionReader<LiveEventRow> => (e) => {
+  const v = e.properties?.[name]
+  return typeof v === 'string' ? v : typeof v === 'number' ? String(v) : ''
+}
+const LIVE_READERS: Record<(typeof LIVE_DIMENSIONS)[number], DimensionReader<LiveEventRow>> = {
+  'event:name': (e) => e.name,
+  'event:producer': (e) => e.source ?? '',
+  'visit:source': (e) => e.acqSource ?? '',
+  'visit:channel': (e) => e.acqChannel ?? '',
+  'visit:country': (e) => e.country ?? '',
+  'visit:device': (e) => e.device ?? '',
+  'visit:browser': (e) => e.browser ?? '',
+  'visit:os': (e) => e.os ?? '',
+  'event:form': prop('formId'),
+  'event:flow': prop('flowId'),
+  'event:template': prop('templateName'),
+  'event:campaign': prop('campaignId'),
+  'event:experiment': prop('experimentKey'),
+  'event:variant': prop('variationKey'),
+}
+
+export const LiveFilters = filterSchema(LIVE_DIMENSIONS)
+
+/** A cursor as the client sends it back in Last-Event-ID: a snapshot's text form, checked before PostgreSQL sees it. */
+const SNAPSHOT_TEXT = /^\d{1,20}:\d{1,20}:(\d{1,20}(,\d{1,20})*)?$/
+export const LiveCursor = z.string().max(4000).refine((c) => {
+  if (!SNAPSHOT_TEXT.test(c)) return false
+  const s = parseSnapshot(c)
+  return s.xmin <= s.xmax && [...s.xip].every((x) => x >= s.xmin && x < s.xmax)
+}, 'a cursor this feed sent (xmin:xmax:xip,…)')
+
+/** What the client receives for an event (SSE data). */
+export const LiveEventView = z.object({
+  id: z.string(),
+  name: z.string(),
+  occurredAt: z.string(),
+  leadId: z.string().optional(),
+  /** The producer: whatsapp, web_form, api, site, … */
+  source: z.string().nullable(),
+  channel: z.string().nullable(),
+  country: z.string().nullable(),
+  device: z.string().nullable(),
+  properties: z.record(z.string(), z.unknown()).optional(),
+})
+export type LiveEventView = z.infer<typeof LiveEventView>
+
+const toView = (e: LiveEventRow): LiveEventView => ({
+  id: e.id,
+  name: e.name,
+  occurredAt: e.occurredAt.toISOString(),
+  ...(e.leadId ? { leadId: e.leadId } : {}),
+  source: e.source,
+  channel: e.acqChannel,
+  country: e.country,
+  device: e.device,
+  ...(e.properties && Object.keys(e.properties).length > 0 ? { properties: e.properties } : {}),
+})
+
+interface Snapshot { xmin: bigint; xmax: bigint; xip: Set<bigint> }
+function parseSnapshot(text: string): Snapshot {
+  const [xmin, xmax, xip] = text.split(':') as [string, string, string]
+  return { xmin: BigInt(xmin), xmax: BigInt(xmax), xip: new Set(xip ? xip.split(',').map(BigInt) : []) }
+}
+/** Whether a committed transaction's effects are visible in the snapshot (PostgreSQL's rule for pg_visible_in_snapshot). */
+const committedVisibleIn = (xid: bigint, s: Snapshot) => xid < s.xmin || (xid < s.xmax && !s.xip.has(xid))
+/**
+ * Whether snapshot a was taken no earlier than b (so it sees all b sees). Snapshots of one server: xmax (the next xid
+ * to assign) never goes back, and at the same xmax a later one has no more transactions in progress.
+ */
+const notEarlier = (a: Snapshot, b: Snapshot) => a.xmax > b.xmax || (a.xmax === b.xmax && a.xip.size <= b.xip.size)
+
+/** One SSE message: the event's data (serialized once, shared by every subscriber) and the cursor to resume after it. */
+export interface LiveMessage { cursor: string; data: string }
+
+/** The subscriber's side: a stream to a client. Calls arrive in order. */
+export interface LiveListener {
+  events(messages: LiveMessage[]): void
+  /** The cursor moved without an event for this subscriber (its filters left nothing, or it just joined). */
+  cursor(cursor: string): void
+  /** More events were missed than a resume sends: the client has a gap and should reload, then follow from here. */
+  reset(cursor: string, missed: number): void
+  /** The feed is closing (shutdown). */
+  close(): void
+}
+
+interface Batch { prev: string; next: string; rows: (LiveEventRow & { xid: bigint; data?: string })[] }
+
+interface Subscriber {
+  filters: Filter[]
+  listener: LiveListener
+  /** The last cursor this subscriber was given. */
+  cursor: string
+  /** Snapshot whose commits it already has (its resume read's): rows visible in it are not sent again. */
+  seen: Snapshot | null
+  pending: Batch[] | null
+}
+
+interface Channel {
+  tenantId: string
+  subscribers: Set<Subscriber>
+  /** The snapshot of the last read; null until the first. */
+  snapshot: string | null
+  /** A read is under way (readLoop); `dirty`: another is wanted after it; `current`: the loop's promise. */
+  running: boolean
+  dirty: boolean
+  current: Promise<void>
+  retry: NodeJS.Timeout | null
+}
+
+export interface LiveFeedOptions {
+  /** A resume sends at most this many missed events; beyond, the client is told to reload (reset). */
+  resumeMaxEvents: number
+  /** Every active tenant is reread this often even without a notification (belt and braces). */
+  sweepIntervalMs: number
+}
+
+export class LiveFeed {
+  private readonly channels = new Map<string, Channel>()
+  private listening: Promise<{ unlisten: () => Promise<void> }> | null = null
+  private sweep: NodeJS.Timeout | null = null
+  private closed = false
+
+  constructor(private readonly sql: Sql, private readonly log: Logger, private readonly options: LiveFeedOptions) {}
+
+  /** Tenants with subscribers and subscribers in all: for metrics and tests that check resources are freed. */
+  get size(): { tenants: number; subscribers: number } {
+    let subscribers = 0
+    for (const c of this.channels.values()) subscribers += c.subscribers.size
+    return { tenants: this.channels.size, subscribers }
+  }
+
+  /** Streams this process holds open for a tenant. */
+  streamsOf(tenantId: string): number {
+    return this.channels.get(tenantId)?.subscribers.size ?? 0
+  }
+
+  /**
+   * Follows a tenant's events from `after` (a cursor this feed gave, from Last-Event-ID) or from now. Resolves once
+   * the subscriber is following (the listener has had the missed events, then a cursor); throws if the database
+   * cannot be reached, before anything was sent.
+   */
+  async subscribe(tenantId: string, input: { filters: Filter[]; after: string | null }, listener: LiveListener): Promise<() => void> {
+    if (this.closed) throw new Error('live feed closed')
+    await this.listen()
+    const channel = this.channelOf(tenantId)
+    const sub: Subscriber = { filters: input.filters, listener, cursor: input.after ?? '', seen: null, pending: [] }
+    channel.subscribers.add(sub)
+    const unsubscribe = () => this.remove(channel, sub)
+    try {
+      // The channel's first read must come before this one: what it has not read, this one has, so no gap between.
+      if (channel.snapshot === null) await this.read(channel)
+      const limit = this.options.resumeMaxEvents
+      const read = await withTenant(this.sql, tenantId, (tx) => q.eventsCommittedAfter(tx, tenantId, input.after, limit + 1))
+      sub.seen = parseSnapshot(read.snapshot)
+      if (read.rows.length > limit) {
+        listener.reset(read.snapshot, read.rows.length)
+      } else {
+        const rows = read.rows.filter((r) => matchesFilters(r, sub.filters, LIVE_READERS))
+        if (rows.length > 0) {
+          listener.events(rows.map((r, i) => ({ cursor: i === rows.length - 1 ? read.snapshot : sub.cursor, data: JSON.stringify(toView(r)) })))
+        } else {
+          listener.cursor(read.snapshot)
+        }
+      }
+      sub.cursor = read.snapshot
+      const pending = sub.pending ?? []
+      sub.pending = null
+      for (const batch of pending) this.deliver(sub, batch)
+    } catch (err) {
+      unsubscribe()
+      throw err
+    }
+    return unsubscribe
+  }
+
+  /** Ends every subscription (their listeners' close) and stops listening. */
+  async close(): Promise<void> {
+    this.closed = true
+    if (this.sweep) clearInterval(this.sweep)
+    for (const channel of this.channels.values()) {
+      if (channel.retry) clearTimeout(channel.retry)
+      for (const sub of channel.subscribers) sub.listener.close()
+      channel.subscribers.clear()
+    }
+    this.channels.clear()
+    const listening = this.listening
+    this.listening = null
+    if (listening) await listening.then((l) => l.unlisten()).catch(() => {})
+  }
+
+  private listen() {
+    this.listening ??= (async () => {
+      const l = await q.listenForCommittedEvents(this.sql, (tenant) => this.notified(tenant), () => this.rereadAll())
+      this.sweep = setInterval(() => this.rereadAll(), this.options.sweepIntervalMs)
+      this.sweep.unref()
+      return l
+    })().catch((err) => {
+      this.listening = null
+      throw err
+    })
+    return this.listening
+  }
+
+  private notified(tenant: string) {
+    if (tenant === '*') return this.rereadAll()
+    const channel = this.channels.get(tenant)
+    if (channel) this.kick(channel)
+  }
+
+  private rereadAll() {
+    for (const channel of this.channels.values()) this.kick(channel)
+  }
+
+  /** A read nobody waits for: its failure is logged and retried by readLoop. */
+  private kick(channel: Channel) {
+    this.read(channel).catch(() => {})
+  }
+
+  private channelOf(tenantId: string): Channel {
+    let channel = this.channels.get(tenantId)
+    if (!channel) {
+      channel = { tenantId, subscribers: new Set(), snapshot: null, running: false, dirty: false, current: Promise.resolve(), retry: null }
+      this.channels.set(tenantId, channel)
+    }
+    return channel
+  }
+
+  private remove(channel: Channel, sub: Subscriber) {
+    channel.subscribers.delete(sub)
+    if (channel.subscribers.size === 0 && this.channels.get(channel.tenantId) === channel) {
+      this.channels.delete(channel.tenantId)
+      if (channel.retry) clearTimeout(channel.retry)
+    }
+  }
+
+  /**
+   * Reads what the tenant committed since the channel's last snapshot and hands it to the subscribers: one read at a
+   * time per tenant; a notification during a read makes one more after it. The promise settles when a read that
+   * began after this call has finished.
+   */
+  private read(channel: Channel): Promise<void> {
+    channel.dirty = true
+    if (!channel.running) {
+      channel.running = true
+      channel.current = this.readLoop(channel)
+    }
+    return channel.current
+  }
+
+  private async readLoop(channel: Channel): Promise<void> {
+    try {
+      // `running` is cleared in the same turn as the last check of `dirty`: a notification can never fall between.
+      while (channel.dirty) {
+        channel.dirty = false
+        if (this.closed || this.channels.get(channel.tenantId) !== channel) return
+        const prev = channel.snapshot
+        const read = await withTenant(this.sql, channel.tenantId, (tx) => q.eventsCommittedAfter(tx, channel.tenantId, prev, null))
+        channel.snapshot = read.snapshot
+        if (prev === null || read.rows.length === 0) continue
+        const batch: Batch = { prev, next: read.snapshot, rows: read.rows.map((r) => ({ ...r, xid: BigInt(r.xactId) })) }
+        for (const sub of channel.subscribers) {
+          if (sub.pending) sub.pending.push(batch)
+          else this.deliver(sub, batch)
+        }
+      }
+    } catch (err) {
+      this.log.warn({ err, tenantId: channel.tenantId }, 'live feed: reading committed events failed; retrying in 1 s')
+      if (!channel.retry && !this.closed) {
+        channel.retry = setTimeout(() => {
+          channel.retry = null
+          this.kick(channel)
+        }, 1000)
+        channel.retry.unref()
+      }
+      throw err
+    } finally {
+      channel.running = false
+    }
+  }
+
+  private deliver(sub: Subscriber, batch: Batch) {
+    const seen = sub.seen
+    const next = parseSnapshot(batch.next)
+    // A read that began before this subscriber's own (resume) read has nothing it lacks, and must not move it back.
+    if (seen && !notEarlier(next, seen)) return
+    const rows = batch.rows.filter((r) => !(seen && committedVisibleIn(r.xid, seen)) && matchesFilters(r, sub.filters, LIVE_READERS))
+    if (rows.length === 0) {
+      sub.cursor = batch.next
+      sub.listener.cursor(batch.next)
+      return
+    }
+    const messages = rows.map((r, i) => ({ cursor: i === rows.length - 1 ? batch.next : sub.cursor, data: (r.data ??= JSON.stringify(toView(r))) }))
+    sub.cursor = batch.next
+    sub.listener.events(messages)
+  }
+}
