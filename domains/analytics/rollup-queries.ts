@@ -214,7 +214,7 @@ export async function rebuildMetrics(tx: Tx, days: string[], tz: string): Promis
       union all
       -- The day's median is its value; numerator and denominator are the sum and count of response times (a range's
       -- mean combines exactly from them; a range's median is computed from raw).
-      select day, 'first_response_median_seconds', '', sum(seconds), count(*), percentile_cont(0.5) within group (order by seconds)::numeric
+      select day, 'first_response_median_seconds', '', trim_scale(sum(seconds)), count(*), trim_scale(percentile_cont(0.5) within group (order by seconds)::numeric)
         from responses group by day
     )
     insert into analytics.metrics (tenant_id, day, metric, dimension, numerator, denominator, value)

@@ -9,7 +9,7 @@ import type { TestTenant } from './tenants.js'
 export const makeSiteKey = (sql: Sql, tenant: TestTenant, overrides: { name?: string; allowedOrigins?: string[] } = {}): Promise<SiteKeyView> =>
   createSiteKey(sql, { tenantId: tenant.id, actor: 'test', requestId: null }, { name: overrides.name ?? 'Main website', allowedOrigins: overrides.allowedOrigins ?? ['https://clinic.example'] })
 
-/** One row in each analytics table the event intake, the partitioned storage and the rollups add, for the RLS test. */
+/** One row in each analytics table the event intake and the rollups add (site keys, the event inbox, the dedupe keys, the rollups), for the RLS test. */
 export async function populateAnalyticsRows(sql: Sql, tenant: TestTenant): Promise<void> {
   await makeSiteKey(sql, tenant)
   await withTenant(sql, tenant.id, (tx) => tx`
