@@ -1,5 +1,5 @@
 import { DIMENSIONS, PROPERTY_DIMENSION, RATIOS, type Dimension, type Metric, type PlainDimension, type RatioMetric, type Source } from './schemas.js'
-import { filterDimensions, isTimeDimension, type Query } from './grammar.js'
+import { addDays, filterDimensions, isTimeDimension, type Query } from './grammar.js'
 
 /**
  * The planner: for one query and one period, which part of the period each kind of metric reads from rollups and
@@ -15,7 +15,9 @@ import { filterDimensions, isTimeDimension, type Query } from './grammar.js'
  * - Unique leads and visitors come from analytics.daily_uniques (days in the tenant's zone) for the days before the
  *   watermark's day that hold no dirty bucket; from raw events for the other days. Only when the query asks for
  *   whole days of the tenant's own zone and groups or filters by nothing but days and event names.
- * - median_first_response_seconds always comes from raw events (a median of days is not the median of the period).
+ * - median_first_response_seconds by day (or of one day) comes from the daily KPI rows (analytics.metrics) of the
+ *   final days: before the day before the watermark's, and not next to a dirty bucket's day. A median of several
+ *   days together is not the median of their medians: that one, and the other days, are computed from raw events.
  */
 
 export const BUCKET_MS = 5 * 60_000
@@ -65,10 +67,18 @@ export interface UniquesPlan {
   reason: string | null
 }
 
+export interface MedianPlan {
+  /** Days whose median is the daily KPI row (analytics.metrics), by day or (one day) alone. */
+  rollup: { fromDay: string; toDay: string; excludeDays: string[]; byDay: boolean } | null
+  /** Raw events of the intervals, less the days the rollup serves. */
+  raw: { intervals: Interval[]; skipDays: string[] }
+  reason: string | null
+}
+
 export interface Plan {
   counts: CountsPlan | null
   uniques: UniquesPlan | null
-  median: { intervals: Interval[] } | null
+  median: MedianPlan | null
   source: Source
   rawAfter: Date | null
   rawBuckets: number
@@ -136,16 +146,40 @@ export function planPeriod(query: Query, ctx: PeriodContext): Plan {
     }
   }
 
-  const median = query.metrics.includes('median_first_response_seconds') ? { intervals: full } : null
+  let median: MedianPlan | null = null
+  if (query.metrics.includes('median_first_response_seconds')) {
+    const byDay = query.dimensions.length === 1 && query.dimensions[0] === 'time:day'
+    const oneDay = ctx.fromDay !== null && ctx.toDay === addDays(ctx.fromDay, 1)
+    const reason = ctx.fromDay === null ? 'the period is not whole days'
+      : !ctx.tenantZone ? "daily medians are by the tenant's days, not this zone's"
+        : !(byDay || (query.dimensions.length === 0 && oneDay)) ? 'a median of several days is computed from raw events'
+          : query.filters.length ? 'daily medians are not filtered'
+            : ctx.watermark === null ? 'nothing is rolled up yet' : null
+    // A day's median reads replies up to 24 hours into the next day: the day before the watermark's is not final yet.
+    const last = ctx.watermarkDay ? addDays(ctx.watermarkDay, -1) : null
+    const toDay = last !== null && ctx.toDay !== null ? (last < ctx.toDay ? last : ctx.toDay) : null
+    if (reason || toDay === null || ctx.fromDay! >= toDay) {
+      median = { rollup: null, raw: { intervals: full, skipDays: [] }, reason: reason ?? 'the period is after the watermark' }
+    } else {
+      // A late event on day D changes the medians of D - 1, D and D + 1 (waits and replies reach 24 hours across).
+      const excluded = new Set(ctx.dirty.flatMap((d) => [addDays(d.day, -1), d.day, addDays(d.day, 1)]))
+      const excludeDays = [...excluded].filter((d) => d >= ctx.fromDay! && d < toDay).sort()
+      const skipDays: string[] = []
+      for (let d = ctx.fromDay!; d < toDay; d = addDays(d, 1)) if (!excluded.has(d)) skipDays.push(d)
+      // Scan bounds only (the raw query also leaves out skipDays by local date): a day and an hour before the
+      // first day read raw, whatever the zone's DST does.
+      const starts = [ctx.watermarkDayStart!.getTime(), ...ctx.dirty.filter((d) => excluded.has(d.day)).map((d) => d.dayStart.getTime())]
+      const lo = maxDate(ctx.from, new Date(Math.min(...starts) - 25 * 3_600_000))
+      median = { rollup: { fromDay: ctx.fromDay!, toDay, excludeDays, byDay }, raw: { intervals: lo < ctx.to ? [[lo, ctx.to]] : [], skipDays }, reason: null }
+    }
+  }
 
-  const usedRollup = Boolean(counts?.rollup || uniques?.rollup)
-  const usedRaw = Boolean(median || (counts && (counts.raw.intervals.length || counts.raw.buckets.length)) || uniques?.raw.intervals.length)
+  const usedRollup = Boolean(counts?.rollup || uniques?.rollup || median?.rollup)
+  const usedRaw = Boolean(median?.raw.intervals.length || (counts && (counts.raw.intervals.length || counts.raw.buckets.length)) || uniques?.raw.intervals.length)
   const source: Source = usedRollup ? (usedRaw ? 'rollup+raw' : 'rollup') : 'raw'
   const rawStarts = [...(counts?.rollup ? counts.raw.intervals.filter(([a]) => a >= counts!.rollup!.to).map(([a]) => a) : []),
     ...(uniques?.rollup && ctx.watermarkDayStart ? uniques.raw.intervals.filter(([a]) => a >= ctx.watermarkDayStart!).map(([a]) => a) : [])]
-  const rawReason = median && !usedRollup ? 'median_first_response_seconds is computed from raw events'
-    : !usedRollup ? (counts?.reason ?? uniques?.reason ?? null)
-      : (counts && !counts.rollup ? counts.reason : uniques && !uniques.rollup ? uniques.reason : median ? 'median_first_response_seconds is computed from raw events' : null)
+  const rawReason = [counts, uniques, median].find((p) => p && !p.rollup)?.reason ?? null
   return {
     counts, uniques, median, source,
     rawAfter: source === 'rollup+raw' && rawStarts.length ? new Date(Math.min(...rawStarts.map((d) => d.getTime()))) : null,

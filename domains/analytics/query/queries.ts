@@ -12,6 +12,9 @@ import { DIMENSIONS, PROPERTY_DIMENSION, type Dimension, type Filter, type Plain
 
 type Fragment = postgres.PendingQuery<postgres.Row[]> | postgres.Fragment
 
+/** postgres.js sends a Date[] under a type the server will not cast; ISO strings cast cleanly. */
+const iso = (dates: Date[]) => dates.map((d) => d.toISOString())
+
 const join = (tx: Tx, parts: Fragment[], sep: 'and' | 'or' | ','): Fragment =>
   parts.reduce((acc, p, i) => (i === 0 ? p : sep === ',' ? tx`${acc}, ${p}` : sep === 'and' ? tx`${acc} and ${p}` : tx`${acc} or ${p}`), tx`` as Fragment)
 
@@ -34,8 +37,10 @@ const rawEvents = (tx: Tx, alias = 'e'): Source => ({
   column: (d) => {
     const prop = PROPERTY_DIMENSION.exec(d)?.[1]
     if (prop) return tx`coalesce(${tx(alias)}.properties->>${prop}, '')`
-    const raw = DIMENSIONS[d as PlainDimension].raw
-    return 'property' in raw ? tx`coalesce(${tx(alias)}.properties->>${raw.property}, '')` : tx`coalesce(${tx(alias)}.${tx(raw.column)}, '')`
+    const { raw, rollup } = DIMENSIONS[d as PlainDimension]
+    const value = 'property' in raw ? tx`coalesce(${tx(alias)}.properties->>${raw.property}, '')` : tx`coalesce(${tx(alias)}.${tx(raw.column)}, '')`
+    // The rollup keeps the first 200 characters of a value (rollup-queries.ts): raw reads the same, so both group alike.
+    return rollup ? tx`left(${value}, 200)` : value
   },
 })
 const aggregations = (tx: Tx): Source => ({
@@ -90,7 +95,7 @@ export function rawSpanSql(tx: Tx, intervals: Interval[], buckets: Date[] = [], 
     const lo = new Date(Math.min(...buckets.map((b) => b.getTime())))
     const hi = new Date(Math.max(...buckets.map((b) => b.getTime())) + 5 * 60_000)
     parts.push(tx`(${a}.occurred_at >= ${lo} and ${a}.occurred_at < ${hi}
-      and date_bin('5 minutes', ${a}.occurred_at, timestamptz '2000-01-01 00:00:00+00') = any(${buckets}::timestamptz[]))`)
+      and date_bin('5 minutes', ${a}.occurred_at, timestamptz '2000-01-01 00:00:00+00') = any(${iso(buckets)}::timestamptz[]))`)
   }
   return parts.length ? tx`(${join(tx, parts, 'or')})` : tx`false`
 }
@@ -113,7 +118,7 @@ export function countEvents(tx: Tx, p: { tenantId: string; tz: string; dims: Dim
              ${p.named.length ? tx`, ${join(tx, p.named.map((name, i) => tx`sum(a.events) filter (where a.name = ${name}) as ${tx(`n${i}`)}`), ',')}` : tx``}
         from analytics.event_aggregations a
        where a.tenant_id = ${p.tenantId} and a.bucket_start >= ${r.from} and a.bucket_start < ${r.to}
-             ${r.exclude.length ? tx`and a.bucket_start <> all(${r.exclude}::timestamptz[])` : tx``}
+             ${r.exclude.length ? tx`and a.bucket_start <> all(${iso(r.exclude)}::timestamptz[])` : tx``}
              ${nameFilter(tx`a.name`)}
              ${filtersSql(tx, p.filters, src.column)}
        ${groupBy(tx, n)}`)
@@ -183,34 +188,53 @@ export function countUniques(tx: Tx, p: { tenantId: string; tz: string; dims: Di
 export const INBOUND = 'whatsapp.message_received'
 export const OUTBOUND = 'whatsapp.message_sent'
 
+/** As the daily KPI (rollup-queries.ts FIRST_RESPONSE_WINDOW_HOURS): waits and replies count within 24 hours. */
+export const FIRST_RESPONSE_WINDOW_HOURS = 24
+
 export interface MedianRow { [k: `dim${number}`]: string; median: number | null }
 
 /**
- * Median first response: a wait starts at a lead's inbound WhatsApp message that follows an outbound one (or is the
- * first seen in the day before the period), and lasts until the next outbound message to that lead; waits are
- * counted in the period they start in, replies looked for up to 7 days later. From raw events of those two names
- * (index events_name_time_idx).
+ * Median first response, defined as the daily KPI of analytics.metrics is: a wait starts at a lead's inbound WhatsApp
+ * message with no message of the lead's conversation in the 24 hours before it, or whose previous message was ours;
+ * it lasts until our next message, if that comes within 24 hours. Waits count in the period they start in. The
+ * definition does not depend on where the scan starts, so a day's median here equals its KPI row. From raw events of
+ * those two names only (index events_name_time_idx).
  */
-export function medianFirstResponse(tx: Tx, p: { tenantId: string; tz: string; dims: Dimension[]; from: Date; to: Date }) {
+export function medianFirstResponse(tx: Tx, p: { tenantId: string; tz: string; dims: Dimension[]; intervals: Interval[]; skipDays: string[] }) {
   const n = p.dims.length
   const src = rawEvents(tx, 'm')
+  const window = tx`make_interval(hours => ${FIRST_RESPONSE_WINDOW_HOURS})`
+  const lo = new Date(Math.min(...p.intervals.map(([a]) => a.getTime())))
+  const hi = new Date(Math.max(...p.intervals.map(([, b]) => b.getTime())))
   return tx<MedianRow[]>`
     with m as (
       select e.lead_id, e.name, e.occurred_at,
-             lag(e.name) over (partition by e.lead_id order by e.occurred_at, e.id) as previous,
+             lag(e.name) over w as previous, lag(e.occurred_at) over w as previous_at,
              min(e.occurred_at) filter (where e.name = ${OUTBOUND})
-               over (partition by e.lead_id order by e.occurred_at desc, e.id desc rows between unbounded preceding and current row) as reply_at
+               over (partition by e.lead_id order by e.occurred_at, e.id rows between 1 following and unbounded following) as reply_at
         from analytics.events e
        where e.tenant_id = ${p.tenantId} and e.name in (${INBOUND}, ${OUTBOUND}) and e.lead_id is not null
-         and e.occurred_at >= ${p.from}::timestamptz - interval '1 day' and e.occurred_at < ${p.to}::timestamptz + interval '7 days'
+         and e.occurred_at >= ${lo}::timestamptz - ${window} and e.occurred_at < ${hi}::timestamptz + ${window}
+      window w as (partition by e.lead_id order by e.occurred_at, e.id)
     )
     select ${selectDims(tx, src, p.dims, p.tz)}
-           (percentile_cont(0.5) within group (order by extract(epoch from m.reply_at - m.occurred_at)))::float8 as median
+           (percentile_cont(0.5) within group (order by extract(epoch from m.reply_at - m.occurred_at)::numeric))::float8 as median
       from m
-     where m.name = ${INBOUND} and m.previous is distinct from ${INBOUND} and m.reply_at is not null
-       and m.occurred_at >= ${p.from} and m.occurred_at < ${p.to}
+     where m.name = ${INBOUND} and (m.previous is null or m.previous = ${OUTBOUND} or m.previous_at < m.occurred_at - ${window})
+       and m.reply_at is not null and m.reply_at <= m.occurred_at + ${window}
+       and ${rawSpanSql(tx, p.intervals, [], 'm')}
+       ${p.skipDays.length ? tx`and not ((m.occurred_at at time zone ${p.tz})::date = any(${p.skipDays}::date[]))` : tx``}
      ${groupBy(tx, n)}`
 }
+
+/** The daily KPI first_response_median_seconds of the given days (tenant timezone), by day when asked. */
+export const dailyMedians = (tx: Tx, p: { tenantId: string; fromDay: string; toDay: string; excludeDays: string[]; byDay: boolean }) =>
+  tx<MedianRow[]>`
+    select ${p.byDay ? tx`to_char(day, 'YYYY-MM-DD') as dim0,` : tx``} value::float8 as median
+      from analytics.metrics
+     where tenant_id = ${p.tenantId} and metric = 'first_response_median_seconds' and dimension = ''
+       and day >= ${p.fromDay}::date and day < ${p.toDay}::date
+       ${p.excludeDays.length ? tx`and day <> all(${p.excludeDays}::date[])` : tx``}`
 
 // ---------------------------------------------------------------------------------------------------------------
 // Planning reads

@@ -12,7 +12,7 @@ export const RATIOS = {
   conversion_rate: { num: 'lead.converted', den: 'lead.created' },
   qualification_rate: { num: 'lead.qualified', den: 'lead.created' },
   delivery_rate: { num: 'whatsapp.message_delivered', den: 'whatsapp.message_sent' },
-  read_rate: { num: 'whatsapp.message_read', den: 'whatsapp.message_sent' },
+  read_rate: { num: 'whatsapp.message_read', den: 'whatsapp.message_delivered' },
   bot_completion_rate: { num: 'bot.conversation_completed', den: 'bot.conversation_started' },
   bot_handover_rate: { num: 'bot.conversation_handed_over', den: 'bot.conversation_started' },
   form_conversion_rate: { num: 'form.submitted', den: 'form.viewed' },

@@ -5,7 +5,7 @@ import { retentionSettingsOf } from '../../privacy/retention.js'
 import {
   addDays, addMonths, isTimeDimension, isTimeZone, offsetMinutes, parseQuery, resolveRange, type Query, type Range,
 } from './grammar.js'
-import { isRatio, planPeriod, type Plan } from './plan.js'
+import { isRatio, planPeriod, type MedianPlan, type Plan } from './plan.js'
 import * as q from './queries.js'
 import {
   FunnelStepInput, RATIOS, windowSeconds,
@@ -39,6 +39,14 @@ async function periodsOf(tx: Tx, ranges: Range[], tz: string): Promise<Period[]>
     : { range, from: range.from, to: range.to })
 }
 
+async function medianRows(tx: Tx, tenantId: string, tz: string, query: Query, plan: MedianPlan): Promise<q.MedianRow[]> {
+  const [rolled, raw] = await Promise.all([
+    plan.rollup ? q.dailyMedians(tx, { tenantId, ...plan.rollup }) : [],
+    plan.raw.intervals.length ? q.medianFirstResponse(tx, { tenantId, tz, dims: query.dimensions, intervals: plan.raw.intervals, skipDays: plan.raw.skipDays }) : [],
+  ])
+  return [...rolled, ...raw]
+}
+
 /** One period's rows: every metric of the query per dimension tuple, from the plan's statements. */
 async function runPeriod(tx: Tx, tenantId: string, tz: string, query: Query, period: Period, plan: Plan): Promise<Map<string, Row>> {
   const named = [...new Set(query.metrics.filter(isRatio).flatMap((m) => [RATIOS[m].num, RATIOS[m].den]))]
@@ -48,7 +56,7 @@ async function runPeriod(tx: Tx, tenantId: string, tz: string, query: Query, per
   const [counts, uniques, medians] = await Promise.all([
     plan.counts ? q.countEvents(tx, { tenantId, tz, dims: query.dimensions, filters: query.filters, plan: plan.counts, named }) : [],
     plan.uniques ? q.countUniques(tx, { tenantId, tz, dims: query.dimensions, filters: query.filters, plan: plan.uniques, kinds: [...kinds] }) : [],
-    plan.median ? q.medianFirstResponse(tx, { tenantId, tz, dims: query.dimensions, from: period.from, to: period.to }) : [],
+    plan.median ? medianRows(tx, tenantId, tz, query, plan.median) : [],
   ])
   const byKey = new Map<string, { dims: string[]; counts?: q.CountRow; uniques?: q.UniqueRow; median?: number | null }>()
   const slot = (dims: string[]) => {
