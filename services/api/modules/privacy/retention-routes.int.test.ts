@@ -171,7 +171,8 @@ describe('retention: GET/PATCH /v1/privacy/retention and the nightly privacy__ap
     expect((await o<{ messageId: string | null }[]>`select message_id from conversations.events where id = ${event!.id}`)[0]!.messageId).toBeNull()
 
     // The run, as the tenant sees it: the periods applied, the rows removed per table, in statements of 3 rows:
-    // exports 1 (empty), events 7 → 3 + 3 + 1, messages 4 → 3 + 1, interactions 5 → 3 + 2.
+    // exports 1 (empty), events 7 → 3 + 3 + 1, dedupe keys of dropped days 1 (empty: no partition is older than the
+    // other tenant's 365 days), messages 4 → 3 + 1, interactions 5 → 3 + 2.
     const runs = (await get(readOnlyKey, '/v1/privacy/retention/runs')).json().data
     expect(runs).toHaveLength(1)
     expect(runs[0]).toMatchObject({
@@ -181,7 +182,7 @@ describe('retention: GET/PATCH /v1/privacy/retention and the nightly privacy__ap
         'analytics.events': 7, 'whatsapp.messages': 4, 'whatsapp.message_statuses': 4, 'whatsapp.outbound_sends': 1,
         'marketing.lead_interactions.unlinked': 2, 'marketing.lead_interactions': 5,
       },
-      batches: 1 + 3 + 2 + 2,
+      batches: 1 + 3 + 1 + 2 + 2,
       finishedAt: expect.any(String),
     })
     const otherRuns = (await get(other.adminKey, '/v1/privacy/retention/runs')).json().data
