@@ -31,9 +31,10 @@ export const funnel = (params, signal) => call(`/v1/analytics/funnels?${new URLS
 /**
  * The live feed: Server-Sent Events read with fetch and a stream reader (EventSource cannot send an Authorization
  * header, and the key must not go in the URL). Reconnects with Last-Event-ID after a drop, so nothing is missed;
- * stops for good on 401/403 or when `signal` aborts.
+ * stops for good on 401/403 or when `signal` aborts. `event: reset` means more was missed than a resume sends: the
+ * caller reloads its figures.
  */
-export async function streamLive({ onEvent, onStatus, signal }) {
+export async function streamLive({ onEvent, onStatus, onReset, signal }) {
   let lastId = null
   let delay = 500
   while (!signal.aborted) {
@@ -57,7 +58,8 @@ export async function streamLive({ onEvent, onStatus, signal }) {
           buffer = buffer.slice(end).replace(/^\r?\n\r?\n/, '')
           const message = parseFrame(frame)
           if (message.id) lastId = message.id
-          if (message.data && (message.event === 'analytics' || message.event === 'message')) {
+          if (message.event === 'reset') onReset?.()
+          else if (message.data && message.event === 'analytics') {
             try { onEvent(JSON.parse(message.data)) } catch { /* a frame that is not JSON is not an event */ }
           }
         }

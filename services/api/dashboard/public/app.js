@@ -363,10 +363,18 @@ function startLive() {
       document.body.dataset.live = s
     },
     onEvent: addLiveEvent,
+    onReset: () => refresh({ quiet: true }),
   })
 }
 
+// A resumed stream may send an event again (at least once): the feed shows each id once.
+const shown = new Set()
+
 function addLiveEvent(event) {
+  const id = String(event.id)
+  if (shown.has(id)) return
+  shown.add(id)
+  if (shown.size > 1000) shown.delete(shown.values().next().value)
   const list = $('#live')
   $('#live-empty').hidden = true
   const li = document.createElement('li')
