@@ -263,14 +263,14 @@ function renderDelivery(rates, delivery, meta) {
   }
   drawRates($('#delivery'), { labels: keys.map(([, l]) => l), series: [{ label: 'Delivered', color: COLORS.delivered, values: delivered }, { label: 'Read', color: COLORS.read, values: read }] })
   const counts = new Map(delivery.results.map((r) => [r.dimensions[0], r.metrics[0] ?? 0]))
-  const sent = counts.get('whatsapp.message_sent') ?? 0
+  // Shares as the query API's rates define them: delivered and failed of sent, read of delivered.
   const stats = [
-    ['Sent', 'whatsapp.message_sent', null],
-    ['Delivered', 'whatsapp.message_delivered', 'delivered'],
-    ['Read', 'whatsapp.message_read', 'read'],
-    ['Failed', 'whatsapp.message_failed', 'failed'],
+    ['Sent', 'whatsapp.message_sent', null, null],
+    ['Delivered', 'whatsapp.message_delivered', 'delivered', 'whatsapp.message_sent'],
+    ['Read', 'whatsapp.message_read', 'read', 'whatsapp.message_delivered'],
+    ['Failed', 'whatsapp.message_failed', 'failed', 'whatsapp.message_sent'],
   ]
-  $('#delivery-stats').replaceChildren(...stats.map(([name, event, tone]) => {
+  $('#delivery-stats').replaceChildren(...stats.map(([name, event, tone, of]) => {
     const wrap = document.createElement('div')
     wrap.className = 'stat'
     if (tone) wrap.dataset.tone = tone
@@ -281,29 +281,16 @@ function renderDelivery(rates, delivery, meta) {
     dd.dataset.event = event
     dd.dataset.value = String(n)
     dd.textContent = formatInteger(n)
-    if (tone && sent > 0) {
+    const base = of ? counts.get(of) ?? 0 : 0
+    if (of && base > 0) {
       const share = document.createElement('small')
-      share.textContent = ` ${formatPercent(n / sent)}`
+      share.textContent = ` ${formatPercent(n / base)}`
+      share.title = `of ${of === 'whatsapp.message_sent' ? 'sent' : 'delivered'}`
       dd.append(share)
     }
     wrap.append(dt, dd)
     return wrap
   }))
-}
-
-/**
- * Where people came from: visitors by their page views' source (or channel), and new leads by their lead.created
- * event's (a lead's later events, a bot's reply say, carry no visit, so counting leads over all events would file
- * most of them under "none"). The top sources by visitors, each with its leads.
- */
-const ACQUISITION_LIMIT = 8
-async function acquisition(dimension, q) {
-  const [visitors, leads] = await Promise.all([
-    q({ metrics: ['visitors'], dimensions: [dimension], filters: [['is', 'event:name', ['pageview']]], orderBy: [['visitors', 'desc']], limit: ACQUISITION_LIMIT }),
-    q({ metrics: ['events'], dimensions: [dimension], filters: [['is', 'event:name', ['lead.created']]] }),
-  ])
-  const leadsBy = new Map(leads.results.map((r) => [r.dimensions[0] ?? '', r.metrics[0] ?? 0]))
-  return visitors.results.map((r) => ({ key: r.dimensions[0] ?? '', values: [r.metrics[0] ?? 0, leadsBy.get(r.dimensions[0] ?? '') ?? 0] }))
 }
 
 function renderForms(events, rates) {
