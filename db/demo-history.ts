@@ -173,17 +173,17 @@ export function generateDemoHistory(options: { now: Date; days?: number }): Demo
     }
 
     const created = (lead: DemoLead, at: Date, enrichment: Enrichment | null) =>
-      push({ name: 'lead.created', leadKey: lead.phoneKey, occurredAt: at, properties: { leadSource: lead.source }, dedupeKey: 'lead:created', source: 'platform', enrichment })
+      push({ name: 'lead.created', leadKey: lead.phoneKey, occurredAt: at, properties: { leadSource: lead.source }, dedupeKey: 'lead:created', source: 'marketing', enrichment })
 
     /** Qualified a little after what earned it; some convert days later and get the appointment reminder. */
     const progress = (lead: DemoLead, at: Date, enrichment: Enrichment | null) => {
       const qualifiedAt = new Date(at.getTime() + between(rand, 10 * 60_000, 30 * 3_600_000))
-      push({ name: 'lead.status_changed', leadKey: lead.phoneKey, occurredAt: qualifiedAt, properties: { from: 'new', to: 'qualified' }, dedupeKey: 'lead:status:qualified', source: 'platform' })
-      push({ name: 'lead.qualified', leadKey: lead.phoneKey, occurredAt: qualifiedAt, properties: { leadSource: lead.source }, dedupeKey: 'lead:qualified', source: 'platform', enrichment })
+      push({ name: 'lead.status_changed', leadKey: lead.phoneKey, occurredAt: qualifiedAt, properties: { from: 'new', to: 'qualified' }, dedupeKey: 'lead:status:new:qualified', source: 'marketing' })
+      push({ name: 'lead.qualified', leadKey: lead.phoneKey, occurredAt: qualifiedAt, properties: { leadSource: lead.source }, dedupeKey: 'lead:qualified', source: 'marketing', enrichment })
       if (rand() >= 0.38) return
       const convertedAt = new Date(qualifiedAt.getTime() + between(rand, 6 * 3_600_000, 5 * DAY_MS))
-      push({ name: 'lead.status_changed', leadKey: lead.phoneKey, occurredAt: convertedAt, properties: { from: 'qualified', to: 'converted' }, dedupeKey: 'lead:status:converted', source: 'platform' })
-      push({ name: 'lead.converted', leadKey: lead.phoneKey, occurredAt: convertedAt, properties: { leadSource: lead.source }, dedupeKey: 'lead:converted', source: 'platform', enrichment })
+      push({ name: 'lead.status_changed', leadKey: lead.phoneKey, occurredAt: convertedAt, properties: { from: 'qualified', to: 'converted' }, dedupeKey: 'lead:status:qualified:converted', source: 'marketing' })
+      push({ name: 'lead.converted', leadKey: lead.phoneKey, occurredAt: convertedAt, properties: { leadSource: lead.source }, dedupeKey: 'lead:converted', source: 'marketing', enrichment })
       whatsappOut(lead, new Date(convertedAt.getTime() + between(rand, 3_600_000, 2 * DAY_MS)), `${tag}:${lead.phoneKey}:reminder`, DEMO_TEMPLATE)
     }
 

@@ -23,6 +23,9 @@ export async function seed(tx: Tx, options: { now?: Date } = {}): Promise<{ lead
   for (let i = 0; i < history.events.length; i += EVENTS_PER_STATEMENT) {
     added += await recordEvents(tx, history.events.slice(i, i + EVENTS_PER_STATEMENT).map((e) => eventRow(e, leadIds)))
   }
+  // The statuses last: the history's lead.qualified / lead.converted (at their own times, keyed as the leads domain
+  // keys them) are already recorded, so the leads domain recording the same facts now adds nothing.
+  await setStatuses(tx, history, leadIds)
   // A bulk load into fresh tables: without statistics the planner guesses, and the dashboard's first reads crawl.
   if (added > 0) await tx`analyze analytics.events`
   return { leads: leadIds.size, events: added }
@@ -48,15 +51,20 @@ async function writeLeads(tx: Tx, history: DemoHistory): Promise<Map<string, str
     actor: 'seed', reason: 'demo_seed', requestId: null,
   })))
   resolutions.forEach((r, i) => ids.set(forms[i]!.phoneKey, r.leadId))
-
-  for (const status of ['qualified', 'converted'] as const) {
-    const reached = history.leads.filter((l) => l.status === status).map((l) => ids.get(l.phoneKey)!)
-    await changeLeads(tx, reached, { type: 'set_status', status })
-  }
   return ids
 }
 
-/** Lead lifecycle keys follow the platform's (`lead:created:<leadId>`), so the product's own events and these are one. */
+/** new → qualified → converted, in that order, as the history has them (a status already reached changes nothing). */
+async function setStatuses(tx: Tx, history: DemoHistory, ids: Map<string, string>): Promise<void> {
+  const reached = (statuses: string[]) => history.leads.filter((l) => statuses.includes(l.status)).map((l) => ids.get(l.phoneKey)!)
+  await changeLeads(tx, reached(['qualified', 'converted']), { type: 'set_status', status: 'qualified' })
+  await changeLeads(tx, reached(['converted']), { type: 'set_status', status: 'converted' })
+}
+
+/**
+ * Lead lifecycle keys are the leads domain's (`lead:created:<leadId>`, `lead:qualified:<leadId>`), so where the
+ * product records the same fact itself (creating the lead, changing its status) the two are one event.
+ */
 const eventRow = (e: DemoEvent, leadIds: Map<string, string>): EventRow => {
   const leadId = e.leadKey ? leadIds.get(e.leadKey) ?? null : null
   return {
