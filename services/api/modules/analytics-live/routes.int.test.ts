@@ -197,6 +197,12 @@ describe('GET /v1/analytics/live', () => {
     expect(eventsOf(again.messages).map((e) => e.name)).toEqual(['flood.after'])
   })
 
+  it('is described in the OpenAPI document, with Last-Event-ID and filters', async () => {
+    const spec = (await app.inject({ method: 'GET', url: '/openapi.json' })).json()
+    const op = spec.paths['/v1/analytics/live/'].get
+    expect(op.parameters.map((p: { in: string; name: string }) => `${p.in}:${p.name}`)).toEqual(expect.arrayContaining(['query:filters', 'header:last-event-id']))
+  })
+
   describe('bad requests', () => {
     it('answers 401 without a key and with a wrong one', async () => {
       for (const headers of [{}, bearer('wl_live_not-a-key-at-all')]) {
@@ -301,6 +307,23 @@ describe('GET /v1/analytics/live', () => {
       await second.close()
       await s.waitForEnd()
       expect(otherFeed.size).toEqual({ tenants: 0, subscribers: 0 })
+    })
+
+    it('answers 429 beyond LIVE_MAX_STREAMS_PER_TENANT streams of one tenant, and lets another tenant in', async () => {
+      const capped = await buildTestApi(db.current, { LIVE_MAX_STREAMS_PER_TENANT: '1' })
+      const address = await capped.listen({ host: '127.0.0.1', port: 0 })
+      const t = await makeTenant(db.current.sql)
+      const first = await openSse(`${address}/v1/analytics/live`, bearer(t.adminKey))
+      await waitUntil(() => first.lastEventId !== '')
+      const second = await openSse(`${address}/v1/analytics/live`, bearer(t.adminKey))
+      await second.waitForEnd()
+      expect(second.status).toBe(429)
+      expect(JSON.parse(second.body)).toMatchObject({ error: { code: 'RATE_LIMITED' } })
+      const another = await openSse(`${address}/v1/analytics/live`, bearer(other.adminKey))
+      expect(another.status).toBe(200)
+      first.close()
+      another.close()
+      await capped.close()
     })
 
     it('sends heartbeats while nothing happens', async () => {
