@@ -159,7 +159,7 @@ export function planPeriod(query: Query, ctx: PeriodContext): Plan {
     const last = ctx.watermarkDay ? addDays(ctx.watermarkDay, -1) : null
     const toDay = last !== null && ctx.toDay !== null ? (last < ctx.toDay ? last : ctx.toDay) : null
     if (reason || toDay === null || ctx.fromDay! >= toDay) {
-      median = { rollup: null, raw: { intervals: full, skipDays: [] }, reason: reason ?? 'the period is after the watermark' }
+      median = { rollup: null, raw: { intervals: full, skipDays: [] }, reason: reason ?? "a day's median is final once the next day is rolled up" }
     } else {
       // A late event on day D changes the medians of D - 1, D and D + 1 (waits and replies reach 24 hours across).
       const excluded = new Set(ctx.dirty.flatMap((d) => [addDays(d.day, -1), d.day, addDays(d.day, 1)]))
