@@ -102,6 +102,11 @@ export interface ScrapeSources {
   queue?: () => Promise<QueueStat[]>
   /** Open (unreleased) quarantined WhatsApp items and parked deliveries, platform-wide. */
   whatsappBacklog?: () => Promise<{ quarantinedItems: number; parkedDeliveries: number }>
+  /**
+   * The analytics rollups, platform-wide: the watermark's lag behind now, dirty buckets waiting, and the events by
+   * which clean rolled-up buckets of a recent window differ from raw (0 when exact).
+   */
+  analyticsRollup?: () => Promise<{ lagSeconds: number; dirtyBuckets: number; difference: number }>
 }
 
 const sources: ScrapeSources = {}
@@ -180,6 +185,50 @@ export const whatsappParkedDeliveries = new Gauge({
   async collect() {
     const b = await readBacklog()
     if (b) this.set(b.parkedDeliveries)
+  },
+})
+
+// The reconciliation counts a window of raw events: once a minute is plenty for a gauge, and scrapes every few
+// seconds must not each pay for it.
+const ROLLUP_READ_EVERY_MS = 60_000
+let rollupRead: { at: number; value: Promise<{ lagSeconds: number; dirtyBuckets: number; difference: number } | null> } | null = null
+function readRollup() {
+  if (!rollupRead || Date.now() - rollupRead.at >= ROLLUP_READ_EVERY_MS) {
+    const value = safely('analyticsRollup', sources.analyticsRollup)
+    rollupRead = { at: Date.now(), value }
+    // A failed read is not kept: the next scrape tries again.
+    void value.then((v) => { if (v === null && rollupRead?.value === value) rollupRead = null })
+  }
+  return rollupRead.value
+}
+
+export const analyticsRollupDifference = new Gauge({
+  name: 'analytics_rollup_difference_events',
+  help: 'Events by which rolled-up analytics buckets (closed, clean, in the last ANALYTICS_RECONCILE_WINDOW_MINUTES) differ from raw events; 0 when exact. Read at most once a minute.',
+  registers: [registry],
+  async collect() {
+    const r = await readRollup()
+    if (r) this.set(r.difference)
+  },
+})
+
+export const analyticsRollupLag = new Gauge({
+  name: 'analytics_rollup_watermark_lag_seconds',
+  help: 'Seconds between now and the oldest analytics bucket not rolled up yet (the open 5-minute bucket counts: up to 300 when all is well).',
+  registers: [registry],
+  async collect() {
+    const r = await readRollup()
+    if (r) this.set(r.lagSeconds)
+  },
+})
+
+export const analyticsRollupDirtyBuckets = new Gauge({
+  name: 'analytics_rollup_dirty_buckets',
+  help: 'Analytics (tenant, 5-minute bucket) pairs marked dirty and waiting for the roll-up, the open buckets included.',
+  registers: [registry],
+  async collect() {
+    const r = await readRollup()
+    if (r) this.set(r.dirtyBuckets)
   },
 })
 

@@ -6,6 +6,7 @@
  * dirty their bucket again) cannot make a rollup drift. reconcile compares the two and says where they differ.
  */
 import { withTenant, type Sql, type Tx } from '../../lib/db.js'
+import { listTenantsPage } from '../tenancy/queries.js'
 import * as q from './rollup-queries.js'
 
 export { BUCKET_MINUTES, bucketOf } from './rollup-queries.js'
@@ -172,3 +173,35 @@ export async function rollupHealth(sql: Sql, windowMinutes: number, now = new Da
 }
 
 export { mergeDailyUniques } from './rollup-queries.js'
+
+export interface TenantReconciliation extends Reconciliation { tenantId: string }
+
+/**
+ * For operators: reconcile for one tenant, or for every tenant in turn (each under its own tenant), with the totals.
+ * Tenants whose range holds no events are left out.
+ */
+export async function reconcileTenants(sql: Sql, range: { from: Date; to: Date; tenantId?: string; now?: Date }) {
+  const tenants: TenantReconciliation[] = []
+  const one = async (tenantId: string) => {
+    const r = await withTenant(sql, tenantId, (tx) => reconcile(tx, range))
+    if (r.buckets > 0 || range.tenantId) tenants.push({ tenantId, ...r })
+  }
+  if (range.tenantId) await one(range.tenantId)
+  else {
+    let after: string | null = null
+    for (;;) {
+      const page = await listTenantsPage(sql, 200, after)
+      for (const t of page) await one(t.id)
+      if (page.length < 200) break
+      after = page[page.length - 1]!.id
+    }
+  }
+  const total = { raw: 0, rolledUp: 0, difference: 0, pendingBuckets: 0 }
+  for (const t of tenants) {
+    total.raw += t.raw
+    total.rolledUp += t.rolledUp
+    total.difference += t.difference
+    total.pendingBuckets += t.pending.buckets
+  }
+  return { from: range.from, to: range.to, total, tenants }
+}

@@ -118,3 +118,35 @@ export const SiteKeyView = z.object({
   archivedAt: z.date().nullable(),
 })
 export type SiteKeyView = z.infer<typeof SiteKeyView>
+
+/** The cron job's payload (graphile's cron adds `_cron`): nothing to say; old or extra keys are ignored. */
+export const RollUpPayload = z.object({}).loose()
+
+/** Operators compare a range at most this long at once (each tenant's raw events of the range are counted). */
+export const MAX_RECONCILE_DAYS = 31
+
+export const ReconciliationQuery = z.object({
+  from: z.iso.datetime({ offset: true }).transform((v) => new Date(v)),
+  to: z.iso.datetime({ offset: true }).transform((v) => new Date(v)),
+  tenantId: z.uuid().optional(),
+})
+  // Checked only once both are dates (zod runs object checks after a field already failed).
+  .refine((q) => !(q.from instanceof Date && q.to instanceof Date) || q.from < q.to, { message: 'from must be before to', path: ['to'] })
+  .refine((q) => !(q.from instanceof Date && q.to instanceof Date) || q.to.getTime() - q.from.getTime() <= MAX_RECONCILE_DAYS * 86_400_000,
+    { message: `at most ${MAX_RECONCILE_DAYS} days`, path: ['to'] })
+
+const BucketTotals = { raw: z.number(), rolledUp: z.number() }
+export const TenantReconciliationView = z.object({
+  tenantId: z.uuid(),
+  buckets: z.number().int(),
+  ...BucketTotals,
+  difference: z.number(),
+  mismatches: z.array(z.object({ bucketStart: z.date(), ...BucketTotals, difference: z.number() })),
+  pending: z.object({ buckets: z.number().int(), ...BucketTotals, oldest: z.date().nullable() }),
+})
+export const ReconciliationView = z.object({
+  from: z.date(),
+  to: z.date(),
+  total: z.object({ ...BucketTotals, difference: z.number(), pendingBuckets: z.number().int() }),
+  tenants: z.array(TenantReconciliationView),
+})

@@ -20,6 +20,7 @@ import formRoutes from './modules/forms/routes.js'
 import leadRoutes from './modules/leads/routes.js'
 import whatsappNumberRoutes from './modules/whatsapp-numbers/routes.js'
 import opsWhatsappRoutes from './modules/ops-whatsapp/routes.js'
+import opsAnalyticsRoutes from './modules/ops-analytics/routes.js'
 import messageRoutes from './modules/messages/routes.js'
 import templateRoutes from './modules/templates/routes.js'
 import flowRoutes from './modules/flows/routes.js'
@@ -99,6 +100,7 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets' | 'liveFeed'> &
     ['/v1/leads', leadRoutes],
     ['/v1/whatsapp/numbers', whatsappNumberRoutes],
     ['/v1/ops/whatsapp', opsWhatsappRoutes],
+    ['/v1/ops/analytics', opsAnalyticsRoutes],
     ['/v1/messages', messageRoutes],
     ['/v1/templates', templateRoutes],
     ['/v1/flows', flowRoutes],

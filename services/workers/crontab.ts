@@ -14,4 +14,7 @@ export const crontab: string[] = [
   // Hourly at :07: analytics.events' day partitions a week ahead (a missed night costs nothing), and rows that
   // reached the default partition moved into their day's own within the hour.
   '7 * * * * analytics__create_partitions ?id=create_partitions&max=1',
+  // Every minute (cross-tenant): closed dirty 5-minute buckets rebuilt from raw, so an event is in the rollups within
+  // one bucket plus one minute (≤ 6 min). max=1: a run that overlaps the next would only skip busy tenants anyway.
+  '* * * * * analytics__roll_up ?id=roll_up&max=1',
 ]

@@ -8,6 +8,7 @@ import type { Logger } from '../../lib/logger.js'
 import { useScrapeSources } from '../../lib/metrics.js'
 import { jobQueueStats } from '../../lib/job-queue.js'
 import { whatsappBacklog } from '../../domains/whatsapp/queries.js'
+import { rollupHealth } from '../../domains/analytics/rollups.js'
 import { crontab } from './crontab.js'
 import { recordHeartbeats, unlockJobsOfSilentWorkers } from '../../lib/job-queue.js'
 import { createQueuePool, type QueuePool } from './queue-pool.js'
@@ -310,7 +311,13 @@ class WorkerSupervisor implements WorkerHandle {
 /** Starts the job queue (see WorkerSupervisor); resolves once the first runner is running. */
 export async function startWorker(options: WorkerOptions): Promise<WorkerHandle> {
   const metricsSql = options.metricsSql
-  if (metricsSql) useScrapeSources({ queue: () => jobQueueStats(metricsSql), whatsappBacklog: () => whatsappBacklog(metricsSql) })
+  if (metricsSql) {
+    useScrapeSources({
+      queue: () => jobQueueStats(metricsSql),
+      whatsappBacklog: () => whatsappBacklog(metricsSql),
+      analyticsRollup: () => rollupHealth(metricsSql, options.config.ANALYTICS_RECONCILE_WINDOW_MINUTES),
+    })
+  }
   const supervisor = new WorkerSupervisor(options)
   await supervisor.start()
   return supervisor

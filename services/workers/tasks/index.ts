@@ -1,6 +1,7 @@
 import type { TaskList } from 'graphile-worker'
 import { createPartitionsTask } from './analytics__create_partitions.js'
 import { processEventsTask } from './analytics__process_events.js'
+import { rollUpTask } from './analytics__roll_up.js'
 import { flowTimerTask } from './conversations__flow_timer.js'
 import { runBotTask } from './conversations__run_bot.js'
 import { processSubmissionTask } from './marketing__process_submission.js'
@@ -33,6 +34,7 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     privacy__apply_retention: applyRetentionTask(deps),
     privacy__erase_subject: eraseSubjectTask(deps),
     analytics__process_events: processEventsTask(deps),
+    analytics__roll_up: rollUpTask(deps),
     analytics__create_partitions: createPartitionsTask(deps),
   }
 }
