@@ -18,18 +18,41 @@ const DESKTOP_OS = new Set(['Windows', 'Mac OS', 'macOS', 'Linux', 'Ubuntu', 'De
 
 const EMPTY: UserAgentInfo = { browser: { name: null, version: null }, os: { name: null, version: null }, device: 'other', isBot: false }
 
+/**
+ * Parsed user agents, least recently used out first. A site's visitors send a few hundred distinct user agents over
+ * and over, and parsing one (ua-parser-js and isbot) is most of what enriching an event costs; the parse is pure, so
+ * a cached answer is the same answer. Bounded in entries, and each key is at most MAX_USER_AGENT characters.
+ */
+const UA_CACHE_MAX = 2000
+const parsed = new Map<string, UserAgentInfo>()
+
 export function parseUserAgent(value: unknown): UserAgentInfo {
   const ua = cleanText(value, MAX_USER_AGENT)
   if (!ua) return EMPTY
+  const hit = parsed.get(ua)
+  if (hit) {
+    // Refreshed: the Map's order is its recency.
+    parsed.delete(ua)
+    parsed.set(ua, hit)
+    return hit
+  }
+  const info = parseUncached(ua)
+  if (parsed.size >= UA_CACHE_MAX) parsed.delete(parsed.keys().next().value!)
+  parsed.set(ua, info)
+  return info
+}
+
+function parseUncached(ua: string): UserAgentInfo {
   const result = new UAParser(ua).getResult()
   const bot = isbot(ua)
   const osName = short(result.os.name, 60)
-  return {
-    browser: { name: short(result.browser.name, 60), version: short(result.browser.version, 40) },
-    os: { name: osName, version: short(result.os.version, 40) },
+  // Frozen: one cached answer is shared by every event with this user agent.
+  return Object.freeze({
+    browser: Object.freeze({ name: short(result.browser.name, 60), version: short(result.browser.version, 40) }),
+    os: Object.freeze({ name: osName, version: short(result.os.version, 40) }),
     device: bot ? 'bot' : deviceType(result.device.type, osName),
     isBot: bot,
-  }
+  })
 }
 
 function deviceType(type: string | undefined, osName: string | null): DeviceType {
