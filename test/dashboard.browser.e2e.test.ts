@@ -161,6 +161,11 @@ if (!haveChromium && !REQUIRED) {
       expect(await valueOf(`${row} [data-metric="form_conversion_rate"]`)).toBe(rates.results.find((r) => r.dimensions[0] === formId)?.metrics[0])
       expect(await page.locator(`${row} td`).first().textContent()).toBe('Agende sua avaliação (demo)')
 
+      const bot = (await ask({ metrics: ['bot_completion_rate', 'bot_handover_rate'], dateRange: '30d' })).results[0]!.metrics
+      expect(bot[0]).toBeGreaterThan(0)
+      expect(await valueOf('#bot-stats [data-metric="bot_completion_rate"]')).toBe(bot[0])
+      expect(await valueOf('#bot-stats [data-metric="bot_handover_rate"]')).toBe(bot[1])
+
       const delivery = await ask({ metrics: ['events'], dateRange: '30d', dimensions: ['event:name'], filters: [['is', 'event:name', ['whatsapp.message_sent', 'whatsapp.message_delivered', 'whatsapp.message_read', 'whatsapp.message_failed']]] })
       for (const r of delivery.results) expect(await valueOf(`#delivery-stats [data-event="${r.dimensions[0]}"]`)).toBe(r.metrics[0])
     })

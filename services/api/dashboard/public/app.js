@@ -10,6 +10,7 @@ const MESSAGES = ['lead.created', 'whatsapp.message_received', 'whatsapp.message
 const DELIVERY = ['whatsapp.message_sent', 'whatsapp.message_delivered', 'whatsapp.message_read', 'whatsapp.message_failed']
 const FUNNEL = ['lead.created', 'lead.qualified', 'lead.converted']
 const KPI_METRICS = ['visitors', 'form_conversion_rate', 'delivery_rate', 'read_rate', 'median_first_response_seconds']
+const BOT = ['bot.conversation_started', 'bot.conversation_completed', 'bot.conversation_handed_over']
 
 const state = { range: '30d', custom: null, tenant: null, forms: new Map(), loading: null, live: null, timer: null }
 
@@ -138,7 +139,7 @@ async function refresh({ quiet = false } = {}) {
   const range = dateRange()
   const q = (body) => api.query({ dateRange: range, ...body }, signal)
   try {
-    const [kpis, newLeads, series, rates, delivery, sources, channels, funnel, formEvents, formRates] = await Promise.all([
+    const [kpis, newLeads, series, rates, delivery, sources, channels, funnel, formEvents, formRates, bot, botRates] = await Promise.all([
       q({ metrics: KPI_METRICS, compare: 'previous_period' }),
       q({ metrics: ['events'], filters: [['is', 'event:name', ['lead.created']]], compare: 'previous_period' }),
       q({ metrics: ['events'], dimensions: [bucket(), 'event:name'], filters: [['is', 'event:name', MESSAGES]] }),
@@ -149,15 +150,19 @@ async function refresh({ quiet = false } = {}) {
       api.funnel({ steps: FUNNEL.join(','), dateRange: Array.isArray(range) ? range.join(',') : range, window: '30d' }, signal),
       q({ metrics: ['events'], dimensions: ['event:form', 'event:name'], filters: [['is', 'event:name', ['form.viewed', 'form.submitted']]] }),
       q({ metrics: ['form_conversion_rate'], dimensions: ['event:form'] }),
+      q({ metrics: ['events'], dimensions: ['event:name'], filters: [['is', 'event:name', BOT]] }),
+      q({ metrics: ['bot_completion_rate', 'bot_handover_rate'] }),
     ])
     if (signal.aborted) return
     renderHead(kpis.meta)
     renderKpis(kpis, newLeads)
+    // The funnel card sets the row's height, which the series chart then fills.
+    drawFunnel($('#funnel'), funnel.steps, eventLabel)
+    renderBot(bot, botRates)
     renderSeries(series, kpis.meta)
     renderDelivery(rates, delivery, kpis.meta)
     drawBars($('#sources'), sources, { name: (v) => (v ? label(v) : 'Direct / none'), columns: ['visitors', 'leads'] })
     drawBars($('#channels'), channels, { name: label, columns: ['visitors', 'leads'] })
-    drawFunnel($('#funnel'), funnel.steps, eventLabel)
     renderForms(formEvents, formRates)
     $('#load-error').hidden = true
     document.body.dataset.state = 'ready'
@@ -288,6 +293,44 @@ function renderDelivery(rates, delivery, meta) {
       share.title = `of ${of === 'whatsapp.message_sent' ? 'sent' : 'delivered'}`
       dd.append(share)
     }
+    wrap.append(dt, dd)
+    return wrap
+  }))
+}
+
+/**
+ * Where people came from: visitors by their page views' source (or channel), and new leads by their lead.created
+ * event's (a lead's later events, a bot's reply say, carry no visit, so counting leads over all events would file
+ * most of them under "none"). The top sources by visitors, each with its leads.
+ */
+const ACQUISITION_LIMIT = 8
+async function acquisition(dimension, q) {
+  const [visitors, leads] = await Promise.all([
+    q({ metrics: ['visitors'], dimensions: [dimension], filters: [['is', 'event:name', ['pageview']]], orderBy: [['visitors', 'desc']], limit: ACQUISITION_LIMIT }),
+    q({ metrics: ['events'], dimensions: [dimension], filters: [['is', 'event:name', ['lead.created']]] }),
+  ])
+  const leadsBy = new Map(leads.results.map((r) => [r.dimensions[0] ?? '', r.metrics[0] ?? 0]))
+  return visitors.results.map((r) => ({ key: r.dimensions[0] ?? '', values: [r.metrics[0] ?? 0, leadsBy.get(r.dimensions[0] ?? '') ?? 0] }))
+}
+
+/** How the bot's conversations ended: how many started, and the shares completed and handed over to a person. */
+function renderBot(events, rates) {
+  const started = events.results.find((r) => r.dimensions[0] === 'bot.conversation_started')?.metrics[0] ?? 0
+  const [completed, handedOver] = rates.results[0]?.metrics ?? []
+  const items = [
+    ['Started', 'bot.conversation_started', started, formatInteger],
+    ['Completed', 'bot_completion_rate', completed, formatPercent],
+    ['Handed over', 'bot_handover_rate', handedOver, formatPercent],
+  ]
+  $('#bot-stats').replaceChildren(...items.map(([name, metric, value, format]) => {
+    const wrap = document.createElement('div')
+    wrap.className = 'stat'
+    const dt = document.createElement('dt')
+    dt.textContent = name
+    const dd = document.createElement('dd')
+    dd.dataset.metric = metric
+    dd.dataset.value = value == null ? '' : String(value)
+    dd.textContent = format(value)
     wrap.append(dt, dd)
     return wrap
   }))
