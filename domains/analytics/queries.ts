@@ -202,6 +202,8 @@ export interface InboxEventRow {
   occurredAt: Date
   anonymousId: string | null
   leadId: string | null
+  /** The lead id came with the event (an API key's), not from the visitor's link. */
+  clientLead: boolean
   sessionId: string | null
   properties: Record<string, unknown>
   context: Record<string, unknown>
@@ -210,13 +212,18 @@ export interface InboxEventRow {
 
 /**
  * The inbox rows to move, locked (a concurrent job for the same ids waits, then finds them gone). A client's lead id
- * that names no lead of this tenant is dropped; a merged lead's becomes its survivor's.
+ * that names no lead of this tenant is dropped; a merged lead's becomes its survivor's. An event without one gets its
+ * visitor's linked lead, if any (`clientLead` false).
  */
 export const lockInboxEvents = (tx: Tx, ids: string[]) =>
   tx<InboxEventRow[]>`
-    select i.id, i.name, i.type, i.occurred_at, i.anonymous_id, coalesce(l.merged_into, l.id) as lead_id, i.session_id, i.properties, i.context, i.source
+    select i.id, i.name, i.type, i.occurred_at, i.anonymous_id, coalesce(l.merged_into, l.id, vl.merged_into, vl.id) as lead_id,
+           i.lead_id is not null as client_lead, i.session_id, i.properties, i.context, i.source
       from analytics.event_inbox i
       left join marketing.leads l on l.id = i.lead_id
+      -- A visitor already linked to a lead (analytics.identities, migration 0026): the event counts for that lead.
+      left join analytics.identities v on i.lead_id is null and v.anonymous_id = i.anonymous_id
+      left join marketing.leads vl on vl.id = v.lead_id
      where i.id = any(${ids}::uuid[]) and i.status = 'received'
      order by i.occurred_at, i.id
        for update of i`

@@ -26,8 +26,28 @@ export const EventRow = z.object({
    * (migration 0020: acq_source, acq_channel, device, country, …). Client events only; other producers leave it out.
    */
   enrichment: Enrichment.nullable().default(null),
+  /**
+   * Platform events that know where their lead came from (lead.created): the acquisition columns alone, for events
+   * with no page or user agent to enrich. Ignored when `enrichment` is set.
+   */
+  attribution: z.lazy(() => Attribution).nullable().default(null),
 })
 export type EventRow = z.input<typeof EventRow>
+
+/** A platform event's acquisition: acq_source, acq_channel, referrer_host, utm, country (platform-events.ts, leadAttribution). */
+export const Attribution = z.object({
+  source: z.string().max(200).nullable(),
+  channel: z.string().max(40),
+  referrerHost: z.string().max(253).nullable().optional(),
+  utm: z.record(z.string(), z.string().nullable()).optional(),
+  country: z.string().regex(/^[A-Z]{2}$/).optional(),
+  countryFrom: z.enum(['phone', 'locale']).optional(),
+})
+export type Attribution = z.infer<typeof Attribution>
+
+/** The backfill a new anonymousId → lead link enqueues (identity-queries.ts insertIdentities names it). */
+export const LINK_ANONYMOUS_TASK = 'analytics__link_anonymous'
+export const LinkAnonymousPayload = z.object({ tenantId: z.uuid(), anonymousIds: z.array(z.string().min(1).max(200)).min(1).max(1000) })
 
 /** Events one intake request may carry; more is a 413 (checked before validation, so the count is not a 400). */
 export const MAX_EVENTS_PER_BATCH = 1000

@@ -5,9 +5,10 @@ import { GroupCommit, type GroupCommitOptions } from '../../lib/group-commit.js'
 import { leadPhones } from '../marketing/leads/service.js'
 import { insertAuditEntry } from '../tenancy/queries.js'
 import { enrichEvent } from './enrichment/enrich.js'
+import { linkAnonymousIds } from './platform-events.js'
 import type { Enrichment } from './enrichment/schemas.js'
 import * as q from './queries.js'
-import type { CreateSiteKeyBody, EventRow, IntakeEvent, SiteKeyView } from './schemas.js'
+import type { Attribution, CreateSiteKeyBody, EventRow, IntakeEvent, SiteKeyView } from './schemas.js'
 
 export type { EventRow } from './schemas.js'
 
@@ -35,7 +36,7 @@ export async function recordEvents(tx: Tx, rows: readonly EventRow[]): Promise<n
     anonymous_id: r.anonymousId ?? null,
     session_id: r.sessionId ?? null,
     context: r.context ?? null,
-    ...enrichmentColumns(r.enrichment ?? null),
+    ...(r.enrichment ? enrichmentColumns(r.enrichment) : r.attribution ? attributionColumns(r.attribution) : enrichmentColumns(null)),
   }))
   await ensurePartitionsFor(tx, records.map((r) => r.occurred_at))
   return q.insertEvents(tx, records)
@@ -92,6 +93,17 @@ export async function dropEventPartitionsOlderThan(sql: Sql, keepDays: number): 
 }
 
 export const listEventPartitions = (sql: Sql) => q.listEventPartitions(sql)
+
+/** A platform event's attribution (lead.created) as the acquisition columns; the device columns stay null. */
+const attributionColumns = (a: Attribution) => ({
+  ...enrichmentColumns(null),
+  acq_source: a.source,
+  acq_channel: a.channel,
+  referrer_host: a.referrerHost ?? null,
+  utm: a.utm ?? null,
+  country: a.country ?? null,
+  country_from: a.countryFrom ?? null,
+})
 
 /** An Enrichment as the event's columns (migration 0020); all null when the event was not enriched. */
 const enrichmentColumns = (e: Enrichment | null) => ({
@@ -276,7 +288,9 @@ async function moveEvents(sql: Sql, tenantId: string, ids: string[]): Promise<nu
     // Enriched before rollup, in the same statement that records them; the batch's lead phones in one query.
     const phones = await leadPhones(tx, rows.flatMap((r) => (r.leadId ? [r.leadId] : [])))
     const added = await recordEvents(tx, rows.map(eventRowOf(phones)))
-    await q.deleteInboxEvents(tx, rows.map((r) => r.id))
+    // A tenant's server that knows both (an identify call, any event with leadId and anonymousId) links the visitor.
+    const links = rows.flatMap((r) => (r.clientLead && r.leadId && r.anonymousId ? [{ anonymousId: r.anonymousId, leadId: r.leadId, via: 'api' as const }] : []))
+    await Promise.all([linkAnonymousIds(tx, links), q.deleteInboxEvents(tx, rows.map((r) => r.id))])
     return added
   })
 }

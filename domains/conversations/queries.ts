@@ -251,11 +251,14 @@ export const listConversationEvents = (tx: Tx, conversationId: string, limit: nu
      order by occurred_at desc, id desc limit ${limit}`
 
 /** A person takes the lead: immediate, so the bot says nothing more from the next event on. */
+/** Null when there is no such conversation; `fresh` when it was not handed over before (this is the handover). */
 export const markHandedOver = (tx: Tx, id: string, by: string, note: string | null) =>
-  tx`
-    update conversations.conversations
-       set handed_over_at = coalesce(handed_over_at, now()), handed_over_by = ${by}, handover_note = coalesce(${note}, handover_note), updated_at = now()
-     where id = ${id}`.then((r) => r.count > 0)
+  tx<{ leadId: string; flowId: string | null; handedOverAt: Date; fresh: boolean }[]>`
+    update conversations.conversations c
+       set handed_over_at = coalesce(c.handed_over_at, now()), handed_over_by = ${by}, handover_note = coalesce(${note}, c.handover_note), updated_at = now()
+      from (select id, handed_over_at is null as fresh from conversations.conversations where id = ${id} for update) o
+     where c.id = o.id
+    returning c.lead_id, coalesce(c.state ->> 'flowId', c.flow_id::text) as flow_id, c.handed_over_at, o.fresh`.then((r) => r[0] ?? null)
 
 // ---------------------------------------------------------------------------------------------------------
 // Lead merges: the catalog's 'adoptConversations' rule (domains/marketing/leads/lead-references.ts), called by

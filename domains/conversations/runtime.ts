@@ -4,6 +4,8 @@ import type { NormalizedMessage } from '../whatsapp/webhook/normalize.js'
 import { interactiveButtonsBody, interactiveListBody, textBody } from '../whatsapp/graph/bodies.js'
 import { changeLeads, optOutLeads, recordInteractions } from '../marketing/leads/service.js'
 import { queueOutbound } from '../whatsapp/outbound/service.js'
+import { botConversationCompleted, botConversationHandedOver, botConversationStarted, recordPlatformEvents } from '../analytics/platform-events.js'
+import type { EventRow } from '../analytics/schemas.js'
 import { advance, isOptOut, matchesTrigger, startFlow, type FlowContext, type LeadSnapshot, type StepResult } from './flows/engine.js'
 import { FlowDocument, type FlowAction, type FlowState } from './flows/schema.js'
 import * as q from './queries.js'
@@ -83,6 +85,10 @@ interface Working extends Pick<q.ConversationRow, 'flowId' | 'flowVersion' | 'st
   conversation: q.ConversationRow
   now: Date
   actions: FlowAction[]
+  /** The event being applied: its id keys the analytics events it causes (applied once, so recorded once). */
+  eventId: string
+  /** Analytics events (platform-events.ts) of this step, recorded with it. */
+  events: EventRow[]
 }
 
 const isRunning = (state: FlowState | null) => state !== null && (state.status === 'waiting_answer' || state.status === 'waiting_timer')
@@ -100,8 +106,11 @@ async function applyEvent(tx: Tx, conversation: q.ConversationRow, event: q.Pend
     handoverNote: conversation.handoverNote,
     inboundCount: conversation.inboundCount,
     actions: [],
+    eventId: event.id,
+    events: [],
   }
   const outcome = await decide(tx, w, event)
+  if (w.events.length > 0) await recordPlatformEvents(tx, w.events)
   await q.saveConversation(tx, conversation.id, {
     flowId: w.flowId, flowVersion: w.flowVersion, state: w.state, handedOverAt: w.handedOverAt, handedOverBy: w.handedOverBy,
     handoverNote: w.handoverNote, inboundCount: w.inboundCount,
@@ -137,6 +146,9 @@ async function decide(tx: Tx, w: Working, event: q.PendingEvent): Promise<string
       if (!flow) return 'no flow triggered'
       w.flowId = flow.flowId
       w.flowVersion = flow.version
+      w.events.push(botConversationStarted({ conversationId: w.conversation.id, flowId: flow.flowId, leadId: w.conversation.leadId, at: w.now, eventId: w.eventId }))
+      // A new run: the last one's (ended) state is behind it, so this run's end counts as its own completion.
+      w.state = null
       await apply(tx, w, startFlow(flow.document, context, { flowId: flow.flowId, flowVersion: flow.version }))
       return `started ${flow.flowId}@v${flow.version}`
     }
@@ -204,8 +216,12 @@ async function endRun(tx: Tx, w: Working) {
 
 /** Persists nothing itself: updates the working state, then carries out the actions in order (outbox). */
 async function apply(tx: Tx, w: Working, step: StepResult) {
-  w.state = step.state
   const c = w.conversation
+  // The flow reached its end (not a run ended by an opt-out or a merge: those do not go through a step).
+  if (step.state.status === 'ended' && w.state?.status !== 'ended') {
+    w.events.push(botConversationCompleted({ conversationId: c.id, flowId: step.state.flowId ?? w.flowId, leadId: c.leadId, at: w.now, eventId: w.eventId }))
+  }
+  w.state = step.state
   const to = c.waId
   const requestedBy = `bot:${w.state.flowId ?? w.flowId}@v${w.state.flowVersion}`
   const send = (body: Parameters<typeof queueOutbound>[1]['body']) =>
@@ -241,6 +257,7 @@ async function apply(tx: Tx, w: Working, step: StepResult) {
         await q.cancelFlowTimer(tx, c.id)
         break
       case 'handover':
+        if (!w.handedOverAt) w.events.push(botConversationHandedOver({ conversationId: c.id, flowId: w.state.flowId ?? w.flowId, leadId: c.leadId, at: w.now, by: 'bot' }))
         w.handedOverAt = w.now
         w.handedOverBy = 'bot'
         w.handoverNote = action.note ?? null

@@ -1,6 +1,7 @@
 import { type Sql, withTenant } from '../../lib/db.js'
 import { AppError } from '../../lib/errors.js'
 import { insertAuditEntry } from '../tenancy/queries.js'
+import { botConversationHandedOver, recordPlatformEvents } from '../analytics/platform-events.js'
 import { FlowDocument } from './flows/schema.js'
 import * as q from './queries.js'
 import { RUN_BOT_TASK, type ConversationView, type FlowVersionView, type FlowView } from './schemas.js'
@@ -62,7 +63,9 @@ export async function publishFlow(sql: Sql, who: Actor, flowId: string, version:
 /** A person takes over: the bot is silent for this lead from now on, until released. */
 export async function handOverConversation(sql: Sql, who: Actor, conversationId: string, note: string | undefined): Promise<ConversationView> {
   return withTenant(sql, who.tenantId, async (tx) => {
-    if (!(await q.markHandedOver(tx, conversationId, who.actor, note ?? null))) throw new AppError('NOT_FOUND', `conversation ${conversationId} not found`)
+    const handover = await q.markHandedOver(tx, conversationId, who.actor, note ?? null)
+    if (!handover) throw new AppError('NOT_FOUND', `conversation ${conversationId} not found`)
+    if (handover.fresh) await recordPlatformEvents(tx, [botConversationHandedOver({ conversationId, flowId: handover.flowId, leadId: handover.leadId, at: handover.handedOverAt, by: 'person' })])
     await insertAuditEntry(tx, { tenantId: who.tenantId, actor: who.actor, action: 'conversation.handed_over', targetType: 'conversation', targetId: conversationId, details: { note: note ?? null }, requestId: who.requestId })
     return (await q.getConversation(tx, conversationId))!
   })

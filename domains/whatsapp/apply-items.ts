@@ -1,6 +1,7 @@
 import type { Tx } from '../../lib/db.js'
 import { phoneMatchKey, waIdToE164 } from '../marketing/leads/identity/phone.js'
 import { recordEventsFrom } from '../analytics/service.js'
+import { anonymousIdInText, linkAnonymousIds, whatsappStatusEventsFrom } from '../analytics/platform-events.js'
 import { changeLeadPhone, recordInteractionsFrom, upsertWhatsAppSenders, type PhoneChange } from '../marketing/leads/service.js'
 import { markReturningSenders } from '../privacy/suppression.js'
 import { toTimestamp } from './webhook/normalize.js'
@@ -128,10 +129,17 @@ export async function applyInboundMessages(tx: Tx, tenantId: string, entries: In
       occurredAt: (entry.item.message.timestamp ?? new Date()).toISOString(), messageId, dedupeKey: `wa:number:${entry.item.message.wamid}`,
     }]
   })
-  if (changes.length === 0) return created
-  const mergedInto = await changeLeadPhone(tx, tenantId, changes)
+  const mergedInto = changes.length === 0 ? new Map<string, string>() : await changeLeadPhone(tx, tenantId, changes)
   const live = (id: string): string => (mergedInto.has(id) ? live(mergedInto.get(id)!) : id)
-  return created.map((c) => ({ ...c, leadId: live(c.leadId) }))
+  const result = changes.length === 0 ? created : created.map((c) => ({ ...c, leadId: live(c.leadId) }))
+  // A click-to-WhatsApp link from the business's site carries the visitor's anonymous id in its prefilled text
+  // (`[ref:<id>]`): the visitor is linked to this lead. No statement unless a new message carries one.
+  const links = result.flatMap(({ leadId, entry }) => {
+    const anonymousId = entry.item.parseError === null && entry.item.message.type === 'text' ? anonymousIdInText((entry.item.message.content as { body?: unknown }).body) : null
+    return anonymousId ? [{ anonymousId, leadId, via: 'whatsapp' as const }] : []
+  })
+  if (links.length > 0) await linkAnonymousIds(tx, links)
+  return result
 }
 
 /** Statuses go to the history first (once each); the messages they name are then re-derived from it. */
@@ -155,11 +163,23 @@ export async function applyStatuses(tx: Tx, tenantId: string, items: StatusItem[
 /**
  * Derives each outbound message's status from its whole history, so the order statuses arrive in never matters:
  * the highest-ranked status wins (a late "delivered" never replaces "read"), and a status that arrived before its
- * message is applied as soon as the message exists (call this after storing a wamid).
+ * message is applied as soon as the message exists (call this after storing a wamid). In the same statement, each
+ * status of the history becomes its analytics event once (whatsapp.message_delivered / _read / _failed, keyed by
+ * wamid and status), whatever the order, the repeats, or whether the message row came first.
  */
 export function refreshMessageStatuses(tx: Tx, wamids: string[]) {
   return tx`
-    with h as (
+    with status_events as (
+      ${whatsappStatusEventsFrom(tx, tx`
+        select distinct on (s.wamid, s.status) s.wamid, s.status, s.occurred_at, m.lead_id, m.id as message_id, t.name as template_name,
+               case when (s.errors -> 0 ->> 'code') ~ '^[0-9]{1,9}$' then (s.errors -> 0 ->> 'code')::int end as error_code
+          from whatsapp.message_statuses s
+          join whatsapp.messages m on m.wamid = s.wamid and m.direction = 'outbound'
+          left join whatsapp.outbound_sends o on o.message_id = m.id
+          left join whatsapp.templates t on t.id = o.template_id
+         where s.wamid = any(${wamids}::text[])
+         order by s.wamid, s.status, s.occurred_at`)}
+    ), h as (
       select s.wamid,
              max(whatsapp.status_rank(s.status)) as rank,
              (array_agg(s.status order by whatsapp.status_rank(s.status) desc, s.occurred_at desc))[1] as status,

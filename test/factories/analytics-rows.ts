@@ -4,12 +4,14 @@ import { rollUp } from '../../domains/analytics/rollups.js'
 import { createSiteKey, recordEvents } from '../../domains/analytics/service.js'
 import type { SiteKeyView } from '../../domains/analytics/schemas.js'
 import type { TestTenant } from './tenants.js'
+import { linkAnonymousIds } from '../../domains/analytics/platform-events.js'
+import { makeLead } from './marketing-rows.js'
 
 /** A site key for `tenant`, created the way the API does it. */
 export const makeSiteKey = (sql: Sql, tenant: TestTenant, overrides: { name?: string; allowedOrigins?: string[] } = {}): Promise<SiteKeyView> =>
   createSiteKey(sql, { tenantId: tenant.id, actor: 'test', requestId: null }, { name: overrides.name ?? 'Main website', allowedOrigins: overrides.allowedOrigins ?? ['https://clinic.example'] })
 
-/** One row in each analytics table the event intake and the rollups add (site keys, the event inbox, the dedupe keys, the rollups), for the RLS test. */
+/** One row in each analytics table the event intake, the rollups and visitor linking add (site keys, the event inbox, the dedupe keys, the rollups, visitor links), for the RLS test. */
 export async function populateAnalyticsRows(sql: Sql, tenant: TestTenant): Promise<void> {
   await makeSiteKey(sql, tenant)
   await withTenant(sql, tenant.id, (tx) => tx`
@@ -23,4 +25,8 @@ export async function populateAnalyticsRows(sql: Sql, tenant: TestTenant): Promi
   await rollUp(sql, { tenantId: tenant.id })
   await withTenant(sql, tenant.id, (tx) => recordEvents(tx, [{ name: 'form.viewed', occurredAt: new Date(), properties: { formId: 'f-rows' } }]))
   await withTenant(sql, tenant.id, (tx) => recordEvents(tx, [{ name: 'test.keyed', occurredAt: new Date(), dedupeKey: `test:rows:${randomUUID()}`, source: 'api' }]))
+  await withTenant(sql, tenant.id, async (tx) => {
+    const lead = await makeLead(tx, tenant.id, { name: 'Visitor' })
+    await linkAnonymousIds(tx, [{ anonymousId: 'anon-rows', leadId: lead.id, via: 'form' }])
+  })
 }

@@ -3,6 +3,7 @@ import { phoneMatchKey } from '../leads/identity/phone.js'
 import { type BatchSighting, KeyClaimed, resolveLeadsBatch } from '../leads/resolve-batch.js'
 import { type Consent, type Interaction, recordConsents, recordInteractions, type Resolution } from '../leads/service.js'
 import { type EventRow, recordEvents } from '../../analytics/service.js'
+import { linkAnonymousIds } from '../../analytics/platform-events.js'
 import { markReturningLeads, screenSubmissions } from '../../privacy/suppression.js'
 import * as q from './queries.js'
 import { InboxSubmission } from './schemas.js'
@@ -99,6 +100,7 @@ async function applyBatch(tx: Tx, tenantId: string, ids: string[], statuses: Sta
       recordConsents(tx, applied.flatMap(consentRows)),
       recordInteractions(tx, applied.map(interactionRow)),
       recordEvents(tx, applied.map(eventRow)),
+      linkAnonymousIds(tx, applied.flatMap(({ s, resolution }) => (s.anonymousId ? [{ anonymousId: s.anonymousId, leadId: resolution.leadId, via: 'form' as const }] : []))),
       markReturningLeads(tx, applied.filter((a) => suppressed.returning.has(a.row.id)).map((a) => a.resolution.leadId)),
       q.deleteInboxRows(tx, processed),
     ]
@@ -130,6 +132,7 @@ const interactionRow = ({ row, s, resolution }: Applied): Interaction => ({
 const eventRow = ({ row, s, resolution }: Applied): EventRow => ({
   name: 'form.submitted', leadId: resolution.leadId, occurredAt: row.receivedAt,
   properties: { formId: row.formId, utm: s.utm, leadCreated: resolution.created }, dedupeKey: `form:sub:${row.id}`, source: 'web_form',
+  anonymousId: s.anonymousId,
 })
 
 const toSighting = ({ row, s }: Applicable): BatchSighting => ({

@@ -1,5 +1,6 @@
 import type { Queryable, Tx } from '../../../lib/db.js'
 import type { Keyset } from '../leads/queries.js'
+import type { z } from 'zod'
 import { type FormDefinition, type InboxSubmission, PROCESS_SUBMISSION_TASK } from './schemas.js'
 
 /** A form definition as stored: everything but the name, which is a column of its own. */
@@ -79,7 +80,7 @@ export const listSubmissions = (tx: Tx, formId: string, limit: number, before: K
 export interface NewInboxRow {
   id: string
   formId: string
-  submission: InboxSubmission
+  submission: z.input<typeof InboxSubmission>
   ip: string | null
   userAgent: string | null
   referer: string | null

@@ -18,7 +18,7 @@ const TEXT_LENGTH_CEILING = 10_000
  * names (nor the form's honeypot name), or the submission could not tell the two apart.
  */
 export const UTM_KEYS = ['utm_source', 'utm_medium', 'utm_campaign', 'utm_term', 'utm_content'] as const
-export const RESERVED_KEYS: readonly string[] = [...UTM_KEYS, 'consent', 'started_at', '_ts', 'page_url', 'referrer']
+export const RESERVED_KEYS: readonly string[] = [...UTM_KEYS, 'consent', 'started_at', '_ts', 'page_url', 'referrer', 'anonymous_id']
 
 export const FieldName = z.string().regex(/^[a-z][a-z0-9_]{0,62}$/, 'lowercase letters, digits and underscores, starting with a letter, at most 63 characters')
 
@@ -263,5 +263,7 @@ export const InboxSubmission = z.object({
   referrer: z.string().nullable(),
   fillSeconds: z.number().nullable(),
   consent: z.object({ granted: z.boolean(), purpose: z.string(), policyVersion: z.string(), policyUrl: z.string().nullable() }).nullable(),
+  /** The page's visitor id (the site's analytics anonymousId), linked to the lead when applied. Older rows have none. */
+  anonymousId: z.string().min(1).max(200).nullable().default(null),
 })
 export type InboxSubmission = z.infer<typeof InboxSubmission>

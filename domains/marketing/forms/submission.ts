@@ -19,6 +19,8 @@ export type SubmissionMeta = {
   startedAt?: Date
   pageUrl?: string
   referrer?: string
+  /** `anonymous_id`: the site's visitor id (POST /v1/events anonymousId), so the visitor's page views count for the lead. */
+  anonymousId?: string
   /** Seconds between the page's fill-start timestamp and `now`, when the page sent one. */
   fillSeconds?: number
   /**
@@ -208,6 +210,8 @@ function readMeta(form: SubmissionForm, body: Record<string, unknown>, now: Date
   if (pageUrl) meta.pageUrl = pageUrl
   const referrer = metaUrl(ownValue(body, 'referrer'))
   if (referrer) meta.referrer = referrer
+  const anonymousId = metaText(ownValue(body, 'anonymous_id'), 201)
+  if (anonymousId && /^[\x21-\x7e]{1,200}$/.test(anonymousId)) meta.anonymousId = anonymousId
 
   const startedAt = metaTimestamp(ownValue(body, 'started_at') ?? ownValue(body, '_ts'), now)
   if (startedAt) {

@@ -146,6 +146,14 @@ export const LEAD_REFERENCES: readonly LeadReference[] = [
     note: 'Client events (POST /v1/events) not moved into analytics.events yet; the lead id is as the client sent it. Page URLs, referrer and user agent are inside context.',
   },
   {
+    table: 'analytics.identities',
+    reach: { by: 'lead', column: 'lead_id' },
+    personal: ['anonymous_id'],
+    merge: { kind: 'move' },
+    erase: { kind: 'delete' },
+    note: "A website visitor's anonymous id linked to the lead (migration 0026); its events carry the lead from then on.",
+  },
+  {
     table: 'whatsapp.messages',
     reach: { by: 'lead', column: 'lead_id' },
     personal: ['wa_id', 'content', 'context', 'referral', 'errors', 'identity'],

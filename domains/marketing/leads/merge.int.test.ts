@@ -116,7 +116,8 @@ describe('merging two leads that both talk to the bot', () => {
     await say(work, main, 'Hello?')
     m = await liveLeadOf(work)
     expect(m).not.toBe(s)
-    expect(await submit({ email: 'ana.lima@work.example', phone: `+${work}` })).toBe(m)
+    // From the site, whose visitor id the form carries: the visitor is linked to M (analytics.identities).
+    expect(await submit({ email: 'ana.lima@work.example', phone: `+${work}`, anonymous_id: 'visitor-ana-work' })).toBe(m)
     // An even older duplicate of M (a web lead without a phone), merged into M before: it must follow M to S.
     earlier = await submit({ email: 'ana.old@example.com' })
     await mergeLeadsManually(db.current.sql, { tenantId: tenant.id, actor: 'api_key:test', requestId: null }, m, earlier)

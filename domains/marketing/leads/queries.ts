@@ -276,7 +276,7 @@ export const bulkUpdateLeads = (
   tx: Tx,
   b: { tenantId: string; leadIds: string[]; status: LeadStatus | null; addTags: string[]; removeTags: string[]; actor: string; requestId: string | null },
 ) =>
-  tx<{ id: string; changed: boolean }[]>`
+  tx<{ id: string; changed: boolean; fromStatus: string | null; toStatus: string | null; at: Date }[]>`
     with old as (
       select l.id, l.status, l.tags from marketing.leads l
        where l.id = any(${b.leadIds}::uuid[]) and l.merged_into is null
@@ -301,7 +301,8 @@ export const bulkUpdateLeads = (
                  'tags', case when c.old_tags <> c.tags then jsonb_build_object('from', to_jsonb(c.old_tags), 'to', to_jsonb(c.tags)) end)))
         from changed c
     )
-    select old.id, exists (select 1 from changed c where c.id = old.id) as changed from old`
+    select old.id, c.id is not null as changed, c.old_status as from_status, c.status as to_status, now() as at
+      from old left join changed c on c.id = old.id`
 
 // ---------------------------------------------------------------------------------------------------------
 // What other domains record about leads (WhatsApp ingestion, forms, the bot), through service.ts. Set-based: one
@@ -321,10 +322,11 @@ export interface WhatsAppSenderRecord {
 /**
  * Finds or creates the live lead of each WhatsApp sender by identity key, in one statement, in the given order
  * (sorted by key by the caller, so concurrent batches lock leads in one order). A known lead takes the latest wa_id
- * and profile name, and its seen times only widen (least/greatest), so a replay leaves it as it was.
+ * and profile name, and its seen times only widen (least/greatest), so a replay leaves it as it was. `created`: the
+ * row was inserted now (xmax is 0 only for a row this statement inserted, not one it updated on conflict).
  */
 export const upsertWhatsAppSenderRows = (tx: Tx, tenantId: string, rows: WhatsAppSenderRecord[]) =>
-  tx<{ id: string; phoneKey: string }[]>`
+  tx<{ id: string; phoneKey: string; created: boolean }[]>`
     insert into marketing.leads as l (tenant_id, phone_e164, phone_key, wa_id, profile_name, source, source_details, first_seen_at, last_seen_at)
     select ${tenantId}, x.phone_e164, x.phone_key, x.wa_id, x.profile_name, x.source, x.source_details, x.first_seen_at, x.last_seen_at
       from jsonb_to_recordset(${tx.json(rows as never)}::jsonb)
@@ -336,7 +338,7 @@ export const upsertWhatsAppSenderRows = (tx: Tx, tenantId: string, rows: WhatsAp
           profile_name = coalesce(excluded.profile_name, l.profile_name),
           first_seen_at = least(l.first_seen_at, excluded.first_seen_at),
           last_seen_at = greatest(l.last_seen_at, excluded.last_seen_at)
-    returning id, phone_key`
+    returning id, phone_key, (xmax = 0) as created`
 
 export interface InteractionRecord {
   lead_id: string
@@ -442,11 +444,13 @@ export const removeLeadTags = (tx: Tx, leadIds: string[], tags: string[]) =>
       from (${lockedLeads(tx, leadIds)}) k
      where l.id = k.id`
 
+/** Returns the leads whose status changed, with the status before (read under the row lock) and the change's time. */
 export const setLeadStatus = (tx: Tx, leadIds: string[], status: LeadStatus) =>
-  tx`
+  tx<{ id: string; from: string; to: string; at: Date }[]>`
     update marketing.leads l set status = ${status}, updated_at = now()
-      from (${lockedLeads(tx, leadIds)}) k
-     where l.id = k.id`
+      from (select id, status from marketing.leads where id = any(${leadIds}::uuid[]) order by id for update) k
+     where l.id = k.id and k.status <> ${status}
+    returning l.id, k.status as from, l.status as to, l.updated_at as at`
 
 /** An opt-out: the first one counts; saying it again changes nothing. */
 export const optOutLeads = (tx: Tx, leadIds: string[], at: Date) =>

@@ -3,7 +3,7 @@ import type { Tx } from '../../../lib/db.js'
 import * as bq from './batch-queries.js'
 import * as q from './queries.js'
 import type { LeadSighting } from './schemas.js'
-import { type Resolution, resolveLead } from './service.js'
+import { recordLeadsCreated, type Resolution, resolveLead } from './service.js'
 
 /** One sighting of a batch, with who caused it (for a merge it proves and the interactions). */
 export interface BatchSighting {
@@ -67,7 +67,9 @@ export async function resolveLeadsBatch(
   const merges = planned.some((r) => r === null)
 
   const inserting = bq.insertNewLeads(tx, tenantId, plan.creates)
-  const writes = [inserting, bq.fillLeads(tx, plan.fills), ...(merges ? [] : alongside(planned as Resolution[]))]
+  // lead.created of the planned leads, pipelined after their insert: a lead that lost its key fails the batch (KeyClaimed) and its event with it.
+  const announcing = recordLeadsCreated(tx, plan.creates.map((c) => ({ id: c.id, sighting: { source: c.source, sourceDetails: c.source_details, phoneE164: c.phone_e164, at: c.first_seen_at } })))
+  const writes = [inserting, announcing, bq.fillLeads(tx, plan.fills), ...(merges ? [] : alongside(planned as Resolution[]))]
   const claimed = async () => ((await inserting.catch(() => null))?.length ?? plan.creates.length) < plan.creates.length
   await Promise.all(writes).catch(async (err: { code?: string; constraint_name?: string }) => {
     // A new lead that lost its key makes what depends on it fail (a submission naming a lead that does not exist).

@@ -6,6 +6,7 @@ import { BigintId, decodeCursor, encodeCursor, keysetCursor } from '../../../lib
 import { findCurrentTenant, insertAuditEntry } from '../../tenancy/queries.js'
 import { adoptMergedLeadConversations } from '../../conversations/queries.js'
 import { mergeDailyUniques } from '../../analytics/rollup-queries.js'
+import { leadCreated, leadMerged, leadStatusChanged, recordPlatformEvents } from '../../analytics/platform-events.js'
 import { normalizeEmail } from './identity/email.js'
 import { type CountryCode, normalizePhone, phoneMatchKey } from './identity/phone.js'
 import { CSV_HEADER, leadCsvRow } from './csv.js'
@@ -54,12 +55,16 @@ export async function resolveLead(tx: Tx, sighting: LeadSighting, ctx: ResolveCo
   if (!sighting.email && !sighting.phoneKey) {
     // Nothing to recognize the person by (a form asking only for a name): every sighting is a new lead.
     const id = await q.insertLeadUnlessKnown(tx, ctx.tenantId, sighting)
+    await recordLeadsCreated(tx, [{ id: id!, sighting }])
     return { leadId: id!, created: true, mergedIds: [] }
   }
   let serialized = false
   for (let round = 1; round <= MAX_ROUNDS; round++) {
     const createdId = await q.insertLeadUnlessKnown(tx, ctx.tenantId, sighting)
-    if (createdId) return { leadId: createdId, created: true, mergedIds: [] }
+    if (createdId) {
+      await recordLeadsCreated(tx, [{ id: createdId, sighting }])
+      return { leadId: createdId, created: true, mergedIds: [] }
+    }
     if (!serialized) {
       // Only a known person needs it: a first sighting above holds no locks.
       await q.lockIdentityKeys(tx, ctx.tenantId, [sighting.email && `email:${sighting.email}`, sighting.phoneKey && `phone:${sighting.phoneKey}`].filter((k): k is string => !!k))
@@ -88,6 +93,15 @@ export async function resolveLead(tx: Tx, sighting: LeadSighting, ctx: ResolveCo
     if (resolved) return resolved
   }
   throw new AppError('UNAVAILABLE', 'too many simultaneous changes to this person; retry', { headers: { 'retry-after': '1' } })
+}
+
+/**
+ * lead.created for leads created just now (analytics, platform-events.ts), with where they came from: the sighting's
+ * source and details (a form's UTM and pages, a click-to-WhatsApp referral) and the phone for the country.
+ */
+export function recordLeadsCreated(tx: Tx, leads: readonly { id: string; sighting: { source: string; sourceDetails: unknown; phoneE164: string | null; at: Date | string } }[]) {
+  return recordPlatformEvents(tx, leads.map(({ id, sighting: s }) =>
+    leadCreated({ leadId: id, at: s.at, leadSource: s.source, sourceDetails: s.sourceDetails, phoneE164: s.phoneE164 })))
 }
 
 const keysHeld = (lead: q.IdentityMatch, s: LeadSighting) =>
@@ -131,6 +145,8 @@ export async function mergeLeadInto(
   await q.moveHistoryAndRecordMerge(tx, {
     tenantId: ctx.tenantId, survivorId, mergedId, reason: ctx.reason, matchedOn: ctx.matchedOn, snapshot, actor: ctx.actor, requestId: ctx.requestId,
   })
+  // After the move, so the event is filed under the survivor with the merged lead's events.
+  await recordPlatformEvents(tx, [leadMerged({ survivorId, mergedId, at: new Date(), reason: ctx.reason })])
   return true
 }
 
@@ -262,6 +278,13 @@ export async function upsertWhatsAppSenders(tx: Tx, tenantId: string, people: re
   if (byKey.size === 0) return new Map()
   const rows = [...byKey.values()].sort((a, b) => (a.phone_key < b.phone_key ? -1 : a.phone_key > b.phone_key ? 1 : 0))
   const leads = await q.upsertWhatsAppSenderRows(tx, tenantId, rows)
+  const created = leads.filter((l) => l.created)
+  if (created.length > 0) {
+    await recordLeadsCreated(tx, created.map((l) => {
+      const r = byKey.get(l.phoneKey)!
+      return { id: l.id, sighting: { source: r.source, sourceDetails: r.source_details, phoneE164: r.phone_e164, at: r.first_seen_at } }
+    }))
+  }
   return new Map(leads.map((l) => [l.phoneKey, l.id]))
 }
 
@@ -349,9 +372,11 @@ export async function changeLeads(tx: Tx, leadIds: readonly string[], change: Le
     case 'remove_tags':
       await q.removeLeadTags(tx, ids, change.tags)
       return
-    case 'set_status':
-      await q.setLeadStatus(tx, ids, change.status)
+    case 'set_status': {
+      const changed = await q.setLeadStatus(tx, ids, change.status)
+      await recordPlatformEvents(tx, changed.flatMap((c) => leadStatusChanged({ leadId: c.id, from: c.from, to: c.to, at: c.at, actor: 'bot' })))
       return
+    }
   }
 }
 
@@ -481,6 +506,7 @@ export async function patchLead(sql: Sql, who: Actor, leadId: string, body: Patc
     const change = Object.fromEntries(Object.keys(changes).map((k) => [k, wanted[k as keyof typeof wanted]]))
     const after = await q.updateLeadColumns(tx, leadId, change)
     await q.insertInteraction(tx, { tenantId: who.tenantId, leadId, type: 'lead_updated', channel: 'api', actor: who.actor, details: { changes, requestId: who.requestId } })
+    if (changes.status) await recordPlatformEvents(tx, leadStatusChanged({ leadId, from: before.status, to: after.status, at: after.updatedAt, actor: who.actor }))
     return after
   })
 }
@@ -495,11 +521,16 @@ export async function addLeadNote(sql: Sql, who: Actor, leadId: string, text: st
 
 export async function bulkUpdateLeads(sql: Sql, who: Actor, body: BulkLeadsBody) {
   const leadIds = [...new Set(body.leadIds)]
-  const rows = await withTenant(sql, who.tenantId, (tx) =>
-    q.bulkUpdateLeads(tx, {
+  const rows = await withTenant(sql, who.tenantId, async (tx) => {
+    const result = await q.bulkUpdateLeads(tx, {
       tenantId: who.tenantId, leadIds, status: body.status ?? null, addTags: sortedTags(body.addTags ?? []), removeTags: body.removeTags ?? [],
       actor: who.actor, requestId: who.requestId,
-    }))
+    })
+    await recordPlatformEvents(tx, result.flatMap((r) => (r.changed && r.fromStatus && r.toStatus
+      ? leadStatusChanged({ leadId: r.id, from: r.fromStatus, to: r.toStatus, at: r.at, actor: who.actor })
+      : [])))
+    return result
+  })
   const found = new Set(rows.map((r) => r.id))
   return { updated: rows.filter((r) => r.changed).length, unchanged: rows.filter((r) => !r.changed).length, notFound: leadIds.filter((id) => !found.has(id)) }
 }

@@ -1,4 +1,5 @@
 import { pseudonym } from '../../../lib/crypto.js'
+import { whatsappMessageSentFrom } from '../../analytics/platform-events.js'
 import type { Queryable, Tx } from '../../../lib/db.js'
 import type { SendMessageBody as GraphBody } from '../graph/bodies.js'
 import type { OutboundMessageView, TemplateView } from './schemas.js'
@@ -165,15 +166,26 @@ export const markCallStarted = (tx: Tx, messageId: string) =>
        set state = 'sending', attempts = attempts + 1, call_started_at = clock_timestamp(), next_attempt_at = null, updated_at = now()
      where message_id = ${messageId}`
 
+/**
+ * Meta took the message: the send is accepted, the message gets its wamid and its whatsapp.message_sent event
+ * (analytics, once per wamid), in one statement. Only a message that had no wamid yet counts as sent now.
+ */
 export const markAccepted = (tx: Tx, messageId: string, wamid: string) =>
   tx`
     with s as (
       update whatsapp.outbound_sends set state = 'accepted', accepted_at = clock_timestamp(), last_error = null, updated_at = now()
        where message_id = ${messageId}
-      returning message_id
+      returning message_id, accepted_at, template_id, source
+    ), m as (
+      update whatsapp.messages m set wamid = ${wamid}
+        from s where m.id = s.message_id and m.wamid is null
+      returning m.id, m.lead_id, s.accepted_at, s.template_id, s.source
+    ), sent as (
+      ${whatsappMessageSentFrom(tx, tx`
+        select m.id as message_id, ${wamid}::text as wamid, m.lead_id, m.accepted_at as occurred_at, t.name as template_name, m.source
+          from m left join whatsapp.templates t on t.id = m.template_id`)}
     )
-    update whatsapp.messages m set wamid = ${wamid}
-      from s where m.id = s.message_id and m.wamid is null`
+    select count(*) from m`
 
 export const markFailed = (tx: Tx, messageId: string, failure: { reason: string; code: number | null; title: string; error: unknown }) =>
   tx`

@@ -1,5 +1,6 @@
 import type { TaskList } from 'graphile-worker'
 import { createPartitionsTask } from './analytics__create_partitions.js'
+import { linkAnonymousTask } from './analytics__link_anonymous.js'
 import { processEventsTask } from './analytics__process_events.js'
 import { rollUpTask } from './analytics__roll_up.js'
 import { flowTimerTask } from './conversations__flow_timer.js'
@@ -36,5 +37,6 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     analytics__process_events: processEventsTask(deps),
     analytics__roll_up: rollUpTask(deps),
     analytics__create_partitions: createPartitionsTask(deps),
+    analytics__link_anonymous: linkAnonymousTask(deps),
   }
 }

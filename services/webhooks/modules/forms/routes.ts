@@ -2,6 +2,7 @@ import cors from '@fastify/cors'
 import formbody from '@fastify/formbody'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyRequest } from 'fastify'
+import { isbot } from 'isbot'
 import { z } from 'zod'
 import { AppError } from '../../../../lib/errors.js'
 import { countSubmissionAcknowledged } from '../../../../lib/metrics.js'
@@ -9,6 +10,8 @@ import type { App } from '../../../../lib/http/create-server.js'
 import { SubmissionInbox } from '../../../../domains/marketing/forms/inbox.js'
 import { acceptSubmission, loadPublicForm, originAllowed, type PublicForm } from '../../../../domains/marketing/forms/service.js'
 import { SubmissionAccepted } from '../../../../domains/marketing/forms/views.js'
+import { EventInbox } from '../../../../domains/analytics/service.js'
+import { formViewedEvent } from '../../../../domains/analytics/platform-events.js'
 import type { WebhooksDeps } from '../../app.js'
 
 declare module 'fastify' {
@@ -21,6 +24,14 @@ declare module 'fastify' {
 const PublicKeyParams = z.object({ publicKey: z.string().max(100) })
 // Any object: the fields are checked against the form's own definition, which a static schema cannot know.
 const SubmissionBody = z.record(z.string(), z.unknown())
+const PixelQuery = z.object({
+  /** The page's anonymous visitor id (the same the site sends to POST /v1/events). */
+  aid: z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'printable ASCII'),
+  /** Optional: the page's id for this one view. */
+  vid: z.uuid().optional(),
+})
+/** A transparent 1×1 GIF. */
+const PIXEL = Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7', 'base64')
 
 /** The key in the path. Preflights reach the CORS plugin's wildcard OPTIONS route, whose `*` is `/<key>/submissions`. */
 const publicKeyOf = (req: FastifyRequest) => {
@@ -49,6 +60,8 @@ export default async function formSubmissionRoutes(app: App, deps: WebhooksDeps)
   app.decorateRequest('publicForm', null)
   // One per process: submissions of every form and tenant share its group commits.
   const inbox = new SubmissionInbox(deps.sql, { onError: (err) => deps.log.error({ err }, 'storing form submissions failed') })
+  // The pixel's views go through the event intake's inbox (group commit, enrichment in the worker).
+  const events = new EventInbox(deps.sql, { onError: (err) => deps.log.error({ err }, 'storing form views failed') })
 
   const minute = 60_000
   // req.ip is the socket address unless TRUST_PROXY names the proxies allowed to set X-Forwarded-For.
@@ -104,6 +117,32 @@ export default async function formSubmissionRoutes(app: App, deps: WebhooksDeps)
     countSubmissionAcknowledged(_stored)
     if (wantsRedirect(req)) return reply.redirect(accepted.redirectUrl ?? `./thanks`, 303)
     return reply.code(201).send(accepted)
+  })
+
+  // form.viewed by pixel: `<img src="…/forms/<key>/view.gif?aid=<anonymousId>">` on the page showing the form. No
+  // cookies; limited per IP like the other pages; crawlers and link-preview fetchers are answered but not counted.
+  app.get('/:publicKey/view.gif', {
+    config: { access: 'public' },
+    schema: {
+      tags: ['forms'],
+      summary: "Count a view of the form (a 1×1 GIF): one per visitor, form and day, or one per `vid` when the page sends one.",
+      params: PublicKeyParams,
+      querystring: PixelQuery,
+    },
+  }, async (req, reply) => {
+    const userAgent = req.headers['user-agent']
+    if (!isbot(userAgent ?? '')) {
+      await events.store({ tenantId: req.publicForm!.tenantId, source: 'site', events: [formViewedEvent({
+        tenantId: req.publicForm!.tenantId, formId: req.publicForm!.id, anonymousId: req.query.aid, viewId: req.query.vid, at: new Date(),
+        userAgent, pageUrl: req.headers.referer, locale: req.headers['accept-language']?.split(',')[0]?.split(';')[0]?.trim(),
+      })] })
+    }
+    return reply
+      .type('image/gif')
+      .header('cache-control', 'no-store, max-age=0')
+      // Loaded by the business's pages, from their origin.
+      .header('cross-origin-resource-policy', 'cross-origin')
+      .send(PIXEL)
   })
 
   app.get('/:publicKey/thanks', {
