@@ -54,11 +54,11 @@ async function writeLeads(tx: Tx, history: DemoHistory): Promise<Map<string, str
   return ids
 }
 
-/** new → qualified → converted, in that order, as the history has them (a status already reached changes nothing). */
+/** Each lead to the last status its history reaches (one already there changes nothing, so a second run adds nothing). */
 async function setStatuses(tx: Tx, history: DemoHistory, ids: Map<string, string>): Promise<void> {
-  const reached = (statuses: string[]) => history.leads.filter((l) => statuses.includes(l.status)).map((l) => ids.get(l.phoneKey)!)
-  await changeLeads(tx, reached(['qualified', 'converted']), { type: 'set_status', status: 'qualified' })
-  await changeLeads(tx, reached(['converted']), { type: 'set_status', status: 'converted' })
+  for (const status of ['qualified', 'converted'] as const) {
+    await changeLeads(tx, history.leads.filter((l) => l.status === status).map((l) => ids.get(l.phoneKey)!), { type: 'set_status', status })
+  }
 }
 
 /**
