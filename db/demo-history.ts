@@ -32,6 +32,8 @@ export interface DemoLead {
   /** The lead's source as the product records it: `whatsapp`, `whatsapp_ad`, `web_form`. */
   source: string
   firstSeenAt: Date
+  /** marketing.leads.source_details as the product fills it: a form's landing page and referrer, an ad's referral. */
+  sourceDetails: Record<string, unknown>
   /** The last status the history reaches before `now`. */
   status: 'new' | 'qualified' | 'converted'
 }
@@ -154,7 +156,7 @@ export function generateDemoHistory(options: { now: Date; days?: number }): Demo
     const volume = WEEKDAY[weekday]! * (1 + 0.3 * (day - (today - days + 1)) / days)
     const tag = String(day)
     let person = 0
-    const newLead = (via: DemoLead['via'], source: string, at: Date): DemoLead => {
+    const newLead = (via: DemoLead['via'], source: string, at: Date, sourceDetails: Record<string, unknown>): DemoLead => {
       const n = person++
       const local = `9${String(day % 10_000).padStart(4, '0')}${String(n).padStart(4, '0')}`
       const first = FIRST_NAMES[Math.floor(rand() * FIRST_NAMES.length)]!
@@ -163,7 +165,7 @@ export function generateDemoHistory(options: { now: Date; days?: number }): Demo
       const lead: DemoLead = {
         phoneKey: e164, phoneE164: e164, waId: e164.slice(1), name: `${first} ${last}`,
         email: via === 'form' ? `${first}.${last}.${local}@example.com`.toLowerCase().normalize('NFD').replace(/[\u0300-\u036f]/g, '') : null,
-        via, source, firstSeenAt: at, status: 'new',
+        via, source, firstSeenAt: at, sourceDetails, status: 'new',
       }
       leads.push(lead)
       return lead
@@ -222,7 +224,7 @@ export function generateDemoHistory(options: { now: Date; days?: number }): Demo
       push({ ...visitor, name: 'form.viewed', type: 'track', leadKey: null, occurredAt: viewedAt, properties: { formId: DEMO_FORM_ID }, dedupeKey: `seed:form:view:${tag}:${v}`, source: 'site' })
       if (rand() >= (paid ? 0.2 : 0.13)) continue
       const submittedAt = new Date(viewedAt.getTime() + between(rand, 25_000, 240_000))
-      const lead = newLead('form', 'web_form', submittedAt)
+      const lead = newLead('form', 'web_form', submittedAt, { formId: DEMO_FORM_ID, pageUrl: arrival.url, referrer: arrival.referrer })
       // The submission links the visitor to the lead, and with it the visit's earlier page and form views.
       for (const e of events.slice(visit)) e.leadKey = lead.phoneKey
       push({ name: 'form.submitted', leadKey: lead.phoneKey, occurredAt: submittedAt, properties: { formId: DEMO_FORM_ID, leadCreated: true }, dedupeKey: `seed:form:sub:${tag}:${v}`, source: 'web_form', anonymousId: visitor.anonymousId })
@@ -236,11 +238,14 @@ export function generateDemoHistory(options: { now: Date; days?: number }): Demo
       const at = instantIn(rand, day)
       const ad = rand() < 0.55
       const network = ad ? pick(rand, [['facebook', 6], ['instagram', 4]] as const) : null
-      const lead = newLead('whatsapp', ad ? 'whatsapp_ad' : 'whatsapp', at)
-      // A click-to-WhatsApp ad carries Meta's ctwa_clid: enrichment says source facebook/instagram, channel whatsapp.
+      // A click-to-WhatsApp ad's first message carries Meta's referral (the ad's URL); the others just write.
+      const referral = network ? { sourceType: 'ad', sourceUrl: network === 'instagram' ? 'https://www.instagram.com/p/seed' : 'https://fb.me/seed' } : null
+      const lead = newLead('whatsapp', ad ? 'whatsapp_ad' : 'whatsapp', at, referral ? { referral } : {})
+      // As the product attributes them: an ad is channel whatsapp with the ad's network as source; a plain first
+      // message is whatsapp / whatsapp.
       const enrichment = enrichOnce({
         phoneE164: lead.phoneE164,
-        ...(network ? { pageUrl: `https://wa.me/15550001234?utm_source=${network}&ctwa_clid=seed` } : {}),
+        ...(network ? { pageUrl: `https://wa.me/15550001234?utm_source=${network}&ctwa_clid=seed` } : { referrer: 'https://wa.me/' }),
       })
       const conversationId = `seed-conv-${tag}-${c}`
       const id = (what: string) => `${tag}:${c}:${what}`

@@ -38,7 +38,7 @@ async function writeLeads(tx: Tx, history: DemoHistory): Promise<Map<string, str
   const wa = history.leads.filter((l) => l.via === 'whatsapp')
   const senders = await upsertWhatsAppSenders(tx, DEMO_TENANT_ID, wa.map((l) => ({
     phoneKey: l.phoneKey, phoneE164: l.phoneE164, waId: l.waId, profileName: l.name, source: l.source,
-    sourceDetails: l.source === 'whatsapp_ad' ? { referral: { sourceType: 'ad' } } : {}, at: l.firstSeenAt,
+    sourceDetails: l.sourceDetails, at: l.firstSeenAt,
   })))
   for (const [key, id] of senders) ids.set(key, id)
 
@@ -46,7 +46,7 @@ async function writeLeads(tx: Tx, history: DemoHistory): Promise<Map<string, str
   const resolutions = await resolveLeadsBatch(tx, DEMO_TENANT_ID, forms.map((l) => ({
     sighting: {
       email: l.email, phoneE164: l.phoneE164, phoneKey: l.phoneKey, name: l.name, company: null, fields: {},
-      source: l.source, sourceDetails: { formId: '00000000-0000-4000-8000-0000000000f1' }, at: l.firstSeenAt,
+      source: l.source, sourceDetails: l.sourceDetails, at: l.firstSeenAt,
     },
     actor: 'seed', reason: 'demo_seed', requestId: null,
   })))
