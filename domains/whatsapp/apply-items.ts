@@ -169,8 +169,7 @@ export async function applyStatuses(tx: Tx, tenantId: string, items: StatusItem[
  */
 export function refreshMessageStatuses(tx: Tx, wamids: string[]) {
   return tx`
-    with status_events as (
-      ${whatsappStatusEventsFrom(tx, tx`
+    with ${whatsappStatusEventsFrom(tx, tx`
         select distinct on (s.wamid, s.status) s.wamid, s.status, s.occurred_at, m.lead_id, m.id as message_id, t.name as template_name,
                case when (s.errors -> 0 ->> 'code') ~ '^[0-9]{1,9}$' then (s.errors -> 0 ->> 'code')::int end as error_code
           from whatsapp.message_statuses s
@@ -178,8 +177,7 @@ export function refreshMessageStatuses(tx: Tx, wamids: string[]) {
           left join whatsapp.outbound_sends o on o.message_id = m.id
           left join whatsapp.templates t on t.id = o.template_id
          where s.wamid = any(${wamids}::text[])
-         order by s.wamid, s.status, s.occurred_at`)}
-    ), h as (
+         order by s.wamid, s.status, s.occurred_at`)}, h as (
       select s.wamid,
              max(whatsapp.status_rank(s.status)) as rank,
              (array_agg(s.status order by whatsapp.status_rank(s.status) desc, s.occurred_at desc))[1] as status,

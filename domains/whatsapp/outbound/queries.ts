@@ -180,11 +180,9 @@ export const markAccepted = (tx: Tx, messageId: string, wamid: string) =>
       update whatsapp.messages m set wamid = ${wamid}
         from s where m.id = s.message_id and m.wamid is null
       returning m.id, m.lead_id, s.accepted_at, s.template_id, s.source
-    ), sent as (
-      ${whatsappMessageSentFrom(tx, tx`
+    ), ${whatsappMessageSentFrom(tx, tx`
         select m.id as message_id, ${wamid}::text as wamid, m.lead_id, m.accepted_at as occurred_at, t.name as template_name, m.source
           from m left join whatsapp.templates t on t.id = m.template_id`)}
-    )
     select count(*) from m`
 
 export const markFailed = (tx: Tx, messageId: string, failure: { reason: string; code: number | null; title: string; error: unknown }) =>
