@@ -1,11 +1,14 @@
 import { describe, expect, it } from 'vitest'
 import { type Filter, filterSchema, matchesFilters } from './filters.js'
 
-const Filters = filterSchema(['event:name', 'visit:channel', 'event:form'])
-interface E { name: string; channel: string | null; form?: string }
-const read = { 'event:name': (e: E) => e.name, 'visit:channel': (e: E) => e.channel ?? '', 'event:form': (e: E) => e.form ?? '' }
+const Filters = filterSchema(['event:name', 'visit:channel', 'event:form'], { properties: true })
+interface E { name: string; channel: string | null; form?: string; props?: Record<string, string> }
+const read = {
+  fixed: { 'event:name': (e: E) => e.name, 'visit:channel': (e: E) => e.channel ?? '', 'event:form': (e: E) => e.form ?? '' },
+  property: (e: E, key: string) => e.props?.[key] ?? '',
+}
 const lead: E = { name: 'lead.created', channel: 'search' }
-const view: E = { name: 'form.viewed', channel: null, form: 'Spring-Promo' }
+const view: E = { name: 'form.viewed', channel: null, form: 'Spring-Promo', props: { plan: 'pro' } }
 
 describe('filter grammar', () => {
   it.each<[string, Filter[], E, boolean]>([
@@ -22,14 +25,17 @@ describe('filter grammar', () => {
     ['and', [['and', [['is', 'visit:channel', ['search']], ['is', 'event:name', ['lead.created']]]]], lead, true],
     ['not', [['not', ['is', 'event:name', ['lead.created']]]], lead, false],
     ['no filters: everything', [], view, true],
+    ['an event property by name', [['is', 'event:props:plan', ['pro']]], view, true],
+    ['an absent event property is ""', [['is_not', 'event:props:plan', ['pro']]], lead, true],
   ])('%s', (_, filters, event, expected) => {
     expect(Filters.parse(filters)).toEqual(filters)
     expect(matchesFilters(event, filters, read)).toBe(expected)
   })
 
   it.each<[string, unknown, string, (string | number)[]]>([
-    ['an unknown dimension, naming it and the valid ones', [['is', 'visit:planet', ['x']]], 'unknown dimension "visit:planet"; valid dimensions: event:name, visit:channel, event:form', [0, 1]],
+    ['an unknown dimension, naming it and the valid ones', [['is', 'visit:planet', ['x']]], 'unknown dimension "visit:planet"; valid dimensions: event:name, visit:channel, event:form, event:props:<key>', [0, 1]],
     ['an unknown dimension deep inside', [['or', [['not', ['is', 'lead:planet', ['x']]]]]], 'unknown dimension "lead:planet"', [0, 1, 0, 1, 1]],
+    ['a property name with spaces', [['is', 'event:props:my plan', ['x']]], 'unknown dimension "event:props:my plan"', [0, 1]],
     ['an unknown operator', [['matches', 'event:name', ['x']]], 'unknown operator "matches"; valid operators: is, is_not, contains, contains_not, and, or, not', [0]],
     ['a filter that is not a list', [{ is: 'event:name' }], 'a filter is a list', [0]],
     ['no values', [['is', 'event:name', []]], '', [0, 2]],

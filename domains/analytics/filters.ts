@@ -29,9 +29,14 @@ export const MAX_FILTER_DEPTH = 8
 const MAX_VALUES = 100
 const MAX_CHILDREN = 50
 
-export function filterSchema(dimensions: readonly [string, ...string[]]) {
-  const valid = dimensions.join(', ')
-  const Dimension = z.enum(dimensions, { error: (issue) => `unknown dimension ${JSON.stringify(issue.input)}; valid dimensions: ${valid}` })
+/** `event:props:<key>`: any event property by name (the query API's custom-property dimension). */
+export const PROPERTY_DIMENSION = /^event:props:([A-Za-z0-9_.-]{1,64})$/
+
+export function filterSchema(dimensions: readonly [string, ...string[]], options: { properties?: boolean } = {}) {
+  const valid = [...dimensions, ...(options.properties ? ['event:props:<key>'] : [])].join(', ')
+  const known = new Set<string>(dimensions)
+  const Dimension = z.string().refine((d) => known.has(d) || (options.properties === true && PROPERTY_DIMENSION.test(d)),
+    { error: (issue) => `unknown dimension ${JSON.stringify(issue.input)}; valid dimensions: ${valid}` })
   const Values = z.array(z.string().max(500)).min(1).max(MAX_VALUES)
   const Modifiers = z.object({ case_sensitive: z.boolean().optional() }).strict()
   const Leaf = z.union([z.tuple([z.enum(FILTER_OPERATORS), Dimension, Values]), z.tuple([z.enum(FILTER_OPERATORS), Dimension, Values, Modifiers])])
@@ -67,20 +72,32 @@ export function filterSchema(dimensions: readonly [string, ...string[]]) {
 
 /** Reads a dimension's value of one event ('' when the event has none). */
 export type DimensionReader<E> = (event: E) => string
+/** The reader of each dimension: a fixed table, and for `event:props:<key>` the event's property `key`. */
+export interface DimensionReaders<E> {
+  fixed: Record<string, DimensionReader<E>>
+  property?: (event: E, key: string) => string
+}
 
-export function matchesFilters<E>(event: E, filters: readonly Filter[], read: Record<string, DimensionReader<E>>): boolean {
+export function matchesFilters<E>(event: E, filters: readonly Filter[], read: DimensionReaders<E>): boolean {
   return filters.every((f) => matches(event, f, read))
 }
 
-function matches<E>(event: E, filter: Filter, read: Record<string, DimensionReader<E>>): boolean {
+function readerOf<E>(read: DimensionReaders<E>, dimension: string): DimensionReader<E> {
+  const fixed = read.fixed[dimension]
+  if (fixed) return fixed
+  const key = PROPERTY_DIMENSION.exec(dimension)?.[1]
+  if (key !== undefined && read.property) return (e) => read.property!(e, key)
+  throw new Error(`no reader for dimension ${dimension}`)
+}
+
+function matches<E>(event: E, filter: Filter, read: DimensionReaders<E>): boolean {
   switch (filter[0]) {
     case 'and': return filter[1].every((f) => matches(event, f, read))
     case 'or': return filter[1].some((f) => matches(event, f, read))
     case 'not': return !matches(event, filter[1], read)
     default: {
       const [op, dimension, values, modifiers] = filter
-      const reader = read[dimension]
-      if (!reader) throw new Error(`no reader for dimension ${dimension}`)
+      const reader = readerOf(read, dimension)
       const caseSensitive = modifiers?.case_sensitive ?? true
       const fold = (s: string) => (caseSensitive ? s : s.toLowerCase())
       const value = fold(reader(event))

@@ -100,6 +100,14 @@ describe('GET /v1/analytics/live', () => {
     expect(eventsOf(notWhatsapp.messages).map((e) => e.name)).toEqual(['lead.created', 'lead.created', 'lead.created'])
   })
 
+  it('filters on any event property with event:props:<key>', async () => {
+    const s = await following(tenant.adminKey, { filters: [['is', 'event:props:plan', ['pro']]] })
+    await record(tenant, [event('props.a', { properties: { plan: 'free' } }), event('props.b', { properties: { plan: 'pro' } }), event('props.c')])
+    await record(tenant, [event('props.d', { properties: { plan: 'pro' } })])
+    await s.waitFor((m) => eventsOf(m).length >= 2)
+    expect(eventsOf(s.messages).map((e) => e.name)).toEqual(['props.b', 'props.d'])
+  })
+
   it('lets a read-only key follow the feed', async () => {
     const readOnly = await makeApiKey(db.current.sql, tenant, 'read_only')
     const s = await following(readOnly.key)
@@ -187,11 +195,11 @@ describe('GET /v1/analytics/live', () => {
     const s = await following(tenant.adminKey, { filters })
     const cursor = s.lastEventId
     s.close()
-    await record(tenant, Array.from({ length: 51 }, (_, i) => event(`flood.e${i}`)))
+    await record(tenant, Array.from({ length: 60 }, (_, i) => event(`flood.e${i}`)))
     const again = await live(tenant.adminKey, { filters, lastEventId: cursor })
     await again.waitFor((m) => m.some((x) => x.event === 'reset'))
     expect(again.messages.map((m) => m.event)).toEqual(['reset'])
-    expect(JSON.parse(again.messages[0]!.data)).toEqual({ missed: 51 })
+    expect(JSON.parse(again.messages[0]!.data)).toEqual({ missedMoreThan: 50 })
     await record(tenant, [event('flood.after')])
     await again.waitFor((m) => eventsOf(m).length === 1)
     expect(eventsOf(again.messages).map((e) => e.name)).toEqual(['flood.after'])

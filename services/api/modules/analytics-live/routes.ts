@@ -34,7 +34,7 @@ export default async function analyticsLiveRoutes(app: App, deps: ApiDeps & { li
     schema: {
       tags: ['analytics'],
       summary: 'Live feed of analytics events (text/event-stream). Each message: `id: <cursor>`, `event: analytics`, `data: {id, name, occurredAt, leadId?, source, channel, country, device, properties?}`. ' +
-        'Send the last id back as Last-Event-ID to resume without gaps (an event may come again: dedupe by data.id). A message with only `id:` moves the cursor; `event: reset` means more was missed than a resume sends.',
+        'Send the last id back as Last-Event-ID to resume without gaps (an event may come again: dedupe by data.id). A message with only `id:` moves the cursor; `event: reset` (data: {missedMoreThan}) means more was missed than a resume sends: reload, then follow.',
       querystring: LiveQuery,
       headers: LiveHeaders,
       response: { 200: z.unknown().describe('text/event-stream: a stream of SSE messages') },
@@ -72,9 +72,9 @@ export default async function analyticsLiveRoutes(app: App, deps: ApiDeps & { li
           stream.id(cursor, !started)
           started = true
         },
-        reset: (cursor, missed) => {
+        reset: (cursor, limit) => {
           started = true
-          stream.messages(sseMessage(cursor, 'reset', JSON.stringify({ missed })))
+          stream.messages(sseMessage(cursor, 'reset', JSON.stringify({ missedMoreThan: limit })))
         },
         close: () => stream.end(),
       })
