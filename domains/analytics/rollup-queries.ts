@@ -90,6 +90,12 @@ export const daysOfBuckets = (tx: Tx, buckets: Date[], tz: string) =>
           lateral (values ((b at time zone ${tz})::date), (((b + interval '5 minutes' - interval '1 microsecond') at time zone ${tz})::date)) v(d)
          order by 1`.then((r) => r.map((x) => x.day))
 
+/** The days (tenant timezone) of the tenant's closed buckets still marked dirty: the next batches will rebuild them. */
+export const daysStillDirty = (tx: Tx, now: Date, tz: string) =>
+  tx<{ day: string }[]>`
+    select distinct ((bucket_start at time zone ${tz})::date)::text as day from analytics.rollup_dirty
+     where tenant_id = core.current_tenant_id() and bucket_start <= ${now}::timestamptz - interval '5 minutes'`.then((r) => r.map((x) => x.day))
+
 /**
  * Unique subjects of the buckets' events, added to their days: exact for buckets whose rows were only added to (the
  * set of a day's subjects only grows, and adding a subject twice is adding it once).
@@ -274,4 +280,19 @@ export async function mergeDailyUniques(tx: Tx, survivorId: string, mergedId: st
      where tenant_id = core.current_tenant_id() and lead_id = ${mergedId}
     on conflict do nothing`
   await tx`delete from analytics.daily_uniques where tenant_id = core.current_tenant_id() and lead_id = ${mergedId}`
+}
+
+/**
+ * Retention after whole day partitions of raw were dropped (which fires no trigger): up to `limit` of the tenant's
+ * rollup rows from before `before` go too, so the rollups keep what raw keeps. `table` says which.
+ */
+export const deleteRollupsBefore = (tx: Tx, table: 'event_aggregations' | 'daily_uniques' | 'metrics', before: Date, limit: number) => {
+  const where = table === 'event_aggregations'
+    ? tx`bucket_start < ${before}`
+    // A day goes once it lies wholly before the cut in the tenant's timezone.
+    : tx`day < ((${before}::timestamptz at time zone (select timezone from core.tenants where id = core.current_tenant_id()))::date)`
+  return tx`
+    delete from ${tx('analytics')}.${tx(table)} r using (
+      select ctid from ${tx('analytics')}.${tx(table)} where tenant_id = core.current_tenant_id() and ${where} limit ${limit}) old
+     where r.ctid = old.ctid`.then((r) => r.count)
 }

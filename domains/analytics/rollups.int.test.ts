@@ -4,6 +4,7 @@ import { withTenant, type Tx } from '../../lib/db.js'
 import { useTestDatabase } from '../../test/db.js'
 import { makeTenant, type TestTenant } from '../../test/factories/tenants.js'
 import { mergeLeadInto } from '../marketing/leads/service.js'
+import { deleteRollupsBefore } from './rollup-queries.js'
 import { reconcile, readWatermark, rollUp } from './rollups.js'
 import { recordEvents, type EventRow } from './service.js'
 
@@ -152,5 +153,26 @@ describe('rollups: rebuilt from raw for every dirty bucket', () => {
     await db.current.owner`update analytics.events set lead_id = null, anonymous_id = null where tenant_id = ${t.id} and occurred_at = ${late}`
     await rollUp(db.current.sql, { now: LATER, tenantId: t.id })
     expect(await uniques()).toEqual(merged.slice(2))
+  })
+
+  it('forgets the rollups of days whose raw partitions retention dropped, and keeps the rest', async () => {
+    const t = await makeTenant(db.current.sql)
+    const nextDay = new Date(T0.getTime() + 86_400_000)
+    await record(t, [
+      { name: 'form.viewed', occurredAt: at(1), anonymousId: 'old', properties: { formId: 'f' } },
+      { name: 'form.viewed', occurredAt: nextDay, anonymousId: 'new', properties: { formId: 'f' } },
+    ])
+    await rollUp(db.current.sql, { now: LATER, tenantId: t.id })
+    const cut = new Date('2026-12-01T00:00:00Z')
+    const removed = await asTenant(t, async (tx) => ({
+      aggregations: await deleteRollupsBefore(tx, 'event_aggregations', cut, 100),
+      uniques: await deleteRollupsBefore(tx, 'daily_uniques', cut, 100),
+      metrics: await deleteRollupsBefore(tx, 'metrics', cut, 100),
+    }))
+    expect(removed).toEqual({ aggregations: 1, uniques: 1, metrics: 1 })
+    expect(await totals(t)).toEqual([{ bucketStart: nextDay, events: 1 }])
+    const days = await db.current.owner<{ day: string }[]>`
+      select day::text from analytics.daily_uniques where tenant_id = ${t.id} union all select day::text from analytics.metrics where tenant_id = ${t.id}`
+    expect(days.map((d) => d.day)).toEqual(['2026-12-01', '2026-12-01'])
   })
 })

@@ -51,7 +51,10 @@ async function rollUpBatch(tx: Tx, now: Date, limit: number): Promise<number | n
     const recountDays = await q.daysOfBuckets(tx, recount, tz)
     await q.rebuildDailyUniques(tx, recountDays, tz)
     await q.addDailyUniques(tx, claimed.filter((c) => !c.recount).map((c) => c.bucketStart), tz)
-    await q.rebuildMetrics(tx, withNeighbours(await q.daysOfBuckets(tx, buckets, tz)), tz)
+    // A day's KPIs are rebuilt whole, so once per run is enough: a day that a closed bucket still waiting will touch
+    // is left to the batch that takes that bucket (its marks keep it owed, even across a crash).
+    const owed = new Set(withNeighbours(await q.daysStillDirty(tx, now, tz)))
+    await q.rebuildMetrics(tx, withNeighbours(await q.daysOfBuckets(tx, buckets, tz)).filter((d) => !owed.has(d)), tz)
   }
   await q.recordRollupRun(tx, now, claimed.length)
   return claimed.length

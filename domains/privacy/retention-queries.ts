@@ -1,6 +1,7 @@
 import type { Queryable, Tx } from '../../lib/db.js'
 import type { RetentionRunView, RetentionSettings } from './export-schemas.js'
 import { deleteEventKeysBefore, deleteEventsOlderThan } from '../analytics/queries.js'
+import { deleteRollupsBefore } from '../analytics/rollup-queries.js'
 import { deleteInteractionsOlderThan, unlinkInteractionsFromMessages } from '../marketing/leads/queries.js'
 import { deleteMessagesWithHistory, messagesOlderThan } from '../whatsapp/queries.js'
 
@@ -73,6 +74,10 @@ export const deleteOldAnalyticsEvents = async (tx: Tx, tenantId: string, days: n
 
 export const deleteOldEventKeys = async (tx: Tx, tenantId: string, before: Date, limit: number) =>
   ({ 'analytics.event_keys': await deleteEventKeysBefore(tx, tenantId, before, limit) })
+
+/** Rollup rows of the days whose raw partitions were dropped (under the transaction's tenant). */
+export const deleteOldRollups = (table: 'event_aggregations' | 'daily_uniques' | 'metrics') => async (tx: Tx, _tenantId: string, before: Date, limit: number) =>
+  ({ [`analytics.${table}`]: await deleteRollupsBefore(tx, table, before, limit) })
 
 export const deleteOldInteractions = async (tx: Tx, tenantId: string, days: number, limit: number) =>
   ({ 'marketing.lead_interactions': await deleteInteractionsOlderThan(tx, tenantId, days, limit) })

@@ -110,6 +110,12 @@ function stepsFor(s: RetentionSettings, limits: RetentionLimits): { main: string
   ]
   const keysBefore = limits.eventKeysBefore
   if (keysBefore) steps.push({ main: 'analytics.event_keys', run: (tx, t, n) => q.deleteOldEventKeys(tx, t, keysBefore, n) })
+  // The rollups of dropped days go with them (a dropped partition fires no trigger to rebuild them empty).
+  if (keysBefore) {
+    for (const table of ['event_aggregations', 'daily_uniques', 'metrics'] as const) {
+      steps.push({ main: `analytics.${table}`, run: (tx, t, n) => q.deleteOldRollups(table)(tx, t, keysBefore, n) })
+    }
+  }
   // Messages before interactions: deleting a message unlinks its interactions, which then go by their own period.
   if (s.messagesDays !== null) steps.push({ main: 'whatsapp.messages', run: (tx, t, n) => q.deleteOldMessages(tx, t, s.messagesDays!, n) })
   if (s.interactionsDays !== null) steps.push({ main: 'marketing.lead_interactions', run: (tx, t, n) => q.deleteOldInteractions(tx, t, s.interactionsDays!, n) })

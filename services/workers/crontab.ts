@@ -17,4 +17,7 @@ export const crontab: string[] = [
   // Every minute (cross-tenant): closed dirty 5-minute buckets rebuilt from raw, so an event is in the rollups within
   // one bucket plus one minute (≤ 6 min). max=1: a run that overlaps the next would only skip busy tenants anyway.
   '* * * * * analytics__roll_up ?id=roll_up&max=1',
+  // Every minute, after the 5-minute rollups it sums: the query API's day level, so the dashboard's 30-day queries
+  // read days instead of buckets. A day not rebuilt yet is read from its buckets meanwhile (slower, still exact).
+  '* * * * * analytics__roll_up_days ?id=roll_up_days&max=1',
 ]

@@ -4,6 +4,7 @@ import { populateConversationsRows } from './conversations-rows.js'
 import { populateMarketingRows } from './marketing-rows.js'
 import { populatePrivacyExportRows } from './privacy-export-rows.js'
 import { populatePrivacyErasureRows } from './privacy-rows.js'
+import { populateQueryRows } from './query-rows.js'
 import type { TestTenant } from './tenants.js'
 import { populateWhatsappRows } from './whatsapp-rows.js'
 
@@ -19,4 +20,5 @@ export async function populateTenantRows(sql: Sql, tenant: TestTenant): Promise<
   await populatePrivacyExportRows(sql, tenant)
   await populatePrivacyErasureRows(sql, tenant)
   await populateAnalyticsRows(sql, tenant)
+  await populateQueryRows(sql, tenant)
 }

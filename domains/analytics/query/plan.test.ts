@@ -8,14 +8,15 @@ const at = (s: string) => new Date(s)
 const ctx = (over: Partial<PeriodContext> = {}): PeriodContext => ({
   from: at('2026-11-01T00:00:00Z'), to: at('2026-11-08T00:00:00Z'), fromDay: '2026-11-01', toDay: '2026-11-08',
   timezone: 'UTC', tenantZone: true, offsets: [0, 0],
-  watermark: at('2026-11-07T10:35:00Z'), watermarkDay: '2026-11-07', watermarkDayStart: at('2026-11-07T00:00:00Z'), dirty: [],
+  watermark: at('2026-11-07T10:35:00Z'), watermarkDay: '2026-11-07', watermarkDayStart: at('2026-11-07T00:00:00Z'), dirty: [], staleDays: [],
   ...over,
 })
 
 describe('planPeriod', () => {
-  it('reads event counts from rollups up to the watermark and raw events after it', () => {
+  it('reads whole days before the watermark day from the day level, buckets up to the watermark, raw events after it', () => {
     const plan = planPeriod(q({}), ctx())
-    expect(plan.counts!.rollup).toEqual({ from: at('2026-11-01T00:00:00Z'), to: at('2026-11-07T10:35:00Z'), exclude: [] })
+    expect(plan.counts!.days).toEqual({ fromDay: '2026-11-01', toDay: '2026-11-07', excludeDays: [] })
+    expect(plan.counts!.rollup).toEqual({ intervals: [[at('2026-11-07T00:00:00Z'), at('2026-11-07T10:35:00Z')]], exclude: [] })
     expect(plan.counts!.raw.intervals).toEqual([[at('2026-11-07T10:35:00Z'), at('2026-11-08T00:00:00Z')]])
     expect(plan.source).toBe('rollup+raw')
     expect(plan.rawAfter).toEqual(at('2026-11-07T10:35:00Z'))
@@ -27,12 +28,27 @@ describe('planPeriod', () => {
     expect(plan.counts!.raw.intervals).toEqual([])
   })
 
+  it('reads a day whose day rows wait for a rebuild from its 5-minute buckets', () => {
+    const plan = planPeriod(q({}), ctx({ staleDays: [{ day: '2026-11-02', dayStart: at('2026-11-02T00:00:00Z'), dayEnd: at('2026-11-03T00:00:00Z') }] }))
+    expect(plan.counts!.days!.excludeDays).toEqual(['2026-11-02'])
+    expect(plan.counts!.rollup!.intervals).toEqual([
+      [at('2026-11-02T00:00:00Z'), at('2026-11-03T00:00:00Z')], [at('2026-11-07T00:00:00Z'), at('2026-11-07T10:35:00Z')]])
+  })
+
+  it('reads hours, and periods in another zone than the tenant, from the 5-minute level', () => {
+    expect(planPeriod(q({ dimensions: ['time:hour'] }), ctx()).counts!.days).toBeNull()
+    expect(planPeriod(q({}), ctx({ tenantZone: false })).counts).toMatchObject({
+      days: null, rollup: { intervals: [[at('2026-11-01T00:00:00Z'), at('2026-11-07T10:35:00Z')]] } })
+  })
+
   it('reads dirty buckets (late events) from raw events and leaves them out of the rollup', () => {
     const bucket = at('2026-11-03T12:05:00Z')
     const plan = planPeriod(q({ metrics: ['events', 'leads'] }), ctx({
       to: at('2026-11-05T00:00:00Z'), toDay: '2026-11-05',
       dirty: [{ bucket, day: '2026-11-03', dayStart: at('2026-11-03T00:00:00Z'), dayEnd: at('2026-11-04T00:00:00Z') }],
     }))
+    expect(plan.counts!.days!.excludeDays).toEqual(['2026-11-03'])
+    expect(plan.counts!.rollup!.intervals).toEqual([[at('2026-11-03T00:00:00Z'), at('2026-11-04T00:00:00Z')]])
     expect(plan.counts!.rollup!.exclude).toEqual([bucket])
     expect(plan.counts!.raw.buckets).toEqual([bucket])
     expect(plan.uniques!.rollup!.excludeDays).toEqual(['2026-11-03'])
@@ -42,7 +58,7 @@ describe('planPeriod', () => {
 
   it('uses only whole buckets of a period given in instants, and raw events for its edges', () => {
     const plan = planPeriod(q({}), ctx({ from: at('2026-11-01T00:02:00Z'), to: at('2026-11-02T00:00:30Z'), fromDay: null, toDay: null }))
-    expect(plan.counts!.rollup).toMatchObject({ from: at('2026-11-01T00:05:00Z'), to: at('2026-11-02T00:00:00Z') })
+    expect(plan.counts!.rollup).toMatchObject({ intervals: [[at('2026-11-01T00:05:00Z'), at('2026-11-02T00:00:00Z')]] })
     expect(plan.counts!.raw.intervals).toEqual([
       [at('2026-11-01T00:02:00Z'), at('2026-11-01T00:05:00Z')], [at('2026-11-02T00:00:00Z'), at('2026-11-02T00:00:30Z')]])
   })

@@ -6,7 +6,9 @@ import { addDays, filterDimensions, isTimeDimension, type Query } from './gramma
  * which from raw events. Pure (no database): the service hands it the period's instants, the watermark and the dirty
  * buckets, read in one statement.
  *
- * - Event counts (events and the ratio metrics) come from analytics.event_aggregations (5-minute buckets, UTC) for the
+ * - Event counts (events and the ratio metrics) come from analytics.daily_aggregations for whole tenant days before
+ *   the watermark's day (when the query is in the tenant's zone and not by hour), and else from
+ *   analytics.event_aggregations (5-minute buckets, UTC) for the
  *   whole buckets inside the period and before the watermark, minus the buckets marked dirty since their rollup (an
  *   event arrived late, or was deleted); from raw events for the rest: the edges of a period that does not start or
  *   end on a bucket, everything after the watermark (that is what keeps the answer fresh), and the dirty buckets.
@@ -50,12 +52,17 @@ export interface PeriodContext {
   watermarkDay: string | null
   watermarkDayStart: Date | null
   dirty: DirtyBucket[]
+  /** Days of the day level marked for a rebuild (with their start and end), in the query's period. */
+  staleDays: { day: string; dayStart: Date; dayEnd: Date }[]
 }
 
 export type Interval = [Date, Date]
 
 export interface CountsPlan {
-  rollup: { from: Date; to: Date; exclude: Date[] } | null
+  /** Whole tenant days read from analytics.daily_aggregations (the day level, migration 0023). */
+  days: { fromDay: string; toDay: string; excludeDays: string[] } | null
+  /** 5-minute buckets read from analytics.event_aggregations: buckets starting in the intervals, less `exclude`. */
+  rollup: { intervals: Interval[]; exclude: Date[] } | null
   raw: { intervals: Interval[]; buckets: Date[] }
   names: string[] | null
   reason: string | null
@@ -112,13 +119,33 @@ export function planPeriod(query: Query, ctx: PeriodContext): Plan {
     const rFrom = ceilBucket(ctx.from)
     const rTo = ctx.watermark ? floorBucket(minDate(ctx.to, ctx.watermark)) : rFrom
     if (reason || rFrom >= rTo) {
-      counts = { rollup: null, raw: { intervals: full, buckets: [] }, names, reason: reason ?? 'the period is after the watermark' }
+      counts = { days: null, rollup: null, raw: { intervals: full, buckets: [] }, names, reason: reason ?? 'the period is after the watermark' }
     } else {
+      // Whole days before the watermark's day come from the day level, unless a bucket of theirs is dirty or their
+      // day rows wait for a rebuild: those days are read at the 5-minute level (and their dirty buckets raw).
+      const dayTo = ctx.fromDay !== null && ctx.toDay !== null && ctx.watermarkDay !== null && ctx.tenantZone && !query.dimensions.includes('time:hour')
+        ? (ctx.watermarkDay < ctx.toDay ? ctx.watermarkDay : ctx.toDay) : null
+      let days: CountsPlan['days'] = null
+      const bucketIntervals: Interval[] = []
+      if (dayTo !== null && ctx.fromDay! < dayTo) {
+        const stale = new Map<string, Interval>()
+        for (const d of [...ctx.dirty, ...ctx.staleDays]) if (d.day >= ctx.fromDay! && d.day < dayTo) stale.set(d.day, [d.dayStart, d.dayEnd])
+        const excludeDays = [...stale.keys()].sort()
+        days = { fromDay: ctx.fromDay!, toDay: dayTo, excludeDays }
+        bucketIntervals.push(...excludeDays.map((d) => stale.get(d)!))
+        const afterDays = dayTo === ctx.toDay ? ctx.to : ctx.watermarkDayStart!
+        if (afterDays < rTo) bucketIntervals.push([afterDays, rTo])
+      } else {
+        bucketIntervals.push([rFrom, rTo])
+      }
       const intervals: Interval[] = []
       if (ctx.from < rFrom) intervals.push([ctx.from, rFrom])
       if (rTo < ctx.to) intervals.push([rTo, ctx.to])
-      const exclude = ctx.dirty.map((d) => d.bucket).filter((b) => b >= rFrom && b < rTo)
-      counts = { rollup: { from: rFrom, to: rTo, exclude }, raw: { intervals, buckets: exclude }, names, reason: null }
+      const exclude = ctx.dirty.map((d) => d.bucket).filter((b) => bucketIntervals.some(([a, z]) => b >= a && b < z))
+      counts = {
+        days, rollup: bucketIntervals.length ? { intervals: bucketIntervals, exclude } : null,
+        raw: { intervals, buckets: exclude }, names, reason: null,
+      }
     }
   }
 
@@ -174,12 +201,12 @@ export function planPeriod(query: Query, ctx: PeriodContext): Plan {
     }
   }
 
-  const usedRollup = Boolean(counts?.rollup || uniques?.rollup || median?.rollup)
+  const usedRollup = Boolean(counts?.rollup || counts?.days || uniques?.rollup || median?.rollup)
   const usedRaw = Boolean(median?.raw.intervals.length || (counts && (counts.raw.intervals.length || counts.raw.buckets.length)) || uniques?.raw.intervals.length)
   const source: Source = usedRollup ? (usedRaw ? 'rollup+raw' : 'rollup') : 'raw'
-  const rawStarts = [...(counts?.rollup ? counts.raw.intervals.filter(([a]) => a >= counts!.rollup!.to).map(([a]) => a) : []),
+  const rawStarts = [...(counts && ctx.watermark && (counts.rollup || counts.days) ? counts.raw.intervals.filter(([a]) => a >= floorBucket(ctx.watermark!)).map(([a]) => a) : []),
     ...(uniques?.rollup && ctx.watermarkDayStart ? uniques.raw.intervals.filter(([a]) => a >= ctx.watermarkDayStart!).map(([a]) => a) : [])]
-  const rawReason = [counts, uniques, median].find((p) => p && !p.rollup)?.reason ?? null
+  const rawReason = [counts && { rollup: counts.rollup ?? counts.days, reason: counts.reason }, uniques, median].find((p) => p && !p.rollup)?.reason ?? null
   return {
     counts, uniques, median, source,
     rawAfter: source === 'rollup+raw' && rawStarts.length ? new Date(Math.min(...rawStarts.map((d) => d.getTime()))) : null,

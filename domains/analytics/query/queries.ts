@@ -1,5 +1,5 @@
 import type postgres from 'postgres'
-import type { Tx } from '../../../lib/db.js'
+import type { Sql, Tx } from '../../../lib/db.js'
 import { filterDimensions, isTimeDimension } from './grammar.js'
 import type { CountsPlan, DirtyBucket, Interval, UniquesPlan } from './plan.js'
 import { DIMENSIONS, PROPERTY_DIMENSION, type Dimension, type Filter, type PlainDimension, type TimeDimension } from './schemas.js'
@@ -47,6 +47,10 @@ const aggregations = (tx: Tx): Source => ({
   time: (tz) => tx`(a.bucket_start at time zone ${tz})`,
   column: (d) => tx`a.${tx(DIMENSIONS[d as PlainDimension].rollup!)}`,
 })
+const dailyAggregations = (tx: Tx): Source => ({
+  time: () => tx`g.day::timestamp`,
+  column: (d) => tx`g.${tx(DIMENSIONS[d as PlainDimension].rollup!)}`,
+})
 const dailyUniques = (tx: Tx): Source => ({
   time: () => tx`u.day::timestamp`,
   column: () => tx`u.name`,
@@ -87,6 +91,10 @@ const groupBy = (tx: Tx, n: number): Fragment =>
 const outerDims = (tx: Tx, n: number): Fragment =>
   n ? tx`${tx.unsafe(Array.from({ length: n }, (_, i) => `dim${i}`).join(', '))},` : tx``
 
+/** `column` inside any of the intervals. */
+const spanSql = (tx: Tx, column: Fragment, intervals: Interval[]): Fragment =>
+  intervals.length ? tx`(${join(tx, intervals.map(([from, to]) => tx`(${column} >= ${from} and ${column} < ${to})`), 'or')})` : tx`false`
+
 /** Raw events inside any of the intervals, or inside any of the (dirty) 5-minute buckets. */
 export function rawSpanSql(tx: Tx, intervals: Interval[], buckets: Date[] = [], alias = 'e'): Fragment {
   const a = tx(alias)
@@ -110,6 +118,19 @@ export function countEvents(tx: Tx, p: { tenantId: string; tz: string; dims: Dim
   const n = p.dims.length
   const nameFilter = (col: Fragment) => (p.plan.names ? tx`and ${col} = any(${p.plan.names}::text[])` : tx``)
   const parts: Fragment[] = []
+  const days = p.plan.days
+  if (days) {
+    const src = dailyAggregations(tx)
+    parts.push(tx`
+      select ${selectDims(tx, src, p.dims, p.tz)} sum(g.events) as cnt
+             ${p.named.length ? tx`, ${join(tx, p.named.map((name, i) => tx`sum(g.events) filter (where g.name = ${name}) as ${tx(`n${i}`)}`), ',')}` : tx``}
+        from analytics.daily_aggregations g
+       where g.tenant_id = ${p.tenantId} and g.day >= ${days.fromDay}::date and g.day < ${days.toDay}::date
+             ${days.excludeDays.length ? tx`and g.day <> all(${days.excludeDays}::date[])` : tx``}
+             ${nameFilter(tx`g.name`)}
+             ${filtersSql(tx, p.filters, src.column)}
+       ${groupBy(tx, n)}`)
+  }
   const r = p.plan.rollup
   if (r) {
     const src = aggregations(tx)
@@ -117,7 +138,7 @@ export function countEvents(tx: Tx, p: { tenantId: string; tz: string; dims: Dim
       select ${selectDims(tx, src, p.dims, p.tz)} sum(a.events) as cnt
              ${p.named.length ? tx`, ${join(tx, p.named.map((name, i) => tx`sum(a.events) filter (where a.name = ${name}) as ${tx(`n${i}`)}`), ',')}` : tx``}
         from analytics.event_aggregations a
-       where a.tenant_id = ${p.tenantId} and a.bucket_start >= ${r.from} and a.bucket_start < ${r.to}
+       where a.tenant_id = ${p.tenantId} and ${spanSql(tx, tx`a.bucket_start`, r.intervals)}
              ${r.exclude.length ? tx`and a.bucket_start <> all(${iso(r.exclude)}::timestamptz[])` : tx``}
              ${nameFilter(tx`a.name`)}
              ${filtersSql(tx, p.filters, src.column)}
@@ -251,13 +272,23 @@ export interface RollupState {
   watermarkDay: string | null
   watermarkDayStart: Date | null
   dirty: DirtyBucket[]
+  staleDays: { day: string; dayStart: Date; dayEnd: Date }[]
 }
 
-/** The tenant's watermark and the buckets marked dirty in [from, to), with their days in `tz`; one statement. */
-export const readRollupState = (tx: Tx, tenantId: string, tz: string, from: Date, to: Date) =>
-  tx<{ watermark: Date | null; watermarkDay: string | null; watermarkDayStart: Date | null; dirty: { bucket: string; day: string; dayStart: string; dayEnd: string }[] }[]>`
-    with w as (select watermark from analytics.rollup_state where tenant_id = ${tenantId})
-    select (select watermark from w) as watermark,
+/**
+ * In one statement: the bounds (dates of the zone, or ISO instants) as instants, as PostgreSQL reads the zone (the
+ * same instants its `at time zone` groups by); the tenant's watermark and its day in `tz`; the buckets marked dirty
+ * and the days waiting for the day level between the first and the last bound, with their days' starts and ends.
+ */
+export const readRollupState = (tx: Tx, tenantId: string, tz: string, bounds: string[]) =>
+  tx<{ instants: string[]; watermark: Date | null; watermarkDay: string | null; watermarkDayStart: Date | null; dirty: { bucket: string; day: string; dayStart: string; dayEnd: string }[]; staleDays: { day: string; dayStart: string; dayEnd: string }[] }[]>`
+    with b as (
+      select i, case when length(v) = 10 then (v::date::timestamp at time zone ${tz}) else v::timestamptz end as at
+        from unnest(${bounds}::text[]) with ordinality as t(v, i)
+    ), span as (select min(at) as lo, max(at) as hi from b),
+    w as (select watermark from analytics.rollup_state where tenant_id = ${tenantId})
+    select (select json_agg(at order by i) from b) as instants,
+           (select watermark from w) as watermark,
            (select to_char((watermark at time zone ${tz})::date, 'YYYY-MM-DD') from w) as watermark_day,
            (select ((watermark at time zone ${tz})::date::timestamp at time zone ${tz}) from w) as watermark_day_start,
            coalesce((select json_agg(json_build_object(
@@ -265,13 +296,22 @@ export const readRollupState = (tx: Tx, tenantId: string, tz: string, from: Date
                        'day', to_char((d.bucket_start at time zone ${tz})::date, 'YYYY-MM-DD'),
                        'dayStart', ((d.bucket_start at time zone ${tz})::date::timestamp at time zone ${tz}),
                        'dayEnd', (((d.bucket_start at time zone ${tz})::date + 1)::timestamp at time zone ${tz})) order by d.bucket_start)
-                       from analytics.rollup_dirty d
-                      where d.tenant_id = ${tenantId} and d.bucket_start >= ${from} and d.bucket_start < ${to}), '[]') as dirty`
-    .then(([r]): RollupState => ({
+                       from (select distinct bucket_start from analytics.rollup_dirty, span
+                              where tenant_id = ${tenantId} and bucket_start >= span.lo and bucket_start < span.hi) d), '[]') as dirty,
+           coalesce((select json_agg(json_build_object(
+                       'day', to_char(s.day, 'YYYY-MM-DD'),
+                       'dayStart', (s.day::timestamp at time zone ${tz}),
+                       'dayEnd', ((s.day + 1)::timestamp at time zone ${tz})) order by s.day)
+                       from (select distinct day from analytics.daily_aggregations_dirty, span
+                              where tenant_id = ${tenantId} and day >= (span.lo at time zone ${tz})::date
+                                and day <= (span.hi at time zone ${tz})::date) s), '[]') as stale_days`
+    .then(([r]) => ({
+      instants: r!.instants.map((x) => new Date(x)),
       watermark: r!.watermark,
       watermarkDay: r!.watermarkDay,
       watermarkDayStart: r!.watermarkDayStart,
       dirty: r!.dirty.map((d) => ({ bucket: new Date(d.bucket), day: d.day, dayStart: new Date(d.dayStart), dayEnd: new Date(d.dayEnd) })),
+      staleDays: r!.staleDays.map((d) => ({ day: d.day, dayStart: new Date(d.dayStart), dayEnd: new Date(d.dayEnd) })),
     }))
 
 export const tenantTimezone = (tx: Tx, tenantId: string) =>
@@ -319,3 +359,53 @@ export function funnelCounts(tx: Tx, p: { tenantId: string; steps: FunnelStep[];
 }
 
 export { filterDimensions }
+
+// ---------------------------------------------------------------------------------------------------------------
+// The day level (migration 0023): analytics.daily_aggregations, summed from the 5-minute rollups.
+
+const AGG_COLUMNS = ['name', 'source', 'channel', 'country', 'device', 'producer', 'form_id', 'flow_id', 'template', 'campaign_id', 'experiment', 'variant'] as const
+
+/** Cross-tenant: the tenants with a day to rebuild (ids only, through the migration's security-definer function). */
+export const dirtyDayTenants = (sql: Sql, limit: number) =>
+  sql<{ tenantId: string }[]>`select tenant_id from analytics.daily_aggregations_dirty_tenants(${limit})`.then((r) => r.map((x) => x.tenantId))
+
+/**
+ * Takes up to `limit` of the tenant's dirty days: deletes their committed marks, returns the days. A mark still
+ * uncommitted survives and the day is rebuilt again next time (the rebuild runs in later statements, whose snapshots
+ * see every rollup whose mark this one deleted).
+ */
+export const claimDirtyDays = (tx: Tx, limit: number) =>
+  tx<{ day: string }[]>`
+    with picked as (
+      select distinct day from analytics.daily_aggregations_dirty where tenant_id = core.current_tenant_id() order by day limit ${limit}
+    ), gone as (
+      delete from analytics.daily_aggregations_dirty d using picked p
+       where d.tenant_id = core.current_tenant_id() and d.day = p.day returning d.day
+    )
+    select distinct to_char(day, 'YYYY-MM-DD') as day from gone order by 1`.then((r) => r.map((x) => x.day))
+
+/** The days' rows rebuilt from analytics.event_aggregations (days in the tenant's timezone). */
+export async function rebuildDailyAggregations(tx: Tx, days: string[]): Promise<number> {
+  if (days.length === 0) return 0
+  const tz = await tenantTimezoneOfTransaction(tx)
+  await tx`delete from analytics.daily_aggregations where tenant_id = core.current_tenant_id() and day = any(${days}::date[])`
+  const cols = tx.unsafe(AGG_COLUMNS.join(', '))
+  const first = days[0]!, last = days[days.length - 1]!
+  return tx`
+    insert into analytics.daily_aggregations (tenant_id, day, ${cols}, events)
+    select tenant_id, (bucket_start at time zone ${tz})::date, ${cols}, sum(events)
+      from analytics.event_aggregations
+     where tenant_id = core.current_tenant_id()
+       and bucket_start >= (${first}::date::timestamp at time zone ${tz}) and bucket_start < ((${last}::date + 1)::timestamp at time zone ${tz})
+       and (bucket_start at time zone ${tz})::date = any(${days}::date[])
+     group by 1, 2, ${cols}`.then((r) => r.count)
+}
+
+const tenantTimezoneOfTransaction = (tx: Tx) =>
+  tx<{ timezone: string }[]>`select timezone from core.tenants where id = core.current_tenant_id()`.then((r) => r[0]?.timezone ?? 'UTC')
+
+/** The tenant's days with a mark, in [fromDay, toDay): the query API reads those from the 5-minute level. */
+export const dirtyDays = (tx: Tx, tenantId: string, fromDay: string, toDay: string) =>
+  tx<{ day: string }[]>`
+    select distinct to_char(day, 'YYYY-MM-DD') as day from analytics.daily_aggregations_dirty
+     where tenant_id = ${tenantId} and day >= ${fromDay}::date and day < ${toDay}::date order by 1`.then((r) => r.map((x) => x.day))

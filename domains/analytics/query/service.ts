@@ -18,16 +18,29 @@ interface Row { dims: string[]; metrics: (number | null)[] }
 const round = (v: number, digits: number) => Math.round(v * 10 ** digits) / 10 ** digits
 const keyOf = (dims: string[]) => JSON.stringify(dims)
 
+/**
+ * The tenant's zone and retention, cached per process for 30 s: every query needs them before its first statement,
+ * and a dashboard sends a dozen queries at once. A changed timezone or retention applies within 30 s.
+ */
+const SETTINGS_TTL_MS = 30_000
+const settingsCache = new Map<string, { at: number; tenantZone: string; retentionDays: number }>()
+
 async function setting(tx: Tx, config: Config, tenantId: string, requested: string | undefined) {
-  const [tenantZone, retention] = await Promise.all([
-    q.tenantTimezone(tx, tenantId),
-    retentionSettingsOf(tx, tenantId, config.PRIVACY_EXPORT_TTL_DAYS),
-  ])
-  const tz = requested ?? tenantZone
+  let cached = settingsCache.get(tenantId)
+  if (!cached || Date.now() - cached.at > SETTINGS_TTL_MS) {
+    const [tenantZone, retention] = await Promise.all([
+      q.tenantTimezone(tx, tenantId),
+      retentionSettingsOf(tx, tenantId, config.PRIVACY_EXPORT_TTL_DAYS),
+    ])
+    cached = { at: Date.now(), tenantZone, retentionDays: retention.analyticsEventsDays }
+    if (settingsCache.size > 10_000) settingsCache.clear()
+    settingsCache.set(tenantId, cached)
+  }
+  const tz = requested ?? cached.tenantZone
   if (!isTimeZone(tz)) {
     throw new AppError('BAD_REQUEST', `unknown timezone "${tz}": an IANA zone such as America/Sao_Paulo`, { details: [{ in: 'body', path: 'timezone', message: 'unknown timezone' }] })
   }
-  return { tz, tenantZone, retentionDays: retention.analyticsEventsDays }
+  return { tz, tenantZone: cached.tenantZone, retentionDays: cached.retentionDays }
 }
 
 async function periodsOf(tx: Tx, ranges: Range[], tz: string): Promise<Period[]> {
@@ -109,8 +122,10 @@ export async function runQuery(sql: Sql, config: Config, tenantId: string, body:
   return withTenant(sql, tenantId, async (tx) => {
     const { tz, tenantZone, retentionDays } = await setting(tx, config, tenantId, body.timezone)
     const { range, previous } = resolveRange(body.dateRange, now, tz, retentionDays)
-    const [main, prev] = await periodsOf(tx, query.compare ? [range, previous] : [range], tz)
-    const state = await q.readRollupState(tx, tenantId, tz, prev ? prev.from : main!.from, main!.to)
+    const ranges = query.compare ? [range, previous] : [range]
+    // One statement: the periods' instants as PostgreSQL reads the zone, the watermark, the dirty buckets and days.
+    const { instants, ...state } = await q.readRollupState(tx, tenantId, tz, ranges.flatMap((r) => (r.kind === 'dates' ? [r.from, r.to] : [r.from.toISOString(), r.to.toISOString()])))
+    const [main, prev] = ranges.map((r, i): Period => ({ range: r, from: instants[2 * i]!, to: instants[2 * i + 1]! }))
     const planOf = (p: Period) => planPeriod(query, {
       from: p.from, to: p.to,
       fromDay: p.range.kind === 'dates' ? p.range.from : null, toDay: p.range.kind === 'dates' ? p.range.to : null,

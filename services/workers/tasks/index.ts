@@ -15,6 +15,7 @@ import type { TaskDeps } from './task-deps.js'
 import { processDeliveriesTask } from './whatsapp__process_deliveries.js'
 import { processDeliveryTask } from './whatsapp__process_delivery.js'
 import { pruneDeliveriesTask } from './whatsapp__prune_deliveries.js'
+import { rollUpDaysTask } from './analytics__roll_up_days.js'
 import { sendMessageTask } from './whatsapp__send_message.js'
 import { submitTemplateTask } from './whatsapp__submit_template.js'
 
@@ -24,6 +25,7 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     whatsapp__process_deliveries: processDeliveriesTask(deps),
     whatsapp__process_delivery: processDeliveryTask(deps),
     whatsapp__prune_deliveries: pruneDeliveriesTask(deps),
+    analytics__roll_up_days: rollUpDaysTask(deps),
     ops__unlock_stale_jobs: unlockStaleJobsTask(deps),
     whatsapp__send_message: sendMessageTask(deps),
     whatsapp__submit_template: submitTemplateTask(deps),

@@ -5,6 +5,7 @@ import { makeApiKey, makeTenant, type TestTenant } from '../../../../test/factor
 import { withTenant } from '../../../../lib/db.js'
 import type { App } from '../../../../lib/http/create-server.js'
 import { rollUp } from '../../../../domains/analytics/rollups.js'
+import { rollUpDays } from '../../../../domains/analytics/query/days.js'
 import { recordEvents, type EventRow } from '../../../../domains/analytics/service.js'
 
 const DAY = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10)
@@ -52,6 +53,7 @@ describe('analytics query API', () => {
       ev('lead.converted', '13:00', { leadId: l1 }),
     ]))
     await rollUp(db.current.sql, { tenantId: tenant.id })
+    await rollUpDays(db.current.sql, { tenantId: tenant.id })
   })
   afterAll(() => app.close())
 
@@ -199,5 +201,23 @@ describe('analytics query API', () => {
       const f = (await funnel('steps=form.viewed,form.submitted', other.adminKey)).json()
       expect(f.steps.map((s: { subjects: number }) => s.subjects)).toEqual([0, 0])
     })
+  })
+})
+
+describe('analytics query API in the OpenAPI document', () => {
+  const db = useTestDatabase()
+  it('describes the query body, its filters and the response', async () => {
+    const app = await buildTestApi(db.current)
+    try {
+      const doc = (await app.inject({ method: 'GET', url: '/docs/json' })).json()
+      const query = doc.paths['/v1/analytics/query'].post
+      expect(query.tags).toEqual(['analytics'])
+      expect(JSON.stringify(query.requestBody)).toContain('metrics')
+      expect(JSON.stringify(query.requestBody)).toContain('median_first_response_seconds')
+      expect(JSON.stringify(query.responses['200'])).toContain('watermark')
+      expect(doc.paths['/v1/analytics/funnels'].get.parameters.map((p: { name: string }) => p.name)).toEqual(expect.arrayContaining(['steps', 'dateRange', 'window']))
+    } finally {
+      await app.close()
+    }
   })
 })
