@@ -30,7 +30,7 @@ describe('the demo analytics seed', () => {
     expect(first.events).toBeGreaterThan(10_000)
     expect(first.leads).toBeGreaterThan(500)
     expect(first.qualified + first.converted).toBeGreaterThan(100)
-  })
+  }, 120_000) // two full seeds of ~15,000 events: seconds alone, much longer on a busy machine
 
   it('generates the same events for the same day, and only the past', () => {
     const now = new Date('2026-03-10T15:00:00Z')
