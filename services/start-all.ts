@@ -74,6 +74,7 @@ process.stdout.write(
     '',
     'WhatsApp lead platform is running',
     `  api        ${apiUrl}   (docs ${apiUrl}/docs, OpenAPI ${apiUrl}/openapi.json)`,
+    `  dashboard  ${apiUrl}/dashboard   (sign in with the demo admin key, see README "Demo tenant")`,
     `  webhooks   ${webhooksUrl}   (WhatsApp: ${webhooksUrl}/webhooks/whatsapp)`,
     `  worker     graphile-worker, concurrency ${config.WORKER_CONCURRENCY}`,
     emulator

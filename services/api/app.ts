@@ -38,6 +38,7 @@ import posthogRoutes from './modules/analytics-posthog/routes.js'
 import analyticsLiveRoutes from './modules/analytics-live/routes.js'
 import { LiveFeed } from '../../domains/analytics/live.js'
 import analyticsRoutes from './modules/analytics/routes.js'
+import dashboardRoutes from './dashboard/routes.js'
 
 export interface ApiDeps {
   config: Config
@@ -133,5 +134,7 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets' | 'flags' | 'li
   for (const [prefix, plugin] of modules) {
     await app.register(async (scope) => plugin(scope as unknown as App, deps), { prefix })
   }
+  // The admin dashboard (a static page over the public API): services/api/dashboard/README.md.
+  await app.register(async (scope) => dashboardRoutes(scope as unknown as App))
   return app
 }
