@@ -1,15 +1,21 @@
 import { readdir, readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { pathToFileURL } from 'node:url'
 import postgres from 'postgres'
 import type { Logger } from 'pino'
 import { createSql, type Tx } from '../lib/db.js'
+import * as demoAnalytics from './seeds/0004_demo_analytics.js'
 
 export const SEEDS_DIR = fileURLToPath(new URL('./seeds/', import.meta.url))
 
 /** A seed written in TypeScript: for data that must go through the domains' functions (analytics history). */
 interface CodeSeed { seed: (tx: Tx) => Promise<unknown> }
+
+/**
+ * The TypeScript seeds, imported with this module rather than on demand: under `npm start` a Ctrl-C reaches tsx's
+ * compiler process too, and a module still to be compiled after it would fail to load instead of shutting down.
+ */
+const CODE_SEEDS: Record<string, CodeSeed> = { '0004_demo_analytics.ts': demoAnalytics }
 
 const isSeedFile = (n: string) => n.endsWith('.sql') || (n.endsWith('.ts') && !n.endsWith('.test.ts') && !n.endsWith('.d.ts'))
 
@@ -38,7 +44,8 @@ export async function runSeeds(ownerUrl: string, options: { onlyNew: boolean; lo
           await tx`insert into app_private.seeds_applied (name) values (${name}) on conflict (name) do update set applied_at = now()`
         })
       } else {
-        const mod = (await import(pathToFileURL(file).href)) as CodeSeed
+        const mod = CODE_SEEDS[name]
+        if (!mod) throw new Error(`seed ${name} is not registered in db/seed.ts CODE_SEEDS`)
         code ??= createSql(ownerUrl, { max: 1, quiet: true, applicationName: 'seed' })
         await code.begin(async (tx) => {
           await mod.seed(tx)
