@@ -68,7 +68,7 @@ describe('feature flags through unleash-client and the Unleash emulator', () => 
     expect(flags.isEnabled('analytics.live-feed', { tenantId: TENANT })).toBe(true)
     expect(flags.isEnabled('analytics.live-feed', { tenantId: OTHER_TENANT })).toBe(false)
     // Not defined in Unleash: the catalog's default, said so.
-    expect(flags.evaluate('analytics.dashboard', { tenantId: OTHER_TENANT })).toMatchObject({ enabled: true, source: 'default' })
+    expect(flags.evaluate('analytics.posthog-forwarding', { tenantId: OTHER_TENANT })).toMatchObject({ enabled: true, source: 'default' })
   })
 
   it('follows changes on the next poll, and registers and reports like a real client', async () => {

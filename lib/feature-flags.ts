@@ -9,8 +9,7 @@ import type { Logger } from './logger.js'
  */
 export const FEATURE_FLAGS = {
   'analytics.live-feed': { description: 'The live event feed (GET /v1/analytics/live) and its panel on the dashboard.', default: true },
-  'analytics.dashboard': { description: 'The admin dashboard page (/dashboard).', default: true },
-  'analytics.posthog-forwarding': { description: "Forwarding this tenant's events to PostHog (when POSTHOG_API_KEY is set).", default: true },
+  'analytics.posthog-forwarding': { description: 'Whether a tenant may opt in to PostHog forwarding (PUT /v1/analytics/posthog; opting out is always allowed).', default: true },
 } as const satisfies Record<string, { description: string; default: boolean }>
 
 export type FeatureFlagName = keyof typeof FEATURE_FLAGS

@@ -165,7 +165,7 @@ export const DEMO_UNLEASH_TOKEN = 'default:development.local-unleash-emulator-to
 
 /** What `npm start`'s emulator serves: the product's flags on for everyone, plus a gradual rollout to show one. */
 export const DEMO_TOGGLES: UnleashFeature[] = [
-  ...['analytics.live-feed', 'analytics.dashboard', 'analytics.posthog-forwarding'].map((name) => ({
+  ...['analytics.live-feed', 'analytics.posthog-forwarding'].map((name) => ({
     name, enabled: true, type: 'release', strategies: [{ name: 'flexibleRollout', parameters: { rollout: '100', stickiness: 'default', groupId: name }, constraints: [] }],
   })),
   {

@@ -1,5 +1,6 @@
 import { PosthogSettingsView, PutPosthogSettingsBody, RequeueParkedResult } from '../../../../domains/analytics/posthog/schemas.js'
 import { getPosthogSettings, putPosthogSettings, requeueParkedPosthog } from '../../../../domains/analytics/posthog/settings.js'
+import { AppError } from '../../../../lib/errors.js'
 import type { App } from '../../../../lib/http/create-server.js'
 import type { ApiDeps } from '../../app.js'
 import { actorOf, tenantOf } from '../../plugins/auth.js'
@@ -23,7 +24,13 @@ export default async function posthogRoutes(app: App, deps: ApiDeps) {
       body: PutPosthogSettingsBody,
       response: { 200: PosthogSettingsView },
     },
-  }, async (req) => putPosthogSettings(deps.sql, deps.config, actorOf(req), req.body))
+  }, async (req) => {
+    // A feature flag (lib/feature-flags.ts): the operator can hold a tenant back from opting in. Opting out is always allowed.
+    if (req.body.enabled && !deps.flags.isEnabled('analytics.posthog-forwarding', { tenantId: tenantOf(req).tenantId, remoteAddress: req.ip })) {
+      throw new AppError('FORBIDDEN', 'PostHog forwarding is not available for this workspace (feature flag analytics.posthog-forwarding)')
+    }
+    return putPosthogSettings(deps.sql, deps.config, actorOf(req), req.body)
+  })
 
   app.post('/requeue-parked', {
     config: { access: 'tenant:write' },

@@ -9,7 +9,7 @@ import { withTenant } from '../../../../lib/db.js'
 import { makeApiKey, makeTenant, type TestTenant } from '../../../../test/factories/tenants.js'
 import { FeatureFlags } from '../../../../lib/feature-flags.js'
 import type { App } from '../../../../lib/http/create-server.js'
-import { startUnleashEmulator, type UnleashEmulator } from '../../../../ops/emulators/unleash.js'
+import { startUnleashEmulator, type UnleashEmulator, type UnleashFeature } from '../../../../ops/emulators/unleash.js'
 
 const TOKEN = 'default:development.flags-route-test'
 
@@ -23,21 +23,20 @@ describe('GET /v1/flags', () => {
   let other: TestTenant
   let leadId: string
   let otherLeadId: string
+  let FEATURES: UnleashFeature[]
 
   beforeAll(async () => {
     tenant = await makeTenant(db.current.sql)
     other = await makeTenant(db.current.sql)
     leadId = (await withTenant(db.current.sql, tenant.id, (tx) => makeLead(tx, tenant.id))).id
     otherLeadId = (await withTenant(db.current.sql, other.id, (tx) => makeLead(tx, other.id))).id
-    unleash = await startUnleashEmulator({
-      tokens: [TOKEN],
-      features: [
+    FEATURES = [
         // Off for one tenant only (constraint on the tenantId context field).
         { name: 'analytics.live-feed', enabled: true, strategies: [{ name: 'flexibleRollout', parameters: { rollout: '100', stickiness: 'default', groupId: 'live' }, constraints: [{ contextName: 'tenantId', operator: 'NOT_IN', values: [other.id] }] }] },
         // On for exactly one lead (per-lead gating by userId).
         { name: 'bot.new-greeting', enabled: true, strategies: [{ name: 'flexibleRollout', parameters: { rollout: '100', stickiness: 'userId', groupId: 'greet' }, constraints: [{ contextName: 'userId', operator: 'IN', values: [leadId] }] }] },
-      ],
-    })
+    ]
+    unleash = await startUnleashEmulator({ tokens: [TOKEN], features: FEATURES })
     flags = new FeatureFlags({ url: unleash.apiUrl, token: TOKEN, appName: 'flags-route-test', refreshIntervalMs: 1000, backupDir: await mkdtemp(path.join(tmpdir(), 'unleash-backup-')), log: testLogger() })
     await flags.ready(5_000)
     app = await buildTestApi(db.current, {}, { flags })
@@ -57,7 +56,7 @@ describe('GET /v1/flags', () => {
     const body = res.json()
     expect(body.unleash).toMatchObject({ configured: true, synchronized: true, lastError: null })
     expect(flag(body, 'analytics.live-feed')).toMatchObject({ enabled: true, source: 'unleash' })
-    expect(flag(body, 'analytics.dashboard')).toMatchObject({ enabled: true, source: 'default' })
+    expect(flag(body, 'analytics.posthog-forwarding')).toMatchObject({ enabled: true, source: 'default' })
     expect(flag((await get(app, other.adminKey)).json(), 'analytics.live-feed')).toMatchObject({ enabled: false, source: 'unleash' })
   })
 
@@ -73,6 +72,16 @@ describe('GET /v1/flags', () => {
     const res = await app.inject({ method: 'GET', url: '/v1/analytics/live', headers: bearer(other.adminKey) })
     expect(res.statusCode).toBe(403)
     expect(res.json().error.message).toMatch(/analytics.live-feed/)
+  })
+
+  it('lets a tenant the flag excludes opt out of PostHog forwarding but not in (403)', async () => {
+    unleash.setFeatures([...FEATURES, { name: 'analytics.posthog-forwarding', enabled: true, strategies: [{ name: 'flexibleRollout', parameters: { rollout: '100', stickiness: 'default', groupId: 'ph' }, constraints: [{ contextName: 'tenantId', operator: 'NOT_IN', values: [other.id] }] }] }])
+    await expect.poll(() => flags.isEnabled('analytics.posthog-forwarding', { tenantId: other.id }), { timeout: 5_000, interval: 100 }).toBe(false)
+    const put = (key: string, enabled: boolean) => app.inject({ method: 'PUT', url: '/v1/analytics/posthog', headers: bearer(key), payload: { enabled } })
+    expect((await put(other.adminKey, true)).statusCode).toBe(403)
+    expect((await put(other.adminKey, false)).statusCode).toBe(200)
+    expect((await put(tenant.adminKey, true)).statusCode).toBe(200)
+    unleash.setFeatures(FEATURES)
   })
 
   it('answers with the defaults when Unleash is not configured', async () => {
