@@ -107,9 +107,13 @@ export const insertActivities = (tx: Tx, sessionId: string, tenantId: string | n
 
 export interface StoredActivity { id: string; step: string | null; kind: string; createdAt: Date }
 
-/** A session's activities, oldest first (tens of rows: one per view, save, completion). */
-export const listActivities = (tx: Tx, sessionId: string) =>
-  tx<StoredActivity[]>`select id::text, step, kind, created_at from onboarding.step_activities where session_id = ${sessionId} order by id`
+/** A session's activities not yet recorded as analytics events, oldest first, and the cursor moved past them. */
+export const takeActivitiesForEvents = (tx: Tx, sessionId: string) =>
+  tx<StoredActivity[]>`
+    with s as (select activity_events_through as through from onboarding.sessions where id = ${sessionId}),
+         a as (select id, step, kind, created_at from onboarding.step_activities, s where session_id = ${sessionId} and id > s.through),
+         moved as (update onboarding.sessions set activity_events_through = (select max(id) from a) where id = ${sessionId} and exists (select 1 from a))
+    select id::text, step, kind, created_at from a order by id`
 
 /**
  * One inactivity job per session (job_key): every activity pushes its run_at forward instead of adding a job, so

@@ -104,13 +104,14 @@ const EVENT_OF: Record<string, string> = {
 }
 
 /**
- * Every step activity is also an analytics event of the tenant, exactly once (dedupe key per activity row), in the
- * transaction that recorded it. Activities from before the tenant existed (the first views and saves) join the
+ * Every step activity is also an analytics event of the tenant, exactly once (dedupe key per activity row, and a
+ * per-session cursor so only new activities are read), in the transaction that recorded it. Activities from before the tenant existed (the first views and saves) join the
  * stream, with their own times, in the transaction that creates it; ones a trigger recorded (a number registered,
  * the test message) join on the session's next transaction.
  */
 async function recordActivityEvents(tx: Tx, row: q.SessionRow): Promise<void> {
-  const activities = await q.listActivities(tx, row.id)
+  const activities = await q.takeActivitiesForEvents(tx, row.id)
+  if (activities.length === 0) return
   await recordEvents(tx, activities.map((a) => ({
     name: EVENT_OF[a.kind] ?? `onboarding.${a.kind}`, leadId: null, occurredAt: a.createdAt,
     properties: { sessionId: row.id, ...(a.step ? { step: a.step } : {}) }, dedupeKey: `onb:act:${a.id}`, source: 'onboarding',
