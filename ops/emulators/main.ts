@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { parseEnvOrExit, stopOnSignals } from './process.js'
 import { startWhatsAppEmulator } from './whatsapp-cloud-api.js'
 
 /** `tsx ops/emulators/main.ts`: the WhatsApp Cloud API emulator as a process, configured from the environment. */
@@ -19,13 +20,7 @@ const EmulatorEnv = z.object({
   EMULATOR_DISPLAY_PHONE_NUMBER: optional(z.string()),
 })
 
-const parsed = EmulatorEnv.safeParse(process.env)
-if (!parsed.success) {
-  const issue = parsed.error.issues[0]
-  console.error(`whatsapp emulator: bad ${String(issue?.path[0])}: ${issue?.message}`)
-  process.exit(1)
-}
-const env = parsed.data
+const env = parseEnvOrExit(EmulatorEnv, 'whatsapp')
 
 const emulator = await startWhatsAppEmulator({
   port: env.EMULATOR_PORT,
@@ -44,11 +39,4 @@ console.log(`whatsapp emulator listening on ${emulator.url}`)
 if (env.EMULATOR_WEBHOOK_URL && env.EMULATOR_APP_SECRET) console.log(`status webhooks -> ${env.EMULATOR_WEBHOOK_URL}`)
 else console.log('status webhooks off (set EMULATOR_WEBHOOK_URL and EMULATOR_APP_SECRET)')
 
-let stopping = false
-const shutdown = () => {
-  if (stopping) process.exit(130)
-  stopping = true
-  void emulator.stop().then(() => process.exit(0))
-}
-process.on('SIGINT', shutdown)
-process.on('SIGTERM', shutdown)
+stopOnSignals(() => emulator.stop())

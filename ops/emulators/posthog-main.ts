@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { parseEnvOrExit, stopOnSignals } from './process.js'
 import { startPosthogEmulator } from './posthog.js'
 
 /** `npm run emulator:posthog`: the PostHog capture emulator as a process, configured from the environment. */
@@ -9,24 +10,11 @@ const Env = z.object({
   // Comma-separated project API keys; unset accepts any non-empty key.
   POSTHOG_EMULATOR_API_KEYS: z.preprocess((v) => (v === '' ? undefined : v), z.string().optional()),
 })
-const parsed = Env.safeParse(process.env)
-if (!parsed.success) {
-  const issue = parsed.error.issues[0]
-  console.error(`posthog emulator: bad ${String(issue?.path[0])}: ${issue?.message}`)
-  process.exit(1)
-}
-const env = parsed.data
+const env = parseEnvOrExit(Env, 'posthog')
 const emulator = await startPosthogEmulator({
   port: env.POSTHOG_EMULATOR_PORT,
   host: env.EMULATOR_HOST,
   apiKeys: env.POSTHOG_EMULATOR_API_KEYS?.split(',').map((k) => k.trim()).filter(Boolean),
 })
 console.log(`posthog emulator listening on ${emulator.url} (POST /batch/, /capture/, /e/, /i/v0/e/; GET /_emulator/received)`)
-let stopping = false
-const shutdown = () => {
-  if (stopping) process.exit(130)
-  stopping = true
-  void emulator.stop().then(() => process.exit(0))
-}
-process.on('SIGINT', shutdown)
-process.on('SIGTERM', shutdown)
+stopOnSignals(() => emulator.stop())
