@@ -108,9 +108,11 @@ describe('onboarding inactivity: nudges, abandonment, resume, and the signed web
     failNext = 1
     const s = await start()
     await waitFor(() => of(s.id, 'onboarding.nudge').length === 1, 10_000)
-    const [event] = await db.current.owner<{ id: string; status: string; attempts: number; lastStatus: number }[]>`
-      select id, status, attempts, last_status from onboarding.webhook_events where session_id = ${s.id} and type = 'onboarding.nudge'`
-    expect(event).toMatchObject({ status: 'delivered', attempts: 2, lastStatus: 204 })
+    // The receiver has it; the attempt is recorded just after its answer arrives.
+    const eventRow = () => db.current.owner<{ id: string; status: string; attempts: number; lastStatus: number }[]>`
+      select id, status, attempts, last_status from onboarding.webhook_events where session_id = ${s.id} and type = 'onboarding.nudge'`.then((r) => r[0])
+    await expect.poll(eventRow, { timeout: 5_000, interval: 50 }).toMatchObject({ status: 'delivered', attempts: 2, lastStatus: 204 })
+    const event = await eventRow()
     expect(of(s.id, 'onboarding.nudge')[0]!.id).toBe(event!.id)
   })
 })
