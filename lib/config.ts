@@ -159,6 +159,16 @@ export const ConfigSchema = z.object({
   // Batches in flight at once (each holds a database connection while PostHog answers).
   POSTHOG_DRAIN_CONCURRENCY: z.coerce.number().int().min(1).max(8).default(2),
   POSTHOG_EMULATOR_PORT: port(4020),
+  // Deleting an erased person's PostHog persons and events (POST /api/projects/:id/persons/bulk_delete/) needs a
+  // personal API key with person:write, the project id, and the app host (us.posthog.com, not the ingestion host;
+  // unset: POSTHOG_HOST without its ".i"). Without them, deletions are listed as manual for an operator.
+  POSTHOG_PERSONAL_API_KEY: optionalString,
+  POSTHOG_PROJECT_ID: z.preprocess((v) => (v === '' ? undefined : v), z.string().regex(/^\d{1,20}$/, 'a PostHog project id (digits)').optional()),
+  POSTHOG_APP_HOST: optionalUrl,
+  // Origins a tenant's own PostHog project may live at (PUT /v1/analytics/posthog with a project): PostHog's US and
+  // EU clouds by default, plus POSTHOG_HOST / POSTHOG_APP_HOST when set. Comma-separated; the worker posts nowhere else.
+  POSTHOG_ALLOWED_HOSTS: z.preprocess((v) => (v === '' || v === undefined ? undefined : String(v).split(',').map((x) => x.trim()).filter(Boolean)),
+    z.array(z.url()).default(['https://us.i.posthog.com', 'https://eu.i.posthog.com', 'https://us.posthog.com', 'https://eu.posthog.com'])),
   // Feature flags: the Unleash client API (e.g. https://unleash.example.com/api) and a client token. Unset: every flag
   // takes its default from lib/feature-flags.ts (or UNLEASH_BOOTSTRAP_FILE), and `npm start` runs the local emulator.
   UNLEASH_URL: optionalUrl,

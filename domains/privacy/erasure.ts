@@ -5,6 +5,7 @@ import type { Logger } from '../../lib/logger.js'
 import { normalizeEmail } from '../marketing/leads/identity/email.js'
 import { type CountryCode, normalizePhone, phoneMatchKey } from '../marketing/leads/identity/phone.js'
 import { LEAD_REFERENCES, type LeadReference, type TableName } from '../marketing/leads/lead-references.js'
+import { queuePosthogPersonDeletions } from '../analytics/posthog/deletions.js'
 import { insertAuditEntry } from '../tenancy/queries.js'
 import * as q from './queries.js'
 import { type CreateErasureBody, type ErasureRequestView, type ErasureSubject, SealedWork } from './schemas.js'
@@ -259,7 +260,7 @@ async function planSteps(sql: Sql, tenantId: string): Promise<Step[]> {
     }
   }
   const tableSteps = ordered.flatMap((t) => refs.filter((r) => r.table === t).map((r): Step => ({ name: stepName(r), run: (tx, w) => applyPolicy(tx, r, w) })))
-  return [resolveStep, jobsStep, ...tableSteps, leadsStep]
+  return [resolveStep, jobsStep, posthogStep, ...tableSteps, leadsStep]
 }
 
 const resolveStep: Step = {
@@ -292,6 +293,16 @@ const jobsStep: Step = {
     const ids = [...w.leadIds, ...(await q.relatedIds(tx, w.leadIds))]
     return { lines: [{ table: 'graphile_worker.jobs', deleted: await q.cancelJobsNaming(tx, ids), anonymised: 0 }] }
   },
+}
+
+/**
+ * The person's PostHog persons (their distinct ids, found before analytics.identities is erased) queued for deletion
+ * in every project that may hold them; the receipt line counts them, GET /v1/analytics/posthog shows when PostHog
+ * accepted them (domains/analytics/posthog/deletions.ts).
+ */
+const posthogStep: Step = {
+  name: 'posthog:persons',
+  run: async (tx, w) => ({ lines: [{ table: 'posthog:persons', deleted: await queuePosthogPersonDeletions(tx, w.tenantId, w.requestId, w.leadIds), anonymised: 0 }] }),
 }
 
 const leadsStep: Step = {

@@ -11,6 +11,11 @@ import { gunzipSync } from 'node:zlib'
  * in `duplicates`, not stored twice. Every request's decoded body is kept too (`bodies`), so a test can search what
  * actually went over the wire.
  *
+ * Person deletion as PostHog's private API takes it: `POST /api/projects/:projectId/persons/bulk_delete/` with a
+ * personal API key (`Authorization: Bearer …`) and `{ distinct_ids (≤ 1000), delete_events }`, answered 202. With
+ * `delete_events` the emulator drops the stored events of those distinct ids at once (PostHog queues it); each request
+ * is kept in `deletions`.
+ *
  * Control, in-process or over HTTP (`/_emulator/...`, no auth: keep it on loopback): fail the next N requests with a
  * status, go down (every request 5xx, or no answer at all until the client times out), list, reset.
  */
@@ -21,6 +26,17 @@ export interface PosthogEmulatorOptions {
   host?: string
   /** Accepted project API keys; empty or unset accepts any non-empty key. */
   apiKeys?: string[]
+  /** Accepted personal API keys (deletions); empty or unset accepts any non-empty key. */
+  personalApiKeys?: string[]
+}
+
+export interface ReceivedDeletion {
+  projectId: string
+  distinctIds: string[]
+  deleteEvents: boolean
+  /** Stored events removed by this request. */
+  eventsDeleted: number
+  receivedAt: string
 }
 
 export interface ReceivedEvent {
@@ -54,6 +70,8 @@ export interface PosthogEmulator {
   /** Events that arrived again with a uuid already stored. */
   readonly duplicates: number
   readonly requests: ReceivedRequest[]
+  /** Person deletion requests PostHog accepted, in arrival order. */
+  readonly deletions: ReceivedDeletion[]
   /** Every decoded body received, joined: what a privacy test greps. */
   bodies(): string
   failNext(status: number, times?: number): void
@@ -88,6 +106,8 @@ export async function startPosthogEmulator(options: PosthogEmulatorOptions = {})
   const hanging = new Set<ServerResponse>()
   const sockets = new Set<Socket>()
   const keys = new Set(options.apiKeys ?? [])
+  const personalKeys = new Set(options.personalApiKeys ?? [])
+  const deletions: ReceivedDeletion[] = []
 
   const send = (res: ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { 'content-type': 'application/json' })
@@ -110,7 +130,7 @@ export async function startPosthogEmulator(options: PosthogEmulatorOptions = {})
     const raw = (await readBody(req)).toString('utf8')
     const body = raw ? JSON.parse(raw) as Record<string, unknown> : {}
     switch (`${req.method} ${url.pathname}`) {
-      case 'GET /_emulator/received': return send(res, 200, { events, duplicates, requests: requests.map(({ body: _b, ...r }) => r) })
+      case 'GET /_emulator/received': return send(res, 200, { events, duplicates, deletions, requests: requests.map(({ body: _b, ...r }) => r) })
       case 'POST /_emulator/fail-next': emulator.failNext(Number(body.status ?? 503), Number(body.times ?? 1)); return send(res, 200, { ok: true })
       case 'POST /_emulator/down': emulator.setDown((body.mode ?? null) as DownMode); return send(res, 200, { ok: true })
       case 'POST /_emulator/latency': emulator.setLatency(Number(body.ms ?? 0)); return send(res, 200, { ok: true })
@@ -190,10 +210,45 @@ export async function startPosthogEmulator(options: PosthogEmulatorOptions = {})
     send(res, 200, { status: 1 })
   }
 
+  const bulkDelete = async (req: IncomingMessage, res: ServerResponse, url: URL, projectId: string) => {
+    const text = (await readBody(req)).toString('utf8')
+    const record = (status: number) => requests.push({ seq: ++seq, path: url.pathname, gzip: false, status, events: 0, body: text })
+    const failure = failures[0]
+    if (down === 'timeout') { record(0); hanging.add(res); res.on('close', () => hanging.delete(res)); return }
+    if (down !== null || failure) {
+      const status = down ?? failure!.status
+      if (failure && down === null && --failure.remaining <= 0) failures.shift()
+      record(status)
+      return send(res, status, posthogError(status))
+    }
+    const auth = /^Bearer\s+(\S+)$/i.exec(String(req.headers.authorization ?? ''))?.[1]
+    if (!auth || (personalKeys.size > 0 && !personalKeys.has(auth))) {
+      record(401)
+      return send(res, 401, { type: 'authentication_error', code: 'authentication_failed', detail: 'Incorrect authentication credentials.', attr: null })
+    }
+    let doc: { distinct_ids?: unknown; ids?: unknown; delete_events?: unknown }
+    try { doc = JSON.parse(text) as typeof doc } catch { record(400); return send(res, 400, posthogError(400, 'Malformed request data: Invalid JSON.')) }
+    const ids = doc.distinct_ids
+    if (!Array.isArray(ids) || ids.length === 0 || ids.length > 1000 || !ids.every((i) => typeof i === 'string' && i)) {
+      record(400)
+      return send(res, 400, { type: 'validation_error', code: 'invalid_input', detail: 'distinct_ids: a list of 1 to 1000 distinct ids', attr: 'distinct_ids' })
+    }
+    const gone = new Set(ids as string[])
+    let eventsDeleted = 0
+    if (doc.delete_events === true) {
+      for (let i = events.length - 1; i >= 0; i--) if (gone.has(events[i]!.distinctId)) { events.splice(i, 1); eventsDeleted++ }
+    }
+    deletions.push({ projectId, distinctIds: [...gone], deleteEvents: doc.delete_events === true, eventsDeleted, receivedAt: new Date().toISOString() })
+    record(202)
+    send(res, 202, {})
+  }
+
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://emulator')
+    const deletion = req.method === 'POST' ? /^\/api\/projects\/([^/]+)\/persons\/bulk_delete\/?$/.exec(url.pathname) : null
     const handle = url.pathname.startsWith('/_emulator/') ? control(req, res, url)
       : req.method === 'POST' && CAPTURE_PATHS.has(url.pathname) ? capture(req, res, url)
+      : deletion ? bulkDelete(req, res, url, decodeURIComponent(deletion[1]!))
       : Promise.resolve(send(res, 404, { type: 'invalid_request', code: 'not_found', detail: 'Not found.', attr: null }))
     handle.catch(() => { if (!res.headersSent) send(res, 500, posthogError(500)) })
   })
@@ -206,6 +261,7 @@ export async function startPosthogEmulator(options: PosthogEmulatorOptions = {})
     events,
     get duplicates() { return duplicates },
     requests,
+    deletions,
     bodies: () => requests.map((r) => r.body).join('\n'),
     failNext(status, times = 1) { failures.push({ status, remaining: times }) },
     setLatency(ms) { latencyMs = Math.max(0, ms) },
@@ -214,7 +270,7 @@ export async function startPosthogEmulator(options: PosthogEmulatorOptions = {})
       if (mode !== 'timeout') for (const res of hanging) res.destroy()
     },
     reset() {
-      events.length = 0; requests.length = 0; seen.clear(); duplicates = 0; seq = 0; failures = []; latencyMs = 0
+      events.length = 0; requests.length = 0; deletions.length = 0; seen.clear(); duplicates = 0; seq = 0; failures = []; latencyMs = 0
       emulator.setDown(null)
     },
     stop: () => new Promise<void>((resolve) => {

@@ -14,6 +14,9 @@ export const crontab: string[] = [
   // Every minute: PostHog forwarding drains the outbox (a no-op without POSTHOG_API_KEY). Forwarding is not
   // realtime; a minute keeps batches large, and one run at a time (max=1) keeps the lanes bounded.
   '* * * * * analytics__forward_posthog ?id=forward_posthog&max=1',
+  // Every 10 minutes: PostHog person deletions of erased people that failed or waited for their backoff (each erasure
+  // also enqueues a run at once). A no-op when nothing is due.
+  '*/10 * * * * analytics__delete_posthog_persons ?id=delete_posthog_persons&max=1',
   // Hourly at :07: analytics.events' day partitions a week ahead (a missed night costs nothing), and rows that
   // reached the default partition moved into their day's own within the hour.
   '7 * * * * analytics__create_partitions ?id=create_partitions&max=1',

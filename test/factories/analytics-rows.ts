@@ -3,6 +3,7 @@ import { withTenant, type Sql } from '../../lib/db.js'
 import { rollUp } from '../../domains/analytics/rollups.js'
 import { createSiteKey, recordEvents } from '../../domains/analytics/service.js'
 import { putPosthogSettings } from '../../domains/analytics/posthog/settings.js'
+import { insertPersonDeletions } from '../../domains/analytics/posthog/queries.js'
 import { testConfig } from '../apps.js'
 import type { SiteKeyView } from '../../domains/analytics/schemas.js'
 import type { TestTenant } from './tenants.js'
@@ -34,4 +35,11 @@ export async function populateAnalyticsRows(sql: Sql, tenant: TestTenant): Promi
   // PostHog forwarding (0025): the tenant opts in, and the event it then records gets its outbox row from the trigger.
   await putPosthogSettings(sql, testConfig(), { tenantId: tenant.id, actor: 'test', requestId: null }, { enabled: true })
   await withTenant(sql, tenant.id, (tx) => recordEvents(tx, [{ name: 'test.forwarded', occurredAt: new Date() }]))
+  // An erased person's PostHog distinct id waiting to be deleted there (0040), under an erasure request of its own.
+  await withTenant(sql, tenant.id, async (tx) => {
+    const [request] = await tx<{ id: string }[]>`
+      insert into privacy.erasure_requests (tenant_id, subject_kind, subject_hash, requested_by)
+      values (${tenant.id}, 'lead', ${`posthog-rows-${tenant.id}`}, 'test') returning id`
+    await insertPersonDeletions(tx, tenant.id, request!.id, [{ project: 'operator', distinctId: `lead_rows_${tenant.id}` }])
+  })
 }

@@ -15,15 +15,20 @@
 import { createHash } from 'node:crypto'
 import { PostHog } from 'posthog-node'
 import type { Config } from '../../../lib/config.js'
-import { Pseudonyms } from '../../../lib/crypto.js'
+import { Pseudonyms, SecretBox } from '../../../lib/crypto.js'
 import { withTenant, type Sql } from '../../../lib/db.js'
+import { captureTargetOf, DEFAULT_POSTHOG_HOST, type CaptureTarget } from './projects.js'
 import * as q from './queries.js'
 import { DEFAULT_POSTHOG_PROPERTIES } from './schemas.js'
 
+
 export interface ForwardOptions {
-  apiKey: string
-  /** e.g. https://us.i.posthog.com, or the emulator (ops/emulators/posthog.ts). */
+  /** The operator's project API key (POSTHOG_API_KEY); null: only tenants with their own project forward. */
+  apiKey: string | null
+  /** The operator's host, e.g. https://us.i.posthog.com, or the emulator (ops/emulators/posthog.ts). */
   host: string
+  /** Opens tenants' sealed project keys; from SECRETS_KEY (the development key when unset). */
+  secrets?: SecretBox
   pseudonyms: Pseudonyms
   batchSize: number
   maxAttempts: number
@@ -67,7 +72,7 @@ export function derivedEventUuid(tenantId: string, eventId: string): string {
 }
 
 /** The person PostHog sees: a pseudonym nobody can reverse or test a guess against without SECRETS_KEY. */
-export function distinctIdOf(p: Pseudonyms, tenantId: string, row: { leadId: string | null; anonymousId: string | null }): { id: string; person: boolean } {
+export function distinctIdOf(p: Pick<Pseudonyms, 'of'>, tenantId: string, row: { leadId: string | null; anonymousId: string | null }): { id: string; person: boolean } {
   if (row.leadId) return { id: `lead_${p.of('posthog:lead', `${tenantId}:${row.leadId}`)}`, person: true }
   if (row.anonymousId) return { id: `anon_${p.of('posthog:anonymous', `${tenantId}:${row.anonymousId}`)}`, person: true }
   // Events about nobody (an erased person's, a tenant's own): one id per tenant, with no person profile.
@@ -103,7 +108,7 @@ export function allowedPropertiesOf(row: q.DueOutboxRow, allowed: readonly strin
 
 export const effectiveAllowList = (s: { allowedProperties: string[] | null } | null): readonly string[] => s?.allowedProperties ?? DEFAULT_POSTHOG_PROPERTIES
 
-export function messageOf(p: Pseudonyms, tenantId: string, row: q.DueOutboxRow, allowed: readonly string[]): PosthogMessage {
+export function messageOf(p: Pseudonyms, tenantId: string, row: q.DueOutboxRow, allowed: readonly string[], sharedProject = true): PosthogMessage {
   const who = distinctIdOf(p, tenantId, row)
   const properties = allowedPropertiesOf(row, allowed)
   if (!who.person) properties.$process_person_profile = false
@@ -113,8 +118,9 @@ export function messageOf(p: Pseudonyms, tenantId: string, row: q.DueOutboxRow, 
     distinctId: who.id,
     timestamp: row.occurredAt,
     properties,
-    // The operator's project holds every tenant's events: a group per tenant keeps them apart in PostHog.
-    groups: { tenant: tenantId },
+    // The operator's project holds every tenant's events: a group per tenant keeps them apart in PostHog. A tenant's
+    // own project holds only its own.
+    groups: sharedProject ? { tenant: tenantId } : {},
   }
 }
 
@@ -149,7 +155,7 @@ async function describeSendError(err: unknown): Promise<PosthogSendError> {
  * flush leaves nothing queued in a long-lived client to be resent behind our back, and the outbox stays the only
  * queue. flushAt above the batch and flushInterval 0: nothing is sent until flush().
  */
-export async function sendBatch(opts: Pick<ForwardOptions, 'apiKey' | 'host' | 'requestTimeoutMs' | 'clientRetries'>, messages: PosthogMessage[]): Promise<void> {
+export async function sendBatch(opts: Pick<CaptureTarget, 'apiKey' | 'host'> & Pick<ForwardOptions, 'requestTimeoutMs' | 'clientRetries'>, messages: PosthogMessage[]): Promise<void> {
   if (messages.length === 0) return
   const client = new PostHog(opts.apiKey, {
     host: opts.host,
@@ -183,24 +189,28 @@ export async function sendBatch(opts: Pick<ForwardOptions, 'apiKey' | 'host' | '
  * PostHog accepted or record the failure. The send happens with the rows locked, so an erasure that deletes them
  * waits for it rather than racing it.
  */
-export async function forwardTenantBatch(sql: Sql, tenantId: string, opts: ForwardOptions): Promise<ForwardResult> {
+export async function forwardTenantBatch(sql: Sql, tenantId: string, opts: ForwardOptions): Promise<ForwardResult & { noTarget?: true }> {
   const now = opts.now?.() ?? new Date()
   return withTenant(sql, tenantId, async (tx) => {
     const result = emptyResult()
     const settings = await q.findPosthogSettings(tx)
+    const target = settings?.enabled ? captureTargetOf(settings, opts.secrets ?? SecretBox.fromConfig(undefined), { apiKey: opts.apiKey, host: opts.host }) : null
+    // Opted in, but neither its own project nor the operator's: the rows wait (nothing is lost) until one is set.
+    if (settings?.enabled && !target) return { ...result, noTarget: true as const }
     const rows = await q.lockDueOutbox(tx, now, opts.batchSize)
     if (rows.length === 0) return result
     result.batches = 1
     // Opted out since, or the event is gone (retention): nothing to send, ever.
     const gone = settings?.enabled ? rows.filter((r) => !r.found) : rows
     if (gone.length > 0) result.dropped += await q.deleteOutboxRows(tx, gone.map((r) => r.eventId))
-    const live = settings?.enabled ? rows.filter((r) => r.found) : []
-    if (live.length === 0) return result
+    const live = target ? rows.filter((r) => r.found) : []
+    if (live.length === 0 || !target) return result
+    const send = { ...opts, apiKey: target.apiKey, host: target.host }
     const allowed = effectiveAllowList(settings)
     const retry = { maxAttempts: opts.maxAttempts, baseMs: opts.retryBaseMs, maxMs: opts.retryMaxMs }
-    const messages = live.map((r) => messageOf(opts.pseudonyms, tenantId, r, allowed))
+    const messages = live.map((r) => messageOf(opts.pseudonyms, tenantId, r, allowed, target.operator))
     try {
-      await sendBatch(opts, messages)
+      await sendBatch(send, messages)
       result.sent += await q.deleteOutboxRows(tx, live.map((r) => r.eventId))
       return result
     } catch (err) {
@@ -214,7 +224,7 @@ export async function forwardTenantBatch(sql: Sql, tenantId: string, opts: Forwa
     // PostHog refused the batch as a whole: each event alone, so only the offender is held back.
     for (let i = 0; i < live.length; i++) {
       try {
-        await sendBatch(opts, [messages[i]!])
+        await sendBatch(send, [messages[i]!])
         result.sent += await q.deleteOutboxRows(tx, [live[i]!.eventId])
       } catch (err) {
         const e = err instanceof PosthogSendError ? err : new PosthogSendError(String(err), true, null)
@@ -246,7 +256,7 @@ export async function forwardDue(sql: Sql, opts: ForwardOptions, budgetMs: numbe
         if (failedTenants.has(tenantId) || Date.now() - started >= budgetMs) continue
         const r = await forwardTenantBatch(sql, tenantId, opts)
         add(total, r)
-        if (r.failed > 0) failedTenants.add(tenantId)
+        if (r.failed > 0 || r.noTarget) failedTenants.add(tenantId)
         if (r.sent > 0 || r.dropped > 0) progressed = true
       }
     }
@@ -256,12 +266,15 @@ export async function forwardDue(sql: Sql, opts: ForwardOptions, budgetMs: numbe
   return total
 }
 
-/** The drain's options from the configuration; null when the operator has not configured PostHog (POSTHOG_API_KEY). */
-export function forwardOptionsFrom(config: Config, overrides: Partial<ForwardOptions> = {}): ForwardOptions | null {
-  if (!config.POSTHOG_API_KEY) return null
+/**
+ * The drain's options from the configuration. Without POSTHOG_API_KEY only tenants that set their own project
+ * forward; the others' rows wait in the outbox.
+ */
+export function forwardOptionsFrom(config: Config, overrides: Partial<ForwardOptions> = {}): ForwardOptions {
   return {
-    apiKey: config.POSTHOG_API_KEY,
+    apiKey: config.POSTHOG_API_KEY ?? null,
     host: config.POSTHOG_HOST ?? DEFAULT_POSTHOG_HOST,
+    secrets: SecretBox.fromConfig(config.SECRETS_KEY),
     pseudonyms: Pseudonyms.fromConfig(config.SECRETS_KEY),
     batchSize: config.POSTHOG_BATCH_SIZE,
     maxAttempts: config.POSTHOG_MAX_ATTEMPTS,
@@ -272,6 +285,3 @@ export function forwardOptionsFrom(config: Config, overrides: Partial<ForwardOpt
     ...overrides,
   }
 }
-
-/** PostHog Cloud (US) ingestion, posthog-node's own default. */
-export const DEFAULT_POSTHOG_HOST = 'https://us.i.posthog.com'

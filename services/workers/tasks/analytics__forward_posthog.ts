@@ -7,12 +7,11 @@ import type { TaskDeps } from './task-deps.js'
  * Cross-tenant: drains analytics.posthog_outbox to PostHog (every opted-in tenant's due events, in batches) until
  * nothing is due or POSTHOG_DRAIN_BUDGET_MS is spent. PostHog failing is not this job failing: the batch is
  * rescheduled with backoff (or parked) in the outbox and the job completes; a database error fails the job.
- * Without POSTHOG_API_KEY it does nothing (the rows wait for the operator to configure PostHog).
+ * Without POSTHOG_API_KEY only tenants with their own project are sent; the others' rows wait.
  */
 export const forwardPosthogTask = (deps: TaskDeps, overrides: Partial<ForwardOptions> = {}): Task => async (payload, helpers) => {
   ForwardPosthogPayload.parse(payload ?? {})
   const options = forwardOptionsFrom(deps.config, overrides)
-  if (!options) return
   const r = await forwardDue(deps.sql, options, deps.config.POSTHOG_DRAIN_BUDGET_MS)
   if (r.failed > 0) helpers.logger.warn(`posthog forwarding: ${r.failed} events failed (${r.parked} parked), ${r.sent} sent`)
   else if (r.sent > 0) helpers.logger.info(`posthog forwarding: ${r.sent} events sent in ${r.batches} batches`)

@@ -1,5 +1,6 @@
 import type { TaskList } from 'graphile-worker'
 import { forwardPosthogTask } from './analytics__forward_posthog.js'
+import { deletePosthogPersonsTask } from './analytics__delete_posthog_persons.js'
 import { createPartitionsTask } from './analytics__create_partitions.js'
 import { linkAnonymousTask } from './analytics__link_anonymous.js'
 import { processEventsTask } from './analytics__process_events.js'
@@ -42,6 +43,7 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     privacy__erase_subject: eraseSubjectTask(deps),
     analytics__process_events: processEventsTask(deps),
     analytics__forward_posthog: forwardPosthogTask(deps),
+    analytics__delete_posthog_persons: deletePosthogPersonsTask(deps),
     analytics__roll_up: rollUpTask(deps),
     analytics__create_partitions: createPartitionsTask(deps),
     analytics__link_anonymous: linkAnonymousTask(deps),

@@ -41,7 +41,8 @@ describe('GET/PUT /v1/analytics/posthog and POST /requeue-parked: a tenant opts 
     expect(res.statusCode).toBe(200)
     expect(res.json()).toEqual({
       enabled: false, allowedProperties: [...DEFAULT_POSTHOG_PROPERTIES], customProperties: false, configured: false,
-      outbox: { pending: 0, parked: 0, oldestPendingAt: null, lastError: null }, updatedAt: null, updatedBy: null,
+      project: null, outbox: { pending: 0, parked: 0, oldestPendingAt: null, lastError: null },
+      personDeletions: { pending: 0, requested: 0, manual: 0, parked: 0, lastError: null }, updatedAt: null, updatedBy: null,
     })
     expect((await get(tenant.adminKey, configured)).json().configured).toBe(true)
   })
