@@ -252,6 +252,28 @@ export const countGoalConversionsFrom = (tx: Tx, units: postgres.Fragment, goals
      where u.lead_id is not null
      group by 1, 2`
 
+/**
+ * Experiment mean metrics: for each unit of `units` (columns lead_id, assigned_at, variation_key) and each goal, the
+ * goal's value for that unit within the window after its assignment (the number of events, or the sum of a numeric
+ * property, 0 without any), summarised per variation and goal as units, mean and sample variance (what Welch's
+ * t-test needs). Goals are told apart by their position (`ord`). One indexed probe per unit and goal, as above.
+ */
+export const summariseGoalValuesFrom = (tx: Tx, units: postgres.Fragment, goals: { ord: number; event: string; windowHours: number; property: string | null }[]) =>
+  tx<{ variationKey: string; ord: number; units: number; mean: number; variance: number | null }[]>`
+    select u.variation_key, g.ord, count(*)::int as units, avg(v.value)::float8 as mean, var_samp(v.value)::float8 as variance
+      from (${units}) u
+      cross join jsonb_to_recordset(${tx.json(goals as never)}::jsonb) as g(ord int, event text, "windowHours" int, property text)
+      cross join lateral (
+        select coalesce(sum(case when g.property is null then 1
+                                 when jsonb_typeof(e.properties -> g.property) = 'number' then (e.properties ->> g.property)::numeric
+                                 else 0 end), 0) as value
+          from analytics.events e
+         where e.lead_id = u.lead_id and e.name = g.event
+           and e.occurred_at >= u.assigned_at and e.occurred_at < u.assigned_at + make_interval(hours => g."windowHours")
+      ) v
+     where u.lead_id is not null
+     group by 1, 2`
+
 export interface ParkedEventRow { id: string; name: string; type: string; occurredAt: Date; receivedAt: Date; source: string; attempts: number; lastError: string | null }
 
 /** Parked events for an operator, newest first: what they are and why they failed (never their properties). */

@@ -2,17 +2,17 @@ import { z } from 'zod'
 import { type Sql, type Tx, withTenant } from '../../lib/db.js'
 import { AppError } from '../../lib/errors.js'
 import { decodeCursor, encodeCursor, keysetCursor } from '../../lib/pagination.js'
-import { countGoalConversionsFrom } from '../analytics/service.js'
+import { countGoalConversionsFrom, summariseGoalValuesFrom } from '../analytics/service.js'
 import { anonymousIdsOfLead, leadForAnonymous, linkAnonymousIds, recordPlatformEvents } from '../analytics/platform-events.js'
 import { leadTargeting } from '../marketing/leads/service.js'
 import { insertAuditEntry } from '../tenancy/queries.js'
 import { compileBucketing } from './hashing.js'
 import * as q from './queries.js'
 import {
-  type AssignmentView, type Attributes, BUCKETING_FIELDS, type Condition, type CreateExperimentBody, type ExperimentView, type NewPhaseBody,
+  type AssignmentView, type Attributes, BUCKETING_FIELDS, type Condition, type CreateExperimentBody, type ExperimentView, type Goal, type NewPhaseBody,
   type PatchExperimentBody,
 } from './schemas.js'
-import { chanceToBeatControl, sampleRatioMismatch, twoProportionTest } from './statistics.js'
+import { chanceToBeatControl, sampleRatioMismatch, twoProportionTest, welchTTest } from './statistics.js'
 import { matches } from './targeting.js'
 
 /** Who changes an experiment, for the audit log. */
@@ -253,10 +253,12 @@ export async function recordExposures(tx: Tx, rows: readonly Exposure[]): Promis
 
 /**
  * Results of one phase (the one in force by default): per variation, units assigned (one per person, in its winning
- * assignment), units exposed, and for each goal the conversions within its window, the rate, the relative uplift
- * against the first variation (control) with its 95% interval and p-value, and the chance to beat control; the
- * sample-ratio check of units against the weights, and how many people were exposed to more than one variation.
- * From assignments, exposures and an indexed probe of each unit's events; null for no such experiment or phase.
+ * assignment), units exposed, and for each goal against the first variation (control): a conversion goal's conversions
+ * within its window, rate, relative uplift with its 95% interval, p-value (two-proportion test) and chance to beat
+ * control; a mean goal's (events counted or a property summed per unit) mean, standard deviation, difference and
+ * relative uplift with their 95% intervals and p-value (Welch's t-test). Then the sample-ratio check of units against the
+ * weights, and how many people were exposed to more than one variation. From assignments, exposures and an indexed
+ * probe of each unit's events; null for no such experiment or phase.
  */
 export const experimentResults = (sql: Sql, tenantId: string, id: string, phase?: number) =>
   withTenant(sql, tenantId, async (tx) => {
@@ -264,26 +266,44 @@ export const experimentResults = (sql: Sql, tenantId: string, id: string, phase?
     if (!e) return null
     const p = (await q.listPhases(tx, id)).find((x) => x.phase === (phase ?? e.phase))
     if (!p) return null
-    const goals = e.goals as { event: string; windowHours: number }[]
-    const [units, exposures, conversions] = [
-      await q.countPhaseUnits(tx, id, p.phase),
-      await q.countExposures(tx, id, p.phase),
-      goals.length > 0 ? await countGoalConversionsFrom(tx, q.phaseUnits(tx, id, p.phase), goals) : [],
-    ]
+    const goals = e.goals as Goal[]
+    const conversionGoals = goals.filter((g) => (g.aggregate ?? 'conversion') === 'conversion')
+    const meanGoals = goals.flatMap((g, ord) => (g.aggregate === 'count' || g.aggregate === 'sum' ? [{ ord, event: g.event, windowHours: g.windowHours, property: g.property ?? null }] : []))
+    const units = await q.countPhaseUnits(tx, id, p.phase)
+    const exposures = await q.countExposures(tx, id, p.phase)
+    const conversions = conversionGoals.length > 0 ? await countGoalConversionsFrom(tx, q.phaseUnits(tx, id, p.phase), conversionGoals) : []
+    const means = meanGoals.length > 0 ? await summariseGoalValuesFrom(tx, q.phaseUnits(tx, id, p.phase), meanGoals) : []
     const unitsOf = (key: string) => units.find((u) => u.variationKey === key)?.units ?? 0
     const convOf = (key: string, event: string) => conversions.find((c) => c.variationKey === key && c.event === event)?.conversions ?? 0
+    // Units without a lead (visitors never identified) have no events: the summary counts only units with a lead.
+    const meanOf = (key: string, ord: number) => {
+      const m = means.find((x) => x.variationKey === key && x.ord === ord)
+      return { units: m?.units ?? 0, mean: m?.mean ?? 0, variance: m?.variance ?? 0 }
+    }
     const control = p.variations[0]!
     const variations = p.variations.map((v, i) => ({
       key: v.key,
       weight: v.weight,
       units: unitsOf(v.key),
       exposed: exposures.find((x) => x.variationKey === v.key)?.exposed ?? 0,
-      goals: goals.map((g) => {
+      goals: goals.map((g, ord) => {
+        if (g.aggregate === 'count' || g.aggregate === 'sum') {
+          const own = meanOf(v.key, ord)
+          const test = welchTTest(meanOf(control.key, ord), own)
+          return {
+            event: g.event, windowHours: g.windowHours, aggregate: g.aggregate, ...(g.property ? { property: g.property } : {}),
+            units: own.units, mean: own.mean, stdDev: Math.sqrt(own.variance),
+            ...(i === 0 ? {} : {
+              difference: test.difference, differenceCi95: test.differenceCi95, relativeUplift: test.relativeUplift, ci95: test.ci95,
+              t: test.t, df: test.df, pValue: test.pValue,
+            }),
+          }
+        }
         const own = { units: unitsOf(v.key), conversions: convOf(v.key, g.event) }
         const base = { units: unitsOf(control.key), conversions: convOf(control.key, g.event) }
         const test = twoProportionTest(base, own)
         return {
-          event: g.event, windowHours: g.windowHours, conversions: own.conversions, rate: test.rate,
+          event: g.event, windowHours: g.windowHours, ...(g.aggregate ? { aggregate: g.aggregate } : {}), conversions: own.conversions, rate: test.rate,
           ...(i === 0 ? {} : { relativeUplift: test.relativeUplift, ci95: test.ci95, pValue: test.pValue, chanceToBeatControl: chanceToBeatControl(base, own) }),
         }
       }),
