@@ -1,3 +1,4 @@
+import type postgres from 'postgres'
 import type { Tx } from '../../lib/db.js'
 import type { ExperimentView, Variation } from './schemas.js'
 
@@ -27,6 +28,9 @@ export const listExperiments = (tx: Tx, status: string | undefined, limit: numbe
 export const findExperiment = (tx: Tx, id: string, lock = false) =>
   tx<ExperimentView[]>`select ${experimentColumns(tx)} from experiments.experiments e where e.id = ${id} ${lock ? tx`for update` : tx``}`
     .then((r) => r[0] ?? null)
+
+export const findExperimentByKey = (tx: Tx, key: string) =>
+  tx<ExperimentView[]>`select ${experimentColumns(tx)} from experiments.experiments e where e.key = ${key}`.then((r) => r[0] ?? null)
 
 /** Only the fields given change (undefined leaves a column alone; null clears targeting or namespace). */
 export const updateExperiment = (tx: Tx, id: string, p: Partial<ExperimentInsert> & { status?: string; phase?: number; startedAt?: 'now'; stoppedAt?: 'now' }) => {
@@ -239,3 +243,85 @@ export const countExposures = (tx: Tx, experimentId: string, phase: number) =>
     select variation_key, count(distinct person)::int as exposed from x group by 1
     union all
     select null, count(*)::int from (select person from x group by 1 having count(distinct variation_key) > 1) m`
+
+// ---------------------------------------------------------------------------------------------------------------
+// Template sends naming an experiment: pending until Meta says delivered.
+
+/**
+ * A template send to a lead picked by its variation: pending with the message (its wamid comes later), for the lead's
+ * winning assignment in the phase (whose unit id the exposure will carry). One statement; a message recorded twice
+ * keeps its first row. Returns false when the lead holds no assignment of that phase.
+ */
+export const insertPendingExposure = (tx: Tx, p: { messageId: string; experimentId: string; phase: number; leadId: string; variationKey: string; templateName: string }) =>
+  tx`
+    insert into experiments.pending_exposures (tenant_id, message_id, experiment_id, phase, unit_id, lead_id, variation_key, template_name)
+    select (select core.current_tenant_id()), ${p.messageId}, a.experiment_id, a.phase, a.unit_id, a.lead_id, ${p.variationKey}, ${p.templateName}
+      from experiments.assignments a
+     where a.experiment_id = ${p.experimentId} and a.phase = ${p.phase} and a.lead_id = ${p.leadId}
+     order by a.assigned_at, a.id limit 1
+    on conflict (tenant_id, message_id) where message_id is not null do nothing`.then((r) => r.count > 0)
+
+/**
+ * A CTE (`experiment_pending_wamid`) for the statement that stores a message's wamid when Meta accepts it: the
+ * message's pending exposure, if any, is keyed by that wamid from then on. `relation` has columns message_id, wamid.
+ */
+export const attachPendingExposureWamidFrom = (tx: Tx, relation: postgres.Fragment) => tx`
+  experiment_pending_wamid as (
+    update experiments.pending_exposures p set wamid = r.wamid
+      from (${relation}) r
+     where p.message_id = r.message_id and p.wamid is null
+    returning p.message_id
+  )`
+
+/** A status Meta reported for an outbound message, as far as exposures care: delivered (or read/played), or failed. */
+export interface TemplateOutcome { message_id: string | null; wamid: string; outcome: 'delivered' | 'failed'; at: string }
+
+/**
+ * Resolves pending template exposures from statuses, matched by message id (what the status's
+ * biz_opaque_callback_data carries, so this works even before the wamid is committed) or by wamid. Delivered: the
+ * pending row becomes `exposed` and the exposure is recorded once per unit, phase and variation (a repeat, a replay
+ * or the other path racing adds nothing: the row is resolved once, under its row lock, and exposures are unique).
+ * Failed: `failed`, no exposure; a later delivered still counts. One statement; returns the new exposures.
+ */
+export const resolvePendingExposures = (tx: Tx, outcomes: TemplateOutcome[]) =>
+  tx<{ experimentId: string; experimentKey: string; phase: number; unitId: string; leadId: string | null; variationKey: string; exposedAt: Date }[]>`
+    with o as (
+      select * from jsonb_to_recordset(${tx.json(outcomes as never)}::jsonb) as o(message_id uuid, wamid text, outcome text, at timestamptz)
+    ), matched as (
+      -- Per pending row (by its message, or its wamid for rows without one): delivered wins over failed, earliest first.
+      select distinct on (coalesce(p.message_id::text, p.wamid)) p.message_id as pending_message_id, p.wamid as pending_wamid, o.outcome, o.at, o.wamid
+        from experiments.pending_exposures p
+        join o on p.message_id = o.message_id or p.wamid = o.wamid
+       where p.state = 'pending' or (p.state = 'failed' and o.outcome = 'delivered')
+       order by coalesce(p.message_id::text, p.wamid), o.outcome = 'delivered' desc, o.at
+    ), resolved as (
+      update experiments.pending_exposures p
+         set state = case when m.outcome = 'delivered' then 'exposed' else 'failed' end, resolved_at = m.at, wamid = coalesce(p.wamid, m.wamid)
+        from matched m
+       -- By key, not by row version: a concurrent wamid attach (the accept path) must not make this update skip the row.
+       where (case when m.pending_message_id is not null then p.message_id = m.pending_message_id else p.wamid = m.pending_wamid end)
+         and (p.state = 'pending' or (p.state = 'failed' and m.outcome = 'delivered'))
+      returning p.experiment_id, p.phase, p.unit_id, p.lead_id, p.variation_key, p.state, m.at
+    ), added as (
+      insert into experiments.exposures (tenant_id, experiment_id, phase, unit_id, lead_id, anonymous_id, variation_key, exposed_at, source)
+      select distinct on (r.experiment_id, r.phase, r.unit_id, r.variation_key)
+             (select core.current_tenant_id()), r.experiment_id, r.phase, r.unit_id, r.lead_id, null::text, r.variation_key, r.at, 'template'
+        from resolved r where r.state = 'exposed'
+       order by r.experiment_id, r.phase, r.unit_id, r.variation_key, r.at
+      on conflict (tenant_id, experiment_id, phase, unit_id, variation_key) do nothing
+      returning experiment_id, phase, unit_id, lead_id, variation_key, exposed_at
+    )
+    select a.experiment_id, e.key as experiment_key, a.phase, a.unit_id, a.lead_id, a.variation_key, a.exposed_at
+      from added a join experiments.experiments e on e.id = a.experiment_id`
+
+export interface PendingExposureRow { messageId: string | null; wamid: string | null; variationKey: string; templateName: string | null; state: string; resolvedAt: Date | null }
+export const listPendingExposures = (tx: Tx, experimentId: string) =>
+  tx<PendingExposureRow[]>`
+    select message_id, wamid, variation_key, template_name, state, resolved_at from experiments.pending_exposures
+     where experiment_id = ${experimentId} order by created_at, message_id`
+
+/** Template sends per variation of a phase by state (pending, exposed, failed). */
+export const countTemplateSends = (tx: Tx, experimentId: string, phase: number) =>
+  tx<{ variationKey: string; state: string; sends: number }[]>`
+    select variation_key, state, count(*)::int as sends from experiments.pending_exposures
+     where experiment_id = ${experimentId} and phase = ${phase} group by 1, 2`

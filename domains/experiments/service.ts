@@ -243,11 +243,57 @@ export interface Exposure { leadId: string; experimentKey: string; variationKey:
 export async function recordExposures(tx: Tx, rows: readonly Exposure[]): Promise<number> {
   if (rows.length === 0) return 0
   const added = await q.insertExposures(tx, rows.map((r) => ({ lead_id: r.leadId, experiment_key: r.experimentKey, variation_key: r.variationKey, source: r.source, exposed_at: r.at.toISOString() })))
-  await recordPlatformEvents(tx, added.map((a) => ({
+  await recordExposureEvents(tx, added)
+  return added.length
+}
+
+type NewExposure = { experimentId: string; experimentKey: string; phase: number; unitId: string; leadId: string | null; variationKey: string; exposedAt: Date }
+const recordExposureEvents = (tx: Tx, added: readonly NewExposure[]) =>
+  added.length === 0 ? Promise.resolve(0) : recordPlatformEvents(tx, added.map((a) => ({
     name: 'experiment.exposure', leadId: a.leadId, occurredAt: a.exposedAt, source: 'experiments',
     properties: { experimentKey: a.experimentKey, variationKey: a.variationKey, phase: a.phase },
     dedupeKey: `experiment:exposure:${a.experimentId}:${a.phase}:${a.unitId}:${a.variationKey}`,
   })))
+
+// ---------------------------------------------------------------------------------------------------------------
+// Template sends naming an experiment (domains/whatsapp/outbound calls these in its own transactions).
+
+export interface TemplateVariation { experimentId: string; experimentKey: string; phase: number; variationKey: string; value: unknown }
+
+/**
+ * The lead's variation in the experiment a template send names, assigned now if need be (the first assignment wins,
+ * as everywhere), so the variation can pick the template or its parameters. Null when the lead is not in it (not
+ * targeted, outside coverage, or the experiment is paused or stopped and the lead was never assigned): the send's own
+ * template goes out, with no exposure. An unknown key is a 404; a draft experiment a 422 (start it first).
+ */
+export async function templateVariationFor(tx: Tx, leadId: string, experimentKey: string): Promise<TemplateVariation | null> {
+  const [a] = await assignInTx(tx, { leadId, attributes: {}, source: 'template', experimentKeys: [experimentKey] })
+  if (a) return { experimentId: a.experimentId, experimentKey: a.experimentKey, phase: a.phase, variationKey: a.variationKey, value: a.value }
+  const e = await q.findExperimentByKey(tx, experimentKey)
+  if (!e) throw new AppError('NOT_FOUND', `experiment ${experimentKey} not found`)
+  if (e.status === 'draft') throw new AppError('UNPROCESSABLE', `experiment ${experimentKey} is a draft; start it (POST /v1/experiments/${e.id}/start) before sending with it`)
+  return null
+}
+
+/** The template message queued for a variation: pending until Meta reports it delivered. False when the lead holds no assignment. */
+export const recordPendingTemplateExposure = (tx: Tx, p: { messageId: string; leadId: string; variation: TemplateVariation; templateName: string }) =>
+  q.insertPendingExposure(tx, { messageId: p.messageId, experimentId: p.variation.experimentId, phase: p.variation.phase, leadId: p.leadId, variationKey: p.variation.variationKey, templateName: p.templateName })
+
+/** A CTE for the statement storing a message's wamid (Meta accepted it): its pending exposure is keyed by the wamid too. */
+export const attachPendingExposureWamidFrom = q.attachPendingExposureWamidFrom
+
+export type TemplateOutcome = q.TemplateOutcome
+
+/**
+ * Meta's statuses of outbound messages (delivered, read or played: delivered; failed): pending template exposures
+ * they name become exposures (with an experiment.exposure event each) or failures, once, whatever the order, the
+ * repeats, or which of the two paths (the status webhook, or the sender storing the wamid after statuses came) gets
+ * there first. Set-based: one statement, plus the events when there are new exposures. Returns how many were new.
+ */
+export async function resolveTemplateExposures(tx: Tx, outcomes: readonly TemplateOutcome[]): Promise<number> {
+  if (outcomes.length === 0) return 0
+  const added = await q.resolvePendingExposures(tx, [...outcomes])
+  await recordExposureEvents(tx, added)
   return added.length
 }
 
