@@ -1,5 +1,5 @@
 import type postgres from 'postgres'
-import type { Tx } from '../../lib/db.js'
+import type { Queryable, Tx } from '../../lib/db.js'
 import type { ExperimentView, Variation } from './schemas.js'
 
 const experimentColumns = (tx: Tx) => tx`
@@ -75,57 +75,50 @@ export const listPhases = (tx: Tx, experimentId: string) =>
   tx<PhaseRow[]>`select phase, variations, coverage, started_at, ended_at from experiments.phases where experiment_id = ${experimentId} order by phase`
 
 // ---------------------------------------------------------------------------------------------------------------
-// Assignment: the hot path (two statements per request at most).
+// Assignment: the hot path (two calls per request at most: assignContext, and insertAssignments when something is new).
 
 /** An experiment that has started, with its phase in force and the unit's winning stored assignment, if any. */
 export interface Candidate {
   id: string; key: string; status: 'running' | 'paused' | 'stopped'; unit: 'lead' | 'anonymous'; seed: string; hashVersion: number
   targeting: unknown; namespace: { id: string; start: number; end: number } | null
   phase: number; variations: Variation[]; coverage: number
-  storedUnitId: string | null; storedVariationKey: string | null; storedVariationIndex: number | null; storedAssignedAt: Date | null
+  storedUnitId: string | null; storedVariationKey: string | null; storedVariationIndex: number | null; storedAssignedAt: string | null
 }
 
+export type AssignContext =
+  | { found: false }
+  | {
+    found: true
+    lead: { id: string; status: string; source: string; tags: string[] } | null
+    /** The lead the unit is (a visitor linked to a lead is that lead), or null for an unknown visitor. */
+    person: string | null
+    visitors: string[]
+    /** Visitors of the person holding assignments that are not the person's yet (adoptVisitorAssignments makes them so). */
+    adopt: string[]
+    candidates: Candidate[]
+  }
+
 /**
- * Every started experiment of the tenant, each with the unit's stored assignment for the phase in force: the
- * earliest row held by the lead, by the visitor, or by the lead the visitor became (a person may hold several rows
- * for one phase after a merge; the first assignment wins). One statement.
+ * Everything an assignment decides on, in one call of experiments.assign_context (migration 0043): the lead's targeting
+ * fields (a merged lead as its survivor), its visitors, and every started experiment with the unit's winning stored
+ * assignment (the earliest row held by the person, by its visitors, or by the visitor's id). With a tenant id the call
+ * sets the tenant itself, for use outside a transaction (the pool: one round trip); inside one, pass null.
  */
-export const findCandidates = (tx: Tx, unit: { leadId: string | null; anonymousId: string | null }) =>
-  tx<Candidate[]>`
-    with person as (
-      select ${unit.leadId}::uuid as lead_id
-      union
-      select a.lead_id from experiments.assignments a
-       where ${unit.anonymousId}::text is not null and a.anonymous_id = ${unit.anonymousId} and a.lead_id is not null
-    )
-    select e.id, e.key, e.status, e.unit, e.seed, e.hash_version, e.targeting, e.namespace, e.phase, p.variations, p.coverage,
-           s.unit_id as stored_unit_id, s.variation_key as stored_variation_key, s.variation_index as stored_variation_index,
-           s.assigned_at as stored_assigned_at
-      from experiments.experiments e
-      join experiments.phases p on p.experiment_id = e.id and p.phase = e.phase
-      left join lateral (
-        select a.unit_id, a.variation_key, a.variation_index, a.assigned_at from experiments.assignments a
-         where a.experiment_id = e.id and a.phase = e.phase
-           and (a.lead_id in (select lead_id from person where lead_id is not null) or a.unit_id = ${unit.anonymousId})
-         order by a.assigned_at, a.id limit 1
-      ) s on true
-     where e.status in ('running', 'paused', 'stopped')
-     order by e.key`
+export const assignContext = (db: Queryable, tenantId: string | null, leadId: string | null, anonymousId: string | null) =>
+  db<{ ctx: AssignContext }[]>`select experiments.assign_context(${tenantId}::uuid, ${leadId}::uuid, ${anonymousId}::text) as ctx`.then((r) => r[0]!.ctx)
 
 export interface AssignmentInsert {
   experiment_id: string; phase: number; unit_id: string; lead_id: string | null; anonymous_id: string | null
   variation_key: string; variation_index: number; source: string
 }
 
-/** New assignments in one statement; a unit already assigned to the phase (a concurrent request) keeps its row. */
-export const insertAssignments = (tx: Tx, rows: AssignmentInsert[]) =>
-  tx<{ experimentId: string; unitId: string; assignedAt: Date }[]>`
-    insert into experiments.assignments (tenant_id, experiment_id, phase, unit_id, lead_id, anonymous_id, variation_key, variation_index, source)
-    select (select core.current_tenant_id()), r.experiment_id, r.phase, r.unit_id, r.lead_id, r.anonymous_id, r.variation_key, r.variation_index, r.source
-      from jsonb_to_recordset(${tx.json(rows as never)}::jsonb)
-        as r(experiment_id uuid, phase integer, unit_id text, lead_id uuid, anonymous_id text, variation_key text, variation_index integer, source text)
-    on conflict (tenant_id, experiment_id, phase, unit_id) do nothing
-    returning experiment_id, unit_id, assigned_at`
+/**
+ * New assignments in one statement (experiments.insert_assignments, which sets the tenant itself when given one, as
+ * assignContext); a unit already assigned to the phase (a concurrent request) keeps its row.
+ */
+export const insertAssignments = (db: Queryable, tenantId: string | null, rows: AssignmentInsert[]) =>
+  db<{ experimentId: string; unitId: string; assignedAt: Date }[]>`
+    select experiment_id, unit_id, assigned_at from experiments.insert_assignments(${tenantId}::uuid, ${db.json(rows as never)}::jsonb)`
 
 /**
  * A visitor became a lead: its assignments now belong to the lead. Where the lead already held an assignment to the

@@ -3,7 +3,7 @@ import { type Sql, type Tx, withTenant } from '../../lib/db.js'
 import { AppError } from '../../lib/errors.js'
 import { decodeCursor, encodeCursor, keysetCursor } from '../../lib/pagination.js'
 import { countGoalConversionsFrom, summariseGoalValuesFrom } from '../analytics/service.js'
-import { anonymousIdsOfLead, leadForAnonymous, linkAnonymousIds, recordPlatformEvents } from '../analytics/platform-events.js'
+import { linkAnonymousIds, recordPlatformEvents } from '../analytics/platform-events.js'
 import { leadTargeting } from '../marketing/leads/service.js'
 import { insertAuditEntry } from '../tenancy/queries.js'
 import { compileBucketing } from './hashing.js'
@@ -145,39 +145,48 @@ export interface AssignInput {
  * changed since: weights, targeting, status), then, for running experiments the unit qualifies for and is bucketed
  * into, new assignments, recorded in one statement. A lead id that is not this tenant's is a 404; a merged lead
  * answers as its survivor. With a lead id and an anonymous id, the visitor's assignments become the lead's first.
+ * Inside the caller's transaction (a bot flow's, a template send's).
  */
 export async function assignInTx(tx: Tx, input: AssignInput): Promise<AssignmentView[]> {
-  let leadId: string | null = null
-  let personLeadId: string | null = null
-  let anonymousId: string | null = null
-  let attributes = input.attributes
-  if (input.leadId !== undefined) {
+  // A caller that knows both says the visitor is this lead (an identify call): analytics links them, the first link of a
+  // visitor winning (a shared device does not hand one person's visits to another).
+  if (input.leadId !== undefined && input.anonymousId !== undefined) {
     const lead = await leadTargeting(tx, input.leadId)
     if (!lead) throw new AppError('NOT_FOUND', `lead ${input.leadId} not found`)
-    leadId = personLeadId = lead.id
-    attributes = { status: lead.status, source: lead.source, tags: lead.tags, ...input.attributes }
-    // A caller that knows both says the visitor is this lead (an identify call): analytics links them, the first link
-    // of a visitor winning (a shared device does not hand one person's visits to another).
-    if (input.anonymousId !== undefined) await linkAnonymousIds(tx, [{ anonymousId: input.anonymousId, leadId, via: 'api' }])
-    const visitors = await anonymousIdsOfLead(tx, leadId)
-    if (visitors.length > 0) await q.adoptVisitorAssignments(tx, visitors.map((a) => ({ anonymous_id: a, lead_id: leadId! })))
-    // Visitor experiments are bucketed by the visitor's id only when that visitor is this lead's.
-    anonymousId = input.anonymousId !== undefined && visitors.includes(input.anonymousId) ? input.anonymousId : null
-  } else {
-    anonymousId = input.anonymousId!
-    // A visitor known to be a lead (a form, a WhatsApp click) answers with the lead's assignments; it is not bucketed
-    // into lead experiments by a public page, though.
-    personLeadId = (await leadForAnonymous(tx, [anonymousId])).get(anonymousId) ?? null
-    if (personLeadId) await q.adoptVisitorAssignments(tx, [{ anonymous_id: anonymousId, lead_id: personLeadId }])
+    await linkAnonymousIds(tx, [{ anonymousId: input.anonymousId, leadId: lead.id, via: 'api' }])
   }
+  return assignWith(tx, null, input, (links) => q.adoptVisitorAssignments(tx, links))
+}
 
-  const candidates = await q.findCandidates(tx, { leadId: personLeadId, anonymousId })
+/**
+ * The same for a caller without a transaction (the assign route, the public variant endpoint): one call reads
+ * everything (experiments.assign_context sets the tenant itself), one more stores what is new. Only the rare requests
+ * that must write first (an identify call naming both ids) or adopt a visitor's assignments take a transaction.
+ */
+export const assign = (sql: Sql, tenantId: string, input: AssignInput): Promise<AssignmentView[]> =>
+  input.leadId !== undefined && input.anonymousId !== undefined
+    ? withTenant(sql, tenantId, (tx) => assignInTx(tx, input))
+    : assignWith(sql, tenantId, input, (links) => withTenant(sql, tenantId, (tx) => q.adoptVisitorAssignments(tx, links)))
+
+async function assignWith(
+  db: Sql | Tx, tenantId: string | null, input: AssignInput, adopt: (links: { anonymous_id: string; lead_id: string }[]) => Promise<number>,
+): Promise<AssignmentView[]> {
+  const ctx = await q.assignContext(db, tenantId, input.leadId ?? null, input.anonymousId ?? null)
+  if (!ctx.found) throw new AppError('NOT_FOUND', `lead ${input.leadId} not found`)
+  // Visitors' assignments become the person's (the context already counted them as such, so the answer is the same).
+  if (ctx.person && ctx.adopt.length > 0) await adopt(ctx.adopt.map((a) => ({ anonymous_id: a, lead_id: ctx.person! })))
+  const leadId = ctx.lead?.id ?? null
+  // A visitor known to be a lead (a form, a WhatsApp click) answers with the lead's assignments; it is not bucketed into
+  // lead experiments by a public page, though. A lead's visitor experiments use the visitor's id only if it is the lead's.
+  const anonymousId = input.leadId === undefined ? input.anonymousId! : input.anonymousId !== undefined && ctx.visitors.includes(input.anonymousId) ? input.anonymousId : null
+  const attributes = ctx.lead ? { status: ctx.lead.status, source: ctx.lead.source, tags: ctx.lead.tags, ...input.attributes } : input.attributes
+
   const out: AssignmentView[] = []
   const fresh: q.AssignmentInsert[] = []
-  for (const c of candidates) {
+  for (const c of ctx.candidates) {
     if (input.experimentKeys && !input.experimentKeys.includes(c.key)) continue
     if (c.storedVariationKey !== null) {
-      out.push(view(c, c.storedVariationKey, c.storedVariationIndex!, false, c.storedAssignedAt!))
+      out.push(view(c, c.storedVariationKey, c.storedVariationIndex!, false, new Date(c.storedAssignedAt!)))
       continue
     }
     if (c.status !== 'running') continue
@@ -188,11 +197,11 @@ export async function assignInTx(tx: Tx, input: AssignInput): Promise<Assignment
       namespace: c.namespace && [c.namespace.id, c.namespace.start, c.namespace.end],
     })(unitId)
     if (index < 0) continue
-    fresh.push({ experiment_id: c.id, phase: c.phase, unit_id: unitId, lead_id: personLeadId, anonymous_id: anonymousId, variation_key: c.variations[index]!.key, variation_index: index, source: input.source })
+    fresh.push({ experiment_id: c.id, phase: c.phase, unit_id: unitId, lead_id: ctx.person, anonymous_id: anonymousId, variation_key: c.variations[index]!.key, variation_index: index, source: input.source })
   }
   if (fresh.length === 0) return out
-  const inserted = new Map((await q.insertAssignments(tx, fresh)).map((r) => [r.experimentId, r.assignedAt]))
-  const byId = new Map(candidates.map((c) => [c.id, c]))
+  const inserted = new Map((await q.insertAssignments(db, tenantId, fresh)).map((r) => [r.experimentId, r.assignedAt]))
+  const byId = new Map(ctx.candidates.map((c) => [c.id, c]))
   for (const f of fresh) {
     // Not inserted: a concurrent request assigned this unit a moment ago; within a phase the hash gives it the same variation.
     out.push(view(byId.get(f.experiment_id)!, f.variation_key, f.variation_index, inserted.has(f.experiment_id), inserted.get(f.experiment_id) ?? new Date()))
@@ -204,8 +213,6 @@ const view = (c: q.Candidate, variationKey: string, variationIndex: number, isNe
   const value = c.variations[variationIndex]?.value
   return { experimentId: c.id, experimentKey: c.key, phase: c.phase, variationKey, variationIndex, ...(value !== undefined ? { value } : {}), isNew, assignedAt }
 }
-
-export const assign = (sql: Sql, tenantId: string, input: AssignInput) => withTenant(sql, tenantId, (tx) => assignInTx(tx, input))
 
 /**
  * Visitors became leads (a form submission carrying the visitor's anonymousId, a click-to-WhatsApp link): their
