@@ -136,6 +136,16 @@ describe('GET /v1/experiments/:id/results', () => {
     expect(row!.n).toBe(0)
   })
 
+  it('counts a visitor who never became a lead as one unit, and a visitor and the lead it became as one person', async () => {
+    const e = await makeExperiment(db.current.sql, tenant, { key: 'results-visitors', unit: 'anonymous', goals: [{ event: 'lead.qualified', windowHours: 24 }] })
+    for (const v of ['rv-1', 'rv-2', 'rv-3']) await assign(db.current.sql, tenant.id, { anonymousId: v, attributes: {}, source: 'site' })
+    // rv-3 becomes a lead (an identify call): still one unit, now the lead's.
+    const lead = await withTenant(db.current.sql, tenant.id, (tx) => makeLead(tx, tenant.id))
+    await assign(db.current.sql, tenant.id, { leadId: lead.id, anonymousId: 'rv-3', attributes: {}, source: 'api' })
+    const r = (await api.inject({ method: 'GET', url: `/v1/experiments/${e.id}/results`, headers: bearer(tenant.adminKey) })).json()
+    expect(r.variations.reduce((n: number, v: { units: number }) => n + v.units, 0)).toBe(3)
+  })
+
   it('answers 404 for an unknown experiment or phase, and for another tenant', async () => {
     const e = await makeExperiment(db.current.sql, tenant, { key: 'results-404' })
     expect((await api.inject({ method: 'GET', url: `/v1/experiments/${e.id}/results?phase=2`, headers: bearer(tenant.adminKey) })).statusCode).toBe(404)

@@ -2,7 +2,7 @@ import { z } from 'zod'
 import { type Sql, type Tx, withTenant } from '../../lib/db.js'
 import { AppError } from '../../lib/errors.js'
 import { decodeCursor, encodeCursor, keysetCursor } from '../../lib/pagination.js'
-import { countGoalConversionsFrom, summariseGoalValuesFrom } from '../analytics/service.js'
+import { goalTotalsFrom } from '../analytics/service.js'
 import { linkAnonymousIds, recordPlatformEvents } from '../analytics/platform-events.js'
 import { leadTargeting } from '../marketing/leads/service.js'
 import { insertAuditEntry } from '../tenancy/queries.js'
@@ -320,25 +320,28 @@ export const experimentResults = (sql: Sql, tenantId: string, id: string, phase?
     const p = (await q.listPhases(tx, id)).find((x) => x.phase === (phase ?? e.phase))
     if (!p) return null
     const goals = e.goals as Goal[]
-    const conversionGoals = goals.filter((g) => (g.aggregate ?? 'conversion') === 'conversion')
-    const meanGoals = goals.flatMap((g, ord) => (g.aggregate === 'count' || g.aggregate === 'sum' ? [{ ord, event: g.event, windowHours: g.windowHours, property: g.property ?? null }] : []))
-    const units = await q.countPhaseUnits(tx, id, p.phase)
-    const exposures = await q.countExposures(tx, id, p.phase)
-    const conversions = conversionGoals.length > 0 ? await countGoalConversionsFrom(tx, q.phaseUnits(tx, id, p.phase), conversionGoals) : []
-    const means = meanGoals.length > 0 ? await summariseGoalValuesFrom(tx, q.phaseUnits(tx, id, p.phase), meanGoals) : []
-    const unitsOf = (key: string) => units.find((u) => u.variationKey === key)?.units ?? 0
-    const convOf = (key: string, event: string) => conversions.find((c) => c.variationKey === key && c.event === event)?.conversions ?? 0
-    // Units without a lead (visitors never identified) have no events: the summary counts only units with a lead.
+    const since = p.startedAt
+    const counts = await q.countPhase(tx, id, p.phase, goals.length === 0 ? null
+      : (units) => goalTotalsFrom(tx, units, goals.map((g, ord) => ({ ord, event: g.event, windowHours: g.windowHours, property: g.aggregate === 'sum' ? g.property ?? null : null })), since))
+    const unitsOf = (key: string) => counts.find((c) => c.kind === 'units' && c.variationKey === key)?.n ?? 0
+    const goalOf = (key: string, ord: number) => counts.find((c) => c.kind === 'goal' && c.variationKey === key && c.ord === ord)
+    const convOf = (key: string, ord: number) => goalOf(key, ord)?.n ?? 0
+    // Over every unit of the variation (those without an event add 0): mean Σv/n, sample variance (Σv² − (Σv)²/n)/(n − 1).
     const meanOf = (key: string, ord: number) => {
-      const m = means.find((x) => x.variationKey === key && x.ord === ord)
-      return { units: m?.units ?? 0, mean: m?.mean ?? 0, variance: m?.variance ?? 0 }
+      const n = unitsOf(key)
+      const g = goalOf(key, ord)
+      const total = g?.total ?? 0
+      const totalSq = g?.totalSq ?? 0
+      const mean = n > 0 ? total / n : 0
+      return { units: n, mean, variance: n > 1 ? Math.max(0, (totalSq - total * mean) / (n - 1)) : 0 }
     }
+    const exposedOf = (key: string | null) => counts.find((c) => c.kind === 'exposed' && c.variationKey === key)?.n ?? 0
     const control = p.variations[0]!
     const variations = p.variations.map((v, i) => ({
       key: v.key,
       weight: v.weight,
       units: unitsOf(v.key),
-      exposed: exposures.find((x) => x.variationKey === v.key)?.exposed ?? 0,
+      exposed: exposedOf(v.key),
       goals: goals.map((g, ord) => {
         if (g.aggregate === 'count' || g.aggregate === 'sum') {
           const own = meanOf(v.key, ord)
@@ -352,8 +355,8 @@ export const experimentResults = (sql: Sql, tenantId: string, id: string, phase?
             }),
           }
         }
-        const own = { units: unitsOf(v.key), conversions: convOf(v.key, g.event) }
-        const base = { units: unitsOf(control.key), conversions: convOf(control.key, g.event) }
+        const own = { units: unitsOf(v.key), conversions: convOf(v.key, ord) }
+        const base = { units: unitsOf(control.key), conversions: convOf(control.key, ord) }
         const test = twoProportionTest(base, own)
         return {
           event: g.event, windowHours: g.windowHours, ...(g.aggregate ? { aggregate: g.aggregate } : {}), conversions: own.conversions, rate: test.rate,
@@ -365,6 +368,6 @@ export const experimentResults = (sql: Sql, tenantId: string, id: string, phase?
     return {
       experimentId: id, key: e.key, phase: p.phase, startedAt: p.startedAt, endedAt: p.endedAt, variations,
       srm: { chiSquare: srm.chiSquare, pValue: srm.pValue, flagged: srm.flagged },
-      multipleExposures: exposures.find((x) => x.variationKey === null)?.exposed ?? 0,
+      multipleExposures: exposedOf(null),
     }
   })
