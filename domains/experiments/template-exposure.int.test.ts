@@ -79,6 +79,11 @@ describe('template sends that name an experiment', () => {
     await db.current.owner`delete from graphile_worker._private_jobs where task_id in (select id from graphile_worker._private_tasks where identifier = 'whatsapp__send_message')`
     await drainJobs(db.current)
   }
+  /** What the sender does once Meta answers: store the wamid, then apply the statuses that came before it. */
+  const storeWamid = (messageId: string, wamid: string) => withTenant(db.current.sql, tenant.id, async (tx) => {
+    await markAccepted(tx, messageId, wamid)
+    await refreshMessageStatuses(tx, [wamid])
+  })
   const exposures = (leadId: string) =>
     db.current.owner<{ variationKey: string; source: string; unitId: string }[]>`
       select variation_key, source, unit_id from experiments.exposures where lead_id = ${leadId} and experiment_id = ${experiment.id}`
@@ -126,10 +131,7 @@ describe('template sends that name an experiment', () => {
     await applyStatusesOnly()
     expect(await exposures(lead.id)).toHaveLength(1)
     // Then the sender stores the wamid and applies what had come (what drainRecipientOutbox does after Meta's answer).
-    await withTenant(db.current.sql, tenant.id, async (tx) => {
-      await markAccepted(tx, message.id, wamid)
-      await refreshMessageStatuses(tx, [wamid])
-    })
+    await storeWamid(message.id, wamid)
     // Repeats and later statuses: nothing more.
     await reportStatus(lead, wamid, 'delivered', message.id)
     await reportStatus(lead, wamid, 'read', message.id)
@@ -147,10 +149,7 @@ describe('template sends that name an experiment', () => {
     await applyStatusesOnly()
     // The status names a wamid nobody has yet: nothing can be exposed.
     expect(await exposures(lead.id)).toEqual([])
-    await withTenant(db.current.sql, tenant.id, async (tx) => {
-      await markAccepted(tx, message.id, wamid)
-      await refreshMessageStatuses(tx, [wamid])
-    })
+    await storeWamid(message.id, wamid)
     // A read message was delivered.
     expect(await exposures(lead.id)).toHaveLength(1)
     expect(await pending(message.id)).toMatchObject({ state: 'exposed', wamid })
