@@ -300,13 +300,19 @@ export const resolvePendingExposures = (tx: Tx, outcomes: TemplateOutcome[]) =>
   tx<{ experimentId: string; experimentKey: string; phase: number; unitId: string; leadId: string | null; variationKey: string; exposedAt: Date }[]>`
     with o as (
       select * from jsonb_to_recordset(${tx.json(outcomes as never)}::jsonb) as o(message_id uuid, wamid text, outcome text, at timestamptz)
+    ), hits as (
+      -- Two index probes (by message id, by wamid) rather than one OR join, which would scan the table.
+      select p.message_id, p.wamid as pending_wamid, p.state, o.outcome, o.at, o.wamid
+        from o join experiments.pending_exposures p on p.message_id = o.message_id
+      union all
+      select p.message_id, p.wamid, p.state, o.outcome, o.at, o.wamid
+        from o join experiments.pending_exposures p on p.wamid = o.wamid
     ), matched as (
       -- Per pending row (by its message, or its wamid for rows without one): delivered wins over failed, earliest first.
-      select distinct on (coalesce(p.message_id::text, p.wamid)) p.message_id as pending_message_id, p.wamid as pending_wamid, o.outcome, o.at, o.wamid
-        from experiments.pending_exposures p
-        join o on p.message_id = o.message_id or p.wamid = o.wamid
-       where p.state = 'pending' or (p.state = 'failed' and o.outcome = 'delivered')
-       order by coalesce(p.message_id::text, p.wamid), o.outcome = 'delivered' desc, o.at
+      select distinct on (coalesce(h.message_id::text, h.pending_wamid)) h.message_id as pending_message_id, h.pending_wamid, h.outcome, h.at, h.wamid
+        from hits h
+       where h.state = 'pending' or (h.state = 'failed' and h.outcome = 'delivered')
+       order by coalesce(h.message_id::text, h.pending_wamid), h.outcome = 'delivered' desc, h.at
     ), resolved as (
       update experiments.pending_exposures p
          set state = case when m.outcome = 'delivered' then 'exposed' else 'failed' end, resolved_at = m.at, wamid = coalesce(p.wamid, m.wamid)
