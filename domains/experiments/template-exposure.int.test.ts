@@ -10,7 +10,8 @@ import { makeExperiment } from '../../test/factories/experiments-rows.js'
 import { makeTenant, type TestTenant } from '../../test/factories/tenants.js'
 import { makePhoneNumber, PLATFORM_APP_SECRET, testSecrets, type TestNumber } from '../../test/factories/whatsapp.js'
 import { drainJobs, postDelivery } from '../../test/whatsapp.js'
-import { refreshMessageStatuses } from '../whatsapp/apply-items.js'
+import { applyStatuses, refreshMessageStatuses } from '../whatsapp/apply-items.js'
+import type { StatusItem } from '../whatsapp/webhook/split.js'
 import { createGraphClient, type GraphClient } from '../whatsapp/graph/client.js'
 import { markAccepted } from '../whatsapp/outbound/queries.js'
 import { drainRecipientOutbox } from '../whatsapp/outbound/sender.js'
@@ -152,6 +153,38 @@ describe('template sends that name an experiment', () => {
     await storeWamid(message.id, wamid)
     // A read message was delivered.
     expect(await exposures(lead.id)).toHaveLength(1)
+    expect(await pending(message.id)).toMatchObject({ state: 'exposed', wamid })
+  })
+
+  it.each(['status first', 'wamid first'] as const)('records one exposure when the status webhook and the sender commit at the same time (%s)', async (first) => {
+    const lead = await newLead()
+    const message = (await sendWith(lead, 'template-greeting')).json()
+    const wamid = newWamid()
+    const item = { kind: 'status', itemKey: `race:${wamid}`, raw: {}, status: {
+      wamid, status: 'delivered', timestamp: new Date(), recipientId: lead.waId, recipientUserId: null, errors: [], bizOpaqueCallbackData: `wa-out:${message.id}`,
+    } } as unknown as StatusItem
+    // Each path runs in its own transaction and holds it open until the other has run as far as it can.
+    let release!: () => void
+    const held = new Promise<void>((r) => { release = r })
+    let ran!: () => void
+    const firstRan = new Promise<void>((r) => { ran = r })
+    const firstPath = withTenant(db.current.sql, tenant.id, async (tx) => {
+      if (first === 'status first') await applyStatuses(tx, tenant.id, [item])
+      else await markAccepted(tx, message.id, wamid).then(() => refreshMessageStatuses(tx, [wamid]))
+      ran()
+      await held
+    })
+    await firstRan
+    const secondPath = withTenant(db.current.sql, tenant.id, async (tx) => {
+      if (first === 'status first') await markAccepted(tx, message.id, wamid).then(() => refreshMessageStatuses(tx, [wamid]))
+      else await applyStatuses(tx, tenant.id, [item])
+    })
+    // The second blocks on the pending row the first holds; let the first commit.
+    await sleep(200)
+    release()
+    await Promise.all([firstPath, secondPath])
+    expect(await exposures(lead.id)).toHaveLength(1)
+    expect(await exposureEvents(lead.id)).toBe(1)
     expect(await pending(message.id)).toMatchObject({ state: 'exposed', wamid })
   })
 
