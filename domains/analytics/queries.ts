@@ -235,22 +235,28 @@ export const parkInboxEvent = (tx: Tx, id: string, error: string) =>
   tx`update analytics.event_inbox set status = 'parked', attempts = attempts + 1, last_error = ${error} where id = ${id}`
 
 /**
- * Experiment goals: for each unit of `units` (columns lead_id, assigned_at, variation_key) and each goal, whether the
- * lead had the event within the window after its assignment, counted per variation and goal. One indexed probe per
- * unit and goal (events by lead), never a scan of the tenant's events.
+ * Experiment goals, as the body of a CTE in the results statement: per variation and goal (told apart by `ord`), the
+ * units of `units` (columns lead_id, assigned_at, variation_key) with at least one of the goal's events within the
+ * window after their assignment (`converted`), and the sum and sum of squares of the per-unit value (the number of
+ * events, or the sum of a numeric property; other values count 0), from which the mean and variance over all units
+ * follow (units without events add 0). One pass over the goals' events since `since` (the phase's start: no window
+ * opens before it), by (tenant, name, occurred_at), hash-joined to the units: never a probe per unit.
  */
-export const countGoalConversionsFrom = (tx: Tx, units: postgres.Fragment, goals: { event: string; windowHours: number }[]) =>
-  tx<{ variationKey: string; event: string; conversions: number }[]>`
-    select u.variation_key, g.event,
-           count(*) filter (where exists (
-             select 1 from analytics.events e
-              where e.lead_id = u.lead_id and e.name = g.event
-                and e.occurred_at >= u.assigned_at and e.occurred_at < u.assigned_at + make_interval(hours => w.window_hours)))::int as conversions
-      from (${units}) u
-      cross join jsonb_to_recordset(${tx.json(goals as never)}::jsonb) as g(event text, "windowHours" int)
-      cross join lateral (select g."windowHours" as window_hours) w
-     where u.lead_id is not null
-     group by 1, 2`
+export const goalTotalsFrom = (tx: Tx, units: postgres.Fragment, goals: { ord: number; event: string; windowHours: number; property: string | null }[], since: Date) => tx`
+  select x.variation_key, x.ord, count(*)::int as converted, sum(x.value)::float8 as total, sum(x.value * x.value)::float8 as total_sq
+    from (
+      select u.variation_key, g.ord, u.lead_id,
+             sum(case when g.property is null then 1
+                      when jsonb_typeof(e.properties -> g.property) = 'number' then (e.properties ->> g.property)::numeric
+                      else 0 end) as value
+        from jsonb_to_recordset(${tx.json(goals as never)}::jsonb) as g(ord int, event text, "windowHours" int, property text)
+        join analytics.events e on e.name = g.event
+        join (${units}) u on u.lead_id = e.lead_id
+       where e.name = any(${goals.map((g) => g.event)}::text[]) and e.occurred_at >= ${since} and e.lead_id is not null
+         and e.occurred_at >= u.assigned_at and e.occurred_at < u.assigned_at + make_interval(hours => g."windowHours")
+       group by 1, 2, 3
+    ) x
+   group by 1, 2`
 
 export interface ParkedEventRow { id: string; name: string; type: string; occurredAt: Date; receivedAt: Date; source: string; attempts: number; lastError: string | null }
 

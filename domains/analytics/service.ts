@@ -348,5 +348,5 @@ async function moveOrRetryAlone(sql: Sql, tenantId: string, ids: string[], isUna
   }
 }
 
-/** Experiment results: conversions per variation and goal within each goal's window (queries.ts, countGoalConversionsFrom). */
-export const countGoalConversionsFrom = q.countGoalConversionsFrom
+/** Experiment results: per variation and goal, units converted and the sums of their per-unit values (queries.ts, goalTotalsFrom). */
+export const goalTotalsFrom = q.goalTotalsFrom

@@ -1,4 +1,5 @@
-import type { Tx } from '../../lib/db.js'
+import type postgres from 'postgres'
+import type { Queryable, Tx } from '../../lib/db.js'
 import type { ExperimentView, Variation } from './schemas.js'
 
 const experimentColumns = (tx: Tx) => tx`
@@ -27,6 +28,9 @@ export const listExperiments = (tx: Tx, status: string | undefined, limit: numbe
 export const findExperiment = (tx: Tx, id: string, lock = false) =>
   tx<ExperimentView[]>`select ${experimentColumns(tx)} from experiments.experiments e where e.id = ${id} ${lock ? tx`for update` : tx``}`
     .then((r) => r[0] ?? null)
+
+export const findExperimentByKey = (tx: Tx, key: string) =>
+  tx<ExperimentView[]>`select ${experimentColumns(tx)} from experiments.experiments e where e.key = ${key}`.then((r) => r[0] ?? null)
 
 /** Only the fields given change (undefined leaves a column alone; null clears targeting or namespace). */
 export const updateExperiment = (tx: Tx, id: string, p: Partial<ExperimentInsert> & { status?: string; phase?: number; startedAt?: 'now'; stoppedAt?: 'now' }) => {
@@ -71,57 +75,50 @@ export const listPhases = (tx: Tx, experimentId: string) =>
   tx<PhaseRow[]>`select phase, variations, coverage, started_at, ended_at from experiments.phases where experiment_id = ${experimentId} order by phase`
 
 // ---------------------------------------------------------------------------------------------------------------
-// Assignment: the hot path (two statements per request at most).
+// Assignment: the hot path (two calls per request at most: assignContext, and insertAssignments when something is new).
 
 /** An experiment that has started, with its phase in force and the unit's winning stored assignment, if any. */
 export interface Candidate {
   id: string; key: string; status: 'running' | 'paused' | 'stopped'; unit: 'lead' | 'anonymous'; seed: string; hashVersion: number
   targeting: unknown; namespace: { id: string; start: number; end: number } | null
   phase: number; variations: Variation[]; coverage: number
-  storedUnitId: string | null; storedVariationKey: string | null; storedVariationIndex: number | null; storedAssignedAt: Date | null
+  storedUnitId: string | null; storedVariationKey: string | null; storedVariationIndex: number | null; storedAssignedAt: string | null
 }
 
+export type AssignContext =
+  | { found: false }
+  | {
+    found: true
+    lead: { id: string; status: string; source: string; tags: string[] } | null
+    /** The lead the unit is (a visitor linked to a lead is that lead), or null for an unknown visitor. */
+    person: string | null
+    visitors: string[]
+    /** Visitors of the person holding assignments that are not the person's yet (adoptVisitorAssignments makes them so). */
+    adopt: string[]
+    candidates: Candidate[]
+  }
+
 /**
- * Every started experiment of the tenant, each with the unit's stored assignment for the phase in force: the
- * earliest row held by the lead, by the visitor, or by the lead the visitor became (a person may hold several rows
- * for one phase after a merge; the first assignment wins). One statement.
+ * Everything an assignment decides on, in one call of experiments.assign_context (migration 0043): the lead's targeting
+ * fields (a merged lead as its survivor), its visitors, and every started experiment with the unit's winning stored
+ * assignment (the earliest row held by the person, by its visitors, or by the visitor's id). With a tenant id the call
+ * sets the tenant itself, for use outside a transaction (the pool: one round trip); inside one, pass null.
  */
-export const findCandidates = (tx: Tx, unit: { leadId: string | null; anonymousId: string | null }) =>
-  tx<Candidate[]>`
-    with person as (
-      select ${unit.leadId}::uuid as lead_id
-      union
-      select a.lead_id from experiments.assignments a
-       where ${unit.anonymousId}::text is not null and a.anonymous_id = ${unit.anonymousId} and a.lead_id is not null
-    )
-    select e.id, e.key, e.status, e.unit, e.seed, e.hash_version, e.targeting, e.namespace, e.phase, p.variations, p.coverage,
-           s.unit_id as stored_unit_id, s.variation_key as stored_variation_key, s.variation_index as stored_variation_index,
-           s.assigned_at as stored_assigned_at
-      from experiments.experiments e
-      join experiments.phases p on p.experiment_id = e.id and p.phase = e.phase
-      left join lateral (
-        select a.unit_id, a.variation_key, a.variation_index, a.assigned_at from experiments.assignments a
-         where a.experiment_id = e.id and a.phase = e.phase
-           and (a.lead_id in (select lead_id from person where lead_id is not null) or a.unit_id = ${unit.anonymousId})
-         order by a.assigned_at, a.id limit 1
-      ) s on true
-     where e.status in ('running', 'paused', 'stopped')
-     order by e.key`
+export const assignContext = (db: Queryable, tenantId: string | null, leadId: string | null, anonymousId: string | null) =>
+  db<{ ctx: AssignContext }[]>`select experiments.assign_context(${tenantId}::uuid, ${leadId}::uuid, ${anonymousId}::text) as ctx`.then((r) => r[0]!.ctx)
 
 export interface AssignmentInsert {
   experiment_id: string; phase: number; unit_id: string; lead_id: string | null; anonymous_id: string | null
   variation_key: string; variation_index: number; source: string
 }
 
-/** New assignments in one statement; a unit already assigned to the phase (a concurrent request) keeps its row. */
-export const insertAssignments = (tx: Tx, rows: AssignmentInsert[]) =>
-  tx<{ experimentId: string; unitId: string; assignedAt: Date }[]>`
-    insert into experiments.assignments (tenant_id, experiment_id, phase, unit_id, lead_id, anonymous_id, variation_key, variation_index, source)
-    select (select core.current_tenant_id()), r.experiment_id, r.phase, r.unit_id, r.lead_id, r.anonymous_id, r.variation_key, r.variation_index, r.source
-      from jsonb_to_recordset(${tx.json(rows as never)}::jsonb)
-        as r(experiment_id uuid, phase integer, unit_id text, lead_id uuid, anonymous_id text, variation_key text, variation_index integer, source text)
-    on conflict (tenant_id, experiment_id, phase, unit_id) do nothing
-    returning experiment_id, unit_id, assigned_at`
+/**
+ * New assignments in one statement (experiments.insert_assignments, which sets the tenant itself when given one, as
+ * assignContext); a unit already assigned to the phase (a concurrent request) keeps its row.
+ */
+export const insertAssignments = (db: Queryable, tenantId: string | null, rows: AssignmentInsert[]) =>
+  db<{ experimentId: string; unitId: string; assignedAt: Date }[]>`
+    select experiment_id, unit_id, assigned_at from experiments.insert_assignments(${tenantId}::uuid, ${db.json(rows as never)}::jsonb)`
 
 /**
  * A visitor became a lead: its assignments now belong to the lead. Where the lead already held an assignment to the
@@ -216,26 +213,134 @@ export const insertExposures = (tx: Tx, rows: { lead_id: string; experiment_key:
     select a.experiment_id, h.experiment_key, a.phase, a.unit_id, a.lead_id, a.variation_key, a.exposed_at
       from added a join (select distinct experiment_id, experiment_key from held) h using (experiment_id)`
 
+export type PhaseCount =
+  | { kind: 'units'; variationKey: string; ord: null; n: number; total: null; totalSq: null }
+  | { kind: 'exposed'; variationKey: string | null; ord: null; n: number; total: null; totalSq: null }
+  | { kind: 'goal'; variationKey: string; ord: number; n: number; total: number; totalSq: number }
+
 /**
- * The units of a phase, one per person: a person holding several assignments (merged leads, a visitor and its lead)
- * counts once, in the earliest, as assignment serves it. Columns lead_id, unit_id, assigned_at, variation_key.
+ * Everything the results of a phase count, in one statement: units per variation (one per person: a lead holding
+ * several assignments, after merges or as a visitor and a lead, counts once, in its earliest; a visitor that is no lead
+ * is its own unit), units exposed per variation and people exposed to more than one (variation null), and per goal
+ * (`goalTotals`, analytics' CTE body over the lead units) the units converted and the sums of their values.
+ * Built for a million units: the leads' units come off assignments_person_idx in (lead, time) order (an index-only
+ * scan with no sort), exposures off exposures_person_idx; visitors without a lead are counted apart (each row is one).
  */
-export const phaseUnits = (tx: Tx, experimentId: string, phase: number) => tx`
-  select distinct on (coalesce(a.lead_id::text, a.unit_id)) a.lead_id, a.unit_id, a.assigned_at, a.variation_key
-    from experiments.assignments a
-   where a.experiment_id = ${experimentId} and a.phase = ${phase}
-   order by coalesce(a.lead_id::text, a.unit_id), a.assigned_at, a.id`
-
-export const countPhaseUnits = (tx: Tx, experimentId: string, phase: number) =>
-  tx<{ variationKey: string; units: number }[]>`select variation_key, count(*)::int as units from (${phaseUnits(tx, experimentId, phase)}) u group by 1`
-
-/** Units exposed per variation, and people exposed to more than one variation of the phase. */
-export const countExposures = (tx: Tx, experimentId: string, phase: number) =>
-  tx<{ variationKey: string | null; exposed: number }[]>`
-    with x as (
-      select coalesce(lead_id::text, unit_id) as person, variation_key from experiments.exposures
-       where experiment_id = ${experimentId} and phase = ${phase}
+export const countPhase = (tx: Tx, experimentId: string, phase: number, goalTotals: ((units: postgres.Fragment) => postgres.Fragment) | null) =>
+  tx<PhaseCount[]>`
+    with lu as materialized (
+      select distinct on (a.lead_id) a.lead_id, a.assigned_at, a.variation_key
+        from experiments.assignments a
+       where a.experiment_id = ${experimentId} and a.phase = ${phase} and a.lead_id is not null
+       order by a.lead_id, a.assigned_at, a.id
+    ), units as (
+      select variation_key, count(*)::int as n from lu group by 1
+      union all
+      select variation_key, count(*)::int from experiments.assignments
+       where experiment_id = ${experimentId} and phase = ${phase} and lead_id is null group by 1
+    ), xl as (
+      select distinct on (x.lead_id, x.variation_key) x.lead_id, x.variation_key from experiments.exposures x
+       where x.experiment_id = ${experimentId} and x.phase = ${phase} and x.lead_id is not null
+       order by x.lead_id, x.variation_key
+    ), xv as (
+      select x.unit_id, x.variation_key from experiments.exposures x
+       where x.experiment_id = ${experimentId} and x.phase = ${phase} and x.lead_id is null
     )
-    select variation_key, count(distinct person)::int as exposed from x group by 1
+    select 'units' as kind, variation_key, null::int as ord, sum(n)::int as n, null::float8 as total, null::float8 as total_sq from units group by 2
     union all
-    select null, count(*)::int from (select person from x group by 1 having count(distinct variation_key) > 1) m`
+    select 'exposed', variation_key, null, count(*)::int, null, null from (select variation_key from xl union all select variation_key from xv) e group by 2
+    union all
+    select 'exposed', null, null, count(*)::int, null, null from (
+      select 1 from xl group by lead_id having count(*) > 1
+      union all
+      select 1 from xv group by unit_id having count(*) > 1
+    ) m
+    ${goalTotals ? tx`union all select 'goal', g.variation_key, g.ord, g.converted, g.total, g.total_sq from (${goalTotals(tx`select lead_id, assigned_at, variation_key from lu`)}) g` : tx``}`
+
+// ---------------------------------------------------------------------------------------------------------------
+// Template sends naming an experiment: pending until Meta says delivered.
+
+/**
+ * A template send to a lead picked by its variation: pending with the message (its wamid comes later), for the lead's
+ * winning assignment in the phase (whose unit id the exposure will carry). One statement; a message recorded twice
+ * keeps its first row. Returns false when the lead holds no assignment of that phase.
+ */
+export const insertPendingExposure = (tx: Tx, p: { messageId: string; experimentId: string; phase: number; leadId: string; variationKey: string; templateName: string }) =>
+  tx`
+    insert into experiments.pending_exposures (tenant_id, message_id, experiment_id, phase, unit_id, lead_id, variation_key, template_name)
+    select (select core.current_tenant_id()), ${p.messageId}, a.experiment_id, a.phase, a.unit_id, a.lead_id, ${p.variationKey}, ${p.templateName}
+      from experiments.assignments a
+     where a.experiment_id = ${p.experimentId} and a.phase = ${p.phase} and a.lead_id = ${p.leadId}
+     order by a.assigned_at, a.id limit 1
+    on conflict (tenant_id, message_id) where message_id is not null do nothing`.then((r) => r.count > 0)
+
+/**
+ * A CTE (`experiment_pending_wamid`) for the statement that stores a message's wamid when Meta accepts it: the
+ * message's pending exposure, if any, is keyed by that wamid from then on. `relation` has columns message_id, wamid.
+ */
+export const attachPendingExposureWamidFrom = (tx: Tx, relation: postgres.Fragment) => tx`
+  experiment_pending_wamid as (
+    update experiments.pending_exposures p set wamid = r.wamid
+      from (${relation}) r
+     where p.message_id = r.message_id and p.wamid is null
+    returning p.message_id
+  )`
+
+/** A status Meta reported for an outbound message, as far as exposures care: delivered (or read/played), or failed. */
+export interface TemplateOutcome { message_id: string | null; wamid: string; outcome: 'delivered' | 'failed'; at: string }
+
+/**
+ * Resolves pending template exposures from statuses, matched by message id (what the status's
+ * biz_opaque_callback_data carries, so this works even before the wamid is committed) or by wamid. Delivered: the
+ * pending row becomes `exposed` and the exposure is recorded once per unit, phase and variation (a repeat, a replay
+ * or the other path racing adds nothing: the row is resolved once, under its row lock, and exposures are unique).
+ * Failed: `failed`, no exposure; a later delivered still counts. One statement; returns the new exposures.
+ */
+export const resolvePendingExposures = (tx: Tx, outcomes: TemplateOutcome[]) =>
+  tx<{ experimentId: string; experimentKey: string; phase: number; unitId: string; leadId: string | null; variationKey: string; exposedAt: Date }[]>`
+    with o as (
+      select * from jsonb_to_recordset(${tx.json(outcomes as never)}::jsonb) as o(message_id uuid, wamid text, outcome text, at timestamptz)
+    ), hits as (
+      -- Two index probes (by message id, by wamid) rather than one OR join, which would scan the table.
+      select p.message_id, p.wamid as pending_wamid, p.state, o.outcome, o.at, o.wamid
+        from o join experiments.pending_exposures p on p.message_id = o.message_id
+      union all
+      select p.message_id, p.wamid, p.state, o.outcome, o.at, o.wamid
+        from o join experiments.pending_exposures p on p.wamid = o.wamid
+    ), matched as (
+      -- Per pending row (by its message, or its wamid for rows without one): delivered wins over failed, earliest first.
+      select distinct on (coalesce(h.message_id::text, h.pending_wamid)) h.message_id as pending_message_id, h.pending_wamid, h.outcome, h.at, h.wamid
+        from hits h
+       where h.state = 'pending' or (h.state = 'failed' and h.outcome = 'delivered')
+       order by coalesce(h.message_id::text, h.pending_wamid), h.outcome = 'delivered' desc, h.at
+    ), resolved as (
+      update experiments.pending_exposures p
+         set state = case when m.outcome = 'delivered' then 'exposed' else 'failed' end, resolved_at = m.at, wamid = coalesce(p.wamid, m.wamid)
+        from matched m
+       -- By key, not by row version: a concurrent wamid attach (the accept path) must not make this update skip the row.
+       where (case when m.pending_message_id is not null then p.message_id = m.pending_message_id else p.wamid = m.pending_wamid end)
+         and (p.state = 'pending' or (p.state = 'failed' and m.outcome = 'delivered'))
+      returning p.experiment_id, p.phase, p.unit_id, p.lead_id, p.variation_key, p.state, m.at
+    ), added as (
+      insert into experiments.exposures (tenant_id, experiment_id, phase, unit_id, lead_id, anonymous_id, variation_key, exposed_at, source)
+      select distinct on (r.experiment_id, r.phase, r.unit_id, r.variation_key)
+             (select core.current_tenant_id()), r.experiment_id, r.phase, r.unit_id, r.lead_id, null::text, r.variation_key, r.at, 'template'
+        from resolved r where r.state = 'exposed'
+       order by r.experiment_id, r.phase, r.unit_id, r.variation_key, r.at
+      on conflict (tenant_id, experiment_id, phase, unit_id, variation_key) do nothing
+      returning experiment_id, phase, unit_id, lead_id, variation_key, exposed_at
+    )
+    select a.experiment_id, e.key as experiment_key, a.phase, a.unit_id, a.lead_id, a.variation_key, a.exposed_at
+      from added a join experiments.experiments e on e.id = a.experiment_id`
+
+export interface PendingExposureRow { messageId: string | null; wamid: string | null; variationKey: string; templateName: string | null; state: string; resolvedAt: Date | null }
+export const listPendingExposures = (tx: Tx, experimentId: string) =>
+  tx<PendingExposureRow[]>`
+    select message_id, wamid, variation_key, template_name, state, resolved_at from experiments.pending_exposures
+     where experiment_id = ${experimentId} order by created_at, message_id`
+
+/** Template sends per variation of a phase by state (pending, exposed, failed). */
+export const countTemplateSends = (tx: Tx, experimentId: string, phase: number) =>
+  tx<{ variationKey: string; state: string; sends: number }[]>`
+    select variation_key, state, count(*)::int as sends from experiments.pending_exposures
+     where experiment_id = ${experimentId} and phase = ${phase} group by 1, 2`

@@ -62,7 +62,18 @@ export const Goal = z.object({
   event: z.string().regex(/^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$/).max(120),
   /** A conversion counts when the event happens within this many hours of the unit's assignment. */
   windowHours: z.number().int().min(1).max(24 * 90).default(24 * 7),
+  /**
+   * What is compared: `conversion` (the share of units with the event: two-proportion test), or a mean per unit (Welch's
+   * t-test): `count` (events per unit, e.g. messages received) or `sum` (a numeric property summed per unit, e.g. revenue).
+   */
+  aggregate: z.enum(['conversion', 'count', 'sum']).optional(),
+  /** The event property summed by `sum` (a JSON number in the event's properties; other values count as 0). */
+  property: z.string().regex(/^[A-Za-z0-9_]{1,60}$/, 'letters, digits and underscores').optional(),
+}).superRefine((g, ctx) => {
+  if (g.aggregate === 'sum' && g.property === undefined) ctx.addIssue({ code: 'custom', path: ['property'], message: "a 'sum' goal names the numeric property it sums" })
+  if (g.aggregate !== 'sum' && g.property !== undefined) ctx.addIssue({ code: 'custom', path: ['property'], message: "only a 'sum' goal takes a property" })
 })
+export type Goal = z.infer<typeof Goal>
 
 export const ExperimentStatus = z.enum(['draft', 'running', 'paused', 'stopped'])
 export const ExperimentUnit = z.enum(['lead', 'anonymous'])

@@ -2,17 +2,17 @@ import { z } from 'zod'
 import { type Sql, type Tx, withTenant } from '../../lib/db.js'
 import { AppError } from '../../lib/errors.js'
 import { decodeCursor, encodeCursor, keysetCursor } from '../../lib/pagination.js'
-import { countGoalConversionsFrom } from '../analytics/service.js'
-import { anonymousIdsOfLead, leadForAnonymous, linkAnonymousIds, recordPlatformEvents } from '../analytics/platform-events.js'
+import { goalTotalsFrom } from '../analytics/service.js'
+import { linkAnonymousIds, recordPlatformEvents } from '../analytics/platform-events.js'
 import { leadTargeting } from '../marketing/leads/service.js'
 import { insertAuditEntry } from '../tenancy/queries.js'
 import { compileBucketing } from './hashing.js'
 import * as q from './queries.js'
 import {
-  type AssignmentView, type Attributes, BUCKETING_FIELDS, type Condition, type CreateExperimentBody, type ExperimentView, type NewPhaseBody,
+  type AssignmentView, type Attributes, BUCKETING_FIELDS, type Condition, type CreateExperimentBody, type ExperimentView, type Goal, type NewPhaseBody,
   type PatchExperimentBody,
 } from './schemas.js'
-import { chanceToBeatControl, sampleRatioMismatch, twoProportionTest } from './statistics.js'
+import { chanceToBeatControl, sampleRatioMismatch, twoProportionTest, welchTTest } from './statistics.js'
 import { matches } from './targeting.js'
 
 /** Who changes an experiment, for the audit log. */
@@ -145,39 +145,48 @@ export interface AssignInput {
  * changed since: weights, targeting, status), then, for running experiments the unit qualifies for and is bucketed
  * into, new assignments, recorded in one statement. A lead id that is not this tenant's is a 404; a merged lead
  * answers as its survivor. With a lead id and an anonymous id, the visitor's assignments become the lead's first.
+ * Inside the caller's transaction (a bot flow's, a template send's).
  */
 export async function assignInTx(tx: Tx, input: AssignInput): Promise<AssignmentView[]> {
-  let leadId: string | null = null
-  let personLeadId: string | null = null
-  let anonymousId: string | null = null
-  let attributes = input.attributes
-  if (input.leadId !== undefined) {
+  // A caller that knows both says the visitor is this lead (an identify call): analytics links them, the first link of a
+  // visitor winning (a shared device does not hand one person's visits to another).
+  if (input.leadId !== undefined && input.anonymousId !== undefined) {
     const lead = await leadTargeting(tx, input.leadId)
     if (!lead) throw new AppError('NOT_FOUND', `lead ${input.leadId} not found`)
-    leadId = personLeadId = lead.id
-    attributes = { status: lead.status, source: lead.source, tags: lead.tags, ...input.attributes }
-    // A caller that knows both says the visitor is this lead (an identify call): analytics links them, the first link
-    // of a visitor winning (a shared device does not hand one person's visits to another).
-    if (input.anonymousId !== undefined) await linkAnonymousIds(tx, [{ anonymousId: input.anonymousId, leadId, via: 'api' }])
-    const visitors = await anonymousIdsOfLead(tx, leadId)
-    if (visitors.length > 0) await q.adoptVisitorAssignments(tx, visitors.map((a) => ({ anonymous_id: a, lead_id: leadId! })))
-    // Visitor experiments are bucketed by the visitor's id only when that visitor is this lead's.
-    anonymousId = input.anonymousId !== undefined && visitors.includes(input.anonymousId) ? input.anonymousId : null
-  } else {
-    anonymousId = input.anonymousId!
-    // A visitor known to be a lead (a form, a WhatsApp click) answers with the lead's assignments; it is not bucketed
-    // into lead experiments by a public page, though.
-    personLeadId = (await leadForAnonymous(tx, [anonymousId])).get(anonymousId) ?? null
-    if (personLeadId) await q.adoptVisitorAssignments(tx, [{ anonymous_id: anonymousId, lead_id: personLeadId }])
+    await linkAnonymousIds(tx, [{ anonymousId: input.anonymousId, leadId: lead.id, via: 'api' }])
   }
+  return assignWith(tx, null, input, (links) => q.adoptVisitorAssignments(tx, links))
+}
 
-  const candidates = await q.findCandidates(tx, { leadId: personLeadId, anonymousId })
+/**
+ * The same for a caller without a transaction (the assign route, the public variant endpoint): one call reads
+ * everything (experiments.assign_context sets the tenant itself), one more stores what is new. Only the rare requests
+ * that must write first (an identify call naming both ids) or adopt a visitor's assignments take a transaction.
+ */
+export const assign = (sql: Sql, tenantId: string, input: AssignInput): Promise<AssignmentView[]> =>
+  input.leadId !== undefined && input.anonymousId !== undefined
+    ? withTenant(sql, tenantId, (tx) => assignInTx(tx, input))
+    : assignWith(sql, tenantId, input, (links) => withTenant(sql, tenantId, (tx) => q.adoptVisitorAssignments(tx, links)))
+
+async function assignWith(
+  db: Sql | Tx, tenantId: string | null, input: AssignInput, adopt: (links: { anonymous_id: string; lead_id: string }[]) => Promise<number>,
+): Promise<AssignmentView[]> {
+  const ctx = await q.assignContext(db, tenantId, input.leadId ?? null, input.anonymousId ?? null)
+  if (!ctx.found) throw new AppError('NOT_FOUND', `lead ${input.leadId} not found`)
+  // Visitors' assignments become the person's (the context already counted them as such, so the answer is the same).
+  if (ctx.person && ctx.adopt.length > 0) await adopt(ctx.adopt.map((a) => ({ anonymous_id: a, lead_id: ctx.person! })))
+  const leadId = ctx.lead?.id ?? null
+  // A visitor known to be a lead (a form, a WhatsApp click) answers with the lead's assignments; it is not bucketed into
+  // lead experiments by a public page, though. A lead's visitor experiments use the visitor's id only if it is the lead's.
+  const anonymousId = input.leadId === undefined ? input.anonymousId! : input.anonymousId !== undefined && ctx.visitors.includes(input.anonymousId) ? input.anonymousId : null
+  const attributes = ctx.lead ? { status: ctx.lead.status, source: ctx.lead.source, tags: ctx.lead.tags, ...input.attributes } : input.attributes
+
   const out: AssignmentView[] = []
   const fresh: q.AssignmentInsert[] = []
-  for (const c of candidates) {
+  for (const c of ctx.candidates) {
     if (input.experimentKeys && !input.experimentKeys.includes(c.key)) continue
     if (c.storedVariationKey !== null) {
-      out.push(view(c, c.storedVariationKey, c.storedVariationIndex!, false, c.storedAssignedAt!))
+      out.push(view(c, c.storedVariationKey, c.storedVariationIndex!, false, new Date(c.storedAssignedAt!)))
       continue
     }
     if (c.status !== 'running') continue
@@ -188,11 +197,11 @@ export async function assignInTx(tx: Tx, input: AssignInput): Promise<Assignment
       namespace: c.namespace && [c.namespace.id, c.namespace.start, c.namespace.end],
     })(unitId)
     if (index < 0) continue
-    fresh.push({ experiment_id: c.id, phase: c.phase, unit_id: unitId, lead_id: personLeadId, anonymous_id: anonymousId, variation_key: c.variations[index]!.key, variation_index: index, source: input.source })
+    fresh.push({ experiment_id: c.id, phase: c.phase, unit_id: unitId, lead_id: ctx.person, anonymous_id: anonymousId, variation_key: c.variations[index]!.key, variation_index: index, source: input.source })
   }
   if (fresh.length === 0) return out
-  const inserted = new Map((await q.insertAssignments(tx, fresh)).map((r) => [r.experimentId, r.assignedAt]))
-  const byId = new Map(candidates.map((c) => [c.id, c]))
+  const inserted = new Map((await q.insertAssignments(db, tenantId, fresh)).map((r) => [r.experimentId, r.assignedAt]))
+  const byId = new Map(ctx.candidates.map((c) => [c.id, c]))
   for (const f of fresh) {
     // Not inserted: a concurrent request assigned this unit a moment ago; within a phase the hash gives it the same variation.
     out.push(view(byId.get(f.experiment_id)!, f.variation_key, f.variation_index, inserted.has(f.experiment_id), inserted.get(f.experiment_id) ?? new Date()))
@@ -204,8 +213,6 @@ const view = (c: q.Candidate, variationKey: string, variationIndex: number, isNe
   const value = c.variations[variationIndex]?.value
   return { experimentId: c.id, experimentKey: c.key, phase: c.phase, variationKey, variationIndex, ...(value !== undefined ? { value } : {}), isNew, assignedAt }
 }
-
-export const assign = (sql: Sql, tenantId: string, input: AssignInput) => withTenant(sql, tenantId, (tx) => assignInTx(tx, input))
 
 /**
  * Visitors became leads (a form submission carrying the visitor's anonymousId, a click-to-WhatsApp link): their
@@ -243,20 +250,68 @@ export interface Exposure { leadId: string; experimentKey: string; variationKey:
 export async function recordExposures(tx: Tx, rows: readonly Exposure[]): Promise<number> {
   if (rows.length === 0) return 0
   const added = await q.insertExposures(tx, rows.map((r) => ({ lead_id: r.leadId, experiment_key: r.experimentKey, variation_key: r.variationKey, source: r.source, exposed_at: r.at.toISOString() })))
-  await recordPlatformEvents(tx, added.map((a) => ({
+  await recordExposureEvents(tx, added)
+  return added.length
+}
+
+type NewExposure = { experimentId: string; experimentKey: string; phase: number; unitId: string; leadId: string | null; variationKey: string; exposedAt: Date }
+const recordExposureEvents = (tx: Tx, added: readonly NewExposure[]) =>
+  added.length === 0 ? Promise.resolve(0) : recordPlatformEvents(tx, added.map((a) => ({
     name: 'experiment.exposure', leadId: a.leadId, occurredAt: a.exposedAt, source: 'experiments',
     properties: { experimentKey: a.experimentKey, variationKey: a.variationKey, phase: a.phase },
     dedupeKey: `experiment:exposure:${a.experimentId}:${a.phase}:${a.unitId}:${a.variationKey}`,
   })))
+
+// ---------------------------------------------------------------------------------------------------------------
+// Template sends naming an experiment (domains/whatsapp/outbound calls these in its own transactions).
+
+export interface TemplateVariation { experimentId: string; experimentKey: string; phase: number; variationKey: string; value: unknown }
+
+/**
+ * The lead's variation in the experiment a template send names, assigned now if need be (the first assignment wins,
+ * as everywhere), so the variation can pick the template or its parameters. Null when the lead is not in it (not
+ * targeted, outside coverage, or the experiment is paused or stopped and the lead was never assigned): the send's own
+ * template goes out, with no exposure. An unknown key is a 404; a draft experiment a 422 (start it first).
+ */
+export async function templateVariationFor(tx: Tx, leadId: string, experimentKey: string): Promise<TemplateVariation | null> {
+  const [a] = await assignInTx(tx, { leadId, attributes: {}, source: 'template', experimentKeys: [experimentKey] })
+  if (a) return { experimentId: a.experimentId, experimentKey: a.experimentKey, phase: a.phase, variationKey: a.variationKey, value: a.value }
+  const e = await q.findExperimentByKey(tx, experimentKey)
+  if (!e) throw new AppError('NOT_FOUND', `experiment ${experimentKey} not found`)
+  if (e.status === 'draft') throw new AppError('UNPROCESSABLE', `experiment ${experimentKey} is a draft; start it (POST /v1/experiments/${e.id}/start) before sending with it`)
+  return null
+}
+
+/** The template message queued for a variation: pending until Meta reports it delivered. False when the lead holds no assignment. */
+export const recordPendingTemplateExposure = (tx: Tx, p: { messageId: string; leadId: string; variation: TemplateVariation; templateName: string }) =>
+  q.insertPendingExposure(tx, { messageId: p.messageId, experimentId: p.variation.experimentId, phase: p.variation.phase, leadId: p.leadId, variationKey: p.variation.variationKey, templateName: p.templateName })
+
+/** A CTE for the statement storing a message's wamid (Meta accepted it): its pending exposure is keyed by the wamid too. */
+export const attachPendingExposureWamidFrom = q.attachPendingExposureWamidFrom
+
+export type TemplateOutcome = q.TemplateOutcome
+
+/**
+ * Meta's statuses of outbound messages (delivered, read or played: delivered; failed): pending template exposures
+ * they name become exposures (with an experiment.exposure event each) or failures, once, whatever the order, the
+ * repeats, or which of the two paths (the status webhook, or the sender storing the wamid after statuses came) gets
+ * there first. Set-based: one statement, plus the events when there are new exposures. Returns how many were new.
+ */
+export async function resolveTemplateExposures(tx: Tx, outcomes: readonly TemplateOutcome[]): Promise<number> {
+  if (outcomes.length === 0) return 0
+  const added = await q.resolvePendingExposures(tx, [...outcomes])
+  await recordExposureEvents(tx, added)
   return added.length
 }
 
 /**
  * Results of one phase (the one in force by default): per variation, units assigned (one per person, in its winning
- * assignment), units exposed, and for each goal the conversions within its window, the rate, the relative uplift
- * against the first variation (control) with its 95% interval and p-value, and the chance to beat control; the
- * sample-ratio check of units against the weights, and how many people were exposed to more than one variation.
- * From assignments, exposures and an indexed probe of each unit's events; null for no such experiment or phase.
+ * assignment), units exposed, and for each goal against the first variation (control): a conversion goal's conversions
+ * within its window, rate, relative uplift with its 95% interval, p-value (two-proportion test) and chance to beat
+ * control; a mean goal's (events counted or a property summed per unit) mean, standard deviation, difference and
+ * relative uplift with their 95% intervals and p-value (Welch's t-test). Then the sample-ratio check of units against the
+ * weights, and how many people were exposed to more than one variation. From assignments, exposures and an indexed
+ * probe of each unit's events; null for no such experiment or phase.
  */
 export const experimentResults = (sql: Sql, tenantId: string, id: string, phase?: number) =>
   withTenant(sql, tenantId, async (tx) => {
@@ -264,26 +319,47 @@ export const experimentResults = (sql: Sql, tenantId: string, id: string, phase?
     if (!e) return null
     const p = (await q.listPhases(tx, id)).find((x) => x.phase === (phase ?? e.phase))
     if (!p) return null
-    const goals = e.goals as { event: string; windowHours: number }[]
-    const [units, exposures, conversions] = [
-      await q.countPhaseUnits(tx, id, p.phase),
-      await q.countExposures(tx, id, p.phase),
-      goals.length > 0 ? await countGoalConversionsFrom(tx, q.phaseUnits(tx, id, p.phase), goals) : [],
-    ]
-    const unitsOf = (key: string) => units.find((u) => u.variationKey === key)?.units ?? 0
-    const convOf = (key: string, event: string) => conversions.find((c) => c.variationKey === key && c.event === event)?.conversions ?? 0
+    const goals = e.goals as Goal[]
+    const since = p.startedAt
+    const counts = await q.countPhase(tx, id, p.phase, goals.length === 0 ? null
+      : (units) => goalTotalsFrom(tx, units, goals.map((g, ord) => ({ ord, event: g.event, windowHours: g.windowHours, property: g.aggregate === 'sum' ? g.property ?? null : null })), since))
+    const unitsOf = (key: string) => counts.find((c) => c.kind === 'units' && c.variationKey === key)?.n ?? 0
+    const goalOf = (key: string, ord: number) => counts.find((c) => c.kind === 'goal' && c.variationKey === key && c.ord === ord)
+    const convOf = (key: string, ord: number) => goalOf(key, ord)?.n ?? 0
+    // Over every unit of the variation (those without an event add 0): mean Σv/n, sample variance (Σv² − (Σv)²/n)/(n − 1).
+    const meanOf = (key: string, ord: number) => {
+      const n = unitsOf(key)
+      const g = goalOf(key, ord)
+      const total = g?.total ?? 0
+      const totalSq = g?.totalSq ?? 0
+      const mean = n > 0 ? total / n : 0
+      return { units: n, mean, variance: n > 1 ? Math.max(0, (totalSq - total * mean) / (n - 1)) : 0 }
+    }
+    const exposedOf = (key: string | null) => counts.find((c) => c.kind === 'exposed' && c.variationKey === key)?.n ?? 0
     const control = p.variations[0]!
     const variations = p.variations.map((v, i) => ({
       key: v.key,
       weight: v.weight,
       units: unitsOf(v.key),
-      exposed: exposures.find((x) => x.variationKey === v.key)?.exposed ?? 0,
-      goals: goals.map((g) => {
-        const own = { units: unitsOf(v.key), conversions: convOf(v.key, g.event) }
-        const base = { units: unitsOf(control.key), conversions: convOf(control.key, g.event) }
+      exposed: exposedOf(v.key),
+      goals: goals.map((g, ord) => {
+        if (g.aggregate === 'count' || g.aggregate === 'sum') {
+          const own = meanOf(v.key, ord)
+          const test = welchTTest(meanOf(control.key, ord), own)
+          return {
+            event: g.event, windowHours: g.windowHours, aggregate: g.aggregate, ...(g.property ? { property: g.property } : {}),
+            units: own.units, mean: own.mean, stdDev: Math.sqrt(own.variance),
+            ...(i === 0 ? {} : {
+              difference: test.difference, differenceCi95: test.differenceCi95, relativeUplift: test.relativeUplift, ci95: test.ci95,
+              t: test.t, df: test.df, pValue: test.pValue,
+            }),
+          }
+        }
+        const own = { units: unitsOf(v.key), conversions: convOf(v.key, ord) }
+        const base = { units: unitsOf(control.key), conversions: convOf(control.key, ord) }
         const test = twoProportionTest(base, own)
         return {
-          event: g.event, windowHours: g.windowHours, conversions: own.conversions, rate: test.rate,
+          event: g.event, windowHours: g.windowHours, ...(g.aggregate ? { aggregate: g.aggregate } : {}), conversions: own.conversions, rate: test.rate,
           ...(i === 0 ? {} : { relativeUplift: test.relativeUplift, ci95: test.ci95, pValue: test.pValue, chanceToBeatControl: chanceToBeatControl(base, own) }),
         }
       }),
@@ -292,6 +368,6 @@ export const experimentResults = (sql: Sql, tenantId: string, id: string, phase?
     return {
       experimentId: id, key: e.key, phase: p.phase, startedAt: p.startedAt, endedAt: p.endedAt, variations,
       srm: { chiSquare: srm.chiSquare, pValue: srm.pValue, flagged: srm.flagged },
-      multipleExposures: exposures.find((x) => x.variationKey === null)?.exposed ?? 0,
+      multipleExposures: exposedOf(null),
     }
   })

@@ -127,3 +127,117 @@ export function sampleRatioMismatch(observed: readonly number[], weights: readon
   const pValue = n === 0 ? 1 : chiSquareSurvival(chiSquare, observed.length - 1)
   return { chiSquare, pValue, flagged: pValue < 0.001 && observed.every((o) => o >= 8), expected }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Mean metrics (a goal's events counted or summed per unit): Welch's t-test.
+
+/**
+ * The regularized incomplete beta I_x(a, b), by the continued fraction of Numerical Recipes 3rd ed. §6.4 (modified
+ * Lentz), using the symmetry I_x(a, b) = 1 − I_{1−x}(b, a) where the fraction converges slowly.
+ */
+export function incompleteBeta(x: number, a: number, b: number): number {
+  if (x <= 0) return 0
+  if (x >= 1) return 1
+  const front = Math.exp(a * Math.log(x) + b * Math.log(1 - x) - logBeta(a, b))
+  if (x > (a + 1) / (a + b + 2)) return 1 - (front * betaFraction(1 - x, b, a)) / b
+  return (front * betaFraction(x, a, b)) / a
+}
+
+function betaFraction(x: number, a: number, b: number): number {
+  const tiny = 1e-300
+  let c = 1
+  let d = 1 - ((a + b) * x) / (a + 1)
+  if (Math.abs(d) < tiny) d = tiny
+  d = 1 / d
+  let h = d
+  for (let m = 1; m < 10_000; m++) {
+    const m2 = 2 * m
+    let aa = (m * (b - m) * x) / ((a + m2 - 1) * (a + m2))
+    d = 1 + aa * d
+    if (Math.abs(d) < tiny) d = tiny
+    c = 1 + aa / c
+    if (Math.abs(c) < tiny) c = tiny
+    d = 1 / d
+    h *= d * c
+    aa = (-(a + m) * (a + b + m) * x) / ((a + m2) * (a + m2 + 1))
+    d = 1 + aa * d
+    if (Math.abs(d) < tiny) d = tiny
+    c = 1 + aa / c
+    if (Math.abs(c) < tiny) c = tiny
+    d = 1 / d
+    const delta = d * c
+    h *= delta
+    if (Math.abs(delta - 1) < 1e-15) break
+  }
+  return h
+}
+
+/** P(T ≤ t) for Student's t with `df` degrees of freedom (any real df > 0): I_{df/(df+t²)}(df/2, 1/2) / 2 in the tail. */
+export function studentTCdf(t: number, df: number): number {
+  if (!Number.isFinite(t)) return t > 0 ? 1 : 0
+  const tail = 0.5 * incompleteBeta(df / (df + t * t), df / 2, 0.5)
+  return t > 0 ? 1 - tail : tail
+}
+
+/** The t with P(T ≤ t) = p, by bisection on the CDF (monotone; 200 halvings reach double precision). */
+export function studentTQuantile(p: number, df: number): number {
+  if (p <= 0) return -Infinity
+  if (p >= 1) return Infinity
+  if (p === 0.5) return 0
+  if (p < 0.5) return -studentTQuantile(1 - p, df)
+  let lo = 0
+  let hi = 1
+  while (studentTCdf(hi, df) < p) hi *= 2
+  for (let i = 0; i < 200 && hi - lo > 1e-13 * hi; i++) {
+    const mid = (lo + hi) / 2
+    if (studentTCdf(mid, df) < p) lo = mid
+    else hi = mid
+  }
+  return (lo + hi) / 2
+}
+
+/** A mean metric's sufficient statistics in one variation: units, the mean per unit, and the sample variance (n − 1). */
+export interface MeanSample { units: number; mean: number; variance: number }
+
+export interface WelchResult {
+  /** variant mean − control mean */
+  difference: number
+  /** 95% interval of the difference, from the t distribution with Welch–Satterthwaite degrees of freedom. */
+  differenceCi95: [number, number] | null
+  /** (variant − control) / control; null when the control's mean is 0. */
+  relativeUplift: number | null
+  /** 95% interval of the relative uplift, delta method, same t quantile. */
+  ci95: [number, number] | null
+  t: number | null
+  df: number | null
+  pValue: number | null
+}
+
+/**
+ * Welch's unequal-variances t-test of variant against control (Welch 1947; the test R's `t.test(var.equal = FALSE)` and
+ * SciPy's `ttest_ind(equal_var = False)` run): t = (mB − mA) / √(vA/nA + vB/nB), degrees of freedom by
+ * Welch–Satterthwaite ν = (vA/nA + vB/nB)² / ((vA/nA)²/(nA − 1) + (vB/nB)²/(nB − 1)), two-sided p = 2·P(T_ν > |t|).
+ * The relative uplift's interval uses the delta method (var ≈ vB/(nB·mA²) + mB²·vA/(nA·mA⁴)) with the same t quantile,
+ * as GrowthBook's frequentist engine does for relative effects of mean metrics (gbstats, frequentist/tests.py).
+ * Each variation needs at least two units; with no spread at all (both variances 0) there is no test.
+ */
+export function welchTTest(control: MeanSample, variant: MeanSample): WelchResult {
+  const difference = variant.mean - control.mean
+  const none = { difference, differenceCi95: null, relativeUplift: control.mean !== 0 ? difference / control.mean : null, ci95: null, t: null, df: null, pValue: null }
+  if (control.units < 2 || variant.units < 2) return none
+  const sA = control.variance / control.units
+  const sB = variant.variance / variant.units
+  const se2 = sA + sB
+  if (!(se2 > 0)) return none
+  const se = Math.sqrt(se2)
+  const df = (se2 * se2) / ((sA * sA) / (control.units - 1) + (sB * sB) / (variant.units - 1))
+  const t = difference / se
+  const pValue = Math.min(1, 2 * (1 - studentTCdf(Math.abs(t), df)))
+  const q = studentTQuantile(0.975, df)
+  const result: WelchResult = { ...none, differenceCi95: [difference - q * se, difference + q * se], t, df, pValue }
+  if (control.mean === 0) return result
+  const mA = control.mean
+  const seRel = Math.sqrt(sB / (mA * mA) + (variant.mean * variant.mean * sA) / (mA ** 4))
+  const rel = difference / mA
+  return { ...result, relativeUplift: rel, ci95: [rel - q * seRel, rel + q * seRel] }
+}

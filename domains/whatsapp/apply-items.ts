@@ -4,6 +4,7 @@ import { recordEventsFrom } from '../analytics/service.js'
 import { anonymousIdInText, linkAnonymousIds, whatsappStatusEventsFrom } from '../analytics/platform-events.js'
 import { changeLeadPhone, recordInteractionsFrom, upsertWhatsAppSenders, type PhoneChange } from '../marketing/leads/service.js'
 import { markReturningSenders } from '../privacy/suppression.js'
+import { resolveTemplateExposures, type TemplateOutcome } from '../experiments/service.js'
 import { toTimestamp } from './webhook/normalize.js'
 import type {
   AccountUpdateItem, ErrorItem, MessageItem, PhoneNumberNameItem, PhoneNumberQualityItem, StatusItem,
@@ -157,18 +158,35 @@ export async function applyStatuses(tx: Tx, tenantId: string, items: StatusItem[
            as s(wamid text, status text, occurred_at timestamptz, recipient_id text, errors jsonb, pricing jsonb, conversation jsonb,
                 biz_opaque_callback_data text)
     on conflict (tenant_id, wamid, status, occurred_at) do nothing`
-  await refreshMessageStatuses(tx, [...new Set(rows.map((r) => r.wamid))])
+  // Delivered and failed statuses resolve template sends that named an experiment. The message id comes from the
+  // status's own biz_opaque_callback_data (our idempotency key, `wa-out:<message id>`), so this works even while the
+  // sender's commit of the wamid is in flight.
+  const reported = items.flatMap(({ status: s }): TemplateOutcome[] => {
+    const outcome = outcomeOf(s.status)
+    if (!outcome) return []
+    const messageId = OUTBOX_KEY.exec(s.bizOpaqueCallbackData ?? '')?.[1] ?? null
+    return [{ message_id: messageId, wamid: s.wamid, outcome, at: s.timestamp.toISOString() }]
+  })
+  await refreshMessageStatuses(tx, [...new Set(rows.map((r) => r.wamid))], reported)
 }
+
+/** The outbox's idempotency key, which Meta echoes in every status of the message (domains/whatsapp/outbound). */
+const OUTBOX_KEY = /^wa-out:([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/
+const outcomeOf = (status: string): TemplateOutcome['outcome'] | null =>
+  status === 'delivered' || status === 'read' || status === 'played' ? 'delivered' : status === 'failed' ? 'failed' : null
 
 /**
  * Derives each outbound message's status from its whole history, so the order statuses arrive in never matters:
  * the highest-ranked status wins (a late "delivered" never replaces "read"), and a status that arrived before its
  * message is applied as soon as the message exists (call this after storing a wamid). In the same statement, each
  * status of the history becomes its analytics event once (whatsapp.message_delivered / _read / _failed, keyed by
- * wamid and status), whatever the order, the repeats, or whether the message row came first.
+ * wamid and status), whatever the order, the repeats, or whether the message row came first. Then template sends
+ * that named an experiment are resolved from what Meta reported (`reported`, from the status items) and from the
+ * messages' derived delivered/failed times (a status that came before the wamid was stored), in one more statement
+ * only when there is something delivered or failed.
  */
-export function refreshMessageStatuses(tx: Tx, wamids: string[]) {
-  return tx`
+export async function refreshMessageStatuses(tx: Tx, wamids: string[], reported: readonly TemplateOutcome[] = []): Promise<void> {
+  const updated = await tx<{ id: string; wamid: string; deliveredAt: Date | null; readAt: Date | null; failedAt: Date | null }[]>`
     with ${whatsappStatusEventsFrom(tx, tx`
         select distinct on (s.wamid, s.status) s.wamid, s.status, s.occurred_at, m.lead_id, m.id as message_id, t.name as template_name,
                case when (s.errors -> 0 ->> 'code') ~ '^[0-9]{1,9}$' then (s.errors -> 0 ->> 'code')::int end as error_code
@@ -200,7 +218,16 @@ export function refreshMessageStatuses(tx: Tx, wamids: string[]) {
            error_title = coalesce(h.failure -> 0 ->> 'title', m.error_title),
            pricing = coalesce(h.pricing, m.pricing), conversation = coalesce(h.conversation, m.conversation)
       from h
-     where m.wamid = h.wamid and m.direction = 'outbound' and h.rank >= m.status_rank`
+     where m.wamid = h.wamid and m.direction = 'outbound' and h.rank >= m.status_rank
+    returning m.id, m.wamid, m.delivered_at, m.read_at, m.failed_at`
+  const seen = new Set(reported.filter((r) => r.message_id !== null).map((r) => r.message_id))
+  const derived = updated.flatMap((m): TemplateOutcome[] => {
+    if (seen.has(m.id)) return []
+    const delivered = m.deliveredAt ?? m.readAt
+    if (delivered) return [{ message_id: m.id, wamid: m.wamid, outcome: 'delivered', at: delivered.toISOString() }]
+    return m.failedAt ? [{ message_id: m.id, wamid: m.wamid, outcome: 'failed', at: m.failedAt.toISOString() }] : []
+  })
+  await resolveTemplateExposures(tx, [...reported, ...derived])
 }
 
 export function applyValueErrors(tx: Tx, route: RoutedPhone, items: ErrorItem[]) {

@@ -10,8 +10,13 @@
  * a namespace), each request a different lead of a 100,000-lead tenant (the first request of a lead assigns, a later
  * one reads its stored assignments), against a bare Fastify route answering a fixed body, at 50 connections.
  *
+ * Part 3, GET /v1/experiments/:id/results for an experiment with 1,000,000 assigned units (two arms, 80% exposed, a
+ * conversion goal and a revenue goal summed per unit), the data built inside the database with generate_series (timed
+ * on its own). Our results (experimentResults, the route's function) against a naive implementation in the same run:
+ * every assignment, exposure and goal event read into Node and counted there.
+ *
  * Environment: BENCH_IDS (1,000,000), BENCH_ROUNDS (3), BENCH_SECONDS (10), BENCH_CONNECTIONS (50), BENCH_LEADS (100,000),
- * BENCH_PART (1 or 2 to run one part).
+ * BENCH_UNITS (1,000,000), BENCH_RESULT_RUNS (5), BENCH_PART (1, 2 or 3 to run one part).
  */
 import { createRequire } from 'node:module'
 import path from 'node:path'
@@ -20,9 +25,10 @@ import { GrowthBookClient, type Experiment } from '@growthbook/growthbook'
 import { parseConfig } from '../../lib/config.js'
 import { createLogger } from '../../lib/logger.js'
 import { readMigrationFiles } from '../../lib/migrate.js'
+import { withTenant } from '../../lib/db.js'
 import { bucketUnit, compileBucketing, getBucketRanges, type Namespace } from '../../domains/experiments/hashing.js'
 import { CreateExperimentBody } from '../../domains/experiments/schemas.js'
-import { createExperiment, startExperiment } from '../../domains/experiments/service.js'
+import { createExperiment, experimentResults, startExperiment } from '../../domains/experiments/service.js'
 import { createTenantWithFirstKey } from '../../domains/tenancy/service.js'
 import { buildApiApp } from '../../services/api/app.js'
 import { loadTest, printComparison, startBenchDatabase } from './harness.js'
@@ -33,11 +39,14 @@ const SECONDS = Math.min(Number(process.env.BENCH_SECONDS ?? 10), 60)
 const CONNECTIONS = Math.min(Number(process.env.BENCH_CONNECTIONS ?? 50), 500)
 const LEADS = Math.min(Number(process.env.BENCH_LEADS ?? 100_000), 2_000_000)
 const PART = process.env.BENCH_PART
+const UNITS = Math.min(Number(process.env.BENCH_UNITS ?? 1_000_000), 5_000_000)
+const RESULT_RUNS = Math.min(Number(process.env.BENCH_RESULT_RUNS ?? 5), 20)
+const runs = (part: string) => PART === undefined || PART === part
 
 // ---------------------------------------------------------------------------------------------------------------
 // Part 1: bucketing.
 
-if (PART !== '2') {
+if (runs('1')) {
   const require = createRequire(import.meta.url)
   const gbRoot = path.dirname(require.resolve('@growthbook/growthbook/package.json'))
   const gb = (await import(path.join(gbRoot, 'dist/cjs/util.js'))) as {
@@ -123,7 +132,7 @@ if (PART !== '2') {
 // ---------------------------------------------------------------------------------------------------------------
 // Part 2: POST /v1/experiments/assign.
 
-if (PART !== '1') {
+if (runs('2')) {
   const log = createLogger({ level: 'warn', service: 'bench' })
   const config = parseConfig({ NODE_ENV: 'development', LOG_LEVEL: 'warn', API_RATE_LIMIT_PER_MINUTE: '100000000' })
   const db = await startBenchDatabase({ poolMax: Number(process.env.BENCH_POOL_MAX ?? 20) })
@@ -161,16 +170,141 @@ if (PART !== '1') {
     const headers = { 'content-type': 'application/json', authorization: `Bearer ${apiKey.key}` }
     // Warm both (connections, JIT, plans), then measure.
     await loadTest({ name: 'warm', url: oursUrl, headers, connections: 10, durationSeconds: 2, setupRequest: request })
+    // A second baseline: an authenticated route of the same API (the key lookup every request pays) doing nothing else.
+    const meUrl = oursUrl.replace('/v1/experiments/assign', '/v1/me')
     const results = [
       await loadTest({ name: 'bare route', url: bareUrl, headers, connections: CONNECTIONS, durationSeconds: SECONDS, setupRequest: request }),
+      await loadTest({ name: 'GET /v1/me (auth only)', url: meUrl, method: 'GET', headers: { authorization: headers.authorization }, connections: CONNECTIONS, durationSeconds: SECONDS }),
       await loadTest({ name: 'POST /v1/experiments/assign', url: oursUrl, headers, connections: CONNECTIONS, durationSeconds: SECONDS, setupRequest: request }),
     ]
     const [stored] = await db.owner<{ n: number; leads: number }[]>`select count(*)::int as n, count(distinct lead_id)::int as leads from experiments.assignments`
     console.log(`\n${CONNECTIONS} connections, ${SECONDS} s each; ${stored!.n.toLocaleString('en-US')} assignments stored for ${stored!.leads.toLocaleString('en-US')} leads (a lead's first request assigns, later ones read)\n`)
-    printComparison(results, ['bare route'])
-    const assign = results[1]!
+    printComparison(results, ['bare route', 'GET /v1/me (auth only)'])
+    const assign = results[2]!
     console.log(`\np99 ${assign.p99Ms.toFixed(1)} ms (target ≤ 10 ms); ${assign.non2xx + assign.errors} failed`)
     await Promise.all([ours.close(), bare.close()])
+  } finally {
+    await db.close()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Part 3: results at 1,000,000 assigned units.
+
+if (runs('3')) {
+  const db = await startBenchDatabase({ poolMax: 4 })
+  try {
+    const { tenant } = await createTenantWithFirstKey(db.sql, { name: 'Bench results', slug: 'bench-results', defaultCountry: 'BR', timezone: 'UTC', firstKeyName: 'k' })
+    const who = { tenantId: tenant.id, actor: 'bench', requestId: null }
+    const goals = [{ event: 'lead.qualified', windowHours: 168 }, { event: 'order.paid', windowHours: 168, aggregate: 'sum' as const, property: 'amount' }]
+    const created = await createExperiment(db.sql, who, CreateExperimentBody.parse({ key: 'bench-results', name: 'Results at scale', variations: [{ key: 'control', weight: 0.5 }, { key: 'treatment', weight: 0.5 }], goals }))
+    const e = await startExperiment(db.sql, who, created.id)
+    const timed = async (label: string, fn: () => Promise<unknown>) => {
+      const t = performance.now()
+      await fn()
+      console.log(`  ${label}: ${((performance.now() - t) / 1000).toFixed(1)} s`)
+    }
+    console.log(`\nBuilding ${UNITS.toLocaleString('en-US')} assigned units inside the database (generate_series, one statement per table):`)
+    // Units are assigned over the last 10 days; goal events fall inside their window (and 1 in 10 qualified ones after it).
+    await db.owner.begin(async (tx) => {
+      await tx`select set_config('app.tenant_id', ${tenant.id}, true)`
+      // The rows are consistent by construction: foreign-key triggers are skipped for the load where the owner may
+      // (a superuser, as the embedded server's is), as a restore does.
+      await tx`set local session_replication_role = replica`.catch(() => console.log('  (not a superuser: foreign keys are checked during the load)'))
+      // The experiment has been running for 10 days, as its units' assignment times say.
+      await tx`update experiments.phases set started_at = now() - interval '10 days 1 hour' where experiment_id = ${e.id}`
+      await timed('leads', () => tx`
+        insert into marketing.leads (tenant_id, email, source, created_at)
+        select ${tenant.id}, 'unit' || i || '@bench.example', 'import', now() - (i % 864000) * interval '1 second' from generate_series(1, ${UNITS}::int) i`)
+      await timed('assignments', () => tx`
+        insert into experiments.assignments (tenant_id, experiment_id, phase, unit_id, lead_id, variation_key, variation_index, source, assigned_at)
+        select ${tenant.id}, ${e.id}, 1, l.id::text, l.id, case when h % 2 = 0 then 'control' else 'treatment' end, (h % 2)::int, 'api', l.created_at
+          from (select id, created_at, abs(hashtext(id::text)) as h from marketing.leads where tenant_id = ${tenant.id}) l`)
+      await timed('exposures (80%)', () => tx`
+        insert into experiments.exposures (tenant_id, experiment_id, phase, unit_id, lead_id, variation_key, exposed_at, source)
+        select tenant_id, experiment_id, phase, unit_id, lead_id, variation_key, assigned_at + interval '1 minute', 'flow'
+          from experiments.assignments where experiment_id = ${e.id} and abs(hashtext(unit_id || 'x')) % 5 <> 0`)
+      await timed('goal events', () => tx`
+        insert into analytics.events (tenant_id, name, lead_id, occurred_at, properties, source)
+        select a.tenant_id, g.name, a.lead_id, a.assigned_at + g.after, g.properties, 'bench'
+          from experiments.assignments a
+          cross join lateral (
+            select 'lead.qualified' as name, case when abs(hashtext(a.unit_id || 'late')) % 10 = 0 then interval '200 hours' else interval '3 hours' end as after, '{}'::jsonb as properties
+             where abs(hashtext(a.unit_id || 'q')) % 100 < case when a.variation_key = 'control' then 10 else 12 end
+            union all
+            select 'order.paid', interval '5 hours', jsonb_build_object('amount', 20 + abs(hashtext(a.unit_id || 'amt')) % 200)
+             where abs(hashtext(a.unit_id || 'p')) % 100 < 5
+          ) g
+         where a.experiment_id = ${e.id}`)
+    })
+    // As autovacuum would have by then: statistics, and the visibility map that lets index-only scans skip the heap.
+    await timed('vacuum analyze', async () => {
+      for (const t of ['marketing.leads', 'experiments.assignments', 'experiments.exposures', 'analytics.events']) await db.owner.unsafe(`vacuum analyze ${t}`)
+    })
+    const [counts] = await db.owner<{ units: number; events: number }[]>`
+      select (select count(*)::int from experiments.assignments where experiment_id = ${e.id}) as units,
+             (select count(*)::int from analytics.events where tenant_id = ${tenant.id}) as events`
+    console.log(`  ${counts!.units.toLocaleString('en-US')} units, ${counts!.events.toLocaleString('en-US')} goal events`)
+
+    // The naive implementation: read everything the results need into the process and count there.
+    const naive = () => withTenant(db.sql, tenant.id, async (tx) => {
+      const units = await tx<{ leadId: string; variationKey: string; assignedAt: Date }[]>`
+        select lead_id, variation_key, assigned_at from experiments.assignments where experiment_id = ${e.id} and phase = 1`
+      const exposures = await tx<{ leadId: string; variationKey: string }[]>`select lead_id, variation_key from experiments.exposures where experiment_id = ${e.id} and phase = 1`
+      type Ev = { leadId: string; name: string; occurredAt: Date; properties: { amount?: number } }
+      const events = await tx<Ev[]>`
+        select lead_id, name, occurred_at, properties from analytics.events where name in ('lead.qualified', 'order.paid')`
+      const byLead = new Map<string, Ev[]>()
+      for (const ev of events) {
+        const list = byLead.get(ev.leadId)
+        if (list) list.push(ev)
+        else byLead.set(ev.leadId, [ev])
+      }
+      const out: Record<string, { units: number; exposed: number; conversions: number; revenue: number }> = {}
+      const exposed = new Set(exposures.map((x) => `${x.leadId}:${x.variationKey}`))
+      for (const u of units) {
+        const o = (out[u.variationKey] ??= { units: 0, exposed: 0, conversions: 0, revenue: 0 })
+        o.units++
+        if (exposed.has(`${u.leadId}:${u.variationKey}`)) o.exposed++
+        const mine = byLead.get(u.leadId) ?? []
+        const inWindow = (ev: Ev) => ev.occurredAt >= u.assignedAt && ev.occurredAt.getTime() < u.assignedAt.getTime() + 168 * 3600_000
+        if (mine.some((ev) => ev.name === 'lead.qualified' && inWindow(ev))) o.conversions++
+        o.revenue += mine.filter((ev) => ev.name === 'order.paid' && inWindow(ev)).reduce((s, ev) => s + Number(ev.properties.amount ?? 0), 0)
+      }
+      return out
+    })
+    const ours = () => experimentResults(db.sql, tenant.id, e.id)
+
+    const samples: Record<string, number[]> = { ours: [], naive: [] }
+    let answer: Awaited<ReturnType<typeof ours>> = null
+    let naiveAnswer: Awaited<ReturnType<typeof naive>> = {}
+    // Alternating, after one warm-up run of each (plans, caches).
+    await ours()
+    await naive()
+    for (let r = 0; r < RESULT_RUNS; r++) {
+      let t = performance.now()
+      answer = await ours()
+      samples.ours!.push(performance.now() - t)
+      t = performance.now()
+      naiveAnswer = await naive()
+      samples.naive!.push(performance.now() - t)
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+    console.log(`\nResults of an experiment with ${counts!.units.toLocaleString('en-US')} assigned units, ${RESULT_RUNS} runs each (alternating), ms\n`)
+    console.log(['', 'median', 'best', 'worst', 'vs naive (median)'].join('  |  '))
+    for (const [name, xs] of Object.entries(samples)) {
+      console.log([name === 'ours' ? 'experimentResults (GET /v1/experiments/:id/results)' : 'naive: everything into Node', median(xs).toFixed(0), Math.min(...xs).toFixed(0), Math.max(...xs).toFixed(0), `${(median(samples.naive!) / median(xs)).toFixed(2)}×`].join('  |  '))
+    }
+    // Both must say the same.
+    const disagreements = answer!.variations.flatMap((v) => {
+      const n = naiveAnswer[v.key]!
+      const conv = v.goals[0] as { conversions?: number }
+      const rev = v.goals[1] as { mean?: number; units?: number }
+      const ok = n.units === v.units && n.exposed === v.exposed && n.conversions === conv.conversions && Math.abs(n.revenue / n.units - (rev.mean ?? 0)) < 1e-6
+      return ok ? [] : [{ key: v.key, ours: { units: v.units, exposed: v.exposed, conversions: conv.conversions, meanRevenue: rev.mean }, naive: { ...n, meanRevenue: n.revenue / n.units } }]
+    })
+    console.log(`\nmedian ${median(samples.ours!).toFixed(0)} ms (target ≤ 200 ms); answers ${disagreements.length === 0 ? 'agree' : `DISAGREE: ${JSON.stringify(disagreements)}`}`)
+    if (disagreements.length > 0) process.exitCode = 1
   } finally {
     await db.close()
   }

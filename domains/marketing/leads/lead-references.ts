@@ -285,7 +285,7 @@ export const LEAD_REFERENCES: readonly LeadReference[] = [
     personal: ['unit_id', 'wamid'],
     merge: { kind: 'move' },
     erase: { kind: 'delete' },
-    note: 'Template sends naming an experiment, until Meta reports them delivered.',
+    note: 'Template sends naming an experiment: pending until Meta reports them delivered (then an exposure) or failed; message_id follows the message (on delete cascade).',
   },
   {
     table: 'experiments.assignment_conflicts',
@@ -331,6 +331,7 @@ export const NOT_PERSONAL: Readonly<Record<string, string>> = {
   'analytics.site_keys.name': "the label a tenant gave a site key (its website)",
   'app_private.schema_migrations.name': "a migration file's name",
   'experiments.experiments.name': "an experiment's name",
+  'experiments.pending_exposures.template_name': "the message template a variation sent (the business's template), not a person's name",
   'privacy.erasure_requests.erased_lead_ids': 'ids of the leads an erasure is removing, kept to resume it; emptied when it completes (the leads are gone)',
 }
 

@@ -1,5 +1,6 @@
 import { pseudonym } from '../../../lib/crypto.js'
 import { whatsappMessageSentFrom } from '../../analytics/platform-events.js'
+import { attachPendingExposureWamidFrom } from '../../experiments/service.js'
 import type { Queryable, Tx } from '../../../lib/db.js'
 import type { SendMessageBody as GraphBody } from '../graph/bodies.js'
 import type { OutboundMessageView, TemplateView } from './schemas.js'
@@ -168,7 +169,7 @@ export const markCallStarted = (tx: Tx, messageId: string) =>
 
 /**
  * Meta took the message: the send is accepted, the message gets its wamid and its whatsapp.message_sent event
- * (analytics, once per wamid), in one statement. Only a message that had no wamid yet counts as sent now.
+ * (analytics, once per wamid), and a pending experiment exposure of the message is keyed by the wamid, in one statement. Only a message that had no wamid yet counts as sent now.
  */
 export const markAccepted = (tx: Tx, messageId: string, wamid: string) =>
   tx`
@@ -182,7 +183,8 @@ export const markAccepted = (tx: Tx, messageId: string, wamid: string) =>
       returning m.id, m.lead_id, s.accepted_at, s.template_id, s.source
     ), ${whatsappMessageSentFrom(tx, tx`
         select m.id as message_id, ${wamid}::text as wamid, m.lead_id, m.accepted_at as occurred_at, t.name as template_name, m.source
-          from m left join whatsapp.templates t on t.id = m.template_id`)}
+          from m left join whatsapp.templates t on t.id = m.template_id`)},
+    ${attachPendingExposureWamidFrom(tx, tx`select m.id as message_id, ${wamid}::text as wamid from m`)}
     select count(*) from m`
 
 export const markFailed = (tx: Tx, messageId: string, failure: { reason: string; code: number | null; title: string; error: unknown }) =>

@@ -38,7 +38,22 @@ export const SendTemplateBody = z.strictObject({
     /** Parameters, in Meta's component shape: header (one), body (one per {{n}}), buttons (by index). */
     components: z.array(TemplateComponent).max(12).optional(),
   }),
+  /**
+   * An experiment (its key) whose variations pick the template or its parameters for this lead: the variation's
+   * `value.template` ({ name?, language?, components? }) replaces those fields of `template`; a variation without one,
+   * or a lead not in the experiment, gets `template` as given. The exposure is recorded when Meta reports it delivered.
+   */
+  experiment: z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/, 'an experiment key').max(100).optional(),
 })
+
+/** What a variation of an experiment named by a template send may carry in its `value`. */
+export const TemplateVariationValue = z.object({
+  template: z.strictObject({
+    name: z.string().regex(/^[a-z0-9_]{1,512}$/, 'template names are lowercase letters, digits and underscores').optional(),
+    language: z.string().regex(/^[a-z]{2,3}(_[A-Za-z]{2,4})?$/, 'a language code like en or pt_BR').optional(),
+    components: z.array(TemplateComponent).max(12).optional(),
+  }).optional(),
+}).loose()
 
 export const SendMessageBody = z.discriminatedUnion('type', [SendTextBody, SendTemplateBody])
 export type SendMessageBody = z.infer<typeof SendMessageBody>
@@ -65,6 +80,8 @@ export const OutboundMessageView = z.object({
   errorTitle: z.string().nullable(),
   createdAt: z.date(),
   statusHistory: z.array(StatusHistoryEntry).optional(),
+  /** A template send that named an experiment: the lead's variation (null: the lead is not in it; the template as given went). */
+  experiment: z.object({ key: z.string(), phase: z.number().int(), variationKey: z.string() }).nullable().optional(),
 })
 export type OutboundMessageView = z.infer<typeof OutboundMessageView>
 

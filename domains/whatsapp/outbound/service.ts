@@ -4,7 +4,8 @@ import { AppError } from '../../../lib/errors.js'
 import { type SendMessageBody as GraphBody, templateBody, textBody } from '../graph/bodies.js'
 import { GraphApiError } from '../graph/errors.js'
 import * as q from './queries.js'
-import { SEND_MESSAGE_TASK, SUBMIT_TEMPLATE_TASK, type CreateTemplateBody, type OutboundMessageView, type SendMessageBody } from './schemas.js'
+import { recordPendingTemplateExposure, templateVariationFor, type TemplateVariation } from '../../experiments/service.js'
+import { SEND_MESSAGE_TASK, SUBMIT_TEMPLATE_TASK, TemplateVariationValue, type CreateTemplateBody, type OutboundMessageView, type SendMessageBody } from './schemas.js'
 import { checkTemplateParameters, isMarketing } from './template-params.js'
 
 /** Free-form messages may go out only within 24 hours of the lead's last message to that number (Meta's rule). */
@@ -76,6 +77,7 @@ export async function sendToLead(sql: Sql, tenantId: string, actor: string, inpu
 
     let body: GraphBody
     let templateId: string | null = null
+    let variation: TemplateVariation | null = null
     if (input.type === 'text') {
       const lastInboundAt = await q.findServiceWindow(tx, number.id, waId)
       if (!isWindowOpen(lastInboundAt, now)) {
@@ -97,7 +99,16 @@ export async function sendToLead(sql: Sql, tenantId: string, actor: string, inpu
       }
       body = textBody({ to: waId, text: input.text, previewUrl: input.previewUrl, replyTo })
     } else {
-      const { name, language, components } = input.template
+      let { name, language, components } = input.template
+      if (input.experiment !== undefined) {
+        variation = await templateVariationFor(tx, lead.id, input.experiment)
+        const picked = variation ? TemplateVariationValue.safeParse(variation.value ?? {}) : null
+        if (picked && !picked.success) {
+          throw new AppError('UNPROCESSABLE', `variation ${variation!.variationKey} of experiment ${input.experiment} does not describe a template: ${picked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`)
+        }
+        const t = picked?.data.template
+        if (t) ({ name = name, language = language, components = components } = t)
+      }
       const template = await q.findTemplate(tx, number.businessAccountId, name, language)
       if (!template) throw new AppError('NOT_FOUND', `template ${name} (${language}) not found for this number's business account`)
       if (template.status !== 'APPROVED') throw new AppError('UNPROCESSABLE', `template ${name} (${language}) is ${template.status}; only APPROVED templates can be sent`)
@@ -115,7 +126,10 @@ export async function sendToLead(sql: Sql, tenantId: string, actor: string, inpu
     }
 
     const { id } = await queueOutbound(tx, { tenantId, phoneId: number.id, leadId: lead.id, waId, body, templateId, source: 'api', requestedBy: actor })
-    return (await q.getOutbound(tx, id))!
+    if (variation && body.type === 'template') await recordPendingTemplateExposure(tx, { messageId: id, leadId: lead.id, variation, templateName: body.template.name })
+    const view = (await q.getOutbound(tx, id))!
+    if (input.type !== 'template' || input.experiment === undefined) return view
+    return { ...view, experiment: variation ? { key: variation.experimentKey, phase: variation.phase, variationKey: variation.variationKey } : null }
   })
 }
 

@@ -17,9 +17,14 @@ const ConflictView = z.object({
   droppedUnitId: z.string(), droppedVariationKey: z.string(), reason: z.string(), recordedAt: z.date(),
 })
 
+const Interval = z.tuple([z.number(), z.number()]).nullable().optional()
+/** A conversion goal (conversions, rate, chance to beat control) or a mean goal (aggregate count or sum: mean, stdDev, Welch's t-test). */
 const GoalResult = z.object({
-  event: z.string(), windowHours: z.number(), conversions: z.number().int(), rate: z.number(),
-  relativeUplift: z.number().nullable().optional(), ci95: z.tuple([z.number(), z.number()]).nullable().optional(),
+  event: z.string(), windowHours: z.number(), aggregate: z.enum(['conversion', 'count', 'sum']).optional(), property: z.string().optional(),
+  conversions: z.number().int().optional(), rate: z.number().optional(),
+  units: z.number().int().optional(), mean: z.number().optional(), stdDev: z.number().optional(),
+  difference: z.number().optional(), differenceCi95: Interval, t: z.number().nullable().optional(), df: z.number().nullable().optional(),
+  relativeUplift: z.number().nullable().optional(), ci95: Interval,
   pValue: z.number().nullable().optional(), chanceToBeatControl: z.number().optional(),
 })
 const ResultsView = z.object({
