@@ -12,7 +12,7 @@ import { rollupHealth } from '../../domains/analytics/rollups.js'
 import { crontab } from './crontab.js'
 import { recordHeartbeats, unlockJobsOfSilentWorkers } from '../../lib/job-queue.js'
 import { createQueuePool, type QueuePool } from './queue-pool.js'
-import { buildTaskList } from './tasks/index.js'
+import { armSelfSchedulingJobs, buildTaskList } from './tasks/index.js'
 
 export interface WorkerOptions {
   config: Config
@@ -214,6 +214,7 @@ class WorkerSupervisor implements WorkerHandle {
           preset: { plugins: [this.heartbeatPlugin(g)] },
         })
         g.runner = runner
+        await armSelfSchedulingJobs({ config, sql: g.sql, log }).catch((err: unknown) => log.warn({ err }, 'could not arm the self-scheduling jobs; the crontab will'))
         runner.promise.then(
           () => this.ended(g, null),
           (err: unknown) => this.ended(g, err),
