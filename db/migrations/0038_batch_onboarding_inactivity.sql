@@ -215,12 +215,15 @@ begin
       from s where s.outcome in ('abandoned', 'nudged')
     returning id, session_id
   ), jobs as (
-    select graphile_worker.add_job('onboarding__deliver_webhook', json_build_object('eventId', h.id, 'sessionId', h.session_id), max_attempts => 8) as job
-      from hooks h
-    union all
-    select graphile_worker.add_job('onboarding__send_whatsapp_nudge', json_build_object('sessionId', a.session_id, 'nudgeActivityId', a.id),
-                                   job_key => 'onboarding-wa-nudge:' || a.id, max_attempts => 10)
-      from acts a join s on s.id = a.session_id where a.kind = 'nudged' and s.whatsapp
+    -- One add_jobs call for the batch's jobs (graphile-worker's bulk insert), not one add_job per row.
+    select j.id from graphile_worker.add_jobs(array(
+      select row('onboarding__deliver_webhook', json_build_object('eventId', h.id, 'sessionId', h.session_id), null, null, 8, null, null, null)::graphile_worker.job_spec
+        from hooks h
+      union all
+      select row('onboarding__send_whatsapp_nudge', json_build_object('sessionId', a.session_id, 'nudgeActivityId', a.id), null, null, 10,
+                 'onboarding-wa-nudge:' || a.id, null, null)::graphile_worker.job_spec
+        from acts a join s on s.id = a.session_id where a.kind = 'nudged' and s.whatsapp
+    )) j
   )
   select s.id, s.tenant_id, s.outcome from s
    where (select count(*) from jobs) >= 0 and (select count(*) from upd) >= 0;

@@ -187,15 +187,21 @@ export const foldViews = (tx: Tx, sessionIds: string[] | null, limit: number | n
   tx<{ sessionId: string; tenantId: string | null }[]>`select * from onboarding.fold_views(${sessionIds}::uuid[], ${limit}::integer)`
 
 /**
- * The one inactivity job (job_key), due at the earliest due session but never later than `maxWaitMs` from now, so an
- * activity due sooner than what was planned (a session started since) is seen in time. High priority: the jobs a
+ * The one inactivity job (job_key), due `leadMs` (the worker's poll interval) before the earliest due session, since
+ * a worker picks a job up only at its next poll (the task then waits for the due time itself), and never later than
+ * `maxWaitMs` from now, so an activity due sooner than what was planned (a session started since) is seen in time. High priority: the jobs a
  * batch queues (webhooks, WhatsApp nudges) must not delay the next batch. The task name is schemas.ts CHECK_INACTIVITY_TASK.
  */
-export const scheduleInactivityBatch = (sql: Queryable, maxWaitMs: number) =>
+export const scheduleInactivityBatch = (sql: Queryable, maxWaitMs: number, leadMs: number) =>
   sql`
     select graphile_worker.add_job('onboarding__check_inactivity', '{}'::json,
-             run_at => least(coalesce(onboarding.next_idle_check(), 'infinity'), now() + ${maxWaitMs} * interval '1 millisecond'),
+             run_at => least(coalesce(onboarding.next_idle_check(), 'infinity') - ${leadMs} * interval '1 millisecond',
+                             now() + ${maxWaitMs} * interval '1 millisecond'),
              job_key => 'onboarding-idle-batch', job_key_mode => 'replace', priority => -10, max_attempts => 1000)`
+
+/** The earliest due session's time, or null. */
+export const nextIdleCheck = (sql: Queryable) =>
+  sql<{ at: Date | null }[]>`select onboarding.next_idle_check() as at`.then((r) => r[0]?.at ?? null)
 
 /** Scopes a transaction to one tenant (no session): what a batch does before recording a tenant's events. */
 export const scopeToTenant = (tx: Tx, tenantId: string) =>

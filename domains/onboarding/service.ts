@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { randomToken, sha256, type SecretBox } from '../../lib/crypto.js'
 import { setTenant, type Sql, type Tx } from '../../lib/db.js'
 import { AppError } from '../../lib/errors.js'
@@ -445,7 +446,12 @@ const INACTIVITY_LANES = 2
  * budget is spent; then the task schedules itself for the next due session, and no later than the sweep interval (so
  * a session started meanwhile, due at nudgeAfter, is never missed: the interval is at most nudgeAfter).
  */
-export async function runInactivity(deps: Pick<OnboardingDeps, 'sql' | 'settings'>, budgetMs = 50_000): Promise<InactivityCounts & { viewsFolded: number }> {
+export async function runInactivity(deps: Pick<OnboardingDeps, 'sql' | 'settings'>, pollMs: number, budgetMs = 50_000): Promise<InactivityCounts & { viewsFolded: number }> {
+  // Started up to a poll interval early (see scheduleInactivityBatch): wait for the due time here, so that what is
+  // due is handled when it is due rather than at the next poll after it.
+  const due = await q.nextIdleCheck(deps.sql)
+  const wait = due ? due.getTime() - Date.now() : Infinity
+  if (wait > 0 && wait <= pollMs + 50) await sleep(wait)
   const started = Date.now()
   const total = { claimed: 0, abandoned: 0, nudged: 0, rescheduled: 0, cleared: 0, viewsFolded: 0 }
   const inBudget = () => Date.now() - started < budgetMs
@@ -461,7 +467,7 @@ export async function runInactivity(deps: Pick<OnboardingDeps, 'sql' | 'settings
     }
   }
   await Promise.all(Array.from({ length: INACTIVITY_LANES }, lane))
-  await scheduleInactivity(deps)
+  await scheduleInactivity(deps, pollMs)
   return total
 }
 
@@ -469,7 +475,8 @@ export async function runInactivity(deps: Pick<OnboardingDeps, 'sql' | 'settings
 export const inactivityMaxWaitMs = (settings: OnboardingSettings) => Math.max(100, Math.min(settings.nudgeAfterMs, 5_000))
 
 /** (Re)arms the inactivity task for its next run; the worker does it at start, and each run at its end. */
-export const scheduleInactivity = (deps: Pick<OnboardingDeps, 'sql' | 'settings'>) => q.scheduleInactivityBatch(deps.sql, inactivityMaxWaitMs(deps.settings)).then(() => undefined)
+export const scheduleInactivity = (deps: Pick<OnboardingDeps, 'sql' | 'settings'>, pollMs: number) =>
+  q.scheduleInactivityBatch(deps.sql, inactivityMaxWaitMs(deps.settings), pollMs).then(() => undefined)
 
 /** The platform's own WhatsApp number, from which nudges go to businesses (config PLATFORM_*). */
 export interface PlatformSender { tenantId: string; phoneNumberId: string; template: string; language: string }

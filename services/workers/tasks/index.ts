@@ -56,5 +56,5 @@ export function buildTaskList(deps: TaskDeps): TaskList {
 
 /** Jobs that schedule themselves, armed when a worker starts (the crontab re-arms them within a minute otherwise). */
 export async function armSelfSchedulingJobs(deps: TaskDeps): Promise<void> {
-  await scheduleInactivity({ sql: deps.sql, settings: onboardingSettingsOf(deps.config) })
+  await scheduleInactivity({ sql: deps.sql, settings: onboardingSettingsOf(deps.config) }, deps.config.WORKER_POLL_INTERVAL_MS)
 }

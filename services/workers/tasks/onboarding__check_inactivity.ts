@@ -10,7 +10,7 @@ import type { TaskDeps } from './task-deps.js'
  */
 export const checkInactivityTask = (deps: TaskDeps): Task => async (payload, helpers) => {
   CheckInactivityPayload.parse(payload)
-  const done = await runInactivity({ sql: deps.sql, settings: onboardingSettingsOf(deps.config) })
+  const done = await runInactivity({ sql: deps.sql, settings: onboardingSettingsOf(deps.config) }, deps.config.WORKER_POLL_INTERVAL_MS)
   if (done.claimed + done.viewsFolded > 0) {
     helpers.logger.info(`onboarding inactivity: ${done.claimed} due, ${done.nudged} nudged, ${done.abandoned} abandoned, ${done.rescheduled} rescheduled, ${done.viewsFolded} sessions' views folded`)
   }
