@@ -102,6 +102,12 @@ describe('onboarding nudges on WhatsApp, from the platform number', () => {
     await sleep(300)
     expect(wa.sent.filter((m) => m.waId === '351910000101')).toHaveLength(1)
     expect(await outcomes(s.id)).toHaveLength(1)
+
+    // A new link replaces both: the message's link stops working like the old one.
+    const rotated = await call('POST', `/onboarding/sessions/${s.token}/link`)
+    expect(rotated.status).toBe(201)
+    expect((await call('GET', `/onboarding/sessions/${nudgeToken}`)).status).toBe(404)
+    expect((await call('GET', `/onboarding/sessions/${rotated.json.token}`)).json.sessionId).toBe(s.id)
   })
 
   it('reminds the same contact at most once per 24 hours, however many sessions it has', async () => {
