@@ -128,7 +128,10 @@ async function lateness(design: string) {
   const out: Record<string, { n: number; p50: number; p99: number }> = {}
   for (const kind of ['nudged', 'abandoned']) {
     const ms = late.filter((r) => r.kind === kind).map((r) => Number(r.lateMs)).sort((a, b) => a - b)
-    if (ms.length === 0) continue
+    if (ms.length === 0) {
+      console.log(`${design.padEnd(22)} ${kind.padEnd(9)} 0 of ${DUE.toLocaleString('en')} (every one overtaken: its session was abandoned first)`)
+      continue
+    }
     out[kind] = { n: ms.length, p50: pct(ms, 50), p99: pct(ms, 99) }
     console.log(`${design.padEnd(22)} ${kind.padEnd(9)} ${ms.length.toLocaleString('en')} of ${DUE.toLocaleString('en')}: late p50 ${(pct(ms, 50) / 1000).toFixed(2)} s, p99 ${(pct(ms, 99) / 1000).toFixed(2)} s, max ${(ms.at(-1)! / 1000).toFixed(2)} s, early ${ms.filter((m) => m < 0).length}`)
   }
