@@ -48,10 +48,10 @@ export const sessionTenant = (sql: Sql, sessionId: string) =>
 export const scopeToSession = (tx: Tx, sessionId: string, tenantId: string | null) =>
   tx`select set_config('app.onboarding_session', ${sessionId}, true), set_config('app.tenant_id', ${tenantId ?? ''}, true)`
 
-export const insertSession = (tx: Tx, row: { id: string; tenantId: string | null; tokenHash: Buffer; tokenExpiresAt: Date; stepsVersion: number; origin: string; fields: unknown; createdBy: string; idleCheckAt: Date }) =>
+export const insertSession = (tx: Tx, row: { id: string; tenantId: string | null; tokenHash: Buffer; tokenExpiresAt: Date; stepsVersion: number; origin: string; fields: unknown; createdBy: string; idleAfterMs: number }) =>
   tx<SessionRow[]>`
     insert into onboarding.sessions (id, tenant_id, token_hash, token_expires_at, steps_version, origin, fields, created_by, idle_check_at)
-    values (${row.id}, ${row.tenantId}, ${row.tokenHash}, ${row.tokenExpiresAt}, ${row.stepsVersion}, ${row.origin}, ${tx.json(row.fields as never)}, ${row.createdBy}, ${row.idleCheckAt})
+    values (${row.id}, ${row.tenantId}, ${row.tokenHash}, ${row.tokenExpiresAt}, ${row.stepsVersion}, ${row.origin}, ${tx.json(row.fields as never)}, ${row.createdBy}, now() + ${row.idleAfterMs} * interval '1 millisecond')
     returning ${sessionColumns(tx)}`.then((r) => r[0]!)
 
 /** `no key update`: a view's append-only insert (its foreign key takes a key-share lock) never waits for it. */
@@ -72,8 +72,8 @@ export interface SessionChange {
   nudgedAt?: Date | null
   abandoned?: { step: string | null }
   completed?: boolean
-  /** When inactivity is next due; null: never (completed, abandoned). Undefined keeps it. */
-  idleCheckAt?: Date | null
+  /** Inactivity next due this long after now() (the last activity's clock); null: never (completed). Undefined keeps it. */
+  idleAfterMs?: number | null
 }
 
 export const updateSession = (tx: Tx, id: string, c: SessionChange) =>
@@ -90,7 +90,7 @@ export const updateSession = (tx: Tx, id: string, c: SessionChange) =>
       abandoned_at = ${c.abandoned ? tx`now()` : c.resumed ? null : tx`abandoned_at`},
       abandoned_step = ${c.abandoned ? c.abandoned.step : tx`abandoned_step`},
       completed_at = ${c.completed ? tx`now()` : tx`completed_at`},
-      idle_check_at = ${c.idleCheckAt === undefined ? tx`idle_check_at` : c.idleCheckAt},
+      idle_check_at = ${c.idleAfterMs === undefined ? tx`idle_check_at` : c.idleAfterMs === null ? null : tx`now() + ${c.idleAfterMs} * interval '1 millisecond'`},
       updated_at = now()
     where id = ${id}
     returning ${sessionColumns(tx)}`.then((r) => r[0]!)

@@ -136,7 +136,7 @@ async function touch(tx: Tx, settings: OnboardingSettings, row: q.SessionRow, ch
   const resumed = row.status === 'abandoned'
   const updated = await q.updateSession(tx, row.id, {
     ...change, touch: true, resumed, status: resumed ? 'in_progress' : change.status,
-    idleCheckAt: row.status === 'completed' ? null : new Date(Date.now() + settings.nudgeAfterMs),
+    idleAfterMs: row.status === 'completed' ? null : settings.nudgeAfterMs,
   })
   if (resumed) {
     await q.insertActivities(tx, row.id, row.tenantId, [{ step: row.abandonedStep, kind: 'resumed' }])
@@ -156,7 +156,7 @@ export async function startSession(deps: OnboardingDeps, input: { origin: 'signu
     const created = await q.insertSession(tx, {
       id, tenantId: null, tokenHash: link.hash, tokenExpiresAt: new Date(link.expiresAt), stepsVersion: STEPS_VERSION, origin: input.origin,
       fields: Object.keys(prefill).length > 0 ? { business_info: prefill } : {}, createdBy: input.createdBy,
-      idleCheckAt: new Date(Date.now() + deps.settings.nudgeAfterMs),
+      idleAfterMs: deps.settings.nudgeAfterMs,
     })
     await q.insertActivities(tx, id, null, [{ step: null, kind: 'started', detail: { origin: input.origin } }])
     return created
@@ -345,7 +345,7 @@ async function completeStep(deps: OnboardingDeps, sessionId: string, tenantId: s
     const finished = step === 'go_live'
     const updated = await q.updateSession(tx, row.id, {
       completedSteps, touch: true, ...(phoneNumberId ? { phoneNumberId } : {}), ...(finished ? { status: 'completed' as const, completed: true } : {}),
-      idleCheckAt: finished ? null : new Date(Date.now() + deps.settings.nudgeAfterMs),
+      idleAfterMs: finished ? null : deps.settings.nudgeAfterMs,
     })
     await q.insertActivities(tx, row.id, tenant, [{ step, kind: 'completed' }, ...(finished ? [{ step, kind: 'went_live' as const }] : [])])
     if (finished) await q.insertWebhookEvent(tx, { sessionId: row.id, tenantId: tenant, type: 'onboarding.completed', payload: webhookPayload(updated) })
@@ -472,7 +472,7 @@ export async function runInactivity(deps: Pick<OnboardingDeps, 'sql' | 'settings
 }
 
 /** The sweep interval: the longest the task waits, even with nothing due. */
-export const inactivityMaxWaitMs = (settings: OnboardingSettings) => Math.max(100, Math.min(settings.nudgeAfterMs, 5_000))
+export const inactivityMaxWaitMs = (settings: OnboardingSettings) => Math.max(100, Math.min(settings.nudgeAfterMs, 10_000))
 
 /** (Re)arms the inactivity task for its next run; the worker does it at start, and each run at its end. */
 export const scheduleInactivity = (deps: Pick<OnboardingDeps, 'sql' | 'settings'>, pollMs: number) =>
