@@ -214,13 +214,14 @@ class WorkerSupervisor implements WorkerHandle {
           preset: { plugins: [this.heartbeatPlugin(g)] },
         })
         g.runner = runner
-        await armSelfSchedulingJobs({ config, sql: g.sql, log }).catch((err: unknown) => log.warn({ err }, 'could not arm the self-scheduling jobs; the crontab will'))
         runner.promise.then(
           () => this.ended(g, null),
           (err: unknown) => this.ended(g, err),
         )
         if (g.state === 'starting') g.state = 'running'
         else void this.retire(g, null) // fenced or stopped while starting
+        // Not awaited: a database that went away again must not hold up the runner's start.
+        void armSelfSchedulingJobs({ config, sql: g.sql, log }).catch((err: unknown) => log.warn({ err }, 'could not arm the self-scheduling jobs; the crontab will'))
       } catch (err) {
         log.error({ err }, 'the job queue runner could not start; retrying when the database answers')
         this.generations.delete(g)
