@@ -139,6 +139,14 @@ export const ConfigSchema = z.object({
   // Webhooks way with ONBOARDING_WEBHOOK_SECRET (whsec_<base64>). Unset URL: events are recorded as skipped.
   ONBOARDING_WEBHOOK_URL: optionalUrl,
   ONBOARDING_WEBHOOK_SECRET: z.preprocess((v) => (v === '' ? undefined : v), z.string().regex(/^whsec_[A-Za-z0-9+/=]{24,}$/, 'whsec_ followed by at least 24 base64 characters').optional()),
+  // The platform's own WhatsApp number, from which a nudge also goes to the business's contact phone as the approved
+  // template ONBOARDING_NUDGE_TEMPLATE (body parameters: business name, resume link), through that tenant's outbox.
+  // PLATFORM_TENANT_ID: the tenant holding it; PLATFORM_PHONE_NUMBER_ID: Meta's id of the number. Unset: WhatsApp
+  // nudges are skipped (recorded with the reason). In development they default to the seeded platform tenant.
+  PLATFORM_TENANT_ID: z.preprocess((v) => (v === '' ? undefined : v), z.uuid().optional()),
+  PLATFORM_PHONE_NUMBER_ID: z.preprocess((v) => (v === '' ? undefined : v), z.string().regex(/^\d{5,20}$/, "Meta's phone number id (digits)").optional()),
+  ONBOARDING_NUDGE_TEMPLATE: z.string().regex(/^[a-z0-9_]{1,512}$/).default('onboarding_reminder'),
+  ONBOARDING_NUDGE_TEMPLATE_LANGUAGE: z.string().regex(/^[a-z]{2,3}(_[A-Za-z]{2,4})?$/).default('en'),
 
   // Optional outside services.
   REDIS_URL: optionalUrl,
@@ -209,6 +217,14 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   if (config.NODE_ENV !== 'production') {
     config.META_APP_SECRET ??= 'dev-meta-app-secret'
     config.META_VERIFY_TOKEN ??= 'dev-meta-verify-token'
+  }
+  // Development: the platform number of db/seeds/0005_platform_number.sql, on the local emulator.
+  if (config.NODE_ENV === 'development' && !config.PLATFORM_TENANT_ID && !config.PLATFORM_PHONE_NUMBER_ID) {
+    config.PLATFORM_TENANT_ID = '00000000-0000-4000-8000-0000000000f0'
+    config.PLATFORM_PHONE_NUMBER_ID = '100000000000102'
+  }
+  if (Boolean(config.PLATFORM_TENANT_ID) !== Boolean(config.PLATFORM_PHONE_NUMBER_ID)) {
+    throw new ConfigError(`invalid configuration: ${config.PLATFORM_TENANT_ID ? 'PLATFORM_PHONE_NUMBER_ID' : 'PLATFORM_TENANT_ID'}: required with ${config.PLATFORM_TENANT_ID ? 'PLATFORM_TENANT_ID' : 'PLATFORM_PHONE_NUMBER_ID'} (the platform number and the tenant that holds it)`)
   }
   if (config.SECRETS_KEY) {
     const raw = config.SECRETS_KEY

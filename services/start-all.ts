@@ -11,7 +11,7 @@ import { closeHttpApp, onShutdown } from '../lib/shutdown.js'
 import { buildApiApp } from './api/app.js'
 import { buildWebhooksApp } from './webhooks/app.js'
 import { startWorker } from './workers/worker.js'
-import { startWhatsAppEmulator } from '../ops/emulators/whatsapp-cloud-api.js'
+import { DEMO_TEMPLATES, startWhatsAppEmulator } from '../ops/emulators/whatsapp-cloud-api.js'
 import { DEMO_TOGGLES, DEMO_UNLEASH_TOKEN, startUnleashEmulator } from '../ops/emulators/unleash.js'
 import { FeatureFlags } from '../lib/feature-flags.js'
 import { startPosthogEmulator } from '../ops/emulators/posthog.js'
@@ -40,7 +40,7 @@ const apiUrl = await api.listen({ host: config.HOST, port: config.API_PORT })
 // No Graph API configured (development): a local WhatsApp Cloud API emulator answers the sends and posts signed
 // status webhooks back to the webhooks service, so the bot can be played from a terminal (ops/emulators/play-lead.ts).
 const emulator = !config.GRAPH_API_BASE_URL && config.NODE_ENV !== 'production'
-  ? await startWhatsAppEmulator({ port: config.WHATSAPP_EMULATOR_PORT, webhookUrl: `${webhooksUrl}/webhooks/whatsapp`, appSecret: config.META_APP_SECRET, statusDelayMs: 300 })
+  ? await startWhatsAppEmulator({ port: config.WHATSAPP_EMULATOR_PORT, webhookUrl: `${webhooksUrl}/webhooks/whatsapp`, appSecret: config.META_APP_SECRET, statusDelayMs: 300, templates: DEMO_TEMPLATES })
   : null
 // PostHog forwarding turned on (POSTHOG_API_KEY) without a host, in development: a local PostHog emulator receives
 // the forwarded events (GET <url>/_emulator/received shows them), so nothing leaves the machine by accident.

@@ -4,13 +4,15 @@ import { useTestDatabase } from '../../test/db.js'
 import { testConfig } from '../../test/apps.js'
 import { registerPhoneNumber } from '../whatsapp/numbers.js'
 import { onboardingFunnel } from './funnel.js'
-import { checkInactivity, saveStep, sessionById, startSession, type OnboardingDeps } from './service.js'
+import { runInactivityBatch, saveStep, sessionById, startSession, type OnboardingDeps } from './service.js'
 
 const secrets = SecretBox.fromConfig(testConfig().SECRETS_KEY)
 const BUSINESS = { businessName: 'Clinic', country: 'BR', timezone: 'America/Sao_Paulo', industry: 'dental', contactEmail: 'o@clinic.example', contactPhone: '+5511999990000' }
 
 describe('onboarding: steps completed elsewhere, and the funnel of three journeys', () => {
   const db = useTestDatabase()
+  // The inactivity batch at a later time, for one session only (the others of the file are not due then anyway).
+  const idleAt = (sessionId: string, inMs: number) => runInactivityBatch(deps(), { now: new Date(Date.now() + inMs), only: [sessionId] })
   const deps = (): OnboardingDeps => ({ sql: db.current.sql, secrets, graph: null, settings: { tokenTtlMs: 86_400_000, nudgeAfterMs: 1_800_000, abandonAfterMs: 7_200_000, publicUrl: 'https://onboard.example' } })
 
   it('advances whatsapp_connect when the number is registered through the API, in the same transaction', async () => {
@@ -30,12 +32,12 @@ describe('onboarding: steps completed elsewhere, and the funnel of three journey
     // Journey 1 (above): through whatsapp_connect, in progress at bot_setup.
     // Journey 2: abandoned at business_info after 2 h idle, never resumed.
     const abandoned = await startSession(deps(), { origin: 'setup_link', businessName: 'Gone', createdBy: 'operator' })
-    expect(await checkInactivity(deps(), abandoned.session.sessionId, new Date(Date.now() + 7_300_000))).toBe('abandoned')
+    expect(await idleAt(abandoned.session.sessionId, 7_300_000)).toMatchObject({ claimed: 1, abandoned: 1 })
     // Journey 3: abandoned after business_info, then resumed and still going.
     const resumed = await startSession(deps(), { origin: 'signup', createdBy: 'test' })
     await saveStep(deps(), resumed.link.token, 'business_info', { ...BUSINESS, businessName: 'Back Again' })
-    expect(await checkInactivity(deps(), resumed.session.sessionId, new Date(Date.now() + 1_900_000))).toBe('nudged')
-    expect(await checkInactivity(deps(), resumed.session.sessionId, new Date(Date.now() + 7_300_000))).toBe('abandoned')
+    expect(await idleAt(resumed.session.sessionId, 1_900_000)).toMatchObject({ claimed: 1, nudged: 1 })
+    expect(await idleAt(resumed.session.sessionId, 7_300_000)).toMatchObject({ claimed: 1, abandoned: 1 })
     await saveStep(deps(), resumed.link.token, 'whatsapp_connect', { appMode: 'platform' })
 
     const funnel = await onboardingFunnel(db.current.sql, from, new Date(Date.now() + 1000))

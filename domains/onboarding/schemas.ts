@@ -2,7 +2,11 @@ import { z } from 'zod'
 import { STEP_NAMES } from './steps.js'
 
 export const CHECK_INACTIVITY_TASK = 'onboarding__check_inactivity'
-export const CheckInactivityPayload = z.object({ sessionId: z.uuid() })
+// One task for every session (a batch); jobs queued before migration 0038 still carry a sessionId, which the batch covers.
+export const CheckInactivityPayload = z.object({ sessionId: z.uuid().optional() })
+
+export const SEND_WHATSAPP_NUDGE_TASK = 'onboarding__send_whatsapp_nudge'
+export const SendWhatsAppNudgePayload = z.object({ sessionId: z.uuid(), nudgeActivityId: z.union([z.number().int().positive(), z.string().regex(/^\d+$/)]).transform(String) })
 
 export const MESSAGE_ARRIVED_TASK = 'onboarding__message_arrived'
 export const MessageArrivedPayload = z.object({ sessionId: z.uuid(), tenantId: z.uuid().nullable().optional(), wasAbandoned: z.boolean().optional() })

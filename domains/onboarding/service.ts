@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { randomToken, sha256, type SecretBox } from '../../lib/crypto.js'
 import { setTenant, type Sql, type Tx } from '../../lib/db.js'
 import { AppError } from '../../lib/errors.js'
@@ -8,8 +9,9 @@ import { qualificationStarterFlow } from '../conversations/flows/starter-flows.j
 import { activateTenantWithFirstKey, createPendingTenant } from '../tenancy/service.js'
 import { isGraphApiError, type GraphClient } from '../whatsapp/graph/client.js'
 import { registerPhoneNumberIn } from '../whatsapp/numbers.js'
+import { planTemplateSend, queueOutbound } from '../whatsapp/outbound/service.js'
 import * as q from './queries.js'
-import { blockingStep, progressOf, STEP_NAMES, stepDefinition, STEPS_VERSION, type SessionState, type StepName } from './steps.js'
+import { blockingStep, progressOf, STEP_NAMES, stepDefinition, stepOrders, STEPS_VERSION, type SessionState, type StepName } from './steps.js'
 
 export interface OnboardingSettings {
   tokenTtlMs: number
@@ -50,6 +52,7 @@ function issueToken(settings: OnboardingSettings): IssuedLink & { hash: Buffer }
   return { token, hash: sha256(token), expiresAt: expiresAt.toISOString(), resumeUrl: `${settings.publicUrl.replace(/\/+$/, '')}/onboarding#token=${token}` }
 }
 
+const TOKEN_SHAPE = /^obt_[A-Za-z0-9_-]{43}$/
 const NOT_FOUND = () => new AppError('NOT_FOUND', 'no onboarding session for this link; it may have expired or been replaced by a newer one')
 
 /** Secrets saved with a step are sealed apart and never shown back; everything else is returned as saved. */
@@ -78,7 +81,7 @@ const stateOf = (row: q.SessionRow): SessionState => ({ stepsVersion: row.stepsV
 
 /** Runs fn in a transaction scoped to the session behind the token: 404 for an unknown, expired or rotated token. */
 async function inSession<T>(sql: Sql, token: string, fn: (tx: Tx, row: q.SessionRow) => Promise<T>): Promise<T> {
-  if (!/^obt_[A-Za-z0-9_-]{43}$/.test(token)) throw NOT_FOUND()
+  if (!TOKEN_SHAPE.test(token)) throw NOT_FOUND()
   const found = await q.sessionForToken(sql, sha256(token))
   if (!found) throw NOT_FOUND()
   return inSessionById(sql, found.id, found.tenantId, fn)
@@ -87,6 +90,8 @@ async function inSession<T>(sql: Sql, token: string, fn: (tx: Tx, row: q.Session
 async function inSessionById<T>(sql: Sql, sessionId: string, tenantId: string | null, fn: (tx: Tx, row: q.SessionRow) => Promise<T>): Promise<T> {
   return sql.begin(async (tx) => {
     await q.scopeToSession(tx, sessionId, tenantId)
+    // Views recorded since (append-only, folded later) go first, so the session's history stays in order.
+    await q.foldViews(tx, [sessionId], null)
     const row = await q.lockSession(tx, sessionId)
     if (!row) throw NOT_FOUND()
     const result = await fn(tx, row)
@@ -110,11 +115,16 @@ const EVENT_OF: Record<string, string> = {
  * the test message) join on the session's next transaction.
  */
 async function recordActivityEvents(tx: Tx, row: q.SessionRow): Promise<void> {
-  const activities = await q.takeActivitiesForEvents(tx, row.id)
+  await recordEventsOfSessions(tx, [row.id])
+}
+
+/** The same, for many sessions of the tenant the transaction is scoped to, in two statements. */
+async function recordEventsOfSessions(tx: Tx, sessionIds: string[]): Promise<void> {
+  const activities = await q.takeActivitiesForEvents(tx, sessionIds)
   if (activities.length === 0) return
   await recordEvents(tx, activities.map((a) => ({
     name: EVENT_OF[a.kind] ?? `onboarding.${a.kind}`, leadId: null, occurredAt: a.createdAt,
-    properties: { sessionId: row.id, ...(a.step ? { step: a.step } : {}) }, dedupeKey: `onb:act:${a.id}`, source: 'onboarding',
+    properties: { sessionId: a.sessionId, ...(a.step ? { step: a.step } : {}) }, dedupeKey: `onb:act:${a.id}`, source: 'onboarding',
   })))
 }
 
@@ -124,11 +134,13 @@ async function recordActivityEvents(tx: Tx, row: q.SessionRow): Promise<void> {
  */
 async function touch(tx: Tx, settings: OnboardingSettings, row: q.SessionRow, change: q.SessionChange = {}): Promise<q.SessionRow> {
   const resumed = row.status === 'abandoned'
-  const updated = await q.updateSession(tx, row.id, { ...change, touch: true, resumed, status: resumed ? 'in_progress' : change.status })
+  const updated = await q.updateSession(tx, row.id, {
+    ...change, touch: true, resumed, status: resumed ? 'in_progress' : change.status,
+    idleAfterMs: row.status === 'completed' ? null : settings.nudgeAfterMs,
+  })
   if (resumed) {
     await q.insertActivities(tx, row.id, row.tenantId, [{ step: row.abandonedStep, kind: 'resumed' }])
   }
-  if (updated.status !== 'completed') await q.scheduleInactivityCheck(tx, row.id, new Date(Date.now() + settings.nudgeAfterMs))
   return updated
 }
 
@@ -144,9 +156,9 @@ export async function startSession(deps: OnboardingDeps, input: { origin: 'signu
     const created = await q.insertSession(tx, {
       id, tenantId: null, tokenHash: link.hash, tokenExpiresAt: new Date(link.expiresAt), stepsVersion: STEPS_VERSION, origin: input.origin,
       fields: Object.keys(prefill).length > 0 ? { business_info: prefill } : {}, createdBy: input.createdBy,
+      idleAfterMs: deps.settings.nudgeAfterMs,
     })
     await q.insertActivities(tx, id, null, [{ step: null, kind: 'started', detail: { origin: input.origin } }])
-    await q.scheduleInactivityCheck(tx, id, new Date(Date.now() + deps.settings.nudgeAfterMs))
     return created
   })
   return { session: viewOf(row), link: { token: link.token, resumeUrl: link.resumeUrl, expiresAt: link.expiresAt } }
@@ -169,14 +181,25 @@ export async function rotateLink(deps: OnboardingDeps, target: { token: string }
   return { token: link.token, resumeUrl: link.resumeUrl, expiresAt: link.expiresAt }
 }
 
-/** Resuming: the steps, what is missing, the progress and what to do next. A view is an activity. */
+/**
+ * Resuming: the steps, what is missing, the progress and what to do next. A view is an activity, but a cheap one:
+ * one statement reads the session and appends the view (no lock, no update); the inactivity batch (or the session's
+ * next transaction) folds it into a step activity with its analytics event and moves the last activity. Only a view
+ * of an abandoned session, which resumes it, takes the session's lock.
+ */
 export async function viewSession(deps: OnboardingDeps, token: string): Promise<SessionView> {
-  return inSession(deps.sql, token, async (tx, row) => {
+  if (!TOKEN_SHAPE.test(token)) throw NOT_FOUND()
+  const found = await q.viewSessionByToken(deps.sql, sha256(token), STEP_ORDERS)
+  if (!found) throw NOT_FOUND()
+  if (found.recorded) return viewOf({ ...found, accessTokenSealed: null })
+  return inSessionById(deps.sql, found.id, found.tenantId, async (tx, row) => {
     const progress = progressOf(stateOf(row))
     await q.insertActivities(tx, row.id, row.tenantId, [{ step: progress.currentStep, kind: 'viewed' }])
     return viewOf(row.status === 'completed' ? row : await touch(tx, deps.settings, row))
   })
 }
+
+const STEP_ORDERS = stepOrders()
 
 export interface SaveResult { session: SessionView; apiKey?: { id: string; key: string; prefix: string } }
 
@@ -322,14 +345,10 @@ async function completeStep(deps: OnboardingDeps, sessionId: string, tenantId: s
     const finished = step === 'go_live'
     const updated = await q.updateSession(tx, row.id, {
       completedSteps, touch: true, ...(phoneNumberId ? { phoneNumberId } : {}), ...(finished ? { status: 'completed' as const, completed: true } : {}),
+      idleAfterMs: finished ? null : deps.settings.nudgeAfterMs,
     })
     await q.insertActivities(tx, row.id, tenant, [{ step, kind: 'completed' }, ...(finished ? [{ step, kind: 'went_live' as const }] : [])])
-    if (finished) {
-      await q.insertWebhookEvent(tx, { sessionId: row.id, tenantId: tenant, type: 'onboarding.completed', payload: webhookPayload(updated) })
-      await q.cancelInactivityCheck(tx, row.id)
-    } else {
-      await q.scheduleInactivityCheck(tx, row.id, new Date(Date.now() + deps.settings.nudgeAfterMs))
-    }
+    if (finished) await q.insertWebhookEvent(tx, { sessionId: row.id, tenantId: tenant, type: 'onboarding.completed', payload: webhookPayload(updated) })
     return { session: viewOf(updated), ...(apiKey ? { apiKey } : {}) }
   })
 }
@@ -345,37 +364,187 @@ const slugOf = (name: string) => {
   return `${base.length < 2 ? `${base}x` : base}-${randomBytes(3).toString('hex')}`
 }
 
-/**
- * onboarding__check_inactivity: the one job of a session, due nudgeAfter after its last activity. Idle past
- * abandonAfter → abandoned (with the step it stopped at); idle past nudgeAfter and not nudged since → nudged, and due
- * again at abandonAfter. Woken early (an activity moved it, or a retry), it only moves itself to when it is due.
- */
-export async function checkInactivity(deps: OnboardingDeps, sessionId: string, now = new Date()): Promise<'abandoned' | 'nudged' | 'rescheduled' | 'nothing'> {
-  const found = await q.sessionTenant(deps.sql, sessionId)
-  if (!found) return 'nothing'
-  return inSessionById(deps.sql, found.id, found.tenantId, async (tx, row) => {
-    if (row.status !== 'in_progress') return 'nothing'
-    const idle = now.getTime() - row.lastActivityAt.getTime()
-    const current = progressOf(stateOf(row)).currentStep
-    if (idle >= deps.settings.abandonAfterMs) {
-      const updated = await q.updateSession(tx, row.id, { status: 'abandoned', abandoned: { step: current } })
-      await q.insertActivities(tx, row.id, row.tenantId, [{ step: current, kind: 'abandoned', detail: { idleSeconds: Math.round(idle / 1000) } }])
-      await q.insertWebhookEvent(tx, { sessionId: row.id, tenantId: row.tenantId, type: 'onboarding.abandoned', payload: webhookPayload(updated) })
-      return 'abandoned'
-    }
-    const nudgedSinceActivity = row.nudgedAt !== null && row.nudgedAt >= row.lastActivityAt
-    if (idle >= deps.settings.nudgeAfterMs && !nudgedSinceActivity) {
-      const updated = await q.updateSession(tx, row.id, { nudgedAt: now })
-      await q.insertActivities(tx, row.id, row.tenantId, [{ step: current, kind: 'nudged' }])
-      await q.insertWebhookEvent(tx, { sessionId: row.id, tenantId: row.tenantId, type: 'onboarding.nudge', payload: { ...webhookPayload(updated), resumeHint: 'send the business a new link (POST /v1/ops/onboarding/sessions/:id/link) or remind them of theirs' } })
-      await q.scheduleInactivityCheck(tx, row.id, new Date(row.lastActivityAt.getTime() + deps.settings.abandonAfterMs))
-      return 'nudged'
-    }
-    const due = row.lastActivityAt.getTime() + (nudgedSinceActivity ? deps.settings.abandonAfterMs : deps.settings.nudgeAfterMs)
-    await q.scheduleInactivityCheck(tx, row.id, new Date(due))
-    return 'rescheduled'
-  })
+/** The webhook payload of a due session, with the status it is about to have. */
+function idlePayload(row: q.IdleRow, status: q.SessionRow['status']) {
+  const progress = progressOf(row)
+  return { sessionId: row.id, tenantId: row.tenantId, status, currentStep: progress.currentStep, progress: progress.percent, lastActivityAt: row.lastActivityAt.toISOString() }
 }
+
+const contactPhoneOf = (fields: Record<string, Record<string, unknown>>) => {
+  const phone = fields.business_info?.contactPhone
+  return typeof phone === 'string' && /^\+[1-9]\d{6,14}$/.test(phone) ? phone : null
+}
+
+/**
+ * What a due session gets: idle past abandonAfter → abandoned (at the step it stopped at); idle past nudgeAfter and
+ * not nudged since its last activity → nudged (and due again at abandonAfter); otherwise (an activity moved it, a
+ * view folded just now) rescheduled to when it is due. SQL checks each decision against the row again.
+ */
+export function decideIdle(row: q.IdleRow, now: Date, settings: OnboardingSettings): q.IdleDecision {
+  if (row.status !== 'in_progress') return { id: row.id, outcome: 'clear', step: null, payload: null, whatsapp: false }
+  const idle = now.getTime() - row.lastActivityAt.getTime()
+  const step = progressOf(row).currentStep
+  if (idle >= settings.abandonAfterMs) return { id: row.id, outcome: 'abandoned', step, payload: idlePayload(row, 'abandoned'), whatsapp: false }
+  const nudgedSinceActivity = row.nudgedAt !== null && row.nudgedAt >= row.lastActivityAt
+  if (idle >= settings.nudgeAfterMs && !nudgedSinceActivity) {
+    return {
+      id: row.id, outcome: 'nudged', step, whatsapp: contactPhoneOf(row.fields) !== null,
+      payload: { ...idlePayload(row, 'in_progress'), resumeHint: 'send the business a new link (POST /v1/ops/onboarding/sessions/:id/link) or remind them of theirs' },
+    }
+  }
+  return { id: row.id, outcome: 'rescheduled', step, payload: null, whatsapp: false }
+}
+
+export interface InactivityCounts { claimed: number; abandoned: number; nudged: number; rescheduled: number; cleared: number }
+
+/**
+ * One batch of the inactivity check, in one transaction: up to `limit` due sessions claimed (skip locked, so batches
+ * run side by side), decided, and applied set-based (activities, webhook events and their jobs, WhatsApp nudge
+ * jobs), with the analytics events of the tenants' sessions. A nudge or abandonment happens exactly once: the row is
+ * locked and re-checked, and its next due time moves in the same statement.
+ */
+export async function runInactivityBatch(deps: Pick<OnboardingDeps, 'sql' | 'settings'>, options: { now?: Date; limit?: number; only?: string[] } = {}): Promise<InactivityCounts> {
+  const now = options.now ?? new Date()
+  const counts: InactivityCounts = { claimed: 0, abandoned: 0, nudged: 0, rescheduled: 0, cleared: 0 }
+  await deps.sql.begin(async (tx) => {
+    const rows = await q.claimIdleSessions(tx, options.limit ?? INACTIVITY_BATCH, now, options.only ?? null)
+    counts.claimed = rows.length
+    if (rows.length === 0) return
+    const applied = await q.applyIdleChecks(tx, rows.map((r) => decideIdle(r, now, deps.settings)), now, deps.settings.nudgeAfterMs, deps.settings.abandonAfterMs)
+    for (const a of applied) counts[a.outcome === 'clear' ? 'cleared' : a.outcome] += 1
+    await recordEventsByTenant(tx, rows)
+  })
+  return counts
+}
+
+/** Pending views (any session) filed as step activities, with their analytics events; how many sessions. */
+export async function foldPendingViews(deps: Pick<OnboardingDeps, 'sql'>, limit = FOLD_BATCH): Promise<number> {
+  return deps.sql.begin(async (tx) => {
+    const touched = await q.foldViews(tx, null, limit)
+    await recordEventsByTenant(tx, touched.map((t) => ({ id: t.sessionId, tenantId: t.tenantId })))
+    return touched.length
+  }) as Promise<number>
+}
+
+/** Analytics events of many sessions' new activities: per tenant, scoped to it (sessions without one wait for it). */
+async function recordEventsByTenant(tx: Tx, sessions: { id: string; tenantId: string | null }[]): Promise<void> {
+  const byTenant = new Map<string, string[]>()
+  for (const s of sessions) if (s.tenantId) byTenant.set(s.tenantId, [...(byTenant.get(s.tenantId) ?? []), s.id])
+  for (const [tenantId, ids] of byTenant) {
+    await q.scopeToTenant(tx, tenantId)
+    await recordEventsOfSessions(tx, ids)
+  }
+}
+
+const INACTIVITY_BATCH = 500
+const FOLD_BATCH = 2000
+/** Batches run side by side (skip locked) within one run of the task. */
+const INACTIVITY_LANES = 2
+
+/**
+ * onboarding__check_inactivity: pending views folded, then every due session in batches, until none is due or the
+ * budget is spent; then the task schedules itself for the next due session, and no later than the sweep interval (so
+ * a session started meanwhile, due at nudgeAfter, is never missed: the interval is at most nudgeAfter).
+ */
+export async function runInactivity(deps: Pick<OnboardingDeps, 'sql' | 'settings'>, pollMs: number, budgetMs = 50_000): Promise<InactivityCounts & { viewsFolded: number }> {
+  // Started up to a poll interval early (see scheduleInactivityBatch): wait for the due time here, so that what is
+  // due is handled when it is due rather than at the next poll after it.
+  const due = await q.nextIdleCheck(deps.sql)
+  const wait = due ? due.getTime() - Date.now() : Infinity
+  if (wait > 0 && wait <= pollMs + 50) await sleep(wait)
+  const started = Date.now()
+  const total = { claimed: 0, abandoned: 0, nudged: 0, rescheduled: 0, cleared: 0, viewsFolded: 0 }
+  const inBudget = () => Date.now() - started < budgetMs
+  for (let n = FOLD_BATCH; n === FOLD_BATCH && inBudget();) {
+    n = await foldPendingViews(deps)
+    total.viewsFolded += n
+  }
+  const lane = async () => {
+    for (let claimed = INACTIVITY_BATCH; claimed === INACTIVITY_BATCH && inBudget();) {
+      const c = await runInactivityBatch(deps)
+      claimed = c.claimed
+      for (const k of ['claimed', 'abandoned', 'nudged', 'rescheduled', 'cleared'] as const) total[k] += c[k]
+    }
+  }
+  await Promise.all(Array.from({ length: INACTIVITY_LANES }, lane))
+  await scheduleInactivity(deps, pollMs)
+  return total
+}
+
+/** The sweep interval: the longest the task waits, even with nothing due. */
+export const inactivityMaxWaitMs = (settings: OnboardingSettings) => Math.max(100, Math.min(settings.nudgeAfterMs, 10_000))
+
+/** (Re)arms the inactivity task for its next run; the worker does it at start, and each run at its end. */
+export const scheduleInactivity = (deps: Pick<OnboardingDeps, 'sql' | 'settings'>, pollMs: number) =>
+  q.scheduleInactivityBatch(deps.sql, inactivityMaxWaitMs(deps.settings), pollMs).then(() => undefined)
+
+/** The platform's own WhatsApp number, from which nudges go to businesses (config PLATFORM_*). */
+export interface PlatformSender { tenantId: string; phoneNumberId: string; template: string; language: string }
+
+export type WhatsAppNudgeOutcome = 'sent' | 'skipped' | 'already' | 'gone'
+
+/** A WhatsApp reminder goes to the same contact at most once per this long (across its sessions and nudges). */
+export const WHATSAPP_NUDGE_MIN_INTERVAL_MS = 24 * 3_600_000
+
+class AlreadyRecorded extends Error {}
+
+/**
+ * onboarding__send_whatsapp_nudge: the WhatsApp side of one nudge. The business's contact phone (business_info) gets
+ * the approved template (business name, resume link) from the platform's number, through the platform tenant's
+ * outbox (so the send governor, rate limits, suppression and retries apply), in one transaction with its activity:
+ * `whatsapp_nudged` (with the message id) or `whatsapp_nudge_skipped` (with the reason: no platform number
+ * configured, no contact phone, the business came back first, the number or template unusable, suppressed, opted
+ * out, reminded within 24 hours). At most one outcome per nudge (unique index): a second run changes nothing.
+ */
+export async function sendWhatsAppNudge(deps: OnboardingDeps, platform: PlatformSender | null, sessionId: string, nudgeActivityId: string): Promise<{ outcome: WhatsAppNudgeOutcome; reason?: string }> {
+  const found = await q.sessionTenant(deps.sql, sessionId)
+  if (!found) return { outcome: 'gone' }
+  try {
+    return await inSessionById(deps.sql, found.id, found.tenantId, async (tx, row) => {
+      const nudge = await q.findActivity(tx, row.id, nudgeActivityId)
+      if (!nudge || nudge.kind !== 'nudged') return { outcome: 'gone' as const }
+      const record = async (kind: 'whatsapp_nudged' | 'whatsapp_nudge_skipped', detail: Record<string, unknown>) => {
+        const id = await q.insertNudgeOutcome(tx, row.id, row.tenantId, nudge.step, kind, { nudge: Number(nudge.id), ...detail })
+        if (!id) throw new AlreadyRecorded()
+      }
+      const skipped = async (reason: string) => {
+        await record('whatsapp_nudge_skipped', { reason })
+        return { outcome: 'skipped' as const, reason }
+      }
+      const phone = contactPhoneOf(row.fields)
+      if (!platform) return skipped('no_platform_number')
+      if (!phone) return skipped('no_contact_phone')
+      // Continuing cancels a pending nudge: an activity after it, or the session no longer in progress.
+      if (row.status !== 'in_progress' || row.lastActivityAt > nudge.createdAt) return skipped('resumed_before_sending')
+      const link = issueToken(deps.settings)
+      const businessName = String(row.fields.business_info?.businessName ?? 'your business')
+      await q.scopeToTenant(tx, platform.tenantId)
+      const plan = await planTemplateSend(tx, {
+        metaPhoneNumberId: platform.phoneNumberId, waId: phone.slice(1), name: platform.template, language: platform.language,
+        components: [{ type: 'body', parameters: [{ type: 'text', text: businessName }, { type: 'text', text: link.resumeUrl }] }],
+        notWithinMs: WHATSAPP_NUDGE_MIN_INTERVAL_MS,
+      })
+      const queued = plan.kind === 'ready'
+        ? await queueOutbound(tx, { tenantId: platform.tenantId, phoneId: plan.phoneId, leadId: null, waId: plan.waId, body: plan.body, templateId: plan.templateId, source: 'api', requestedBy: `onboarding:nudge:${row.id}` })
+        : null
+      await q.scopeToSession(tx, row.id, row.tenantId)
+      if (plan.kind === 'skip') return skipped(plan.reason)
+      // The link in the message is a second live token (only its hash is kept); the business's own link keeps working.
+      await q.setNudgeToken(tx, row.id, link.hash, new Date(link.expiresAt))
+      await record('whatsapp_nudged', { messageId: queued!.id, template: platform.template })
+      return { outcome: 'sent' as const }
+    })
+  } catch (err) {
+    if (err instanceof AlreadyRecorded) return { outcome: 'already' }
+    throw err
+  }
+}
+
+/** PLATFORM_TENANT_ID and PLATFORM_PHONE_NUMBER_ID, or null when the platform has no number of its own. */
+export const platformSenderOf = (config: { PLATFORM_TENANT_ID?: string; PLATFORM_PHONE_NUMBER_ID?: string; ONBOARDING_NUDGE_TEMPLATE: string; ONBOARDING_NUDGE_TEMPLATE_LANGUAGE: string }): PlatformSender | null =>
+  config.PLATFORM_TENANT_ID && config.PLATFORM_PHONE_NUMBER_ID
+    ? { tenantId: config.PLATFORM_TENANT_ID, phoneNumberId: config.PLATFORM_PHONE_NUMBER_ID, template: config.ONBOARDING_NUDGE_TEMPLATE, language: config.ONBOARDING_NUDGE_TEMPLATE_LANGUAGE }
+    : null
 
 /** onboarding__message_arrived: test_message was completed by ingestion; what follows it in the session. */
 export async function afterTestMessage(deps: OnboardingDeps, sessionId: string): Promise<void> {

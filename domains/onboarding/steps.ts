@@ -95,6 +95,10 @@ const v1: StepDefinition[] = [
 export const STEPS_VERSION = 1
 const VERSIONS: Record<number, StepDefinition[]> = { 1: v1 }
 
+/** Every version's step names in order ({ 1: [...] }): what SQL needs to name a session's current step. */
+export const stepOrders = (): Record<string, string[]> =>
+  Object.fromEntries(Object.entries(VERSIONS).map(([version, steps]) => [version, steps.map((s) => s.name)]))
+
 export function stepsOf(version: number): StepDefinition[] {
   const steps = VERSIONS[version]
   if (!steps) throw new Error(`no onboarding steps version ${version}`)

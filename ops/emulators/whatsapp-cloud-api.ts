@@ -47,7 +47,20 @@ export interface WhatsAppEmulatorOptions {
    * of `wabaId` showing `displayPhoneNumber`; with entries, other ids get Meta's error 100 (object does not exist).
    */
   phoneNumbers?: EmulatedPhoneNumber[]
+  /**
+   * Approved templates, as Meta knows them. Empty (default): any template send is accepted; with entries, a template
+   * not among them (name and language) gets Meta's 132001, and a body with the wrong number of parameters 132000.
+   */
+  templates?: EmulatedTemplate[]
 }
+
+export interface EmulatedTemplate { name: string; language: string; bodyParameters: number }
+
+/** The templates the development seeds mark APPROVED (db/seeds), for `npm start`'s emulator. */
+export const DEMO_TEMPLATES: EmulatedTemplate[] = [
+  { name: 'appointment_reminder', language: 'en_US', bodyParameters: 2 },
+  { name: 'onboarding_reminder', language: 'en', bodyParameters: 2 },
+]
 
 export interface EmulatedPhoneNumber { id: string; wabaId: string; displayPhoneNumber: string; verifiedName?: string }
 
@@ -103,6 +116,8 @@ export interface WhatsAppEmulator {
   waitForSent(predicate: (m: SentMessage) => boolean, timeoutMs?: number): Promise<SentMessage>
   /** Adds a number `GET /{phone-number-id}` answers for (see `phoneNumbers`). */
   addPhoneNumber(number: EmulatedPhoneNumber): void
+  /** Registers an approved template (see `templates`). */
+  addTemplate(template: EmulatedTemplate): void
   /** WABAs an app was subscribed to with `POST /{waba-id}/subscribed_apps`. */
   subscriptions: string[]
   /** Posts any payload to the webhook URL, signed, with the same retries as statuses. Resolves true on a 200. */
@@ -126,6 +141,7 @@ export async function startWhatsAppEmulator(options: WhatsAppEmulatorOptions = {
   const webhookTimeoutMs = options.webhookTimeoutMs ?? 5000
   const acceptedTokens = new Set(options.accessTokens ?? [])
   const phoneNumbers = new Map((options.phoneNumbers ?? []).map((n) => [n.id, n]))
+  const templates = new Map((options.templates ?? []).map((t) => [`${t.name}:${t.language}`, t]))
   const subscriptions: string[] = []
 
   const sent: SentMessage[] = []
@@ -333,6 +349,8 @@ export async function startWhatsAppEmulator(options: WhatsAppEmulatorOptions = {
     const failure = takeFailure()
     if (failure) return sendGraphError(res, failure)
     if (overRateLimit(phoneNumberId)) return sendGraphError(res, graphError(130429))
+    const templateError = parsed.kind === 'send' && parsed.type === 'template' ? checkTemplate(parsed.body) : null
+    if (templateError) return sendGraphError(res, templateError)
 
     const receivedAt = new Date().toISOString()
     if (parsed.kind === 'read') {
@@ -362,6 +380,17 @@ export async function startWhatsAppEmulator(options: WhatsAppEmulatorOptions = {
       messages: [{ id: wamid, ...(parsed.type === 'template' ? { message_status: 'accepted' } : {}) }],
     })
     if (autoStatuses && options.webhookUrl && options.appSecret) track(runStatuses(message))
+  }
+
+  /** Meta's answer to a template it does not have (132001) or whose body parameters do not fit (132000). */
+  function checkTemplate(body: Record<string, unknown>): GraphErrorResponse | null {
+    if (templates.size === 0) return null
+    const t = body.template as { name: string; language: { code: string }; components?: Array<{ type?: string; parameters?: unknown[] }> }
+    const known = templates.get(`${t.name}:${t.language.code}`)
+    if (!known) return graphError(132001, { details: `template name (${t.name}) does not exist in ${t.language.code}` })
+    const given = (t.components ?? []).find((c) => String(c.type).toLowerCase() === 'body')?.parameters?.length ?? 0
+    if (given !== known.bodyParameters) return graphError(132000, { details: `body: number of localizable_params (${given}) does not match the expected number of params (${known.bodyParameters})` })
+    return null
   }
 
   /** The number as `GET /{phone-number-id}` sees it, or null when Graph would say it does not exist. */
@@ -486,6 +515,9 @@ export async function startWhatsAppEmulator(options: WhatsAppEmulatorOptions = {
     waitForSent,
     addPhoneNumber: (number: EmulatedPhoneNumber) => {
       phoneNumbers.set(number.id, number)
+    },
+    addTemplate: (template: EmulatedTemplate) => {
+      templates.set(`${template.name}:${template.language}`, template)
     },
     subscriptions,
     postWebhook,

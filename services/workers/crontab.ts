@@ -26,4 +26,8 @@ export const crontab: string[] = [
   // Every minute, after the 5-minute rollups it sums: the query API's day level, so the dashboard's 30-day queries
   // read days instead of buckets. A day not rebuilt yet is read from its buckets meanwhile (slower, still exact).
   '* * * * * analytics__roll_up_days ?id=roll_up_days&max=1',
+  // Every minute, the safety net of onboarding inactivity: the task schedules itself for the next due session (at most
+  // 5 s ahead), so this only restarts the chain should it break (a run that failed waits for graphile's backoff).
+  // High priority, like the chain: the jobs a run queues must not delay the next.
+  '* * * * * onboarding__check_inactivity ?id=onboarding_inactivity&max=1&priority=-10',
 ]

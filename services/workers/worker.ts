@@ -12,7 +12,7 @@ import { rollupHealth } from '../../domains/analytics/rollups.js'
 import { crontab } from './crontab.js'
 import { recordHeartbeats, unlockJobsOfSilentWorkers } from '../../lib/job-queue.js'
 import { createQueuePool, type QueuePool } from './queue-pool.js'
-import { buildTaskList } from './tasks/index.js'
+import { armSelfSchedulingJobs, buildTaskList } from './tasks/index.js'
 
 export interface WorkerOptions {
   config: Config
@@ -220,6 +220,8 @@ class WorkerSupervisor implements WorkerHandle {
         )
         if (g.state === 'starting') g.state = 'running'
         else void this.retire(g, null) // fenced or stopped while starting
+        // Not awaited: a database that went away again must not hold up the runner's start.
+        void armSelfSchedulingJobs({ config, sql: g.sql, log }).catch((err: unknown) => log.warn({ err }, 'could not arm the self-scheduling jobs; the crontab will'))
       } catch (err) {
         log.error({ err }, 'the job queue runner could not start; retrying when the database answers')
         this.generations.delete(g)

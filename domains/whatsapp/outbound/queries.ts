@@ -49,6 +49,23 @@ export const findServiceWindow = (tx: Queryable, phoneId: string, waId: string) 
   tx<{ lastInboundAt: Date }[]>`
     select last_inbound_at from whatsapp.service_windows where phone_number_id = ${phoneId} and wa_id = ${waId}`.then((r) => r[0]?.lastInboundAt ?? null)
 
+/** The current tenant's number by Meta's phone number id (a platform number configured by that id). */
+export const findNumberByMetaId = (tx: Tx, metaPhoneNumberId: string) =>
+  tx<SenderNumber[]>`
+    select id, phone_number_id, business_account_id, status, token_invalid_at from whatsapp.phone_numbers
+     where phone_number_id = ${metaPhoneNumberId}`.then((r) => r[0] ?? null)
+
+/** A lead of the current tenant with this wa_id who opted out (e.g. an onboarding business that answered STOP). */
+export const findOptedOutWaId = (tx: Tx, waId: string) =>
+  tx<{ optedOutAt: Date }[]>`
+    select opted_out_at from marketing.leads where wa_id = ${waId} and merged_into is null and opted_out_at is not null limit 1`.then((r) => r[0]?.optedOutAt ?? null)
+
+/** When this template last went (or is going) to this recipient from this number; failed sends do not count. */
+export const lastTemplateSendTo = (tx: Tx, phoneId: string, waId: string, templateId: string) =>
+  tx<{ at: Date | null }[]>`
+    select max(created_at) as at from whatsapp.outbound_sends
+     where phone_number_id = ${phoneId} and wa_id = ${waId} and template_id = ${templateId} and state <> 'failed'`.then((r) => r[0]?.at ?? null)
+
 export interface StoredTemplate {
   id: string
   name: string

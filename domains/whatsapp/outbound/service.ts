@@ -1,7 +1,8 @@
 import type { SecretBox } from '../../../lib/crypto.js'
 import { type Sql, type Tx, withTenant } from '../../../lib/db.js'
 import { AppError } from '../../../lib/errors.js'
-import { type SendMessageBody as GraphBody, templateBody, textBody } from '../graph/bodies.js'
+import { type SendMessageBody as GraphBody, type TemplateComponent, templateBody, textBody } from '../graph/bodies.js'
+import { suppressedRecipients } from '../../privacy/suppression.js'
 import { GraphApiError } from '../graph/errors.js'
 import * as q from './queries.js'
 import { recordPendingTemplateExposure, templateVariationFor, type TemplateVariation } from '../../experiments/service.js'
@@ -47,6 +48,39 @@ export async function queueOutbound(tx: Tx, input: QueueOutboundInput): Promise<
   })
   await q.enqueueSend(tx, input.tenantId, row.id, input.phoneId, input.waId, SEND_MESSAGE_TASK)
   return { id: row.id }
+}
+
+export type TemplateSendPlan =
+  | { kind: 'ready'; phoneId: string; templateId: string; waId: string; body: GraphBody }
+  | { kind: 'skip'; reason: TemplateSkipReason }
+
+export type TemplateSkipReason =
+  | 'number_not_found' | 'number_disabled' | 'number_token_invalid' | 'template_not_found' | 'template_not_approved'
+  | 'template_parameters_mismatch' | 'suppressed' | 'opted_out' | 'sent_within_window'
+
+/**
+ * A business-initiated template from one of the current tenant's numbers (by Meta's phone number id) to a wa_id that
+ * need not be a lead: the platform reminding an onboarding business, on its own number. Every rule the sender would
+ * refuse it for is checked now (number usable, template approved and its parameters fitting, recipient neither
+ * suppressed nor opted out of this tenant's messages) plus `notWithinMs`: the same template not sent to the same
+ * person more often than that. A template, because a business-initiated message outside the 24-hour window may only
+ * be one. The caller records the reason, or queues `body` with queueOutbound in the same transaction.
+ */
+export async function planTemplateSend(tx: Tx, input: { metaPhoneNumberId: string; waId: string; name: string; language: string; components: TemplateComponent[]; notWithinMs: number }, now = new Date()): Promise<TemplateSendPlan> {
+  const skip = (reason: TemplateSkipReason): TemplateSendPlan => ({ kind: 'skip', reason })
+  const number = await q.findNumberByMetaId(tx, input.metaPhoneNumberId)
+  if (!number) return skip('number_not_found')
+  if (number.status !== 'active') return skip('number_disabled')
+  if (number.tokenInvalidAt) return skip('number_token_invalid')
+  const template = await q.findTemplate(tx, number.businessAccountId, input.name, input.language)
+  if (!template) return skip('template_not_found')
+  if (template.status !== 'APPROVED') return skip('template_not_approved')
+  if (checkTemplateParameters(template.components, input.components).length > 0) return skip('template_parameters_mismatch')
+  if ((await suppressedRecipients(tx, [input.waId])).size > 0) return skip('suppressed')
+  if (await q.findOptedOutWaId(tx, input.waId)) return skip('opted_out')
+  const last = await q.lastTemplateSendTo(tx, number.id, input.waId, template.id)
+  if (last && now.getTime() - last.getTime() < input.notWithinMs) return skip('sent_within_window')
+  return { kind: 'ready', phoneId: number.id, templateId: template.id, waId: input.waId, body: templateBody({ to: input.waId, name: input.name, language: input.language, components: input.components }) }
 }
 
 const digitsOf = (phone: string | null) => (phone ? phone.replace(/\D/g, '') : null)

@@ -16,6 +16,8 @@ import { eraseSubjectTask } from './privacy__erase_subject.js'
 import { checkInactivityTask } from './onboarding__check_inactivity.js'
 import { deliverWebhookTask } from './onboarding__deliver_webhook.js'
 import { messageArrivedTask } from './onboarding__message_arrived.js'
+import { sendWhatsAppNudgeTask } from './onboarding__send_whatsapp_nudge.js'
+import { onboardingSettingsOf, scheduleInactivity } from '../../../domains/onboarding/service.js'
 import type { TaskDeps } from './task-deps.js'
 import { processDeliveriesTask } from './whatsapp__process_deliveries.js'
 import { processDeliveryTask } from './whatsapp__process_delivery.js'
@@ -50,5 +52,11 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     onboarding__check_inactivity: checkInactivityTask(deps),
     onboarding__message_arrived: messageArrivedTask(deps),
     onboarding__deliver_webhook: deliverWebhookTask(deps),
+    onboarding__send_whatsapp_nudge: sendWhatsAppNudgeTask(deps),
   }
+}
+
+/** Jobs that schedule themselves, armed when a worker starts (the crontab re-arms them within a minute otherwise). */
+export async function armSelfSchedulingJobs(deps: TaskDeps): Promise<void> {
+  await scheduleInactivity({ sql: deps.sql, settings: onboardingSettingsOf(deps.config) }, deps.config.WORKER_POLL_INTERVAL_MS)
 }
