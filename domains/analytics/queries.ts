@@ -281,7 +281,10 @@ export const replayParkedEvent = (tx: Tx, tenantId: string, id: string) =>
 // ---------------------------------------------------------------------------------------------------------------
 // The live feed (GET /v1/analytics/live): events committed after a snapshot, and the notifications that say so.
 
-/** What an API process listens on; migration 0024's statement trigger notifies it with the inserting tenant (or '*'). */
+/**
+ * What an API process listens on; the statement trigger (migrations 0024, 0039) notifies it with the inserting tenant
+ * (or '*'), or with a small statement's rows themselves (live.ts parseNotification).
+ */
 export const EVENTS_COMMITTED_CHANNEL = 'analytics_events'
 
 export interface LiveEventRow {
@@ -337,5 +340,5 @@ export const eventsCommittedAfter = async (tx: Tx, tenantId: string, after: stri
  * LISTENs on a connection of its own (postgres.js opens one per sql; it reconnects and listens again by itself).
  * `onListen` runs on every (re)connection: notifications sent while it was down are lost, so the caller rereads.
  */
-export const listenForCommittedEvents = (sql: Sql, onTenant: (tenant: string) => void, onListen: () => void) =>
-  sql.listen(EVENTS_COMMITTED_CHANNEL, onTenant, onListen)
+export const listenForCommittedEvents = (sql: Sql, onPayload: (payload: string) => void, onListen: () => void) =>
+  sql.listen(EVENTS_COMMITTED_CHANNEL, onPayload, onListen)
