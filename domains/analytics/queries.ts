@@ -98,7 +98,8 @@ export const insertEvents = (tx: Tx, rows: (EventRecord & { ord: number })[]) =>
            r.country, r.country_from
       from r
      where r.dedupe_key is null or r.ord in (select f.ord from firsts f join keys k on k.dedupe_key = f.dedupe_key)
-     order by r.ord`.then((r) => r.count)
+     order by r.ord
+    returning event_id`.then((r) => r as unknown as { eventId: string | null }[])
 
 /** Retention: up to `limit` of a tenant's events older than `days` days, oldest first; returns how many went. */
 export const deleteEventsOlderThan = (tx: Tx, tenantId: string, days: number, limit: number) =>
@@ -227,6 +228,21 @@ export const lockInboxEvents = (tx: Tx, ids: string[]) =>
      where i.id = any(${ids}::uuid[]) and i.status = 'received'
      order by i.occurred_at, i.id
        for update of i`
+
+/**
+ * The leads of client events about to be recorded at intake (the same rules as lockInboxEvents): a client's lead id
+ * that names no lead of this tenant is dropped, a merged lead's becomes its survivor's, and an event without one gets
+ * its visitor's linked lead. Only events that end up with a lead are returned. Arrays, not a document: three columns.
+ */
+export const resolveIntakeLeads = (tx: Tx, rows: { id: string; leadId: string | null; anonymousId: string | null }[]) =>
+  tx<{ id: string; leadId: string; clientLead: boolean }[]>`
+    select r.id, coalesce(l.merged_into, l.id, vl.merged_into, vl.id) as lead_id, l.id is not null as client_lead
+      from unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.leadId) as string[]}::uuid[], ${rows.map((r) => r.anonymousId) as string[]}::text[])
+             as r(id, lead_id, anonymous_id)
+      left join marketing.leads l on l.id = r.lead_id
+      left join analytics.identities v on l.id is null and v.anonymous_id = r.anonymous_id
+      left join marketing.leads vl on vl.id = v.lead_id
+     where l.id is not null or vl.id is not null`
 
 export const deleteInboxEvents = (tx: Tx, ids: string[]) =>
   tx`delete from analytics.event_inbox where id = any(${ids}::uuid[])`

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { z } from 'zod'
-import { type Sql, type Tx, withTenant } from '../../lib/db.js'
+import { type Sql, setTenant, type Tx, withTenant } from '../../lib/db.js'
 import { AppError, isAppError } from '../../lib/errors.js'
-import { GroupCommit, type GroupCommitOptions } from '../../lib/group-commit.js'
+import { GroupCommit, type GroupCommitOptions, isUnavailableError } from '../../lib/group-commit.js'
 import { decodeCursor, encodeCursor } from '../../lib/pagination.js'
 import { leadPhones } from '../marketing/leads/service.js'
 import { insertAuditEntry } from '../tenancy/queries.js'
@@ -25,6 +25,16 @@ export type { EventRow } from './schemas.js'
  */
 export async function recordEvents(tx: Tx, rows: readonly EventRow[]): Promise<number> {
   if (rows.length === 0) return 0
+  return (await insertEventRows(tx, rows)).length
+}
+
+/** recordEvents for client events (they all carry `eventId`): returns the event ids that were new. */
+async function recordClientEvents(tx: Tx, rows: readonly EventRow[]): Promise<string[]> {
+  if (rows.length === 0) return []
+  return (await insertEventRows(tx, rows)).flatMap((r) => (r.eventId ? [r.eventId] : []))
+}
+
+async function insertEventRows(tx: Tx, rows: readonly EventRow[]) {
   const records = rows.map((r, ord) => ({
     ord,
     name: r.name,
@@ -238,12 +248,21 @@ export class EventInbox {
     let stored: { tenantId: string; id: string }[]
     try {
       if (signal.aborted) throw new AppError('UNAVAILABLE', 'storing the events took too long; retry later', { headers: { 'retry-after': '2' } })
-      stored = await q.storeInboxEvents(this.sql, [...byTenant].map(([tenantId, rows]) => ({ tenantId, rows })))
+      stored = await recordIntake(this.sql, batch)
     } catch (err) {
       if (isAppError(err)) throw err
       this.options.onError?.(err)
       if (isUnstorableValue(err)) throw new AppError('BAD_REQUEST', 'the batch holds a value that cannot be stored', { cause: err })
-      throw new AppError('UNAVAILABLE', 'the events could not be stored; retry later', { headers: { 'retry-after': '2' }, cause: err })
+      // Several requests: the group commit retries each alone. One request that PostgreSQL refused for a reason of
+      // its own (a constraint, a trigger): the inbox takes it, and processing records its events one by one and
+      // parks only the offender.
+      if (batch.length > 1 || isUnavailableError(err)) throw new AppError('UNAVAILABLE', 'the events could not be stored; retry later', { headers: { 'retry-after': '2' }, cause: err })
+      try {
+        stored = await q.storeInboxEvents(this.sql, [...byTenant].map(([tenantId, rows]) => ({ tenantId, rows })))
+      } catch (inboxErr) {
+        this.options.onError?.(inboxErr)
+        throw new AppError('UNAVAILABLE', 'the events could not be stored; retry later', { headers: { 'retry-after': '2' }, cause: inboxErr })
+      }
     }
     // Each new id counts for the first request (in arrival order) that carried it; every other copy is a duplicate.
     const fresh = new Set(stored.map((s) => `${s.tenantId}:${s.id}`))
@@ -255,8 +274,49 @@ export class EventInbox {
   }
 }
 
+/**
+ * The group commit's write: every request's events recorded straight into analytics.events, enriched, in one
+ * transaction (one tenant after another, each under its own row-level security), so the 202 means stored, with no
+ * second copy in an inbox and no job to move it. Dedupe is recordEvents' (`evt:<id>` in analytics.event_keys): a
+ * repeated id, in this flush or any earlier one, is stored once and counts for the first request that carried it.
+ * Leads are resolved as processing does (lockInboxEvents' rules: a lead id not of this tenant dropped, a merged lead's
+ * survivor, a linked visitor's lead), and the batch's lead phones read in one query for the country.
+ */
+async function recordIntake(sql: Sql, batch: EventBatch[]): Promise<{ tenantId: string; id: string }[]> {
+  const byTenant = new Map<string, { event: IntakeEvent; source: 'api' | 'site' }[]>()
+  for (const b of batch) {
+    const rows = byTenant.get(b.tenantId) ?? []
+    if (rows.length === 0) byTenant.set(b.tenantId, rows)
+    for (const event of b.events) rows.push({ event, source: b.source })
+  }
+  return sql.begin(async (tx) => {
+    const stored: { tenantId: string; id: string }[] = []
+    for (const [tenantId, rows] of byTenant) {
+      await setTenant(tx, tenantId)
+      const leads = new Map((await q.resolveIntakeLeads(tx, rows.map(({ event: e }) => ({ id: e.id, leadId: e.leadId ?? null, anonymousId: e.anonymousId ?? null }))))
+        .map((l) => [l.id, l]))
+      const phones = leads.size > 0 ? await leadPhones(tx, [...leads.values()].map((l) => l.leadId)) : new Map<string, string>()
+      const ids = await recordClientEvents(tx, rows.map(({ event: e, source }) => {
+        const leadId = leads.get(e.id)?.leadId ?? null
+        return {
+          name: e.name, leadId, occurredAt: e.occurredAt, properties: e.properties, dedupeKey: `evt:${e.id}`, source, eventId: e.id, type: e.type,
+          anonymousId: e.anonymousId ?? null, sessionId: e.sessionId ?? null, context: e.context,
+          enrichment: enrichEvent(enrichmentInputOf(e.context, leadId ? phones.get(leadId) : undefined)),
+        } satisfies EventRow
+      }))
+      // A tenant's server that knows both (an identify call, any event with leadId and anonymousId) links the visitor.
+      await linkAnonymousIds(tx, rows.flatMap(({ event: e }) => {
+        const lead = leads.get(e.id)
+        return lead?.clientLead && e.anonymousId ? [{ anonymousId: e.anonymousId, leadId: lead.leadId, via: 'api' as const }] : []
+      }))
+      for (const id of ids) stored.push({ tenantId, id })
+    }
+    return stored
+  }) as Promise<{ tenantId: string; id: string }[]>
+}
+
 // ---------------------------------------------------------------------------------------------------------------
-// Processing: inbox → analytics.events.
+// Processing: inbox → analytics.events (requests the direct write refused, and replays).
 
 export interface ProcessEventsResult { moved: number; parked: string[] }
 
