@@ -59,7 +59,7 @@ async function seed(tenantId: string, prefix: string, count: number, leads: numb
       select ${tenantId}, n.name,
              case when n.site and (g / 20) % 10 >= 3 then null else md5(${prefix} || (((g / 20) * 31) % ${leads}))::uuid end,
              -- In time order (each chunk a span of days): index inserts stay near the right edge instead of all over.
-             ${now}::timestamptz - interval '10 minutes' - ((${count - 1} - g) * ${(DAYS * 86400) / count} * interval '1 second'),
+             ${now}::timestamptz - interval '10 minutes' - ((${count - 1}::bigint - g) * ${(DAYS * 86400) / count}::float8 * interval '1 second'),
              case
                when n.name like 'form.%' then jsonb_build_object('formId', 'form-' || (g % 5))
                when n.name = 'whatsapp.message_sent' then jsonb_build_object('messageId', 'm' || g, 'templateName', 'tpl-' || (g % 3))
