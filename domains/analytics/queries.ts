@@ -235,14 +235,19 @@ export const lockInboxEvents = (tx: Tx, ids: string[]) =>
  * its visitor's linked lead. Only events that end up with a lead are returned. Arrays, not a document: three columns.
  */
 export const resolveIntakeLeads = (tx: Tx, rows: { id: string; leadId: string | null; anonymousId: string | null }[]) =>
-  tx<{ id: string; leadId: string; clientLead: boolean }[]>`
-    select r.id, coalesce(l.merged_into, l.id, vl.merged_into, vl.id) as lead_id, l.id is not null as client_lead
-      from unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.leadId) as string[]}::uuid[], ${rows.map((r) => r.anonymousId) as string[]}::text[])
-             as r(id, lead_id, anonymous_id)
-      left join marketing.leads l on l.id = r.lead_id
-      left join analytics.identities v on l.id is null and v.anonymous_id = r.anonymous_id
-      left join marketing.leads vl on vl.id = v.lead_id
-     where l.id is not null or vl.id is not null`
+  tx<{ id: string; leadId: string; clientLead: boolean; phoneE164: string | null }[]>`
+    select x.id, x.lead_id, x.client_lead, p.phone_e164
+      from (
+        select r.id, coalesce(l.merged_into, l.id, vl.merged_into, vl.id) as lead_id, l.id is not null as client_lead
+          from unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.leadId) as string[]}::uuid[], ${rows.map((r) => r.anonymousId) as string[]}::text[])
+                 as r(id, lead_id, anonymous_id)
+          left join marketing.leads l on l.id = r.lead_id
+          left join analytics.identities v on l.id is null and v.anonymous_id = r.anonymous_id
+          left join marketing.leads vl on vl.id = v.lead_id
+         where l.id is not null or vl.id is not null
+      ) x
+      -- The lead's phone, for the country (as leadPhones reads it): in the same round trip, since the 202 waits.
+      left join marketing.leads p on p.id = x.lead_id`
 
 export const deleteInboxEvents = (tx: Tx, ids: string[]) =>
   tx`delete from analytics.event_inbox where id = any(${ids}::uuid[])`

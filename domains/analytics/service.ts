@@ -283,7 +283,8 @@ export class EventInbox {
  * second copy in an inbox and no job to move it. Dedupe is recordEvents' (`evt:<id>` in analytics.event_keys): a
  * repeated id, in this flush or any earlier one, is stored once and counts for the first request that carried it.
  * Leads are resolved as processing does (lockInboxEvents' rules: a lead id not of this tenant dropped, a merged lead's
- * survivor, a linked visitor's lead), and the batch's lead phones read in one query for the country.
+ * survivor, a linked visitor's lead), with their phones for the country, in one query pipelined with the tenant
+ * setting: three round trips a flush (that, the insert, the commit).
  */
 async function recordIntake(sql: Sql, batch: EventBatch[]): Promise<{ tenantId: string; id: string }[]> {
   const byTenant = new Map<string, { event: IntakeEvent; source: 'api' | 'site' }[]>()
@@ -295,16 +296,19 @@ async function recordIntake(sql: Sql, batch: EventBatch[]): Promise<{ tenantId: 
   return sql.begin(async (tx) => {
     const stored: { tenantId: string; id: string }[] = []
     for (const [tenantId, rows] of byTenant) {
-      await setTenant(tx, tenantId)
-      const leads = new Map((await q.resolveIntakeLeads(tx, rows.map(({ event: e }) => ({ id: e.id, leadId: e.leadId ?? null, anonymousId: e.anonymousId ?? null }))))
-        .map((l) => [l.id, l]))
-      const phones = leads.size > 0 ? await leadPhones(tx, [...leads.values()].map((l) => l.leadId)) : new Map<string, string>()
+      // The tenant setting and the lookup go together (postgres.js pipelines a transaction's queries in order): the
+      // 202 waits for every round trip here.
+      const [, resolved] = await Promise.all([
+        setTenant(tx, tenantId),
+        q.resolveIntakeLeads(tx, rows.map(({ event: e }) => ({ id: e.id, leadId: e.leadId ?? null, anonymousId: e.anonymousId ?? null }))),
+      ])
+      const leads = new Map(resolved.map((l) => [l.id, l]))
       const ids = await recordClientEvents(tx, rows.map(({ event: e, source }) => {
-        const leadId = leads.get(e.id)?.leadId ?? null
+        const lead = leads.get(e.id)
         return {
-          name: e.name, leadId, occurredAt: e.occurredAt, properties: e.properties, dedupeKey: `evt:${e.id}`, source, eventId: e.id, type: e.type,
+          name: e.name, leadId: lead?.leadId ?? null, occurredAt: e.occurredAt, properties: e.properties, dedupeKey: `evt:${e.id}`, source, eventId: e.id, type: e.type,
           anonymousId: e.anonymousId ?? null, sessionId: e.sessionId ?? null, context: e.context,
-          enrichment: enrichEvent(enrichmentInputOf(e.context, leadId ? phones.get(leadId) : undefined)),
+          enrichment: enrichEvent(enrichmentInputOf(e.context, lead?.phoneE164 ?? undefined)),
         } satisfies EventRow
       }))
       // A tenant's server that knows both (an identify call, any event with leadId and anonymousId) links the visitor.
