@@ -223,8 +223,10 @@ const inboxRecord = (source: 'api' | 'site') => (e: IntakeEvent): q.InboxEventRe
 
 /**
  * Durable intake for event batches (lib/group-commit.ts): requests arriving while a flush is in flight are written
- * together by the next one, in one statement that inserts each tenant's events under its row-level security and
- * enqueues one analytics__process_events job per tenant. A request is answered only after that commit.
+ * together by the next one, which records their events straight into analytics.events (recordIntake: enriched,
+ * deduped, each tenant under its row-level security) in one transaction. A request is answered only after that
+ * commit. A request PostgreSQL refuses, retried alone, goes to the event inbox with its analytics__process_events
+ * job instead (analytics.store_events), where processing records its events one by one and parks the offender.
  */
 export class EventInbox {
   private readonly commit: GroupCommit<EventBatch, BatchResult>
