@@ -29,7 +29,36 @@ describe('the event inbox and analytics__process_events', () => {
       inbox.store({ tenantId: other.id, source: 'site', events: [shared] }),
     ])
     expect(results).toEqual([{ accepted: 2, duplicates: 0 }, { accepted: 0, duplicates: 1 }, { accepted: 1, duplicates: 0 }])
-    expect(await count(db.current, 'analytics.event_inbox', `id = '${shared.id}'`)).toBe(2)
+    expect(await count(db.current, 'analytics.events', `event_id = '${shared.id}'`)).toBe(2)
+    expect(await count(db.current, 'analytics.event_inbox', `id = '${shared.id}'`)).toBe(0)
+  })
+
+  it('records a request PostgreSQL refuses through the inbox, parking only the offender, while the requests committed with it are recorded directly', async () => {
+    await db.current.owner.unsafe(`
+      create function test_refuse_toxic() returns trigger language plpgsql as $$
+      begin if new.name = 'toxic.event' then raise exception 'refused for the test'; end if; return new; end $$;
+      create trigger refuse_toxic before insert on analytics.events for each row execute function test_refuse_toxic();`)
+    try {
+      const inbox = new EventInbox(db.current.sql)
+      const neighbour = [event(), event()]
+      const good = event()
+      const toxic = event({ name: 'toxic.event' })
+      // Concurrent requests share a flush; the refused statement is retried request by request.
+      const results = await Promise.all([
+        inbox.store({ tenantId: tenant.id, source: 'api', events: neighbour }),
+        inbox.store({ tenantId: tenant.id, source: 'api', events: [good, toxic] }),
+      ])
+      expect(results).toEqual([{ accepted: 2, duplicates: 0 }, { accepted: 2, duplicates: 0 }])
+      expect(await count(db.current, 'analytics.events', `event_id in ('${neighbour[0]!.id}', '${neighbour[1]!.id}')`)).toBe(2)
+      // The refused request waits in the inbox, durable, with its job; processing moves the good one and parks the other.
+      expect(await count(db.current, 'analytics.event_inbox', `id in ('${good.id}', '${toxic.id}') and status = 'received'`)).toBe(2)
+      expect(await processEvents(db.current.sql, tenant.id, [good.id, toxic.id], isDatabaseUnavailable)).toEqual({ moved: 1, parked: [toxic.id] })
+      expect(await count(db.current, 'analytics.events', `event_id = '${good.id}'`)).toBe(1)
+      // Sent again, an id waiting in the inbox or already recorded is a duplicate.
+      expect(await inbox.store({ tenantId: tenant.id, source: 'api', events: [good, neighbour[0]!, toxic] })).toEqual({ accepted: 0, duplicates: 3 })
+    } finally {
+      await db.current.owner.unsafe('drop trigger refuse_toxic on analytics.events; drop function test_refuse_toxic()')
+    }
   })
 
   it('retries a failing event alone and parks it with its error; the rest of its batch is moved', async () => {

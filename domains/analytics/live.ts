@@ -101,15 +101,51 @@ export interface LiveMessage { cursor: string; data: string }
 /** The subscriber's side: a stream to a client. Calls arrive in order. */
 export interface LiveListener {
   events(messages: LiveMessage[]): void
-  /** The cursor moved without an event for this subscriber (its filters left nothing, or it just joined). */
-  cursor(cursor: string): void
+  /**
+   * The cursor moved without an event for this subscriber (its filters left nothing, or it just joined). `settles`:
+   * it moves past events already sent with an older cursor (from a notification), so it is worth sending now.
+   */
+  cursor(cursor: string, settles?: boolean): void
   /** More than `limit` events were missed (a resume sends at most that): the client should reload, then follow from here. */
   reset(cursor: string, limit: number): void
   /** The feed is closing (shutdown). */
   close(): void
 }
 
-interface Batch { prev: string; next: string; rows: (LiveEventRow & { xid: bigint; data?: string })[] }
+type LiveRow = LiveEventRow & { xid: bigint; data?: string }
+/**
+ * Rows for the subscribers: from a read (`next` is the read's snapshot, given to them as their new cursor) or from a
+ * notification (`next` null: the rows go out at once with each subscriber's current cursor, which the next read
+ * moves; a client that reconnects in between is sent them again and dedupes by id).
+ */
+interface Batch { next: string | null; rows: LiveRow[] }
+
+/**
+ * A notification's payload (migration 0039): `{"t": tenant, "e": [rows]}` for a small statement under a tenant, or
+ * the tenant id alone (`*` for a writer outside any tenant), when the listener must read the rows itself.
+ */
+export function parseNotification(payload: string): { tenantId: string; rows: LiveRow[] | null } {
+  if (!payload.startsWith('{')) return { tenantId: payload, rows: null }
+  const n = JSON.parse(payload) as { t: string; e: Record<string, unknown>[] }
+  const text = (v: unknown) => (typeof v === 'string' ? v : null)
+  const rows = n.e.map((e): LiveRow => ({
+    id: String(e.id),
+    xactId: String(e.x),
+    xid: BigInt(String(e.x)),
+    name: String(e.name),
+    occurredAt: new Date(String(e.at)),
+    leadId: text(e.lead),
+    source: text(e.src),
+    acqSource: text(e.acqSrc),
+    acqChannel: text(e.ch),
+    country: text(e.country),
+    device: text(e.device),
+    browser: text(e.browser),
+    os: text(e.os),
+    properties: (e.props && typeof e.props === 'object' ? e.props : {}) as Record<string, unknown>,
+  }))
+  return { tenantId: n.t, rows }
+}
 
 interface Subscriber {
   filters: Filter[]
@@ -119,6 +155,8 @@ interface Subscriber {
   /** Snapshot whose commits it already has (its resume read's): rows visible in it are not sent again. */
   seen: Snapshot | null
   pending: Batch[] | null
+  /** Events were sent with a cursor from before them (from a notification): the next read's cursor settles them. */
+  owesCursor: boolean
 }
 
 interface Channel {
@@ -131,6 +169,14 @@ interface Channel {
   dirty: boolean
   current: Promise<void>
   retry: NodeJS.Timeout | null
+  /**
+   * Events already sent from a notification (id → its transaction), which the read that sees them must not send
+   * again. Every entry's transaction committed before its notification arrived, so a later read's snapshot sees it
+   * and the entry goes: the map holds at most a cursor delay's worth.
+   */
+  notified: Map<string, bigint>
+  /** The cursor read scheduled after events sent from notifications. */
+  cursorRead: NodeJS.Timeout | null
 }
 
 export interface LiveFeedOptions {
@@ -138,6 +184,11 @@ export interface LiveFeedOptions {
   resumeMaxEvents: number
   /** Every active tenant is reread this often even without a notification (belt and braces). */
   sweepIntervalMs: number
+  /**
+   * After events sent straight from a notification, the read that moves the subscribers' cursor past them waits this
+   * long (100 ms by default), so a busy tenant costs a read per interval instead of one per commit.
+   */
+  cursorDelayMs?: number
 }
 
 export class LiveFeed {
@@ -169,7 +220,7 @@ export class LiveFeed {
     if (this.closed) throw new Error('live feed closed')
     await this.listen()
     const channel = this.channelOf(tenantId)
-    const sub: Subscriber = { filters: input.filters, listener, cursor: input.after ?? '', seen: null, pending: [] }
+    const sub: Subscriber = { filters: input.filters, listener, cursor: input.after ?? '', seen: null, pending: [], owesCursor: false }
     channel.subscribers.add(sub)
     const unsubscribe = () => this.remove(channel, sub)
     try {
@@ -207,6 +258,7 @@ export class LiveFeed {
     if (this.sweep) clearInterval(this.sweep)
     for (const channel of this.channels.values()) {
       if (channel.retry) clearTimeout(channel.retry)
+      if (channel.cursorRead) clearTimeout(channel.cursorRead)
       for (const sub of channel.subscribers) sub.listener.close()
       channel.subscribers.clear()
     }
@@ -230,7 +282,7 @@ export class LiveFeed {
 
   private listen() {
     this.listening ??= (async () => {
-      const l = await q.listenForCommittedEvents(this.sql, (tenant) => this.notified(tenant), () => this.rereadAll())
+      const l = await q.listenForCommittedEvents(this.sql, (payload) => this.notified(payload), () => this.rereadAll())
       this.sweep = setInterval(() => this.rereadAll(), this.options.sweepIntervalMs)
       this.sweep.unref()
       return l
@@ -241,10 +293,35 @@ export class LiveFeed {
     return this.listening
   }
 
-  private notified(tenant: string) {
-    if (tenant === '*') return this.rereadAll()
-    const channel = this.channels.get(tenant)
-    if (channel) this.kick(channel)
+  private notified(payload: string) {
+    let note: ReturnType<typeof parseNotification>
+    try {
+      note = parseNotification(payload)
+    } catch (err) {
+      // Not ours to lose events over: read everything instead.
+      this.log.warn({ err }, 'live feed: unreadable notification; rereading every tenant')
+      return this.rereadAll()
+    }
+    if (note.tenantId === '*') return this.rereadAll()
+    const channel = this.channels.get(note.tenantId)
+    if (!channel) return
+    // Before the channel's first read there is no snapshot to tell old from new: that read (or a subscriber's own
+    // resume read) has these rows.
+    if (note.rows === null || channel.snapshot === null) return this.kick(channel)
+    const read = parseSnapshot(channel.snapshot)
+    // A read that began after the commit already had them.
+    const rows = note.rows.filter((r) => !committedVisibleIn(r.xid, read) && !channel.notified.has(r.id))
+    if (rows.length === 0) return
+    for (const r of rows) channel.notified.set(r.id, r.xid)
+    const batch: Batch = { next: null, rows }
+    for (const sub of channel.subscribers) {
+      if (sub.pending) sub.pending.push(batch)
+      else this.deliver(sub, batch)
+    }
+    channel.cursorRead ??= setTimeout(() => {
+      channel.cursorRead = null
+      this.kick(channel)
+    }, this.options.cursorDelayMs ?? 100)
   }
 
   private rereadAll() {
@@ -259,7 +336,7 @@ export class LiveFeed {
   private channelOf(tenantId: string): Channel {
     let channel = this.channels.get(tenantId)
     if (!channel) {
-      channel = { tenantId, subscribers: new Set(), snapshot: null, running: false, dirty: false, current: Promise.resolve(), retry: null }
+      channel = { tenantId, subscribers: new Set(), snapshot: null, running: false, dirty: false, current: Promise.resolve(), retry: null, notified: new Map(), cursorRead: null }
       this.channels.set(tenantId, channel)
     }
     return channel
@@ -270,6 +347,7 @@ export class LiveFeed {
     if (channel.subscribers.size === 0 && this.channels.get(channel.tenantId) === channel) {
       this.channels.delete(channel.tenantId)
       if (channel.retry) clearTimeout(channel.retry)
+      if (channel.cursorRead) clearTimeout(channel.cursorRead)
     }
   }
 
@@ -296,8 +374,16 @@ export class LiveFeed {
         const prev = channel.snapshot
         const read = await this.readAfter(channel.tenantId, prev, null)
         channel.snapshot = read.snapshot
-        if (prev === null || read.rows.length === 0) continue
-        const batch: Batch = { prev, next: read.snapshot, rows: read.rows.map((r) => ({ ...r, xid: BigInt(r.xactId) })) }
+        // What a notification already sent: this read saw its transaction (so no later one returns it), and sends
+        // only the cursor for it.
+        const rows = read.rows.filter((r) => !channel.notified.delete(r.id))
+        if (channel.notified.size > 0) {
+          const seen = parseSnapshot(read.snapshot)
+          for (const [id, xid] of channel.notified) if (committedVisibleIn(xid, seen)) channel.notified.delete(id)
+        }
+        // Nothing new, and no cursor owed for notified rows: nobody needs to hear of it.
+        if (prev === null || (rows.length === 0 && read.rows.length === 0)) continue
+        const batch: Batch = { next: read.snapshot, rows: rows.map((r) => ({ ...r, xid: BigInt(r.xactId) })) }
         for (const sub of channel.subscribers) {
           if (sub.pending) sub.pending.push(batch)
           else this.deliver(sub, batch)
@@ -320,16 +406,26 @@ export class LiveFeed {
 
   private deliver(sub: Subscriber, batch: Batch) {
     const seen = sub.seen
-    const next = parseSnapshot(batch.next)
+    const next = batch.next === null ? null : parseSnapshot(batch.next)
     // A read that began before this subscriber's own (resume) read has nothing it lacks, and must not move it back.
-    if (seen && !notEarlier(next, seen)) return
+    if (seen && next && !notEarlier(next, seen)) return
     const rows = batch.rows.filter((r) => !(seen && committedVisibleIn(r.xid, seen)) && matchesFilters(r, sub.filters, LIVE_READERS))
-    if (rows.length === 0) {
-      sub.cursor = batch.next
-      sub.listener.cursor(batch.next)
+    if (batch.next === null) {
+      // From a notification: the cursor stays where the last read put it until the next read moves it.
+      if (rows.length > 0) {
+        sub.owesCursor = true
+        sub.listener.events(rows.map((r) => ({ cursor: sub.cursor, data: (r.data ??= JSON.stringify(toView(r))) })))
+      }
       return
     }
-    const messages = rows.map((r, i) => ({ cursor: i === rows.length - 1 ? batch.next : sub.cursor, data: (r.data ??= JSON.stringify(toView(r))) }))
+    const settles = sub.owesCursor
+    sub.owesCursor = false
+    if (rows.length === 0) {
+      sub.cursor = batch.next
+      sub.listener.cursor(batch.next, settles)
+      return
+    }
+    const messages = rows.map((r, i) => ({ cursor: i === rows.length - 1 ? batch.next! : sub.cursor, data: (r.data ??= JSON.stringify(toView(r))) }))
     sub.cursor = batch.next
     sub.listener.events(messages)
   }

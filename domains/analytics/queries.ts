@@ -98,7 +98,8 @@ export const insertEvents = (tx: Tx, rows: (EventRecord & { ord: number })[]) =>
            r.country, r.country_from
       from r
      where r.dedupe_key is null or r.ord in (select f.ord from firsts f join keys k on k.dedupe_key = f.dedupe_key)
-     order by r.ord`.then((r) => r.count)
+     order by r.ord
+    returning event_id`.then((r) => r as unknown as { eventId: string | null }[])
 
 /** Retention: up to `limit` of a tenant's events older than `days` days, oldest first; returns how many went. */
 export const deleteEventsOlderThan = (tx: Tx, tenantId: string, days: number, limit: number) =>
@@ -228,6 +229,26 @@ export const lockInboxEvents = (tx: Tx, ids: string[]) =>
      order by i.occurred_at, i.id
        for update of i`
 
+/**
+ * The leads of client events about to be recorded at intake (the same rules as lockInboxEvents): a client's lead id
+ * that names no lead of this tenant is dropped, a merged lead's becomes its survivor's, and an event without one gets
+ * its visitor's linked lead. Only events that end up with a lead are returned. Arrays, not a document: three columns.
+ */
+export const resolveIntakeLeads = (tx: Tx, rows: { id: string; leadId: string | null; anonymousId: string | null }[]) =>
+  tx<{ id: string; leadId: string; clientLead: boolean; phoneE164: string | null }[]>`
+    select x.id, x.lead_id, x.client_lead, p.phone_e164
+      from (
+        select r.id, coalesce(l.merged_into, l.id, vl.merged_into, vl.id) as lead_id, l.id is not null as client_lead
+          from unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.leadId) as string[]}::uuid[], ${rows.map((r) => r.anonymousId) as string[]}::text[])
+                 as r(id, lead_id, anonymous_id)
+          left join marketing.leads l on l.id = r.lead_id
+          left join analytics.identities v on l.id is null and v.anonymous_id = r.anonymous_id
+          left join marketing.leads vl on vl.id = v.lead_id
+         where l.id is not null or vl.id is not null
+      ) x
+      -- The lead's phone, for the country (as leadPhones reads it): in the same round trip, since the 202 waits.
+      left join marketing.leads p on p.id = x.lead_id`
+
 export const deleteInboxEvents = (tx: Tx, ids: string[]) =>
   tx`delete from analytics.event_inbox where id = any(${ids}::uuid[])`
 
@@ -287,7 +308,10 @@ export const replayParkedEvent = (tx: Tx, tenantId: string, id: string) =>
 // ---------------------------------------------------------------------------------------------------------------
 // The live feed (GET /v1/analytics/live): events committed after a snapshot, and the notifications that say so.
 
-/** What an API process listens on; migration 0024's statement trigger notifies it with the inserting tenant (or '*'). */
+/**
+ * What an API process listens on; the statement trigger (migrations 0024, 0039) notifies it with the inserting tenant
+ * (or '*'), or with a small statement's rows themselves (live.ts parseNotification).
+ */
 export const EVENTS_COMMITTED_CHANNEL = 'analytics_events'
 
 export interface LiveEventRow {
@@ -343,5 +367,5 @@ export const eventsCommittedAfter = async (tx: Tx, tenantId: string, after: stri
  * LISTENs on a connection of its own (postgres.js opens one per sql; it reconnects and listens again by itself).
  * `onListen` runs on every (re)connection: notifications sent while it was down are lost, so the caller rereads.
  */
-export const listenForCommittedEvents = (sql: Sql, onTenant: (tenant: string) => void, onListen: () => void) =>
-  sql.listen(EVENTS_COMMITTED_CHANNEL, onTenant, onListen)
+export const listenForCommittedEvents = (sql: Sql, onPayload: (payload: string) => void, onListen: () => void) =>
+  sql.listen(EVENTS_COMMITTED_CHANNEL, onPayload, onListen)

@@ -1,6 +1,7 @@
 import { isSupportedCountry } from 'libphonenumber-js/max'
 import { normalizePhone } from '../../marketing/leads/identity/phone.js'
 import type { Enrichment } from './schemas.js'
+import { memoize } from './memo.js'
 import { cleanText, MAX_LOCALE } from './text.js'
 
 /**
@@ -18,7 +19,11 @@ export function inferCountry(input: { phoneE164?: unknown; locale?: unknown }): 
 /** The region of a BCP 47 tag (`pt-BR`, `pt_BR`, `zh-Hant-TW`, or an Accept-Language list's first tag), or null. */
 export function localeRegion(value: unknown): string | null {
   const text = cleanText(value, MAX_LOCALE)
-  if (!text) return null
+  return text ? regionOf(text) : null
+}
+
+/** Intl.Locale costs microseconds a call and a site's visitors have a handful of locales: memoized (memo.ts). */
+const regionOf = memoize(500, (text: string): string | null => {
   const first = text.split(/[,;]/, 1)[0]!.trim().replace(/_/g, '-')
   try {
     // Intl.Locale is the standard BCP 47 parser; it throws on a malformed tag.
@@ -28,4 +33,4 @@ export function localeRegion(value: unknown): string | null {
   } catch {
     return null
   }
-}
+})

@@ -1,3 +1,4 @@
+import { memoize } from './memo.js'
 import type { Channel, ClickIdParam, Utm } from './schemas.js'
 import { sourceForHost, sourceForUtm } from './sources.js'
 import { cleanText, MAX_UTM_VALUE, parseUrl } from './text.js'
@@ -48,6 +49,26 @@ const WHATSAPP_TAGS = new Set(['whatsapp', 'wa'])
  *    host → `referral` with the host as source.
  */
 export function classifyAcquisition(input: { referrer?: unknown; pageUrl?: unknown; utm?: unknown }): Acquisition {
+  // Parsing two URLs is most of the cost, and a site's pages and referrers repeat: memoized (memo.ts) when the inputs
+  // are plain strings (and utm absent), the shape a browser's events have; anything else is computed.
+  if ((typeof input.referrer === 'string' || input.referrer === undefined) && (typeof input.pageUrl === 'string' || input.pageUrl === undefined)
+    && input.utm === undefined && (input.referrer?.length ?? 0) + (input.pageUrl?.length ?? 0) <= 4000) {
+    // Length-prefixed: any character may be in either string. An absent URL reads as an empty one (parseUrl: null).
+    const referrer = input.referrer ?? ''
+    return classifyUrls(`${referrer.length}:${referrer}${input.pageUrl ?? ''}`)
+  }
+  return classify(input)
+}
+
+const classifyUrls = memoize(2000, (key: string) => {
+  const colon = key.indexOf(':')
+  const end = colon + 1 + Number(key.slice(0, colon))
+  const a = classify({ referrer: key.slice(colon + 1, end), pageUrl: key.slice(end) })
+  // Shared by every event with these URLs: read-only all the way down.
+  return Object.freeze({ ...a, utm: Object.freeze({ ...a.utm }), clickId: a.clickId && Object.freeze({ ...a.clickId }) })
+})
+
+function classify(input: { referrer?: unknown; pageUrl?: unknown; utm?: unknown }): Acquisition {
   const page = parseUrl(input.pageUrl)
   const referrer = parseUrl(input.referrer)
   const utm = readUtm(page, input.utm)

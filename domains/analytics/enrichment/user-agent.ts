@@ -1,6 +1,7 @@
 import { isbot } from 'isbot'
 import { UAParser } from 'ua-parser-js'
 import type { DeviceType } from './schemas.js'
+import { memoize } from './memo.js'
 import { cleanText, MAX_USER_AGENT } from './text.js'
 
 // ua-parser-js 1.x (MIT) reads browser, OS and device; 2.x is AGPL, so we stay on 1.x. It does not tell bots from
@@ -19,27 +20,14 @@ const DESKTOP_OS = new Set(['Windows', 'Mac OS', 'macOS', 'Linux', 'Ubuntu', 'De
 const EMPTY: UserAgentInfo = { browser: { name: null, version: null }, os: { name: null, version: null }, device: 'other', isBot: false }
 
 /**
- * Parsed user agents, least recently used out first. A site's visitors send a few hundred distinct user agents over
- * and over, and parsing one (ua-parser-js and isbot) is most of what enriching an event costs; the parse is pure, so
- * a cached answer is the same answer. Bounded in entries, and each key is at most MAX_USER_AGENT characters.
+ * Parsed user agents, memoized (memo.ts): parsing one (ua-parser-js and isbot) is the dearest step of enriching an
+ * event. Bounded in entries, and each key is at most MAX_USER_AGENT characters.
  */
-const UA_CACHE_MAX = 2000
-const parsed = new Map<string, UserAgentInfo>()
+const parsed = memoize(2000, (ua) => parseUncached(ua))
 
 export function parseUserAgent(value: unknown): UserAgentInfo {
   const ua = cleanText(value, MAX_USER_AGENT)
-  if (!ua) return EMPTY
-  const hit = parsed.get(ua)
-  if (hit) {
-    // Refreshed: the Map's order is its recency.
-    parsed.delete(ua)
-    parsed.set(ua, hit)
-    return hit
-  }
-  const info = parseUncached(ua)
-  if (parsed.size >= UA_CACHE_MAX) parsed.delete(parsed.keys().next().value!)
-  parsed.set(ua, info)
-  return info
+  return ua ? parsed(ua) : EMPTY
 }
 
 function parseUncached(ua: string): UserAgentInfo {

@@ -166,3 +166,41 @@ export function offsetMinutes(at: Date, tz: string): number {
   if (!m) return 0
   return (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3] ?? 0) + Number(m[4] ?? 0) / 60)
 }
+
+/**
+ * Every label a time dimension takes over [from, to) in the zone, in order, as the SQL writes them (queries.ts
+ * TIME_UNITS: `YYYY-MM-DDTHH:00:00` for hours, the first day of the week (Monday) or month, else the day). Hours step
+ * through instants, so a DST change skips or repeats a local hour exactly as the data does; at most `max` labels.
+ */
+export function timeLabels(dimension: TimeDimension, from: Date, to: Date, tz: string, max = 10_000): string[] {
+  if (!(to > from)) return []
+  const parts = new Intl.DateTimeFormat('en-CA', { timeZone: tz, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', hourCycle: 'h23' })
+  const local = (at: Date) => {
+    const p = Object.fromEntries(parts.formatToParts(at).map((x) => [x.type, x.value]))
+    return { day: `${p.year}-${p.month}-${p.day}`, hour: p.hour! }
+  }
+  const labels: string[] = []
+  if (dimension === 'time:hour') {
+    const seen = new Set<string>()
+    // Whole hours of UTC are whole local hours in every zone whose offset is a whole number of hours; other zones
+    // (+05:30) start their hours on the half: stepping by 15 minutes finds every local hour either way.
+    for (let t = from.getTime(); t < to.getTime() && labels.length < max; t += 15 * 60_000) {
+      const l = local(new Date(t))
+      const label = `${l.day}T${l.hour}:00:00`
+      if (!seen.has(label)) {
+        seen.add(label)
+        labels.push(label)
+      }
+    }
+    return labels
+  }
+  const first = local(from).day
+  const last = local(new Date(to.getTime() - 1)).day
+  const start = dimension === 'time:day' ? first
+    : dimension === 'time:month' ? `${first.slice(0, 8)}01`
+      : addDays(first, -((new Date(`${first}T00:00:00Z`).getUTCDay() + 6) % 7))
+  for (let d = start; d <= last && labels.length < max; d = dimension === 'time:month' ? addMonths(d, 1) : addDays(d, dimension === 'time:week' ? 7 : 1)) {
+    labels.push(d)
+  }
+  return labels
+}

@@ -3,7 +3,7 @@ import { withTenant, type Sql, type Tx } from '../../../lib/db.js'
 import { AppError } from '../../../lib/errors.js'
 import { retentionSettingsOf } from '../../privacy/retention.js'
 import {
-  addDays, addMonths, isTimeDimension, isTimeZone, offsetMinutes, parseQuery, resolveRange, type Query, type Range,
+  addDays, addMonths, isTimeDimension, isTimeZone, offsetMinutes, parseQuery, resolveRange, timeLabels, type Query, type Range,
 } from './grammar.js'
 import { isRatio, planPeriod, type MedianPlan, type Plan } from './plan.js'
 import * as q from './queries.js'
@@ -16,6 +16,8 @@ interface Period { range: Range; from: Date; to: Date }
 interface Row { dims: string[]; metrics: (number | null)[] }
 
 const round = (v: number, digits: number) => Math.round(v * 10 ** digits) / 10 ** digits
+/** A metric where nothing happened: counts are 0, ratios and medians have no value. */
+const emptyValue = (m: Metric) => (m === 'events' || m === 'leads' || m === 'visitors' ? 0 : null)
 const keyOf = (dims: string[]) => JSON.stringify(dims)
 
 /**
@@ -141,6 +143,16 @@ export async function runQuery(sql: Sql, config: Config, tenantId: string, body:
     ])
 
     const timeAt = query.dimensions.findIndex(isTimeDimension)
+    // A time series has a row for every bucket of the range, zeros where nothing happened (as Plausible's does), so
+    // a chart's gaps are days without events, not days missing. Only for time alone: with other dimensions every
+    // combination would be a row.
+    const only = query.dimensions.length === 1 ? query.dimensions[0]! : null
+    if (only && isTimeDimension(only)) {
+      for (const label of timeLabels(only, main!.from, main!.to, tz)) {
+        const k = keyOf([label])
+        if (!rows.has(k)) rows.set(k, { dims: [label], metrics: query.metrics.map(emptyValue) })
+      }
+    }
     const shift = !prev ? null
       : range.kind === 'instants' ? { ms: prev.from.getTime() - main!.from.getTime() }
         : body.dateRange === 'month' ? { months: -1 }
@@ -150,7 +162,7 @@ export async function runQuery(sql: Sql, config: Config, tenantId: string, body:
       if (prevRows && shift) {
         const dims = r.dims.map((d, i) => (i === timeAt ? shiftLabel(d, shift) : d))
         const c = prevRows.get(keyOf(dims))
-        const metrics = c?.metrics ?? query.metrics.map((m) => (m === 'events' || m === 'leads' || m === 'visitors' ? 0 : null))
+        const metrics = c?.metrics ?? query.metrics.map(emptyValue)
         out.comparison = {
           dimensions: dims.map((d) => (d === '' ? null : d)),
           metrics,

@@ -139,12 +139,17 @@ describe('merging two leads that both talk to the bot', () => {
     expect((await conversationOn(m, branch))!.state).toMatchObject({ status: 'waiting_answer', currentNodeId: 'ask_service', answers: { name: 'Ana Lima' } })
     expect((await conversationOn(m, main))!.state).toMatchObject({ status: 'waiting_answer', currentNodeId: 'ask_name' })
     expect(await timerJobs((await conversationOn(m, main))!.id)).toBe(1)
-    // A client event naming M (POST /v1/events), not moved into analytics.events yet: the merge must move it too.
+    // A client event naming M (POST /v1/events): recorded in analytics.events at once, under M.
     const sent = await webhooks.inject({
       method: 'POST', url: '/v1/events', headers: bearer(tenant.adminKey),
       payload: { events: [{ id: randomUUID(), name: 'pricing.viewed', type: 'page', occurredAt: new Date().toISOString(), leadId: m }] },
     })
     expect(sent.statusCode, sent.body).toBe(202)
+    // And one waiting in the event inbox (where a request PostgreSQL refused goes, parked there if it fails again): the
+    // merge must move it too.
+    await db.current.owner`
+      insert into analytics.event_inbox (tenant_id, id, name, type, occurred_at, lead_id, source, status, attempts, last_error)
+      values (${tenant.id}, ${randomUUID()}, 'pricing.viewed', 'page', now(), ${m}, 'api', 'parked', 1, 'refused for the test')`
     // M has rows in every table the catalog moves, so the check after the merge proves something for each.
     const before = await rowsOnLead(m)
     expect(Object.entries(before).filter(([, n]) => n === 0).map(([k]) => k), 'tables the scenario gives M no rows in').toEqual([])

@@ -59,6 +59,14 @@ describe('GET /v1/analytics/live', () => {
     await waitUntil(() => s.lastEventId !== '')
     return s
   }
+  /**
+   * Events sent straight from their notification carry the cursor from before them; the read that follows (within
+   * the feed's cursor delay) moves it past them with an id-only block. A client resuming before that is sent them again.
+   */
+  const cursorPastLastEvent = (s: SseClient) => {
+    const before = s.messages.at(-1)!.id
+    return waitUntil(() => s.lastEventId !== before)
+  }
   const idsOf = async (t: TestTenant, names: string[]) => {
     const rows = await db.current.owner<{ id: string; name: string }[]>`
       select e.id::text as id, e.name from analytics.events e where e.tenant_id = ${t.id} and e.name = any(${names}) order by e.id`
@@ -115,11 +123,48 @@ describe('GET /v1/analytics/live', () => {
     await s.waitFor((m) => eventsOf(m).some((e) => e.name === 'lead.qualified'))
   })
 
+  it("sends a small statement's events from its notification at once, and a big one's after reading them", async () => {
+    // No sweep and no cursor read within the test: what arrives before the big statement came from the notification.
+    const direct = new LiveFeed(db.current.sql, testLogger(), { resumeMaxEvents: 50, sweepIntervalMs: 600_000, cursorDelayMs: 600_000 })
+    const t = await makeTenant(db.current.sql)
+    const got: { cursor: string; name: string }[] = []
+    const cursors: string[] = []
+    const unsubscribe = await direct.subscribe(t.id, { filters: [], after: null }, {
+      events: (ms) => got.push(...ms.map((m) => ({ cursor: m.cursor, name: (JSON.parse(m.data) as { name: string }).name }))),
+      cursor: (c) => cursors.push(c),
+      reset: () => { throw new Error('no reset expected') },
+      close: () => {},
+    })
+    try {
+      expect(cursors).toHaveLength(1)
+      const start = cursors[0]!
+      await record(t, [event('direct.one'), event('direct.two', { properties: { plan: 'pro' } })])
+      await waitUntil(() => got.length === 2)
+      // Straight from the notification: no read moved the cursor, so both carry the one the subscriber had.
+      expect(got).toEqual([{ cursor: start, name: 'direct.one' }, { cursor: start, name: 'direct.two' }])
+      expect(cursors).toHaveLength(1)
+      // 25 rows are more than a notification carries: the feed reads them, and does not send the first two again.
+      await record(t, Array.from({ length: 25 }, (_, i) => event(`direct.bulk.${i}`)))
+      await waitUntil(() => got.length === 27)
+      await new Promise((r) => setTimeout(r, 200))
+      expect(got.map((g) => g.name)).toEqual(['direct.one', 'direct.two', ...Array.from({ length: 25 }, (_, i) => `direct.bulk.${i}`)])
+      // The read's snapshot is the cursor of the batch's last event: past everything sent so far.
+      expect(got.at(-1)!.cursor).not.toBe(start)
+      const past = await db.current.owner<{ visible: boolean }[]>`
+        select bool_and(pg_visible_in_snapshot(xact_id, ${got.at(-1)!.cursor}::pg_snapshot)) as visible from analytics.events where tenant_id = ${t.id}`
+      expect(past[0]!.visible).toBe(true)
+    } finally {
+      unsubscribe()
+      await direct.close()
+    }
+  })
+
   it('resumes from Last-Event-ID with exactly the events missed while away', async () => {
     const filters = [['contains', 'event:name', ['resume.']]]
     const first = await following(tenant.adminKey, { filters })
     await record(tenant, [event('resume.one')])
     await first.waitFor((m) => eventsOf(m).length === 1)
+    await cursorPastLastEvent(first)
     const cursor = first.lastEventId
     first.close()
 
@@ -156,6 +201,7 @@ describe('GET /v1/analytics/live', () => {
     const [idB] = await idsOf(tenant, ['interleave.b'])
     // A holds the lower id although it commits later: "id > last seen" would never send it.
     expect(BigInt(idA)).toBeLessThan(BigInt(idB!))
+    await cursorPastLastEvent(s)
 
     // The client goes away having seen B; A commits while it is away.
     const cursorAfterB = s.lastEventId

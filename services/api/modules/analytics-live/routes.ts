@@ -72,8 +72,9 @@ export default async function analyticsLiveRoutes(app: App, deps: ApiDeps & { li
           started = true
           stream.messages(messages.map((m) => sseMessage(m.cursor, 'analytics', m.data)).join(''))
         },
-        cursor: (cursor) => {
-          stream.id(cursor, !started)
+        // A cursor that settles events already sent goes out now, so a reconnect does not get them again.
+        cursor: (cursor, settles) => {
+          stream.id(cursor, settles || !started)
           started = true
         },
         reset: (cursor, limit) => {

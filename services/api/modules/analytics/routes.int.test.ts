@@ -84,10 +84,12 @@ describe('analytics query API', () => {
 
     const hours = (await query({ metrics: ['events', 'delivery_rate'], dateRange: [DAY, DAY], dimensions: ['time:hour'], filters: [['contains', 'event:name', ['whatsapp']]] })).json()
     // A ratio is of the bucket's own events: at 12:00 three deliveries of the hour's two sends (one was sent at 11:02).
-    expect(hours.results).toEqual([
-      { dimensions: [`${DAY}T11:00:00`], metrics: [4, 0] },
-      { dimensions: [`${DAY}T12:00:00`], metrics: [8, 1.5] },
-    ])
+    // A time series has every hour of the day; those without events are zeros (and ratios without a denominator null).
+    expect(hours.results).toHaveLength(24)
+    expect(hours.results).toEqual(Array.from({ length: 24 }, (_, h) => {
+      const hour = `${DAY}T${String(h).padStart(2, '0')}:00:00`
+      return { dimensions: [hour], metrics: h === 11 ? [4, 0] : h === 12 ? [8, 1.5] : [0, null] }
+    }))
   })
 
   it('reads a dimension the rollups lack from raw events, and says why', async () => {

@@ -42,23 +42,24 @@ describe('POST /v1/events: event intake', () => {
   })
 
   const inboxOf = (t: TestTenant) => count(db.current, 'analytics.event_inbox', `tenant_id = '${t.id}'`)
+  /** Everything stored for the tenant's client events, wherever: analytics.events and the inbox. */
+  const storedOf = async (t: TestTenant) => (await inboxOf(t)) + (await count(db.current, 'analytics.events', `tenant_id = '${t.id}' and dedupe_key like 'evt:%'`))
   const eventsOf = (t: TestTenant, where = 'true') => count(db.current, 'analytics.events', `tenant_id = '${t.id}' and dedupe_key like 'evt:%' and ${where}`)
   const withKey = (events: unknown[], key = tenant.adminKey) =>
     app.inject({ method: 'POST', url: '/v1/events', headers: bearer(key), payload: { events } })
   const fromSite = (events: unknown[], headers: Record<string, string> = { origin: ORIGIN }, key = siteKey.publicKey) =>
     app.inject({ method: 'POST', url: `/v1/events?siteKey=${key}`, headers, payload: { events } })
 
-  it('stores a batch sent with an admin API key and answers 202 after commit; the task moves every field into analytics.events', async () => {
+  it('stores a batch sent with an admin API key in analytics.events, every field, before answering 202 (no inbox, no job)', async () => {
     const lead = await withTenant(db.current.sql, tenant.id, (tx) =>
       tx<{ id: string }[]>`insert into marketing.leads (tenant_id, email, source) values (${tenant.id}, 'ana@example.com', 'test') returning id`)
     const events = [pageView(), pageView({ name: 'Signup clicked', type: 'track', leadId: lead[0]!.id, anonymousId: undefined })]
     const res = await withKey(events)
     expect(res.statusCode).toBe(202)
     expect(res.json()).toEqual({ accepted: 2, duplicates: 0 })
-    expect(await inboxOf(tenant)).toBe(2)
-
-    await drainJobs(db.current)
+    // Recorded by the commit the 202 waited for: nothing waits in the inbox and no job is needed.
     expect(await inboxOf(tenant)).toBe(0)
+    expect(await count(db.current, 'graphile_worker._private_jobs', `task_id in (select id from graphile_worker._private_tasks where identifier = 'analytics__process_events')`)).toBe(0)
     const stored = await db.current.owner<Record<string, unknown>[]>`
       select event_id, name, type, lead_id, anonymous_id, session_id, properties, context, source, dedupe_key, occurred_at
         from analytics.events where tenant_id = ${tenant.id} and event_id = any(${events.map((e) => e.id)}::uuid[]) order by name`
@@ -104,17 +105,17 @@ describe('POST /v1/events: event intake', () => {
   it('accepts late data (a year old) and refuses occurredAt more than 10 minutes ahead', async () => {
     const late = pageView({ occurredAt: new Date(Date.now() - 365 * 86_400_000).toISOString() })
     expect((await withKey([late])).statusCode).toBe(202)
-    const before = await inboxOf(tenant)
+    const before = await storedOf(tenant)
     const res = await withKey([pageView(), pageView({ occurredAt: new Date(Date.now() + 11 * 60_000).toISOString() })])
     expect(res.statusCode).toBe(400)
     expect(res.json().error.details).toEqual([expect.objectContaining({ path: 'events.1.occurredAt' })])
-    expect(await inboxOf(tenant)).toBe(before)
+    expect(await storedOf(tenant)).toBe(before)
     // A little clock drift is not refused.
     expect((await withKey([pageView({ occurredAt: new Date(Date.now() + 5 * 60_000).toISOString() })])).statusCode).toBe(202)
   })
 
   it('reports every bad event by its index and stores nothing of that batch', async () => {
-    const before = await inboxOf(tenant)
+    const before = await storedOf(tenant)
     const res = await withKey([
       pageView(),
       pageView({ id: 'not-a-uuid' }),
@@ -128,17 +129,17 @@ describe('POST /v1/events: event intake', () => {
     expect(res.json().error.code).toBe('BAD_REQUEST')
     expect(res.json().error.details.map((d: { path: string }) => d.path).sort()).toEqual(
       ['events.1.id', 'events.3.occurredAt', 'events.4.anonymousId', 'events.5.properties', 'events.6.type'].sort())
-    expect(await inboxOf(tenant)).toBe(before)
+    expect(await storedOf(tenant)).toBe(before)
   })
 
   it('answers 413 for 1,001 events and for a body over the limit, storing nothing', async () => {
-    const before = await inboxOf(tenant)
+    const before = await storedOf(tenant)
     const tooMany = await withKey(Array.from({ length: 1001 }, () => pageView()))
     expect(tooMany.statusCode).toBe(413)
     expect(tooMany.json().error.code).toBe('PAYLOAD_TOO_LARGE')
     const huge = await withKey(Array.from({ length: 300 }, () => pageView({ properties: { blob: 'x'.repeat(7900) } })))
     expect(huge.statusCode).toBe(413)
-    expect(await inboxOf(tenant)).toBe(before)
+    expect(await storedOf(tenant)).toBe(before)
     // Exactly 1,000 is fine.
     expect((await withKey(Array.from({ length: 1000 }, () => pageView()))).json()).toEqual({ accepted: 1000, duplicates: 0 })
   })
@@ -173,17 +174,17 @@ describe('POST /v1/events: event intake', () => {
       const res = await beacon(JSON.stringify({ events: [e] }))
       expect(res.statusCode).toBe(202)
       expect(res.json()).toEqual({ accepted: 1, duplicates: 0 })
-      const before = await inboxOf(tenant)
+      const before = await storedOf(tenant)
       expect((await beacon('{"events": [', 'text/plain')).statusCode).toBe(400)
       expect((await beacon(JSON.stringify({ events: [pageView()] }), 'application/xml')).statusCode).toBe(415)
       expect((await beacon('{"__proto__": {"x": 1}, "events": []}')).statusCode).toBe(400)
-      expect(await inboxOf(tenant)).toBe(before)
+      expect(await storedOf(tenant)).toBe(before)
       await drainJobs(db.current)
       expect(await eventsOf(tenant, `event_id = '${e.id}'`)).toBe(1)
     })
 
     it('refuses another origin (403) and an unknown site key (404), preflight or not, storing nothing', async () => {
-      const before = await inboxOf(tenant)
+      const before = await storedOf(tenant)
       expect((await fromSite([pageView()], { origin: 'https://evil.example' })).statusCode).toBe(403)
       const preflight = await app.inject({
         method: 'OPTIONS', url: `/v1/events?siteKey=${siteKey.publicKey}`,
@@ -195,15 +196,15 @@ describe('POST /v1/events: event intake', () => {
       expect(unknown.statusCode).toBe(404)
       expect(unknown.json().error.code).toBe('NOT_FOUND')
       expect((await fromSite([pageView()], { origin: ORIGIN }, 'nonsense')).statusCode).toBe(404)
-      expect(await inboxOf(tenant)).toBe(before)
+      expect(await storedOf(tenant)).toBe(before)
     })
 
     it('refuses a leadId (a public key may not attribute events to a lead) and stores nothing', async () => {
-      const before = await inboxOf(tenant)
+      const before = await storedOf(tenant)
       const res = await fromSite([pageView(), pageView({ leadId: randomUUID() })])
       expect(res.statusCode).toBe(400)
       expect(res.json().error.details).toEqual([expect.objectContaining({ path: 'events.1.leadId' })])
-      expect(await inboxOf(tenant)).toBe(before)
+      expect(await storedOf(tenant)).toBe(before)
     })
 
     it('answers 410 once the key is archived', async () => {
@@ -216,13 +217,13 @@ describe('POST /v1/events: event intake', () => {
   describe('security', () => {
     it('refuses a read-only API key (403), no key (401) and a wrong key (401)', async () => {
       const readOnly = await makeApiKey(db.current.sql, tenant, 'read_only')
-      const before = await inboxOf(tenant)
+      const before = await storedOf(tenant)
       const res = await withKey([pageView()], readOnly.key)
       expect(res.statusCode).toBe(403)
       expect(res.json().error.message).toMatch(/read-only/)
       expect((await app.inject({ method: 'POST', url: '/v1/events', payload: { events: [pageView()] } })).statusCode).toBe(401)
       expect((await withKey([pageView()], `wak_${'x'.repeat(40)}`)).statusCode).toBe(401)
-      expect(await inboxOf(tenant)).toBe(before)
+      expect(await storedOf(tenant)).toBe(before)
     })
 
     it("files another tenant's events under that tenant only, and drops a lead id that is not that tenant's", async () => {
@@ -256,7 +257,7 @@ describe('POST /v1/events: site-key rate limit', () => {
     expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0)
     const api = await app.inject({ method: 'POST', url: '/v1/events', headers: bearer(tenant.adminKey), payload: { events: [pageView()] } })
     expect(api.statusCode).toBe(202)
-    expect(await count(db.current, 'analytics.event_inbox', `tenant_id = '${tenant.id}'`)).toBe(3)
+    expect(await count(db.current, 'analytics.events', `tenant_id = '${tenant.id}'`)).toBe(3)
     await app.close()
   })
 })
@@ -279,6 +280,7 @@ describe('POST /v1/events: failed API keys', () => {
       expect(res.json().error.code).toBe('RATE_LIMITED')
     }
     expect(await count(db.current, 'analytics.event_inbox', `tenant_id = '${tenant.id}'`)).toBe(0)
+    expect(await count(db.current, 'analytics.events', `tenant_id = '${tenant.id}'`)).toBe(0)
     await app.close()
   })
 
