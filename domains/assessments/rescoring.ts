@@ -36,7 +36,7 @@ export async function rescoreOneBatch(sql: Sql, payload: RescorePayload, batchSi
       const answers = new Map(Object.entries(row.answers).map(([k, v]) => [k, v.value] as const))
       const next = score(compiled, answers)
       const current = { totalScore: row.totalScore!, band: row.band, categoryScores: row.categoryScores!, recommendations: row.recommendations! }
-      if (sameScore(next, { ...current, bandLabel: null })) stamp.push(row.resultId)
+      if (sameScore(next, current)) stamp.push(row.resultId)
       else changed.push({ resultId: row.resultId, score: next })
     }
     await q.replaceResults(tx, run.id, run.versionId, run.rubricVersion, changed)

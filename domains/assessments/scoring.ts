@@ -50,6 +50,10 @@ export function score(c: CompiledDefinition, answers: Answers): Score {
 }
 
 /** Two scores are the same result (re-scoring leaves a result alone when nothing changed). */
-export const sameScore = (a: Score, b: Omit<Score, 'formulaValues'> & { formulaValues?: Record<string, number> }) =>
-  a.totalScore === b.totalScore && a.band === b.band && JSON.stringify(a.categoryScores) === JSON.stringify(b.categoryScores) &&
-  JSON.stringify(a.recommendations) === JSON.stringify(b.recommendations)
+export const sameScore = (a: Pick<Score, 'totalScore' | 'band' | 'categoryScores' | 'recommendations'>, b: Pick<Score, 'totalScore' | 'band' | 'categoryScores' | 'recommendations'>) =>
+  a.totalScore === b.totalScore && a.band === b.band && sameRecord(a.categoryScores, b.categoryScores) &&
+  a.recommendations.length === b.recommendations.length && a.recommendations.every((r, i) => r === b.recommendations[i])
+
+// Stored as jsonb, whose keys come back in its own order: compare by key.
+const sameRecord = (a: Record<string, number>, b: Record<string, number>) =>
+  Object.keys(a).length === Object.keys(b).length && Object.entries(a).every(([k, v]) => b[k] === v)
