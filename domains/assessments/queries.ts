@@ -212,15 +212,9 @@ export const upsertResponse = (tx: Tx, r: { tenantId: string; sessionId: string;
 // ---------------------------------------------------------------------------------------------------------------
 // Results
 
-export interface ResultRow {
+export interface ResultRow extends Score {
   id: string
   sessionId: string
-  totalScore: number
-  categoryScores: Record<string, number>
-  formulaValues: Record<string, number>
-  band: string | null
-  bandLabel: string | null
-  recommendations: string[]
   rubricVersion: number
   scoredVersionId: string
   computedAt: Date
