@@ -46,7 +46,7 @@ export async function benchAnswers(db: BenchDatabase, ctx: BenchContext): Promis
       },
     }),
   ]
-  const completed = (await db.owner<{ n: number }[]>`select count(*)::int as n from assessments.results`)[0]!.n
+  const completed = (await db.owner<{ n: number }[]>`select count(*)::int as n from assessments.results where tenant_id = ${ctx.tenantId}`)[0]!.n
   console.log(`\nAnswer submission, web path (${connections} connections, ${seconds} s each, ${tokens.length.toLocaleString('en')} sessions answered in turn; ${completed.toLocaleString('en')} completed during the run, each with its result, analysis job and event):`)
   printComparison(results, ['bare route'])
   const ratio = results[1]!.requestsPerSecond / results[0]!.requestsPerSecond
