@@ -15,6 +15,7 @@ import eventIntakeRoutes from './modules/events/routes.js'
 import onboardingRoutes from './modules/onboarding/routes.js'
 import onboardingPageRoutes from './onboarding-page/routes.js'
 import variantRoutes from './modules/variants/routes.js'
+import assessmentSessionRoutes from './modules/assessments/routes.js'
 
 export interface WebhooksDeps {
   config: Config
@@ -56,6 +57,7 @@ export async function buildWebhooksApp(input: WebhooksDeps): Promise<App> {
     ['/v1/events', eventIntakeRoutes],
     ['/onboarding', onboardingRoutes],
     ['/v1/variants', variantRoutes],
+    ['/assessments', assessmentSessionRoutes],
   ] as const
   for (const [prefix, plugin] of modules) {
     await app.register(async (scope) => plugin(scope as unknown as App, deps), { prefix })

@@ -300,6 +300,21 @@ export const LEAD_REFERENCES: readonly LeadReference[] = [
     personal: ['kept_unit_id', 'dropped_unit_id'],
     merge: { kind: 'keep', why: 'the record of which lead was merged away with its assignment; merged_lead_id is that lead' },
     erase: { kind: 'delete' },
+  },  {
+    table: 'assessments.sessions',
+    reach: { by: 'lead', column: 'lead_id' },
+    personal: ['demographics'],
+    merge: { kind: 'move' },
+    erase: { kind: 'anonymise', null: ['lead_id', 'conversation_id', 'token_hash'], redact: ['demographics'], why: "the assessment's report (starts, completions, score distribution) and a partner's counts stay right; the session no longer names anyone, and its answers (assessments.responses) are deleted" },
+    note: 'An assessment taken on the web (lead_id once known) or in a WhatsApp conversation. The profile fields (age, gender, country, income band, …) are personal.',
+  },
+  {
+    table: 'assessments.responses',
+    reach: { by: 'parent', column: 'session_id', parent: 'assessments.sessions', parentColumn: 'id' },
+    personal: ['answer'],
+    merge: { kind: 'follows' },
+    erase: { kind: 'delete' },
+    note: 'Answers, free text included. Deleted before their session is anonymised; the result computed from them stays (it names no one).',
   },
 ]
 
@@ -332,6 +347,7 @@ export const NOT_PERSONAL: Readonly<Record<string, string>> = {
   'app_private.schema_migrations.name': "a migration file's name",
   'experiments.experiments.name': "an experiment's name",
   'experiments.pending_exposures.template_name': "the message template a variation sent (the business's template), not a person's name",
+  'assessments.assessments.name': "an assessment's (questionnaire's) name",
   'privacy.erasure_requests.erased_lead_ids': 'ids of the leads an erasure is removing, kept to resume it; emptied when it completes (the leads are gone)',
 }
 

@@ -5,6 +5,7 @@ import { createPartitionsTask } from './analytics__create_partitions.js'
 import { linkAnonymousTask } from './analytics__link_anonymous.js'
 import { processEventsTask } from './analytics__process_events.js'
 import { rollUpTask } from './analytics__roll_up.js'
+import { rescoreTask } from './assessments__rescore.js'
 import { flowTimerTask } from './conversations__flow_timer.js'
 import { runBotTask } from './conversations__run_bot.js'
 import { processSubmissionTask } from './marketing__process_submission.js'
@@ -53,6 +54,7 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     onboarding__message_arrived: messageArrivedTask(deps),
     onboarding__deliver_webhook: deliverWebhookTask(deps),
     onboarding__send_whatsapp_nudge: sendWhatsAppNudgeTask(deps),
+    assessments__rescore: rescoreTask(deps),
   }
 }
 
