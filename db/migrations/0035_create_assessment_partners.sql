@@ -125,7 +125,7 @@ create table assessments.shop_endpoints (
   id uuid primary key default gen_random_uuid(),
   tenant_id uuid not null unique references core.tenants (id) on delete cascade,
   public_key text not null unique,
-  secret_sealed bytea not null,
+  secret_sealed text not null,
   created_at timestamptz not null default now(),
   rotated_at timestamptz not null default now()
 );
@@ -306,7 +306,7 @@ grant execute on function assessments.find_public_link(text) to app_user;
 
 -- The shop webhook's endpoint by its public key (its tenant and sealed secret), before any tenant is known.
 create function assessments.find_shop_endpoint(p_public_key text)
-  returns table (tenant_id uuid, secret_sealed bytea)
+  returns table (tenant_id uuid, secret_sealed text)
   language sql stable security definer set search_path = pg_catalog, pg_temp
 as $$ select e.tenant_id, e.secret_sealed from assessments.shop_endpoints e where e.public_key = p_public_key $$;
 revoke execute on function assessments.find_shop_endpoint(text) from public;
