@@ -15,6 +15,8 @@ import eventIntakeRoutes from './modules/events/routes.js'
 import onboardingRoutes from './modules/onboarding/routes.js'
 import onboardingPageRoutes from './onboarding-page/routes.js'
 import variantRoutes from './modules/variants/routes.js'
+import partnerLinkRoutes from './modules/partner-links/routes.js'
+import shopWebhookRoutes from './modules/partner-links/shop-routes.js'
 
 export interface WebhooksDeps {
   config: Config
@@ -56,6 +58,8 @@ export async function buildWebhooksApp(input: WebhooksDeps): Promise<App> {
     ['/v1/events', eventIntakeRoutes],
     ['/onboarding', onboardingRoutes],
     ['/v1/variants', variantRoutes],
+    ['/l', partnerLinkRoutes],
+    ['/assessments/shop', shopWebhookRoutes],
   ] as const
   for (const [prefix, plugin] of modules) {
     await app.register(async (scope) => plugin(scope as unknown as App, deps), { prefix })
