@@ -246,13 +246,16 @@ declare
   partner_currency char(3);
 begin
   select p.balance, p.currency into current_balance, partner_currency
-    from assessments.partners p where p.id = new.partner_id and p.tenant_id = new.tenant_id for update;
+    from assessments.partners p where p.id = new.partner_id and p.tenant_id = new.tenant_id for no key update;
   if not found then
     raise exception 'partner % not found', new.partner_id using errcode = 'foreign_key_violation';
   end if;
   if new.currency <> partner_currency then
     raise exception 'ledger entry in % for a partner kept in %', new.currency, partner_currency using errcode = 'check_violation';
   end if;
+  -- The id is drawn again under the lock: ids of one partner's entries then follow the order their balances were
+  -- computed in (the first id was drawn before the wait), so reading by id replays the running balance.
+  new.id := nextval(pg_get_serial_sequence('assessments.ledger_entries', 'id'));
   new.balance_after := current_balance + new.amount;
   if new.balance_after < 0 then
     raise exception 'insufficient balance' using errcode = 'check_violation', constraint = 'ledger_entries_balance_after_check';

@@ -26,8 +26,9 @@ export const insertPartner = (tx: Tx, tenantId: string, p: { code: string; name:
 
 export const listPartners = (tx: Tx) => tx<PartnerRow[]>`select ${partnerColumns(tx)} from assessments.partners order by created_at, id`
 
+// `for no key update`, as the ledger trigger takes it: foreign-key checks of concurrent inserts (key share) pass it.
 export const findPartner = (tx: Tx, id: string, lock = false) =>
-  tx<PartnerRow[]>`select ${partnerColumns(tx)} from assessments.partners where id = ${id} ${lock ? tx`for update` : tx``}`.then((r) => r[0] ?? null)
+  tx<PartnerRow[]>`select ${partnerColumns(tx)} from assessments.partners where id = ${id} ${lock ? tx`for no key update` : tx``}`.then((r) => r[0] ?? null)
 
 export const updatePartner = (tx: Tx, id: string, p: { name?: string; commissionRate?: string; tier?: string; status?: string }) =>
   tx<PartnerRow[]>`
@@ -393,7 +394,7 @@ export interface LedgerRow {
   amount: string; balanceAfter: string; currency: string; commissionId: string | null; withdrawalId: string | null; actor: string; createdAt: Date
 }
 const ledgerColumns = (tx: Queryable) => tx`
-  id::text as id, kind, amount::text as amount, balance_after::text as balance_after, currency, commission_id, withdrawal_id, actor, created_at`
+  id, kind, amount::text as amount, balance_after::text as balance_after, currency, commission_id, withdrawal_id, actor, created_at`
 
 /** The trigger computes balance_after under the partner's lock and refuses (23514) a balance below zero. */
 export const insertLedgerEntry = (tx: Tx, tenantId: string, e: {
