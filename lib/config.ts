@@ -135,6 +135,12 @@ export const ConfigSchema = z.object({
   ONBOARDING_SIGNUP_LIMIT_PER_IP_PER_HOUR: z.coerce.number().int().min(1).default(20),
   // Views and saves of sessions, per client IP per minute (a token cannot be guessed, but each try costs a lookup).
   ONBOARDING_RATE_LIMIT_PER_IP_PER_MINUTE: z.coerce.number().int().min(1).default(600),
+  // Public assessment sessions (start, answer, back, resume), per client IP per minute; starts separately, per hour.
+  ASSESSMENTS_RATE_LIMIT_PER_IP_PER_MINUTE: z.coerce.number().int().min(1).default(600),
+  ASSESSMENTS_STARTS_PER_IP_PER_HOUR: z.coerce.number().int().min(1).default(120),
+  // Re-scoring: completed sessions per batch (one transaction each) and batches per job before it hands over.
+  ASSESSMENTS_RESCORE_BATCH: z.coerce.number().int().min(10).max(20_000).default(2000),
+  ASSESSMENTS_RESCORE_BATCHES_PER_JOB: z.coerce.number().int().min(1).default(50),
   // Outbound onboarding events (onboarding.nudge, onboarding.abandoned, onboarding.completed), signed the Standard
   // Webhooks way with ONBOARDING_WEBHOOK_SECRET (whsec_<base64>). Unset URL: events are recorded as skipped.
   ONBOARDING_WEBHOOK_URL: optionalUrl,

@@ -26,7 +26,8 @@ export function redactUrl(url: string): string {
 }
 
 /** Path segments that are credentials: an onboarding session token (/onboarding/sessions/<token>/…). */
-const redactPathSecrets = (path: string) => path.replace(/^(\/onboarding\/sessions\/)[^/?#]+/, '$1[redacted]')
+const redactPathSecrets = (path: string) =>
+  path.replace(/^(\/onboarding\/sessions\/)[^/?#]+/, '$1[redacted]').replace(/^(\/assessments\/sessions\/)[^/?#]+/, '$1[redacted]')
 const PLAIN_NAME = /^[A-Za-z_][A-Za-z0-9_.[\]-]{0,63}$/
 
 /**

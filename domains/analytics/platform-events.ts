@@ -277,6 +277,40 @@ export function anonymousIdInText(text: unknown): string | null {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Assessments (domains/assessments): a session started, a question answered, a session completed. Keys are the
+// session's own ids (and the answer's revision), so a retried answer or completion adds nothing.
+
+export interface AssessmentFact {
+  assessmentId: string
+  sessionId: string
+  channel: 'web' | 'whatsapp'
+  leadId: string | null
+  at: Date | string
+  linkId?: string | null
+  partnerId?: string | null
+}
+
+const assessmentProperties = (f: AssessmentFact) => ({
+  assessmentId: f.assessmentId, sessionId: f.sessionId, channel: f.channel,
+  ...(f.linkId ? { linkId: f.linkId } : {}), ...(f.partnerId ? { partnerId: f.partnerId } : {}),
+})
+
+export const assessmentStarted = (f: AssessmentFact & { version: number }): EventRow => ({
+  name: 'assessment.started', leadId: f.leadId, occurredAt: iso(f.at), dedupeKey: `assessment:started:${f.sessionId}`, source: 'assessments',
+  properties: { ...assessmentProperties(f), version: f.version },
+})
+
+export const assessmentAnswered = (f: AssessmentFact & { questionId: string; revision: number; responseMs: number | null }): EventRow => ({
+  name: 'assessment.answered', leadId: f.leadId, occurredAt: iso(f.at), dedupeKey: `assessment:answered:${f.sessionId}:${f.questionId}:${f.revision}`, source: 'assessments',
+  properties: { ...assessmentProperties(f), questionId: f.questionId, ...(f.responseMs !== null ? { responseMs: f.responseMs } : {}) },
+})
+
+export const assessmentCompleted = (f: AssessmentFact & { resultId: string; totalScore: number; band: string | null }): EventRow => ({
+  name: 'assessment.completed', leadId: f.leadId, occurredAt: iso(f.at), dedupeKey: `assessment:completed:${f.sessionId}`, source: 'assessments',
+  properties: { ...assessmentProperties(f), resultId: f.resultId, totalScore: f.totalScore, band: f.band },
+})
+
+// ---------------------------------------------------------------------------------------------------------------
 // Partner links and commissions (domains/assessments/partners). Keys: `link:clicked:<clickId>`,
 // `link:started:<sessionId>`, `link:completed:<sessionId>`, `link:converted:<purchaseId>`, `purchase:recorded:<purchaseId>`,
 // `commission:<status>:<commissionId>`. Every one names the link and partner in properties (linkId, partnerId), so

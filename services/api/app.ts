@@ -30,6 +30,7 @@ import privacyRetentionRoutes from './modules/privacy/retention-routes.js'
 import privacyErasureRoutes from './modules/privacy/erasure-routes.js'
 import siteKeyRoutes from './modules/site-keys/routes.js'
 import experimentRoutes from './modules/experiments/routes.js'
+import assessmentRoutes from './modules/assessments/routes.js'
 import analyticsInboxRoutes from './modules/analytics-inbox/routes.js'
 import flagRoutes from './modules/flags/routes.js'
 import opsOnboardingRoutes from './modules/ops-onboarding/routes.js'
@@ -122,6 +123,7 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets' | 'flags' | 'li
     ['/v1/privacy/retention', privacyRetentionRoutes],
     ['/v1/privacy', privacyErasureRoutes],
     ['/v1/site-keys', siteKeyRoutes],
+    ['/v1/assessments', assessmentRoutes],
     ['/v1/experiments', experimentRoutes],
     ['/v1/analytics/inbox', analyticsInboxRoutes],
     ['/v1/flags', flagRoutes],

@@ -15,6 +15,7 @@ import eventIntakeRoutes from './modules/events/routes.js'
 import onboardingRoutes from './modules/onboarding/routes.js'
 import onboardingPageRoutes from './onboarding-page/routes.js'
 import variantRoutes from './modules/variants/routes.js'
+import assessmentSessionRoutes from './modules/assessments/routes.js'
 import partnerLinkRoutes from './modules/partner-links/routes.js'
 import shopWebhookRoutes from './modules/partner-links/shop-routes.js'
 
@@ -58,6 +59,7 @@ export async function buildWebhooksApp(input: WebhooksDeps): Promise<App> {
     ['/v1/events', eventIntakeRoutes],
     ['/onboarding', onboardingRoutes],
     ['/v1/variants', variantRoutes],
+    ['/assessments', assessmentSessionRoutes],
     ['/l', partnerLinkRoutes],
     ['/assessments/shop', shopWebhookRoutes],
   ] as const

@@ -1,35 +1,56 @@
-import { randomBytes } from 'node:crypto'
-import { sha256 } from '../../lib/crypto.js'
-import { type Sql, withTenant } from '../../lib/db.js'
+import { withTenant, type Sql } from '../../lib/db.js'
+import { CreateAssessmentBody, type DefinitionInput } from '../../domains/assessments/schemas.js'
+import { HEALTH_DEFINITION } from '../../domains/assessments/sample-definitions.js'
+import { answerQuestion, createAssessment, publishDraft, saveProfile, sessionContext, startSession, type AssessmentDetail } from '../../domains/assessments/service.js'
 import { makeLead } from './marketing-rows.js'
 import type { TestTenant } from './tenants.js'
 
-/** One row in each assessments table, for the RLS test: a published version, a completed session, its result. */
+const who = (tenant: TestTenant) => ({ tenantId: tenant.id, actor: 'test', requestId: null })
+
+/** An assessment created (and, unless `draft`, published) the way the API does it; the health check by default. */
+export async function makeAssessment(sql: Sql, tenant: TestTenant, overrides: { key?: string; type?: 'health' | 'wealth' | 'hybrid'; name?: string; definition?: DefinitionInput; draft?: boolean } = {}): Promise<AssessmentDetail> {
+  const a = await createAssessment(sql, who(tenant), CreateAssessmentBody.parse({
+    key: overrides.key ?? `a_${Math.random().toString(36).slice(2, 10)}`,
+    type: overrides.type ?? 'health',
+    name: overrides.name ?? 'Health check',
+    definition: overrides.definition ?? HEALTH_DEFINITION,
+  }))
+  if (!overrides.draft) await publishDraft(sql, who(tenant), a.id)
+  return { ...a, status: overrides.draft ? a.status : 'published', publishedVersion: overrides.draft ? null : 1 }
+}
+
+/** Answers that complete the health check: a healthy non-smoker. */
+export const HEALTHY_ANSWERS: Record<string, unknown> = {
+  sleep_hours: 'h7_8', sleep_quality: 4, exercise_days: 'd3_4', activities: ['walking', 'cycling'], smoker: false, alcohol: 'monthly',
+  fruit_veg: 'p4_5', water: 'w4_6', stress: 4, mood: 'good', weight_kg: 72.5, height_cm: 178, goals: 'Sleep better',
+}
+
+/** A session answered to the end (and so completed) through the domain, the way both channels do it. */
+export async function completeSessionOf(sql: Sql, tenant: TestTenant, assessmentId: string, answers: Record<string, unknown> = HEALTHY_ANSWERS, extra: { leadId?: string; demographics?: Record<string, string | number> } = {}) {
+  return withTenant(sql, tenant.id, async (tx) => {
+    const started = await startSession(tx, { assessmentId, channel: 'web', leadId: extra.leadId ?? null, demographics: extra.demographics ?? { age: 41 } })
+    let ctx = await sessionContext(tx, started.session)
+    while (ctx.session.currentQuestionId) {
+      const id = ctx.session.currentQuestionId
+      ctx = await answerQuestion(tx, ctx, { questionId: id, value: (answers[id] ?? null) as never, responseMs: 1500 })
+    }
+    if (ctx.session.status !== 'completed') ctx = await saveProfile(tx, ctx, { age: 41 })
+    return { sessionId: ctx.session.id, token: started.token!, status: ctx.session.status }
+  })
+}
+
+/** One row in each assessments table, for the RLS test: a published version, a completed session with its result. */
 export async function populateAssessmentsRows(sql: Sql, tenant: TestTenant): Promise<void> {
+  const a = await makeAssessment(sql, tenant)
+  const lead = await withTenant(sql, tenant.id, (tx) => makeLead(tx, tenant.id))
+  const { sessionId } = await completeSessionOf(sql, tenant, a.id, HEALTHY_ANSWERS, { leadId: lead.id })
   await withTenant(sql, tenant.id, async (tx) => {
-    const lead = await makeLead(tx, tenant.id)
-    const [a] = await tx<{ id: string }[]>`
-      insert into assessments.assessments (tenant_id, key, type, name, public_key, status, published_version, rubric_version)
-      values (${tenant.id}, 'rows', 'health', 'Rows', ${`pk_${randomBytes(12).toString('hex')}`}, 'published', 1, 1)
-      returning id`
-    const [v] = await tx<{ id: string }[]>`
-      insert into assessments.assessment_versions (tenant_id, assessment_id, version, questions, categories, rubric, questions_hash, rubric_version, published_at)
-      values (${tenant.id}, ${a!.id}, 1, '[]', '[]', '{}', 'h', 1, now())
-      returning id`
-    const [s] = await tx<{ id: string }[]>`
-      insert into assessments.sessions (tenant_id, assessment_id, version_id, token_hash, channel, lead_id, status, progress, completed_at, demographics)
-      values (${tenant.id}, ${a!.id}, ${v!.id}, ${sha256(randomBytes(32))}, 'web', ${lead.id}, 'completed', 100, now(), '{"age": 40}')
-      returning id`
-    await tx`insert into assessments.responses (tenant_id, session_id, question_id, answer, response_ms) values (${tenant.id}, ${s!.id}, 'q1', '{"value": "a"}', 1200)`
-    const [r] = await tx<{ id: string }[]>`
-      insert into assessments.results (tenant_id, session_id, assessment_id, scored_version_id, rubric_version, total_score, category_scores, band)
-      values (${tenant.id}, ${s!.id}, ${a!.id}, ${v!.id}, 1, 10, '{}', 'low')
-      returning id`
+    const [r] = await tx<{ id: string; scoredVersionId: string }[]>`select id, scored_version_id from assessments.results where session_id = ${sessionId}`
     await tx`
       insert into assessments.result_history (tenant_id, result_id, scored_version_id, rubric_version, total_score, category_scores, band, computed_at)
-      values (${tenant.id}, ${r!.id}, ${v!.id}, 1, 9, '{}', 'low', now())`
+      values (${tenant.id}, ${r!.id}, ${r!.scoredVersionId}, 1, 9, '{}', 'at_risk', now())`
     await tx`
       insert into assessments.rescoring_runs (tenant_id, assessment_id, version_id, rubric_version, reason, status, requested_by, finished_at)
-      values (${tenant.id}, ${a!.id}, ${v!.id}, 1, 'request', 'completed', 'test', now())`
+      values (${tenant.id}, ${a.id}, ${r!.scoredVersionId}, 1, 'request', 'completed', 'test', now())`
   })
 }

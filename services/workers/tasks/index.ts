@@ -4,6 +4,7 @@ import { createPartitionsTask } from './analytics__create_partitions.js'
 import { linkAnonymousTask } from './analytics__link_anonymous.js'
 import { processEventsTask } from './analytics__process_events.js'
 import { rollUpTask } from './analytics__roll_up.js'
+import { rescoreTask } from './assessments__rescore.js'
 import { flowTimerTask } from './conversations__flow_timer.js'
 import { runBotTask } from './conversations__run_bot.js'
 import { processSubmissionTask } from './marketing__process_submission.js'
@@ -48,5 +49,6 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     onboarding__check_inactivity: checkInactivityTask(deps),
     onboarding__message_arrived: messageArrivedTask(deps),
     onboarding__deliver_webhook: deliverWebhookTask(deps),
+    assessments__rescore: rescoreTask(deps),
   }
 }

@@ -1,0 +1,64 @@
+import { type Sql, withTenant } from '../../lib/db.js'
+import type { Logger } from '../../lib/logger.js'
+import * as q from './queries.js'
+import { RESCORE_TASK, type RescorePayload } from './schemas.js'
+import { sameScore, score, type Score } from './scoring.js'
+import { compiledVersion } from './service.js'
+
+/**
+ * Re-scoring after a rubric change. A run (assessments.rescoring_runs) walks the completed sessions of every
+ * version with the same questions as the rubric's version, in id order, one batch per transaction: it reads the
+ * batch with its answers in one query, scores it in memory with the same `score` as completion, and writes the
+ * changed results in one statement, each one's previous form appended to assessments.result_history (history is
+ * kept: a result's earlier totals and bands stay queryable; the result row itself always holds the newest). The
+ * batch, its history, the cursor and the next batch's job commit together, so a crash or a retry repeats at most
+ * the batch that did not commit, and a result already scored by this rubric is left alone (nothing doubled).
+ * Results that come out equal are only stamped with the new rubric version (no history row).
+ */
+
+export interface RescoreOptions { batchSize: number; log?: Logger; /** Batches per job before it hands over to a new one (bounded job time). */ batchesPerJob?: number }
+
+export interface BatchOutcome { done: boolean; rescored: number; unchanged: number; skipped: number }
+
+/** One batch of a run. Returns null when the run is gone or no longer running. */
+export async function rescoreOneBatch(sql: Sql, payload: RescorePayload, batchSize: number): Promise<BatchOutcome | null> {
+  return withTenant(sql, payload.tenantId, async (tx) => {
+    const run = await q.lockRun(tx, payload.runId)
+    if (!run || run.status !== 'running') return null
+    const { compiled } = await compiledVersion(tx, run.versionId)
+    const rows = await q.rescoreBatch(tx, run, batchSize)
+    const changed: { resultId: string; score: Score }[] = []
+    const stamp: string[] = []
+    let skipped = 0
+    for (const row of rows) {
+      // No answers left (erased) or no result: nothing to re-score from.
+      if (!row.resultId || !row.answers) { skipped++; continue }
+      const answers = new Map(Object.entries(row.answers).map(([k, v]) => [k, v.value] as const))
+      const next = score(compiled, answers)
+      const current = { totalScore: row.totalScore!, band: row.band, categoryScores: row.categoryScores!, recommendations: row.recommendations! }
+      if (sameScore(next, current)) stamp.push(row.resultId)
+      else changed.push({ resultId: row.resultId, score: next })
+    }
+    await q.replaceResults(tx, run.id, run.versionId, run.rubricVersion, changed)
+    await q.stampResults(tx, run.versionId, run.rubricVersion, stamp)
+    const done = rows.length < batchSize
+    await q.advanceRun(tx, run.id, { cursor: rows.at(-1)?.sessionId ?? run.cursor, rescored: changed.length, unchanged: stamp.length, skipped, done })
+    return { done, rescored: changed.length, unchanged: stamp.length, skipped }
+  })
+}
+
+/** What the task runs: batches until the run is done or this job's share is used, then the next job continues. */
+export async function rescoreRun(sql: Sql, payload: RescorePayload, options: RescoreOptions): Promise<{ batches: number; done: boolean }> {
+  const perJob = options.batchesPerJob ?? 50
+  for (let batches = 1; ; batches++) {
+    const outcome = await rescoreOneBatch(sql, payload, options.batchSize)
+    if (!outcome || outcome.done) return { batches, done: true }
+    if (batches >= perJob) {
+      await withTenant(sql, payload.tenantId, (tx) => q.enqueueRescore(tx, RESCORE_TASK, payload.tenantId, payload.runId))
+      return { batches, done: false }
+    }
+  }
+}
+
+/** Records a run that cannot go on (its version is gone or does not compile): permanent, not retried. */
+export const failRescoring = (sql: Sql, payload: RescorePayload, error: string) => withTenant(sql, payload.tenantId, (tx) => q.failRun(tx, payload.runId, error.slice(0, 2000)))

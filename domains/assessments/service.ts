@@ -1,0 +1,420 @@
+import { z } from 'zod'
+import { sha256, randomToken } from '../../lib/crypto.js'
+import { type Sql, type Tx, withTenant } from '../../lib/db.js'
+import { AppError } from '../../lib/errors.js'
+import { decodeCursor, encodeCursor, keysetCursor } from '../../lib/pagination.js'
+import { assessmentAnswered, assessmentCompleted, assessmentStarted, recordPlatformEvents } from '../analytics/platform-events.js'
+import { insertAuditEntry } from '../tenancy/queries.js'
+import {
+  type Answers, type CompiledDefinition, compileDefinition, missingProfileFields, normalizeAnswer, normalizeDemographics, optionsOf, questionsHash,
+  visibleQuestions,
+} from './definition.js'
+import * as q from './queries.js'
+import {
+  ANALYZE_RESULT_TASK, type AnswerBody, type AnswerValue, type AssessmentView, type Channel, type CreateAssessmentBody, Definition, type Demographics,
+  type Question, RESCORE_TASK, type ResultView, type SessionStateView, type VersionView,
+} from './schemas.js'
+import { score } from './scoring.js'
+
+/** Who changes a definition, for the audit log. */
+export interface Actor { tenantId: string; actor: string; requestId: string | null }
+
+const notFound = (what: string) => new AppError('NOT_FOUND', `${what} not found`)
+const conflict = (message: string, details?: unknown) => new AppError('CONFLICT', message, details === undefined ? {} : { details })
+const badRequest = (message: string, details?: unknown) => new AppError('BAD_REQUEST', message, details === undefined ? {} : { details })
+
+const audit = (tx: Tx, who: Actor, action: string, a: { id: string; key: string }, details: Record<string, unknown> = {}) =>
+  insertAuditEntry(tx, { tenantId: who.tenantId, actor: who.actor, action, targetType: 'assessment', targetId: a.id, details: { key: a.key, ...details }, requestId: who.requestId ?? undefined })
+
+// ---------------------------------------------------------------------------------------------------------------
+// Compiled versions: published versions never change, so a compiled one is kept for the life of the process.
+
+const compiledCache = new Map<string, CompiledDefinition>()
+const COMPILED_CACHE_MAX = 500
+
+export const definitionOf = (v: Pick<VersionView, 'questions' | 'categories' | 'rubric' | 'profileFields'>): Definition =>
+  Definition.parse({ questions: v.questions, categories: v.categories, rubric: v.rubric, profileFields: v.profileFields })
+
+export async function compiledVersion(tx: Tx, versionId: string): Promise<{ compiled: CompiledDefinition; version: VersionView & { assessmentId: string } }> {
+  const v = await q.findVersion(tx, versionId)
+  if (!v) throw notFound(`assessment version ${versionId}`)
+  const cached = v.publishedAt ? compiledCache.get(versionId) : undefined
+  if (cached) return { compiled: cached, version: v }
+  const { compiled, issues } = compileDefinition(definitionOf(v))
+  // Published versions passed these checks; a failure here is a bug, not the participant's problem.
+  if (!compiled) throw new Error(`assessment version ${versionId} does not compile: ${issues[0]?.message}`)
+  if (v.publishedAt) {
+    if (compiledCache.size >= COMPILED_CACHE_MAX) compiledCache.delete(compiledCache.keys().next().value!)
+    compiledCache.set(versionId, compiled)
+  }
+  return { compiled, version: v }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Definitions (admin)
+
+export interface AssessmentDetail extends AssessmentView {
+  versions: (VersionView & { issues?: { path: (string | number)[]; message: string }[] })[]
+}
+
+const issuesOf = (d: Definition) => compileDefinition(d).issues
+
+export const createAssessment = (sql: Sql, who: Actor, body: CreateAssessmentBody): Promise<AssessmentDetail> =>
+  withTenant(sql, who.tenantId, async (tx) => {
+    const a = await q.insertAssessment(tx, who.tenantId, { key: body.key, type: body.type, name: body.name, description: body.description, publicKey: `ak_${randomToken(18)}` })
+    const draft = await q.saveDraft(tx, who.tenantId, a.id, body.definition, questionsHash(body.definition.questions))
+    await audit(tx, who, 'assessment.created', a)
+    return { ...a, versions: [{ ...draft, issues: issuesOf(body.definition) }] }
+  })
+
+const AssessmentCursor = keysetCursor(z.uuid())
+export const listAssessments = (sql: Sql, tenantId: string, query: { limit: number; cursor?: string }) =>
+  withTenant(sql, tenantId, async (tx) => {
+    const after = query.cursor ? decodeCursor(query.cursor, AssessmentCursor) : null
+    const rows = await q.listAssessments(tx, query.limit, after)
+    const data = rows.slice(0, query.limit).map(({ cursorAt: _c, ...a }) => a)
+    const last = rows[query.limit - 1]
+    return { data, nextCursor: rows.length > query.limit && last ? encodeCursor({ at: last.cursorAt, id: last.id }) : null }
+  })
+
+export const getAssessment = (sql: Sql, tenantId: string, id: string): Promise<AssessmentDetail> =>
+  withTenant(sql, tenantId, async (tx) => {
+    const a = await q.findAssessment(tx, id)
+    if (!a) throw notFound(`assessment ${id}`)
+    const versions = await q.listVersions(tx, id)
+    return { ...a, versions: versions.map((v) => (v.publishedAt ? v : { ...v, issues: issuesOf(definitionOf(v)) })) }
+  })
+
+export const patchAssessment = (sql: Sql, who: Actor, id: string, body: { name?: string; description?: string; status?: 'published' | 'archived' }) =>
+  withTenant(sql, who.tenantId, async (tx) => {
+    const a = await q.findAssessment(tx, id, true)
+    if (!a) throw notFound(`assessment ${id}`)
+    if (body.status === 'published' && a.publishedVersion === null) throw conflict(`assessment ${a.key} has no published version: POST /v1/assessments/${id}/publish`)
+    const updated = await q.updateAssessment(tx, id, body)
+    await audit(tx, who, 'assessment.updated', a, { fields: Object.keys(body) })
+    return updated
+  })
+
+/** Saves the draft (a new version after the published one). Shapes are checked now; references and formulas at publish, listed as issues meanwhile. */
+export const saveDraft = (sql: Sql, who: Actor, id: string, definition: Definition) =>
+  withTenant(sql, who.tenantId, async (tx) => {
+    const a = await q.findAssessment(tx, id, true)
+    if (!a) throw notFound(`assessment ${id}`)
+    const draft = await q.saveDraft(tx, who.tenantId, id, definition, questionsHash(definition.questions))
+    await audit(tx, who, 'assessment.draft_saved', a, { version: draft.version })
+    return { ...draft, issues: issuesOf(definition) }
+  })
+
+const scoringPart = (v: Pick<VersionView, 'rubric' | 'categories'>) => JSON.stringify({ rubric: v.rubric, categories: v.categories })
+
+/**
+ * Publishes the draft: every check of definition.ts must pass (400 with each issue, nothing changes). The version is
+ * frozen from now on (a trigger refuses any update). A rubric that differs from the last published one takes the
+ * next rubric_version; when completed sessions have the same questions, a re-scoring run starts in this transaction.
+ */
+export const publishDraft = (sql: Sql, who: Actor, id: string) =>
+  withTenant(sql, who.tenantId, async (tx) => {
+    const a = await q.findAssessment(tx, id, true)
+    if (!a) throw notFound(`assessment ${id}`)
+    const draft = await q.findDraft(tx, id)
+    if (!draft) throw conflict(`assessment ${a.key} has no draft to publish: PUT /v1/assessments/${id}/draft first`)
+    const issues = issuesOf(definitionOf(draft))
+    if (issues.length > 0) {
+      throw badRequest(`version ${draft.version} cannot be published: ${issues.length} problem${issues.length > 1 ? 's' : ''}`, issues.map((i) => ({ in: 'definition', path: i.path.join('.'), message: i.message })))
+    }
+    const previous = a.publishedVersion === null ? null : await q.findVersionByNumber(tx, id, a.publishedVersion)
+    const rubricChanged = previous === null || scoringPart(previous) !== scoringPart(draft)
+    const rubricVersion = rubricChanged ? a.rubricVersion + 1 : a.rubricVersion
+    const published = (await q.publishVersion(tx, draft.id, rubricVersion))!
+    const updated = await q.updateAssessment(tx, id, { status: 'published', publishedVersion: published.version, rubricVersion })
+    let run: q.RunRow | null = null
+    if (previous !== null && rubricChanged && (await q.hasCompletedSessionsFor(tx, published.id))) {
+      run = await startRescoring(tx, who, { assessmentId: id, versionId: published.id, rubricVersion, reason: 'publish' })
+    }
+    await audit(tx, who, 'assessment.published', a, { version: published.version, rubricVersion, rescoringRunId: run?.id ?? null })
+    return { assessment: updated, version: published, rescoringRun: run }
+  })
+
+async function startRescoring(tx: Tx, who: Actor, r: { assessmentId: string; versionId: string; rubricVersion: number; reason: 'publish' | 'request' }) {
+  const run = await q.startRun(tx, { tenantId: who.tenantId, ...r, requestedBy: who.actor })
+  await q.enqueueRescore(tx, RESCORE_TASK, who.tenantId, run.id)
+  return run
+}
+
+/** Re-scores every completed session with the published rubric (or a given published version's), as a job. */
+export const requestRescore = (sql: Sql, who: Actor, id: string, versionId?: string) =>
+  withTenant(sql, who.tenantId, async (tx) => {
+    const a = await q.findAssessment(tx, id, true)
+    if (!a) throw notFound(`assessment ${id}`)
+    const v = versionId ? await q.findVersion(tx, versionId) : a.publishedVersion !== null ? await q.findVersionByNumber(tx, id, a.publishedVersion) : null
+    if (!v || ('assessmentId' in v && v.assessmentId !== id)) throw notFound(versionId ? `version ${versionId} of assessment ${id}` : `a published version of assessment ${id}`)
+    if (!v.publishedAt) throw conflict(`version ${v.version} is a draft: only published rubrics score results`)
+    const run = await startRescoring(tx, who, { assessmentId: id, versionId: v.id, rubricVersion: v.rubricVersion, reason: 'request' })
+    await audit(tx, who, 'assessment.rescore_requested', a, { runId: run.id, version: v.version })
+    return run
+  })
+
+export const getRun = (sql: Sql, tenantId: string, assessmentId: string, runId: string) =>
+  withTenant(sql, tenantId, async (tx) => {
+    const run = await q.findRun(tx, runId)
+    if (!run || run.assessmentId !== assessmentId) throw notFound(`re-scoring run ${runId}`)
+    return run
+  })
+
+export const listRuns = (sql: Sql, tenantId: string, assessmentId: string) => withTenant(sql, tenantId, (tx) => q.listRuns(tx, assessmentId))
+
+// ---------------------------------------------------------------------------------------------------------------
+// Sessions: the rules both channels share. Every function takes the transaction of the caller, with the session
+// row locked, so one session's answers apply one after another.
+
+export interface StartInput {
+  assessmentId: string
+  channel: Channel
+  linkId?: string | null
+  partnerId?: string | null
+  leadId?: string | null
+  conversationId?: string | null
+  demographics?: Demographics
+}
+
+export interface Started {
+  session: q.SessionRow
+  /** The resume token (web sessions only): shown once, stored as its sha256. */
+  token: string | null
+  compiled: CompiledDefinition
+}
+
+const TOKEN_PATTERN = /^ast_[A-Za-z0-9_-]{43}$/
+
+/** Starts a session on the assessment's published version (contract: partners and the bot call this too). */
+export async function startSession(tx: Tx, input: StartInput): Promise<Started> {
+  const a = await q.findAssessment(tx, input.assessmentId)
+  if (!a || a.status !== 'published' || a.publishedVersion === null) throw notFound(`assessment ${input.assessmentId}`)
+  const v = await q.findVersionByNumber(tx, a.id, a.publishedVersion)
+  if (!v) throw notFound(`assessment ${input.assessmentId}`)
+  const { compiled } = await compiledVersion(tx, v.id)
+  let demographics: Demographics = {}
+  if (input.demographics) {
+    const checked = normalizeDemographics(compiled.definition.profileFields, input.demographics)
+    if (!checked.ok) throw badRequest('invalid demographics', checked.issues.map((i) => ({ in: 'body', path: `demographics.${i.path.join('.')}`, message: i.message })))
+    demographics = checked.value
+  }
+  const token = input.channel === 'web' ? `ast_${randomToken(32)}` : null
+  const first = visibleQuestions(compiled.definition.questions, new Map())[0] ?? null
+  const [tenant] = await tx<{ id: string }[]>`select core.current_tenant_id() as id`
+  const session = await q.insertSession(tx, {
+    tenantId: tenant!.id, assessmentId: a.id, versionId: v.id, tokenHash: token ? sha256(token) : null, channel: input.channel,
+    leadId: input.leadId ?? null, conversationId: input.conversationId ?? null, linkId: input.linkId ?? null, partnerId: input.partnerId ?? null,
+    currentQuestionId: first?.id ?? null, demographics,
+  })
+  await recordPlatformEvents(tx, [assessmentStarted({ ...factOf(session), at: session.startedAt, version: v.version })])
+  return { session, token, compiled }
+}
+
+const factOf = (s: q.SessionRow) => ({ assessmentId: s.assessmentId, sessionId: s.id, channel: s.channel, leadId: s.leadId, linkId: s.linkId, partnerId: s.partnerId })
+
+export interface SessionContext {
+  session: q.SessionRow
+  compiled: CompiledDefinition
+  answers: Map<string, AnswerValue>
+  revisions: Map<string, number>
+  assessment: { key: string; name: string; type: AssessmentView['type'] }
+  version: number
+}
+
+/** Loads what the rules need about a locked session. */
+export async function sessionContext(tx: Tx, session: q.SessionRow): Promise<SessionContext> {
+  const { compiled, version } = await compiledVersion(tx, session.versionId)
+  const a = (await q.findAssessment(tx, session.assessmentId))!
+  const { answers, revisions } = await q.loadResponses(tx, session.id)
+  return { session, compiled, answers, revisions, assessment: { key: a.key, name: a.name, type: a.type }, version: version.version }
+}
+
+function progressOf(questions: readonly Question[], answers: Answers) {
+  const shown = visibleQuestions(questions, answers)
+  const answered = shown.filter((x) => answers.has(x.id)).length
+  return { shown, answered, total: shown.length, progress: shown.length === 0 ? 100 : Math.floor((answered / shown.length) * 100) }
+}
+
+/**
+ * Answers the current question. A question that is not the current one (or is hidden) is a 409, naming the
+ * current; an answer the question does not allow is a 400; a completed session is a 409. The same answer to the
+ * question just answered is a retry and changes nothing. When no question is left and the profile is complete,
+ * the session completes in this transaction.
+ */
+export async function answerQuestion(tx: Tx, ctx: SessionContext, body: AnswerBody): Promise<SessionContext> {
+  const s = ctx.session
+  if (s.status !== 'in_progress') throw conflict(`this assessment is ${s.status === 'completed' ? 'already completed' : s.status}; answers are closed`, { status: s.status })
+  const def = ctx.compiled.definition
+  const question = ctx.compiled.byId.get(body.questionId)
+  if (body.questionId !== s.currentQuestionId) {
+    const previous = previousQuestion(def.questions, ctx.answers, s.currentQuestionId)
+    if (question && previous?.id === question.id && ctx.answers.has(question.id)) {
+      const again = normalizeAnswer(question, body.value)
+      if (again.ok && JSON.stringify(again.value) === JSON.stringify(ctx.answers.get(question.id))) return ctx
+    }
+    throw conflict(`question ${body.questionId} is not the current question${s.currentQuestionId ? ` (${s.currentQuestionId} is)` : ' (all questions are answered)'}`, { currentQuestionId: s.currentQuestionId })
+  }
+  if (!question) throw conflict(`question ${body.questionId} is not part of this assessment`, { currentQuestionId: s.currentQuestionId })
+  const checked = normalizeAnswer(question, body.value)
+  if (!checked.ok) throw badRequest(`invalid answer to ${question.id}: ${checked.message}`, [{ in: 'body', path: 'value', message: checked.message }])
+
+  const revision = await q.upsertResponse(tx, { tenantId: s.tenantId, sessionId: s.id, questionId: question.id, value: checked.value, responseMs: body.responseMs ?? null })
+  ctx.answers.set(question.id, checked.value)
+  ctx.revisions.set(question.id, revision)
+  const p = progressOf(def.questions, ctx.answers)
+  const next = nextQuestion(def.questions, ctx.answers, question.id)
+  ctx.session = await q.updateSession(tx, s.id, { currentQuestionId: next?.id ?? null, progress: p.progress, answeredCount: p.answered, optionPage: 0 })
+  await recordPlatformEvents(tx, [assessmentAnswered({ ...factOf(s), at: new Date(), questionId: question.id, revision, responseMs: body.responseMs ?? null })])
+  if (!next) await completeIfReady(tx, ctx)
+  return ctx
+}
+
+/** The next question shown after `afterId` (in the definition's order), for the answers so far. */
+export function nextQuestion(questions: readonly Question[], answers: Answers, afterId: string): Question | null {
+  const index = questions.findIndex((x) => x.id === afterId)
+  const shown = new Set(visibleQuestions(questions, answers).map((x) => x.id))
+  return questions.slice(index + 1).find((x) => shown.has(x.id)) ?? null
+}
+
+/** The question shown before the current one (before the end when all are answered). */
+export function previousQuestion(questions: readonly Question[], answers: Answers, currentId: string | null): Question | null {
+  const shown = visibleQuestions(questions, answers)
+  const index = currentId === null ? shown.length : shown.findIndex((x) => x.id === currentId)
+  return index > 0 ? shown[index - 1]! : null
+}
+
+/** Goes back one question; its answer is kept until it is answered again. */
+export async function goBack(tx: Tx, ctx: SessionContext): Promise<SessionContext> {
+  const s = ctx.session
+  if (s.status !== 'in_progress') throw conflict(`this assessment is ${s.status === 'completed' ? 'already completed' : s.status}`, { status: s.status })
+  const previous = previousQuestion(ctx.compiled.definition.questions, ctx.answers, s.currentQuestionId)
+  if (!previous) throw conflict('this is the first question: there is nothing to go back to', { currentQuestionId: s.currentQuestionId })
+  ctx.session = await q.updateSession(tx, s.id, { currentQuestionId: previous.id, optionPage: 0 })
+  return ctx
+}
+
+/** Sets profile fields (merged with those given before); completes the session when that was all it waited for. */
+export async function saveProfile(tx: Tx, ctx: SessionContext, given: Demographics): Promise<SessionContext> {
+  const s = ctx.session
+  if (s.status !== 'in_progress') throw conflict(`this assessment is ${s.status === 'completed' ? 'already completed' : s.status}`, { status: s.status })
+  const checked = normalizeDemographics(ctx.compiled.definition.profileFields, given)
+  if (!checked.ok) throw badRequest('invalid demographics', checked.issues.map((i) => ({ in: 'body', path: `demographics.${i.path.join('.')}`, message: i.message })))
+  ctx.session = await q.updateSession(tx, s.id, { demographics: { ...s.demographics, ...checked.value } })
+  if (ctx.session.currentQuestionId === null) await completeIfReady(tx, ctx)
+  return ctx
+}
+
+/**
+ * Computes the result when every shown question is answered and the required profile fields are there: the result
+ * (once per session: a unique session_id), the session marked completed, the analysis job and the event, all in the
+ * caller's transaction. Idempotent: a completed session returns its result.
+ */
+export async function completeIfReady(tx: Tx, ctx: SessionContext): Promise<q.ResultRow | null> {
+  const s = ctx.session
+  if (s.status === 'completed') return q.findResultOfSession(tx, s.id)
+  if (s.currentQuestionId !== null) return null
+  if (missingProfileFields(ctx.compiled.definition.profileFields, s.demographics).length > 0) return null
+  const { version } = await compiledVersion(tx, s.versionId)
+  const result = await q.insertResult(tx, {
+    tenantId: s.tenantId, sessionId: s.id, assessmentId: s.assessmentId, scoredVersionId: s.versionId, rubricVersion: version.rubricVersion,
+    score: score(ctx.compiled, ctx.answers),
+  })
+  if (!result) return q.findResultOfSession(tx, s.id)
+  ctx.session = await q.updateSession(tx, s.id, { status: 'completed', completedAt: 'now', progress: 100, currentQuestionId: null })
+  await q.enqueueAnalyzeResult(tx, ANALYZE_RESULT_TASK, s.tenantId, result.id)
+  await recordPlatformEvents(tx, [assessmentCompleted({ ...factOf(s), at: new Date(), resultId: result.id, totalScore: result.totalScore, band: result.band })])
+  return result
+}
+
+export const resultView = (r: q.ResultRow): ResultView => ({
+  id: r.id, totalScore: r.totalScore, categoryScores: r.categoryScores, formulaValues: r.formulaValues, band: r.band, bandLabel: r.bandLabel,
+  recommendations: r.recommendations, rubricVersion: r.rubricVersion, computedAt: r.computedAt,
+})
+
+const publicQuestion = (x: Question) => ({
+  id: x.id, type: x.type, text: x.text, required: x.required,
+  ...(x.help ? { help: x.help } : {}),
+  ...(x.type === 'single_choice' || x.type === 'multiple_choice' || x.type === 'yes_no' ? { options: optionsOf(x) } : {}),
+  ...(x.min !== undefined ? { min: x.min } : x.type === 'scale' ? { min: 1 } : {}),
+  ...(x.max !== undefined ? { max: x.max } : x.type === 'scale' ? { max: 5 } : {}),
+  ...(x.step !== undefined ? { step: x.step } : {}),
+  ...(x.unit ? { unit: x.unit } : {}),
+  ...(x.minSelections !== undefined ? { minSelections: x.minSelections } : {}),
+  ...(x.maxSelections !== undefined ? { maxSelections: x.maxSelections } : {}),
+  ...(x.type === 'text' ? { maxLength: x.maxLength ?? 1000 } : {}),
+})
+
+export async function stateView(tx: Tx, ctx: SessionContext): Promise<SessionStateView> {
+  const s = ctx.session
+  const def = ctx.compiled.definition
+  const p = progressOf(def.questions, ctx.answers)
+  const current = s.currentQuestionId ? ctx.compiled.byId.get(s.currentQuestionId) ?? null : null
+  const result = s.status === 'completed' ? await q.findResultOfSession(tx, s.id) : null
+  const currentAnswer = current ? ctx.answers.get(current.id) : undefined
+  return {
+    sessionId: s.id,
+    assessment: ctx.assessment,
+    version: ctx.version,
+    status: s.status,
+    progress: s.status === 'completed' ? 100 : p.progress,
+    answered: p.answered,
+    total: p.total,
+    question: current ? publicQuestion(current) : null,
+    ...(currentAnswer !== undefined ? { currentAnswer } : {}),
+    canGoBack: s.status === 'in_progress' && previousQuestion(def.questions, ctx.answers, s.currentQuestionId) !== null,
+    missingProfile: s.status === 'completed' ? [] : missingProfileFields(def.profileFields, s.demographics).map((f) => ({ key: f.key, label: f.label, type: f.type, ...(f.options ? { options: f.options } : {}) })),
+    demographics: s.demographics,
+    result: result ? resultView(result) : null,
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The public web door: by public key, then by resume token (from any device).
+
+export async function startWebSession(sql: Sql, publicKey: string, body: { demographics?: Demographics }): Promise<{ token: string; state: SessionStateView }> {
+  const found = /^ak_[A-Za-z0-9_-]{24}$/.test(publicKey) ? await q.findPublicAssessment(sql, publicKey) : null
+  if (!found || found.status !== 'published' || found.tenantStatus !== 'active') throw notFound('assessment')
+  return withTenant(sql, found.tenantId, async (tx) => {
+    const started = await startSession(tx, { assessmentId: found.id, channel: 'web', ...(body.demographics ? { demographics: body.demographics } : {}) })
+    const ctx = await sessionContext(tx, started.session)
+    return { token: started.token!, state: await stateView(tx, ctx) }
+  })
+}
+
+/** Runs fn on the session behind the token, locked, in its tenant: 404 for a token that is not one. */
+export async function inWebSession<T>(sql: Sql, token: string, fn: (tx: Tx, ctx: SessionContext) => Promise<T>): Promise<T> {
+  const found = TOKEN_PATTERN.test(token) ? await q.sessionForToken(sql, sha256(token)) : null
+  if (!found) throw notFound('session')
+  return withTenant(sql, found.tenantId, async (tx) => {
+    const session = await q.lockSession(tx, found.id)
+    if (!session) throw notFound('session')
+    return fn(tx, await sessionContext(tx, session))
+  })
+}
+
+export const viewWebSession = (sql: Sql, token: string) => inWebSession(sql, token, (tx, ctx) => stateView(tx, ctx))
+export const answerWebSession = (sql: Sql, token: string, body: AnswerBody) => inWebSession(sql, token, async (tx, ctx) => stateView(tx, await answerQuestion(tx, ctx, body)))
+export const backWebSession = (sql: Sql, token: string) => inWebSession(sql, token, async (tx, ctx) => stateView(tx, await goBack(tx, ctx)))
+export const profileWebSession = (sql: Sql, token: string, demographics: Demographics) => inWebSession(sql, token, async (tx, ctx) => stateView(tx, await saveProfile(tx, ctx, demographics)))
+/** Completes (when ready) and answers the state: idempotent, a completed session answers its result again. */
+export const completeWebSession = (sql: Sql, token: string) =>
+  inWebSession(sql, token, async (tx, ctx) => {
+    if (ctx.session.status === 'in_progress') {
+      if (ctx.session.currentQuestionId !== null) throw conflict(`question ${ctx.session.currentQuestionId} is still to be answered`, { currentQuestionId: ctx.session.currentQuestionId })
+      const missing = missingProfileFields(ctx.compiled.definition.profileFields, ctx.session.demographics)
+      if (missing.length > 0) throw conflict(`profile fields missing: ${missing.map((f) => f.key).join(', ')}`, { missingProfile: missing.map((f) => f.key) })
+      await completeIfReady(tx, ctx)
+    }
+    return stateView(tx, ctx)
+  })
+
+// ---------------------------------------------------------------------------------------------------------------
+// Results (admin)
+
+export const getResult = (sql: Sql, tenantId: string, assessmentId: string, resultId: string) =>
+  withTenant(sql, tenantId, async (tx) => {
+    const r = await q.findResult(tx, resultId)
+    if (!r || r.assessmentId !== assessmentId) throw notFound(`result ${resultId}`)
+    return { ...resultView(r), sessionId: r.sessionId, history: await q.resultHistory(tx, resultId) }
+  })

@@ -1,0 +1,89 @@
+import rateLimit from '@fastify/rate-limit'
+import { z } from 'zod'
+import { AppError } from '../../../../lib/errors.js'
+import type { App } from '../../../../lib/http/create-server.js'
+import { AnswerBody, ProfileBody, SessionStateView, StartWebSessionBody } from '../../../../domains/assessments/schemas.js'
+import {
+  answerWebSession, backWebSession, completeWebSession, profileWebSession, startWebSession, viewWebSession,
+} from '../../../../domains/assessments/service.js'
+import type { WebhooksDeps } from '../../app.js'
+
+const KeyParams = z.object({ publicKey: z.string().min(1).max(100) })
+const TokenParams = z.object({ token: z.string().min(1).max(200) })
+
+/**
+ * Public assessment sessions on the web: start by the assessment's public key (the answer carries the resume token,
+ * shown once; stored as its sha256), then every call names the session by that token in the path (access logs
+ * redact it), from any device. Every answer is the session's state: the current question, progress, what the
+ * profile still needs and, once completed, the result.
+ */
+export default async function assessmentSessionRoutes(app: App, deps: WebhooksDeps) {
+  const { config, sql } = deps
+  await app.register(rateLimit, { global: false, redis: deps.redis ?? undefined, nameSpace: 'wa-assessments-rl:', skipOnError: true })
+  const starts = app.createRateLimit({ max: config.ASSESSMENTS_STARTS_PER_IP_PER_HOUR, timeWindow: 3_600_000, keyGenerator: (req) => `start:${req.ip}` })
+  // Token guesses are hopeless (256 bits), but each costs a lookup: bounded per IP like any page.
+  const perIp = app.createRateLimit({ max: config.ASSESSMENTS_RATE_LIMIT_PER_IP_PER_MINUTE, timeWindow: 60_000, keyGenerator: (req) => `session:${req.ip}` })
+  const limited = async (limit: typeof perIp, req: Parameters<typeof perIp>[0], what: string) => {
+    const state = await limit(req)
+    if (!state.isAllowed && state.isExceeded) {
+      const retry = String(Math.max(1, state.ttlInSeconds))
+      throw new AppError('RATE_LIMITED', `too many ${what}; retry in ${retry} s`, { headers: { 'retry-after': retry } })
+    }
+  }
+  const tags = ['assessments']
+  const State = { 200: SessionStateView }
+
+  app.post('/:publicKey/sessions', {
+    config: { access: 'public' },
+    schema: {
+      tags, summary: 'Start a session of a published assessment (profile fields may come now or later). The resume token is shown once.',
+      params: KeyParams, body: StartWebSessionBody, response: { 201: z.object({ token: z.string(), state: SessionStateView }) },
+    },
+  }, async (req, reply) => {
+    await limited(starts, req, 'sessions started from this address')
+    return reply.code(201).send(await startWebSession(sql, req.params.publicKey, req.body))
+  })
+
+  app.get('/sessions/:token', {
+    config: { access: 'public' },
+    schema: { tags, summary: 'Resume (on any device): the current question, progress, missing profile fields, the result once completed.', params: TokenParams, response: State },
+  }, async (req) => {
+    await limited(perIp, req, 'requests')
+    return viewWebSession(sql, req.params.token)
+  })
+
+  app.post('/sessions/:token/answers', {
+    config: { access: 'public' },
+    schema: {
+      tags, summary: 'Answer the current question (409 for another question or a completed session, 400 for an answer the question does not allow). The last answer completes the session.',
+      params: TokenParams, body: AnswerBody, response: State,
+    },
+  }, async (req) => {
+    await limited(perIp, req, 'requests')
+    return answerWebSession(sql, req.params.token, req.body)
+  })
+
+  app.post('/sessions/:token/back', {
+    config: { access: 'public' },
+    schema: { tags, summary: 'Go back one question (its answer is kept until answered again); 409 at the first question.', params: TokenParams, response: State },
+  }, async (req) => {
+    await limited(perIp, req, 'requests')
+    return backWebSession(sql, req.params.token)
+  })
+
+  app.put('/sessions/:token/profile', {
+    config: { access: 'public' },
+    schema: { tags, summary: 'Set profile fields (merged). When the session waited only for them, it completes.', params: TokenParams, body: ProfileBody, response: State },
+  }, async (req) => {
+    await limited(perIp, req, 'requests')
+    return profileWebSession(sql, req.params.token, req.body.demographics)
+  })
+
+  app.post('/sessions/:token/complete', {
+    config: { access: 'public' },
+    schema: { tags, summary: 'Complete (idempotent: a completed session answers its result again); 409 while a question or a required profile field is missing.', params: TokenParams, response: State },
+  }, async (req) => {
+    await limited(perIp, req, 'requests')
+    return completeWebSession(sql, req.params.token)
+  })
+}
