@@ -18,6 +18,7 @@ import variantRoutes from './modules/variants/routes.js'
 import assessmentSessionRoutes from './modules/assessments/routes.js'
 import partnerLinkRoutes from './modules/partner-links/routes.js'
 import shopWebhookRoutes from './modules/partner-links/shop-routes.js'
+import linkSessionRoutes from './modules/partner-links/session-routes.js'
 
 export interface WebhooksDeps {
   config: Config
@@ -62,6 +63,7 @@ export async function buildWebhooksApp(input: WebhooksDeps): Promise<App> {
     ['/assessments', assessmentSessionRoutes],
     ['/l', partnerLinkRoutes],
     ['/assessments/shop', shopWebhookRoutes],
+    ['/assessments/links', linkSessionRoutes],
   ] as const
   for (const [prefix, plugin] of modules) {
     await app.register(async (scope) => plugin(scope as unknown as App, deps), { prefix })

@@ -11,7 +11,9 @@ import type { Config } from '../../../lib/config.js'
 import { withTenant, type Sql, type Tx } from '../../../lib/db.js'
 import { AppError } from '../../../lib/errors.js'
 import { linkVisits } from '../../../lib/metrics.js'
-import { linkClicked, linkCompleted, linkStarted, recordPlatformEvents } from '../../analytics/platform-events.js'
+import { linkClicked, linkStarted, recordPlatformEvents } from '../../analytics/platform-events.js'
+import type { Demographics } from '../schemas.js'
+import { sessionContext, startSession, stateView } from '../service.js'
 import * as q from './queries.js'
 import { addressHash, clip, truncatedAddress, VISITOR_ID } from './privacy.js'
 import { publicBaseUrl } from './service.js'
@@ -96,7 +98,8 @@ export async function visitLink(sql: Sql, config: Config, code: string, ctx: Vis
 /** `ref:<code>` anywhere in a message (the pre-filled text, or the lead typing it): the code, else null. */
 export function referralCodeIn(text: string | undefined | null): string | null {
   if (!text) return null
-  const m = /\bref:([A-Za-z0-9_-]{4,64})\b/i.exec(text)
+  // Not the analytics visitor token `[ref:<anonymousId>]` (platform-events anonymousIdInText), which is bracketed.
+  const m = /(?<!\[)\bref:([A-Za-z0-9_-]{4,64})\b/i.exec(text)
   return m ? m[1]! : null
 }
 
@@ -189,8 +192,21 @@ export async function recordLinkSessionStarted(tx: Tx, f: LinkSessionFact): Prom
   await recordPlatformEvents(tx, [linkStarted({ sessionId: f.sessionId, linkId: f.linkId, partnerId: f.partnerId, leadId: f.leadId ?? null, channel: f.channel, visitorId: f.visitorId ?? null, at: f.at })])
 }
 
-/** In the transaction that completed a session that came through a link: link.completed (once: keyed by the session). */
-export async function recordLinkSessionCompleted(tx: Tx, f: { sessionId: string; linkId: string | null; partnerId: string | null; leadId: string | null; channel: 'web' | 'whatsapp'; at: Date }): Promise<void> {
-  if (!f.linkId || !f.partnerId) return
-  await recordPlatformEvents(tx, [linkCompleted({ sessionId: f.sessionId, linkId: f.linkId, partnerId: f.partnerId, leadId: f.leadId, channel: f.channel, at: f.at })])
+
+/**
+ * POST /assessments/links/<code>/sessions: a web session through the link, started by the engine's startSession with
+ * the link and partner, the touch (by visitor cookie) and link.started in the same transaction. Answers as the
+ * engine's own start does: the resume token (once) and the state.
+ */
+export async function startLinkWebSession(sql: Sql, code: string, body: { demographics?: Demographics }, ctx: { ip: string; userAgent?: string; visitorId?: string | null }) {
+  const link = await resolveLinkForStart(sql, code, ctx)
+  const visitorId = validVisitorId(ctx.visitorId)
+  return withTenant(sql, link.tenantId, async (tx) => {
+    const started = await startSession(tx, {
+      assessmentId: link.assessmentId, channel: 'web', linkId: link.linkId, partnerId: link.partnerId,
+      ...(body.demographics ? { demographics: body.demographics } : {}),
+    })
+    await recordLinkSessionStarted(tx, { tenantId: link.tenantId, sessionId: started.session.id, linkId: link.linkId, partnerId: link.partnerId, channel: 'web', visitorId, at: started.session.startedAt })
+    return { token: started.token!, state: await stateView(tx, await sessionContext(tx, started.session)) }
+  })
 }
