@@ -5,6 +5,7 @@ import postgres from 'postgres'
 import type { Logger } from 'pino'
 import { createSql, type Tx } from '../lib/db.js'
 import * as demoAnalytics from './seeds/0004_demo_analytics.js'
+import * as demoAssessments from './seeds/0005_demo_assessments.js'
 
 export const SEEDS_DIR = fileURLToPath(new URL('./seeds/', import.meta.url))
 
@@ -15,7 +16,7 @@ interface CodeSeed { seed: (tx: Tx) => Promise<unknown> }
  * The TypeScript seeds, imported with this module rather than on demand: under `npm start` a Ctrl-C reaches tsx's
  * compiler process too, and a module still to be compiled after it would fail to load instead of shutting down.
  */
-const CODE_SEEDS: Record<string, CodeSeed> = { '0004_demo_analytics.ts': demoAnalytics }
+const CODE_SEEDS: Record<string, CodeSeed> = { '0004_demo_analytics.ts': demoAnalytics, '0005_demo_assessments.ts': demoAssessments }
 
 const isSeedFile = (n: string) => n.endsWith('.sql') || (n.endsWith('.ts') && !n.endsWith('.test.ts') && !n.endsWith('.d.ts'))
 

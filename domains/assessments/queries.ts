@@ -103,13 +103,14 @@ export interface SessionRow {
   demographics: Record<string, unknown>
   status: 'in_progress' | 'completed' | 'abandoned'
   pausedAt: Date | null
+  lastActivityAt: Date
   optionPage: number
   startedAt: Date
   completedAt: Date | null
 }
 const sessionColumns = (tx: Tx) => tx`
   s.id, s.tenant_id, s.assessment_id, s.version_id, s.channel, s.lead_id, s.conversation_id, s.link_id, s.partner_id, s.current_question_id,
-  s.progress, s.answered_count, s.demographics, s.status, s.paused_at, s.option_page, s.started_at, s.completed_at`
+  s.progress, s.answered_count, s.demographics, s.status, s.paused_at, s.last_activity_at, s.option_page, s.started_at, s.completed_at`
 
 export const insertSession = (tx: Tx, s: {
   tenantId: string; assessmentId: string; versionId: string; tokenHash: Buffer | null; channel: string; leadId: string | null; conversationId: string | null

@@ -60,12 +60,15 @@ export interface AssessmentDetail extends AssessmentView {
 const issuesOf = (d: Definition) => compileDefinition(d).issues
 
 export const createAssessment = (sql: Sql, who: Actor, body: CreateAssessmentBody): Promise<AssessmentDetail> =>
-  withTenant(sql, who.tenantId, async (tx) => {
-    const a = await q.insertAssessment(tx, who.tenantId, { key: body.key, type: body.type, name: body.name, description: body.description, publicKey: `ak_${randomToken(18)}` })
-    const draft = await q.saveDraft(tx, who.tenantId, a.id, body.definition, questionsHash(body.definition.questions))
-    await audit(tx, who, 'assessment.created', a)
-    return { ...a, versions: [{ ...draft, issues: issuesOf(body.definition) }] }
-  })
+  withTenant(sql, who.tenantId, (tx) => createAssessmentIn(tx, who, body))
+
+/** createAssessment inside the caller's transaction (the demo seed); `publicKey` only for fixed demo keys. */
+export async function createAssessmentIn(tx: Tx, who: Actor, body: CreateAssessmentBody, publicKey = `ak_${randomToken(18)}`): Promise<AssessmentDetail> {
+  const a = await q.insertAssessment(tx, who.tenantId, { key: body.key, type: body.type, name: body.name, description: body.description, publicKey })
+  const draft = await q.saveDraft(tx, who.tenantId, a.id, body.definition, questionsHash(body.definition.questions))
+  await audit(tx, who, 'assessment.created', a)
+  return { ...a, versions: [{ ...draft, issues: issuesOf(body.definition) }] }
+}
 
 const AssessmentCursor = keysetCursor(z.uuid())
 export const listAssessments = (sql: Sql, tenantId: string, query: { limit: number; cursor?: string }) =>
@@ -112,8 +115,10 @@ const scoringPart = (v: Pick<VersionView, 'rubric' | 'categories'>) => JSON.stri
  * frozen from now on (a trigger refuses any update). A rubric that differs from the last published one takes the
  * next rubric_version; when completed sessions have the same questions, a re-scoring run starts in this transaction.
  */
-export const publishDraft = (sql: Sql, who: Actor, id: string) =>
-  withTenant(sql, who.tenantId, async (tx) => {
+export const publishDraft = (sql: Sql, who: Actor, id: string) => withTenant(sql, who.tenantId, (tx) => publishDraftIn(tx, who, id))
+
+export async function publishDraftIn(tx: Tx, who: Actor, id: string) {
+  {
     const a = await q.findAssessment(tx, id, true)
     if (!a) throw notFound(`assessment ${id}`)
     const draft = await q.findDraft(tx, id)
@@ -133,7 +138,8 @@ export const publishDraft = (sql: Sql, who: Actor, id: string) =>
     }
     await audit(tx, who, 'assessment.published', a, { version: published.version, rubricVersion, rescoringRunId: run?.id ?? null })
     return { assessment: updated, version: published, rescoringRun: run }
-  })
+  }
+}
 
 async function startRescoring(tx: Tx, who: Actor, r: { assessmentId: string; versionId: string; rubricVersion: number; reason: 'publish' | 'request' }) {
   const run = await q.startRun(tx, { tenantId: who.tenantId, ...r, requestedBy: who.actor })

@@ -10,6 +10,7 @@ import { advance, isOptOut, matchesTrigger, startFlow, type FlowContext, type Le
 import { FlowDocument, type FlowAction, type FlowState } from './flows/schema.js'
 import * as q from './queries.js'
 import { recordExposures, variationsForLead } from '../experiments/service.js'
+import { replyInConversation, startInConversation, type StepOutcome } from '../assessments/whatsapp.js'
 import { FLOW_TIMER_TASK, MessageEventPayload, RUN_BOT_TASK, type FlowTimerPayload } from './schemas.js'
 
 /**
@@ -90,6 +91,8 @@ interface Working extends Pick<q.ConversationRow, 'flowId' | 'flowVersion' | 'st
   eventId: string
   /** Analytics events (platform-events.ts) of this step, recorded with it. */
   events: EventRow[]
+  /** The context the current step ran with (an assessment completing mid-step advances the run with it). */
+  context?: FlowContext
 }
 
 const isRunning = (state: FlowState | null) => state !== null && (state.status === 'waiting_answer' || state.status === 'waiting_timer')
@@ -139,7 +142,7 @@ async function decide(tx: Tx, w: Working, event: q.PendingEvent): Promise<string
       if (isRunning(w.state)) {
         const doc = await runDocument(tx, w)
         if (!doc) return 'ignored: the flow of the run is gone'
-        await apply(tx, w, advance(doc, w.state!, flowEvent, await contextFor(tx, doc, context, lead.id)))
+        await apply(tx, w, advance(doc, w.state!, flowEvent, await contextFor(tx, doc, context, lead.id, w)))
         return `advanced ${w.flowId}@v${w.flowVersion}`
       }
       const trigger = { isFirstMessage, text: m.text ?? null, referralSourceId: m.referralSourceId ?? null }
@@ -150,7 +153,7 @@ async function decide(tx: Tx, w: Working, event: q.PendingEvent): Promise<string
       w.events.push(botConversationStarted({ conversationId: w.conversation.id, flowId: flow.flowId, leadId: w.conversation.leadId, at: w.now, eventId: w.eventId }))
       // A new run: the last one's (ended) state is behind it, so this run's end counts as its own completion.
       w.state = null
-      await apply(tx, w, startFlow(flow.document, await contextFor(tx, flow.document, context, lead.id), { flowId: flow.flowId, flowVersion: flow.version }))
+      await apply(tx, w, startFlow(flow.document, await contextFor(tx, flow.document, context, lead.id, w), { flowId: flow.flowId, flowVersion: flow.version }))
       return `started ${flow.flowId}@v${flow.version}`
     }
     case 'timer': {
@@ -158,7 +161,7 @@ async function decide(tx: Tx, w: Working, event: q.PendingEvent): Promise<string
       const doc = await runDocument(tx, w)
       if (!doc) return 'ignored: the flow of the run is gone'
       const p = event.payload as Pick<FlowTimerPayload, 'dueAt' | 'kind'>
-      await apply(tx, w, advance(doc, w.state!, { type: 'timer', dueAt: p.dueAt, kind: p.kind }, await contextFor(tx, doc, context, lead.id)))
+      await apply(tx, w, advance(doc, w.state!, { type: 'timer', dueAt: p.dueAt, kind: p.kind }, await contextFor(tx, doc, context, lead.id, w)))
       return 'timer'
     }
     case 'release': {
@@ -168,7 +171,7 @@ async function decide(tx: Tx, w: Working, event: q.PendingEvent): Promise<string
       w.handoverNote = null
       if (w.state?.status === 'handed_over') {
         const doc = await runDocument(tx, w)
-        if (doc) await apply(tx, w, advance(doc, w.state, { type: 'release' }, await contextFor(tx, doc, context, lead.id)))
+        if (doc) await apply(tx, w, advance(doc, w.state, { type: 'release' }, await contextFor(tx, doc, context, lead.id, w)))
         else w.state = { ...w.state, status: 'ended', currentNodeId: null }
         return 'released; the flow resumes'
       }
@@ -270,14 +273,50 @@ async function apply(tx: Tx, w: Working, step: StepResult) {
       case 'experiment_exposure':
         await recordExposures(tx, [{ leadId: c.leadId, experimentKey: action.experimentKey, variationKey: action.variationKey, source: 'flow', at: w.now }])
         break
+      case 'assessment_start':
+      case 'assessment_message': {
+        const ref = { conversationId: c.id, leadId: c.leadId }
+        const outcome = action.type === 'assessment_start'
+          ? await startInConversation(tx, ref, action.assessmentKey)
+          : await replyInConversation(tx, ref, action.assessmentKey, action.message)
+        await runAssessmentOutcome(tx, w, outcome, send)
+        break
+      }
       case 'end':
         break
     }
   }
 }
 
+/**
+ * Sends what the assessment says; when it completed, the run moves past the node in this same transaction (the
+ * band under the node's answerKey); when it cannot run, a person takes over.
+ */
+async function runAssessmentOutcome(tx: Tx, w: Working, outcome: StepOutcome, send: (body: Parameters<typeof queueOutbound>[1]['body']) => Promise<unknown>) {
+  const to = w.conversation.waId
+  for (const m of outcome.messages) {
+    if (m.type === 'send_text') await send(textBody({ to, text: m.text }))
+    else if (m.type === 'send_buttons') await send(interactiveButtonsBody({ to, text: m.text, buttons: m.options }))
+    else if (m.type === 'send_list') await send(interactiveListBody({ to, text: m.text, buttonText: m.buttonText, sections: [{ rows: m.options }] }))
+  }
+  if (outcome.unavailable) {
+    await apply(tx, w, { state: { ...w.state!, status: 'handed_over', currentNodeId: null }, actions: [{ type: 'handover', note: `flow error: ${outcome.unavailable}` }] })
+    return
+  }
+  if (outcome.completed && w.state) {
+    const doc = await runDocument(tx, w)
+    if (doc && w.context) await apply(tx, w, advance(doc, w.state, { type: 'assessment_completed', ...outcome.completed }, w.context))
+  }
+}
+
 /** The context for running `doc`: the lead's variations in the experiments its experiment nodes name (none: no query). */
-async function contextFor(tx: Tx, doc: FlowDocument, context: FlowContext, leadId: string): Promise<FlowContext> {
+async function contextFor(tx: Tx, doc: FlowDocument, context: FlowContext, leadId: string, w?: Working): Promise<FlowContext> {
+  const c = await experimentContext(tx, doc, context, leadId)
+  if (w) w.context = c
+  return c
+}
+
+async function experimentContext(tx: Tx, doc: FlowDocument, context: FlowContext, leadId: string): Promise<FlowContext> {
   const keys = [...new Set(doc.nodes.flatMap((n) => (n.type === 'experiment' ? [n.experimentKey] : [])))]
   return keys.length === 0 ? context : { ...context, experiments: await variationsForLead(tx, leadId, keys) }
 }

@@ -110,6 +110,15 @@ export function advance(flow: FlowDocument, state: FlowState, event: FlowEvent, 
       receiveAnswer(run, event)
       return closeRun(run)
     }
+    case 'assessment_completed': {
+      const node = flow.nodes.find((n) => n.id === state.currentNodeId)
+      if (state.status !== 'waiting_answer' || node?.type !== 'assessment') return unchanged(state)
+      const run = openRun(flow, state, context)
+      if (node.answerKey && event.band !== null) run.state.answers[node.answerKey] = event.band
+      run.state.status = 'active'
+      runFrom(run, node.next)
+      return closeRun(run)
+    }
     case 'timer': {
       if (!isPendingTimer(state, event)) return unchanged(state)
       const run = openRun(flow, state, context)
@@ -268,6 +277,11 @@ function step(run: Run, node: FlowNode): string | null {
       if (node.text !== undefined) sendText(run, node.text)
       endRun(run)
       return null
+    case 'assessment':
+      run.state.status = 'waiting_answer'
+      run.state.attempts = 0
+      run.actions.push({ type: 'assessment_start', assessmentKey: node.assessmentKey })
+      return null
     case 'experiment': {
       const variationKey = run.experiments[node.experimentKey] ?? null
       const branch = variationKey === null ? undefined : node.variations.find((v) => v.variationKey === variationKey)
@@ -286,6 +300,13 @@ function enterAsk(run: Run, node: AskNode) {
 }
 
 function receiveAnswer(run: Run, event: MessageEvent) {
+  const at = run.state.currentNodeId === null ? undefined : run.nodes.get(run.state.currentNodeId)
+  if (at?.type === 'assessment') {
+    // The session (domains/assessments) judges the message; the run waits here until it reports completion.
+    const { messageId, kind, text, buttonId, listId } = event
+    run.actions.push({ type: 'assessment_message', assessmentKey: at.assessmentKey, message: { messageId, kind, ...(text !== undefined ? { text } : {}), ...(buttonId !== undefined ? { buttonId } : {}), ...(listId !== undefined ? { listId } : {}) } })
+    return
+  }
   const node = currentNode(run, 'ask')
   if (!node) return
 

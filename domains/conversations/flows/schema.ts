@@ -234,6 +234,19 @@ const ExperimentNode = z.strictObject({
   otherwise: NodeId,
 })
 
+/**
+ * Runs an assessment (domains/assessments) inside the conversation: the runtime starts (or resumes) the lead's
+ * session and hands it every message while the run waits here; when the session completes, the run goes on to
+ * `next`, with the result's band under `answerKey` for branches (`{ answer: key, equals: 'excellent' }`).
+ */
+const AssessmentNode = z.strictObject({
+  type: z.literal('assessment'),
+  id: NodeId,
+  assessmentKey: z.string().regex(/^[a-z][a-z0-9_]{0,63}$/),
+  answerKey: Key.optional(),
+  next: NodeId,
+})
+
 export const FlowNode = z.discriminatedUnion('type', [
   SendMessageNode,
   AskNode,
@@ -245,6 +258,7 @@ export const FlowNode = z.discriminatedUnion('type', [
   HandoverNode,
   EndNode,
   ExperimentNode,
+  AssessmentNode,
 ])
 export type FlowNode = z.infer<typeof FlowNode>
 export type FlowNodeOf<T extends FlowNode['type']> = Extract<FlowNode, { type: T }>
@@ -262,6 +276,7 @@ export function nodeEdges(node: FlowNode): { path: Path; target: string }[] {
     case 'tag':
     case 'qualify':
     case 'wait':
+    case 'assessment':
       return [{ path: ['next'], target: node.next }]
     case 'ask':
       return [
@@ -281,7 +296,8 @@ export function nodeEdges(node: FlowNode): { path: Path; target: string }[] {
 }
 
 /** Nodes where a run stops until the next event; a cycle must pass through one or it would never stop. */
-export const isPausingNode = (node: FlowNode) => node.type === 'ask' || node.type === 'wait' || node.type === 'handover' || node.type === 'end'
+export const isPausingNode = (node: FlowNode) =>
+  node.type === 'ask' || node.type === 'wait' || node.type === 'handover' || node.type === 'end' || node.type === 'assessment'
 
 /** Every template a node renders, with its path. */
 export function nodeTemplates(node: FlowNode): { path: Path; template: string }[] {
@@ -331,7 +347,7 @@ function checkFlowGraph(flow: GraphInput, ctx: z.RefinementCtx) {
     ctx.addIssue({ code: 'custom', path: ['startNodeId'], message: `no node "${flow.startNodeId}"` })
   }
 
-  const answerKeys = new Set(flow.nodes.flatMap((n) => (n.type === 'ask' ? [n.answerKey] : [])))
+  const answerKeys = new Set(flow.nodes.flatMap((n) => (n.type === 'ask' || (n.type === 'assessment' && n.answerKey) ? [n.answerKey!] : [])))
   flow.nodes.forEach((node, i) => {
     for (const edge of nodeEdges(node)) {
       if (!byId.has(edge.target)) ctx.addIssue({ code: 'custom', path: ['nodes', i, ...edge.path], message: `no node "${edge.target}"` })
@@ -464,6 +480,8 @@ export const FlowEvent = z.discriminatedUnion('type', [
   }),
   z.object({ type: z.literal('timer'), dueAt: z.iso.datetime(), kind: TimerKind.optional() }),
   z.object({ type: z.literal('release') }),
+  // The assessment of the node the run waits at completed (the runtime feeds this in the same transaction).
+  z.object({ type: z.literal('assessment_completed'), band: z.string().nullable(), totalScore: z.number() }),
 ])
 export type FlowEvent = z.infer<typeof FlowEvent>
 
@@ -486,5 +504,12 @@ export const FlowAction = z.discriminatedUnion('type', [
   z.object({ type: z.literal('end') }),
   // An experiment node ran with the lead in this variation: the runtime records the exposure (once per unit and phase).
   z.object({ type: z.literal('experiment_exposure'), experimentKey: z.string(), variationKey: z.string() }),
+  // An assessment node was reached: the runtime starts or resumes the lead's session and asks its question.
+  z.object({ type: z.literal('assessment_start'), assessmentKey: z.string() }),
+  // A message while at an assessment node: the runtime hands it to the session (an answer, back, pause, …).
+  z.object({
+    type: z.literal('assessment_message'), assessmentKey: z.string(),
+    message: z.object({ messageId: z.string(), kind: z.string(), text: z.string().optional(), buttonId: z.string().optional(), listId: z.string().optional() }),
+  }),
 ])
 export type FlowAction = z.infer<typeof FlowAction>
