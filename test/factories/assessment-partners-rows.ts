@@ -72,3 +72,20 @@ export async function populateAssessmentPartnersRows(sql: Sql, tenant: TestTenan
       values (${tenant.id}, ${partner.id}, 'withdrawal_requested', '-5.00', 0, 'USD', ${w!.id}, 'test')`
   })
 }
+
+/** A lead's rows in the partner tables a merge moves (a click, a purchase) and an assessment session through the link. */
+export async function makeLeadPartnerRows(tx: Tx, tenantId: string, leadId: string): Promise<void> {
+  const assessment = await makeLinkableAssessment(tx, tenantId)
+  const partner = await makePartner(tx, tenantId)
+  const link = await makePartnerLink(tx, tenantId, partner.id, assessment.id)
+  const product = await makeProduct(tx, tenantId)
+  await tx`
+    insert into assessments.link_clicks (tenant_id, link_id, partner_id, outcome, visitor_id, lead_id, ip_prefix, ip_hash)
+    values (${tenantId}, ${link.id}, ${partner.id}, 'web', ${`v-${leadId.slice(0, 8)}`}, ${leadId}, '198.51.100.0/24', 'h')`
+  await tx`
+    insert into assessments.purchases (tenant_id, external_id, source, product_id, quantity, amount, currency, lead_id, partner_id, link_id, purchased_at)
+    values (${tenantId}, ${`tx-${leadId}`}, 'api', ${product.id}, 1, '100.00', 'USD', ${leadId}, ${partner.id}, ${link.id}, now())`
+  await tx`
+    insert into assessments.sessions (tenant_id, assessment_id, version_id, channel, lead_id, link_id, partner_id)
+    values (${tenantId}, ${assessment.id}, ${assessment.versionId}, 'web', ${leadId}, ${link.id}, ${partner.id})`
+}
