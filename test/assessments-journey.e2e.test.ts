@@ -116,7 +116,8 @@ describe('a partner link on the web and on WhatsApp, to a scored result and a pe
     throw new Error('no way to answer')
   }
 
-  it('attributes both channels to the partner, scores both, and leaves a pending commission for each purchase', async () => {
+  // Two whole journeys through the worker: minutes under a loaded suite, seconds alone.
+  it('attributes both channels to the partner, scores both, and leaves a pending commission for each purchase', { timeout: 180_000 }, async () => {
     // Bruno, on the web.
     const visit = await webhooks.inject({ method: 'GET', url: `/l/${linkCode}`, headers: { 'user-agent': 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Safari/604.1' } })
     expect(visit.statusCode).toBe(302)
