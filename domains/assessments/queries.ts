@@ -126,6 +126,24 @@ export const insertSession = (tx: Tx, s: {
 export const sessionForToken = (sql: Sql, tokenHash: Buffer) =>
   sql<{ id: string; tenantId: string }[]>`select * from assessments.session_for_token(${tokenHash})`.then((r) => r[0] ?? null)
 
+/**
+ * Inside a transaction not yet scoped to a tenant: the token's session, and the transaction scoped to its tenant in
+ * the same statement (the lookup is the security-definer door; set_config is transaction-local, as withTenant's).
+ */
+export const enterSessionByToken = (tx: Tx, tokenHash: Buffer) =>
+  tx<{ id: string; tenantId: string }[]>`
+    select t.id, t.tenant_id, set_config('app.tenant_id', t.tenant_id::text, true) as scoped from assessments.session_for_token(${tokenHash}) t`
+    .then((r) => r[0] ?? null)
+
+/** The session locked, with what the rules need in the same round trip: its answers and its assessment's names. */
+export const lockSessionWithAnswers = (tx: Tx, id: string | { tokenHash: Buffer }) =>
+  tx<(SessionRow & { answers: Record<string, { value: AnswerValue }> | null; revisionsByQuestion: Record<string, number> | null; assessmentKey: string; assessmentName: string; assessmentType: AssessmentView['type'] })[]>`
+    select ${sessionColumns(tx)}, a.key as assessment_key, a.name as assessment_name, a.type as assessment_type,
+           (select jsonb_object_agg(x.question_id, x.answer) from assessments.responses x where x.session_id = s.id) as answers,
+           (select jsonb_object_agg(x.question_id, x.revisions) from assessments.responses x where x.session_id = s.id) as revisions_by_question
+      from assessments.sessions s join assessments.assessments a on a.id = s.assessment_id
+     where s.id = ${typeof id === 'string' ? id : tx`(select t.id from assessments.session_for_token(${id.tokenHash}) t)`} for update of s`.then((r) => r[0] ?? null)
+
 /** The session, locked: answers, going back and completion of one session run one after another. */
 export const lockSession = (tx: Tx, id: string) =>
   tx<SessionRow[]>`select ${sessionColumns(tx)} from assessments.sessions s where s.id = ${id} for update`.then((r) => r[0] ?? null)
@@ -163,6 +181,25 @@ export const loadResponses = (tx: Tx, sessionId: string) =>
     select question_id, answer, revisions from assessments.responses where session_id = ${sessionId}`
     .then((rows) => ({ answers: new Map(rows.map((r) => [r.questionId, r.answer.value] as const)), revisions: new Map(rows.map((r) => [r.questionId, r.revisions] as const)) }))
 
+/**
+ * The answer and the session's new position in one statement: the response upserted (replacing an earlier answer
+ * after going back) and the session moved on. Returns the session and how often the question was answered.
+ */
+export const recordAnswer = (tx: Tx, r: { tenantId: string; sessionId: string; questionId: string; value: AnswerValue; responseMs: number | null },
+  next: { currentQuestionId: string | null; progress: number; answeredCount: number }) =>
+  tx<(SessionRow & { revision: number })[]>`
+    with answered as (
+      insert into assessments.responses (tenant_id, session_id, question_id, answer, response_ms)
+      values (${r.tenantId}, ${r.sessionId}, ${r.questionId}, ${tx.json({ value: r.value } as never)}, ${r.responseMs})
+      on conflict (session_id, question_id) do update
+         set answer = excluded.answer, response_ms = excluded.response_ms, revisions = assessments.responses.revisions + 1, answered_at = now()
+      returning revisions
+    )
+    update assessments.sessions s
+       set current_question_id = ${next.currentQuestionId}, progress = ${next.progress}, answered_count = ${next.answeredCount}, option_page = 0, last_activity_at = now()
+     where s.id = ${r.sessionId}
+    returning ${sessionColumns(tx)}, (select revisions from answered) as revision`.then((rows) => rows[0]!)
+
 /** The answer to a question, replacing an earlier one (after going back); returns how often it was answered. */
 export const upsertResponse = (tx: Tx, r: { tenantId: string; sessionId: string; questionId: string; value: AnswerValue; responseMs: number | null }) =>
   tx<{ revisions: number }[]>`
@@ -175,15 +212,9 @@ export const upsertResponse = (tx: Tx, r: { tenantId: string; sessionId: string;
 // ---------------------------------------------------------------------------------------------------------------
 // Results
 
-export interface ResultRow {
+export interface ResultRow extends Score {
   id: string
   sessionId: string
-  totalScore: number
-  categoryScores: Record<string, number>
-  formulaValues: Record<string, number>
-  band: string | null
-  bandLabel: string | null
-  recommendations: string[]
   rubricVersion: number
   scoredVersionId: string
   computedAt: Date

@@ -29,25 +29,33 @@ const audit = (tx: Tx, who: Actor, action: string, a: { id: string; key: string 
 // ---------------------------------------------------------------------------------------------------------------
 // Compiled versions: published versions never change, so a compiled one is kept for the life of the process.
 
-const compiledCache = new Map<string, CompiledDefinition>()
+const compiledCache = new Map<string, LoadedVersion>()
 const COMPILED_CACHE_MAX = 500
 
 export const definitionOf = (v: Pick<VersionView, 'questions' | 'categories' | 'rubric' | 'profileFields'>): Definition =>
   Definition.parse({ questions: v.questions, categories: v.categories, rubric: v.rubric, profileFields: v.profileFields })
 
-export async function compiledVersion(tx: Tx, versionId: string): Promise<{ compiled: CompiledDefinition; version: VersionView & { assessmentId: string } }> {
+type LoadedVersion = { compiled: CompiledDefinition; version: VersionView & { assessmentId: string } }
+
+/**
+ * A version compiled. Published versions are frozen (a trigger refuses updates), so they are kept for the life of
+ * the process and not read again: the answer path does not fetch the definition on every request. The cache is
+ * per process and keyed by the version's id; RLS still guards the sessions that point at it.
+ */
+export async function compiledVersion(tx: Tx, versionId: string): Promise<LoadedVersion> {
+  const cached = compiledCache.get(versionId)
+  if (cached) return cached
   const v = await q.findVersion(tx, versionId)
   if (!v) throw notFound(`assessment version ${versionId}`)
-  const cached = v.publishedAt ? compiledCache.get(versionId) : undefined
-  if (cached) return { compiled: cached, version: v }
   const { compiled, issues } = compileDefinition(definitionOf(v))
   // Published versions passed these checks; a failure here is a bug, not the participant's problem.
   if (!compiled) throw new Error(`assessment version ${versionId} does not compile: ${issues[0]?.message}`)
+  const loaded = { compiled, version: v }
   if (v.publishedAt) {
     if (compiledCache.size >= COMPILED_CACHE_MAX) compiledCache.delete(compiledCache.keys().next().value!)
-    compiledCache.set(versionId, compiled)
+    compiledCache.set(versionId, loaded)
   }
-  return { compiled, version: v }
+  return loaded
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -228,6 +236,17 @@ export interface SessionContext {
   version: number
 }
 
+/** What the rules need about a session locked with its answers (lockSessionWithAnswers): no further reads. */
+async function contextOfLocked(tx: Tx, row: NonNullable<Awaited<ReturnType<typeof q.lockSessionWithAnswers>>>): Promise<SessionContext> {
+  const { answers, revisionsByQuestion, assessmentKey, assessmentName, assessmentType, ...session } = row
+  const { compiled, version } = await compiledVersion(tx, session.versionId)
+  return {
+    session, compiled, assessment: { key: assessmentKey, name: assessmentName, type: assessmentType }, version: version.version,
+    answers: new Map(Object.entries(answers ?? {}).map(([k, v]) => [k, v.value] as const)),
+    revisions: new Map(Object.entries(revisionsByQuestion ?? {})),
+  }
+}
+
 /** Loads what the rules need about a locked session. */
 export async function sessionContext(tx: Tx, session: q.SessionRow): Promise<SessionContext> {
   const { compiled, version } = await compiledVersion(tx, session.versionId)
@@ -265,13 +284,19 @@ export async function answerQuestion(tx: Tx, ctx: SessionContext, body: AnswerBo
   const checked = normalizeAnswer(question, body.value)
   if (!checked.ok) throw badRequest(`invalid answer to ${question.id}: ${checked.message}`, [{ in: 'body', path: 'value', message: checked.message }])
 
-  const revision = await q.upsertResponse(tx, { tenantId: s.tenantId, sessionId: s.id, questionId: question.id, value: checked.value, responseMs: body.responseMs ?? null })
   ctx.answers.set(question.id, checked.value)
-  ctx.revisions.set(question.id, revision)
   const p = progressOf(def.questions, ctx.answers)
   const next = nextQuestion(def.questions, ctx.answers, question.id)
-  ctx.session = await q.updateSession(tx, s.id, { currentQuestionId: next?.id ?? null, progress: p.progress, answeredCount: p.answered, optionPage: 0 })
-  await recordPlatformEvents(tx, [assessmentAnswered({ ...factOf(s), at: new Date(), questionId: question.id, revision, responseMs: body.responseMs ?? null })])
+  // The session is locked, so the answer's revision is known before it is written: the response, the session's move
+  // and the event go out together (pipelined) instead of one round trip after another.
+  const expected = (ctx.revisions.get(question.id) ?? 0) + 1
+  const [{ revision, ...moved }] = await Promise.all([
+    q.recordAnswer(tx, { tenantId: s.tenantId, sessionId: s.id, questionId: question.id, value: checked.value, responseMs: body.responseMs ?? null },
+      { currentQuestionId: next?.id ?? null, progress: p.progress, answeredCount: p.answered }),
+    recordPlatformEvents(tx, [assessmentAnswered({ ...factOf(s), at: new Date(), questionId: question.id, revision: expected, responseMs: body.responseMs ?? null })]),
+  ])
+  ctx.revisions.set(question.id, revision)
+  ctx.session = moved
   if (!next) await completeIfReady(tx, ctx)
   return ctx
 }
@@ -395,13 +420,16 @@ export async function startWebSession(sql: Sql, publicKey: string, body: { demog
 
 /** Runs fn on the session behind the token, locked, in its tenant: 404 for a token that is not one. */
 export async function inWebSession<T>(sql: Sql, token: string, fn: (tx: Tx, ctx: SessionContext) => Promise<T>): Promise<T> {
-  const found = TOKEN_PATTERN.test(token) ? await q.sessionForToken(sql, sha256(token)) : null
-  if (!found) throw notFound('session')
-  return withTenant(sql, found.tenantId, async (tx) => {
-    const session = await q.lockSession(tx, found.id)
-    if (!session) throw notFound('session')
-    return fn(tx, await sessionContext(tx, session))
-  })
+  if (!TOKEN_PATTERN.test(token)) throw notFound('session')
+  // One transaction: the token's lookup scopes it to the session's tenant, then the session is locked with its answers.
+  const tokenHash = sha256(token)
+  return sql.begin(async (tx) => {
+    // Sent together (postgres.js pipelines them on the transaction's connection): the first scopes the transaction to
+    // the token's tenant, the second runs after it, under that tenant's RLS, and locks the same session.
+    const [found, row] = await Promise.all([q.enterSessionByToken(tx, tokenHash), q.lockSessionWithAnswers(tx, { tokenHash })])
+    if (!found || !row || row.id !== found.id) throw notFound('session')
+    return fn(tx, await contextOfLocked(tx, row))
+  }) as Promise<T>
 }
 
 export const viewWebSession = (sql: Sql, token: string) => inWebSession(sql, token, (tx, ctx) => stateView(tx, ctx))

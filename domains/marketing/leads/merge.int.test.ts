@@ -20,6 +20,7 @@ import { mergeLeadsManually } from './service.js'
 import type { ExperimentView } from '../../experiments/schemas.js'
 import { assign } from '../../experiments/service.js'
 import { makeExperiment } from '../../../test/factories/experiments-rows.js'
+import { completeSessionOf, makeAssessment } from '../../../test/factories/assessments-rows.js'
 
 /**
  * One person, two leads, both talking to the bot: Ana wrote from her personal number (lead S) and from her work
@@ -137,6 +138,8 @@ describe('merging two leads that both talk to the bot', () => {
     // M took an assessment through a partner's link and bought through it (domains/assessments).
     await withTenant(db.current.sql, tenant.id, (tx) => makeLeadPartnerRows(tx, tenant.id, m))
     await mergeLeadsManually(db.current.sql, { tenantId: tenant.id, actor: 'api_key:test', requestId: null }, m, earlier)
+    // M took an assessment (its session names M; the merge moves it).
+    await completeSessionOf(db.current.sql, tenant, (await makeAssessment(db.current.sql, tenant)).id, undefined, { leadId: m })
 
     expect((await conversationOn(s, main))!.state).toMatchObject({ status: 'waiting_answer', currentNodeId: 'ask_service', answers: { name: 'Ana' } })
     expect((await conversationOn(m, branch))!.state).toMatchObject({ status: 'waiting_answer', currentNodeId: 'ask_service', answers: { name: 'Ana Lima' } })

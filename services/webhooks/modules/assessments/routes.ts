@@ -44,46 +44,26 @@ export default async function assessmentSessionRoutes(app: App, deps: WebhooksDe
     return reply.code(201).send(await startWebSession(sql, req.params.publicKey, req.body))
   })
 
-  app.get('/sessions/:token', {
-    config: { access: 'public' },
-    schema: { tags, summary: 'Resume (on any device): the current question, progress, missing profile fields, the result once completed.', params: TokenParams, response: State },
-  }, async (req) => {
-    await limited(perIp, req, 'requests')
-    return viewWebSession(sql, req.params.token)
-  })
+  // Every call on a session: the token in the path, bounded per IP, answering the session's state.
+  const sessionRoute = <B extends z.ZodType | undefined>(method: 'GET' | 'POST' | 'PUT', path: string, summary: string, body: B,
+    run: (token: string, body: B extends z.ZodType ? z.infer<B> : undefined) => Promise<SessionStateView>) =>
+    app.route({
+      method, url: `/sessions/:token${path}`, config: { access: 'public' },
+      schema: { tags, summary, params: TokenParams, ...(body ? { body } : {}), response: State },
+      handler: async (req) => {
+        await limited(perIp, req, 'requests')
+        return run((req.params as { token: string }).token, req.body as never)
+      },
+    })
 
-  app.post('/sessions/:token/answers', {
-    config: { access: 'public' },
-    schema: {
-      tags, summary: 'Answer the current question (409 for another question or a completed session, 400 for an answer the question does not allow). The last answer completes the session.',
-      params: TokenParams, body: AnswerBody, response: State,
-    },
-  }, async (req) => {
-    await limited(perIp, req, 'requests')
-    return answerWebSession(sql, req.params.token, req.body)
-  })
-
-  app.post('/sessions/:token/back', {
-    config: { access: 'public' },
-    schema: { tags, summary: 'Go back one question (its answer is kept until answered again); 409 at the first question.', params: TokenParams, response: State },
-  }, async (req) => {
-    await limited(perIp, req, 'requests')
-    return backWebSession(sql, req.params.token)
-  })
-
-  app.put('/sessions/:token/profile', {
-    config: { access: 'public' },
-    schema: { tags, summary: 'Set profile fields (merged). When the session waited only for them, it completes.', params: TokenParams, body: ProfileBody, response: State },
-  }, async (req) => {
-    await limited(perIp, req, 'requests')
-    return profileWebSession(sql, req.params.token, req.body.demographics)
-  })
-
-  app.post('/sessions/:token/complete', {
-    config: { access: 'public' },
-    schema: { tags, summary: 'Complete (idempotent: a completed session answers its result again); 409 while a question or a required profile field is missing.', params: TokenParams, response: State },
-  }, async (req) => {
-    await limited(perIp, req, 'requests')
-    return completeWebSession(sql, req.params.token)
-  })
+  sessionRoute('GET', '', 'Resume (on any device): the current question, progress, missing profile fields, the result once completed.', undefined,
+    (token) => viewWebSession(sql, token))
+  sessionRoute('POST', '/answers', 'Answer the current question (409 for another question or a completed session, 400 for an answer the question does not allow). The last answer completes the session.', AnswerBody,
+    (token, body) => answerWebSession(sql, token, body))
+  sessionRoute('POST', '/back', 'Go back one question (its answer is kept until answered again); 409 at the first question.', undefined,
+    (token) => backWebSession(sql, token))
+  sessionRoute('PUT', '/profile', 'Set profile fields (merged). When the session waited only for them, it completes.', ProfileBody,
+    (token, body) => profileWebSession(sql, token, body.demographics))
+  sessionRoute('POST', '/complete', 'Complete (idempotent: a completed session answers its result again); 409 while a question or a required profile field is missing.', undefined,
+    (token) => completeWebSession(sql, token))
 }

@@ -1,0 +1,29 @@
+/**
+ * Assessments, measured (`npm run bench:assessments`), one section per file under ops/bench/assessments/:
+ * 1. answers.ts: answer submission on the web path at 50 connections against a bare route (target ≥ 0.4×).
+ * 2. rescore.ts: re-scoring completed sessions after a rubric change, as the job does it: time and memory.
+ * (The AI analysis cache section is added by the assessments-ai work.)
+ *
+ * Environment: BENCH_SECTIONS (comma list of answers, rescore; default all), BENCH_ANSWER_SESSIONS (3,000),
+ * BENCH_SECONDS (8), BENCH_CONNECTIONS (50), BENCH_RESCORE_SESSIONS (20,000; the issue's figure is 100,000),
+ * BENCH_RESCORE_BATCH (2,000), BENCH_NAIVE_SAMPLE (1,000), BENCH_DATABASE_URL.
+ */
+import { startBenchDatabase } from './harness.js'
+import { benchAnswers } from './assessments/answers.js'
+import { setUpAssessments } from './assessments/context.js'
+import { benchRescore } from './assessments/rescore.js'
+
+const SECTIONS = { answers: benchAnswers, rescore: benchRescore } as const
+const wanted = (process.env.BENCH_SECTIONS ?? Object.keys(SECTIONS).join(',')).split(',').map((s) => s.trim()).filter(Boolean)
+
+const db = await startBenchDatabase({ poolMax: 20 })
+try {
+  for (const name of wanted) {
+    const section = SECTIONS[name as keyof typeof SECTIONS]
+    if (!section) throw new Error(`unknown section ${name}: ${Object.keys(SECTIONS).join(', ')}`)
+    // Each section on a fresh tenant, so one's data does not skew the next.
+    await section(db, await setUpAssessments(db))
+  }
+} finally {
+  await db.close()
+}

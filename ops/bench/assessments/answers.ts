@@ -1,0 +1,55 @@
+import { readMigrationFiles } from '../../../lib/migrate.js'
+import { buildWebhooksApp } from '../../../services/webhooks/app.js'
+import { testConfig, testLogger } from '../../../test/apps.js'
+import { loadTest, printComparison, type BenchDatabase } from '../harness.js'
+import type { BenchContext } from './context.js'
+
+/** The health check's questions in order, with one answer each (a non-smoker: the conditional question stays hidden). */
+export const ANSWER_SEQUENCE: [string, unknown][] = [
+  ['sleep_hours', 'h7_8'], ['sleep_quality', 4], ['exercise_days', 'd3_4'], ['activities', ['walking', 'cycling']], ['smoker', false], ['alcohol', 'monthly'],
+  ['fruit_veg', 'p4_5'], ['water', 'w4_6'], ['stress', 4], ['mood', 'good'], ['weight_kg', 72.5], ['height_cm', 178], ['goals', 'Sleep better'],
+]
+
+/**
+ * Answer submission on the web path: POST /assessments/sessions/:token/answers at 50 connections, each request the
+ * next answer of one of many sessions in turn (the last one completes the session: the result, the analysis job and
+ * the event in the same transaction), against a bare POST route on the same server in the same run. Target ≥ 0.4×.
+ */
+export async function benchAnswers(db: BenchDatabase, ctx: BenchContext): Promise<void> {
+  const sessions = Number(process.env.BENCH_ANSWER_SESSIONS ?? 3000)
+  const seconds = Number(process.env.BENCH_SECONDS ?? 8)
+  const connections = Number(process.env.BENCH_CONNECTIONS ?? 50)
+  const config = testConfig({ LOG_LEVEL: 'silent', ASSESSMENTS_RATE_LIMIT_PER_IP_PER_MINUTE: '100000000', ASSESSMENTS_STARTS_PER_IP_PER_HOUR: '100000000' })
+  const app = await buildWebhooksApp({ config, sql: db.sql, log: testLogger(), migrations: await readMigrationFiles() })
+  app.post('/bench/bare', { config: { access: 'public' } }, async (req) => ({ ok: true, got: typeof req.body }))
+  const base = await app.listen({ host: '127.0.0.1', port: 0 })
+
+  const tokens: string[] = []
+  for (let i = 0; i < sessions; i += 100) {
+    const batch = await Promise.all(Array.from({ length: Math.min(100, sessions - i) }, () =>
+      fetch(`${base}/assessments/${ctx.healthPublicKey}/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ demographics: { age: 40 } }) }).then((r) => r.json() as Promise<{ token: string }>)))
+    tokens.push(...batch.map((b) => b.token))
+  }
+  // Request n answers question floor(n / sessions) of session n % sessions: a session's next answer comes only after
+  // every other session's, long after its previous one was answered.
+  let n = 0
+  const capacity = tokens.length * ANSWER_SEQUENCE.length
+  const body = JSON.stringify({ questionId: 'sleep_hours', value: 'h7_8', responseMs: 1500 })
+  const results = [
+    await loadTest({ name: 'bare route', url: `${base}/bench/bare`, method: 'POST', headers: { 'content-type': 'application/json' }, body, connections, durationSeconds: seconds }),
+    await loadTest({
+      name: 'answer', url: `${base}/assessments/sessions/x/answers`, method: 'POST', headers: { 'content-type': 'application/json' }, connections, durationSeconds: seconds,
+      setupRequest: (req) => {
+        const i = n++ % capacity
+        const [questionId, value] = ANSWER_SEQUENCE[Math.floor(i / tokens.length)]!
+        return { ...req, path: `/assessments/sessions/${tokens[i % tokens.length]}/answers`, body: JSON.stringify({ questionId, value, responseMs: 1500 }) } as never
+      },
+    }),
+  ]
+  const completed = (await db.owner<{ n: number }[]>`select count(*)::int as n from assessments.results`)[0]!.n
+  console.log(`\nAnswer submission, web path (${connections} connections, ${seconds} s each, ${tokens.length.toLocaleString('en')} sessions answered in turn; ${completed.toLocaleString('en')} completed during the run, each with its result, analysis job and event):`)
+  printComparison(results, ['bare route'])
+  const ratio = results[1]!.requestsPerSecond / results[0]!.requestsPerSecond
+  console.log(`answer / bare route = ${ratio.toFixed(2)}× (target ≥ 0.40×) ${ratio >= 0.4 ? 'met' : 'NOT met'}`)
+  await app.close()
+}
