@@ -154,6 +154,19 @@ export const ConfigSchema = z.object({
   ONBOARDING_NUDGE_TEMPLATE: z.string().regex(/^[a-z0-9_]{1,512}$/).default('onboarding_reminder'),
   ONBOARDING_NUDGE_TEMPLATE_LANGUAGE: z.string().regex(/^[a-z]{2,3}(_[A-Za-z]{2,4})?$/).default('en'),
 
+  // Partner links (domains/assessments/partners). GET /l/<code> lives on the webhooks service: ASSESSMENTS_PUBLIC_URL
+  // is how visitors reach it (default http://HOST:WEBHOOKS_PORT). A web visit is sent to ASSESSMENT_WEB_START_PATH
+  // on that base ({publicKey} and {code} are filled in), a WhatsApp one to wa.me/<business number> with
+  // LINK_WHATSAPP_TEXT as the pre-filled text ({code}: the bot reads ref:<code> back). The visitor cookie lasts
+  // LINK_VISITOR_COOKIE_DAYS. Visits per IP per minute are limited to LINK_RATE_LIMIT_PER_IP_PER_MINUTE.
+  ASSESSMENTS_PUBLIC_URL: optionalUrl,
+  ASSESSMENT_WEB_START_PATH: z.string().startsWith('/').default('/assessments/{publicKey}/start?link={code}'),
+  LINK_WHATSAPP_TEXT: z.string().min(1).max(500).includes('{code}').default('Hi! I would like to take the assessment (ref:{code})'),
+  LINK_VISITOR_COOKIE_DAYS: z.coerce.number().int().min(1).max(730).default(180),
+  LINK_RATE_LIMIT_PER_IP_PER_MINUTE: z.coerce.number().int().min(1).default(120),
+  // The shop's purchase webhooks (Standard Webhooks signatures) older or newer than this are refused (replays).
+  SHOP_WEBHOOK_TOLERANCE_SECONDS: z.coerce.number().int().min(30).max(86_400).default(300),
+
   // Optional outside services.
   REDIS_URL: optionalUrl,
   // PostHog forwarding (domains/analytics/posthog): with POSTHOG_API_KEY (the operator's project API key) set, the

@@ -247,3 +247,14 @@ export const liveStreamsDropped = new Counter({
   labelNames: ['reason'] as const,
   registers: [registry],
 })
+
+/**
+ * Visits of partner links (GET /l/<code>) by outcome: web, whatsapp (redirected), inactive (a known link that is off:
+ * 404, also stored as a click), unknown (no such code: 404; no tenant to store it under, so counted here only).
+ */
+export const linkVisits = new Counter({
+  name: 'partner_link_visits_total',
+  help: 'Partner link visits by outcome: web, whatsapp, inactive, unknown.',
+  labelNames: ['outcome'] as const,
+  registers: [registry],
+})

@@ -309,3 +309,47 @@ export const assessmentCompleted = (f: AssessmentFact & { resultId: string; tota
   name: 'assessment.completed', leadId: f.leadId, occurredAt: iso(f.at), dedupeKey: `assessment:completed:${f.sessionId}`, source: 'assessments',
   properties: { ...assessmentProperties(f), resultId: f.resultId, totalScore: f.totalScore, band: f.band },
 })
+
+// ---------------------------------------------------------------------------------------------------------------
+// Partner links and commissions (domains/assessments/partners). Keys: `link:clicked:<clickId>`,
+// `link:started:<sessionId>`, `link:completed:<sessionId>`, `link:converted:<purchaseId>`, `purchase:recorded:<purchaseId>`,
+// `commission:<status>:<commissionId>`. Every one names the link and partner in properties (linkId, partnerId), so
+// per-partner counts can be read from the stream; the purchase's also names the first-touch partner.
+
+export interface LinkFact { linkId: string; partnerId: string; at: Date | string }
+
+export const linkClicked = (f: LinkFact & { clickId: string; linkCode: string; outcome: 'web' | 'whatsapp'; visitorId: string | null }): EventRow => ({
+  name: 'link.clicked', leadId: null, occurredAt: iso(f.at), dedupeKey: `link:clicked:${f.clickId}`, source: 'partner_link',
+  anonymousId: f.visitorId, properties: { linkId: f.linkId, partnerId: f.partnerId, linkCode: f.linkCode, outcome: f.outcome },
+})
+
+export const linkStarted = (f: LinkFact & { sessionId: string; leadId: string | null; channel: 'web' | 'whatsapp'; visitorId?: string | null }): EventRow => ({
+  name: 'link.started', leadId: f.leadId, occurredAt: iso(f.at), dedupeKey: `link:started:${f.sessionId}`, source: 'partner_link',
+  anonymousId: f.visitorId ?? null, properties: { linkId: f.linkId, partnerId: f.partnerId, sessionId: f.sessionId, channel: f.channel },
+})
+
+export const linkCompleted = (f: LinkFact & { sessionId: string; leadId: string | null; channel: 'web' | 'whatsapp' }): EventRow => ({
+  name: 'link.completed', leadId: f.leadId, occurredAt: iso(f.at), dedupeKey: `link:completed:${f.sessionId}`, source: 'partner_link',
+  properties: { linkId: f.linkId, partnerId: f.partnerId, sessionId: f.sessionId, channel: f.channel },
+})
+
+export interface PurchaseFact {
+  purchaseId: string; leadId: string | null; at: Date | string; amount: string; currency: string; productId: string
+  partnerId: string | null; linkId: string | null; firstPartnerId: string | null; firstLinkId: string | null
+}
+
+export const purchaseRecorded = (f: PurchaseFact): EventRow => ({
+  name: 'purchase.recorded', leadId: f.leadId, occurredAt: iso(f.at), dedupeKey: `purchase:recorded:${f.purchaseId}`, source: 'shop',
+  properties: { purchaseId: f.purchaseId, productId: f.productId, amount: f.amount, currency: f.currency, partnerId: f.partnerId, linkId: f.linkId, firstPartnerId: f.firstPartnerId, firstLinkId: f.firstLinkId },
+})
+
+/** A purchase attributed to a link: the link's conversion (last touch), with the first touch beside it. */
+export const linkConverted = (f: PurchaseFact & { linkId: string; partnerId: string }): EventRow => ({
+  name: 'link.converted', leadId: f.leadId, occurredAt: iso(f.at), dedupeKey: `link:converted:${f.purchaseId}`, source: 'partner_link',
+  properties: { linkId: f.linkId, partnerId: f.partnerId, purchaseId: f.purchaseId, amount: f.amount, currency: f.currency, firstPartnerId: f.firstPartnerId, firstLinkId: f.firstLinkId },
+})
+
+export const commissionChanged = (f: { commissionId: string; partnerId: string; purchaseId: string; status: 'pending' | 'approved' | 'paid' | 'rejected' | 'reversed'; amount: string; currency: string; at: Date | string }): EventRow => ({
+  name: `commission.${f.status === 'pending' ? 'created' : f.status}`, leadId: null, occurredAt: iso(f.at), dedupeKey: `commission:${f.status}:${f.commissionId}`, source: 'partner_link',
+  properties: { commissionId: f.commissionId, partnerId: f.partnerId, purchaseId: f.purchaseId, amount: f.amount, currency: f.currency },
+})

@@ -3,7 +3,7 @@ import { sha256, randomToken } from '../../lib/crypto.js'
 import { type Sql, type Tx, withTenant } from '../../lib/db.js'
 import { AppError } from '../../lib/errors.js'
 import { decodeCursor, encodeCursor, keysetCursor } from '../../lib/pagination.js'
-import { assessmentAnswered, assessmentCompleted, assessmentStarted, recordPlatformEvents } from '../analytics/platform-events.js'
+import { assessmentAnswered, assessmentCompleted, assessmentStarted, linkCompleted, recordPlatformEvents } from '../analytics/platform-events.js'
 import { insertAuditEntry } from '../tenancy/queries.js'
 import {
   type Answers, type CompiledDefinition, compileDefinition, missingProfileFields, normalizeAnswer, normalizeDemographics, optionsOf, questionsHash,
@@ -354,7 +354,12 @@ export async function completeIfReady(tx: Tx, ctx: SessionContext): Promise<q.Re
   if (!result) return q.findResultOfSession(tx, s.id)
   ctx.session = await q.updateSession(tx, s.id, { status: 'completed', completedAt: 'now', progress: 100, currentQuestionId: null })
   await q.enqueueAnalyzeResult(tx, ANALYZE_RESULT_TASK, s.tenantId, result.id)
-  await recordPlatformEvents(tx, [assessmentCompleted({ ...factOf(s), at: new Date(), resultId: result.id, totalScore: result.totalScore, band: result.band })])
+  const completedAt = new Date()
+  await recordPlatformEvents(tx, [
+    assessmentCompleted({ ...factOf(s), at: completedAt, resultId: result.id, totalScore: result.totalScore, band: result.band }),
+    // A session through a partner link: the link's completion too (domains/assessments/partners).
+    ...(s.linkId && s.partnerId ? [linkCompleted({ sessionId: s.id, linkId: s.linkId, partnerId: s.partnerId, leadId: s.leadId, channel: s.channel, at: completedAt })] : []),
+  ])
   return result
 }
 

@@ -4,6 +4,7 @@ import type { FlowAction } from '../conversations/flows/schema.js'
 import { missingProfileFields, optionsOf, scaleSteps, visibleQuestions } from './definition.js'
 import * as q from './queries.js'
 import type { AnswerValue, ProfileField, Question } from './schemas.js'
+import { linkOfConversation, recordLinkSessionStarted } from './partners/links.js'
 import { answerQuestion, goBack, saveProfile, type SessionContext, sessionContext, startSession } from './service.js'
 import { AppError } from '../../lib/errors.js'
 
@@ -232,7 +233,15 @@ export async function startInConversation(tx: Tx, ref: ConversationRef, assessme
     ctx.session = await q.updateSession(tx, open.id, { pausedAt: null })
     return finished(tx, ctx, [{ type: 'send_text', text: `Welcome back to ${a.name}: let's pick up where you left off.` }])
   }
-  const started = await startSession(tx, { assessmentId: a.id, channel: 'whatsapp', leadId: ref.leadId, conversationId: ref.conversationId, linkId: extra.linkId ?? null, partnerId: extra.partnerId ?? null })
+  // A conversation that came through a partner link (its first message carried ref:<code>): the session names the link.
+  const via = extra.linkId ? { linkId: extra.linkId, partnerId: extra.partnerId ?? null } : await linkOfConversation(tx, ref.conversationId)
+  const started = await startSession(tx, { assessmentId: a.id, channel: 'whatsapp', leadId: ref.leadId, conversationId: ref.conversationId, linkId: via?.linkId ?? null, partnerId: via?.partnerId ?? null })
+  if (via?.linkId && via.partnerId) {
+    await recordLinkSessionStarted(tx, {
+      tenantId: started.session.tenantId, sessionId: started.session.id, linkId: via.linkId, partnerId: via.partnerId, channel: 'whatsapp',
+      leadId: ref.leadId, conversationId: ref.conversationId, at: started.session.startedAt,
+    })
+  }
   const ctx = await sessionContext(tx, started.session)
   const intro = `${a.name}: ${visibleQuestions(ctx.compiled.definition.questions, new Map()).length} short questions. Reply *back* to change your last answer, *pause* to stop and continue later.`
   return finished(tx, ctx, [{ type: 'send_text', text: intro }])

@@ -1,5 +1,6 @@
 import type { Tx } from '../../lib/db.js'
 import type { NewInboundMessage } from '../whatsapp/process-deliveries.js'
+import { recordWhatsAppReferrals } from '../assessments/partners/links.js'
 import { messageEventPayload } from './runtime.js'
 import { RUN_BOT_TASK } from './schemas.js'
 
@@ -34,6 +35,12 @@ export async function onNewInboundMessages(tx: Tx, messages: NewInboundMessage[]
       from jsonb_to_recordset(${input}::jsonb) as e(tenant_id uuid, lead_id uuid, phone_id uuid, wa_id text)
      order by e.lead_id, e.phone_id
     on conflict (tenant_id, lead_id, phone_number_id) do nothing`
+
+  // A message carrying a partner link's ref:<code> (the wa.me link's pre-filled text) attributes its lead and
+  // conversation to the link, in this commit, before the bot (and its assessment node) sees the message.
+  await recordWhatsAppReferrals(tx, events.map((e) => ({
+    tenantId: e.tenant_id, leadId: e.lead_id, phoneId: e.phone_id, text: (e.payload as { text?: string }).text, at: e.occurred_at,
+  })))
 
   // Events in arrival order, then one bot job per conversation touched (its own queue: one runner per lead).
   await tx`

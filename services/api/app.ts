@@ -39,6 +39,7 @@ import posthogRoutes from './modules/analytics-posthog/routes.js'
 import analyticsLiveRoutes from './modules/analytics-live/routes.js'
 import { LiveFeed } from '../../domains/analytics/live.js'
 import analyticsRoutes from './modules/analytics/routes.js'
+import assessmentPartnerRoutes from './modules/assessment-partners/routes.js'
 import dashboardRoutes from './dashboard/routes.js'
 
 export interface ApiDeps {
@@ -130,6 +131,7 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets' | 'flags' | 'li
     ['/v1/analytics/live', analyticsLiveRoutes],
     ['/v1/ops/onboarding', opsOnboardingRoutes],
     ['/v1/analytics', analyticsRoutes],
+    ['/v1/assessments', assessmentPartnerRoutes],
   ] as const
   // Live streams never end by themselves: close them first on shutdown, or app.close() would wait for them forever.
   app.addHook('preClose', async () => deps.liveFeed.close())

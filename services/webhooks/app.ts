@@ -16,6 +16,9 @@ import onboardingRoutes from './modules/onboarding/routes.js'
 import onboardingPageRoutes from './onboarding-page/routes.js'
 import variantRoutes from './modules/variants/routes.js'
 import assessmentSessionRoutes from './modules/assessments/routes.js'
+import partnerLinkRoutes from './modules/partner-links/routes.js'
+import shopWebhookRoutes from './modules/partner-links/shop-routes.js'
+import linkSessionRoutes from './modules/partner-links/session-routes.js'
 
 export interface WebhooksDeps {
   config: Config
@@ -58,6 +61,9 @@ export async function buildWebhooksApp(input: WebhooksDeps): Promise<App> {
     ['/onboarding', onboardingRoutes],
     ['/v1/variants', variantRoutes],
     ['/assessments', assessmentSessionRoutes],
+    ['/l', partnerLinkRoutes],
+    ['/assessments/shop', shopWebhookRoutes],
+    ['/assessments/links', linkSessionRoutes],
   ] as const
   for (const [prefix, plugin] of modules) {
     await app.register(async (scope) => plugin(scope as unknown as App, deps), { prefix })

@@ -316,6 +316,30 @@ export const LEAD_REFERENCES: readonly LeadReference[] = [
     erase: { kind: 'delete' },
     note: 'Answers, free text included. Deleted before their session is anonymised; the result computed from them stays (it names no one).',
   },
+  {
+    table: 'assessments.link_clicks',
+    reach: { by: 'lead', column: 'lead_id' },
+    personal: ['visitor_id', 'ip_prefix', 'ip_hash', 'user_agent', 'referrer'],
+    merge: { kind: 'move' },
+    erase: { kind: 'anonymise', null: ['lead_id', 'visitor_id', 'ip_prefix', 'ip_hash', 'user_agent', 'referrer'], redact: [], why: "a partner's click counts stay right; the click no longer names anyone, nor the visitor cookie, network, address hash, browser or referring page that could lead back" },
+    note: 'Visits of partner links (GET /l/<code>): the address only truncated (/24, /48) plus a keyed hash, the user agent and referrer clipped. lead_id is filled once the visitor is known as a lead.',
+  },
+  {
+    table: 'assessments.attributions',
+    reach: { by: 'lead', column: 'lead_id' },
+    personal: ['visitor_id'],
+    merge: { kind: 'keep', why: "a lead's first and last partner touch is one row per lead; the survivor keeps its own (its purchases are attributed by it), the merged lead's row stays with the merged lead as the record of that lead's touches" },
+    erase: { kind: 'delete' },
+    note: 'First- and last-touch attribution to partner links (by lead, or by visitor cookie before the visitor is a lead).',
+  },
+  {
+    table: 'assessments.purchases',
+    reach: { by: 'lead', column: 'lead_id' },
+    personal: ['visitor_id'],
+    merge: { kind: 'move' },
+    erase: { kind: 'anonymise', null: ['lead_id', 'visitor_id', 'session_id'], redact: [], why: "the business's sales and the partner's commissions and ledger are money records that must stay; the purchase no longer names the buyer" },
+    note: "Purchases reported by the tenant's shop or API, attributed to a partner.",
+  },
 ]
 
 /**
@@ -348,6 +372,9 @@ export const NOT_PERSONAL: Readonly<Record<string, string>> = {
   'experiments.experiments.name': "an experiment's name",
   'experiments.pending_exposures.template_name': "the message template a variation sent (the business's template), not a person's name",
   'assessments.assessments.name': "an assessment's (questionnaire's) name",
+  'assessments.partners.name': "a partner's (a distributor the tenant contracts with) business name: the tenant's own commercial records, not a lead",
+  'assessments.links.campaign_name': "the name of the campaign a partner link belongs to",
+  'assessments.links.phone_number_id': "the business's WhatsApp number a wa.me link opens (a uuid of whatsapp.phone_numbers)",
   'privacy.erasure_requests.erased_lead_ids': 'ids of the leads an erasure is removing, kept to resume it; emptied when it completes (the leads are gone)',
 }
 

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { makeLeadPartnerRows } from '../../../test/factories/assessment-partners-rows.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { withTenant } from '../../../lib/db.js'
 import type { App } from '../../../lib/http/create-server.js'
@@ -134,6 +135,8 @@ describe('merging two leads that both talk to the bot', () => {
     await db.current.owner`
       insert into experiments.pending_exposures (tenant_id, wamid, experiment_id, phase, unit_id, lead_id, variation_key)
       select tenant_id, 'wamid.merge-test', experiment_id, phase, unit_id, lead_id, variation_key from experiments.assignments where lead_id = ${m}`
+    // M took an assessment through a partner's link and bought through it (domains/assessments).
+    await withTenant(db.current.sql, tenant.id, (tx) => makeLeadPartnerRows(tx, tenant.id, m))
     await mergeLeadsManually(db.current.sql, { tenantId: tenant.id, actor: 'api_key:test', requestId: null }, m, earlier)
     // M took an assessment (its session names M; the merge moves it).
     await completeSessionOf(db.current.sql, tenant, (await makeAssessment(db.current.sql, tenant)).id, undefined, { leadId: m })
