@@ -316,6 +316,22 @@ export const LEAD_REFERENCES: readonly LeadReference[] = [
     erase: { kind: 'delete' },
     note: 'Answers, free text included. Deleted before their session is anonymised; the result computed from them stays (it names no one).',
   },
+  {
+    table: 'assessments.analyses',
+    reach: { by: 'parent', column: 'session_id', parent: 'assessments.sessions', parentColumn: 'id' },
+    personal: ['narrative', 'recommendations'],
+    merge: { kind: 'follows' },
+    erase: { kind: 'delete' },
+    note: "The AI (or rule-based) analysis of a result (migration 0036): written from banded answers only, but it is a text about one person's health or wealth, so it goes with the person. The shared pattern cache (assessments.analysis_cache) holds no person's rows.",
+  },
+  {
+    table: 'assessments.ai_calls',
+    reach: { by: 'parent', column: 'session_id', parent: 'assessments.sessions', parentColumn: 'id' },
+    personal: [],
+    merge: { kind: 'follows' },
+    erase: { kind: 'delete' },
+    note: "The provider calls made for a participant's sessions, counted for the hourly rate limit: when, and how it went. Nothing said is kept.",
+  },
 ]
 
 /**
