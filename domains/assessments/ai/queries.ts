@@ -93,10 +93,6 @@ export const analysisSourceCounts = (tx: Tx) =>
     select source, split_part(fallback_reason, ':', 1) as fallback_reason, count(*)::int as n
       from assessments.analyses group by 1, 2 order by 1, 2`
 
-/** Cache entries that expired a while ago go (hourly, with the partitions' cron); returns how many. */
-export const pruneCache = (tx: Tx, olderThanSeconds: number) =>
-  tx`delete from assessments.analysis_cache where status = 'ready' and expires_at < now() - make_interval(secs => ${olderThanSeconds})`.then((r) => r.count)
-
 // ---------------------------------------------------------------------------------------------------------------
 // Provider calls and the limits.
 
