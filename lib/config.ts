@@ -167,6 +167,23 @@ export const ConfigSchema = z.object({
   // The shop's purchase webhooks (Standard Webhooks signatures) older or newer than this are refused (replays).
   SHOP_WEBHOOK_TOLERANCE_SECONDS: z.coerce.number().int().min(30).max(86_400).default(300),
 
+  // Assessments' AI analysis (domains/assessments/ai): with AI_BASE_URL (an OpenAI-compatible API, e.g.
+  // https://api.openai.com/v1, or ops/emulators/ai-provider.ts) results are analysed by AI_MODEL; unset, by the
+  // rule-based provider. Analyses are cached per tenant by pattern for AI_CACHE_TTL seconds; at most
+  // AI_RATE_LIMIT_PER_HOUR provider calls per participant and AI_TENANT_CALLS_PER_HOUR per tenant (each tenant may
+  // lower or raise its own) over a sliding hour; beyond them, or when the provider fails, the rules answer.
+  AI_BASE_URL: optionalUrl,
+  AI_API_KEY: optionalString,
+  AI_MODEL: z.string().min(1).max(200).default('gpt-4o-mini'),
+  AI_CACHE_TTL: z.coerce.number().int().min(0).max(30 * 86_400).default(3600),
+  AI_RATE_LIMIT_PER_HOUR: z.coerce.number().int().min(0).max(100_000).default(50),
+  AI_TENANT_CALLS_PER_HOUR: z.coerce.number().int().min(0).max(1_000_000).default(1000),
+  AI_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(15_000),
+  // What a pattern holds (domains/assessments/ai/pattern.ts): each scored answer's tier, or only the band and the
+  // categories' levels (coarser: many more cache hits, less specific text).
+  AI_PATTERN_DETAIL: z.enum(['answers', 'categories']).default('answers'),
+  AI_EMULATOR_PORT: port(4030),
+
   // Optional outside services.
   REDIS_URL: optionalUrl,
   // PostHog forwarding (domains/analytics/posthog): with POSTHOG_API_KEY (the operator's project API key) set, the

@@ -31,6 +31,7 @@ import privacyErasureRoutes from './modules/privacy/erasure-routes.js'
 import siteKeyRoutes from './modules/site-keys/routes.js'
 import experimentRoutes from './modules/experiments/routes.js'
 import assessmentRoutes from './modules/assessments/routes.js'
+import assessmentAiRoutes from './modules/assessment-ai/routes.js'
 import analyticsInboxRoutes from './modules/analytics-inbox/routes.js'
 import flagRoutes from './modules/flags/routes.js'
 import opsOnboardingRoutes from './modules/ops-onboarding/routes.js'
@@ -124,6 +125,7 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets' | 'flags' | 'li
     ['/v1/privacy', privacyErasureRoutes],
     ['/v1/site-keys', siteKeyRoutes],
     ['/v1/assessments', assessmentRoutes],
+    ['/v1/assessment-ai', assessmentAiRoutes],
     ['/v1/experiments', experimentRoutes],
     ['/v1/analytics/inbox', analyticsInboxRoutes],
     ['/v1/flags', flagRoutes],

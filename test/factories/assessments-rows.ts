@@ -3,6 +3,10 @@ import { CreateAssessmentBody, type DefinitionInput } from '../../domains/assess
 import { HEALTH_DEFINITION } from '../../domains/assessments/sample-definitions.js'
 import { answerQuestion, createAssessment, publishDraft, saveProfile, sessionContext, startSession, type AssessmentDetail } from '../../domains/assessments/service.js'
 import { makeLead } from './marketing-rows.js'
+import { analyzeResult } from '../../domains/assessments/ai/service.js'
+import { ruleBasedProvider } from '../../domains/assessments/ai/providers.js'
+import { claimCache, fillCache, reserveCall, upsertAiSettings } from '../../domains/assessments/ai/queries.js'
+import { testConfig } from '../apps.js'
 import type { TestTenant } from './tenants.js'
 
 const who = (tenant: TestTenant) => ({ tenantId: tenant.id, actor: 'test', requestId: null })
@@ -52,5 +56,14 @@ export async function populateAssessmentsRows(sql: Sql, tenant: TestTenant): Pro
     await tx`
       insert into assessments.rescoring_runs (tenant_id, assessment_id, version_id, rubric_version, reason, status, requested_by, finished_at)
       values (${tenant.id}, ${a.id}, ${r!.scoredVersionId}, 1, 'request', 'completed', 'test', now())`
+  })
+  // The AI analysis (0036): the rule-based one through the job's own function, a cache entry and a call, and settings.
+  await analyzeResult({ sql, provider: ruleBasedProvider, config: testConfig() }, tenant.id, (await withTenant(sql, tenant.id, (tx) => tx<{ id: string }[]>`select id from assessments.results where session_id = ${sessionId}`))[0]!.id)
+  await withTenant(sql, tenant.id, async (tx) => {
+    const hash = Buffer.from(`rows-${tenant.id}`)
+    await claimCache(tx, { tenantId: tenant.id, patternHash: hash, provider: 'openai-compatible', model: 'gpt-4o-mini', promptVersion: 1, staleSeconds: 180 })
+    await fillCache(tx, hash, { narrative: 'A cached analysis.', recommendations: [] }, 3600)
+    await reserveCall(tx, tenant.id, sessionId)
+    await upsertAiSettings(tx, tenant.id, { enabled: true, callsPerHour: 100, updatedBy: 'test' })
   })
 }

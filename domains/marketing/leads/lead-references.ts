@@ -340,6 +340,22 @@ export const LEAD_REFERENCES: readonly LeadReference[] = [
     erase: { kind: 'anonymise', null: ['lead_id', 'visitor_id', 'session_id'], redact: [], why: "the business's sales and the partner's commissions and ledger are money records that must stay; the purchase no longer names the buyer" },
     note: "Purchases reported by the tenant's shop or API, attributed to a partner.",
   },
+  {
+    table: 'assessments.analyses',
+    reach: { by: 'parent', column: 'session_id', parent: 'assessments.sessions', parentColumn: 'id' },
+    personal: ['narrative', 'recommendations'],
+    merge: { kind: 'follows' },
+    erase: { kind: 'delete' },
+    note: "The AI (or rule-based) analysis of a result (migration 0036): written from banded answers only, but it is a text about one person's health or wealth, so it goes with the person. The shared pattern cache (assessments.analysis_cache) holds no person's rows.",
+  },
+  {
+    table: 'assessments.ai_calls',
+    reach: { by: 'parent', column: 'session_id', parent: 'assessments.sessions', parentColumn: 'id' },
+    personal: [],
+    merge: { kind: 'follows' },
+    erase: { kind: 'delete' },
+    note: "The provider calls made for a participant's sessions, counted for the hourly rate limit: when, and how it went. Nothing said is kept.",
+  },
 ]
 
 /**

@@ -26,6 +26,7 @@ import { pruneDeliveriesTask } from './whatsapp__prune_deliveries.js'
 import { rollUpDaysTask } from './analytics__roll_up_days.js'
 import { sendMessageTask } from './whatsapp__send_message.js'
 import { submitTemplateTask } from './whatsapp__submit_template.js'
+import { analyzeResultTask } from './assessments__analyze_result.js'
 
 /** Every task the worker runs, by name (`<domain>__<action>`). One file per task in this folder. */
 export function buildTaskList(deps: TaskDeps): TaskList {
@@ -47,6 +48,7 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     analytics__process_events: processEventsTask(deps),
     analytics__forward_posthog: forwardPosthogTask(deps),
     analytics__delete_posthog_persons: deletePosthogPersonsTask(deps),
+    assessments__analyze_result: analyzeResultTask(deps),
     analytics__roll_up: rollUpTask(deps),
     analytics__create_partitions: createPartitionsTask(deps),
     analytics__link_anonymous: linkAnonymousTask(deps),

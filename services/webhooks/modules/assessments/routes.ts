@@ -4,8 +4,10 @@ import { AppError } from '../../../../lib/errors.js'
 import type { App } from '../../../../lib/http/create-server.js'
 import { AnswerBody, ProfileBody, SessionStateView, StartWebSessionBody } from '../../../../domains/assessments/schemas.js'
 import {
-  answerWebSession, backWebSession, completeWebSession, profileWebSession, startWebSession, viewWebSession,
+  answerWebSession, backWebSession, completeWebSession, inWebSession, profileWebSession, startWebSession, viewWebSession,
 } from '../../../../domains/assessments/service.js'
+import { AnalysisView } from '../../../../domains/assessments/ai/schemas.js'
+import { sessionAnalysis } from '../../../../domains/assessments/ai/service.js'
 import type { WebhooksDeps } from '../../app.js'
 
 const KeyParams = z.object({ publicKey: z.string().min(1).max(100) })
@@ -66,4 +68,12 @@ export default async function assessmentSessionRoutes(app: App, deps: WebhooksDe
     (token, body) => profileWebSession(sql, token, body.demographics))
   sessionRoute('POST', '/complete', 'Complete (idempotent: a completed session answers its result again); 409 while a question or a required profile field is missing.', undefined,
     (token) => completeWebSession(sql, token))
+
+  app.get('/sessions/:token/analysis', {
+    config: { access: 'public' },
+    schema: { tags, summary: "The completed session's analysis: pending until the analysis job has run (poll), then its narrative and recommendations.", params: TokenParams, response: { 200: AnalysisView } },
+  }, async (req) => {
+    await limited(perIp, req, 'requests')
+    return inWebSession(sql, req.params.token, (tx, ctx) => sessionAnalysis(tx, ctx.session.id))
+  })
 }
