@@ -1,5 +1,6 @@
 import type { Sql } from '../../lib/db.js'
 import { populateAnalyticsRows } from './analytics-rows.js'
+import { populateCampaignsRows } from './campaigns-rows.js'
 import { populateConversationsRows } from './conversations-rows.js'
 import { populateExperimentsRows } from './experiments-rows.js'
 import { populateMarketingRows } from './marketing-rows.js'
@@ -25,4 +26,5 @@ export async function populateTenantRows(sql: Sql, tenant: TestTenant): Promise<
   await populateOnboardingRows(sql, tenant)
   await populateExperimentsRows(sql, tenant)
   await populateQueryRows(sql, tenant)
+  await populateCampaignsRows(sql, tenant)
 }

@@ -331,6 +331,9 @@ export const NOT_PERSONAL: Readonly<Record<string, string>> = {
   'analytics.site_keys.name': "the label a tenant gave a site key (its website)",
   'app_private.schema_migrations.name': "a migration file's name",
   'experiments.experiments.name': "an experiment's name",
+  // Campaign tables describe what the business sells and advertises; none of them points at a lead or holds a lead's data.
+  'campaigns.campaigns.name': "a campaign's name, given by the business",
+  'campaigns.products.name': "a product's name in the business's catalog",
   'privacy.erasure_requests.erased_lead_ids': 'ids of the leads an erasure is removing, kept to resume it; emptied when it completes (the leads are gone)',
 }
 
