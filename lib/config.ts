@@ -140,6 +140,13 @@ export const ConfigSchema = z.object({
   ONBOARDING_WEBHOOK_URL: optionalUrl,
   ONBOARDING_WEBHOOK_SECRET: z.preprocess((v) => (v === '' ? undefined : v), z.string().regex(/^whsec_[A-Za-z0-9+/=]{24,}$/, 'whsec_ followed by at least 24 base64 characters').optional()),
 
+  // Campaigns (issue 13). The legacy browser dump (POST /v1/campaigns/import/local-storage) may be as large as the old
+  // builder's localStorage (5 MB of UTF-16 text, so up to ~10 MB of JSON): its own body limit. Expired drafts are
+  // deleted CAMPAIGN_DRAFT_EXPIRE_BATCH at a time, for at most CAMPAIGN_DRAFT_EXPIRE_BUDGET_SECONDS per run.
+  CAMPAIGN_IMPORT_MAX_BYTES: z.coerce.number().int().min(1024).max(64 * 1_048_576).default(10 * 1_048_576),
+  CAMPAIGN_DRAFT_EXPIRE_BATCH: z.coerce.number().int().min(1).max(100_000).default(1000),
+  CAMPAIGN_DRAFT_EXPIRE_BUDGET_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
+
   // Optional outside services.
   REDIS_URL: optionalUrl,
   // PostHog forwarding (domains/analytics/posthog): with POSTHOG_API_KEY (the operator's project API key) set, the

@@ -275,3 +275,17 @@ export function anonymousIdInText(text: unknown): string | null {
   const m = /\[ref:([A-Za-z0-9._-]{8,200})\]/.exec(text)
   return m ? m[1]! : null
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Campaigns (domains/campaigns records these with the change). `campaignId` fills the rollups' campaign dimension.
+
+export const campaignCreated = (f: { campaignId: string; at: Date | string; type: string; status: string; productId: string | null }): EventRow => ({
+  name: 'campaign.created', leadId: null, occurredAt: iso(f.at), dedupeKey: `campaign:created:${f.campaignId}`, source: 'campaigns',
+  properties: { campaignId: f.campaignId, type: f.type, status: f.status, ...(f.productId ? { productId: f.productId } : {}) },
+})
+
+/** One per real move; the version the move produced makes the key stable within it (a campaign can return to a status). */
+export const campaignStatusChanged = (f: { campaignId: string; from: string; to: string; version: number; at: Date | string }): EventRow => ({
+  name: 'campaign.status_changed', leadId: null, occurredAt: iso(f.at), dedupeKey: `campaign:status:${f.campaignId}:${f.version}`, source: 'campaigns',
+  properties: { campaignId: f.campaignId, from: f.from, to: f.to },
+})

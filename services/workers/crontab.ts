@@ -23,4 +23,7 @@ export const crontab: string[] = [
   // Every minute, after the 5-minute rollups it sums: the query API's day level, so the dashboard's 30-day queries
   // read days instead of buckets. A day not rebuilt yet is read from its buckets meanwhile (slower, still exact).
   '* * * * * analytics__roll_up_days ?id=roll_up_days&max=1',
+  // Hourly at :41 (off the hour): campaign drafts 7 days past their last save, deleted in batches (cross-tenant).
+  // Reads already ignore an expired draft, so an hour's lag costs only disk; batches keep each statement short.
+  '41 * * * * campaigns__expire_drafts ?id=expire_campaign_drafts&max=1',
 ]
