@@ -132,7 +132,7 @@ export default async function campaignRoutes(app: App, deps: ApiDeps) {
     config: { access: 'tenant:write' },
     schema: {
       tags, summary: "Apply the draft's campaign fields to the campaign and remove the draft, in one transaction. 409 if the campaign changed since the draft's base version (unless `version` says to overwrite).",
-      params: CampaignParams, headers: versioned.headers, body: VersionBody.optional(), response: { 200: CampaignView },
+      params: CampaignParams, headers: versioned.headers, body: VersionBody.nullish(), response: { 200: CampaignView },
     },
   }, async (req, reply) => withVersion(reply, await drafts.publishDraft(deps.sql, actorOf(req), req.params.campaignId, expectedVersion(req, req.body))))
 
@@ -159,7 +159,7 @@ export default async function campaignRoutes(app: App, deps: ApiDeps) {
     config: { access: 'tenant:write' },
     schema: {
       tags, summary: "Put the snapshot's state back as a new version (the status stays: it moves by the lifecycle only).",
-      params: CampaignParams.extend({ snapshotId: z.uuid() }), headers: versioned.headers, body: VersionBody.optional(), response: { 200: CampaignView },
+      params: CampaignParams.extend({ snapshotId: z.uuid() }), headers: versioned.headers, body: VersionBody.nullish(), response: { 200: CampaignView },
     },
   }, async (req, reply) => withVersion(reply, await campaigns.rollbackToSnapshot(deps.sql, actorOf(req), req.params.campaignId, req.params.snapshotId, expectedVersion(req, req.body))))
 
