@@ -192,7 +192,7 @@ export const updateIntegration = (tx: Tx, id: string, p: {
     p.scopes !== undefined && tx`scopes = ${p.scopes}::text[]`,
     p.status !== undefined && tx`status = ${p.status}`,
     p.lastError !== undefined && tx`last_error = ${p.lastError}`,
-    p.disconnect && tx`status = 'disconnected', access_token_sealed = null, refresh_token_sealed = null, token_expires_at = null`,
+    p.disconnect === true && tx`status = 'disconnected', access_token_sealed = null, refresh_token_sealed = null, token_expires_at = null`,
   ].filter((s) => s !== false)
   return tx<IntegrationView[]>`
     update campaigns.platform_integrations g set ${sets.map((s) => tx`${s}, `)}updated_at = now()
