@@ -18,17 +18,6 @@ export const insertProduct = (tx: Tx, tenantId: string, p: ProductInsert) =>
     values (${tenantId}, ${p.name}, ${p.sku}, ${p.description}, ${p.price}, ${p.currency}, ${p.url}, ${tx.json(p.utm as never)}, ${p.legacyKey ?? null})
     returning ${productColumns(tx)}`.then((r) => r[0]!)
 
-/** The legacy import's insert: null when the legacy key was imported before. */
-export const insertLegacyProduct = (tx: Tx, tenantId: string, p: ProductInsert & { legacyKey: string }) =>
-  tx<ProductView[]>`
-    insert into campaigns.products as p (tenant_id, name, sku, description, price, currency, url, utm, legacy_key)
-    values (${tenantId}, ${p.name}, ${p.sku}, ${p.description}, ${p.price}, ${p.currency}, ${p.url}, ${tx.json(p.utm as never)}, ${p.legacyKey})
-    on conflict (tenant_id, legacy_key) where legacy_key is not null do nothing
-    returning ${productColumns(tx)}`.then((r) => r[0] ?? null)
-
-export const productIdsByLegacyKey = (tx: Tx, keys: string[]) =>
-  tx<{ id: string; legacyKey: string }[]>`select id, legacy_key from campaigns.products where legacy_key = any(${keys}::text[])`
-
 export const findProduct = (tx: Tx, id: string, opts: { lock?: boolean; includeDeleted?: boolean } = {}) =>
   tx<ProductView[]>`
     select ${productColumns(tx)} from campaigns.products p

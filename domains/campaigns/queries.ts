@@ -20,18 +20,6 @@ export const insertCampaign = (tx: Tx, tenantId: string, c: CampaignInsert) =>
             ${c.utmCampaign}, ${tx.json(c.config as never)}, ${c.createdBy}, ${c.legacyKey ?? null})
     returning ${campaignColumns(tx)}`.then((r) => r[0]!)
 
-/** The legacy import's insert: a campaign already imported under the same legacy key is left alone (null). */
-export const insertLegacyCampaign = (tx: Tx, tenantId: string, c: CampaignInsert & { legacyKey: string }) =>
-  tx<CampaignView[]>`
-    insert into campaigns.campaigns as c (tenant_id, name, type, status, description, budget, currency, starts_at, ends_at, product_id, utm_campaign, config, created_by, legacy_key)
-    values (${tenantId}, ${c.name}, ${c.type}, ${c.status ?? 'draft'}, ${c.description}, ${c.budget}, ${c.currency}, ${c.startsAt}, ${c.endsAt}, ${c.productId},
-            ${c.utmCampaign}, ${tx.json(c.config as never)}, ${c.createdBy}, ${c.legacyKey})
-    on conflict (tenant_id, legacy_key) where legacy_key is not null do nothing
-    returning ${campaignColumns(tx)}`.then((r) => r[0] ?? null)
-
-export const campaignIdsByLegacyKey = (tx: Tx, keys: string[]) =>
-  tx<{ id: string; legacyKey: string }[]>`select id, legacy_key from campaigns.campaigns where legacy_key = any(${keys}::text[])`
-
 export const findCampaign = (tx: Tx, id: string, opts: { lock?: boolean; includeDeleted?: boolean } = {}) =>
   tx<CampaignView[]>`
     select ${campaignColumns(tx)} from campaigns.campaigns c
