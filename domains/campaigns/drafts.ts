@@ -1,4 +1,4 @@
-import { type Sql, withTenant } from '../../lib/db.js'
+import { type Sql, withTenant, withTenantStatement } from '../../lib/db.js'
 import { AppError } from '../../lib/errors.js'
 import * as q from './queries.js'
 import { type Actor, applyChange, assertVersion, lockCampaign } from './service.js'
@@ -12,12 +12,12 @@ import { DRAFT_TTL_DAYS, DraftCampaignFields, type DraftView, type SaveDraftBody
 
 const notFound = (id: string) => new AppError('NOT_FOUND', `campaign ${id} not found`)
 
-export const saveDraft = (sql: Sql, tenantId: string, campaignId: string, body: SaveDraftBody): Promise<DraftView> =>
-  withTenant(sql, tenantId, async (tx) => {
-    const d = await q.upsertDraft(tx, tenantId, campaignId, { step: body.step ?? null, data: body.data, baseVersion: body.baseVersion ?? null, ttlDays: DRAFT_TTL_DAYS })
-    if (!d) throw notFound(campaignId)
-    return d
-  })
+export async function saveDraft(sql: Sql, tenantId: string, campaignId: string, body: SaveDraftBody): Promise<DraftView> {
+  const d = await withTenantStatement(sql, tenantId, (tx) =>
+    q.upsertDraft(tx, tenantId, campaignId, { step: body.step ?? null, data: body.data, baseVersion: body.baseVersion ?? null, ttlDays: DRAFT_TTL_DAYS }))
+  if (!d) throw notFound(campaignId)
+  return d
+}
 
 export const getDraft = (sql: Sql, tenantId: string, campaignId: string): Promise<DraftView> =>
   withTenant(sql, tenantId, async (tx) => {
