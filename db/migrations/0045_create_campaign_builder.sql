@@ -212,6 +212,9 @@ grant select, insert, update on campaigns.creatives, campaigns.platform_integrat
 -- History: written once, never changed (a rollback is a new version; snapshots are deleted with their campaign only).
 grant select, insert on campaigns.creative_versions, campaigns.ai_generations, campaigns.campaign_snapshots, campaigns.legacy_imports to app_user;
 
+-- A campaign's history (GET /v1/campaigns/:id/history) reads the audit log by target.
+create index if not exists audit_log_target_idx on core.audit_log (tenant_id, target_type, target_id, id desc) where target_id is not null;
+
 -- Cross-tenant, for campaigns__expire_drafts: deletes up to p_limit expired drafts of any tenant (skipping rows a
 -- save holds), returns how many. Security definer because drafts are RLS-forced; it touches expired drafts only.
 create function campaigns.expire_drafts(p_limit integer)

@@ -4,7 +4,7 @@ import { type Sql, type Tx, withTenant } from '../../lib/db.js'
 import { AppError } from '../../lib/errors.js'
 import { decodeCursor, encodeCursor, keysetCursor } from '../../lib/pagination.js'
 import { recordPlatformEvents, campaignCreated, campaignStatusChanged } from '../analytics/platform-events.js'
-import { insertAuditEntry } from '../tenancy/queries.js'
+import { insertAuditEntry, listAuditEntriesFor } from '../tenancy/queries.js'
 import { allowedFrom, canMove, missingFor } from './lifecycle.js'
 import * as q from './queries.js'
 import {
@@ -199,4 +199,11 @@ export const rollbackToSnapshot = (sql: Sql, who: Actor, id: string, snapshotId:
     // The snapshot's product may have been deleted since: the rollback then keeps none rather than failing.
     if (change.productId && !(await q.productExists(tx, change.productId))) change.productId = null
     return applyChange(tx, who, c, change, 'campaign.rolled_back', { snapshotId, label: s.label, snapshotVersion: s.version })
+  })
+
+/** The campaign's audit entries, newest first: who changed what, at which version (ids and field names, never values). */
+export const campaignHistory = (sql: Sql, tenantId: string, id: string, limit: number) =>
+  withTenant(sql, tenantId, async (tx) => {
+    if (!(await q.findCampaign(tx, id, { includeDeleted: true }))) throw notFound(id)
+    return listAuditEntriesFor(tx, 'campaign', id, limit)
   })

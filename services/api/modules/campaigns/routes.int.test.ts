@@ -85,6 +85,11 @@ describe('campaigns API', () => {
       const audit = await db.current.owner<{ action: string; details: { fields?: string[] } }[]>`select action, details from core.audit_log where target_id = ${c.id} order by id`
       expect(audit.map((a) => a.action)).toEqual(['campaign.created', 'campaign.updated', 'campaign.deleted', 'campaign.restored'])
       expect(audit[1]!.details.fields).toEqual(['name', 'budget'])
+      const history = (await call('GET', `/${c.id}/history`)).json().data
+      expect(history.map((h: { action: string; details: { version: number } }) => [h.action, h.details.version])).toEqual([
+        ['campaign.restored', 4], ['campaign.deleted', 3], ['campaign.updated', 2], ['campaign.created', 1],
+      ])
+      expect(JSON.stringify(history)).not.toContain('Renamed')
     })
 
     it('names snapshots, diffs two of them as JSON Patch, and rolls back as a new version', async () => {
@@ -240,7 +245,7 @@ describe('campaigns API', () => {
         ['POST', `/${c.id}/restore`], ['GET', `/${c.id}/draft`], ['PUT', `/${c.id}/draft`, { data: { name: 'x' } }], ['DELETE', `/${c.id}/draft`],
         ['POST', `/${c.id}/draft/publish`], ['POST', `/${c.id}/snapshots`, { label: 'theirs' }], ['GET', `/${c.id}/snapshots`],
         ['GET', `/${c.id}/snapshots/diff?from=${snap.id}`], ['POST', `/${c.id}/snapshots/${snap.id}/rollback`],
-        ['PUT', `/${c.id}/publications/meta`, { status: 'published' }], ['GET', `/${c.id}/publications`],
+        ['PUT', `/${c.id}/publications/meta`, { status: 'published' }], ['GET', `/${c.id}/publications`], ['GET', `/${c.id}/history`],
       ] as [Method, string, unknown?][]) {
         const res = await call(method, url, body, { key })
         expect(res.statusCode, `${method} ${url}: ${res.body}`).toBe(404)

@@ -109,6 +109,15 @@ export default async function campaignRoutes(app: App, deps: ApiDeps) {
     schema: { tags, summary: 'Restore a soft-deleted campaign (a new version).', params: CampaignParams, response: { 200: CampaignView } },
   }, async (req, reply) => withVersion(reply, await campaigns.restoreCampaign(deps.sql, actorOf(req), req.params.campaignId)))
 
+  app.get('/:campaignId/history', {
+    config: { access: 'tenant:read' },
+    schema: {
+      tags, summary: "The campaign's audit entries, newest first: each save with its version and the fields it changed, status moves, snapshots, rollbacks.",
+      params: CampaignParams, querystring: z.object({ limit: z.coerce.number().int().min(1).max(500).default(100) }),
+      response: { 200: z.object({ data: z.array(z.object({ id: z.string(), actor: z.string(), action: z.string(), details: z.unknown(), requestId: z.string().nullable(), createdAt: z.date() })) }) },
+    },
+  }, async (req) => ({ data: await campaigns.campaignHistory(deps.sql, tenantOf(req).tenantId, req.params.campaignId, req.query.limit) }))
+
   // Drafts.
   app.put('/:campaignId/draft', {
     config: { access: 'tenant:write' },
