@@ -15,7 +15,9 @@ import type { BenchSection } from './campaigns/section.js'
 
 const dir = new URL('./campaigns/', import.meta.url)
 const files = (await readdir(dir)).filter((f) => f.endsWith('.ts') && f !== 'section.ts' && !f.endsWith('.test.ts')).sort()
-const sections = (await Promise.all(files.map(async (f) => (await import(new URL(f, dir).href)).default as BenchSection))).filter(Boolean)
+const loaded = await Promise.all(files.map(async (f) => ({ file: f, section: (await import(new URL(f, dir).href)).default as BenchSection | undefined })))
+for (const { file } of loaded.filter((l) => !l.section?.run)) console.warn(`ops/bench/campaigns/${file} has no default BenchSection export (ops/bench/campaigns/section.ts): not run`)
+const sections = loaded.flatMap((l) => (l.section?.run ? [l.section] : []))
 const wanted = process.env.BENCH_SECTIONS?.split(',').map((s) => s.trim()).filter(Boolean)
 const chosen = wanted ? sections.filter((s) => wanted.includes(s.name)) : sections
 if (wanted && chosen.length !== wanted.length) {
