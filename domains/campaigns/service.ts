@@ -106,8 +106,12 @@ export async function applyChange(tx: Tx, who: Actor, current: CampaignView, cha
   return updated
 }
 
+/** A PATCH without fields is no save: it answers the campaign as it is (its version unchanged). */
 export const updateCampaign = (sql: Sql, who: Actor, id: string, change: CampaignPatch, expected?: number) =>
-  withTenant(sql, who.tenantId, async (tx) => applyChange(tx, who, await lockCampaign(tx, id, expected), change, 'campaign.updated'))
+  withTenant(sql, who.tenantId, async (tx) => {
+    const c = await lockCampaign(tx, id, expected)
+    return Object.keys(change).length === 0 ? c : applyChange(tx, who, c, change, 'campaign.updated')
+  })
 
 /** Moves the campaign along its lifecycle; anything but an allowed move is a 409 naming the allowed ones. */
 export const changeStatus = (sql: Sql, who: Actor, id: string, to: CampaignStatus, expected?: number) =>

@@ -75,6 +75,7 @@ describe('campaigns API', () => {
       expect(patched.statusCode, patched.body).toBe(200)
       expect(patched.json()).toMatchObject({ name: 'Renamed', budget: '2000.00', version: 2 })
       expect(patched.headers.etag).toBe('"2"')
+      expect((await call('PATCH', `/${c.id}`, {})).json().version).toBe(2)
       const deleted = await call('DELETE', `/${c.id}`)
       expect(deleted.json()).toMatchObject({ version: 3, deletedAt: expect.any(String) })
       expect((await call('GET', '')).json().data.map((x: { id: string }) => x.id)).not.toContain(c.id)
