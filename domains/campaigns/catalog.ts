@@ -9,7 +9,7 @@ import type {
   AddAssetBody, AddImageBody, ConnectIntegrationBody, CreateCreativeBody, CreateProductBody, PatchCreativeBody, PatchIntegrationBody, PatchProductBody,
   Platform, ProductImageView, ProductView, RecordAiGenerationBody, UpsertPublicationBody,
 } from './schemas.js'
-import { type Actor, assertVersion } from './service.js'
+import { type Actor, assertVersion, conflictOnUnique } from './service.js'
 
 /** The campaign builder's catalog: products and their images, creatives with versions and assets, integrations, publications, AI history. */
 
@@ -17,16 +17,8 @@ const audit = (tx: Tx, who: Actor, action: string, targetType: string, targetId:
   insertAuditEntry(tx, { tenantId: who.tenantId, actor: who.actor, action, targetType, targetId, details, requestId: who.requestId ?? undefined })
 const missing = (what: string, id: string) => new AppError('NOT_FOUND', `${what} ${id} not found`)
 
-async function guardSku<T>(fn: () => Promise<T>, sku: string | null | undefined): Promise<T> {
-  try {
-    return await fn()
-  } catch (err) {
-    if ((err as { code?: string }).code === '23505' && (err as { constraint_name?: string }).constraint_name === 'products_sku_key') {
-      throw new AppError('CONFLICT', `another product already has SKU ${sku}`, { details: { field: 'sku' } })
-    }
-    throw err
-  }
-}
+const guardSku = <T>(fn: () => Promise<T>, sku: string | null | undefined) =>
+  conflictOnUnique(fn, 'products_sku_key', `another product already has SKU ${sku}`, 'sku')
 
 // ---------------------------------------------------------------------------------------------------------------
 // Products.
@@ -233,16 +225,10 @@ export const recordPublication = (sql: Sql, who: Actor, campaignId: string, plat
       throw new AppError('NOT_FOUND', `integration ${body.integrationId} not found (or not a connected ${platform} account)`)
     }
     const syncedAt = body.syncedAt ?? (body.metrics !== undefined ? new Date() : undefined)
-    try {
-      const p = await tx.savepoint((sp) => k.upsertPublication(sp, who.tenantId, campaignId, platform, { ...body, syncedAt }))
-      await audit(tx, who, 'publication.recorded', 'campaign', campaignId, { platform, status: p.status, externalId: p.externalId })
-      return p
-    } catch (err) {
-      if ((err as { code?: string; constraint_name?: string }).constraint_name === 'publications_external_key') {
-        throw new AppError('CONFLICT', `${platform} id ${body.externalId} is already recorded for another campaign`, { details: { field: 'externalId' } })
-      }
-      throw err
-    }
+    const p = await tx.savepoint((sp) => conflictOnUnique(() => k.upsertPublication(sp, who.tenantId, campaignId, platform, { ...body, syncedAt }),
+      'publications_external_key', `${platform} id ${body.externalId} is already recorded for another campaign`, 'externalId'))
+    await audit(tx, who, 'publication.recorded', 'campaign', campaignId, { platform, status: p.status, externalId: p.externalId })
+    return p
   })
 
 export const listPublications = (sql: Sql, tenantId: string, campaignId: string) =>

@@ -51,17 +51,22 @@ async function checkProduct(tx: Tx, productId: string | null | undefined): Promi
   if (productId && !(await q.productExists(tx, productId))) throw new AppError('NOT_FOUND', `product ${productId} not found`)
 }
 
-/** A unique utm_campaign is a 409 that says so (the generic handler would name only the constraint). */
-async function guardUtm<T>(fn: () => Promise<T>, utm: string | null | undefined): Promise<T> {
+/**
+ * A unique violation of `constraint` is a 409 that says what is taken (the generic handler would name only the
+ * constraint); anything else is rethrown. Run `fn` in a savepoint: the caller's transaction stays usable.
+ */
+export async function conflictOnUnique<T>(fn: () => Promise<T>, constraint: string, message: string, field: string): Promise<T> {
   try {
     return await fn()
   } catch (err) {
-    if ((err as { code?: string; constraint_name?: string }).code === '23505' && (err as { constraint_name?: string }).constraint_name === 'campaigns_utm_campaign_key') {
-      throw new AppError('CONFLICT', `another campaign already uses utm_campaign ${utm}`, { details: { field: 'utmCampaign' } })
-    }
+    const pg = err as { code?: string; constraint_name?: string }
+    if (pg.code === '23505' && pg.constraint_name === constraint) throw new AppError('CONFLICT', message, { details: { field } })
     throw err
   }
 }
+
+const guardUtm = <T>(fn: () => Promise<T>, utm: string | null | undefined) =>
+  conflictOnUnique(fn, 'campaigns_utm_campaign_key', `another campaign already uses utm_campaign ${utm}`, 'utmCampaign')
 
 export async function createCampaignIn(tx: Tx, who: Actor, body: CreateCampaignBody): Promise<CampaignView> {
   await checkProduct(tx, body.productId)

@@ -144,6 +144,11 @@ describe('campaigns API', () => {
       const second = await call('PUT', `/${c.id}/publications/meta`, { status: 'published', externalId: '120200000000001', metrics: { impressions: 10000, clicks: 320, leads: 41, spend: '350.75', currency: 'BRL' } })
       expect(second.json()).toMatchObject({ id: first.json().id, status: 'published', externalId: '120200000000001', metrics: { spend: '350.75', leads: 41 }, lastSyncedAt: expect.any(String) })
       expect((await call('GET', `/${c.id}/publications`)).json().data).toHaveLength(1)
+      const otherCampaign = await create()
+      const taken = await call('PUT', `/${otherCampaign.id}/publications/meta`, { status: 'published', externalId: '120200000000001' })
+      expect(taken.statusCode).toBe(409)
+      expect(taken.json().error.details).toEqual({ field: 'externalId' })
+      expect((await call('GET', `/${otherCampaign.id}/publications`)).json().data).toEqual([])
     })
   })
 
