@@ -184,6 +184,13 @@ export const ConfigSchema = z.object({
   AI_PATTERN_DETAIL: z.enum(['answers', 'categories']).default('answers'),
   AI_EMULATOR_PORT: port(4030),
 
+  // Campaigns (issue 13). The legacy browser dump (POST /v1/campaigns/import/local-storage) may be as large as the old
+  // builder's localStorage (5 MB of UTF-16 text, so up to ~10 MB of JSON): its own body limit. Expired drafts are
+  // deleted CAMPAIGN_DRAFT_EXPIRE_BATCH at a time, for at most CAMPAIGN_DRAFT_EXPIRE_BUDGET_SECONDS per run.
+  CAMPAIGN_IMPORT_MAX_BYTES: z.coerce.number().int().min(1024).max(64 * 1_048_576).default(10 * 1_048_576),
+  CAMPAIGN_DRAFT_EXPIRE_BATCH: z.coerce.number().int().min(1).max(100_000).default(1000),
+  CAMPAIGN_DRAFT_EXPIRE_BUDGET_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
+
   // Optional outside services.
   REDIS_URL: optionalUrl,
   // PostHog forwarding (domains/analytics/posthog): with POSTHOG_API_KEY (the operator's project API key) set, the

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { describe, expect, it } from 'vitest'
 import { ROOT } from '../test/processes.js'
 import { useTestDatabase } from '../test/db.js'
-import { createSql, isDatabaseUnavailable, postgresDriverPatched } from './db.js'
+import { createSql, isDatabaseUnavailable, postgresDriverPatched, withTenantStatement } from './db.js'
 
 describe('the database driver when the server drops a connection', () => {
   const db = useTestDatabase()
@@ -54,5 +54,20 @@ describe('isDatabaseUnavailable', () => {
     ['nothing', undefined],
   ])('is false for %s', (_name, err) => {
     expect(isDatabaseUnavailable(err)).toBe(false)
+  })
+})
+
+describe('withTenantStatement', () => {
+  const db = useTestDatabase()
+
+  it('applies the tenant before the statement it sends along, and only for that transaction', async () => {
+    const tenantId = '00000000-0000-4000-8000-00000000abcd'
+    for (let i = 0; i < 20; i++) {
+      const seen = await withTenantStatement(db.current.sql, tenantId, (tx) =>
+        tx<{ t: string }[]>`select current_setting('app.tenant_id', true) as t`.then((r) => r[0]!.t))
+      expect(seen).toBe(tenantId)
+    }
+    const [after] = await db.current.sql<{ t: string | null }[]>`select nullif(current_setting('app.tenant_id', true), '') as t`
+    expect(after!.t).toBeNull()
   })
 })

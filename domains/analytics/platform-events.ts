@@ -353,3 +353,16 @@ export const commissionChanged = (f: { commissionId: string; partnerId: string; 
   name: `commission.${f.status === 'pending' ? 'created' : f.status}`, leadId: null, occurredAt: iso(f.at), dedupeKey: `commission:${f.status}:${f.commissionId}`, source: 'partner_link',
   properties: { commissionId: f.commissionId, partnerId: f.partnerId, purchaseId: f.purchaseId, amount: f.amount, currency: f.currency },
 })
+
+// Campaigns (domains/campaigns records these with the change). `campaignId` fills the rollups' campaign dimension.
+
+export const campaignCreated = (f: { campaignId: string; at: Date | string; type: string; status: string; productId: string | null }): EventRow => ({
+  name: 'campaign.created', leadId: null, occurredAt: iso(f.at), dedupeKey: `campaign:created:${f.campaignId}`, source: 'campaigns',
+  properties: { campaignId: f.campaignId, type: f.type, status: f.status, ...(f.productId ? { productId: f.productId } : {}) },
+})
+
+/** One per real move; the version the move produced makes the key stable within it (a campaign can return to a status). */
+export const campaignStatusChanged = (f: { campaignId: string; from: string; to: string; version: number; at: Date | string }): EventRow => ({
+  name: 'campaign.status_changed', leadId: null, occurredAt: iso(f.at), dedupeKey: `campaign:status:${f.campaignId}:${f.version}`, source: 'campaigns',
+  properties: { campaignId: f.campaignId, from: f.from, to: f.to },
+})

@@ -50,6 +50,12 @@ export const insertAuditEntry = (
     values (${entry.tenantId}, ${entry.actor}, ${entry.action}, ${entry.targetType ?? null}, ${entry.targetId ?? null},
             ${tx.json((entry.details ?? {}) as never)}, ${entry.requestId ?? null})`
 
+/** One target's entries (a campaign's history), newest first. */
+export const listAuditEntriesFor = (tx: Tx, targetType: string, targetId: string, limit: number) =>
+  tx<{ id: string; actor: string; action: string; details: unknown; requestId: string | null; createdAt: Date }[]>`
+    select id::text, actor, action, details, request_id, created_at from core.audit_log
+     where target_type = ${targetType} and target_id = ${targetId} order by id desc limit ${limit}`
+
 export const listAuditEntries = (tx: Tx, limit: number) =>
   tx<{ id: string; actor: string; action: string; targetType: string | null; targetId: string | null; details: unknown; requestId: string | null; createdAt: Date }[]>`
     select id::text, actor, action, target_type, target_id, details, request_id, created_at

@@ -80,7 +80,7 @@ export interface LoadResult {
 export async function loadTest(options: {
   name: string
   url: string
-  method?: 'GET' | 'POST'
+  method?: 'GET' | 'POST' | 'PUT'
   headers?: Record<string, string>
   body?: string
   setupRequest?: (req: { method?: string; path?: string; headers?: Record<string, string>; body?: string }) => { headers?: Record<string, string>; body?: string }

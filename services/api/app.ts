@@ -42,6 +42,11 @@ import { LiveFeed } from '../../domains/analytics/live.js'
 import analyticsRoutes from './modules/analytics/routes.js'
 import assessmentPartnerRoutes from './modules/assessment-partners/routes.js'
 import dashboardRoutes from './dashboard/routes.js'
+import campaignRoutes from './modules/campaigns/routes.js'
+import productRoutes from './modules/products/routes.js'
+import creativeRoutes from './modules/creatives/routes.js'
+import platformIntegrationRoutes from './modules/platform-integrations/routes.js'
+import aiGenerationRoutes from './modules/ai-generations/routes.js'
 
 export interface ApiDeps {
   config: Config
@@ -134,6 +139,11 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets' | 'flags' | 'li
     ['/v1/ops/onboarding', opsOnboardingRoutes],
     ['/v1/analytics', analyticsRoutes],
     ['/v1/assessments', assessmentPartnerRoutes],
+    ['/v1/campaigns', campaignRoutes],
+    ['/v1/products', productRoutes],
+    ['/v1/creatives', creativeRoutes],
+    ['/v1/platform-integrations', platformIntegrationRoutes],
+    ['/v1/ai-generations', aiGenerationRoutes],
   ] as const
   // Live streams never end by themselves: close them first on shutdown, or app.close() would wait for them forever.
   app.addHook('preClose', async () => deps.liveFeed.close())

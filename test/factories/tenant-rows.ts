@@ -2,6 +2,7 @@ import type { Sql } from '../../lib/db.js'
 import { populateAnalyticsRows } from './analytics-rows.js'
 import { populateAssessmentsRows } from './assessments-rows.js'
 import { populateAssessmentPartnersRows } from './assessment-partners-rows.js'
+import { populateCampaignsRows } from './campaigns-rows.js'
 import { populateConversationsRows } from './conversations-rows.js'
 import { populateExperimentsRows } from './experiments-rows.js'
 import { populateMarketingRows } from './marketing-rows.js'
@@ -29,4 +30,5 @@ export async function populateTenantRows(sql: Sql, tenant: TestTenant): Promise<
   await populateQueryRows(sql, tenant)
   await populateAssessmentsRows(sql, tenant)
   await populateAssessmentPartnersRows(sql, tenant)
+  await populateCampaignsRows(sql, tenant)
 }

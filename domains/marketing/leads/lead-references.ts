@@ -391,6 +391,9 @@ export const NOT_PERSONAL: Readonly<Record<string, string>> = {
   'assessments.partners.name': "a partner's (a distributor the tenant contracts with) business name: the tenant's own commercial records, not a lead",
   'assessments.links.campaign_name': "the name of the campaign a partner link belongs to",
   'assessments.links.phone_number_id': "the business's WhatsApp number a wa.me link opens (a uuid of whatsapp.phone_numbers)",
+  // Campaign tables describe what the business sells and advertises; none of them points at a lead or holds a lead's data.
+  'campaigns.campaigns.name': "a campaign's name, given by the business",
+  'campaigns.products.name': "a product's name in the business's catalog",
   'privacy.erasure_requests.erased_lead_ids': 'ids of the leads an erasure is removing, kept to resume it; emptied when it completes (the leads are gone)',
 }
 
