@@ -39,6 +39,7 @@ import analyticsLiveRoutes from './modules/analytics-live/routes.js'
 import { LiveFeed } from '../../domains/analytics/live.js'
 import analyticsRoutes from './modules/analytics/routes.js'
 import dashboardRoutes from './dashboard/routes.js'
+import mediaPlanRoutes from './modules/media-plans/routes.js'
 
 export interface ApiDeps {
   config: Config
@@ -128,6 +129,7 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets' | 'flags' | 'li
     ['/v1/analytics/live', analyticsLiveRoutes],
     ['/v1/ops/onboarding', opsOnboardingRoutes],
     ['/v1/analytics', analyticsRoutes],
+    ['/v1/media-plans', mediaPlanRoutes],
   ] as const
   // Live streams never end by themselves: close them first on shutdown, or app.close() would wait for them forever.
   app.addHook('preClose', async () => deps.liveFeed.close())
