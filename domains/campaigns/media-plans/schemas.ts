@@ -13,7 +13,7 @@ export const Currency = z.string().length(3, 'an ISO 4217 code: three letters').
   .refine((c) => CURRENCIES.has(c), { message: 'not an ISO 4217 currency code' })
 
 /** A non-negative decimal with at most `places` decimals and `digits` digits before the point, as a string. */
-const decimal = (places: number, digits: number, what: string) => z.union([z.string(), z.number()])
+const decimal = (places: number, digits: number, what: string, fixedPlaces = false) => z.union([z.string(), z.number()])
   .transform((v, ctx) => {
     const text = typeof v === 'number' ? (Number.isFinite(v) ? String(v) : '') : v.trim()
     if (!/^-?\d+(\.\d+)?$/.test(text)) {
@@ -29,10 +29,11 @@ const decimal = (places: number, digits: number, what: string) => z.union([z.str
       ctx.addIssue({ code: 'custom', message: `${what}: at most ${digits} digits and ${places} decimals` })
       return z.NEVER
     }
-    return d.toString()
+    return fixedPlaces ? d.toFixed(places) : d.toString()
   })
 
-export const Money = decimal(2, 12, 'an amount')
+/** Money keeps its cents ("1500.00"), as the database answers it, so a document read back compares equal. */
+export const Money = decimal(2, 12, 'an amount', true)
 const Percent = decimal(4, 3, 'a percentage').refine((p) => new Decimal(p).lte(100), 'a percentage: at most 100')
 const PositiveRate = (places: number, what: string) => decimal(places, 10, what).refine((v) => new Decimal(v).gt(0), `${what}: must be greater than 0`)
 
@@ -143,7 +144,7 @@ export const PatchPlanBody = z.strictObject({
 })
 export type PatchPlanBody = z.infer<typeof PatchPlanBody>
 
-export const VersionBody = z.strictObject({ version: z.number().int().min(1).optional() }).optional()
+export const VersionBody = z.strictObject({ version: z.number().int().min(1).optional() }).nullish()
 
 /** The checks across fields for a complete plan, after defaults, template and patch are merged. */
 export const CompletePlan = PlanDocument
@@ -203,6 +204,10 @@ export const ExportFile = z.strictObject({
   estimates: z.unknown().optional(),
 })
 export type ExportFile = z.infer<typeof ExportFile>
+/** The export as sent (the document is built by the service from a stored plan; no input transforms on the way out). */
+export const ExportFileView = z.object({
+  schemaVersion: z.number().int(), kind: z.string(), exportedAt: z.string(), plan: z.record(z.string(), z.unknown()), estimates: z.unknown().optional(),
+})
 
 /** A template: a plan's fields without name and campaign, every one optional (the create body fills the rest). */
 export const TemplateBody = z.strictObject({

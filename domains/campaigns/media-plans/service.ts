@@ -67,7 +67,7 @@ function completePlan(input: unknown): PlanDocument {
   } catch (err) {
     if (!(err instanceof MissingBenchmark)) throw err
     const i = parsed.data.allocations.findIndex((a) => a.platform === err.platform)
-    throw new AppError('BAD_REQUEST', err.message, { details: [{ in: 'body', path: `allocations.${i}.${err.field}`, message: err.message }] })
+    throw new AppError('BAD_REQUEST', `invalid body.allocations.${i}.${err.field}: ${err.message}`, { details: [{ in: 'body', path: `allocations.${i}.${err.field}`, message: err.message }] })
   }
   return parsed.data
 }

@@ -334,6 +334,9 @@ export const NOT_PERSONAL: Readonly<Record<string, string>> = {
   // Campaign tables describe what the business sells and advertises; none of them points at a lead or holds a lead's data.
   'campaigns.campaigns.name': "a campaign's name, given by the business",
   'campaigns.products.name': "a product's name in the business's catalog",
+  'campaigns.media_plans.name': "a media plan's name, given by the business",
+  'campaigns.media_plan_snapshots.name': "the label a user gave a plan snapshot",
+  'campaigns.media_plan_templates.name': "a plan template's name",
   'privacy.erasure_requests.erased_lead_ids': 'ids of the leads an erasure is removing, kept to resume it; emptied when it completes (the leads are gone)',
 }
 

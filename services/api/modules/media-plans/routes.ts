@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import type { App } from '../../../../lib/http/create-server.js'
 import {
-  CreatePlanBody, CreateTemplateBody, DiffQuery, DiffView, EstimatesView, ExportFile, ListPlansQuery, PatchPlanBody, PlanView, RollbackBody,
+  CreatePlanBody, CreateTemplateBody, DiffQuery, DiffView, EstimatesView, ExportFile, ExportFileView, ListPlansQuery, PatchPlanBody, PlanView, RollbackBody,
   SnapshotBody, SnapshotSummary, SnapshotView, TemplateView, VersionBody,
 } from '../../../../domains/campaigns/media-plans/schemas.js'
 import * as plans from '../../../../domains/campaigns/media-plans/service.js'
@@ -110,7 +110,7 @@ export default async function mediaPlanRoutes(app: App, deps: ApiDeps) {
 
   app.get('/:planId/export', {
     config: { access: 'tenant:read' },
-    schema: { tags, summary: 'Download the plan as `media-plan-YYYY-MM-DD.json` (schemaVersion, the plan document, its estimates).', params: PlanParams, response: { 200: ExportFile } },
+    schema: { tags, summary: 'Download the plan as `media-plan-YYYY-MM-DD.json` (schemaVersion, the plan document, its estimates).', params: PlanParams, response: { 200: ExportFileView } },
   }, async (req, reply) => {
     const { filename, file } = await plans.exportPlan(deps.sql, tenantOf(req).tenantId, req.params.planId)
     return reply.header('content-disposition', `attachment; filename="${filename}"`).send(file)
