@@ -40,6 +40,7 @@ import { LiveFeed } from '../../domains/analytics/live.js'
 import analyticsRoutes from './modules/analytics/routes.js'
 import dashboardRoutes from './dashboard/routes.js'
 import mediaPlanRoutes from './modules/media-plans/routes.js'
+import campaignPerformanceRoutes from './modules/campaign-performance/routes.js'
 
 export interface ApiDeps {
   config: Config
@@ -130,6 +131,8 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets' | 'flags' | 'li
     ['/v1/ops/onboarding', opsOnboardingRoutes],
     ['/v1/analytics', analyticsRoutes],
     ['/v1/media-plans', mediaPlanRoutes],
+    // Beside the campaigns module under the same prefix: performance, spend and ad ids (its own plugin).
+    ['/v1/campaigns', campaignPerformanceRoutes],
   ] as const
   // Live streams never end by themselves: close them first on shutdown, or app.close() would wait for them forever.
   app.addHook('preClose', async () => deps.liveFeed.close())

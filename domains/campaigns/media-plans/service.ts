@@ -314,3 +314,20 @@ export const deleteTemplate = (sql: Sql, who: Actor, id: string) =>
     if (gone === 0) throw new AppError('NOT_FOUND', `plan template ${id} not found`)
     await insertAuditEntry(tx, { tenantId: who.tenantId, actor: who.actor, action: 'media_plan_template.deleted', targetType: 'media_plan_template', targetId: id, requestId: who.requestId ?? undefined })
   })
+
+// ---------------------------------------------------------------------------------------------------------------
+// For the performance report (domains/campaigns/performance).
+
+/** A plan's estimates for a campaign's report: the plan named (it must be the campaign's), else its most recently changed live plan. */
+export async function planEstimatesOf(tx: Tx, campaignId: string, planId: string | null) {
+  const row = planId ? await q.findPlan(tx, planId) : (await q.plansOfCampaign(tx, campaignId))[0] ?? null
+  if (planId && (!row || row.deletedAt || row.campaignId !== campaignId)) throw new AppError('NOT_FOUND', `media plan ${planId} of campaign ${campaignId} not found`)
+  if (!row) return null
+  const plan = await loadView(tx, row)
+  return { planId: plan.id, currency: plan.currency, estimates: plan.estimates }
+}
+
+/** The campaign a live plan is linked to (null: none); 404 for a plan that is absent or deleted. */
+export async function campaignOfPlan(tx: Tx, planId: string): Promise<string | null> {
+  return (await livePlan(tx, planId)).campaignId
+}

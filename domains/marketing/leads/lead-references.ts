@@ -264,6 +264,14 @@ export const LEAD_REFERENCES: readonly LeadReference[] = [
     note: 'The export document itself: a copy of everything below about the subject, deleted when the export expires.',
   },
   {
+    table: 'marketing.lead_attributions',
+    reach: { by: 'lead', column: 'lead_id' },
+    personal: ['ctwa_clid'],
+    merge: { kind: 'combine', rule: 'adoptAttribution' },
+    erase: { kind: 'delete' },
+    note: "A lead's first campaign touch (domains/marketing/leads/attribution.ts). A merge keeps the earlier of the two leads' touches on the survivor. ctwa_clid is Meta's id of the person's ad click.",
+  },
+  {
     table: 'experiments.assignments',
     reach: { by: 'lead', column: 'lead_id' },
     personal: ['unit_id', 'anonymous_id'],

@@ -5,6 +5,8 @@ import {
   SnapshotBody, SnapshotSummary, SnapshotView, TemplateView, VersionBody,
 } from '../../../../domains/campaigns/media-plans/schemas.js'
 import * as plans from '../../../../domains/campaigns/media-plans/service.js'
+import { DayRangeQuery, PerformanceView } from '../../../../domains/campaigns/performance/schemas.js'
+import { planPerformance } from '../../../../domains/campaigns/performance/service.js'
 import type { ApiDeps } from '../../app.js'
 import { actorOf, tenantOf } from '../../plugins/auth.js'
 
@@ -115,4 +117,9 @@ export default async function mediaPlanRoutes(app: App, deps: ApiDeps) {
     const { filename, file } = await plans.exportPlan(deps.sql, tenantOf(req).tenantId, req.params.planId)
     return reply.header('content-disposition', `attachment; filename="${filename}"`).send(file)
   })
+
+  app.get('/:planId/performance', {
+    config: { access: 'tenant:read' },
+    schema: { tags, summary: "This plan's planned leads and CPL per platform beside its campaign's actual leads, qualified, converted, spend and CPL (409 when the plan has no campaign).", params: PlanParams, querystring: DayRangeQuery, response: { 200: PerformanceView } },
+  }, async (req) => planPerformance(deps.sql, deps.config, tenantOf(req).tenantId, req.params.planId, req.query))
 }
