@@ -118,13 +118,18 @@ function line(platform: string, planned: PlanLine | null, actual: Counts, spend:
 }
 
 async function report(sql: Sql, config: Config, tenantId: string, campaignId: string, planId: string | null, range: { from?: string; to?: string }): Promise<PerformanceView> {
-  const { campaign, plan, spendRows } = await withTenant(sql, tenantId, async (tx) => {
-    const campaign = await liveCampaign(tx, campaignId)
-    const plan = await planEstimatesOf(tx, campaignId, planId)
-    const spendRows = await q.spendByPlatform(tx, campaignId, range.from ?? null, range.to ?? null)
-    return { campaign, plan, spendRows }
-  })
-  const actual = await actualLeads(sql, config, tenantId, campaignId, range)
+  // The campaign's side and the analytics side at once, on two connections: the report waits for the slower one only.
+  // The counts run under the caller's tenant, so for a campaign that is not theirs they find nothing (and the 404 wins).
+  const [{ campaign, plan, spendRows }, actual] = await Promise.all([
+    withTenant(sql, tenantId, async (tx) => {
+      // Pipelined: three statements, one round trip.
+      const [campaign, plan, spendRows] = await Promise.all([
+        liveCampaign(tx, campaignId), planEstimatesOf(tx, campaignId, planId), q.spendByPlatform(tx, campaignId, range.from ?? null, range.to ?? null),
+      ])
+      return { campaign, plan, spendRows }
+    }),
+    actualLeads(sql, config, tenantId, campaignId, range),
+  ])
   const currency = plan?.currency ?? campaign.currency ?? spendRows[0]?.currency ?? null
   const warnings: string[] = []
   const spend = new Map<string, Decimal>()
