@@ -106,42 +106,20 @@ function checkAllocations(p: { budget?: string; manualSplit?: boolean; allocatio
 export const PlanDocument = z.strictObject(planFields).superRefine(checkAllocations)
 export type PlanDocument = z.infer<typeof PlanDocument>
 
-const createFields = z.strictObject({
-  ...planFields,
-  campaignId: planFields.campaignId.optional(),
-  budget: planFields.budget.optional(),
-  currency: planFields.currency.optional(),
-  market: planFields.market.optional(),
-  goal: planFields.goal.optional(),
-  niche: planFields.niche.optional(),
-  leadToSalePct: planFields.leadToSalePct.optional(),
-  revenuePerSale: planFields.revenuePerSale.optional(),
-  manualSplit: planFields.manualSplit.optional(),
-  allocations: planFields.allocations.optional(),
-  fullState: planFields.fullState.optional(),
+/** Every plan field, optional: what a create fills with defaults (and a template) and a patch leaves alone when absent. */
+const optionalFields = Object.fromEntries(Object.entries(planFields).map(([k, v]) => [k, v.optional()])) as { [K in keyof typeof planFields]: z.ZodOptional<(typeof planFields)[K]> }
+
+/** Without a template, budget and currency are required; the rest have defaults. Cross-field rules run after the template is applied. */
+export const CreatePlanBody = z.strictObject({
+  ...optionalFields,
+  name: planFields.name,
   /** Start from a template (`builtin:<key>` or a saved template's id); the body's fields win over the template's. */
   templateId: z.string().max(100).optional(),
 })
-/** Without a template, budget and currency are required; the rest have defaults. Cross-field rules run after the template is applied. */
-export const CreatePlanBody = createFields
 export type CreatePlanBody = z.infer<typeof CreatePlanBody>
 
 /** Only the fields given change; allocations, when given, replace the plan's whole. */
-export const PatchPlanBody = z.strictObject({
-  name: planFields.name.optional(),
-  campaignId: planFields.campaignId.optional(),
-  budget: planFields.budget.optional(),
-  currency: planFields.currency.optional(),
-  market: planFields.market.optional(),
-  goal: planFields.goal.optional(),
-  niche: planFields.niche.optional(),
-  leadToSalePct: planFields.leadToSalePct.optional(),
-  revenuePerSale: planFields.revenuePerSale.optional(),
-  manualSplit: planFields.manualSplit.optional(),
-  allocations: planFields.allocations.optional(),
-  fullState: planFields.fullState.optional(),
-  version: z.number().int().min(1).optional(),
-})
+export const PatchPlanBody = z.strictObject({ ...optionalFields, version: z.number().int().min(1).optional() })
 export type PatchPlanBody = z.infer<typeof PatchPlanBody>
 
 export const VersionBody = z.strictObject({ version: z.number().int().min(1).optional() }).nullish()
