@@ -5,6 +5,8 @@
 alter table campaigns.campaigns add column ad_source_ids text[] not null default '{}'
   check (cardinality(ad_source_ids) <= 500);
 create index campaigns_ad_source_ids_idx on campaigns.campaigns using gin (ad_source_ids) where deleted_at is null;
+-- Leads' utm_campaign is matched case-insensitively (a link tagged `Spring-Launch` is the `spring-launch` campaign's).
+create index campaigns_utm_campaign_lower_idx on campaigns.campaigns (tenant_id, lower(utm_campaign)) where deleted_at is null and utm_campaign is not null;
 
 -- A lead's first touch with a campaign: written once, when the lead is created (domains/marketing/leads/attribution.ts),
 -- never overwritten by a later touch. Leads that matched no campaign have no row. The lead's own UTM and referral stay
