@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest'
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
 const OWNERS: { owner: string; tables: string[] }[] = [
-  { owner: 'domains/marketing/leads/', tables: ['marketing.leads', 'marketing.lead_interactions', 'marketing.consents', 'marketing.lead_merges'] },
+  { owner: 'domains/marketing/leads/', tables: ['marketing.leads', 'marketing.lead_interactions', 'marketing.consents', 'marketing.lead_merges', 'marketing.lead_attributions'] },
   { owner: 'domains/analytics/', tables: ['analytics.events', 'analytics.event_keys', 'analytics.posthog_outbox', 'analytics.posthog_settings', 'analytics.event_aggregations', 'analytics.daily_uniques', 'analytics.rollup_dirty', 'analytics.rollup_state', 'analytics.metrics'] },
 ]
 

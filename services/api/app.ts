@@ -47,6 +47,8 @@ import productRoutes from './modules/products/routes.js'
 import creativeRoutes from './modules/creatives/routes.js'
 import platformIntegrationRoutes from './modules/platform-integrations/routes.js'
 import aiGenerationRoutes from './modules/ai-generations/routes.js'
+import mediaPlanRoutes from './modules/media-plans/routes.js'
+import campaignPerformanceRoutes from './modules/campaign-performance/routes.js'
 
 export interface ApiDeps {
   config: Config
@@ -144,6 +146,9 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets' | 'flags' | 'li
     ['/v1/creatives', creativeRoutes],
     ['/v1/platform-integrations', platformIntegrationRoutes],
     ['/v1/ai-generations', aiGenerationRoutes],
+    ['/v1/media-plans', mediaPlanRoutes],
+    // Beside the campaigns module under the same prefix: performance, spend and ad ids (its own plugin).
+    ['/v1/campaigns', campaignPerformanceRoutes],
   ] as const
   // Live streams never end by themselves: close them first on shutdown, or app.close() would wait for them forever.
   app.addHook('preClose', async () => deps.liveFeed.close())

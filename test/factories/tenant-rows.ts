@@ -6,6 +6,7 @@ import { populateCampaignsRows } from './campaigns-rows.js'
 import { populateConversationsRows } from './conversations-rows.js'
 import { populateExperimentsRows } from './experiments-rows.js'
 import { populateMarketingRows } from './marketing-rows.js'
+import { populateMediaPlansRows } from './media-plans-rows.js'
 import { populatePrivacyExportRows } from './privacy-export-rows.js'
 import { populatePrivacyErasureRows } from './privacy-rows.js'
 import { populateQueryRows } from './query-rows.js'
@@ -31,4 +32,5 @@ export async function populateTenantRows(sql: Sql, tenant: TestTenant): Promise<
   await populateAssessmentsRows(sql, tenant)
   await populateAssessmentPartnersRows(sql, tenant)
   await populateCampaignsRows(sql, tenant)
+  await populateMediaPlansRows(sql, tenant)
 }

@@ -264,6 +264,14 @@ export const LEAD_REFERENCES: readonly LeadReference[] = [
     note: 'The export document itself: a copy of everything below about the subject, deleted when the export expires.',
   },
   {
+    table: 'marketing.lead_attributions',
+    reach: { by: 'lead', column: 'lead_id' },
+    personal: ['ctwa_clid'],
+    merge: { kind: 'combine', rule: 'adoptAttribution' },
+    erase: { kind: 'delete' },
+    note: "A lead's first campaign touch (domains/marketing/leads/attribution.ts). A merge keeps the earlier of the two leads' touches on the survivor. ctwa_clid is Meta's id of the person's ad click.",
+  },
+  {
     table: 'experiments.assignments',
     reach: { by: 'lead', column: 'lead_id' },
     personal: ['unit_id', 'anonymous_id'],
@@ -394,6 +402,9 @@ export const NOT_PERSONAL: Readonly<Record<string, string>> = {
   // Campaign tables describe what the business sells and advertises; none of them points at a lead or holds a lead's data.
   'campaigns.campaigns.name': "a campaign's name, given by the business",
   'campaigns.products.name': "a product's name in the business's catalog",
+  'campaigns.media_plans.name': "a media plan's name, given by the business",
+  'campaigns.media_plan_snapshots.name': "the label a user gave a plan snapshot",
+  'campaigns.media_plan_templates.name': "a plan template's name",
   'privacy.erasure_requests.erased_lead_ids': 'ids of the leads an erasure is removing, kept to resume it; emptied when it completes (the leads are gone)',
 }
 

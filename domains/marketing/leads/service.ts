@@ -15,6 +15,9 @@ import { LEAD_REFERENCES } from './lead-references.js'
 import * as q from './queries.js'
 import type { BulkLeadsBody, LeadFilter, LeadSighting, LeadStatus, LeadView, PatchLeadBody } from './schemas.js'
 import { drained } from '../../../lib/streams.js'
+import { attributeNewLeads, withLeadCampaigns } from './attribution.js'
+import { adoptMergedAttribution } from './attribution-queries.js'
+import type { EventRow } from '../../analytics/service.js'
 
 // ---------------------------------------------------------------------------------------------------------
 // Identity resolution: one person, one live lead per tenant.
@@ -100,10 +103,19 @@ export async function resolveLead(tx: Tx, sighting: LeadSighting, ctx: ResolveCo
  * lead.created for leads created just now (analytics, platform-events.ts), with where they came from: the sighting's
  * source and details (a form's UTM and pages, a click-to-WhatsApp referral) and the phone for the country.
  */
-export function recordLeadsCreated(tx: Tx, leads: readonly { id: string; sighting: { source: string; sourceDetails: unknown; phoneE164: string | null; at: Date | string } }[]) {
-  return recordPlatformEvents(tx, leads.map(({ id, sighting: s }) =>
-    leadCreated({ leadId: id, at: s.at, leadSource: s.source, sourceDetails: s.sourceDetails, phoneE164: s.phoneE164 })))
+export async function recordLeadsCreated(tx: Tx, leads: readonly { id: string; sighting: { source: string; sourceDetails: unknown; phoneE164: string | null; at: Date | string } }[]) {
+  const events = leads.map(({ id, sighting: s }) =>
+    leadCreated({ leadId: id, at: s.at, leadSource: s.source, sourceDetails: s.sourceDetails, phoneE164: s.phoneE164 }))
+  // The campaign that brought each lead (first touch, attribution.ts), on its event too: issued after the leads'
+  // insert on the same connection, so it runs after it even when the caller pipelines the two.
+  if (leads.length > 0) {
+    await attributeNewLeads(tx, leads.map((l, i) => ({ leadId: l.id, at: l.sighting.at, sourceDetails: l.sighting.sourceDetails, event: events[i]! })))
+  }
+  return recordPlatformEvents(tx, events)
 }
+
+/** Status events of leads, with the campaign of attributed leads on their milestones (attribution.ts). */
+const recordLeadStatusEvents = async (tx: Tx, rows: EventRow[]) => recordPlatformEvents(tx, await withLeadCampaigns(tx, rows))
 
 const keysHeld = (lead: q.IdentityMatch, s: LeadSighting) =>
   [s.email && lead.email === s.email ? 'email' : null, s.phoneKey && lead.phoneKey === s.phoneKey ? 'phone' : null].filter(Boolean)
@@ -118,7 +130,7 @@ export const MERGE_RULES: Readonly<Record<string, (tx: Tx, survivorId: string, m
   absorbMergedLead: async (tx, survivorId, mergedId) => {
     const status = await q.absorbMergedLead(tx, survivorId, mergedId)
     // A `new` survivor that takes the merged lead's status changed status: the funnel counts it.
-    if (status) await recordPlatformEvents(tx, leadStatusChanged({ leadId: survivorId, from: status.from, to: status.to, at: status.at, actor: 'merge', milestones: false }))
+    if (status) await recordLeadStatusEvents(tx, leadStatusChanged({ leadId: survivorId, from: status.from, to: status.to, at: status.at, actor: 'merge', milestones: false }))
   },
   /** The merged lead's bot conversations move, or end where the survivor has its own (conversations/queries.ts). */
   adoptConversations: (tx, survivorId, mergedId) => adoptMergedLeadConversations(tx, survivorId, mergedId),
@@ -126,6 +138,8 @@ export const MERGE_RULES: Readonly<Record<string, (tx: Tx, survivorId: string, m
   adoptAssignments: (tx, survivorId, mergedId) => adoptMergedLeadAssignments(tx, survivorId, mergedId),
   /** The merged lead's unique-lead days become the survivor's, a day both have collapsing to one (analytics/rollup-queries.ts). */
   combineDailyUniques: (tx, survivorId, mergedId) => mergeDailyUniques(tx, survivorId, mergedId),
+  /** The survivor keeps the earlier of the two leads' first campaign touches (attribution-queries.ts). */
+  adoptAttribution: (tx, survivorId, mergedId) => adoptMergedAttribution(tx, survivorId, mergedId),
 }
 
 const combineRules = LEAD_REFERENCES.flatMap((ref) => (ref.merge.kind === 'combine' ? [{ table: ref.table, rule: ref.merge.rule }] : []))
@@ -381,7 +395,7 @@ export async function changeLeads(tx: Tx, leadIds: readonly string[], change: Le
       return
     case 'set_status': {
       const changed = await q.setLeadStatus(tx, ids, change.status)
-      await recordPlatformEvents(tx, changed.flatMap((c) => leadStatusChanged({ leadId: c.id, from: c.from, to: c.to, at: c.at, actor: 'bot' })))
+      await recordLeadStatusEvents(tx, changed.flatMap((c) => leadStatusChanged({ leadId: c.id, from: c.from, to: c.to, at: c.at, actor: 'bot' })))
       return
     }
   }
@@ -519,7 +533,7 @@ export async function patchLead(sql: Sql, who: Actor, leadId: string, body: Patc
     const change = Object.fromEntries(Object.keys(changes).map((k) => [k, wanted[k as keyof typeof wanted]]))
     const after = await q.updateLeadColumns(tx, leadId, change)
     await q.insertInteraction(tx, { tenantId: who.tenantId, leadId, type: 'lead_updated', channel: 'api', actor: who.actor, details: { changes, requestId: who.requestId } })
-    if (changes.status) await recordPlatformEvents(tx, leadStatusChanged({ leadId, from: before.status, to: after.status, at: after.updatedAt, actor: who.actor }))
+    if (changes.status) await recordLeadStatusEvents(tx, leadStatusChanged({ leadId, from: before.status, to: after.status, at: after.updatedAt, actor: who.actor }))
     return after
   })
 }
@@ -539,7 +553,7 @@ export async function bulkUpdateLeads(sql: Sql, who: Actor, body: BulkLeadsBody)
       tenantId: who.tenantId, leadIds, status: body.status ?? null, addTags: sortedTags(body.addTags ?? []), removeTags: body.removeTags ?? [],
       actor: who.actor, requestId: who.requestId,
     })
-    await recordPlatformEvents(tx, result.flatMap((r) => (r.changed && r.fromStatus && r.toStatus
+    await recordLeadStatusEvents(tx, result.flatMap((r) => (r.changed && r.fromStatus && r.toStatus
       ? leadStatusChanged({ leadId: r.id, from: r.fromStatus, to: r.toStatus, at: r.at, actor: who.actor })
       : [])))
     return result
