@@ -1,5 +1,6 @@
 import type { TaskList } from 'graphile-worker'
 import { forwardPosthogTask } from './analytics__forward_posthog.js'
+import { dispatchBroadcastTask } from './campaigns__dispatch_broadcast.js'
 import { createPartitionsTask } from './analytics__create_partitions.js'
 import { linkAnonymousTask } from './analytics__link_anonymous.js'
 import { processEventsTask } from './analytics__process_events.js'
@@ -48,5 +49,6 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     onboarding__check_inactivity: checkInactivityTask(deps),
     onboarding__message_arrived: messageArrivedTask(deps),
     onboarding__deliver_webhook: deliverWebhookTask(deps),
+    campaigns__dispatch_broadcast: dispatchBroadcastTask(deps),
   }
 }
