@@ -1,6 +1,7 @@
 import type { Sql } from '../../lib/db.js'
 import { populateAnalyticsRows } from './analytics-rows.js'
 import { populateCampaignsRows } from './campaigns-rows.js'
+import { populateBroadcastRows } from './broadcasts-rows.js'
 import { populateConversationsRows } from './conversations-rows.js'
 import { populateExperimentsRows } from './experiments-rows.js'
 import { populateMarketingRows } from './marketing-rows.js'
@@ -27,4 +28,5 @@ export async function populateTenantRows(sql: Sql, tenant: TestTenant): Promise<
   await populateExperimentsRows(sql, tenant)
   await populateQueryRows(sql, tenant)
   await populateCampaignsRows(sql, tenant)
+  await populateBroadcastRows(sql, tenant)
 }

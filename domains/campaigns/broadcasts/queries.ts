@@ -345,8 +345,12 @@ export const hasPending = (tx: Tx, broadcastId: string) =>
 
 const statusOf = (tx: Queryable) => tx`
   case
-    when r.state in ('pending', 'skipped', 'queued') then r.state
+    when r.state in ('pending', 'skipped') then r.state
     when r.state = 'failed' or m.status = 'failed' then 'failed'
+    -- The message is gone (erased with its lead): what the recipient row last knew.
+    when m.id is null then case when r.state = 'queued' then 'queued' else 'sent' end
+    -- Not accepted by Meta yet (the recipient row settles later; the message knows first).
+    when m.wamid is null then 'queued'
     when exists (select 1 from whatsapp.messages i
                   where i.tenant_id = r.tenant_id and i.lead_id = r.lead_id and i.direction = 'inbound' and i.occurred_at > r.queued_at) then 'replied'
     when m.status in ('read', 'played') then 'read'
