@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { run, type Runner } from 'graphile-worker'
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { createSql, type Sql, withTenant } from '../../../lib/db.js'
 import type { App } from '../../../lib/http/create-server.js'
 import { startWhatsAppEmulator, type WhatsAppEmulator } from '../../../ops/emulators/whatsapp-cloud-api.js'
@@ -20,7 +20,7 @@ import { suppressionRows } from '../../privacy/suppression.js'
  * through the outbox to the Cloud API emulator over HTTP, whose status webhooks come back through the webhooks
  * service; template webhooks (PAUSED, APPROVED) arrive the same way.
  */
-describe('broadcasts through the real worker and the Cloud API emulator', { timeout: 60_000 }, () => {
+describe('broadcasts through the real worker and the Cloud API emulator', { timeout: 90_000 }, () => {
   const db = useTestDatabase()
   const RATE = 40
   let api: App
@@ -58,6 +58,14 @@ describe('broadcasts through the real worker and the Cloud API emulator', { time
   beforeEach(() => {
     wa.reset()
     wa.setRateLimit(RATE)
+  })
+  // A stopped or paused broadcast's last sends (its outbox lookahead) still go: let them finish before the next test.
+  afterEach(async () => {
+    for (let i = 0; i < 200; i++) {
+      const [open] = await db.current.owner<{ n: number }[]>`select count(*)::int as n from whatsapp.outbound_sends where state not in ('accepted', 'failed')`
+      if (open!.n === 0) return
+      await sleep(100)
+    }
   })
 
   let seq = 0

@@ -39,7 +39,8 @@ export interface DispatchOptions {
   lookaheadSeconds?: number
 }
 
-const DEFAULTS = { tickMs: 200, runForMs: 30_000, lookaheadSeconds: 1.5 }
+// A sending broadcast holds one worker slot while it feeds the outbox; runs are short so other work interleaves.
+const DEFAULTS = { tickMs: 200, runForMs: 10_000, lookaheadSeconds: 1.5 }
 
 export type StepResult =
   | { kind: 'finished'; status: string }

@@ -96,7 +96,8 @@ export const CreateBroadcastBody = z.strictObject({
 })
 export type CreateBroadcastBody = z.infer<typeof CreateBroadcastBody>
 
-export const UpdateBroadcastBody = CreateBroadcastBody.partial().extend({ version: z.number().int().min(1).optional() })
+// Every field optional and without defaults: what is left out stays as it is.
+export const UpdateBroadcastBody = CreateBroadcastBody.partial().extend({ parameters: ParameterMapping.optional(), version: z.number().int().min(1).optional() })
 export type UpdateBroadcastBody = z.infer<typeof UpdateBroadcastBody>
 
 export const ScheduleBroadcastBody = z.strictObject({ scheduledAt: ScheduleAt })
