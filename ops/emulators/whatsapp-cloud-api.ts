@@ -310,26 +310,20 @@ export async function startWhatsAppEmulator(options: WhatsAppEmulatorOptions = {
     return graphError(rule.code, { httpStatus: rule.httpStatus, details: rule.details })
   }
 
-  function overRateLimit(phoneNumberId: string): boolean {
-    if (ratePerSecond === undefined) return false
+  /** A sliding-window count: true (and not counted) when `key` already had `max` calls in the last `windowMs`. */
+  function overWindow(log: Map<string, number[]>, key: string, windowMs: number, max: number): boolean {
     const now = Date.now()
-    const calls = (recentCalls.get(phoneNumberId) ?? []).filter((t) => now - t < 1000)
-    const over = calls.length >= ratePerSecond
+    const calls = (log.get(key) ?? []).filter((t) => now - t < windowMs)
+    const over = calls.length >= max
     if (!over) calls.push(now)
-    recentCalls.set(phoneNumberId, calls)
+    log.set(key, calls)
     return over
   }
 
-  function overPairLimit(phoneNumberId: string, to: string): boolean {
-    if (pairPerMinute === undefined) return false
-    const key = `${phoneNumberId}:${to.replace(/\D/g, '')}`
-    const now = Date.now()
-    const calls = (pairCalls.get(key) ?? []).filter((t) => now - t < 60_000)
-    const over = calls.length >= pairPerMinute
-    if (!over) calls.push(now)
-    pairCalls.set(key, calls)
-    return over
-  }
+  const overRateLimit = (phoneNumberId: string) => ratePerSecond !== undefined && overWindow(recentCalls, phoneNumberId, 1000, ratePerSecond)
+
+  const overPairLimit = (phoneNumberId: string, to: string) =>
+    pairPerMinute !== undefined && overWindow(pairCalls, `${phoneNumberId}:${to.replace(/\D/g, '')}`, 60_000, pairPerMinute)
 
   function authorized(req: IncomingMessage, url: URL): boolean {
     const header = req.headers.authorization ?? ''

@@ -278,10 +278,21 @@ export async function scheduleBroadcast(sql: Sql, who: Actor, id: string, schedu
   })
 }
 
-/** Starts now (from draft or scheduled): the snapshot is taken if it was not, and the dispatcher is queued. */
-export async function startBroadcast(sql: Sql, who: Actor, id: string, version?: number): Promise<BroadcastView> {
+/**
+ * One person's action on a broadcast, in one transaction under its row lock: `change` makes the transition (and its
+ * side effects), then the audit entry and the view with fresh stats.
+ */
+function act(sql: Sql, who: Actor, id: string, action: string, change: (tx: Tx, b: q.BroadcastRow) => Promise<q.BroadcastRow>): Promise<BroadcastView> {
   return withTenant(sql, who.tenantId, async (tx) => {
-    const b = await lockOr404(tx, id)
+    const row = await change(tx, await lockOr404(tx, id))
+    await insertAuditEntry(tx, { tenantId: who.tenantId, actor: who.actor, action: `broadcast.${action}`, targetType: 'broadcast', targetId: id, requestId: who.requestId })
+    return toView(row, { stats: await q.broadcastStats(tx, id) })
+  })
+}
+
+/** Starts now (from draft or scheduled): the snapshot is taken if it was not, and the dispatcher is queued. */
+export const startBroadcast = (sql: Sql, who: Actor, id: string, version?: number) =>
+  act(sql, who, id, 'started', async (tx, b) => {
     checkVersion(b, version)
     assertTransition(b.status, 'sending')
     if (b.status === 'paused') throw new AppError('CONFLICT', 'a paused broadcast is resumed, not started', { details: { allowed: TRANSITIONS.paused } })
@@ -289,56 +300,39 @@ export async function startBroadcast(sql: Sql, who: Actor, id: string, version?:
     const counts = await materialise(tx, b)
     const row = await transition(tx, b, { status: 'sending', started: true }, 'started', counts)
     await q.enqueueDispatch(tx, who.tenantId, id, DISPATCH_BROADCAST_TASK)
-    await insertAuditEntry(tx, { tenantId: who.tenantId, actor: who.actor, action: 'broadcast.started', targetType: 'broadcast', targetId: id, requestId: who.requestId })
-    return toView(row, { stats: await q.broadcastStats(tx, id) })
+    return row
   })
-}
 
-export async function pauseBroadcast(sql: Sql, who: Actor, id: string): Promise<BroadcastView> {
-  return withTenant(sql, who.tenantId, async (tx) => {
-    const b = await lockOr404(tx, id)
-    const row = await transition(tx, b, { status: 'paused', reason: 'manual', detail: `paused by ${who.actor}` }, 'paused', { reason: 'manual' })
-    await insertAuditEntry(tx, { tenantId: who.tenantId, actor: who.actor, action: 'broadcast.paused', targetType: 'broadcast', targetId: id, requestId: who.requestId })
-    return toView(row, { stats: await q.broadcastStats(tx, id) })
-  })
-}
+export const pauseBroadcast = (sql: Sql, who: Actor, id: string) =>
+  act(sql, who, id, 'paused', (tx, b) => transition(tx, b, { status: 'paused', reason: 'manual', detail: `paused by ${who.actor}` }, 'paused', { reason: 'manual' }))
 
 /** Back to sending where it stopped (the pending recipients); refused while the template still cannot be sent. */
-export async function resumeBroadcast(sql: Sql, who: Actor, id: string): Promise<BroadcastView> {
-  return withTenant(sql, who.tenantId, async (tx) => {
-    const b = await lockOr404(tx, id)
+export const resumeBroadcast = (sql: Sql, who: Actor, id: string) =>
+  act(sql, who, id, 'resumed', async (tx, b) => {
     assertTransition(b.status, 'sending')
     if (b.status !== 'paused') throw new AppError('CONFLICT', `only a paused broadcast can be resumed; this one is ${b.status}`, { details: { allowed: TRANSITIONS[b.status] } })
     await assertSendable(tx, b)
     const row = await transition(tx, b, { status: 'sending' }, 'resumed', { pausedFor: b.statusReason })
     await q.enqueueDispatch(tx, who.tenantId, id, DISPATCH_BROADCAST_TASK)
-    await insertAuditEntry(tx, { tenantId: who.tenantId, actor: who.actor, action: 'broadcast.resumed', targetType: 'broadcast', targetId: id, requestId: who.requestId })
-    return toView(row, { stats: await q.broadcastStats(tx, id) })
+    return row
   })
-}
 
 /** Final: nobody else is queued (what is already in the outbox, at most about a second of sends, still goes). */
-export async function stopBroadcast(sql: Sql, who: Actor, id: string): Promise<BroadcastView> {
-  return withTenant(sql, who.tenantId, async (tx) => {
-    const b = await lockOr404(tx, id)
+export const stopBroadcast = (sql: Sql, who: Actor, id: string) =>
+  act(sql, who, id, 'stopped', async (tx, b) => {
     const stats = await q.broadcastStats(tx, id)
     const row = await transition(tx, b, { status: 'stopped', reason: 'manual', detail: `stopped by ${who.actor}`, finished: true }, 'stopped', { pending: stats.pending })
     await q.removeDispatch(tx, id)
-    await insertAuditEntry(tx, { tenantId: who.tenantId, actor: who.actor, action: 'broadcast.stopped', targetType: 'broadcast', targetId: id, requestId: who.requestId })
-    return toView(row, { stats })
+    return row
   })
-}
 
 /** A scheduled broadcast back to draft: its snapshot is dropped (it is taken again when rescheduled). */
-export async function unscheduleBroadcast(sql: Sql, who: Actor, id: string): Promise<BroadcastView> {
-  return withTenant(sql, who.tenantId, async (tx) => {
-    const b = await lockOr404(tx, id)
+export const unscheduleBroadcast = (sql: Sql, who: Actor, id: string) =>
+  act(sql, who, id, 'unscheduled', async (tx, b) => {
     assertTransition(b.status, 'draft')
     await q.removeDispatch(tx, id)
     await q.dropSnapshot(tx, id)
-    const row = await transition(tx, { ...b }, { status: 'draft', scheduledAt: null }, null)
-    return toView(row)
+    return transition(tx, b, { status: 'draft', scheduledAt: null }, null)
   })
-}
 
 export type { BroadcastStatus }

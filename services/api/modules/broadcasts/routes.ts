@@ -58,28 +58,22 @@ export default async function broadcastRoutes(app: App, deps: ApiDeps) {
     schema: { tags, summary: "Schedule (a local time in the tenant's timezone, or an instant); the audience is taken now.", params: BroadcastParams, body: ScheduleBroadcastBody.extend({ version: z.number().int().min(1).optional() }), response: { 200: BroadcastView } },
   }, async (req) => broadcasts.scheduleBroadcast(deps.sql, actorOf(req), req.params.broadcastId, req.body.scheduledAt, ifMatch(req.headers['if-match'], req.body)))
 
-  app.post('/:broadcastId/unschedule', {
-    config: { access: 'tenant:write' },
-    schema: { tags, summary: 'A scheduled broadcast back to draft.', params: BroadcastParams, response: { 200: BroadcastView } },
-  }, async (req) => broadcasts.unscheduleBroadcast(deps.sql, actorOf(req), req.params.broadcastId))
-
   app.post('/:broadcastId/start', {
     config: { access: 'tenant:write' },
     schema: { tags, summary: 'Start sending now (from draft or scheduled).', params: BroadcastParams, body: Version, response: { 200: BroadcastView } },
   }, async (req) => broadcasts.startBroadcast(deps.sql, actorOf(req), req.params.broadcastId, ifMatch(req.headers['if-match'], req.body ?? undefined)))
 
-  app.post('/:broadcastId/pause', {
-    config: { access: 'tenant:write' },
-    schema: { tags, summary: 'Pause a sending broadcast.', params: BroadcastParams, response: { 200: BroadcastView } },
-  }, async (req) => broadcasts.pauseBroadcast(deps.sql, actorOf(req), req.params.broadcastId))
-
-  app.post('/:broadcastId/resume', {
-    config: { access: 'tenant:write' },
-    schema: { tags, summary: 'Resume a paused broadcast where it stopped (422 while its template is still paused, disabled or RED).', params: BroadcastParams, response: { 200: BroadcastView } },
-  }, async (req) => broadcasts.resumeBroadcast(deps.sql, actorOf(req), req.params.broadcastId))
-
-  app.post('/:broadcastId/stop', {
-    config: { access: 'tenant:write' },
-    schema: { tags, summary: 'Stop for good: nobody else is queued.', params: BroadcastParams, response: { 200: BroadcastView } },
-  }, async (req) => broadcasts.stopBroadcast(deps.sql, actorOf(req), req.params.broadcastId))
+  // The actions that take nothing but the broadcast.
+  const actions = [
+    ['unschedule', broadcasts.unscheduleBroadcast, 'A scheduled broadcast back to draft.'],
+    ['pause', broadcasts.pauseBroadcast, 'Pause a sending broadcast.'],
+    ['resume', broadcasts.resumeBroadcast, 'Resume a paused broadcast where it stopped (422 while its template is still paused, disabled or RED).'],
+    ['stop', broadcasts.stopBroadcast, 'Stop for good: nobody else is queued.'],
+  ] as const
+  for (const [action, run, summary] of actions) {
+    app.post(`/:broadcastId/${action}`, {
+      config: { access: 'tenant:write' },
+      schema: { tags, summary, params: BroadcastParams, response: { 200: BroadcastView } },
+    }, async (req) => run(deps.sql, actorOf(req), req.params.broadcastId))
+  }
 }
