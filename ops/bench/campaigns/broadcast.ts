@@ -58,7 +58,7 @@ export function optionsFromEnv(env = process.env): BroadcastBenchOptions {
     baseline: Math.min(5_000, Number(env.BENCH_BROADCAST_BASELINE ?? 800)),
     limit: Number(env.BENCH_BROADCAST_LIMIT ?? 80),
     concurrency: Number(env.WORKER_CONCURRENCY ?? 16),
-    heartbeatTimeoutMs: Number(env.BENCH_BROADCAST_HEARTBEAT_MS ?? 2_000),
+    heartbeatTimeoutMs: Number(env.BENCH_BROADCAST_HEARTBEAT_MS ?? 10_000),
     killAt: Number(env.BENCH_BROADCAST_KILL_AT ?? 0.4),
     deadlineS: Number(env.BENCH_BROADCAST_DEADLINE_S ?? 600),
   }
@@ -77,6 +77,9 @@ export async function runBroadcastBench(o: BroadcastBenchOptions): Promise<Broad
   const db = await startBenchDatabase({ poolMax: 10 })
   const secrets = SecretBox.fromConfig(undefined)
   const workers: ChildProcess[] = []
+  let killing = false
+  let finished = false
+  let unplannedExits = 0
   const config = parseConfig({ NODE_ENV: 'development', LOG_LEVEL: 'warn', AUTO_SEED: 'false' })
   const webhooks = await buildWebhooksApp({ config, sql: db.sql, log, migrations: await readMigrationFiles() })
   const webhooksUrl = await webhooks.listen({ host: '127.0.0.1', port: 0 })
@@ -121,8 +124,16 @@ export async function runBroadcastBench(o: BroadcastBenchOptions): Promise<Broad
         stdio: ['ignore', 'ignore', 'inherit'],
       })
       workers.push(child)
+      // A supervisor restarts a worker that died by itself (counted: the bench's kill is the only one planned).
+      child.once('exit', () => {
+        if (!killing && !finished) {
+          unplannedExits++
+          worker = startWorker()
+        }
+      })
       return child
     }
+
     const deadline = Date.now() + o.deadlineS * 1000
     const waitUntil = async (check: () => boolean | Promise<boolean>, what: string) => {
       while (!(await check())) {
@@ -161,10 +172,13 @@ export async function runBroadcastBench(o: BroadcastBenchOptions): Promise<Broad
     // 3. kill -9 part-way, restart at once (as a supervisor would).
     await waitUntil(() => wa.sent.length >= Math.floor(o.recipients * o.killAt), 'the kill point')
     const beforeKill = wa.sent.map((m) => Date.parse(m.receivedAt))
+    killing = true
+    const exited = new Promise((r) => worker.once('exit', r))
     worker.kill('SIGKILL')
     const killedAt = Date.now()
     const sentAtKill = wa.sent.length
-    await new Promise((r) => worker.once('exit', r))
+    await exited
+    killing = false
     worker = startWorker()
     await waitUntil(() => wa.sent.length > sentAtKill, 'the first send after the restart')
     const resumeMs = Date.parse(wa.sent[sentAtKill]!.receivedAt) - killedAt
@@ -173,6 +187,7 @@ export async function runBroadcastBench(o: BroadcastBenchOptions): Promise<Broad
     const status = async () => (await db.owner<{ status: string }[]>`select status from campaigns.broadcasts where id = ${b.id}`)[0]!.status
     await waitUntil(async () => (await status()) !== 'sending', 'the broadcast to finish')
     const finishedAt = Date.now()
+    finished = true
     // Sends the dead worker had started: each is resolved later (after the outbox's 60 s in-flight lease) from its
     // status webhook, or sent again only if Meta never had it; resends show up as duplicates at the emulator.
     const [settle] = await db.owner<{ lastAccepted: Date; inDoubt: number; resent: number }[]>`
@@ -208,10 +223,11 @@ export async function runBroadcastBench(o: BroadcastBenchOptions): Promise<Broad
       summary: {
         resumeAfterKillMs: resumeMs, heartbeatTimeoutMs: o.heartbeatTimeoutMs, inFlightAtKillResolvedFromStatuses: settle!.inDoubt, callsRepeated: settle!.resent,
         lastAcceptedAfterKillS: settle!.lastAccepted ? ((settle!.lastAccepted.getTime() - killedAt) / 1000).toFixed(1) : '-',
-        totalS: ((finishedAt - startedAt) / 1000).toFixed(1), pending: counts!.pending,
+        totalS: ((finishedAt - startedAt) / 1000).toFixed(1), pending: counts!.pending, unplannedWorkerExits: unplannedExits,
       },
     }
   } finally {
+    finished = true
     for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL')
     await webhooks.close()
     await db.close()
