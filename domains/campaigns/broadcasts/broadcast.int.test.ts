@@ -20,7 +20,7 @@ import { suppressionRows } from '../../privacy/suppression.js'
  * through the outbox to the Cloud API emulator over HTTP, whose status webhooks come back through the webhooks
  * service; template webhooks (PAUSED, APPROVED) arrive the same way.
  */
-describe('broadcasts through the real worker and the Cloud API emulator', { timeout: 90_000 }, () => {
+describe('broadcasts through the real worker and the Cloud API emulator', { timeout: 240_000 }, () => {
   const db = useTestDatabase()
   const RATE = 40
   let api: App
@@ -102,7 +102,7 @@ describe('broadcasts through the real worker and the Cloud API emulator', { time
   }
   const act = (id: string, action: string) => api.inject({ method: 'POST', url: `/v1/broadcasts/${id}/${action}`, headers: bearer(tenant.adminKey), payload: {} })
   const view = async (id: string) => (await api.inject({ method: 'GET', url: `/v1/broadcasts/${id}`, headers: bearer(tenant.adminKey) })).json()
-  const until = async (id: string, check: (v: ReturnType<typeof view> extends Promise<infer T> ? T : never) => boolean, timeoutMs = 20_000) => {
+  const until = async (id: string, check: (v: ReturnType<typeof view> extends Promise<infer T> ? T : never) => boolean, timeoutMs = 60_000) => {
     const deadline = Date.now() + timeoutMs
     for (;;) {
       const v = await view(id)
