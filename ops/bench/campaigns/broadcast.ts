@@ -180,8 +180,12 @@ export async function runBroadcastBench(o: BroadcastBenchOptions): Promise<Broad
     await exited
     killing = false
     worker = startWorker()
-    await waitUntil(() => wa.sent.length > sentAtKill, 'the first send after the restart')
-    const resumeMs = Date.parse(wa.sent[sentAtKill]!.receivedAt) - killedAt
+    // Calls the dead worker had already sent may still reach the emulator just after the kill: resuming is the first
+    // message that arrives after the new process started.
+    const restartedAt = Date.now()
+    const firstAfterRestart = () => wa.sent.slice(sentAtKill).find((m) => Date.parse(m.receivedAt) >= restartedAt)
+    await waitUntil(() => firstAfterRestart() !== undefined, 'the first send after the restart')
+    const resumeMs = Date.parse(firstAfterRestart()!.receivedAt) - killedAt
 
     // 4. Until the broadcast completes (the dead worker's in-flight sends are resolved from their status webhooks).
     const status = async () => (await db.owner<{ status: string }[]>`select status from campaigns.broadcasts where id = ${b.id}`)[0]!.status
