@@ -3,7 +3,7 @@
  * runs it with the other campaign benches once they are merged.
  *
  * Environment: BENCH_BROADCAST_RECIPIENTS (2000; the issue's full run is 10000), BENCH_BROADCAST_BASELINE (800),
- * BENCH_BROADCAST_LIMIT (80/s), WORKER_CONCURRENCY (16), BENCH_BROADCAST_HEARTBEAT_MS (2000: how soon the restarted
+ * BENCH_BROADCAST_LIMIT (80/s), BENCH_BROADCAST_GOVERNOR_RATE (WHATSAPP_SEND_RATE_PER_SECOND; default the limit), WORKER_CONCURRENCY (16), BENCH_BROADCAST_HEARTBEAT_MS (2000: how soon the restarted
  * worker takes back the killed one's jobs), BENCH_BROADCAST_KILL_AT (0.4), BENCH_BROADCAST_DEADLINE_S (600),
  * BENCH_DATABASE_URL (else embedded).
  */
@@ -13,7 +13,7 @@ const options = optionsFromEnv()
 const result = await runBroadcastBench(options)
 const widths = result.header.map((h, i) => Math.max(h.length, ...result.rows.map((r) => r[i]!.length)))
 const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ')
-console.log(`broadcast: ${options.recipients} recipients at a limit of ${options.limit}/s, worker (concurrency ${options.concurrency}) killed with SIGKILL at ${Math.round(options.killAt * 100)}% and restarted`)
+console.log(`broadcast: ${options.recipients} recipients at a limit of ${options.limit}/s (governor ${options.governorRate}/s), worker (concurrency ${options.concurrency}) killed with SIGKILL at ${Math.round(options.killAt * 100)}% and restarted`)
 console.log(line(result.header))
 console.log(widths.map((w) => '-'.repeat(w)).join('  '))
 for (const r of result.rows) console.log(line(r))

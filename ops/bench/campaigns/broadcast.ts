@@ -35,6 +35,8 @@ export interface BroadcastBenchOptions {
   recipients: number
   baseline: number
   limit: number
+  /** The product's send governor (WHATSAPP_SEND_RATE_PER_SECOND); a little under Meta's limit absorbs arrival jitter. */
+  governorRate: number
   concurrency: number
   heartbeatTimeoutMs: number
   /** Kill the worker when this share of the recipients has been sent. */
@@ -57,6 +59,7 @@ export function optionsFromEnv(env = process.env): BroadcastBenchOptions {
     recipients: Math.min(100_000, Number(env.BENCH_BROADCAST_RECIPIENTS ?? 2_000)),
     baseline: Math.min(5_000, Number(env.BENCH_BROADCAST_BASELINE ?? 800)),
     limit: Number(env.BENCH_BROADCAST_LIMIT ?? 80),
+    governorRate: Number(env.BENCH_BROADCAST_GOVERNOR_RATE ?? env.BENCH_BROADCAST_LIMIT ?? 80),
     concurrency: Number(env.WORKER_CONCURRENCY ?? 16),
     heartbeatTimeoutMs: Number(env.BENCH_BROADCAST_HEARTBEAT_MS ?? 10_000),
     killAt: Number(env.BENCH_BROADCAST_KILL_AT ?? 0.4),
@@ -118,7 +121,7 @@ export async function runBroadcastBench(o: BroadcastBenchOptions): Promise<Broad
         cwd: ROOT,
         env: {
           PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', NODE_ENV: 'development', DATABASE_URL: db.ownerUrl, DATABASE_RUNTIME_PASSWORD: RUNTIME_PASSWORD,
-          AUTO_SEED: 'false', LOG_LEVEL: 'error', GRAPH_API_BASE_URL: wa.url, WHATSAPP_SEND_RATE_PER_SECOND: String(o.limit),
+          AUTO_SEED: 'false', LOG_LEVEL: 'error', GRAPH_API_BASE_URL: wa.url, WHATSAPP_SEND_RATE_PER_SECOND: String(o.governorRate),
           WORKER_CONCURRENCY: String(o.concurrency), WORKER_POLL_INTERVAL_MS: '200', WORKER_HEARTBEAT_TIMEOUT_MS: String(o.heartbeatTimeoutMs), METRICS_PORT: '0',
         },
         stdio: ['ignore', 'ignore', 'inherit'],
