@@ -366,3 +366,28 @@ export const campaignStatusChanged = (f: { campaignId: string; from: string; to:
   name: 'campaign.status_changed', leadId: null, occurredAt: iso(f.at), dedupeKey: `campaign:status:${f.campaignId}:${f.version}`, source: 'campaigns',
   properties: { campaignId: f.campaignId, from: f.from, to: f.to },
 })
+
+// Broadcasts (domains/campaigns/broadcasts records these with each transition, in its transaction).
+
+export interface BroadcastFact {
+  broadcastId: string
+  campaignId: string | null
+  /** The broadcast's transition counter after this one: the key of the event, so a replayed step adds nothing. */
+  transition: number
+  at: Date | string
+  templateName: string
+}
+
+/**
+ * broadcast.scheduled / started / paused / resumed / completed / stopped / failed: one event per transition, keyed
+ * `broadcast:<id>:<n>:<kind>`. Counts (recipients, sent, failed, skipped) and the reason of a pause or failure ride in
+ * the properties; `campaignId` is the rollups' campaign dimension.
+ */
+export const broadcastEvent = (
+  kind: 'scheduled' | 'started' | 'paused' | 'resumed' | 'completed' | 'stopped' | 'failed',
+  f: BroadcastFact,
+  properties: Record<string, unknown> = {},
+): EventRow => ({
+  name: `broadcast.${kind}`, leadId: null, occurredAt: iso(f.at), dedupeKey: `broadcast:${f.broadcastId}:${f.transition}:${kind}`, source: 'campaigns',
+  properties: { broadcastId: f.broadcastId, templateName: f.templateName, ...(f.campaignId ? { campaignId: f.campaignId } : {}), ...properties },
+})

@@ -31,6 +31,8 @@ export interface WhatsAppEmulatorOptions {
   statusDelayMs?: number
   /** Post sent/delivered/read webhooks for accepted messages. Default true (needs webhookUrl and appSecret). */
   autoStatuses?: boolean
+  /** Which statuses those are, in order. Default sent, delivered, read (a bench may want only `sent`). */
+  statusKinds?: ('sent' | 'delivered' | 'read')[]
   /** WABA id (`entry[].id`) and display number (`metadata.display_phone_number`) used in webhooks. */
   wabaId?: string
   displayPhoneNumber?: string
@@ -111,6 +113,10 @@ export interface WhatsAppEmulator {
   failNext(code: number, times?: number, options?: { httpStatus?: number; details?: string }): void
   /** Throughput per phone number id; over it, calls get 130429. Undefined removes the limit. */
   setRateLimit(perSecond?: number): void
+  /** Messages per (number, recipient) per rolling minute; over it, calls get 131056 (pair rate). Undefined removes it. */
+  setPairRateLimit(perMinute?: number): void
+  /** Throttling answers given since the last reset, by code (130429 throughput, 131056 pair rate). */
+  throttled: Record<number, number>
   /** Holds every /messages answer this long (the message is still recorded, as at Meta after a client timeout). */
   setLatency(ms: number): void
   waitForSent(predicate: (m: SentMessage) => boolean, timeoutMs?: number): Promise<SentMessage>
@@ -149,6 +155,10 @@ export async function startWhatsAppEmulator(options: WhatsAppEmulatorOptions = {
   const webhooks: WebhookDelivery[] = []
   let failures: FailureRule[] = []
   let ratePerSecond: number | undefined
+  let pairPerMinute: number | undefined
+  const pairCalls = new Map<string, number[]>()
+  const throttled: Record<number, number> = {}
+  const statusKinds = options.statusKinds ?? ['sent', 'delivered', 'read']
   let latencyMs = 0
   let seq = 0
   const recentCalls = new Map<string, number[]>()
@@ -174,6 +184,9 @@ export async function startWhatsAppEmulator(options: WhatsAppEmulatorOptions = {
     webhooks.length = 0
     failures = []
     ratePerSecond = undefined
+    pairPerMinute = undefined
+    pairCalls.clear()
+    for (const k of Object.keys(throttled)) delete throttled[Number(k)]
     latencyMs = 0
     seq = 0
     recentCalls.clear()
@@ -298,7 +311,7 @@ export async function startWhatsAppEmulator(options: WhatsAppEmulatorOptions = {
 
   async function runStatuses(message: SentMessage) {
     // One message's statuses go strictly in order: each waits for the previous one's delivery (and retries).
-    for (const status of ['sent', 'delivered', 'read'] as const) {
+    for (const status of statusKinds) {
       const paused = await sleep(statusDelayMs, true, { signal: lifecycle.signal }).catch(() => false)
       if (!paused) return
       await postWebhook(statusEnvelope(message, status), { wamid: message.wamid, status })
@@ -313,15 +326,20 @@ export async function startWhatsAppEmulator(options: WhatsAppEmulatorOptions = {
     return graphError(rule.code, { httpStatus: rule.httpStatus, details: rule.details })
   }
 
-  function overRateLimit(phoneNumberId: string): boolean {
-    if (ratePerSecond === undefined) return false
+  /** A sliding-window count: true (and not counted) when `key` already had `max` calls in the last `windowMs`. */
+  function overWindow(log: Map<string, number[]>, key: string, windowMs: number, max: number): boolean {
     const now = Date.now()
-    const calls = (recentCalls.get(phoneNumberId) ?? []).filter((t) => now - t < 1000)
-    const over = calls.length >= ratePerSecond
+    const calls = (log.get(key) ?? []).filter((t) => now - t < windowMs)
+    const over = calls.length >= max
     if (!over) calls.push(now)
-    recentCalls.set(phoneNumberId, calls)
+    log.set(key, calls)
     return over
   }
+
+  const overRateLimit = (phoneNumberId: string) => ratePerSecond !== undefined && overWindow(recentCalls, phoneNumberId, 1000, ratePerSecond)
+
+  const overPairLimit = (phoneNumberId: string, to: string) =>
+    pairPerMinute !== undefined && overWindow(pairCalls, `${phoneNumberId}:${to.replace(/\D/g, '')}`, 60_000, pairPerMinute)
 
   function authorized(req: IncomingMessage, url: URL): boolean {
     const header = req.headers.authorization ?? ''
@@ -348,7 +366,14 @@ export async function startWhatsAppEmulator(options: WhatsAppEmulatorOptions = {
 
     const failure = takeFailure()
     if (failure) return sendGraphError(res, failure)
-    if (overRateLimit(phoneNumberId)) return sendGraphError(res, graphError(130429))
+    if (overRateLimit(phoneNumberId)) {
+      throttled[130429] = (throttled[130429] ?? 0) + 1
+      return sendGraphError(res, graphError(130429))
+    }
+    if (parsed.kind !== 'read' && overPairLimit(phoneNumberId, parsed.to)) {
+      throttled[131056] = (throttled[131056] ?? 0) + 1
+      return sendGraphError(res, graphError(131056))
+    }
     const templateError = parsed.kind === 'send' && parsed.type === 'template' ? checkTemplate(parsed.body) : null
     if (templateError) return sendGraphError(res, templateError)
 
@@ -509,6 +534,10 @@ export async function startWhatsAppEmulator(options: WhatsAppEmulatorOptions = {
     setRateLimit: (perSecond?: number) => {
       ratePerSecond = perSecond
     },
+    setPairRateLimit: (perMinute?: number) => {
+      pairPerMinute = perMinute
+    },
+    throttled,
     setLatency: (ms: number) => {
       latencyMs = ms
     },

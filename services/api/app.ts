@@ -23,6 +23,7 @@ import opsWhatsappRoutes from './modules/ops-whatsapp/routes.js'
 import opsAnalyticsRoutes from './modules/ops-analytics/routes.js'
 import messageRoutes from './modules/messages/routes.js'
 import templateRoutes from './modules/templates/routes.js'
+import broadcastRoutes from './modules/broadcasts/routes.js'
 import flowRoutes from './modules/flows/routes.js'
 import conversationRoutes from './modules/conversations/routes.js'
 import privacyExportRoutes from './modules/privacy/export-routes.js'
@@ -125,6 +126,7 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets' | 'flags' | 'li
     ['/v1/ops/analytics', opsAnalyticsRoutes],
     ['/v1/messages', messageRoutes],
     ['/v1/templates', templateRoutes],
+    ['/v1/broadcasts', broadcastRoutes],
     ['/v1/flows', flowRoutes],
     ['/v1/conversations', conversationRoutes],
     ['/v1/privacy/export-requests', privacyExportRoutes],

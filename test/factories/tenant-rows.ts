@@ -3,6 +3,7 @@ import { populateAnalyticsRows } from './analytics-rows.js'
 import { populateAssessmentsRows } from './assessments-rows.js'
 import { populateAssessmentPartnersRows } from './assessment-partners-rows.js'
 import { populateCampaignsRows } from './campaigns-rows.js'
+import { populateBroadcastRows } from './broadcasts-rows.js'
 import { populateConversationsRows } from './conversations-rows.js'
 import { populateExperimentsRows } from './experiments-rows.js'
 import { populateMarketingRows } from './marketing-rows.js'
@@ -33,4 +34,5 @@ export async function populateTenantRows(sql: Sql, tenant: TestTenant): Promise<
   await populateAssessmentPartnersRows(sql, tenant)
   await populateCampaignsRows(sql, tenant)
   await populateMediaPlansRows(sql, tenant)
+  await populateBroadcastRows(sql, tenant)
 }

@@ -62,6 +62,14 @@ export interface LeadReference {
 
 export const LEAD_REFERENCES: readonly LeadReference[] = [
   {
+    table: 'campaigns.broadcast_recipients',
+    reach: { by: 'lead', column: 'lead_id' },
+    personal: ['wa_id', 'components', 'skip_detail'],
+    merge: { kind: 'keep', why: "a broadcast's audience is a snapshot of who was targeted then (one row per lead and per number); the message it sent moves to the survivor with the lead's messages" },
+    erase: { kind: 'anonymise', null: ['lead_id', 'wa_id', 'components', 'skip_detail'], redact: [], why: "the broadcast's counts (sent, failed, skipped by reason) stay right; the row no longer names anyone (its message is deleted with the subject's messages)" },
+    note: 'Broadcast recipients (domains/campaigns/broadcasts). components are the template parameters rendered from the lead (a name, a custom field).',
+  },
+  {
     table: 'marketing.leads',
     reach: { by: 'lead', column: 'id' },
     personal: ['phone_e164', 'phone_key', 'wa_id', 'email', 'name', 'profile_name', 'company', 'fields', 'source_details', 'tags'],
@@ -405,6 +413,9 @@ export const NOT_PERSONAL: Readonly<Record<string, string>> = {
   'campaigns.media_plans.name': "a media plan's name, given by the business",
   'campaigns.media_plan_snapshots.name': "the label a user gave a plan snapshot",
   'campaigns.media_plan_templates.name': "a plan template's name",
+  'campaigns.broadcasts.name': "a broadcast's name, given by the business",
+  'campaigns.broadcasts.template_name': "the name of the business's WhatsApp template",
+  'campaigns.broadcasts.phone_number_id': "the business's number (a uuid of whatsapp.phone_numbers)",
   'privacy.erasure_requests.erased_lead_ids': 'ids of the leads an erasure is removing, kept to resume it; emptied when it completes (the leads are gone)',
 }
 

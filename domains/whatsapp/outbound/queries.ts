@@ -94,7 +94,7 @@ export interface NewOutbound {
   context: { message_id: string } | null
   body: GraphBody
   templateId: string | null
-  source: 'api' | 'bot'
+  source: 'api' | 'bot' | 'broadcast'
   requestedBy: string
 }
 

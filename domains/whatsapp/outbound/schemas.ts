@@ -68,7 +68,7 @@ export const OutboundMessageView = z.object({
   wamid: z.string().nullable(),
   type: z.string(),
   content: z.unknown(),
-  source: z.enum(['api', 'bot']),
+  source: z.enum(['api', 'bot', 'broadcast']),
   /** Where the send stands in our outbox. */
   sendState: OutboundState,
   attempts: z.number(),

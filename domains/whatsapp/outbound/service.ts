@@ -21,7 +21,7 @@ export interface QueueOutboundInput {
   waId: string
   body: GraphBody
   templateId?: string | null
-  source: 'api' | 'bot'
+  source: 'api' | 'bot' | 'broadcast'
   requestedBy: string
 }
 

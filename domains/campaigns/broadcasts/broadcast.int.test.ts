@@ -1,0 +1,242 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { run, type Runner } from 'graphile-worker'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { createSql, type Sql, withTenant } from '../../../lib/db.js'
+import type { App } from '../../../lib/http/create-server.js'
+import { startWhatsAppEmulator, type WhatsAppEmulator } from '../../../ops/emulators/whatsapp-cloud-api.js'
+import { buildTaskList } from '../../../services/workers/tasks/index.js'
+import { workerLogger } from '../../../services/workers/worker.js'
+import { bearer, buildTestApi, buildTestWebhooks, testConfig, testLogger } from '../../../test/apps.js'
+import { useTestDatabase } from '../../../test/db.js'
+import { makeTemplate } from '../../../test/factories/conversations-rows.js'
+import { makeTenant, type TestTenant } from '../../../test/factories/tenants.js'
+import { makePhoneNumber, PLATFORM_APP_SECRET, type TestNumber } from '../../../test/factories/whatsapp.js'
+import { postDelivery } from '../../../test/whatsapp.js'
+import * as f from '../../whatsapp/webhook/fixtures.js'
+import { suppressionRows } from '../../privacy/suppression.js'
+
+/**
+ * Broadcasts end to end: the API creates and starts them, a real graphile-worker runner dispatches and sends them
+ * through the outbox to the Cloud API emulator over HTTP, whose status webhooks come back through the webhooks
+ * service; template webhooks (PAUSED, APPROVED) arrive the same way.
+ */
+describe('broadcasts through the real worker and the Cloud API emulator', { timeout: 240_000 }, () => {
+  const db = useTestDatabase()
+  const RATE = 40
+  let api: App
+  let webhooks: App
+  let wa: WhatsAppEmulator
+  let runner: Runner
+  let workerSql: Sql
+  let tenant: TestTenant
+  let number: TestNumber
+
+  beforeAll(async () => {
+    tenant = await makeTenant(db.current.sql, { defaultCountry: 'BR', timezone: 'America/Sao_Paulo' })
+    number = await makePhoneNumber(db.current.sql, tenant)
+    await db.current.owner`update whatsapp.phone_numbers set messaging_limit = 'TIER_1K' where id = ${number.id}`
+    webhooks = await buildTestWebhooks(db.current)
+    const webhooksUrl = await webhooks.listen({ host: '127.0.0.1', port: 0 })
+    wa = await startWhatsAppEmulator({ webhookUrl: `${webhooksUrl}/webhooks/whatsapp`, appSecret: PLATFORM_APP_SECRET, statusDelayMs: 5, wabaId: number.wabaId, displayPhoneNumber: number.displayPhoneNumber.replace(/\D/g, '') })
+    wa.setRateLimit(RATE)
+    api = await buildTestApi(db.current)
+    const config = testConfig({ GRAPH_API_BASE_URL: wa.url, WHATSAPP_SEND_RATE_PER_SECOND: String(RATE) })
+    workerSql = createSql(db.current.runtimeUrl, { max: 12 })
+    const log = testLogger()
+    runner = await run({
+      connectionString: db.current.runtimeUrl, concurrency: 8, maxPoolSize: 10, pollInterval: 100, noHandleSignals: true,
+      taskList: buildTaskList({ config, sql: workerSql, log }), logger: workerLogger(log),
+    })
+  })
+  afterAll(async () => {
+    await runner?.stop()
+    await workerSql?.end({ timeout: 5 })
+    await wa?.stop()
+    await webhooks?.close()
+    await api?.close()
+  })
+  beforeEach(() => {
+    wa.reset()
+    wa.setRateLimit(RATE)
+  })
+  // A stopped or paused broadcast's last sends (its outbox lookahead) still go: let them finish before the next test.
+  afterEach(async () => {
+    for (let i = 0; i < 200; i++) {
+      const [open] = await db.current.owner<{ n: number }[]>`select count(*)::int as n from whatsapp.outbound_sends where state not in ('accepted', 'failed')`
+      if (open!.n === 0) return
+      await sleep(100)
+    }
+  })
+
+  let seq = 0
+  /** Leads for one test, tagged so each test's audience is its own. */
+  async function makeLeads(tag: string, n: number, overrides: (i: number) => { name?: string | null; fields?: object; optedOut?: boolean } = () => ({})) {
+    return withTenant(db.current.sql, tenant.id, async (tx) => {
+      const out: { id: string; waId: string }[] = []
+      for (let i = 0; i < n; i++) {
+        const o = overrides(i)
+        const waId = `55119${String(10_000_000 + ++seq * 97 + i).slice(-8)}`
+        const [lead] = await tx<{ id: string }[]>`
+          insert into marketing.leads (tenant_id, phone_e164, phone_key, wa_id, name, source, tags, fields, opted_out_at)
+          values (${tenant.id}, ${`+${waId}`}, ${`+${waId}`}, ${waId}, ${o.name === undefined ? `Lead ${i} Person` : o.name}, 'web_form', ${[tag]},
+                  ${tx.json((o.fields ?? { city: 'Recife' }) as never)}, ${o.optedOut ? new Date() : null})
+          returning id`
+        out.push({ id: lead!.id, waId })
+      }
+      return out
+    })
+  }
+
+  const createBroadcast = async (tag: string, template: string, extra: object = {}) => {
+    const res = await api.inject({
+      method: 'POST', url: '/v1/broadcasts', headers: bearer(tenant.adminKey),
+      payload: {
+        name: `Broadcast ${tag}`, template: { name: template, language: 'en_US' },
+        parameters: { body: [{ field: 'first_name', fallback: 'there' }, { field: 'fields.city' }] },
+        audience: { type: 'filter', filter: { tags: [tag] } },
+        ...extra,
+      },
+    })
+    expect(res.statusCode, res.body).toBe(201)
+    return res.json().id as string
+  }
+  const act = (id: string, action: string) => api.inject({ method: 'POST', url: `/v1/broadcasts/${id}/${action}`, headers: bearer(tenant.adminKey), payload: {} })
+  const view = async (id: string) => (await api.inject({ method: 'GET', url: `/v1/broadcasts/${id}`, headers: bearer(tenant.adminKey) })).json()
+  const until = async (id: string, check: (v: ReturnType<typeof view> extends Promise<infer T> ? T : never) => boolean, timeoutMs = 60_000) => {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const v = await view(id)
+      if (check(v)) {
+        if (process.env.BROADCAST_TEST_TRACE) console.log(new Date().toISOString(), v.status, JSON.stringify(v.stats))
+        return v
+      }
+      if (Date.now() > deadline) throw new Error(`broadcast ${id} never got there: ${JSON.stringify({ status: v.status, reason: v.statusReason, detail: v.statusDetail, stats: v.stats })}`)
+      await sleep(100)
+    }
+  }
+  const sentTo = (waIds: string[]) => {
+    const set = new Set(waIds)
+    return wa.sent.filter((m) => set.has(m.waId))
+  }
+  const templateWebhook = (name: string, value: object, field = 'message_template_status_update') =>
+    postDelivery(webhooks, f.managementDelivery(number.wabaId, field, { ...value, message_template_name: name, message_template_language: 'en_US' }))
+
+  it('sends each recipient once with parameters from their fields, skips and counts the opted-out, suppressed and incomplete, and tracks delivery, reads and replies', async () => {
+    await makeTemplate(db.current.sql, tenant, number, { name: 'city_news', category: 'MARKETING', components: [{ type: 'BODY', text: 'Hi {{1}}, news from {{2}}!' }] })
+    const leads = await makeLeads('news', 30, (i) => ({
+      name: i === 1 ? null : undefined,
+      optedOut: i === 2,
+      fields: i === 3 ? {} : { city: i % 2 ? 'Recife' : 'Olinda' },
+    }))
+    // Lead 4 was erased earlier and is suppressed by its keys (privacy.suppressions), lead 5 has two leads of the same number: one message.
+    const { hash } = suppressionRows({ emails: [], phoneKeys: [], waIds: [leads[4]!.waId] })[0]!
+    await db.current.owner`insert into privacy.suppressions (tenant_id, key_kind, key_hash) values (${tenant.id}, 'wa_id', ${hash})`
+
+    const id = await createBroadcast('news', 'city_news')
+    const started = await act(id, 'start')
+    expect(started.statusCode, started.body).toBe(200)
+    expect(started.json()).toMatchObject({ status: 'sending', stats: { recipients: 30, skipped: 3, skippedBy: { opted_out: 1, suppressed: 1, missing_parameter: 1 } } })
+
+    const done = await until(id, (v) => v.status === 'completed')
+    expect(done.finishedAt).not.toBeNull()
+    const sent = sentTo(leads.map((l) => l.waId))
+    expect(sent).toHaveLength(27)
+    expect(new Set(sent.map((m) => m.waId)).size).toBe(27)
+    for (const skipped of [leads[2]!, leads[3]!, leads[4]!]) expect(sent.some((m) => m.waId === skipped.waId)).toBe(false)
+    const toLead0 = sent.find((m) => m.waId === leads[0]!.waId)!
+    expect(toLead0.body).toMatchObject({ type: 'template', template: { name: 'city_news', components: [{ type: 'body', parameters: [{ type: 'text', text: 'Lead' }, { type: 'text', text: 'Olinda' }] }] } })
+    // No name: the fallback.
+    expect(sent.find((m) => m.waId === leads[1]!.waId)!.body).toMatchObject({ template: { components: [{ parameters: [{ text: 'there' }, { text: 'Recife' }] }] } })
+
+    // The emulator's sent, delivered and read webhooks come back; lead 0 answers.
+    await postDelivery(webhooks, f.delivery({ wabaId: number.wabaId, phoneNumberId: number.phoneNumberId, displayPhoneNumber: number.displayPhoneNumber.replace(/\D/g, ''), messages: [f.textMessage({ from: leads[0]!.waId, body: 'Tell me more' })] }))
+    const tracked = await until(id, (v) => v.stats.read + v.stats.replied === 27)
+    expect(tracked.stats).toMatchObject({ recipients: 30, replied: 1, read: 26, failed: 0, skipped: 3, pending: 0, queued: 0 })
+
+    const list = await api.inject({ method: 'GET', url: `/v1/broadcasts/${id}/recipients?status=skipped`, headers: bearer(tenant.adminKey) })
+    expect(list.json().data.map((r: { skipReason: string }) => r.skipReason).sort()).toEqual(['missing_parameter', 'opted_out', 'suppressed'])
+    expect(list.json().data.find((r: { skipReason: string }) => r.skipReason === 'missing_parameter').skipDetail).toMatch(/fields\.city/)
+
+    const events = await db.current.owner<{ name: string }[]>`
+      select name from analytics.events where tenant_id = ${tenant.id} and properties ->> 'broadcastId' = ${id} order by occurred_at`
+    expect(events.map((e) => e.name)).toEqual(['broadcast.started', 'broadcast.completed'])
+  })
+
+  it('auto-pauses on a PAUSED template webhook and resumes where it stopped, sending nobody twice', async () => {
+    await makeTemplate(db.current.sql, tenant, number, { name: 'weekly_offer', category: 'MARKETING', components: [{ type: 'BODY', text: 'Hi {{1}}, offers in {{2}}.' }] })
+    const leads = await makeLeads('offer', 300)
+    wa.setRateLimit(undefined)
+    const id = await createBroadcast('offer', 'weekly_offer')
+    expect((await act(id, 'start')).statusCode).toBe(200)
+    await until(id, (v) => v.stats.sent + v.stats.delivered + v.stats.read >= 10)
+
+    // Meta pauses the template for low quality (the webhook goes through the webhooks service and the worker).
+    expect((await templateWebhook('weekly_offer', f.templateStatusUpdate({ event: 'PAUSED', name: 'weekly_offer', language: 'en_US', reason: 'NONE' }))).statusCode).toBe(200)
+    const paused = await until(id, (v) => v.status === 'paused')
+    expect(paused).toMatchObject({ statusReason: 'template_paused', allowedTransitions: ['sending', 'stopped'] })
+    // What was already in the outbox (at most the lookahead) may still go; then nothing more.
+    await until(id, (v) => v.stats.queued === 0)
+    const atPause = sentTo(leads.map((l) => l.waId)).length
+    expect(atPause).toBeLessThan(300)
+    await sleep(800)
+    expect(sentTo(leads.map((l) => l.waId)).length).toBe(atPause)
+
+    // Resume is refused while the template is paused, then accepted once Meta approves it again.
+    const refused = await act(id, 'resume')
+    expect(refused.statusCode).toBe(422)
+    expect(refused.json().error.details).toMatchObject({ reason: 'template_paused' })
+    await templateWebhook('weekly_offer', f.templateStatusUpdate({ event: 'APPROVED', name: 'weekly_offer', language: 'en_US' }))
+    for (let i = 0; i < 100 && (await db.current.owner`select status from whatsapp.templates where name = 'weekly_offer'`)[0]!.status !== 'APPROVED'; i++) await sleep(100)
+    const resumed = await act(id, 'resume')
+    expect(resumed.statusCode, resumed.body).toBe(200)
+
+    await until(id, (v) => v.status === 'completed')
+    const sent = sentTo(leads.map((l) => l.waId))
+    expect(sent).toHaveLength(300)
+    expect(new Set(sent.map((m) => m.waId)).size).toBe(300)
+    const names = (await db.current.owner<{ name: string; properties: { reason?: string } }[]>`
+      select name, properties from analytics.events where tenant_id = ${tenant.id} and properties ->> 'broadcastId' = ${id} order by occurred_at`)
+    expect(names.map((e) => e.name)).toEqual(['broadcast.started', 'broadcast.paused', 'broadcast.resumed', 'broadcast.completed'])
+    expect(names[1]!.properties.reason).toBe('template_paused')
+  })
+
+  it('auto-pauses when the template quality drops to RED', async () => {
+    await makeTemplate(db.current.sql, tenant, number, { name: 'flash_sale', category: 'MARKETING', components: [{ type: 'BODY', text: 'Hi {{1}}, sale in {{2}}.' }] })
+    await makeLeads('flash', 200)
+    wa.setRateLimit(20)
+    const id = await createBroadcast('flash', 'flash_sale')
+    await act(id, 'start')
+    await until(id, (v) => v.stats.sent + v.stats.delivered + v.stats.read >= 5)
+    await templateWebhook('flash_sale', f.templateQualityUpdate({ name: 'flash_sale', language: 'en_US', previousScore: 'YELLOW', newScore: 'RED' }), 'message_template_quality_update')
+    const paused = await until(id, (v) => v.status === 'paused')
+    expect(paused.statusReason).toBe('template_quality_red')
+    expect(paused.stats.pending).toBeGreaterThan(0)
+    expect((await act(id, 'stop')).json()).toMatchObject({ status: 'stopped', allowedTransitions: [] })
+  })
+
+  it('auto-pauses when failures pass the threshold, with Meta’s codes per recipient', async () => {
+    await makeTemplate(db.current.sql, tenant, number, { name: 'reminder_all', components: [{ type: 'BODY', text: 'Hi {{1}} from {{2}}.' }] })
+    await makeLeads('fails', 60)
+    wa.failNext(131026, 15)
+    const id = await createBroadcast('fails', 'reminder_all', { failureThreshold: 0.3, failureMinSample: 10 })
+    await act(id, 'start')
+    const paused = await until(id, (v) => v.status === 'paused')
+    expect(paused.statusReason).toBe('failure_threshold')
+    expect(paused.stats.failedBy['131026']).toBeGreaterThanOrEqual(10)
+    const failed = await api.inject({ method: 'GET', url: `/v1/broadcasts/${id}/recipients?status=failed&limit=5`, headers: bearer(tenant.adminKey) })
+    expect(failed.json().data[0]).toMatchObject({ status: 'failed', errorCode: 131026 })
+  })
+
+  it("holds the number's 24-hour messaging limit: unique recipients beyond the tier wait, the rest is not sent", async () => {
+    const small = await makePhoneNumber(db.current.sql, tenant)
+    await db.current.owner`update whatsapp.phone_numbers set messaging_limit = 'TIER_50' where id = ${small.id}`
+    await makeTemplate(db.current.sql, tenant, small, { name: 'limited', components: [{ type: 'BODY', text: 'Hi {{1}} from {{2}}.' }] })
+    const leads = await makeLeads('limited', 70)
+    const id = await createBroadcast('limited', 'limited', { phoneNumberId: small.id })
+    await act(id, 'start')
+    const waiting = await until(id, (v) => v.statusDetail?.includes('24-hour messaging limit') && v.stats.queued === 0)
+    expect(waiting.status).toBe('sending')
+    expect(waiting.stats.pending).toBe(20)
+    expect(sentTo(leads.map((l) => l.waId))).toHaveLength(50)
+  })
+})

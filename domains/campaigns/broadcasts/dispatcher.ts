@@ -1,0 +1,157 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { ZodError } from 'zod'
+import { type Sql, type Tx, withTenant } from '../../../lib/db.js'
+import type { Logger } from '../../../lib/logger.js'
+import { suppressedRecipients } from '../../privacy/suppression.js'
+import { type TemplateComponent, templateBody } from '../../whatsapp/graph/bodies.js'
+import { queueOutbound } from '../../whatsapp/outbound/service.js'
+import * as q from './queries.js'
+import { DISPATCH_BROADCAST_TASK } from './schemas.js'
+import { templateBlock, transition } from './service.js'
+import { tierLimit, tierRemaining } from './tier.js'
+
+/**
+ * The broadcast dispatcher: feeds a sending broadcast's recipients into the WhatsApp outbox at the pace the send
+ * governor can take, never more than the number's 24-hour messaging limit allows, and pauses it by itself.
+ *
+ * Each step is one transaction under the broadcast's row lock: settle the recipients whose sends finished, check the
+ * template (PAUSED, DISABLED or quality RED → auto-pause), the failure rate (over the threshold → auto-pause) and the
+ * number, then queue the next few recipients: each one's message, its send job and the recipient's `queued` state
+ * commit together. A crash (kill -9) anywhere leaves either all of it or none of it, so the next run continues with
+ * the next pending recipient and nobody is queued twice (the recipient's state is the cursor); the outbox's own
+ * rules make each queued message go out at most once (domains/whatsapp/outbound/README.md).
+ *
+ * Pacing: the outbox holds at most about `lookaheadSeconds` of sends for the broadcast; the send governor (GCRA slots
+ * per number, and per recipient) sets the actual rate, so a broadcast never earns 130429 (throughput) or 131056 (pair
+ * rate) from Meta, and a pause takes effect within that lookahead.
+ */
+
+export interface DispatchOptions {
+  sql: Sql
+  /** The number's send rate (WHATSAPP_SEND_RATE_PER_SECOND): the outbox is kept about this many per second ahead. */
+  ratePerSecond: number
+  log?: Logger
+  /** Pause between steps. */
+  tickMs?: number
+  /** One job runs this long, then hands over to a fresh job (a worker is not held forever). */
+  runForMs?: number
+  /** How many seconds of sends may wait in the outbox. */
+  lookaheadSeconds?: number
+}
+
+// A sending broadcast holds one worker slot while it feeds the outbox; runs are short so other work interleaves.
+const DEFAULTS = { tickMs: 200, runForMs: 10_000, lookaheadSeconds: 1.5 }
+
+export type StepResult =
+  | { kind: 'finished'; status: string }
+  | { kind: 'continue'; queued: number }
+  | { kind: 'wait'; until: Date; reason: string }
+
+/** Runs steps until the broadcast is done, must wait long, or this run's time is up (then a new job continues). */
+export async function dispatchBroadcast(options: DispatchOptions, tenantId: string, broadcastId: string): Promise<StepResult> {
+  const o = { ...DEFAULTS, ...options }
+  const endAt = Date.now() + o.runForMs
+  // Unique recipients of the last 24 h, counted once per run and then kept up to date by what this run queues.
+  const budget: { used: number | null; oldest: Date | null } = { used: null, oldest: null }
+  for (;;) {
+    const result = await withTenant(o.sql, tenantId, (tx) => dispatchStep(o, tx, tenantId, broadcastId, budget))
+    if (result.kind === 'finished') return result
+    const now = Date.now()
+    const next = result.kind === 'wait' ? result.until.getTime() : now + (result.queued > 0 ? o.tickMs / 2 : o.tickMs)
+    if (next >= endAt) {
+      await withTenant(o.sql, tenantId, (tx) => q.enqueueDispatch(tx, tenantId, broadcastId, DISPATCH_BROADCAST_TASK, new Date(Math.max(next, now))))
+      return result
+    }
+    await sleep(Math.max(0, next - now))
+  }
+}
+
+export async function dispatchStep(
+  o: DispatchOptions & typeof DEFAULTS, tx: Tx, tenantId: string, broadcastId: string, budget: { used: number | null; oldest: Date | null },
+): Promise<StepResult> {
+  let b = await q.lockBroadcast(tx, broadcastId)
+  if (!b) return { kind: 'finished', status: 'gone' }
+  if (b.status === 'scheduled') {
+    if (b.scheduledAt && b.scheduledAt.getTime() > Date.now()) return { kind: 'wait', until: b.scheduledAt, reason: 'scheduled' }
+    b = await transition(tx, b, { status: 'sending', started: true }, 'started', { recipients: b.recipientCount, skipped: b.skippedCount, scheduled: true })
+  }
+  if (b.status !== 'sending') return { kind: 'finished', status: b.status }
+
+  const settled = await q.settleQueued(tx, broadcastId)
+  const accepted = b.acceptedCount + settled.accepted
+  const failed = b.failedCount + settled.failed
+  const pause = async (reason: string, detail: string) => {
+    const row = await transition(tx, b!, { status: 'paused', reason, detail }, 'paused', { reason, accepted, failed })
+    o.log?.warn({ broadcastId, reason }, 'broadcast paused by itself')
+    return { kind: 'finished', status: row.status } as const
+  }
+
+  const block = templateBlock(b.templateId ? await q.findTemplateById(tx, b.templateId) : null)
+  if (block) return pause(block.reason, block.detail)
+  const done = accepted + failed
+  if (done >= b.failureMinSample && failed / done > b.failureThreshold) {
+    return pause('failure_threshold', `${failed} of ${done} settled sends failed (${((100 * failed) / done).toFixed(1)}% > ${(100 * b.failureThreshold).toFixed(1)}%)`)
+  }
+  const [number] = b.phoneNumberId ? await q.findNumber(tx, b.phoneNumberId) : []
+  if (!number || number.status !== 'active' || number.tokenInvalidAt) {
+    return pause('number_unavailable', !number ? 'the WhatsApp number is gone' : number.tokenInvalidAt ? "Meta rejected the number's access token" : 'the WhatsApp number is disabled')
+  }
+
+  const capacity = Math.ceil(o.ratePerSecond * o.lookaheadSeconds) - settled.inFlight
+  if (!(await q.hasPending(tx, broadcastId))) {
+    if (settled.inFlight > 0) return { kind: 'wait', until: new Date(Date.now() + o.tickMs), reason: 'last sends in flight' }
+    const stats = await q.broadcastStats(tx, broadcastId)
+    const row = await transition(tx, b, { status: 'completed', finished: true }, 'completed', {
+      recipients: stats.recipients, sent: stats.sent + stats.delivered + stats.read + stats.replied, failed: stats.failed, skipped: stats.skipped,
+    })
+    return { kind: 'finished', status: row.status }
+  }
+  if (capacity <= 0) return { kind: 'wait', until: new Date(Date.now() + o.tickMs), reason: 'outbox full' }
+
+  const limit = tierLimit(number.messagingLimit)
+  if (limit !== null && budget.used === null) {
+    const usage = await q.templateRecipientsLast24h(tx, number.id)
+    budget.used = usage.n
+    budget.oldest = usage.oldest
+  }
+  const remaining = tierRemaining(limit, budget.used ?? 0)
+  if (remaining <= 0) {
+    // The oldest recipient of the window ages out first; a fresh count then tells how many may go.
+    const until = new Date(Math.max(Date.now() + 60_000, (budget.oldest?.getTime() ?? Date.now()) + 24 * 3600_000 + 1_000))
+    await q.setStatusDetail(tx, broadcastId, `waiting for the 24-hour messaging limit (${number.messagingLimit ?? 'TIER_250'}: ${limit} unique recipients) until ${until.toISOString()}`)
+    budget.used = null
+    return { kind: 'wait', until, reason: 'messaging limit' }
+  }
+
+  const batch = await q.nextPending(tx, broadcastId, Math.min(capacity, remaining))
+  const suppressed = await suppressedRecipients(tx, batch.map((r) => r.waId))
+  const queued: { id: string; messageId: string }[] = []
+  for (const r of batch) {
+    // Erased after the snapshot: never sent (the outbox would refuse it too, counted as a failure).
+    if (suppressed.has(r.waId)) {
+      await q.markSkipped(tx, r.id, 'suppressed', 'erased and suppressed after the audience was taken')
+      continue
+    }
+    if (r.optedOutAt) {
+      await q.markSkipped(tx, r.id, 'opted_out', `opted out on ${r.optedOutAt.toISOString()}, after the audience was taken`)
+      continue
+    }
+    let body
+    try {
+      body = templateBody({ to: r.waId, name: b.templateName, language: b.templateLanguage, components: r.components as TemplateComponent[] })
+    } catch (err) {
+      if (!(err instanceof ZodError)) throw err
+      await q.markSkipped(tx, r.id, 'invalid_parameter', err.issues.map((i) => i.message).join('; ').slice(0, 500))
+      continue
+    }
+    const { id: messageId } = await queueOutbound(tx, {
+      tenantId, phoneId: number.id, leadId: r.leadId, waId: r.waId, body, templateId: b.templateId, source: 'broadcast', requestedBy: `broadcast:${broadcastId}`,
+    })
+    queued.push({ id: r.id, messageId })
+  }
+  await q.markQueued(tx, queued)
+  if (queued.length > 0) await q.bumpDispatched(tx, broadcastId, queued.length)
+  if (b.statusDetail) await q.setStatusDetail(tx, broadcastId, null)
+  if (budget.used !== null) budget.used += queued.length
+  return { kind: 'continue', queued: queued.length }
+}
