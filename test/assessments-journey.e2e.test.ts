@@ -12,6 +12,7 @@ import { runJobs } from './factories/conversations-rows.js'
 import { makeTenant, type TestTenant } from './factories/tenants.js'
 import { makePhoneNumber, type TestNumber } from './factories/whatsapp.js'
 import { postDelivery } from './whatsapp.js'
+import { startAiEmulator, type AiEmulator } from '../ops/emulators/ai-provider.js'
 
 /**
  * Issue 14's "done when": Ana, a partner, shares one link. Bruno opens it on the web and takes the health check;
@@ -19,14 +20,15 @@ import { postDelivery } from './whatsapp.js'
  * in a scored result attributed to Ana's link; after the shop's signed purchase webhooks, Ana has a pending commission
  * for each, and her report counts the clicks, starts, completions and conversions.
  *
- * MERGE (assessments-ai): the AI analysis assertions are marked below; they need the analysis job
- * (assessments__analyze_result) and its cache, which live on the ai branch.
+ * Each result is analysed by the AI provider (the emulator, over HTTP) through the job the completion enqueued; the
+ * second, with the identical pattern, is a cache hit: one provider call for both.
  */
 describe('a partner link on the web and on WhatsApp, to a scored result and a pending commission', () => {
   const db = useTestDatabase()
   let api: App
   let webhooks: App
   let wa: WhatsAppEmulator
+  let ai: AiEmulator
   let tenant: TestTenant
   let number: TestNumber
   let linkCode: string
@@ -53,6 +55,7 @@ describe('a partner link on the web and on WhatsApp, to a scored result and a pe
     api = await buildTestApi(db.current, { ASSESSMENTS_PUBLIC_URL: 'https://go.clinic.example' })
     webhooks = await buildTestWebhooks(db.current, { ASSESSMENTS_PUBLIC_URL: 'https://go.clinic.example' })
     wa = await startWhatsAppEmulator({ autoStatuses: false })
+    ai = await startAiEmulator({ apiKeys: ['sk-journey'] })
 
     const call = async (url: string, payload?: object) => {
       const res = await api.inject({ method: 'POST', url: `/v1/assessments${url}`, headers: bearer(tenant.adminKey), ...(payload ? { payload } : {}) })
@@ -68,11 +71,12 @@ describe('a partner link on the web and on WhatsApp, to a scored result and a pe
   })
   afterAll(async () => {
     await wa?.stop()
+    await ai?.stop()
     await webhooks?.close()
     await api?.close()
   })
 
-  const jobs = () => runJobs(db.current, wa.url)
+  const jobs = () => runJobs(db.current, wa.url, { AI_BASE_URL: ai.baseUrl, AI_API_KEY: 'sk-journey' })
   const send = async (message: f.RawMessage) => {
     const res = await postDelivery(webhooks, f.delivery({ wabaId: number.wabaId, phoneNumberId: number.phoneNumberId, messages: [message] }))
     expect(res.statusCode).toBe(200)
@@ -152,11 +156,16 @@ describe('a partner link on the web and on WhatsApp, to a scored result and a pe
     // Identical answers, identical result, whichever channel.
     expect({ ...waResult, id: undefined }).toEqual({ ...webResult, id: undefined })
 
-    // MERGE (assessments-ai): both results get an analysis from the job; the second, with the identical pattern, is a
-    // cache hit (one provider call, a hit count of 1). To complete at merge, e.g.:
-    //   await jobs()
-    //   const analyses = await db.current.owner`select result_id, cached from assessments.analyses where result_id in (${webResult.id}, ${waResult.id}) order by created_at`
-    //   expect(analyses.map((a) => a.cached)).toEqual([false, true])
+    // Both results analysed by the job; the second, with the identical pattern, from the cache: one provider call.
+    await jobs()
+    const analyses = await db.current.owner<{ resultId: string; source: string; narrative: string }[]>`
+      select result_id, source, narrative from assessments.analyses where result_id in ${db.current.owner([webResult.id, waResult.id])}`
+    const sourceOf = (id: string) => analyses.find((a) => a.resultId === id)
+    expect(sourceOf(webResult.id)).toMatchObject({ source: 'provider' })
+    expect(sourceOf(waResult.id)).toMatchObject({ source: 'cache', narrative: sourceOf(webResult.id)!.narrative })
+    expect(ai.completions.filter((c) => c.status === 200)).toHaveLength(1)
+    const seen = (await webhooks.inject({ method: 'GET', url: `/assessments/sessions/${token}/analysis` })).json()
+    expect(seen).toMatchObject({ status: 'ready', analysis: { source: 'provider' } })
 
     // The shop reports a purchase by each: one through the web session, one through the WhatsApp lead.
     const [waLead] = await db.current.owner<{ id: string }[]>`select id from marketing.leads where tenant_id = ${tenant.id} and wa_id = ${waId}`
