@@ -80,3 +80,9 @@ begin
   return jsonb_build_object('found', true, 'lead', v_lead, 'person', v_person, 'visitors', to_jsonb(v_visitors),
                             'adopt', to_jsonb(v_adopt), 'candidates', v_candidates);
 end $$;
+
+-- The probes' own indexes. With the tenant only in the policy's expression, a plan made while the table was small
+-- (PL/pgSQL keeps it for the session) took (experiment_id, phase, variation_index) and filtered every assignment of
+-- the phase; these lead with the columns every probe has.
+create index assignments_phase_lead_idx on experiments.assignments (experiment_id, phase, lead_id) where lead_id is not null;
+create index assignments_phase_unit_idx on experiments.assignments (experiment_id, phase, unit_id);
