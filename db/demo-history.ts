@@ -10,6 +10,7 @@
  */
 import type { Enrichment } from '../domains/analytics/enrichment/schemas.js'
 import { enrichEvent } from '../domains/analytics/enrichment/enrich.js'
+import { seededRandom } from '../lib/seeded-random.js'
 
 export const DEMO_TENANT_ID = '00000000-0000-4000-8000-000000000001'
 export const DEMO_FORM_ID = '00000000-0000-4000-8000-0000000000f1'
@@ -59,17 +60,8 @@ export interface DemoHistory {
   events: DemoEvent[]
 }
 
-/** mulberry32: small, fast, and the same sequence for the same seed on every machine. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
-  }
-}
+/** The demo history's generator (lib/seeded-random.ts). */
+export const prng = seededRandom
 
 type Rand = () => number
 const pick = <T>(rand: Rand, items: readonly (readonly [T, number])[]): T => {

@@ -13,6 +13,7 @@ import { CreateAssessmentBody, type Question } from '../../domains/assessments/s
 import { HEALTH_DEFINITION, WEALTH_DEFINITION } from '../../domains/assessments/sample-definitions.js'
 import { answerQuestion, createAssessmentIn, publishDraftIn, saveProfile, sessionContext, startSession } from '../../domains/assessments/service.js'
 import { DEMO_TENANT_ID } from '../demo-history.js'
+import { seededRandom } from '../../lib/seeded-random.js'
 
 export const DEMO_ASSESSMENTS = [
   { key: 'health_check', type: 'health' as const, name: 'Health check', publicKey: 'ak_demo_health_check_000001', definition: HEALTH_DEFINITION },
@@ -21,17 +22,8 @@ export const DEMO_ASSESSMENTS = [
 const SESSIONS_EACH = 30
 const who = { tenantId: DEMO_TENANT_ID, actor: 'seed', requestId: null }
 
-/** A small deterministic generator (mulberry32), so every seeded demo is the same. */
-function random(seed: number) {
-  let a = seed
-  return () => {
-    a |= 0
-    a = (a + 0x6d2b79f5) | 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** Seeded (lib/seeded-random.ts), so every seeded demo is the same. */
+const random = seededRandom
 
 /** A plausible answer: options weighted towards the middle, numbers around typical values. */
 function answerFor(question: Question, rnd: () => number): unknown {

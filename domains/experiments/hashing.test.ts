@@ -3,6 +3,7 @@ import path from 'node:path'
 import { GrowthBookClient, type Experiment } from '@growthbook/growthbook'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { bucketUnit, chooseVariation, compileBucketing, getBucketRanges, hash, inNamespace, type Namespace } from './hashing.js'
+import { seededRandom } from '../../lib/seeded-random.js'
 
 /**
  * GrowthBook's own JavaScript SDK is the oracle: its public runInlineExperiment for whole assignments, and (for the
@@ -26,17 +27,8 @@ beforeAll(async () => {
 })
 afterAll(() => vi.restoreAllMocks())
 
-/** mulberry32: a seeded generator, so a failure names a case that can be run again. */
-function random(seed: number) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** Seeded (lib/seeded-random.ts), so a failure names a case that can be run again. */
+const random = seededRandom
 
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:@'
 const UNICODE = ['é', 'ß', 'ü', 'ñ', '中', '文', 'ж', 'ي', 'ह', '😀', '👩‍💻', '🇧🇷', '\u200d', 'Å', 'Å', '𝔘']

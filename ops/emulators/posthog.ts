@@ -139,6 +139,26 @@ export async function startPosthogEmulator(options: PosthogEmulatorOptions = {})
     }
   }
 
+  /**
+   * What the test told the emulator to do to the next request (capture and deletion alike): hang it (down 'timeout'),
+   * answer every request with a status (down), or fail the next N. True when the request was answered (or held).
+   */
+  const injectedFault = (res: ServerResponse, record: (status: number) => void): boolean => {
+    if (down === 'timeout') {
+      record(0)
+      hanging.add(res)
+      res.on('close', () => hanging.delete(res))
+      return true
+    }
+    const failure = failures[0]
+    if (down === null && !failure) return false
+    const status = down ?? failure!.status
+    if (failure && down === null && --failure.remaining <= 0) failures.shift()
+    record(status)
+    send(res, status, posthogError(status))
+    return true
+  }
+
   const capture = async (req: IncomingMessage, res: ServerResponse, url: URL) => {
     const record = (status: number, gzip: boolean, text: string, count: number) => requests.push({ seq: ++seq, path: url.pathname, gzip, status, events: count, body: text })
     let buf: Buffer
@@ -157,19 +177,7 @@ export async function startPosthogEmulator(options: PosthogEmulatorOptions = {})
       record(400, gzip, '', 0)
       return send(res, 400, posthogError(400, 'Malformed request data: Failed to decompress data.'))
     }
-    if (down === 'timeout') {
-      record(0, gzip, text, 0)
-      hanging.add(res)
-      res.on('close', () => hanging.delete(res))
-      return
-    }
-    const failure = failures[0]
-    if (down !== null || failure) {
-      const status = down ?? failure!.status
-      if (failure && down === null && --failure.remaining <= 0) failures.shift()
-      record(status, gzip, text, 0)
-      return send(res, status, posthogError(status))
-    }
+    if (injectedFault(res, (status) => record(status, gzip, text, 0))) return
     let doc: Record<string, unknown>
     try {
       const parsed = JSON.parse(text) as unknown
@@ -213,14 +221,7 @@ export async function startPosthogEmulator(options: PosthogEmulatorOptions = {})
   const bulkDelete = async (req: IncomingMessage, res: ServerResponse, url: URL, projectId: string) => {
     const text = (await readBody(req)).toString('utf8')
     const record = (status: number) => requests.push({ seq: ++seq, path: url.pathname, gzip: false, status, events: 0, body: text })
-    const failure = failures[0]
-    if (down === 'timeout') { record(0); hanging.add(res); res.on('close', () => hanging.delete(res)); return }
-    if (down !== null || failure) {
-      const status = down ?? failure!.status
-      if (failure && down === null && --failure.remaining <= 0) failures.shift()
-      record(status)
-      return send(res, status, posthogError(status))
-    }
+    if (injectedFault(res, record)) return
     const auth = /^Bearer\s+(\S+)$/i.exec(String(req.headers.authorization ?? ''))?.[1]
     if (!auth || (personalKeys.size > 0 && !personalKeys.has(auth))) {
       record(401)

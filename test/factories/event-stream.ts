@@ -1,16 +1,8 @@
 import type { EventRow } from '../../domains/analytics/schemas.js'
+import { seededRandom } from '../../lib/seeded-random.js'
 
-/** A small deterministic PRNG (mulberry32): the same seed gives the same stream, so a failure can be replayed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** A seeded generator (lib/seeded-random.ts): the same seed gives the same stream, so a failure can be replayed. */
+export const prng = seededRandom
 
 const NAMES = ['page', 'form.viewed', 'form.submitted', 'whatsapp.message_sent', 'bot.conversation_started', 'experiment.exposure']
 

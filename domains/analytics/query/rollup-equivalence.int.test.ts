@@ -9,6 +9,7 @@ import { recordEvents } from '../service.js'
 import { addDays, localDate } from './grammar.js'
 import { runQuery } from './service.js'
 import { DIMENSIONS, METRICS, TIME_DIMENSIONS, type QueryBody } from './schemas.js'
+import { seededRandom } from '../../../lib/seeded-random.js'
 
 /**
  * The property that makes rollups safe to answer from: for random queries over random events, the answer from
@@ -17,14 +18,7 @@ import { DIMENSIONS, METRICS, TIME_DIMENSIONS, type QueryBody } from './schemas.
 
 /** A small seeded PRNG (mulberry32), so a failing case can be replayed from its seed. */
 function prng(seed: number) {
-  let a = seed >>> 0
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
+  const next = seededRandom(seed)
   const int = (n: number) => Math.floor(next() * n)
   const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!
   const some = <T>(xs: readonly T[], max: number): T[] => [...new Set(Array.from({ length: int(max + 1) }, () => pick(xs)))]

@@ -26,21 +26,13 @@ import { completeSessionOf, makeAssessment } from '../../../test/factories/asses
 import { makeLead } from '../../../test/factories/marketing-rows.js'
 import { makeTenant } from '../../../test/factories/tenants.js'
 import type { BenchDatabase } from '../harness.js'
+import { seededRandom } from '../../../lib/seeded-random.js'
 
 type Answers = Record<string, unknown>
 type Demo = Record<string, string | number>
 
-/** mulberry32: a small seeded PRNG, so every run draws the same participants. */
-function prng(seed: number) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** Seeded (lib/seeded-random.ts), so every run draws the same participants. */
+const prng = seededRandom
 
 const normal = (r: () => number) => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r())
 
