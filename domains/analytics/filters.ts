@@ -10,34 +10,40 @@ import { z } from 'zod'
  * unless `case_sensitive: false`); the `_not` forms are their negation. An event without the dimension has the value
  * '' (as in the rollups), so `is_not` holds for it and `is` only with ''.
  *
- * `filterSchema(dimensions)` builds the zod schema for a set of dimensions (the live feed's, the query API's), so an
- * unknown dimension is a 400 naming it and listing the valid ones. `matchesFilters` evaluates filters against one
- * event in memory (the live feed); the query API compiles the same tree to SQL.
+ * One grammar for the query API, funnels and the live feed: `filterTree` is the zod schema of one filter, used by all
+ * three; `filterSchema(dimensions)` a list of them over a fixed set of dimensions (the live feed's), so an unknown
+ * dimension is a 400 naming it and listing the valid ones. `matchesFilters` evaluates filters against one event in
+ * memory (the live feed); the query API compiles the same tree to SQL (query/queries.ts filterSql) with the same
+ * semantics, which filters.int.test.ts checks on the same events both ways.
  */
 
 export const FILTER_OPERATORS = ['is', 'is_not', 'contains', 'contains_not'] as const
 export type FilterOperator = (typeof FILTER_OPERATORS)[number]
 
-export type Filter =
-  | [FilterOperator, string, string[]]
-  | [FilterOperator, string, string[], { case_sensitive?: boolean }]
-  | ['and' | 'or', Filter[]]
-  | ['not', Filter]
+export interface FilterModifiers { case_sensitive?: boolean }
+export type Filter<D extends string = string> =
+  | [FilterOperator, D, string[]]
+  | [FilterOperator, D, string[], FilterModifiers]
+  | ['and' | 'or', Filter<D>[]]
+  | ['not', Filter<D>]
 
 /** Nesting beyond this is refused: a filter is written by a person or a page, never thousands deep. */
 export const MAX_FILTER_DEPTH = 8
 const MAX_VALUES = 100
 const MAX_CHILDREN = 50
+/** Longer values can never match a rolled-up dimension (the rollups keep 200 characters) but may match a property. */
+const MAX_VALUE_LENGTH = 500
 
 /** `event:props:<key>`: any event property by name (the query API's custom-property dimension). */
 export const PROPERTY_DIMENSION = /^event:props:([A-Za-z0-9_.-]{1,64})$/
 
-export function filterSchema(dimensions: readonly [string, ...string[]], options: { properties?: boolean } = {}) {
-  const valid = [...dimensions, ...(options.properties ? ['event:props:<key>'] : [])].join(', ')
-  const known = new Set<string>(dimensions)
-  const Dimension = z.string().refine((d) => known.has(d) || (options.properties === true && PROPERTY_DIMENSION.test(d)),
-    { error: (issue) => `unknown dimension ${JSON.stringify(issue.input)}; valid dimensions: ${valid}` })
-  const Values = z.array(z.string().max(500)).min(1).max(MAX_VALUES)
+/**
+ * One filter (a leaf, `and`/`or`, `not`) whose dimensions `Dimension` accepts. The query API and funnels pass a
+ * plain string and check names later against their own catalog (time dimensions have their own message there); the
+ * live feed passes its fixed list through `filterSchema`.
+ */
+export function filterTree(Dimension: z.ZodType<string>): z.ZodType<Filter> {
+  const Values = z.array(z.string().max(MAX_VALUE_LENGTH)).min(1).max(MAX_VALUES)
   const Modifiers = z.object({ case_sensitive: z.boolean().optional() }).strict()
   const Leaf = z.union([z.tuple([z.enum(FILTER_OPERATORS), Dimension, Values]), z.tuple([z.enum(FILTER_OPERATORS), Dimension, Values, Modifiers])])
   const operators = [...FILTER_OPERATORS, 'and', 'or', 'not'].join(', ')
@@ -67,7 +73,16 @@ export function filterSchema(dimensions: readonly [string, ...string[]], options
   const child = (depth: number): z.ZodType<Filter> => depth >= MAX_FILTER_DEPTH
     ? z.never({ error: `filters nest at most ${MAX_FILTER_DEPTH} deep` }) as unknown as z.ZodType<Filter>
     : z.lazy(() => node(depth + 1))
-  return z.array(node(1)).max(MAX_CHILDREN)
+  return node(1)
+}
+
+/** A list of filters ("all of") over a fixed set of dimensions: an unknown one is named with the valid ones. */
+export function filterSchema(dimensions: readonly [string, ...string[]], options: { properties?: boolean; max?: number } = {}) {
+  const valid = [...dimensions, ...(options.properties ? ['event:props:<key>'] : [])].join(', ')
+  const known = new Set<string>(dimensions)
+  const Dimension = z.string().refine((d) => known.has(d) || (options.properties === true && PROPERTY_DIMENSION.test(d)),
+    { error: (issue) => `unknown dimension ${JSON.stringify(issue.input)}; valid dimensions: ${valid}` })
+  return z.array(filterTree(Dimension)).max(options.max ?? MAX_CHILDREN)
 }
 
 /** Reads a dimension's value of one event ('' when the event has none). */

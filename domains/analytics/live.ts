@@ -43,7 +43,8 @@ const FIXED_READERS: Record<(typeof LIVE_DIMENSIONS)[number], DimensionReader<Li
   'event:experiment': prop('experimentKey'),
   'event:variant': prop('variationKey'),
 }
-const LIVE_READERS: DimensionReaders<LiveEventRow> = { fixed: FIXED_READERS, property: propertyOf }
+/** How the feed reads each dimension off an event row; exported for the test that holds it to the query API's SQL. */
+export const LIVE_READERS: DimensionReaders<LiveEventRow> = { fixed: FIXED_READERS, property: propertyOf }
 
 export const LiveFilters = filterSchema(LIVE_DIMENSIONS, { properties: true })
 

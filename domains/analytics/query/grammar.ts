@@ -26,13 +26,13 @@ function checkDimension(d: string, path: string): Dimension {
 }
 
 function checkFilter(f: unknown, path: string): Filter {
-  const [op, a, b] = f as [string, unknown, unknown]
+  const [op, a, b, modifiers] = f as [string, unknown, unknown, Filter[3]]
   if (op === 'and' || op === 'or') return [op, (a as unknown[]).map((g, i) => checkFilter(g, `${path}.1.${i}`))]
   if (op === 'not') return ['not', checkFilter(a, `${path}.1`)]
   if (!(FILTER_OPERATORS as readonly string[]).includes(op)) throw bad(`unknown filter operator "${op}"`, `${path}.0`)
   const dim = checkDimension(a as string, `${path}.1`)
   if (isTimeDimension(dim)) throw bad(`cannot filter on ${dim}: narrow the dateRange instead`, `${path}.1`)
-  return [op as Filter[0] & string, dim, b as string[]] as Filter
+  return (modifiers ? [op, dim, b, modifiers] : [op, dim, b]) as Filter
 }
 
 /** Names checked against the catalogs: an unknown metric or dimension is a 400 that names it and lists the valid ones. */

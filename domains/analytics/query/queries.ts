@@ -2,6 +2,7 @@ import type postgres from 'postgres'
 import type { Sql, Tx } from '../../../lib/db.js'
 import { filterDimensions, isTimeDimension } from './grammar.js'
 import type { CountsPlan, DirtyBucket, Interval, UniquesPlan } from './plan.js'
+import type { FilterModifiers } from '../filters.js'
 import { DIMENSIONS, PROPERTY_DIMENSION, type Dimension, type Filter, type PlainDimension, type TimeDimension } from './schemas.js'
 
 /**
@@ -70,11 +71,16 @@ export function filterSql(tx: Tx, f: Filter, expr: (d: Dimension) => Fragment): 
     case 'or': return tx`(${join(tx, (f[1] as Filter[]).map((g) => filterSql(tx, g, expr)), 'or')})`
     case 'not': return tx`not ${filterSql(tx, f[1] as Filter, expr)}`
     default: {
-      const [op, d, values] = f as [string, Dimension, string[]]
-      const e = expr(d)
+      const [op, d, values, modifiers] = f as [string, Dimension, string[], FilterModifiers | undefined]
+      // The live feed's semantics (../filters.ts matches): case-sensitive unless the filter says otherwise. Folding
+      // is Unicode lower-casing on both sides: ICU's here (the database's own locale may be C, which folds only
+      // A-Z), toLowerCase() there; filters.int.test.ts checks both on the same values.
+      const folded = modifiers?.case_sensitive === false
+      const e = folded ? tx`lower(${expr(d)} collate "und-x-icu")` : expr(d)
+      const v = folded ? tx`lower(v collate "und-x-icu")` : tx`v`
       const matches = op === 'is' || op === 'is_not'
-        ? tx`${e} = any(${values}::text[])`
-        : tx`exists (select from unnest(${values}::text[]) v where strpos(lower(${e}), lower(v)) > 0)`
+        ? (folded ? tx`${e} in (select ${v} from unnest(${values}::text[]) v)` : tx`${e} = any(${values}::text[])`)
+        : tx`exists (select from unnest(${values}::text[]) v where strpos(${e}, ${v}) > 0)`
       return op === 'is' || op === 'contains' ? tx`(${matches})` : tx`not (${matches})`
     }
   }

@@ -33,7 +33,7 @@ const VALUES: Record<string, (string | null)[]> = {
   device: ['mobile', 'desktop', null], browser: ['Chrome', 'Firefox', null], os: ['Android', 'iOS', null], source: ['site', 'whatsapp', 'web_form', null],
 }
 const PROPS: Record<string, string[]> = { formId: ['f1', 'f2'], templateName: ['welcome', 'promo'], leadSource: ['whatsapp', 'web_form'], flowId: ['flow-a'], plan: ['pro', 'free'] }
-const FILTER_VALUES = ['google', 'search', 'BR', 'mobile', 'Chrome', 'site', 'f1', 'welcome', 'whatsapp', 'form.viewed', 'lead.created', 'o', 'pro', '']
+const FILTER_VALUES = ['google', 'GOOGLE', 'search', 'BR', 'br', 'mobile', 'Chrome', 'chrome', 'FORM.', 'site', 'f1', 'welcome', 'whatsapp', 'form.viewed', 'lead.created', 'o', 'pro', '']
 
 describe('query API: rollups answer as raw events do', () => {
   const db = useTestDatabase()
@@ -92,7 +92,12 @@ describe('query API: rollups answer as raw events do', () => {
     const today = localDate(now, 'America/Sao_Paulo')
     const dimensionNames = [...TIME_DIMENSIONS, ...Object.keys(DIMENSIONS), 'event:props:plan']
     const filterDims = [...Object.keys(DIMENSIONS), 'event:props:plan']
-    const leaf = (): unknown => [r.pick(['is', 'is_not', 'contains', 'contains_not']), r.pick(r.next() < 0.5 ? ['event:name'] : filterDims), r.some(FILTER_VALUES, 2).concat('google')]
+    const leaf = (): unknown => {
+      const f = [r.pick(['is', 'is_not', 'contains', 'contains_not']), r.pick(r.next() < 0.5 ? ['event:name'] : filterDims), r.some(FILTER_VALUES, 2).concat('google')]
+      // Sometimes case-insensitive, or case-sensitive said explicitly (the live feed's modifier).
+      const m = r.next()
+      return m < 0.25 ? [...f, { case_sensitive: false }] : m < 0.35 ? [...f, { case_sensitive: true }] : f
+    }
     const filters = Array.from({ length: r.int(3) }, () => {
       const x = r.next()
       return x < 0.7 ? leaf() : x < 0.8 ? ['not', leaf()] : [r.pick(['and', 'or']), [leaf(), leaf()]]

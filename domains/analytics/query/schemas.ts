@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { type Filter as GenericFilter, filterTree } from '../filters.js'
 
 /**
  * The query grammar of POST /v1/analytics/query, shaped like Plausible's Stats API v2 (metrics, date_range,
@@ -54,21 +55,17 @@ export type Dimension = TimeDimension | PlainDimension | `event:props:${string}`
 
 export const DIMENSION_NAMES = [...TIME_DIMENSIONS, ...Object.keys(DIMENSIONS) as PlainDimension[], 'event:props:<key>'] as const
 
-export const FILTER_OPERATORS = ['is', 'is_not', 'contains', 'contains_not'] as const
-export type FilterOperator = (typeof FILTER_OPERATORS)[number]
+export { FILTER_OPERATORS, type FilterOperator } from '../filters.js'
+/** The live feed's grammar (../filters.ts), over the query API's dimensions. */
+export type Filter = GenericFilter<Dimension>
 
-export type Filter =
-  | [FilterOperator, Dimension, string[]]
-  | ['and' | 'or', Filter[]]
-  | ['not', Filter]
-
-const FilterValue = z.string().max(200)
-/** Plausible's filter tree: `["is", "visit:channel", ["search"]]`, `["and", [f, …]]`, `["or", [f, …]]`, `["not", f]`. */
-export const FilterInput: z.ZodType<unknown> = z.lazy(() => z.union([
-  z.tuple([z.enum(FILTER_OPERATORS), z.string().max(80), z.array(FilterValue).min(1).max(100)]),
-  z.tuple([z.enum(['and', 'or']), z.array(FilterInput).min(1).max(20)]),
-  z.tuple([z.literal('not'), FilterInput]),
-])).meta({ description: 'e.g. ["is", "visit:channel", ["search"]], ["and", [f, …]], ["or", [f, …]], ["not", f]' })
+/**
+ * Plausible's filter tree: `["is", "visit:channel", ["search"]]`, with an optional `{ "case_sensitive": false }`
+ * fourth element, `["and", [f, …]]`, `["or", [f, …]]`, `["not", f]`. Dimension names are checked by parseQuery
+ * (grammar.ts), which names the valid ones and refuses time dimensions with its own reason.
+ */
+export const FilterInput: z.ZodType<unknown> = filterTree(z.string().max(80))
+  .meta({ description: 'e.g. ["is", "visit:channel", ["search"]], ["contains", "event:form", ["promo"], { "case_sensitive": false }], ["and", [f, …]], ["or", [f, …]], ["not", f]; case-sensitive unless case_sensitive is false' })
 
 const IsoDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/)
 const IsoDateTime = z.iso.datetime({ offset: true })
