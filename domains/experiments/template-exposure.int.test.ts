@@ -205,6 +205,18 @@ describe('template sends that name an experiment', () => {
     expect(await pending(message.id)).toMatchObject({ state: 'exposed' })
   })
 
+  it('ends the pending exposure as failed when Meta refuses the send itself, before any status', async () => {
+    const lead = await newLead()
+    const message = (await sendWith(lead, 'template-greeting')).json()
+    // 132001: the template does not exist in that language; a refusal the sender does not retry.
+    wa.failNext(132001, 1, { httpStatus: 400 })
+    await sendOut(message.id)
+    expect(wa.sent.find((m) => m.to === lead.waId)).toBeUndefined()
+    expect(await pending(message.id)).toMatchObject({ state: 'failed', wamid: null })
+    expect(await exposures(lead.id)).toEqual([])
+    expect(await exposureEvents(lead.id)).toBe(0)
+  })
+
   it('exposes a unit once per phase however many of its template sends are delivered, and keeps its variation', async () => {
     const lead = await newLead()
     const first = (await sendWith(lead, 'template-greeting')).json()

@@ -212,6 +212,11 @@ export const markFailed = (tx: Tx, messageId: string, failure: { reason: string;
              updated_at = now()
        where message_id = ${messageId}
       returning message_id
+    ), exposure as (
+      -- A template send naming an experiment that Meta refused (or we gave up on) will never be delivered: its
+      -- pending exposure is over, not an exposure (a later delivered status would still count, as for Meta's failed).
+      update experiments.pending_exposures p set state = 'failed', resolved_at = clock_timestamp()
+        from s where p.message_id = s.message_id and p.state = 'pending'
     )
     update whatsapp.messages m
        set status = 'failed', status_rank = whatsapp.status_rank('failed'), status_at = clock_timestamp(), failed_at = clock_timestamp(),
