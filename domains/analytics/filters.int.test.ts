@@ -71,8 +71,8 @@ describe('one filter grammar for the live feed and the query API', () => {
     const live = rows.filter((r) => matchesFilters(r, filters, LIVE_READERS)).length
     expect(live).toBeGreaterThan(0)
     expect(live).toBeLessThan(rows.length)
-    const body = { metrics: ['events'], dateRange: 'day', dimensions: [], filters } as unknown as QueryBody
-    const run = (extra: Partial<QueryBody>) => runQuery(db.current.sql, config, tenant.id, { limit: 10, offset: 0, ...body, ...extra } as QueryBody)
+    const body = { metrics: ['events'], dateRange: 'day', dimensions: [], filters, limit: 10, offset: 0 } as unknown as QueryBody
+    const run = (extra: Partial<QueryBody>) => runQuery(db.current.sql, config, tenant.id, { ...body, ...extra })
     const count = (res: Awaited<ReturnType<typeof run>>) => Number(res.results[0]?.metrics[0] ?? 0)
     const raw = await run({ source: 'raw' })
     expect(raw.meta.source).toBe('raw')

@@ -33,4 +33,7 @@ export const crontab: string[] = [
   // Hourly at :41 (off the hour): campaign drafts 7 days past their last save, deleted in batches (cross-tenant).
   // Reads already ignore an expired draft, so an hour's lag costs only disk; batches keep each statement short.
   '41 * * * * campaigns__expire_drafts ?id=expire_campaign_drafts&max=1',
+  // Hourly at :53: AI analysis cache entries past AI_CACHE_TTL (patterns that never came again) and dead jobs' claims,
+  // in batches (cross-tenant). A hit never reads an expired entry, so the lag costs only disk.
+  '53 * * * * assessments__prune_analysis_cache ?id=prune_analysis_cache&max=1',
 ]

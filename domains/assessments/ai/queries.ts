@@ -1,4 +1,4 @@
-import type { Tx } from '../../../lib/db.js'
+import type { Sql, Tx } from '../../../lib/db.js'
 
 // The AI analysis's SQL (migration 0036): analyses, the pattern cache, provider calls and each tenant's settings.
 
@@ -80,6 +80,10 @@ export const fillCache = (tx: Tx, patternHash: Buffer, a: { narrative: string; r
 /** The provider failed: the claim goes, so the next identical pattern may try again. */
 export const releaseClaim = (tx: Tx, patternHash: Buffer) =>
   tx`delete from assessments.analysis_cache where pattern_hash = ${patternHash} and status = 'pending'`
+
+/** Cross-tenant: up to `limit` expired entries and stale claims deleted (migration 0056); how many went. */
+export const pruneCache = (sql: Sql | Tx, limit: number, staleSeconds: number) =>
+  sql<{ n: number }[]>`select assessments.prune_analysis_cache(${limit}, ${staleSeconds}) as n`.then((r) => r[0]!.n)
 
 export interface CacheStats { entries: number; ready: number; hits: number; expired: number }
 export const cacheStats = (tx: Tx) =>

@@ -35,3 +35,6 @@ export const PutAiSettingsBody = z.strictObject({
   callsPerHour: z.number().int().min(0).max(1_000_000).nullable().optional(),
 })
 export type PutAiSettingsBody = z.infer<typeof PutAiSettingsBody>
+
+/** assessments__prune_analysis_cache takes no parameters (a cron task). */
+export const PruneAnalysisCachePayload = z.object({}).loose()

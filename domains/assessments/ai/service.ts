@@ -42,6 +42,22 @@ export class PatternInFlight extends Error {
 /** A claim older than this is a crashed job's (the provider timeout is at most 2 minutes). */
 const STALE_CLAIM_SECONDS = 180
 
+/**
+ * Cross-tenant (assessments__prune_analysis_cache, hourly): expired cache entries and claims of jobs that died, in
+ * batches of `batch` until none is left or `budgetMs` is spent. Nothing is lost: every analysis is kept with its
+ * result (assessments.analyses); an entry only saves the next identical pattern a provider call within its TTL.
+ */
+export async function pruneAnalysisCache(sql: Sql, opts: { batch: number; budgetMs: number }): Promise<{ deleted: number; incomplete: boolean }> {
+  const started = Date.now()
+  let deleted = 0
+  for (;;) {
+    const n = await q.pruneCache(sql, opts.batch, STALE_CLAIM_SECONDS)
+    deleted += n
+    if (n < opts.batch) return { deleted, incomplete: false }
+    if (Date.now() - started > opts.budgetMs) return { deleted, incomplete: true }
+  }
+}
+
 interface Loaded {
   result: NonNullable<Awaited<ReturnType<typeof core.findResult>>>
   session: NonNullable<Awaited<ReturnType<typeof core.findSession>>>

@@ -2,6 +2,7 @@ import type { TaskList } from 'graphile-worker'
 import { forwardPosthogTask } from './analytics__forward_posthog.js'
 import { deletePosthogPersonsTask } from './analytics__delete_posthog_persons.js'
 import { expireDraftsTask } from './campaigns__expire_drafts.js'
+import { pruneAnalysisCacheTask } from './assessments__prune_analysis_cache.js'
 import { dispatchBroadcastTask } from './campaigns__dispatch_broadcast.js'
 import { createPartitionsTask } from './analytics__create_partitions.js'
 import { linkAnonymousTask } from './analytics__link_anonymous.js'
@@ -60,6 +61,7 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     onboarding__send_whatsapp_nudge: sendWhatsAppNudgeTask(deps),
     assessments__rescore: rescoreTask(deps),
     campaigns__expire_drafts: expireDraftsTask(deps),
+    assessments__prune_analysis_cache: pruneAnalysisCacheTask(deps),
     campaigns__dispatch_broadcast: dispatchBroadcastTask(deps),
   }
 }
