@@ -257,6 +257,77 @@ export const countPhase = (tx: Tx, experimentId: string, phase: number, goalTota
     ) m
     ${goalTotals ? tx`union all select 'goal', g.variation_key, g.ord, g.converted, g.total, g.total_sq from (${goalTotals(tx`select lead_id, assigned_at, variation_key from lu`)}) g` : tx``}`
 
+/**
+ * The same counts as countPhase, read from the maintained totals (migration 0050): the folded totals plus the deltas
+ * not folded yet, in one snapshot, so the answer is exact whether or not the fold ran. A handful of rows per variation.
+ */
+export const readPhaseTotals = (tx: Tx, experimentId: string, phase: number) =>
+  tx<PhaseCount[]>`
+    select case when metric = 'multi' then 'exposed' else metric end as kind,
+           case when metric = 'multi' then null else variation_key end as variation_key,
+           case when metric = 'goal' then ord end as ord,
+           sum(n)::int as n,
+           case when metric = 'goal' then sum(total)::float8 end as total,
+           case when metric = 'goal' then sum(total_sq)::float8 end as total_sq
+      from (
+        select metric, variation_key, ord, n, total, total_sq from experiments.result_totals
+         where tenant_id = core.current_tenant_id() and experiment_id = ${experimentId} and phase = ${phase}
+        union all
+        select metric, variation_key, ord, n, total, total_sq from experiments.result_deltas
+         where tenant_id = core.current_tenant_id() and experiment_id = ${experimentId} and phase = ${phase}
+      ) t
+     group by metric, variation_key, ord
+    having sum(n) <> 0`
+
+/** Whether the maintained rows were built for the experiment's goals as they are now (a goal change needs a rebuild). */
+export const resultsMaintainedFor = (tx: Tx, experimentId: string) =>
+  tx<{ current: boolean }[]>`
+    select results_goals is not null and results_goals = goals as current from experiments.experiments where id = ${experimentId}`
+    .then((r) => r[0]?.current ?? false)
+
+/**
+ * Folds the tenant's deltas into its totals, in one statement (at most `limit` deltas, oldest first). One folder per
+ * tenant at a time (a second returns -1 at once); writers never wait for it: they only append deltas.
+ */
+export async function foldResultDeltas(tx: Tx, limit: number): Promise<number> {
+  const [lock] = await tx<{ locked: boolean }[]>`
+    select pg_try_advisory_xact_lock(hashtext('experiments.result_totals'), hashtext(core.current_tenant_id()::text)) as locked`
+  if (!lock!.locked) return -1
+  const [r] = await tx<{ folded: number }[]>`
+    with d as (
+      delete from experiments.result_deltas
+       where id in (select id from experiments.result_deltas where tenant_id = core.current_tenant_id() order by id limit ${limit})
+      returning tenant_id, experiment_id, phase, metric, variation_key, ord, n, total, total_sq
+    ), s as (
+      select tenant_id, experiment_id, phase, metric, variation_key, ord, sum(n) as n, sum(total) as total, sum(total_sq) as total_sq
+        from d group by 1, 2, 3, 4, 5, 6
+    ), up as (
+      insert into experiments.result_totals as t (tenant_id, experiment_id, phase, metric, variation_key, ord, n, total, total_sq)
+      select * from s order by 1, 2, 3, 4, 5, 6
+      on conflict (tenant_id, experiment_id, phase, metric, variation_key, ord) do update
+         set n = t.n + excluded.n, total = t.total + excluded.total, total_sq = t.total_sq + excluded.total_sq
+      returning 1
+    )
+    select (select count(*) from d)::int as folded, (select count(*) from up)::int as totals`
+  return r!.folded
+}
+
+/** Started experiments whose maintained rows are not for their goals as they are now (changed, or from before 0050). */
+export const staleResultExperiments = (tx: Tx) =>
+  tx<{ id: string }[]>`select id from experiments.experiments where results_goals is distinct from goals order by id`.then((r) => r.map((x) => x.id))
+
+/** Every person of every phase of the experiment recomputed from scratch (experiments.rebuild_result_units). */
+export const rebuildResultUnits = (tx: Tx, experimentId: string) =>
+  tx`select experiments.rebuild_result_units(${experimentId}) as goals`
+
+/** Cross-tenant: the tenants with deltas to fold or an experiment to rebuild (ids only). */
+export const resultsWorkTenants = (sql: Queryable, limit: number) =>
+  sql<{ tenantId: string }[]>`select tenant_id from experiments.results_work_tenants(${limit})`.then((r) => r.map((x) => x.tenantId))
+
+/** The maintenance task, at once (a goal change): one job per tenant waiting at a time. Task name: schemas.ts MAINTAIN_RESULTS_TASK. */
+export const enqueueResultsMaintenance = (tx: Tx, tenantId: string) =>
+  tx`select graphile_worker.add_job('experiments__maintain_results', json_build_object('tenantId', ${tenantId}::text), job_key := ${`experiments:results:${tenantId}`}, max_attempts := 5)`
+
 // ---------------------------------------------------------------------------------------------------------------
 // Template sends naming an experiment: pending until Meta says delivered.
 

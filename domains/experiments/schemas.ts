@@ -162,3 +162,7 @@ export const AssignmentView = z.object({
 })
 export type AssignmentView = z.infer<typeof AssignmentView>
 export const AssignResult = z.object({ assignments: z.array(AssignmentView) })
+
+/** experiments__maintain_results: one tenant (enqueued by a goal change), or every tenant with work (the crontab's run). */
+export const MAINTAIN_RESULTS_TASK = 'experiments__maintain_results'
+export const MaintainResultsPayload = z.object({ tenantId: z.uuid().optional() }).loose()

@@ -67,6 +67,8 @@ export const patchExperiment = (sql: Sql, who: Actor, id: string, body: PatchExp
       throw conflict(`experiment ${e.key} is ${e.status}: ${frozen.join(', ')} cannot change in place; POST /v1/experiments/${id}/phases starts a new phase with new variations`)
     }
     const updated = await q.updateExperiment(tx, id, body)
+    // New goals: the maintained results are rebuilt for them by the task (results count from scratch meanwhile).
+    if (body.goals !== undefined && e.status !== 'draft') await q.enqueueResultsMaintenance(tx, who.tenantId)
     await audit(tx, who, 'experiment.updated', updated, { fields: Object.keys(body) })
     return updated
   })
@@ -305,24 +307,66 @@ export async function resolveTemplateExposures(tx: Tx, outcomes: readonly Templa
 }
 
 /**
+ * What the results count of a phase, counted from assignments, exposures and the goals' events as they are now: the
+ * reference the maintained totals (migration 0050, readPhaseTotals) must equal, and the answer while an experiment's
+ * maintained rows wait for a rebuild (its goals changed).
+ */
+export const countPhaseFromScratch = (tx: Tx, experimentId: string, phase: number, goals: readonly Goal[], since: Date) =>
+  q.countPhase(tx, experimentId, phase, goals.length === 0 ? null
+    : (units) => goalTotalsFrom(tx, units, goals.map((g, ord) => ({ ord, event: g.event, windowHours: g.windowHours, property: g.aggregate === 'sum' ? g.property ?? null : null })), since))
+
+/** The maintained counts of a phase (folded totals plus pending deltas). */
+export const readPhaseTotals = q.readPhaseTotals
+
+export interface MaintainResultsOptions { tenantIds?: readonly string[]; foldLimit?: number; budgetMs?: number }
+
+/**
+ * The results' upkeep (experiments__maintain_results): per tenant with work, its deltas folded into its totals
+ * (repeated while a fold fills its limit, within the budget), then every experiment whose maintained rows are not for
+ * its current goals rebuilt, each in its own transaction. Cross-tenant only in finding the tenants; the work runs
+ * under each. Safe to repeat and to run twice at once (the fold is one per tenant, a rebuild is idempotent).
+ */
+export async function maintainResults(sql: Sql, options: MaintainResultsOptions = {}): Promise<{ tenants: number; folded: number; rebuilt: number; incomplete: boolean }> {
+  const started = Date.now()
+  const budgetMs = options.budgetMs ?? 50_000
+  const foldLimit = options.foldLimit ?? 50_000
+  const tenantIds = options.tenantIds ?? (await q.resultsWorkTenants(sql, 1000))
+  let folded = 0
+  let rebuilt = 0
+  for (const tenantId of tenantIds) {
+    for (;;) {
+      const n = await withTenant(sql, tenantId, (tx) => q.foldResultDeltas(tx, foldLimit))
+      if (n > 0) folded += n
+      if (n < foldLimit || Date.now() - started > budgetMs) break
+    }
+    for (const id of await withTenant(sql, tenantId, (tx) => q.staleResultExperiments(tx))) {
+      if (Date.now() - started > budgetMs) return { tenants: tenantIds.length, folded, rebuilt, incomplete: true }
+      await withTenant(sql, tenantId, (tx) => q.rebuildResultUnits(tx, id))
+      rebuilt++
+    }
+  }
+  return { tenants: tenantIds.length, folded, rebuilt, incomplete: Date.now() - started > budgetMs }
+}
+
+/**
  * Results of one phase (the one in force by default): per variation, units assigned (one per person, in its winning
  * assignment), units exposed, and for each goal against the first variation (control): a conversion goal's conversions
  * within its window, rate, relative uplift with its 95% interval, p-value (two-proportion test) and chance to beat
  * control; a mean goal's (events counted or a property summed per unit) mean, standard deviation, difference and
  * relative uplift with their 95% intervals and p-value (Welch's t-test). Then the sample-ratio check of units against the
- * weights, and how many people were exposed to more than one variation. From assignments, exposures and an indexed
- * probe of each unit's events; null for no such experiment or phase.
+ * weights, and how many people were exposed to more than one variation. From the per-variation totals that
+ * assignments, exposures and goal events maintain (a few rows), or, while those wait for a rebuild after a goal change,
+ * counted from scratch; null for no such experiment or phase.
  */
-export const experimentResults = (sql: Sql, tenantId: string, id: string, phase?: number) =>
+export const experimentResults = (sql: Sql, tenantId: string, id: string, phase?: number, options: { fromScratch?: boolean } = {}) =>
   withTenant(sql, tenantId, async (tx) => {
     const e = await q.findExperiment(tx, id)
     if (!e) return null
     const p = (await q.listPhases(tx, id)).find((x) => x.phase === (phase ?? e.phase))
     if (!p) return null
     const goals = e.goals as Goal[]
-    const since = p.startedAt
-    const counts = await q.countPhase(tx, id, p.phase, goals.length === 0 ? null
-      : (units) => goalTotalsFrom(tx, units, goals.map((g, ord) => ({ ord, event: g.event, windowHours: g.windowHours, property: g.aggregate === 'sum' ? g.property ?? null : null })), since))
+    // fromScratch: the reference the bench and tests compare the maintained totals with.
+    const counts = !options.fromScratch && (await q.resultsMaintainedFor(tx, id)) ? await q.readPhaseTotals(tx, id, p.phase) : await countPhaseFromScratch(tx, id, p.phase, goals, p.startedAt)
     const unitsOf = (key: string) => counts.find((c) => c.kind === 'units' && c.variationKey === key)?.n ?? 0
     const goalOf = (key: string, ord: number) => counts.find((c) => c.kind === 'goal' && c.variationKey === key && c.ord === ord)
     const convOf = (key: string, ord: number) => goalOf(key, ord)?.n ?? 0

@@ -12,8 +12,12 @@
  *
  * Part 3, GET /v1/experiments/:id/results for an experiment with 1,000,000 assigned units (two arms, 80% exposed, a
  * conversion goal and a revenue goal summed per unit), the data built inside the database with generate_series (timed
- * on its own). Our results (experimentResults, the route's function) against a naive implementation in the same run:
- * every assignment, exposure and goal event read into Node and counted there.
+ * on its own; triggers are off during the load, as in a restore, so the maintained rows are then built by the
+ * experiment's rebuild, timed too). Our results (experimentResults, the route's function, reading the maintained
+ * totals of migration 0050) against, in the same run, the previous implementation (the same function counting from
+ * scratch in one statement, fromScratch) and a naive one (every assignment, exposure and goal event read into Node and
+ * counted there); then again with BENCH_PENDING_DELTAS (3,000) assignments made one statement each through the
+ * triggers and not folded (about a minute of assigning at 50 a second), and once more after the fold.
  *
  * Environment: BENCH_IDS (1,000,000), BENCH_ROUNDS (3), BENCH_SECONDS (10), BENCH_CONNECTIONS (50), BENCH_LEADS (100,000),
  * BENCH_UNITS (1,000,000), BENCH_RESULT_RUNS (5), BENCH_PART (1, 2 or 3 to run one part).
@@ -28,7 +32,7 @@ import { readMigrationFiles } from '../../lib/migrate.js'
 import { withTenant } from '../../lib/db.js'
 import { bucketUnit, compileBucketing, getBucketRanges, type Namespace } from '../../domains/experiments/hashing.js'
 import { CreateExperimentBody } from '../../domains/experiments/schemas.js'
-import { createExperiment, experimentResults, startExperiment } from '../../domains/experiments/service.js'
+import { createExperiment, experimentResults, maintainResults, startExperiment } from '../../domains/experiments/service.js'
 import { createTenantWithFirstKey } from '../../domains/tenancy/service.js'
 import { buildApiApp } from '../../services/api/app.js'
 import { loadTest, printComparison, startBenchDatabase } from './harness.js'
@@ -41,6 +45,7 @@ const LEADS = Math.min(Number(process.env.BENCH_LEADS ?? 100_000), 2_000_000)
 const PART = process.env.BENCH_PART
 const UNITS = Math.min(Number(process.env.BENCH_UNITS ?? 1_000_000), 5_000_000)
 const RESULT_RUNS = Math.min(Number(process.env.BENCH_RESULT_RUNS ?? 5), 20)
+const PENDING_DELTAS = Math.min(Number(process.env.BENCH_PENDING_DELTAS ?? 3000), 50_000)
 const runs = (part: string) => PART === undefined || PART === part
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -216,10 +221,17 @@ if (runs('3')) {
       await timed('leads', () => tx`
         insert into marketing.leads (tenant_id, email, source, created_at)
         select ${tenant.id}, 'unit' || i || '@bench.example', 'import', now() - (i % 864000) * interval '1 second' from generate_series(1, ${UNITS}::int) i`)
+      // Leads assigned later, through the triggers (the pending deltas below).
+      await tx`
+        insert into marketing.leads (tenant_id, email, source, created_at)
+        select ${tenant.id}, 'later' || i || '@bench.example', 'import', now() from generate_series(1, ${PENDING_DELTAS}::int) i`
+      await tx`
+        insert into marketing.leads (tenant_id, email, source, created_at)
+        select ${tenant.id}, 'probe' || i || '@bench.example', 'import', now() from generate_series(1, 400) i`
       await timed('assignments', () => tx`
         insert into experiments.assignments (tenant_id, experiment_id, phase, unit_id, lead_id, variation_key, variation_index, source, assigned_at)
         select ${tenant.id}, ${e.id}, 1, l.id::text, l.id, case when h % 2 = 0 then 'control' else 'treatment' end, (h % 2)::int, 'api', l.created_at
-          from (select id, created_at, abs(hashtext(id::text)) as h from marketing.leads where tenant_id = ${tenant.id}) l`)
+          from (select id, created_at, abs(hashtext(id::text)) as h from marketing.leads where tenant_id = ${tenant.id} and email like 'unit%') l`)
       await timed('exposures (80%)', () => tx`
         insert into experiments.exposures (tenant_id, experiment_id, phase, unit_id, lead_id, variation_key, exposed_at, source)
         select tenant_id, experiment_id, phase, unit_id, lead_id, variation_key, assigned_at + interval '1 minute', 'flow'
@@ -241,6 +253,12 @@ if (runs('3')) {
     await timed('vacuum analyze', async () => {
       for (const t of ['marketing.leads', 'experiments.assignments', 'experiments.exposures', 'analytics.events']) await db.owner.unsafe(`vacuum analyze ${t}`)
     })
+    // The load ran without triggers: the maintained rows are built as for an experiment from before migration 0050.
+    await timed('maintained rows (experiments.rebuild_result_units, then the fold)', async () => {
+      await db.owner`update experiments.experiments set results_goals = null where id = ${e.id}`
+      await maintainResults(db.sql, { tenantIds: [tenant.id] })
+    })
+    for (const t of ['experiments.result_units', 'experiments.result_totals', 'experiments.result_deltas']) await db.owner.unsafe(`vacuum analyze ${t}`)
     const [counts] = await db.owner<{ units: number; events: number }[]>`
       select (select count(*)::int from experiments.assignments where experiment_id = ${e.id}) as units,
              (select count(*)::int from analytics.events where tenant_id = ${tenant.id}) as events`
@@ -274,27 +292,88 @@ if (runs('3')) {
       return out
     })
     const ours = () => experimentResults(db.sql, tenant.id, e.id)
+    const previous = () => experimentResults(db.sql, tenant.id, e.id, undefined, { fromScratch: true })
 
-    const samples: Record<string, number[]> = { ours: [], naive: [] }
+    const samples: Record<string, number[]> = { ours: [], previous: [], naive: [] }
     let answer: Awaited<ReturnType<typeof ours>> = null
+    let previousAnswer: Awaited<ReturnType<typeof ours>> = null
     let naiveAnswer: Awaited<ReturnType<typeof naive>> = {}
     // Alternating, after one warm-up run of each (plans, caches).
     await ours()
+    await previous()
     await naive()
     for (let r = 0; r < RESULT_RUNS; r++) {
       let t = performance.now()
       answer = await ours()
       samples.ours!.push(performance.now() - t)
       t = performance.now()
+      previousAnswer = await previous()
+      samples.previous!.push(performance.now() - t)
+      t = performance.now()
       naiveAnswer = await naive()
       samples.naive!.push(performance.now() - t)
     }
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
-    console.log(`\nResults of an experiment with ${counts!.units.toLocaleString('en-US')} assigned units, ${RESULT_RUNS} runs each (alternating), ms\n`)
-    console.log(['', 'median', 'best', 'worst', 'vs naive (median)'].join('  |  '))
-    for (const [name, xs] of Object.entries(samples)) {
-      console.log([name === 'ours' ? 'experimentResults (GET /v1/experiments/:id/results)' : 'naive: everything into Node', median(xs).toFixed(0), Math.min(...xs).toFixed(0), Math.max(...xs).toFixed(0), `${(median(samples.naive!) / median(xs)).toFixed(2)}×`].join('  |  '))
+    const names: Record<string, string> = {
+      ours: 'experimentResults, maintained totals (GET /v1/experiments/:id/results)',
+      previous: 'previous: one statement counting from scratch',
+      naive: 'naive: everything into Node',
     }
+    console.log(`\nResults of an experiment with ${counts!.units.toLocaleString('en-US')} assigned units, ${RESULT_RUNS} runs each (alternating), ms\n`)
+    console.log(['', 'median', 'best', 'worst', 'vs previous (median)', 'vs naive (median)'].join('  |  '))
+    for (const [name, xs] of Object.entries(samples)) {
+      console.log([names[name], median(xs).toFixed(0), Math.min(...xs).toFixed(0), Math.max(...xs).toFixed(0), `${(median(samples.previous!) / median(xs)).toFixed(2)}×`, `${(median(samples.naive!) / median(xs)).toFixed(2)}×`].join('  |  '))
+    }
+    const sameAsPrevious = JSON.stringify(answer) === JSON.stringify(previousAnswer)
+    console.log(`maintained totals ${sameAsPrevious ? 'equal' : 'DIFFER FROM'} the count from scratch`)
+    if (!sameAsPrevious) process.exitCode = 1
+
+    // Assignments through the triggers, one statement each (as the assign route makes them), not folded yet.
+    const later = (await db.owner<{ id: string }[]>`select id from marketing.leads where tenant_id = ${tenant.id} and email like 'later%'`).map((r) => r.id)
+    const t0 = performance.now()
+    for (let i = 0; i < later.length; i += 4) {
+      await Promise.all(later.slice(i, i + 4).map((id) => db.sql`
+        select experiments.insert_assignments(${tenant.id}::uuid, ${db.sql.json([{ experiment_id: e.id, phase: 1, unit_id: id, lead_id: id, anonymous_id: null, variation_key: 'control', variation_index: 0, source: 'api' }] as never)}::jsonb)`))
+    }
+    const [pending] = await db.owner<{ n: number }[]>`select count(*)::int as n from experiments.result_deltas where experiment_id = ${e.id}`
+    console.log(`\n${later.length.toLocaleString('en-US')} assignments through the triggers, one statement each, 4 at a time: ${((performance.now() - t0) / later.length).toFixed(2)} ms per statement; ${pending!.n.toLocaleString('en-US')} deltas not folded`)
+    const timeRuns = async (fn: () => Promise<unknown>) => {
+      await fn()
+      const xs: number[] = []
+      for (let r = 0; r < RESULT_RUNS; r++) {
+        const t = performance.now()
+        await fn()
+        xs.push(performance.now() - t)
+      }
+      return xs
+    }
+    // What the triggers add to an assignment statement: the same statement with and without them (session_replication_role
+    // replica), alternating, each in a transaction rolled back (so the totals stay as they are).
+    const probes = (await db.owner<{ id: string }[]>`select id from marketing.leads where tenant_id = ${tenant.id} and email like 'probe%'`).map((r) => r.id)
+    const cost: Record<'with triggers' | 'without', number[]> = { 'with triggers': [], without: [] }
+    for (const [i, id] of probes.entries()) {
+      const mode = i % 2 === 0 ? 'with triggers' : 'without'
+      await db.owner.begin(async (tx) => {
+        if (mode === 'without') await tx`set local session_replication_role = replica`
+        await tx`select set_config('app.tenant_id', ${tenant.id}, true)`
+        const t = performance.now()
+        await tx`select experiments.insert_assignments(null, ${tx.json([{ experiment_id: e.id, phase: 1, unit_id: id, lead_id: id, anonymous_id: null, variation_key: 'control', variation_index: 0, source: 'api' }] as never)}::jsonb)`
+        cost[mode].push(performance.now() - t)
+        throw new Error('rollback')
+      }).catch((err: Error) => { if (err.message !== 'rollback') throw err })
+    }
+    console.log(`one assignment statement, ${probes.length / 2} each alternating (rolled back): median ${median(cost['with triggers']).toFixed(2)} ms with the triggers, ${median(cost.without).toFixed(2)} ms without`)
+    const withPending = await timeRuns(ours)
+    const pendingAnswer = await ours()
+    const pendingPrevious = await previous()
+    const t1 = performance.now()
+    await maintainResults(db.sql, { tenantIds: [tenant.id] })
+    const foldMs = performance.now() - t1
+    const afterFold = await timeRuns(ours)
+    console.log(`results with those deltas pending: median ${median(withPending).toFixed(0)} ms (best ${Math.min(...withPending).toFixed(0)}); the fold ${foldMs.toFixed(0)} ms; after it: median ${median(afterFold).toFixed(0)} ms`)
+    const pendingSame = JSON.stringify(pendingAnswer) === JSON.stringify(pendingPrevious)
+    console.log(`with pending deltas, maintained totals ${pendingSame ? 'equal' : 'DIFFER FROM'} the count from scratch`)
+    if (!pendingSame) process.exitCode = 1
     // Both must say the same.
     const disagreements = answer!.variations.flatMap((v) => {
       const n = naiveAnswer[v.key]!

@@ -1,6 +1,6 @@
 import { withTenant, type Sql } from '../../lib/db.js'
 import { CreateExperimentBody } from '../../domains/experiments/schemas.js'
-import { assign, createExperiment, startExperiment } from '../../domains/experiments/service.js'
+import { assign, createExperiment, maintainResults, startExperiment } from '../../domains/experiments/service.js'
 import type { ExperimentView } from '../../domains/experiments/schemas.js'
 import { makeLead } from './marketing-rows.js'
 import type { TestTenant } from './tenants.js'
@@ -35,4 +35,10 @@ export async function populateExperimentsRows(sql: Sql, tenant: TestTenant): Pro
       insert into experiments.assignment_conflicts (tenant_id, experiment_id, phase, lead_id, merged_lead_id, kept_unit_id, kept_variation_key, dropped_unit_id, dropped_variation_key, reason)
       values (${tenant.id}, ${e.id}, 1, ${a!.id}, ${b!.id}, ${a!.id}, 'control', ${b!.id}, 'treatment', 'merge')`
   })
+  // The assignment and exposure above maintained experiments.result_units and appended result_deltas; folded into result_totals.
+  await maintainResults(sql, { tenantIds: [tenant.id] })
+  // One change after the fold, so result_deltas holds a row too.
+  await withTenant(sql, tenant.id, (tx) => tx`
+    insert into experiments.exposures (tenant_id, experiment_id, phase, unit_id, lead_id, variation_key, source)
+    values (${tenant.id}, ${e.id}, 1, ${b!.id}, ${b!.id}, 'treatment', 'flow')`)
 }

@@ -316,6 +316,14 @@ export const LEAD_REFERENCES: readonly LeadReference[] = [
     personal: ['kept_unit_id', 'dropped_unit_id'],
     merge: { kind: 'keep', why: 'the record of which lead was merged away with its assignment; merged_lead_id is that lead' },
     erase: { kind: 'delete' },
+  },
+  {
+    table: 'experiments.result_units',
+    reach: { by: 'lead', column: 'lead_id' },
+    personal: ['person'],
+    merge: { kind: 'keep', why: "derived rows, re-derived by experiments' triggers (migration 0050) from the assignments, exposures and events the merge moves: the survivor's row is recomputed and the merged lead's deleted, and the per-variation totals follow" },
+    erase: { kind: 'delete' },
+    note: "What the results count of a person in an experiment's phase (winning variation, variations exposed, goal values). person is the lead id, or 'u:' + the visitor's anonymous id for a visitor that is no lead. Deleting the rows (erasure, or the triggers when the subject's assignments go) takes the person out of the totals.",
   },  {
     table: 'assessments.sessions',
     reach: { by: 'lead', column: 'lead_id' },

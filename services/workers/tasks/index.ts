@@ -9,6 +9,7 @@ import { linkAnonymousTask } from './analytics__link_anonymous.js'
 import { processEventsTask } from './analytics__process_events.js'
 import { rollUpTask } from './analytics__roll_up.js'
 import { rescoreTask } from './assessments__rescore.js'
+import { maintainResultsTask } from './experiments__maintain_results.js'
 import { flowTimerTask } from './conversations__flow_timer.js'
 import { runBotTask } from './conversations__run_bot.js'
 import { processSubmissionTask } from './marketing__process_submission.js'
@@ -53,6 +54,7 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     analytics__delete_posthog_persons: deletePosthogPersonsTask(deps),
     assessments__analyze_result: analyzeResultTask(deps),
     analytics__roll_up: rollUpTask(deps),
+    experiments__maintain_results: maintainResultsTask(deps),
     analytics__create_partitions: createPartitionsTask(deps),
     analytics__link_anonymous: linkAnonymousTask(deps),
     onboarding__check_inactivity: checkInactivityTask(deps),
