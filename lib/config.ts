@@ -58,6 +58,9 @@ export const ConfigSchema = z.object({
   // Failed API authentications (a presented key that is wrong) per client IP per minute; beyond it every request
   // from that IP that presents a key gets 429 without the key being looked up. Shared through REDIS_URL when set.
   AUTH_FAILURE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).default(30),
+  // An authenticated API key is trusted in process for at most this long without a lookup (domains/tenancy/key-cache.ts);
+  // revokes, role changes and tenant suspension reach every process sooner, through NOTIFY. 0 looks every key up.
+  API_KEY_CACHE_TTL_MS: z.coerce.number().int().min(0).max(300_000).default(10_000),
   WEBHOOK_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(3_145_728),
   // Public lead forms: a person posts a few fields; anything bigger is not a form. Limits per client IP (across
   // forms) and per form (across IPs), per minute; shared through REDIS_URL when set.

@@ -56,7 +56,7 @@ export const formSubmissions = new Counter({
 
 export const groupCommitBatchSize = new Histogram({
   name: 'group_commit_batch_size',
-  help: 'Items written by one group-commit flush, by inbox (delivery: WhatsApp webhooks; submission: lead forms).',
+  help: 'Items written by one group-commit flush, by inbox (delivery: WhatsApp webhooks; submission: lead forms; draft: campaign autosaves).',
   labelNames: ['inbox'] as const,
   buckets: BATCH_BUCKETS,
   registers: [registry],

@@ -1,22 +1,140 @@
-import { type Sql, withTenant, withTenantStatement } from '../../lib/db.js'
-import { AppError } from '../../lib/errors.js'
+import { type Queryable, type Sql, withTenant } from '../../lib/db.js'
+import { AppError, isAppError } from '../../lib/errors.js'
+import { GroupCommit, type GroupCommitOptions, isUnavailableError } from '../../lib/group-commit.js'
 import * as q from './queries.js'
+import type { DraftSaveRow } from './queries.js'
 import { type Actor, applyChange, assertVersion, lockCampaign } from './service.js'
 import { DRAFT_TTL_DAYS, DraftCampaignFields, type DraftView, type SaveDraftBody } from './schemas.js'
 
 /**
- * Drafts: the builder auto-saves its step data on every pause in typing, so a save is one statement (the campaign's
- * existence and version are read by the upsert itself). A draft lives DRAFT_TTL_DAYS after its last save: reads
- * ignore an expired one at once, and campaigns__expire_drafts deletes them in batches.
+ * Drafts: the builder auto-saves its step data on every pause in typing, so saves are group-committed (DraftAutosave):
+ * the saves arriving while a flush is in flight are stored together by the next one, in one statement. A draft lives
+ * DRAFT_TTL_DAYS after its last save: reads ignore an expired one at once, and campaigns__expire_drafts deletes them
+ * in batches.
  */
 
 const notFound = (id: string) => new AppError('NOT_FOUND', `campaign ${id} not found`)
 
+/** One autosave, validated (SaveDraftBody: shape and size) before it is queued. */
+export interface DraftSave {
+  tenantId: string
+  campaignId: string
+  body: SaveDraftBody
+}
+
+/** PostgreSQL's data exceptions (class 22) and program limits (class 54): this value can never be stored. */
+const isUnstorableValue = (err: unknown) => {
+  const code = (err as { code?: unknown } | null)?.code
+  return (typeof code === 'string' && /^(22|54)[0-9A-Z]{3}$/.test(code)) || err instanceof RangeError
+}
+// The campaign (or its tenant) was deleted between the statement's read of it and the draft's insert.
+const isForeignKeyViolation = (err: unknown) => (err as { code?: unknown } | null)?.code === '23503'
+
+/**
+ * Stores `saves` in one statement and answers each with what it would have got alone, in order: its draft as saved
+ * (its own step and data, the saves counted up to it, its base version), or a 404 for a campaign its tenant cannot
+ * see (another tenant's, deleted, unknown) that fails no neighbour. Several saves of one draft keep the last one's
+ * step and data (arrival order: last write wins), count every save, and the last base version one of them named
+ * (none: the live draft's, else the campaign's version, as a save alone does). Throws when the statement fails.
+ */
+export async function saveDrafts(sql: Queryable, saves: DraftSave[]): Promise<(DraftView | AppError)[]> {
+  // One row per (tenant, campaign), in arrival order; another tenant's id for the same campaign is a row of its own.
+  const groups = new Map<string, { tenantId: string; campaignId: string; members: number[] }>()
+  saves.forEach((s, i) => {
+    const key = `${s.tenantId}:${s.campaignId}`
+    const g = groups.get(key)
+    if (g) g.members.push(i)
+    else groups.set(key, { tenantId: s.tenantId, campaignId: s.campaignId, members: [i] })
+  })
+  const byTenant = new Map<string, DraftSaveRow[]>()
+  for (const g of groups.values()) {
+    const last = saves[g.members.at(-1)!]!.body
+    const named = g.members.map((i) => saves[i]!.body.baseVersion).filter((v) => v !== undefined)
+    const rows = byTenant.get(g.tenantId) ?? []
+    if (rows.length === 0) byTenant.set(g.tenantId, rows)
+    rows.push({ campaign_id: g.campaignId, step: last.step ?? null, data: last.data, base_version: named.at(-1) ?? null, n: g.members.length })
+  }
+  const stored = await q.saveDraftBatches(sql, [...byTenant].map(([tenantId, rows]) => ({ tenantId, rows })), DRAFT_TTL_DAYS)
+  const rowOf = new Map(stored.map((r) => [`${r.tenantId}:${r.campaignId}`, r]))
+
+  const out: (DraftView | AppError)[] = new Array(saves.length)
+  for (const [key, g] of groups) {
+    const row = rowOf.get(key)
+    let named: number | undefined
+    g.members.forEach((i, k) => {
+      if (!row) {
+        out[i] = notFound(g.campaignId)
+        return
+      }
+      const body = saves[i]!.body
+      named = body.baseVersion ?? named
+      const isLast = k === g.members.length - 1
+      out[i] = {
+        campaignId: g.campaignId, step: body.step ?? null, data: body.data,
+        // The last save's answer is the stored row; an earlier one's is the row as it was after that save.
+        baseVersion: isLast ? row.baseVersion : named ?? row.implicitBase,
+        saves: row.saves - (g.members.length - 1 - k),
+        savedAt: row.savedAt, expiresAt: row.expiresAt,
+      }
+    })
+  }
+  return out
+}
+
+/** One save alone (its own statement and commit): for scripts and tests; the API goes through DraftAutosave. */
 export async function saveDraft(sql: Sql, tenantId: string, campaignId: string, body: SaveDraftBody): Promise<DraftView> {
-  const d = await withTenantStatement(sql, tenantId, (tx) =>
-    q.upsertDraft(tx, tenantId, campaignId, { step: body.step ?? null, data: body.data, baseVersion: body.baseVersion ?? null, ttlDays: DRAFT_TTL_DAYS }))
-  if (!d) throw notFound(campaignId)
-  return d
+  const [result] = await saveDrafts(sql, [{ tenantId, campaignId, body }])
+  if (result instanceof Error) throw result
+  return result!
+}
+
+export type DraftAutosaveOptions = Omit<GroupCommitOptions, 'noun' | 'maxConcurrentFlushes'> & {
+  /** Told about flush failures that are not the saver's to explain (they get a plain 503). */
+  onError?: (err: unknown) => void
+}
+
+/**
+ * Group commit for PUT /v1/campaigns/:id/draft (lib/group-commit.ts, as the WhatsApp, form and event inboxes):
+ * saves arriving while a flush is in flight are stored by the next one in one statement (one round trip, one
+ * commit), several tenants each under its own row-level security; a save is answered only after its flush has
+ * committed. A save whose campaign is gone or another tenant's gets its own 404; one PostgreSQL refuses fails the
+ * statement, and the group commit then writes each member alone, so only the offender fails (400).
+ *
+ * One flush at a time, always: two in flight could take the same draft's row lock in either order, and an older save
+ * would overwrite a newer one. With one, a later flush holds only saves that arrived later.
+ */
+export class DraftAutosave {
+  private readonly commit: GroupCommit<DraftSave, DraftView>
+
+  constructor(private readonly sql: Sql, private readonly options: DraftAutosaveOptions = {}) {
+    // A draft may be up to 256 KiB: 64 of them bound one statement's document to 16 MiB.
+    this.commit = new GroupCommit((batch, signal) => this.flush(batch, signal), { maxBatch: 64, ...options, maxConcurrentFlushes: 1, noun: 'draft' })
+  }
+
+  save(tenantId: string, campaignId: string, body: SaveDraftBody): Promise<DraftView> {
+    return this.commit.add({ tenantId, campaignId, body })
+  }
+
+  private async flush(batch: DraftSave[], signal: AbortSignal): Promise<(DraftView | Error)[]> {
+    try {
+      const conn = await this.sql.reserve()
+      try {
+        // Waited too long for a connection: the savers were already told 503, so nothing may be stored now.
+        if (signal.aborted) throw new AppError('UNAVAILABLE', 'saving the draft took too long; retry later', { headers: { 'retry-after': '2' } })
+        return await saveDrafts(conn, batch)
+      } finally {
+        conn.release()
+      }
+    } catch (err) {
+      if (isAppError(err)) throw err
+      // Alone, the save is the cause: answered on its own. In a group, thrown: the group commit retries each alone.
+      if (batch.length === 1 && isUnstorableValue(err)) return [new AppError('BAD_REQUEST', 'the draft holds a value that cannot be stored', { cause: err })]
+      if (batch.length === 1 && isForeignKeyViolation(err)) return [notFound(batch[0]!.campaignId)]
+      this.options.onError?.(err)
+      if (batch.length > 1 && !isUnavailableError(err)) throw err
+      throw new AppError('UNAVAILABLE', 'the draft could not be saved; retry later', { headers: { 'retry-after': '2' }, cause: err })
+    }
+  }
 }
 
 export const getDraft = (sql: Sql, tenantId: string, campaignId: string): Promise<DraftView> =>

@@ -1,4 +1,4 @@
-import type { Tx } from '../../lib/db.js'
+import type { Queryable, Tx } from '../../lib/db.js'
 import type { CampaignConfig, CampaignStatus, CampaignView, DraftView, SnapshotView } from './schemas.js'
 
 /** Campaigns, their drafts and snapshots: the SQL of domains/campaigns (the catalog's is in catalog-queries.ts). */
@@ -66,21 +66,22 @@ export const productExists = (tx: Tx, id: string) =>
   tx`select 1 from campaigns.products where id = ${id} and deleted_at is null`.then((r) => r.length > 0)
 
 // ---------------------------------------------------------------------------------------------------------------
-// Drafts: the autosave is one statement (the campaign's existence, its version and the upsert together).
+// Drafts: an autosave flush is one statement (each campaign's existence and version, and the upsert, together).
 
 const draftColumns = (tx: Tx) => tx`d.campaign_id, d.step, d.data, d.base_version, d.saves, d.saved_at, d.expires_at`
 
-export const upsertDraft = (tx: Tx, tenantId: string, campaignId: string, d: { step: string | null; data: unknown; baseVersion: number | null; ttlDays: number }) =>
-  tx<DraftView[]>`
-    insert into campaigns.campaign_drafts as d (campaign_id, tenant_id, step, data, base_version, saved_at, expires_at)
-    select c.id, ${tenantId}, ${d.step}, ${tx.json(d.data as never)}, coalesce(${d.baseVersion}::int, c.version), now(), now() + make_interval(days => ${d.ttlDays})
-      from campaigns.campaigns c where c.id = ${campaignId} and c.deleted_at is null
-    on conflict (campaign_id) do update
-       set step = excluded.step, data = excluded.data, saves = d.saves + 1, saved_at = excluded.saved_at, expires_at = excluded.expires_at,
-           -- An expired draft (not yet swept) is a new one: it starts from the campaign as it is now.
-           base_version = case when ${d.baseVersion}::int is not null then ${d.baseVersion}::int
-                               when d.expires_at <= now() then excluded.base_version else d.base_version end
-    returning ${draftColumns(tx)}`.then((r) => r[0] ?? null)
+/** One draft of a grouped autosave: the last save of the flush for it, and how many saves it folds. */
+export interface DraftSaveRow { campaign_id: string; step: string | null; data: unknown; base_version: number | null; n: number }
+export interface SavedDraftRow { tenantId: string; campaignId: string; baseVersion: number; saves: number; savedAt: Date; expiresAt: Date; implicitBase: number }
+
+/**
+ * Stores a group commit's drafts in one statement, each tenant's rows under its own row-level security
+ * (campaigns.save_drafts, migration 0052). A row whose campaign its tenant cannot see comes back absent.
+ */
+export const saveDraftBatches = (sql: Queryable, batches: { tenantId: string; rows: DraftSaveRow[] }[], ttlDays: number) =>
+  sql<SavedDraftRow[]>`
+    select tenant_id, campaign_id, base_version, saves, saved_at, expires_at, implicit_base
+      from campaigns.save_drafts(${sql.json(batches as never)}::jsonb, ${ttlDays}::int)`
 
 export const findDraft = (tx: Tx, campaignId: string, lock = false) =>
   tx<DraftView[]>`

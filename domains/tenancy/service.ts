@@ -43,13 +43,33 @@ export async function createApiKey(sql: Sql, principal: Principal & { kind: 'ten
 }
 
 export async function revokeApiKey(sql: Sql, principal: Principal & { kind: 'tenant' }, keyId: string, requestId?: string) {
-  return withTenant(sql, principal.tenantId, async (tx) => {
+  const key = await withTenant(sql, principal.tenantId, async (tx) => {
     const key = await q.revokeApiKey(tx, keyId)
     if (key) {
       await q.insertAuditEntry(tx, { tenantId: principal.tenantId, actor: actorName(principal), action: 'api_key.revoked', targetType: 'api_key', targetId: keyId, requestId })
     }
     return key
   })
+  // Committed: this process's key caches forget the tenant's keys now (others when the trigger's NOTIFY reaches them),
+  // so the revoked key fails on the very next request.
+  if (key) forgetTenantKeysLocally(sql, principal.tenantId)
+  return key
+}
+
+// The in-process key caches (key-cache.ts) by the pool they read through, so that a change this process commits
+// reaches them without waiting for its NOTIFY to come back.
+const localKeyCaches = new WeakMap<Sql, Set<{ forgetTenant(tenantId: string): void }>>()
+
+export function registerLocalKeyCache(sql: Sql, cache: { forgetTenant(tenantId: string): void }): () => void {
+  let set = localKeyCaches.get(sql)
+  if (!set) localKeyCaches.set(sql, (set = new Set()))
+  set.add(cache)
+  return () => void set.delete(cache)
+}
+
+/** This process committed a change to the tenant's keys or status: its caches on `sql` drop the tenant's keys at once. */
+export function forgetTenantKeysLocally(sql: Sql, tenantId: string): void {
+  for (const cache of localKeyCaches.get(sql) ?? []) cache.forgetTenant(tenantId)
 }
 
 /** Resolves a bearer key to its principal, or null. Callers must not say which part was wrong. */

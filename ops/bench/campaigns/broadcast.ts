@@ -195,8 +195,10 @@ export async function runBroadcastBench(o: BroadcastBenchOptions): Promise<Broad
     await waitUntil(async () => (await status()) !== 'sending', 'the broadcast to finish')
     const finishedAt = Date.now()
     finished = true
-    // Sends the dead worker had started: each is resolved later (after the outbox's 60 s in-flight lease) from its
-    // status webhook, or sent again only if Meta never had it; resends show up as duplicates at the emulator.
+    // Sends the dead worker had claimed: one whose call never began (asleep for its rate slot) is claimed again and
+    // sent as soon as the restarted worker runs its job; one whose call had begun is resolved from its status webhook
+    // (after the in-flight lease, or sooner once the dead worker's heartbeat is stale), or sent again only if Meta
+    // never had it. Any call made twice shows up as a duplicate at the emulator.
     const [settle] = await db.owner<{ lastAccepted: Date; inDoubt: number; resent: number }[]>`
       select max(s.accepted_at) as last_accepted,
              count(*) filter (where s.call_started_at < ${new Date(killedAt)} and s.accepted_at > ${new Date(killedAt + 10_000)})::int as in_doubt,
@@ -228,7 +230,9 @@ export async function runBroadcastBench(o: BroadcastBenchOptions): Promise<Broad
     return {
       header, rows, ok,
       summary: {
-        resumeAfterKillMs: resumeMs, heartbeatTimeoutMs: o.heartbeatTimeoutMs, inFlightAtKillResolvedFromStatuses: settle!.inDoubt, callsRepeated: settle!.resent,
+        resumeAfterKillMs: resumeMs, heartbeatTimeoutMs: o.heartbeatTimeoutMs, inFlightAtKillResolvedFromStatuses: settle!.inDoubt,
+        // Claimed more than once (a retry after an error, or a claim taken over); the calls made twice are `duplicates`.
+        claimedAgain: settle!.resent,
         lastAcceptedAfterKillS: settle!.lastAccepted ? ((settle!.lastAccepted.getTime() - killedAt) / 1000).toFixed(1) : '-',
         totalS: ((finishedAt - startedAt) / 1000).toFixed(1), pending: counts!.pending, unplannedWorkerExits: unplannedExits,
       },

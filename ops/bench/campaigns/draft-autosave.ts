@@ -1,5 +1,6 @@
 import Fastify from 'fastify'
 import { readMigrationFiles } from '../../../lib/migrate.js'
+import { groupCommitBatchSize } from '../../../lib/metrics.js'
 import { CreateCampaignBody } from '../../../domains/campaigns/schemas.js'
 import { createCampaign } from '../../../domains/campaigns/service.js'
 import { buildApiApp } from '../../../services/api/app.js'
@@ -15,7 +16,7 @@ const DATA_BYTES = envInt('BENCH_DRAFT_BYTES', 2048, 200_000)
 const ROUNDS = envInt('BENCH_ROUNDS', 3, 10)
 
 /**
- * Draft autosave: PUT /v1/campaigns/:id/draft (auth, validation, one upsert in a tenant transaction) at
+ * Draft autosave: PUT /v1/campaigns/:id/draft (auth, validation, group-committed with the saves in flight beside it) at
  * BENCH_CONNECTIONS connections, each request a campaign of BENCH_CAMPAIGNS (users typing in their own campaigns),
  * against a bare Fastify route parsing the same body and answering a fixed draft. Targets: ≥ 0.4× the bare route's
  * requests/s, p99 ≤ 20 ms.
@@ -56,6 +57,11 @@ const section: BenchSection = {
       const results = [...best]
       const [stored] = await db.owner<{ drafts: number; saves: number }[]>`select count(*)::int as drafts, coalesce(sum(saves), 0)::int as saves from campaigns.campaign_drafts`
       console.log(`\n${CONNECTIONS} connections, ${ROUNDS} alternating rounds of ${SECONDS} s, ${CAMPAIGNS} campaigns, ~${DATA_BYTES} B drafts; ${stored!.saves.toLocaleString('en-US')} saves stored in ${stored!.drafts} drafts`)
+      // How many saves each flush carried (lib/group-commit.ts), over every round and the warm-up.
+      const batches = (await groupCommitBatchSize.get()).values.filter((v) => v.labels.inbox === 'draft')
+      const flushSum = batches.find((v) => v.metricName === 'group_commit_batch_size_sum')?.value ?? 0
+      const flushes = batches.find((v) => v.metricName === 'group_commit_batch_size_count')?.value ?? 0
+      console.log(`${flushes.toLocaleString('en-US')} flushes, ${(flushSum / Math.max(1, flushes)).toFixed(1)} saves per flush on average`)
       console.log(`ratio per round: ${rounds.map(([b, o]) => `${(o.requestsPerSecond / b.requestsPerSecond).toFixed(2)}× (p99 ${o.p99Ms.toFixed(0)} ms)`).join(', ')}; the best round:\n`)
       printComparison(results, ['bare route'])
       const [base, draft] = results as [typeof results[0], typeof results[0]]

@@ -1,10 +1,10 @@
 import type { FastifyRequest } from 'fastify'
 import type { Redis } from 'ioredis'
 import { safeEqual } from '../../../lib/crypto.js'
-import type { Sql } from '../../../lib/db.js'
 import { AppError } from '../../../lib/errors.js'
 import type { App } from '../../../lib/http/create-server.js'
-import { actorName, authenticateApiKey } from '../../../domains/tenancy/service.js'
+import { actorName } from '../../../domains/tenancy/service.js'
+import type { ApiKeyCache } from '../../../domains/tenancy/key-cache.js'
 import type { Principal } from '../../../domains/tenancy/schemas.js'
 import type { Logger } from '../../../lib/logger.js'
 import { createAuthFailureLimiter, credentialOf } from '../../../lib/http/auth-failures.js'
@@ -40,7 +40,8 @@ const unauthorized = () =>
  * under /v1 that says nothing is a tenant route (read for GET/HEAD, write otherwise).
  */
 export function registerAuth(app: App, deps: {
-  sql: Sql
+  /** Resolves tenant keys (in process, invalidated by NOTIFY; a wrong key is looked up every time). */
+  keys: ApiKeyCache
   operatorKey: string | undefined
   log: Logger
   /** Wrong keys presented per client IP per minute before that IP is answered 429 without a lookup. */
@@ -70,7 +71,7 @@ export function registerAuth(app: App, deps: {
     if (deps.operatorKey && safeEqual(token, deps.operatorKey)) {
       request.principal = { kind: 'operator' }
     } else {
-      request.principal = await authenticateApiKey(deps.sql, token)
+      request.principal = await deps.keys.authenticate(token)
     }
     const principal = request.principal
     if (!principal) {

@@ -51,6 +51,8 @@ export const withVersion = <T extends { version: number }>(reply: FastifyReply, 
 export default async function campaignRoutes(app: App, deps: ApiDeps) {
   const tags = ['campaigns']
   const versioned = { headers: IfMatch }
+  // Autosaves are group-committed: answered once their flush has committed (domains/campaigns/drafts.ts).
+  const autosave = new drafts.DraftAutosave(deps.sql, { onError: (err) => deps.log.error({ err }, 'saving drafts failed') })
 
   app.post('/', {
     config: { access: 'tenant:write' },
@@ -121,8 +123,8 @@ export default async function campaignRoutes(app: App, deps: ApiDeps) {
   // Drafts.
   app.put('/:campaignId/draft', {
     config: { access: 'tenant:write' },
-    schema: { tags, summary: 'Auto-save the builder\'s step data (one upsert; at most 256 KiB). Expires 7 days after the last save.', params: CampaignParams, body: SaveDraftBody, response: { 200: DraftView } },
-  }, async (req) => drafts.saveDraft(deps.sql, tenantOf(req).tenantId, req.params.campaignId, req.body))
+    schema: { tags, summary: 'Auto-save the builder\'s step data (group-committed with concurrent saves; at most 256 KiB). Answered once stored. Expires 7 days after the last save.', params: CampaignParams, body: SaveDraftBody, response: { 200: DraftView } },
+  }, async (req) => autosave.save(tenantOf(req).tenantId, req.params.campaignId, req.body))
 
   app.get('/:campaignId/draft', {
     config: { access: 'tenant:read' },

@@ -1,0 +1,64 @@
+-- Draft autosaves are group-committed (one statement per flush, each tenant under its own RLS, instead of a transaction per keystroke pause), and an outbox send claimed by a worker that died before its call began is re-sent at once instead of after the 5-minute in-doubt grace.
+
+-- p_batches: [{ tenantId, rows: [{ campaign_id, step, data, base_version, n }] }], one row per draft (the caller has
+-- kept the last save of each draft in arrival order, the last explicit base_version, and how many saves it folds).
+-- A row whose campaign is not visible to its tenant (another tenant's, deleted, unknown) stores nothing and returns
+-- nothing: the caller answers it 404 alone. Returns per stored draft its row after the save, and implicit_base: the
+-- base version a save without base_version got before this one (the live draft's, else the campaign's version), so
+-- the caller can answer each folded save what it would have got alone.
+create function campaigns.save_drafts(p_batches jsonb, p_ttl_days integer)
+  returns table (tenant_id uuid, campaign_id uuid, base_version integer, saves integer, saved_at timestamptz, expires_at timestamptz, implicit_base integer)
+  language plpgsql volatile security invoker set search_path = pg_catalog, pg_temp
+as $$
+#variable_conflict use_column
+declare
+  caller_tenant text := current_setting('app.tenant_id', true);
+  b jsonb;
+begin
+  for b in select value from jsonb_array_elements(p_batches) loop
+    -- Transaction-local, as withTenant sets it; the statement below runs under this tenant's policies only.
+    perform set_config('app.tenant_id', b->>'tenantId', true);
+    return query
+      with input as (
+        select r.campaign_id, r.step, r.data, r.base_version, r.n
+          from jsonb_to_recordset(b->'rows') as r(campaign_id uuid, step text, data jsonb, base_version integer, n integer)
+      ), target as (
+        select c.id, c.tenant_id, c.version from campaigns.campaigns c
+         where c.id in (select i.campaign_id from input i) and c.deleted_at is null
+      ), prior as (
+        -- The statement's snapshot: a draft another process inserts meanwhile is still met by on conflict below (so
+        -- what is stored is right); only the answers of saves folded before the last could show the campaign's version.
+        select d.campaign_id, d.base_version from campaigns.campaign_drafts d
+         where d.campaign_id in (select t.id from target t) and d.expires_at > now()
+      ), saved as (
+        insert into campaigns.campaign_drafts as d (campaign_id, tenant_id, step, data, base_version, saves, saved_at, expires_at)
+        select t.id, t.tenant_id, i.step, i.data, coalesce(i.base_version, t.version), i.n, now(), now() + make_interval(days => p_ttl_days)
+          from input i join target t on t.id = i.campaign_id
+         -- One lock order for every flush, so two processes' flushes touching the same drafts cannot deadlock.
+         order by t.id
+        on conflict (campaign_id) do update
+           set step = excluded.step, data = excluded.data, saves = d.saves + excluded.saves, saved_at = excluded.saved_at,
+               expires_at = excluded.expires_at,
+               -- A save naming its base version sets it; otherwise a live draft keeps its own, and an expired one (not
+               -- yet swept) is a new one, starting from the campaign as it is now.
+               base_version = case when (select i.base_version from input i where i.campaign_id = d.campaign_id) is not null then excluded.base_version
+                                   when d.expires_at <= now() then excluded.base_version else d.base_version end
+        returning d.tenant_id, d.campaign_id, d.base_version, d.saves, d.saved_at, d.expires_at
+      )
+      select s.tenant_id, s.campaign_id, s.base_version, s.saves, s.saved_at, s.expires_at, coalesce(p.base_version, t.version)
+        from saved s join target t on t.id = s.campaign_id left join prior p on p.campaign_id = s.campaign_id;
+  end loop;
+  perform set_config('app.tenant_id', coalesce(caller_tenant, ''), true);
+end $$;
+revoke execute on function campaigns.save_drafts(jsonb, integer) from public;
+grant execute on function campaigns.save_drafts(jsonb, integer) to app_user;
+
+-- The outbox's claim on a send, apart from its call. A runner claims the head (state sending, attempts + 1) before it
+-- sleeps for its rate slot, and stamps call_started_at only when the call begins (at once when there is no wait), in
+-- an update fenced by its claim (claimed_by and attempts). A claim whose call never began cannot have reached Meta:
+-- once its worker has stopped beating (ops.worker_heartbeats) or its lease ran out, another runner re-claims it and
+-- sends at once, instead of waiting the in-doubt grace (5 minutes) meant for calls that may have reached Meta.
+alter table whatsapp.outbound_sends
+  -- The graphile-worker worker id (jobs.locked_by) of the runner holding the claim; null for runners without one.
+  add column claimed_by text,
+  add column claimed_at timestamptz;
