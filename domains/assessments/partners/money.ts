@@ -200,11 +200,12 @@ export async function refundPurchase(tx: Tx, tenantId: string, transactionId: st
   const commission = await q.findCommissionOfPurchase(tx, purchase.id, true)
   if (purchase.status === 'refunded') return purchaseView(purchase, commission)
   const refunded = await q.markPurchaseRefunded(tx, purchase.id, at)
+  // Commission events carry the row's own status times, so the reports from events and from the tables agree.
   let after = commission
   if (commission && commission.status !== 'rejected' && commission.status !== 'reversed') {
     if (commission.status === 'approved' || commission.status === 'paid') await debit(tx, tenantId, commission, actor)
     after = await q.setCommissionStatus(tx, commission.id, 'reversed', actor, 'purchase refunded')
-    await recordPlatformEvents(tx, [commissionChanged({ commissionId: commission.id, partnerId: commission.partnerId, purchaseId: purchase.id, linkId: purchase.linkId, status: 'reversed', amount: commission.amount, currency: commission.currency, at })])
+    await recordPlatformEvents(tx, [commissionChanged({ commissionId: commission.id, partnerId: commission.partnerId, purchaseId: purchase.id, linkId: purchase.linkId, status: 'reversed', amount: commission.amount, currency: commission.currency, at: after!.reversedAt ?? at })])
   }
   // The link's conversion taken back: the partner report's conversions and revenue are net of refunds.
   if (purchase.linkId && purchase.partnerId) {
@@ -263,7 +264,7 @@ export async function decideCommission(sql: Sql, who: Who, id: string, decision:
       }
     }
     const linkId = (await q.findPurchase(tx, c.purchaseId))?.linkId ?? null
-    await recordPlatformEvents(tx, [commissionChanged({ commissionId: id, partnerId: c.partnerId, purchaseId: c.purchaseId, linkId, status, amount: c.amount, currency: c.currency, at: new Date() })])
+    await recordPlatformEvents(tx, [commissionChanged({ commissionId: id, partnerId: c.partnerId, purchaseId: c.purchaseId, linkId, status, amount: c.amount, currency: c.currency, at: (status === 'approved' ? after.approvedAt : after.rejectedAt) ?? new Date() })])
     await audit(tx, who, `partner_commission.${status}`, 'partner_commission', id, { amount: c.amount, reason })
     return commissionView(after)
   })
@@ -313,7 +314,7 @@ export async function decideWithdrawal(sql: Sql, who: Who, id: string, action: '
       const events = await Promise.all(paid.map(async ({ id: commissionId }) => {
         const c = (await q.findCommission(tx, commissionId))!
         const linkId = (await q.findPurchase(tx, c.purchaseId))?.linkId ?? null
-        return commissionChanged({ commissionId, partnerId: c.partnerId, purchaseId: c.purchaseId, linkId, status: 'paid', amount: c.amount, currency: c.currency, at: now })
+        return commissionChanged({ commissionId, partnerId: c.partnerId, purchaseId: c.purchaseId, linkId, status: 'paid', amount: c.amount, currency: c.currency, at: c.paidAt ?? now })
       }))
       await recordPlatformEvents(tx, events)
     }
