@@ -264,3 +264,14 @@ export const ShopEndpointView = z.object({
   secret: z.string().optional(),
   rotatedAt: z.string(),
 })
+
+export const CreatePartnerKeyBody = z.object({ label: z.string().trim().min(1).max(100) }).strict()
+export const PartnerKeyView = z.object({
+  id: z.uuid(), partnerId: z.uuid(), label: z.string(), prefix: z.string(), createdBy: z.string(), createdAt: z.string(),
+  lastUsedAt: z.string().nullable(), revokedAt: z.string().nullable(),
+  /** Shown once, when created. */
+  key: z.string().optional(),
+})
+export const PartnerClickView = z.object({
+  id: z.string(), linkId: z.uuid(), linkCode: z.string(), outcome: z.enum(['web', 'whatsapp', 'inactive']), isBot: z.boolean(), clickedAt: z.string(),
+})
