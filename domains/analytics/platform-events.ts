@@ -295,14 +295,19 @@ const assessmentProperties = (f: AssessmentFact) => ({
   ...(f.linkId ? { linkId: f.linkId } : {}), ...(f.partnerId ? { partnerId: f.partnerId } : {}),
 })
 
-export const assessmentStarted = (f: AssessmentFact & { version: number }): EventRow => ({
+/** `firstQuestionId`: the question shown first (the report's drop-off counts who reached each question). */
+export const assessmentStarted = (f: AssessmentFact & { version: number; firstQuestionId?: string | null }): EventRow => ({
   name: 'assessment.started', leadId: f.leadId, occurredAt: iso(f.at), dedupeKey: `assessment:started:${f.sessionId}`, source: 'assessments',
-  properties: { ...assessmentProperties(f), version: f.version },
+  properties: { ...assessmentProperties(f), version: f.version, ...(f.firstQuestionId ? { firstQuestionId: f.firstQuestionId } : {}) },
 })
 
-export const assessmentAnswered = (f: AssessmentFact & { questionId: string; revision: number; responseMs: number | null }): EventRow => ({
+/** `nextQuestionId`: the question this answer leads to (null: none left), for the drop-off per question. */
+export const assessmentAnswered = (f: AssessmentFact & { questionId: string; revision: number; responseMs: number | null; nextQuestionId?: string | null }): EventRow => ({
   name: 'assessment.answered', leadId: f.leadId, occurredAt: iso(f.at), dedupeKey: `assessment:answered:${f.sessionId}:${f.questionId}:${f.revision}`, source: 'assessments',
-  properties: { ...assessmentProperties(f), questionId: f.questionId, ...(f.responseMs !== null ? { responseMs: f.responseMs } : {}) },
+  properties: {
+    ...assessmentProperties(f), questionId: f.questionId, revision: f.revision, ...(f.responseMs !== null ? { responseMs: f.responseMs } : {}),
+    ...(f.nextQuestionId !== undefined ? { nextQuestionId: f.nextQuestionId } : {}),
+  },
 })
 
 export const assessmentCompleted = (f: AssessmentFact & { resultId: string; totalScore: number; band: string | null }): EventRow => ({
@@ -312,7 +317,8 @@ export const assessmentCompleted = (f: AssessmentFact & { resultId: string; tota
 
 // ---------------------------------------------------------------------------------------------------------------
 // Partner links and commissions (domains/assessments/partners). Keys: `link:clicked:<clickId>`,
-// `link:started:<sessionId>`, `link:completed:<sessionId>`, `link:converted:<purchaseId>`, `purchase:recorded:<purchaseId>`,
+// `link:started:<sessionId>`, `link:completed:<sessionId>`, `link:converted:<purchaseId>`, `link:refunded:<purchaseId>`,
+// `link:inactive:<clickId>`, `purchase:recorded:<purchaseId>`,
 // `commission:<status>:<commissionId>`. Every one names the link and partner in properties (linkId, partnerId), so
 // per-partner counts can be read from the stream; the purchase's also names the first-touch partner.
 
@@ -349,9 +355,22 @@ export const linkConverted = (f: PurchaseFact & { linkId: string; partnerId: str
   properties: { linkId: f.linkId, partnerId: f.partnerId, purchaseId: f.purchaseId, amount: f.amount, currency: f.currency, firstPartnerId: f.firstPartnerId, firstLinkId: f.firstLinkId },
 })
 
-export const commissionChanged = (f: { commissionId: string; partnerId: string; purchaseId: string; status: 'pending' | 'approved' | 'paid' | 'rejected' | 'reversed'; amount: string; currency: string; at: Date | string }): EventRow => ({
+/** `linkId`: the purchase's (last-touch) link, when it came through one: the partner report splits commissions by link. */
+export const commissionChanged = (f: { commissionId: string; partnerId: string; purchaseId: string; linkId?: string | null; status: 'pending' | 'approved' | 'paid' | 'rejected' | 'reversed'; amount: string; currency: string; at: Date | string }): EventRow => ({
   name: `commission.${f.status === 'pending' ? 'created' : f.status}`, leadId: null, occurredAt: iso(f.at), dedupeKey: `commission:${f.status}:${f.commissionId}`, source: 'partner_link',
-  properties: { commissionId: f.commissionId, partnerId: f.partnerId, purchaseId: f.purchaseId, amount: f.amount, currency: f.currency },
+  properties: { commissionId: f.commissionId, partnerId: f.partnerId, purchaseId: f.purchaseId, ...(f.linkId ? { linkId: f.linkId } : {}), amount: f.amount, currency: f.currency },
+})
+
+/** A refund of a purchase attributed to a link: the conversion taken back (the report's revenue is net of it). Once per purchase. */
+export const linkRefunded = (f: { purchaseId: string; linkId: string; partnerId: string; leadId: string | null; amount: string; currency: string; at: Date | string }): EventRow => ({
+  name: 'link.refunded', leadId: f.leadId, occurredAt: iso(f.at), dedupeKey: `link:refunded:${f.purchaseId}`, source: 'partner_link',
+  properties: { linkId: f.linkId, partnerId: f.partnerId, purchaseId: f.purchaseId, amount: f.amount, currency: f.currency },
+})
+
+/** A visit to an inactive link (answered 404): counted for the partner report, no visitor kept. */
+export const linkInactiveVisit = (f: LinkFact & { clickId: string; linkCode: string }): EventRow => ({
+  name: 'link.inactive_visit', leadId: null, occurredAt: iso(f.at), dedupeKey: `link:inactive:${f.clickId}`, source: 'partner_link',
+  properties: { linkId: f.linkId, partnerId: f.partnerId, linkCode: f.linkCode },
 })
 
 // Campaigns (domains/campaigns records these with the change). `campaignId` fills the rollups' campaign dimension.

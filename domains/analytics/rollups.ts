@@ -8,6 +8,7 @@
 import { withTenant, type Sql, type Tx } from '../../lib/db.js'
 import { listTenantsPage } from '../tenancy/queries.js'
 import * as q from './rollup-queries.js'
+import { rebuildAssessmentRollups } from './assessment-rollups.js'
 
 export { BUCKET_MINUTES, bucketOf } from './rollup-queries.js'
 
@@ -54,7 +55,10 @@ async function rollUpBatch(tx: Tx, now: Date, limit: number): Promise<number | n
     // A day's KPIs are rebuilt whole, so once per run is enough: a day that a closed bucket still waiting will touch
     // is left to the batch that takes that bucket (its marks keep it owed, even across a crash).
     const owed = new Set(withNeighbours(await q.daysStillDirty(tx, now, tz)))
-    await q.rebuildMetrics(tx, withNeighbours(await q.daysOfBuckets(tx, buckets, tz)).filter((d) => !owed.has(d)), tz)
+    const days = withNeighbours(await q.daysOfBuckets(tx, buckets, tz)).filter((d) => !owed.has(d))
+    await q.rebuildMetrics(tx, days, tz)
+    // The assessment and partner reports' daily rollup (assessment-rollups.ts): the same days, the same rule.
+    await rebuildAssessmentRollups(tx, days, tz)
   }
   await q.recordRollupRun(tx, now, claimed.length)
   return claimed.length

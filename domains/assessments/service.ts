@@ -221,7 +221,7 @@ export async function startSession(tx: Tx, input: StartInput): Promise<Started> 
     leadId: input.leadId ?? null, conversationId: input.conversationId ?? null, linkId: input.linkId ?? null, partnerId: input.partnerId ?? null,
     currentQuestionId: first?.id ?? null, demographics,
   })
-  await recordPlatformEvents(tx, [assessmentStarted({ ...factOf(session), at: session.startedAt, version: v.version })])
+  await recordPlatformEvents(tx, [assessmentStarted({ ...factOf(session), at: session.startedAt, version: v.version, firstQuestionId: first?.id ?? null })])
   return { session, token, compiled }
 }
 
@@ -293,7 +293,7 @@ export async function answerQuestion(tx: Tx, ctx: SessionContext, body: AnswerBo
   const [{ revision, ...moved }] = await Promise.all([
     q.recordAnswer(tx, { tenantId: s.tenantId, sessionId: s.id, questionId: question.id, value: checked.value, responseMs: body.responseMs ?? null },
       { currentQuestionId: next?.id ?? null, progress: p.progress, answeredCount: p.answered }),
-    recordPlatformEvents(tx, [assessmentAnswered({ ...factOf(s), at: new Date(), questionId: question.id, revision: expected, responseMs: body.responseMs ?? null })]),
+    recordPlatformEvents(tx, [assessmentAnswered({ ...factOf(s), at: new Date(), questionId: question.id, revision: expected, responseMs: body.responseMs ?? null, nextQuestionId: next?.id ?? null })]),
   ])
   ctx.revisions.set(question.id, revision)
   ctx.session = moved
@@ -354,7 +354,8 @@ export async function completeIfReady(tx: Tx, ctx: SessionContext): Promise<q.Re
   if (!result) return q.findResultOfSession(tx, s.id)
   ctx.session = await q.updateSession(tx, s.id, { status: 'completed', completedAt: 'now', progress: 100, currentQuestionId: null })
   await q.enqueueAnalyzeResult(tx, ANALYZE_RESULT_TASK, s.tenantId, result.id)
-  const completedAt = new Date()
+  // The session's own completion time, so the report's durations from events equal completed_at - started_at.
+  const completedAt = ctx.session.completedAt ?? new Date()
   await recordPlatformEvents(tx, [
     assessmentCompleted({ ...factOf(s), at: completedAt, resultId: result.id, totalScore: result.totalScore, band: result.band }),
     // A session through a partner link: the link's completion too (domains/assessments/partners).

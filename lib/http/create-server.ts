@@ -10,7 +10,7 @@ import { registerStorableTextChecks } from './safe-json.js'
 declare module 'fastify' {
   interface FastifyContextConfig {
     /** Who may call a route; enforced by the service's auth plugin. */
-    access?: 'public' | 'tenant:read' | 'tenant:write' | 'operator'
+    access?: 'public' | 'tenant:read' | 'tenant:write' | 'operator' | 'partner'
   }
 }
 

@@ -43,6 +43,7 @@ import analyticsLiveRoutes from './modules/analytics-live/routes.js'
 import { LiveFeed } from '../../domains/analytics/live.js'
 import analyticsRoutes from './modules/analytics/routes.js'
 import assessmentPartnerRoutes from './modules/assessment-partners/routes.js'
+import partnerPortalRoutes from './modules/partner-portal/routes.js'
 import dashboardRoutes from './dashboard/routes.js'
 import campaignRoutes from './modules/campaigns/routes.js'
 import productRoutes from './modules/products/routes.js'
@@ -153,6 +154,7 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets' | 'flags' | 'li
     ['/v1/ops/onboarding', opsOnboardingRoutes],
     ['/v1/analytics', analyticsRoutes],
     ['/v1/assessments', assessmentPartnerRoutes],
+    ['/v1/partner', partnerPortalRoutes],
     ['/v1/campaigns', campaignRoutes],
     ['/v1/products', productRoutes],
     ['/v1/creatives', creativeRoutes],

@@ -11,6 +11,7 @@ import { populateMediaPlansRows } from './media-plans-rows.js'
 import { populatePrivacyExportRows } from './privacy-export-rows.js'
 import { populatePrivacyErasureRows } from './privacy-rows.js'
 import { populateQueryRows } from './query-rows.js'
+import { populateReportRows } from './report-rows.js'
 import type { TestTenant } from './tenants.js'
 import { populateWhatsappRows } from './whatsapp-rows.js'
 import { populateOnboardingRows } from './onboarding-rows.js'
@@ -35,4 +36,5 @@ export async function populateTenantRows(sql: Sql, tenant: TestTenant): Promise<
   await populateCampaignsRows(sql, tenant)
   await populateMediaPlansRows(sql, tenant)
   await populateBroadcastRows(sql, tenant)
+  await populateReportRows(sql, tenant)
 }

@@ -11,7 +11,7 @@ import type { Config } from '../../../lib/config.js'
 import { withTenant, type Sql, type Tx } from '../../../lib/db.js'
 import { AppError } from '../../../lib/errors.js'
 import { linkVisits } from '../../../lib/metrics.js'
-import { linkClicked, linkStarted, recordPlatformEvents } from '../../analytics/platform-events.js'
+import { linkClicked, linkInactiveVisit, linkStarted, recordPlatformEvents } from '../../analytics/platform-events.js'
 import type { Demographics } from '../schemas.js'
 import { sessionContext, startSession, stateView } from '../service.js'
 import * as q from './queries.js'
@@ -68,7 +68,8 @@ export async function visitLink(sql: Sql, config: Config, code: string, ctx: Vis
     const target = await q.findLinkTarget(tx, found.id)
     if (!target) return null
     if (!usable(target)) {
-      await q.insertClick(tx, found.tenantId, click('inactive', target.link.partnerId))
+      const clickId = await q.insertClick(tx, found.tenantId, click('inactive', target.link.partnerId))
+      await recordPlatformEvents(tx, [linkInactiveVisit({ clickId, linkId: target.link.id, partnerId: target.link.partnerId, linkCode: target.link.linkCode, at })])
       return null
     }
     // A WhatsApp link of a tenant without an active number cannot open a chat: the web start still works.

@@ -21,7 +21,7 @@ import type { Config } from '../../../lib/config.js'
 import type { SecretBox } from '../../../lib/crypto.js'
 import { withTenant, type Sql, type Tx } from '../../../lib/db.js'
 import { AppError } from '../../../lib/errors.js'
-import { commissionChanged, linkConverted, purchaseRecorded, recordPlatformEvents, type PurchaseFact } from '../../analytics/platform-events.js'
+import { commissionChanged, linkConverted, linkRefunded, purchaseRecorded, recordPlatformEvents, type PurchaseFact } from '../../analytics/platform-events.js'
 import { insertAuditEntry } from '../../tenancy/queries.js'
 import { computeCommission, isPositive, lineAmount, minAmount, subtract } from './commission-rule.js'
 import * as q from './queries.js'
@@ -176,7 +176,7 @@ export async function recordPurchase(tx: Tx, tenantId: string, body: RecordPurch
   if (partner && partner.status !== 'terminated' && partner.currency === currency) {
     const parts = computeCommission({ amount, productRate: product.commissionRate, partnerRate: partner.commissionRate, tier: partner.tier })
     commission = await q.insertCommission(tx, tenantId, { purchaseId: purchase.id, partnerId: partner.id, currency, ...parts })
-    if (commission) events.push(commissionChanged({ commissionId: commission.id, partnerId: partner.id, purchaseId: purchase.id, status: 'pending', amount: commission.amount, currency, at }))
+    if (commission) events.push(commissionChanged({ commissionId: commission.id, partnerId: partner.id, purchaseId: purchase.id, linkId: purchase.linkId, status: 'pending', amount: commission.amount, currency, at }))
   }
   if (purchase.linkId && purchase.partnerId) events.push(linkConverted({ ...fact, linkId: purchase.linkId, partnerId: purchase.partnerId }))
   await recordPlatformEvents(tx, events)
@@ -200,11 +200,16 @@ export async function refundPurchase(tx: Tx, tenantId: string, transactionId: st
   const commission = await q.findCommissionOfPurchase(tx, purchase.id, true)
   if (purchase.status === 'refunded') return purchaseView(purchase, commission)
   const refunded = await q.markPurchaseRefunded(tx, purchase.id, at)
+  // Commission events carry the row's own status times, so the reports from events and from the tables agree.
   let after = commission
   if (commission && commission.status !== 'rejected' && commission.status !== 'reversed') {
     if (commission.status === 'approved' || commission.status === 'paid') await debit(tx, tenantId, commission, actor)
     after = await q.setCommissionStatus(tx, commission.id, 'reversed', actor, 'purchase refunded')
-    await recordPlatformEvents(tx, [commissionChanged({ commissionId: commission.id, partnerId: commission.partnerId, purchaseId: purchase.id, status: 'reversed', amount: commission.amount, currency: commission.currency, at })])
+    await recordPlatformEvents(tx, [commissionChanged({ commissionId: commission.id, partnerId: commission.partnerId, purchaseId: purchase.id, linkId: purchase.linkId, status: 'reversed', amount: commission.amount, currency: commission.currency, at: after!.reversedAt ?? at })])
+  }
+  // The link's conversion taken back: the partner report's conversions and revenue are net of refunds.
+  if (purchase.linkId && purchase.partnerId) {
+    await recordPlatformEvents(tx, [linkRefunded({ purchaseId: purchase.id, linkId: purchase.linkId, partnerId: purchase.partnerId, leadId: purchase.leadId, amount: purchase.amount, currency: purchase.currency, at })])
   }
   return purchaseView(refunded, after)
 }
@@ -258,7 +263,8 @@ export async function decideCommission(sql: Sql, who: Who, id: string, decision:
         await q.setClawbackDue(tx, c.partnerId, subtract(partner.clawbackDue, settle))
       }
     }
-    await recordPlatformEvents(tx, [commissionChanged({ commissionId: id, partnerId: c.partnerId, purchaseId: c.purchaseId, status, amount: c.amount, currency: c.currency, at: new Date() })])
+    const linkId = (await q.findPurchase(tx, c.purchaseId))?.linkId ?? null
+    await recordPlatformEvents(tx, [commissionChanged({ commissionId: id, partnerId: c.partnerId, purchaseId: c.purchaseId, linkId, status, amount: c.amount, currency: c.currency, at: (status === 'approved' ? after.approvedAt : after.rejectedAt) ?? new Date() })])
     await audit(tx, who, `partner_commission.${status}`, 'partner_commission', id, { amount: c.amount, reason })
     return commissionView(after)
   })
@@ -307,7 +313,8 @@ export async function decideWithdrawal(sql: Sql, who: Who, id: string, action: '
       const now = new Date()
       const events = await Promise.all(paid.map(async ({ id: commissionId }) => {
         const c = (await q.findCommission(tx, commissionId))!
-        return commissionChanged({ commissionId, partnerId: c.partnerId, purchaseId: c.purchaseId, status: 'paid', amount: c.amount, currency: c.currency, at: now })
+        const linkId = (await q.findPurchase(tx, c.purchaseId))?.linkId ?? null
+        return commissionChanged({ commissionId, partnerId: c.partnerId, purchaseId: c.purchaseId, linkId, status: 'paid', amount: c.amount, currency: c.currency, at: c.paidAt ?? now })
       }))
       await recordPlatformEvents(tx, events)
     }

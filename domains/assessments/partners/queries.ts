@@ -448,3 +448,40 @@ export const partnerLinkCounts = (tx: Tx, partnerId: string, from: string, to: s
      order by l.created_at, l.id`
 
 export { ts as isoOrNull }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Partner keys (migration 0055) and what a partner reads with one: every query names the partner.
+
+export interface PartnerKeyRow { id: string; partnerId: string; label: string; prefix: string; createdBy: string; createdAt: Date; lastUsedAt: Date | null; revokedAt: Date | null }
+const partnerKeyColumns = (tx: Queryable) => tx`id, partner_id, label, prefix, created_by, created_at, last_used_at, revoked_at`
+
+export const insertPartnerKey = (tx: Tx, tenantId: string, k: { partnerId: string; label: string; prefix: string; keyHash: Buffer; createdBy: string }) =>
+  tx<PartnerKeyRow[]>`
+    insert into assessments.partner_keys (tenant_id, partner_id, label, prefix, key_hash, created_by)
+    values (${tenantId}, ${k.partnerId}, ${k.label}, ${k.prefix}, ${k.keyHash}, ${k.createdBy})
+    returning ${partnerKeyColumns(tx)}`.then((r) => r[0]!)
+
+export const listPartnerKeys = (tx: Tx, partnerId: string) =>
+  tx<PartnerKeyRow[]>`select ${partnerKeyColumns(tx)} from assessments.partner_keys where partner_id = ${partnerId} order by created_at, id`
+
+/** Revokes once: a key already revoked keeps its first revocation time. Null when the partner has no such key. */
+export const revokePartnerKey = (tx: Tx, partnerId: string, keyId: string) =>
+  tx<PartnerKeyRow[]>`
+    update assessments.partner_keys set revoked_at = coalesce(revoked_at, now())
+     where id = ${keyId} and partner_id = ${partnerId}
+    returning ${partnerKeyColumns(tx)}`.then((r) => r[0] ?? null)
+
+/** Before any tenant is known: the key's tenant and partner (assessments.authenticate_partner_key), or null. */
+export const authenticatePartnerKeyHash = (sql: Queryable, keyHash: Buffer) =>
+  sql<{ keyId: string; tenantId: string; partnerId: string }[]>`
+    select key_id, tenant_id, partner_id from assessments.authenticate_partner_key(${keyHash})`.then((r) => r[0] ?? null)
+
+export interface PartnerClickRow { id: string; linkId: string; linkCode: string; outcome: 'web' | 'whatsapp' | 'inactive'; isBot: boolean; clickedAt: Date }
+
+/** A partner's clicks, newest first, keyset by id: no visitor, address, agent or referrer (those are the tenant's). */
+export const listClicksOfPartner = (tx: Tx, partnerId: string, beforeId: string | null, limit: number) =>
+  tx<PartnerClickRow[]>`
+    select k.id::text as id, k.link_id, l.link_code, k.outcome, k.is_bot, k.clicked_at
+      from assessments.link_clicks k join assessments.links l on l.id = k.link_id and l.partner_id = k.partner_id
+     where k.partner_id = ${partnerId} and ${beforeId === null ? tx`true` : tx`k.id < ${beforeId}::bigint`}
+     order by k.id desc limit ${limit}`

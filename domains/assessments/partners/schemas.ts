@@ -1,9 +1,12 @@
 import { z } from 'zod'
+import { ReportMeta } from '../report-meta.js'
 
 /** Money in JSON: a decimal string with at most two decimals (numeric(14,2) in SQL), never a float. */
 export const Money = z.string().regex(/^\d{1,12}(\.\d{1,2})?$/, 'a decimal amount such as "120.50"')
 /** A rate in JSON: a decimal string between 0 and 1 with at most four decimals ("0.1250" = 12.5 %). */
 export const Rate = z.string().regex(/^(0(\.\d{1,4})?|1(\.0{1,4})?)$/, 'a decimal rate between "0" and "1" such as "0.15"')
+/** A sum of money that may be negative (a period with more refunds than sales). */
+export const SignedMoney = z.string().regex(/^-?\d{1,14}(\.\d{1,2})?$/, 'a decimal amount such as "-120.50"')
 export const Currency = z.string().regex(/^[A-Z]{3}$/, 'an ISO 4217 code such as "USD"')
 
 export const PARTNER_TIERS = ['standard', 'silver', 'gold', 'platinum'] as const
@@ -233,9 +236,11 @@ export const ReportCounts = z.object({
   inactiveClicks: z.number().int(),
   starts: z.number().int(),
   completions: z.number().int(),
+  /** Net of refunds in the period: a period can have more refunds than sales. */
   conversions: z.number().int(),
-  revenue: Money,
-  commissions: z.object({ pending: Money, approved: Money, paid: Money, rejected: Money, reversed: Money }),
+  revenue: SignedMoney,
+  /** Amounts that entered each status in the period (created: pending, at the purchase's time). */
+  commissions: z.object({ created: SignedMoney, approved: SignedMoney, paid: SignedMoney, rejected: SignedMoney, reversed: SignedMoney }),
 })
 export const PartnerReport = z.object({
   partnerId: z.uuid(),
@@ -244,6 +249,7 @@ export const PartnerReport = z.object({
   to: z.string(),
   totals: ReportCounts,
   links: z.array(ReportCounts.extend({ linkId: z.uuid(), linkCode: z.string() })),
+  meta: ReportMeta,
 })
 export type PartnerReport = z.infer<typeof PartnerReport>
 export const ReportQuery = z.object({
@@ -257,4 +263,15 @@ export const ShopEndpointView = z.object({
   /** Shown once, when created or rotated. */
   secret: z.string().optional(),
   rotatedAt: z.string(),
+})
+
+export const CreatePartnerKeyBody = z.object({ label: z.string().trim().min(1).max(100) }).strict()
+export const PartnerKeyView = z.object({
+  id: z.uuid(), partnerId: z.uuid(), label: z.string(), prefix: z.string(), createdBy: z.string(), createdAt: z.string(),
+  lastUsedAt: z.string().nullable(), revokedAt: z.string().nullable(),
+  /** Shown once, when created. */
+  key: z.string().optional(),
+})
+export const PartnerClickView = z.object({
+  id: z.string(), linkId: z.uuid(), linkCode: z.string(), outcome: z.enum(['web', 'whatsapp', 'inactive']), isBot: z.boolean(), clickedAt: z.string(),
 })

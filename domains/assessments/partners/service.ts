@@ -6,7 +6,9 @@ import { randomBytes } from 'node:crypto'
 import type { Config } from '../../../lib/config.js'
 import { withTenant, type Sql, type Tx } from '../../../lib/db.js'
 import { AppError } from '../../../lib/errors.js'
+import { reportRows } from '../../analytics/assessment-rollups.js'
 import { insertAuditEntry } from '../../tenancy/queries.js'
+import { metaOf, reportPlan } from '../report.js'
 import * as q from './queries.js'
 import type {
   CreateLinkBody, CreatePartnerBody, LinkView, PartnerReport, PartnerView, PatchLinkBody, PatchPartnerBody,
@@ -104,45 +106,57 @@ export async function patchLink(sql: Sql, config: Config, who: Who, id: string, 
 const DAY = 86_400_000
 
 /**
- * Per link of a partner and in total: clicks (bots and inactive visits apart), unique visitors, starts and completions
- * of sessions through the link, conversions and revenue (purchases attributed to the link, last touch), commissions
- * by status. Read from the facts the events are recorded from (clicks, sessions, purchases, commissions): the analytics
- * rollups carry no partner or link dimension (yet), and these tables are indexed by link.
+ * Per link of a partner and in total, over [from, to): clicks (bots and inactive visits apart), visitors (distinct per
+ * day, summed over the days), sessions started and completed through the link, conversions and revenue (purchases
+ * attributed to the link, last touch, net of refunds in the period), and the commission amounts that entered each
+ * status in the period (created: at the purchase's time). Counted by when each thing happened, like the analytics KPIs.
+ *
+ * Read from the analytics side (domains/analytics/assessment-rollups.ts): the days behind the rollups' watermark from
+ * analytics.assessment_rollups, the rest from raw events; `meta` says which. Money is exact: the events carry their
+ * amounts as decimal strings and the rollup sums them as numeric. The totals also count what reached the partner
+ * without a link (a purchase attributed to the partner by the visitor alone), so they can exceed the links' sum.
  */
-export async function partnerReport(sql: Sql, tenantId: string, partnerId: string, range: { from?: string; to?: string }): Promise<PartnerReport> {
-  const to = range.to ?? new Date(Date.now() + 1000).toISOString()
-  const from = range.from ?? new Date(new Date(to).getTime() - 30 * DAY).toISOString()
-  if (new Date(from) >= new Date(to)) throw new AppError('BAD_REQUEST', '`from` must be before `to`')
+export async function partnerReport(sql: Sql, tenantId: string, partnerId: string, range: { from?: string; to?: string; now?: Date; rawOnly?: boolean }): Promise<PartnerReport> {
+  const now = range.now ?? new Date()
+  const to = range.to ? new Date(range.to) : new Date(now.getTime() + 1000)
+  const from = range.from ? new Date(range.from) : new Date(to.getTime() - 30 * DAY)
+  if (from >= to) throw new AppError('BAD_REQUEST', '`from` must be before `to`')
   return withTenant(sql, tenantId, async (tx) => {
     const partner = await q.findPartner(tx, partnerId)
     if (!partner) throw new AppError('NOT_FOUND', `partner ${partnerId} not found`)
-    const rows = await q.partnerLinkCounts(tx, partnerId, from, to)
-    const links = rows.map(countsView)
-    const sum = (f: (c: ReturnType<typeof countsView>) => number) => links.reduce((n, l) => n + f(l), 0)
-    const money = (f: (c: ReturnType<typeof countsView>) => string) => centsToString(links.reduce((n, l) => n + toCents(f(l)), 0n))
+    const links = await q.listLinks(tx, partnerId)
+    const plan = await reportPlan(tx, from, to, now, range.rawOnly)
+    const rows = await reportRows(tx, plan, { partnerId })
+    const perLink = links.map((l) => ({ linkId: l.id, linkCode: l.linkCode, ...countsOf(rows.filter((r) => r.linkId === l.id)) }))
     return {
-      partnerId, currency: partner.currency, from: new Date(from).toISOString(), to: new Date(to).toISOString(), links,
-      totals: {
-        clicks: sum((l) => l.clicks), uniqueVisitors: sum((l) => l.uniqueVisitors), inactiveClicks: sum((l) => l.inactiveClicks),
-        starts: sum((l) => l.starts), completions: sum((l) => l.completions), conversions: sum((l) => l.conversions), revenue: money((l) => l.revenue),
-        commissions: {
-          pending: money((l) => l.commissions.pending), approved: money((l) => l.commissions.approved), paid: money((l) => l.commissions.paid),
-          rejected: money((l) => l.commissions.rejected), reversed: money((l) => l.commissions.reversed),
-        },
-      },
+      partnerId, currency: partner.currency, from: from.toISOString(), to: to.toISOString(),
+      totals: countsOf(rows), links: perLink, meta: metaOf(plan),
     }
   })
 }
 
+/** The report's counts of some rows (one link's, or all of the partner's). */
+export function countsOf(rows: { measure: string; events: number; amount: string }[]) {
+  const n = (m: string) => rows.filter((r) => r.measure === m).reduce((s, r) => s + r.events, 0)
+  const cents = (m: string) => rows.filter((r) => r.measure === m).reduce((s, r) => s + toCents(r.amount), 0n)
+  const money = (m: string) => signedCents(cents(m))
+  return {
+    clicks: n('clicked'), uniqueVisitors: n('visitors'), inactiveClicks: n('inactive'), starts: n('link_started'), completions: n('link_completed'),
+    conversions: n('converted') - n('refunded'), revenue: signedCents(cents('converted') - cents('refunded')),
+    commissions: {
+      created: money('commission_created'), approved: money('commission_approved'), paid: money('commission_paid'),
+      rejected: money('commission_rejected'), reversed: money('commission_reversed'),
+    },
+  }
+}
+
+const signedCents = (c: bigint) => (c < 0n ? `-${centsToString(-c)}` : centsToString(c))
+
+/** Exact: money has two decimals (numeric(12, 2)); a sum of them has no more. */
 const toCents = (s: string): bigint => {
-  const [whole = '0', frac = ''] = s.split('.')
-  return BigInt(whole) * 100n + BigInt((frac + '00').slice(0, 2))
+  const negative = s.startsWith('-')
+  const [whole = '0', frac = ''] = (negative ? s.slice(1) : s).split('.')
+  const c = BigInt(whole) * 100n + BigInt((frac + '00').slice(0, 2))
+  return negative ? -c : c
 }
 const centsToString = (c: bigint) => `${c / 100n}.${String(c % 100n).padStart(2, '0')}`
-const money2 = (s: string) => centsToString(toCents(s))
-
-const countsView = (r: q.LinkCounts) => ({
-  linkId: r.linkId, linkCode: r.linkCode, clicks: r.clicks, uniqueVisitors: r.uniqueVisitors, inactiveClicks: r.inactiveClicks,
-  starts: r.starts, completions: r.completions, conversions: r.conversions, revenue: money2(r.revenue),
-  commissions: { pending: money2(r.pending), approved: money2(r.approved), paid: money2(r.paid), rejected: money2(r.rejected), reversed: money2(r.reversed) },
-})

@@ -8,10 +8,12 @@ import type { ApiKeyCache } from '../../../domains/tenancy/key-cache.js'
 import type { Principal } from '../../../domains/tenancy/schemas.js'
 import type { Logger } from '../../../lib/logger.js'
 import { createAuthFailureLimiter, credentialOf } from '../../../lib/http/auth-failures.js'
+import { authenticatePartnerKey, looksLikePartnerKey, type PartnerPrincipal } from '../../../domains/assessments/partners/keys.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
-    principal: Principal | null
+    /** A partner key's principal (access 'partner') beside the tenant and operator ones. */
+    principal: Principal | PartnerPrincipal | null
   }
 }
 
@@ -28,6 +30,13 @@ export function tenantOf(request: FastifyRequest): TenantPrincipal {
 export function actorOf(request: FastifyRequest): { tenantId: string; actor: string; requestId: string } {
   const principal = tenantOf(request)
   return { tenantId: principal.tenantId, actor: actorName(principal), requestId: request.id }
+}
+
+/** The partner of a partner route (access 'partner'); the access hook has already guaranteed there is one. */
+export function partnerOf(request: FastifyRequest): PartnerPrincipal {
+  const p = request.principal
+  if (p?.kind !== 'partner') throw new AppError('FORBIDDEN', 'this route needs a partner key')
+  return p
 }
 
 // One message for every authentication failure: it must not reveal whether a key, a tenant or a prefix exists.
@@ -70,6 +79,8 @@ export function registerAuth(app: App, deps: {
 
     if (deps.operatorKey && safeEqual(token, deps.operatorKey)) {
       request.principal = { kind: 'operator' }
+    } else if (looksLikePartnerKey(token)) {
+      request.principal = await authenticatePartnerKey(deps.sql, token)
     } else {
       request.principal = await deps.keys.authenticate(token)
     }
@@ -79,6 +90,12 @@ export function registerAuth(app: App, deps: {
       throw unauthorized()
     }
 
+    // A partner key opens the partner routes only (its own data), never a tenant or operator route.
+    if (access === 'partner') {
+      if (principal.kind !== 'partner') throw new AppError('FORBIDDEN', 'this route needs a partner key')
+      return
+    }
+    if (principal.kind === 'partner') throw new AppError('FORBIDDEN', 'a partner key opens only the /v1/partner routes')
     if (access === 'operator') {
       if (principal.kind !== 'operator') throw new AppError('FORBIDDEN', 'this route needs the operator key')
       return

@@ -68,8 +68,14 @@ describe('assessment partners API', () => {
     expect(report.statusCode, report.body).toBe(200)
     expect(report.json().totals).toEqual({
       clicks: 1, uniqueVisitors: 1, inactiveClicks: 0, starts: 1, completions: 0, conversions: 1, revenue: '119.80',
-      commissions: { pending: '0.00', approved: '0.00', paid: '19.77', rejected: '0.00', reversed: '0.00' },
+      // Amounts that entered each status in the period: this one was created, approved and paid within it.
+      commissions: { created: '19.77', approved: '19.77', paid: '19.77', rejected: '0.00', reversed: '0.00' },
     })
+    // Nothing rolled up yet: the watermark stands at today's first event, so today is read raw (and the partial
+    // first day of the 30; the whole days between, clean and empty, from the rollup), and the meta says so.
+    const meta = report.json().meta
+    expect(meta.source).toBe('rollup+raw')
+    expect(meta.rawRanges.at(-1)).toEqual({ from: expect.stringMatching(/T00:00:00.000Z$/), to: report.json().to })
     const ledger = await call('GET', `/partners/${partnerId}/ledger`)
     expect(ledger.json().data.map((e: { kind: string; amount: string; balanceAfter: string }) => [e.kind, e.amount, e.balanceAfter])).toEqual([
       ['commission_approved', '19.77', '19.77'],

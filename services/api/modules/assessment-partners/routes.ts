@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import type { App } from '../../../../lib/http/create-server.js'
 import {
-  CommissionStatus, CommissionView, CompleteWithdrawalBody, CreateLinkBody, CreatePartnerBody, CreateProductBody, DecisionBody,
+  CommissionStatus, CommissionView, CompleteWithdrawalBody, CreateLinkBody, CreatePartnerBody, CreatePartnerKeyBody, PartnerKeyView, CreateProductBody, DecisionBody,
   LedgerEntryView, LinkView, PartnerReport, PartnerView, PatchLinkBody, PatchPartnerBody, PatchProductBody, ProductView, PurchaseView,
   RecordPurchaseBody, ReportQuery, RequestWithdrawalBody, ShopEndpointView, WithdrawalStatus, WithdrawalView,
 } from '../../../../domains/assessments/partners/schemas.js'
@@ -12,6 +12,7 @@ import {
   createProduct, decideCommission, decideWithdrawal, getShopEndpoint, listCommissions, listLedger, listProducts, listPurchases,
   listWithdrawals, patchProduct, recordPurchaseByApi, refundPurchaseByApi, requestWithdrawal, rotateShopEndpoint,
 } from '../../../../domains/assessments/partners/money.js'
+import { createPartnerKey, listPartnerKeys, revokePartnerKey } from '../../../../domains/assessments/partners/keys.js'
 import type { ApiDeps } from '../../app.js'
 import { actorOf, tenantOf } from '../../plugins/auth.js'
 
@@ -27,8 +28,8 @@ const list = <T extends z.ZodType>(item: T) => z.object({ data: z.array(item) })
 
 /**
  * Partners (a tenant's distributors), their links, products, purchases, commissions, withdrawals and the ledger, under
- * /v1/assessments. Reads need a tenant key; every change an admin key. Withdrawals are requested by an admin acting for
- * the partner (the partner has no key of its own in this release); the requesting key is recorded.
+ * /v1/assessments. Reads need a tenant key; every change an admin key. Withdrawals are requested by the partner with its
+ * own key (/v1/partner, services/api/modules/partner-portal) or by an admin acting for it; the requesting key is recorded.
  */
 export default async function assessmentPartnerRoutes(app: App, deps: ApiDeps) {
   const { sql, config } = deps
@@ -56,7 +57,7 @@ export default async function assessmentPartnerRoutes(app: App, deps: ApiDeps) {
 
   app.get('/partners/:partnerId/report', {
     config: { access: 'tenant:read' },
-    schema: { tags, summary: 'Per link and in total: clicks, unique visitors, starts, completions, conversions, revenue, commissions by status (default: the last 30 days).', params: PartnerParams, querystring: ReportQuery, response: { 200: PartnerReport } },
+    schema: { tags, summary: 'Per link and in total, from the analytics rollups (raw events after the watermark: see meta): clicks, visitors, starts, completions, conversions and revenue net of refunds, commission amounts by the status they entered (default: the last 30 days).', params: PartnerParams, querystring: ReportQuery, response: { 200: PartnerReport } },
   }, async (req) => partnerReport(sql, tenantOf(req).tenantId, req.params.partnerId, req.query))
 
   app.get('/partners/:partnerId/ledger', {
@@ -72,6 +73,23 @@ export default async function assessmentPartnerRoutes(app: App, deps: ApiDeps) {
     config: { access: 'tenant:write' },
     schema: { tags, summary: "Request a withdrawal for the partner: debited from the balance at once; above the balance → 422.", params: PartnerParams, body: RequestWithdrawalBody, response: { 201: WithdrawalView } },
   }, async (req, reply) => reply.code(201).send(await requestWithdrawal(sql, actorOf(req), req.params.partnerId, req.body.amount)))
+
+  // Partner keys: the partner's own credential for /v1/partner (its own data only); shown once.
+  const KeyParams = PartnerParams.extend({ keyId: z.uuid() })
+  app.post('/partners/:partnerId/keys', {
+    config: { access: 'tenant:write' },
+    schema: { tags, summary: "Create a key for the partner (answered once): it reads the partner's own links, clicks, commissions, balance, ledger and report under /v1/partner and requests withdrawals, nothing else.", params: PartnerParams, body: CreatePartnerKeyBody, response: { 201: PartnerKeyView } },
+  }, async (req, reply) => reply.code(201).send(await createPartnerKey(sql, actorOf(req), req.params.partnerId, req.body.label)))
+
+  app.get('/partners/:partnerId/keys', {
+    config: { access: 'tenant:read' },
+    schema: { tags, summary: "The partner's keys (never the keys themselves).", params: PartnerParams, response: { 200: list(PartnerKeyView) } },
+  }, async (req) => ({ data: await listPartnerKeys(sql, tenantOf(req).tenantId, req.params.partnerId) }))
+
+  app.post('/partners/:partnerId/keys/:keyId/revoke', {
+    config: { access: 'tenant:write' },
+    schema: { tags, summary: 'Revoke a partner key: it authenticates nothing from now on.', params: KeyParams, response: { 200: PartnerKeyView } },
+  }, async (req) => revokePartnerKey(sql, actorOf(req), req.params.partnerId, req.params.keyId))
 
   // Links
   app.post('/links', {

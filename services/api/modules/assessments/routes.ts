@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import type { App } from '../../../../lib/http/create-server.js'
 import { PageQuery } from '../../../../lib/pagination.js'
-import { assessmentReport } from '../../../../domains/assessments/report.js'
+import { assessmentReport, ReportMeta } from '../../../../domains/assessments/report.js'
 import { AssessmentView, CreateAssessmentBody, PatchAssessmentBody, RescoreBody, ResultView, SaveDraftBody, VersionView } from '../../../../domains/assessments/schemas.js'
 import * as assessments from '../../../../domains/assessments/service.js'
 import type { ApiDeps } from '../../app.js'
@@ -28,6 +28,7 @@ const ReportView = z.object({
     questionId: z.string(), text: z.string(), reached: z.number().int(), answered: z.number().int(), stoppedHere: z.number().int(), dropOffRate: z.number(),
     medianResponseMs: z.number().nullable(),
   })),
+  meta: ReportMeta,
 })
 const HistoryEntry = z.object({ rubricVersion: z.number().int(), totalScore: z.number(), band: z.string().nullable(), categoryScores: z.record(z.string(), z.number()), computedAt: z.date(), replacedAt: z.date(), runId: z.uuid().nullable() })
 
@@ -91,7 +92,7 @@ export default async function assessmentRoutes(app: App, deps: ApiDeps) {
   app.get('/:assessmentId/report', {
     config: { access: 'tenant:read' },
     schema: {
-      tags, summary: 'Starts, completions, completion rate, median time, score distribution and drop-off per question (sessions started in [from, to)).',
+      tags, summary: 'Starts, completions, completion rate, median time, score distribution and drop-off per question in [from, to), from the analytics rollups (raw events after the watermark: see meta).',
       params: Params,
       querystring: z.object({ from: z.coerce.date().optional(), to: z.coerce.date().optional(), bucketWidth: z.coerce.number().positive().max(1000).default(10) }),
       response: { 200: ReportView },
