@@ -115,7 +115,7 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets' | 'flags' | 'li
     app.addHook('onClose', async () => ownKeys.close())
   }
   registerAuth(app, {
-    keys: deps.apiKeys, operatorKey: config.OPERATOR_API_KEY, log: deps.log, redis: deps.redis, failureLimitPerMinute: config.AUTH_FAILURE_LIMIT_PER_MINUTE,
+    keys: deps.apiKeys, sql: deps.sql, operatorKey: config.OPERATOR_API_KEY, log: deps.log, redis: deps.redis, failureLimitPerMinute: config.AUTH_FAILURE_LIMIT_PER_MINUTE,
   })
   await registerOpenApi(app, {
     title: 'WhatsApp lead platform API',

@@ -6,6 +6,7 @@ import type { App } from '../../../lib/http/create-server.js'
 import { actorName } from '../../../domains/tenancy/service.js'
 import type { ApiKeyCache } from '../../../domains/tenancy/key-cache.js'
 import type { Principal } from '../../../domains/tenancy/schemas.js'
+import type { Sql } from '../../../lib/db.js'
 import type { Logger } from '../../../lib/logger.js'
 import { createAuthFailureLimiter, credentialOf } from '../../../lib/http/auth-failures.js'
 import { authenticatePartnerKey, looksLikePartnerKey, type PartnerPrincipal } from '../../../domains/assessments/partners/keys.js'
@@ -51,6 +52,8 @@ const unauthorized = () =>
 export function registerAuth(app: App, deps: {
   /** Resolves tenant keys (in process, invalidated by NOTIFY; a wrong key is looked up every time). */
   keys: ApiKeyCache
+  /** Partner keys are looked up every time (a partner portal is not a hot path). */
+  sql: Sql
   operatorKey: string | undefined
   log: Logger
   /** Wrong keys presented per client IP per minute before that IP is answered 429 without a lookup. */
