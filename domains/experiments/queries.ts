@@ -107,6 +107,30 @@ export type AssignContext =
 export const assignContext = (db: Queryable, tenantId: string | null, leadId: string | null, anonymousId: string | null) =>
   db<{ ctx: AssignContext }[]>`select experiments.assign_context(${tenantId}::uuid, ${leadId}::uuid, ${anonymousId}::text) as ctx`.then((r) => r[0]!.ctx)
 
+/** A started experiment with its phase in force: what the in-process definitions cache holds per tenant. */
+export type StartedExperiment = Omit<Candidate, 'storedUnitId' | 'storedVariationKey' | 'storedVariationIndex' | 'storedAssignedAt'>
+
+/** Every started experiment of the current tenant (running, paused or stopped) with the variations and coverage of its phase in force, by key. */
+export const listStartedExperiments = (tx: Tx) =>
+  tx<StartedExperiment[]>`
+    select e.id, e.key, e.status, e.unit, e.seed, e.hash_version, e.targeting, e.namespace, e.phase, p.variations, p.coverage
+      from experiments.experiments e join experiments.phases p on p.experiment_id = e.id and p.phase = e.phase
+     where e.status in ('running', 'paused', 'stopped')
+     order by e.key`
+
+export interface StoredWinner { experimentId: string; phase: number; unitId: string; variationKey: string; variationIndex: number; assignedAt: string }
+export type UnitAssignments =
+  | { found: false }
+  | (Omit<Extract<AssignContext, { found: true }>, 'candidates'> & { stored: StoredWinner[] })
+
+/**
+ * The unit's side of assignContext, for a caller holding the tenant's started experiments in memory: the lead, its
+ * visitors, visitors to adopt, and the winning stored assignment per experiment and phase (experiments.unit_assignments,
+ * migration 0051: index probes by person and visitor, no per-experiment work). Sets the tenant itself when given one.
+ */
+export const unitAssignments = (db: Queryable, tenantId: string | null, leadId: string | null, anonymousId: string | null) =>
+  db<{ u: UnitAssignments }[]>`select experiments.unit_assignments(${tenantId}::uuid, ${leadId}::uuid, ${anonymousId}::text) as u`.then((r) => r[0]!.u)
+
 export interface AssignmentInsert {
   experiment_id: string; phase: number; unit_id: string; lead_id: string | null; anonymous_id: string | null
   variation_key: string; variation_index: number; source: string
