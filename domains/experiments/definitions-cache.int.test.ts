@@ -89,4 +89,19 @@ describe('experiment definitions held in process', () => {
     await eventually(async () => (await assign(procs[1]!.sql, tenant.id, { leadId, attributes: {}, source: 'api' }, procs[1]!.defs))
       .some((a) => a.experimentKey === 'kept' && a.variationKey === first!.variationKey && !a.isNew))
   })
+
+  it('answers concurrent requests for one lead with one stored row per experiment, the first one new (batched reads and writes)', async () => {
+    const e = await makeExperiment(procs[0]!.sql, tenant, { key: 'together' })
+    const leadId = await newLead()
+    const others = await Promise.all(Array.from({ length: 10 }, newLead))
+    const answers = await Promise.all([...Array.from({ length: 10 }, () => leadId), ...others].map((id) =>
+      assign(procs[0]!.sql, tenant.id, { leadId: id, attributes: {}, source: 'api' }, procs[0]!.defs).then((r) => ({ id, a: r.find((x) => x.experimentKey === 'together')! }))))
+    const mine = answers.filter((x) => x.id === leadId).map((x) => x.a)
+    expect(new Set(mine.map((a) => a.variationKey)).size).toBe(1)
+    expect(mine.filter((a) => a.isNew)).toHaveLength(1)
+    expect(answers.filter((x) => x.id !== leadId).every((x) => x.a.isNew)).toBe(true)
+    const rows = await db.current.owner<{ leadId: string; variationKey: string }[]>`select lead_id, variation_key from experiments.assignments where experiment_id = ${e.id}`
+    expect(rows).toHaveLength(11)
+    expect(rows.find((r) => r.leadId === leadId)!.variationKey).toBe(mine[0]!.variationKey)
+  })
 })

@@ -1,5 +1,6 @@
 import { type Sql, withTenant } from '../../lib/db.js'
 import type { Logger } from '../../lib/logger.js'
+import { AssignBatches } from './assign-batches.js'
 import { compileBucketing } from './hashing.js'
 import * as q from './queries.js'
 
@@ -24,7 +25,8 @@ export function forgetExperimentsLocally(sql: Sql, tenantId: string): void {
 /**
  * Each tenant's started experiments (definition, phase in force, weights, coverage, targeting, namespace), in
  * process, so that an assignment is decided in JS (hashing.ts) and the database is asked only about the unit
- * (experiments.unit_assignments) and, when something is new, to store it.
+ * (experiments.unit_assignments) and, when something is new, to store it; both through `batches` (assign-batches.ts),
+ * one statement for the requests that arrive together.
  *
  * - An entry lives at most `ttlMs`; a change to the tenant's experiments or phases drops it at once in the process that
  *   committed it and, elsewhere, when the NOTIFY of migration 0051's triggers arrives (LISTEN experiments_changed).
@@ -43,8 +45,11 @@ export class ExperimentDefinitions {
   private closed = false
   private unlisten: (() => Promise<void>) | null = null
   private starting: Promise<void> | null = null
+  /** The assign route's reads and writes, shared by the requests that arrive together. */
+  readonly batches: AssignBatches
 
   constructor(private readonly sql: Sql, private readonly log: Logger, options: { ttlMs: number; maxTenants?: number }) {
+    this.batches = new AssignBatches(sql)
     this.ttlMs = options.ttlMs
     this.maxTenants = options.maxTenants ?? 10_000
     let set = localCaches.get(sql)

@@ -131,6 +131,14 @@ export type UnitAssignments =
 export const unitAssignments = (db: Queryable, tenantId: string | null, leadId: string | null, anonymousId: string | null) =>
   db<{ u: UnitAssignments }[]>`select experiments.unit_assignments(${tenantId}::uuid, ${leadId}::uuid, ${anonymousId}::text) as u`.then((r) => r[0]!.u)
 
+/** unitAssignments for several units of one tenant in one statement (the assign route's batched reads), in order. */
+export const unitAssignmentsMany = (db: Queryable, tenantId: string, units: { leadId: string | null; anonymousId: string | null }[]) =>
+  db<{ u: UnitAssignments }[]>`
+    select experiments.unit_assignments(${tenantId}::uuid, r.lead_id, r.anonymous_id) as u
+      from jsonb_to_recordset(${db.json(units.map((x, ord) => ({ ord, lead_id: x.leadId, anonymous_id: x.anonymousId })) as never)}::jsonb)
+        as r(ord int, lead_id uuid, anonymous_id text)
+     order by r.ord`.then((rows) => rows.map((r) => r.u))
+
 export interface AssignmentInsert {
   experiment_id: string; phase: number; unit_id: string; lead_id: string | null; anonymous_id: string | null
   variation_key: string; variation_index: number; source: string

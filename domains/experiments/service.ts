@@ -172,7 +172,8 @@ export async function assignInTx(tx: Tx, input: AssignInput): Promise<Assignment
 /**
  * The same for a caller without a transaction (the assign route, the public variant endpoint). With the tenant's
  * started experiments held in memory (`definitions`), one call (experiments.unit_assignments, which sets the tenant
- * itself) reads what is stored for the unit, the variations are decided here, and one more call stores what is new;
+ * itself) reads what is stored for the unit, the variations are decided here, and one more call stores what is new,
+ * each shared with the requests that arrive together (definitions.batches) and answered once committed;
  * without them, experiments.assign_context reads the experiments too. Only the rare requests that must write first (an
  * identify call naming both ids) or adopt a visitor's assignments take a transaction.
  */
@@ -181,7 +182,7 @@ export const assign = (sql: Sql, tenantId: string, input: AssignInput, definitio
   const adopt = (links: { anonymous_id: string; lead_id: string }[]) => withTenant(sql, tenantId, (tx) => q.adoptVisitorAssignments(tx, links))
   if (!definitions?.enabled) return assignWith(sql, tenantId, input, adopt)
   return assignWith(sql, tenantId, input, adopt, async () => {
-    const [experiments, unit] = await Promise.all([definitions.forTenant(tenantId), q.unitAssignments(sql, tenantId, input.leadId ?? null, input.anonymousId ?? null)])
+    const [experiments, unit] = await Promise.all([definitions.forTenant(tenantId), definitions.batches.readUnit(tenantId, input.leadId ?? null, input.anonymousId ?? null)])
     if (!unit.found) return unit
     const { stored, ...rest } = unit
     const winners = new Map(stored.map((w) => [`${w.experimentId}:${w.phase}`, w]))
@@ -190,7 +191,7 @@ export const assign = (sql: Sql, tenantId: string, input: AssignInput, definitio
       return { ...e, storedUnitId: w?.unitId ?? null, storedVariationKey: w?.variationKey ?? null, storedVariationIndex: w?.variationIndex ?? null, storedAssignedAt: w?.assignedAt ?? null }
     })
     return { ...rest, candidates }
-  })
+  }, (rows) => definitions.batches.store(tenantId, rows))
 }
 
 type Candidate = q.Candidate & { bucket?: (unitId: string) => number }
@@ -198,6 +199,7 @@ type Candidate = q.Candidate & { bucket?: (unitId: string) => number }
 async function assignWith(
   db: Sql | Tx, tenantId: string | null, input: AssignInput, adopt: (links: { anonymous_id: string; lead_id: string }[]) => Promise<number>,
   readContext: () => Promise<q.AssignContext> = () => q.assignContext(db, tenantId, input.leadId ?? null, input.anonymousId ?? null),
+  store: (rows: q.AssignmentInsert[]) => Promise<Map<string, Date>> = async (rows) => new Map((await q.insertAssignments(db, tenantId, rows)).map((r) => [r.experimentId, r.assignedAt])),
 ): Promise<AssignmentView[]> {
   const ctx = await readContext()
   if (!ctx.found) throw new AppError('NOT_FOUND', `lead ${input.leadId} not found`)
@@ -229,7 +231,7 @@ async function assignWith(
     fresh.push({ experiment_id: c.id, phase: c.phase, unit_id: unitId, lead_id: ctx.person, anonymous_id: anonymousId, variation_key: c.variations[index]!.key, variation_index: index, source: input.source })
   }
   if (fresh.length === 0) return out
-  const inserted = new Map((await q.insertAssignments(db, tenantId, fresh)).map((r) => [r.experimentId, r.assignedAt]))
+  const inserted = await store(fresh)
   const byId = new Map(ctx.candidates.map((c) => [c.id, c]))
   for (const f of fresh) {
     // Not inserted: a concurrent request assigned this unit a moment ago; within a phase the hash gives it the same variation.
