@@ -124,14 +124,11 @@ export type UnitAssignments =
   | (Omit<Extract<AssignContext, { found: true }>, 'candidates'> & { stored: StoredWinner[] })
 
 /**
- * The unit's side of assignContext, for a caller holding the tenant's started experiments in memory: the lead, its
- * visitors, visitors to adopt, and the winning stored assignment per experiment and phase (experiments.unit_assignments,
- * migration 0051: index probes by person and visitor, no per-experiment work). Sets the tenant itself when given one.
+ * The unit's side of assignContext, for a caller holding the tenant's started experiments in memory, for several units
+ * of one tenant in one statement (the assign route's batched reads), in order: each unit's lead, visitors, visitors to
+ * adopt, and winning stored assignment per experiment and phase (experiments.unit_assignments, migration 0051: index
+ * probes by person and visitor, no per-experiment work; it sets the tenant itself).
  */
-export const unitAssignments = (db: Queryable, tenantId: string | null, leadId: string | null, anonymousId: string | null) =>
-  db<{ u: UnitAssignments }[]>`select experiments.unit_assignments(${tenantId}::uuid, ${leadId}::uuid, ${anonymousId}::text) as u`.then((r) => r[0]!.u)
-
-/** unitAssignments for several units of one tenant in one statement (the assign route's batched reads), in order. */
 export const unitAssignmentsMany = (db: Queryable, tenantId: string, units: { leadId: string | null; anonymousId: string | null }[]) =>
   db<{ u: UnitAssignments }[]>`
     select experiments.unit_assignments(${tenantId}::uuid, r.lead_id, r.anonymous_id) as u
