@@ -61,6 +61,9 @@ export const ConfigSchema = z.object({
   // An authenticated API key is trusted in process for at most this long without a lookup (domains/tenancy/key-cache.ts);
   // revokes, role changes and tenant suspension reach every process sooner, through NOTIFY. 0 looks every key up.
   API_KEY_CACHE_TTL_MS: z.coerce.number().int().min(0).max(300_000).default(10_000),
+  // A tenant's started experiments are held in process for at most this long (domains/experiments/definitions-cache.ts);
+  // changes reach every process sooner, through NOTIFY. 0 reads them with every assignment.
+  EXPERIMENT_CACHE_TTL_MS: z.coerce.number().int().min(0).max(300_000).default(10_000),
   WEBHOOK_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(3_145_728),
   // Public lead forms: a person posts a few fields; anything bigger is not a form. Limits per client IP (across
   // forms) and per form (across IPs), per minute; shared through REDIS_URL when set.

@@ -107,6 +107,35 @@ export type AssignContext =
 export const assignContext = (db: Queryable, tenantId: string | null, leadId: string | null, anonymousId: string | null) =>
   db<{ ctx: AssignContext }[]>`select experiments.assign_context(${tenantId}::uuid, ${leadId}::uuid, ${anonymousId}::text) as ctx`.then((r) => r[0]!.ctx)
 
+/** A started experiment with its phase in force: what the in-process definitions cache holds per tenant. */
+export type StartedExperiment = Omit<Candidate, 'storedUnitId' | 'storedVariationKey' | 'storedVariationIndex' | 'storedAssignedAt'>
+
+/** Every started experiment of the current tenant (running, paused or stopped) with the variations and coverage of its phase in force, by key. */
+export const listStartedExperiments = (tx: Tx) =>
+  tx<StartedExperiment[]>`
+    select e.id, e.key, e.status, e.unit, e.seed, e.hash_version, e.targeting, e.namespace, e.phase, p.variations, p.coverage
+      from experiments.experiments e join experiments.phases p on p.experiment_id = e.id and p.phase = e.phase
+     where e.status in ('running', 'paused', 'stopped')
+     order by e.key`
+
+export interface StoredWinner { experimentId: string; phase: number; unitId: string; variationKey: string; variationIndex: number; assignedAt: string }
+export type UnitAssignments =
+  | { found: false }
+  | (Omit<Extract<AssignContext, { found: true }>, 'candidates'> & { stored: StoredWinner[] })
+
+/**
+ * The unit's side of assignContext, for a caller holding the tenant's started experiments in memory, for several units
+ * of one tenant in one statement (the assign route's batched reads), in order: each unit's lead, visitors, visitors to
+ * adopt, and winning stored assignment per experiment and phase (experiments.unit_assignments, migration 0051: index
+ * probes by person and visitor, no per-experiment work; it sets the tenant itself).
+ */
+export const unitAssignmentsMany = (db: Queryable, tenantId: string, units: { leadId: string | null; anonymousId: string | null }[]) =>
+  db<{ u: UnitAssignments }[]>`
+    select experiments.unit_assignments(${tenantId}::uuid, r.lead_id, r.anonymous_id) as u
+      from jsonb_to_recordset(${db.json(units.map((x, ord) => ({ ord, lead_id: x.leadId, anonymous_id: x.anonymousId })) as never)}::jsonb)
+        as r(ord int, lead_id uuid, anonymous_id text)
+     order by r.ord`.then((rows) => rows.map((r) => r.u))
+
 export interface AssignmentInsert {
   experiment_id: string; phase: number; unit_id: string; lead_id: string | null; anonymous_id: string | null
   variation_key: string; variation_index: number; source: string

@@ -7,6 +7,7 @@ import { linkAnonymousIds, recordPlatformEvents } from '../analytics/platform-ev
 import { leadTargeting } from '../marketing/leads/service.js'
 import { insertAuditEntry } from '../tenancy/queries.js'
 import { compileBucketing } from './hashing.js'
+import { type ExperimentDefinitions, forgetExperimentsLocally } from './definitions-cache.js'
 import * as q from './queries.js'
 import {
   type AssignmentView, type Attributes, BUCKETING_FIELDS, type Condition, type CreateExperimentBody, type ExperimentView, type Goal, type NewPhaseBody,
@@ -18,11 +19,21 @@ import { matches } from './targeting.js'
 /** Who changes an experiment, for the audit log. */
 export interface Actor { tenantId: string; actor: string; requestId: string | null }
 
+/**
+ * A change to the tenant's experiments, in its transaction; once committed, this process's definition caches forget
+ * the tenant at once (other processes when migration 0051's NOTIFY reaches them).
+ */
+async function changing<T>(sql: Sql, who: Actor, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  const result = await withTenant(sql, who.tenantId, fn)
+  forgetExperimentsLocally(sql, who.tenantId)
+  return result
+}
+
 const audit = (tx: Tx, who: Actor, action: string, e: ExperimentView, details: unknown = {}) =>
   insertAuditEntry(tx, { tenantId: who.tenantId, actor: who.actor, action, targetType: 'experiment', targetId: e.id, details: { key: e.key, ...(details as object) }, requestId: who.requestId ?? undefined })
 
 export const createExperiment = (sql: Sql, who: Actor, body: CreateExperimentBody): Promise<ExperimentView> =>
-  withTenant(sql, who.tenantId, async (tx) => {
+  changing(sql, who, async (tx) => {
     const e = await q.insertExperiment(tx, who.tenantId, { ...body, seed: body.seed ?? body.key })
     await audit(tx, who, 'experiment.created', e)
     return e
@@ -60,7 +71,7 @@ async function lockExperiment(tx: Tx, id: string): Promise<ExperimentView> {
  * may change at any time (a unit already assigned keeps its variation whatever the targeting says now).
  */
 export const patchExperiment = (sql: Sql, who: Actor, id: string, body: PatchExperimentBody): Promise<ExperimentView> =>
-  withTenant(sql, who.tenantId, async (tx) => {
+  changing(sql, who, async (tx) => {
     const e = await lockExperiment(tx, id)
     const frozen = BUCKETING_FIELDS.filter((f) => body[f] !== undefined)
     if (e.status !== 'draft' && frozen.length > 0) {
@@ -74,7 +85,7 @@ export const patchExperiment = (sql: Sql, who: Actor, id: string, body: PatchExp
   })
 
 export const deleteExperiment = (sql: Sql, who: Actor, id: string): Promise<void> =>
-  withTenant(sql, who.tenantId, async (tx) => {
+  changing(sql, who, async (tx) => {
     const e = await lockExperiment(tx, id)
     if (e.status === 'running' || e.status === 'paused') throw conflict(`experiment ${e.key} is ${e.status}: stop it before deleting it`)
     await q.deleteExperiment(tx, id)
@@ -83,7 +94,7 @@ export const deleteExperiment = (sql: Sql, who: Actor, id: string): Promise<void
 
 /** draft → running (phase 1 opens), paused → running (the same phase goes on); running again is harmless. */
 export const startExperiment = (sql: Sql, who: Actor, id: string) =>
-  withTenant(sql, who.tenantId, async (tx) => {
+  changing(sql, who, async (tx) => {
     const e = await lockExperiment(tx, id)
     if (e.status === 'running') return e
     if (e.status === 'stopped') throw conflict(`experiment ${e.key} is stopped; a stopped experiment does not run again (create a new one)`)
@@ -95,7 +106,7 @@ export const startExperiment = (sql: Sql, who: Actor, id: string) =>
 
 /** running → paused: no new assignments, stored ones still served. */
 export const pauseExperiment = (sql: Sql, who: Actor, id: string) =>
-  withTenant(sql, who.tenantId, async (tx) => {
+  changing(sql, who, async (tx) => {
     const e = await lockExperiment(tx, id)
     if (e.status === 'paused') return e
     if (e.status !== 'running') throw conflict(`experiment ${e.key} is ${e.status}; only a running experiment can be paused`)
@@ -106,7 +117,7 @@ export const pauseExperiment = (sql: Sql, who: Actor, id: string) =>
 
 /** running or paused → stopped: the phase ends; nothing new is assigned, stored assignments are still served. */
 export const stopExperiment = (sql: Sql, who: Actor, id: string) =>
-  withTenant(sql, who.tenantId, async (tx) => {
+  changing(sql, who, async (tx) => {
     const e = await lockExperiment(tx, id)
     if (e.status === 'stopped') return e
     if (e.status === 'draft') throw conflict(`experiment ${e.key} never started; delete it instead`)
@@ -118,7 +129,7 @@ export const stopExperiment = (sql: Sql, who: Actor, id: string) =>
 
 /** New variations or weights for a started experiment: the phase in force ends, the next one starts with them, and every unit is assigned afresh. */
 export const startNewPhase = (sql: Sql, who: Actor, id: string, body: NewPhaseBody) =>
-  withTenant(sql, who.tenantId, async (tx) => {
+  changing(sql, who, async (tx) => {
     const e = await lockExperiment(tx, id)
     if (e.status === 'draft') throw conflict(`experiment ${e.key} has not started; change its variations with PATCH`)
     if (e.status === 'stopped') throw conflict(`experiment ${e.key} is stopped`)
@@ -161,19 +172,38 @@ export async function assignInTx(tx: Tx, input: AssignInput): Promise<Assignment
 }
 
 /**
- * The same for a caller without a transaction (the assign route, the public variant endpoint): one call reads
- * everything (experiments.assign_context sets the tenant itself), one more stores what is new. Only the rare requests
- * that must write first (an identify call naming both ids) or adopt a visitor's assignments take a transaction.
+ * The same for a caller without a transaction (the assign route, the public variant endpoint). With the tenant's
+ * started experiments held in memory (`definitions`), one call (experiments.unit_assignments, which sets the tenant
+ * itself) reads what is stored for the unit, the variations are decided here, and one more call stores what is new,
+ * each shared with the requests that arrive together (definitions.batches) and answered once committed;
+ * without them, experiments.assign_context reads the experiments too. Only the rare requests that must write first (an
+ * identify call naming both ids) or adopt a visitor's assignments take a transaction.
  */
-export const assign = (sql: Sql, tenantId: string, input: AssignInput): Promise<AssignmentView[]> =>
-  input.leadId !== undefined && input.anonymousId !== undefined
-    ? withTenant(sql, tenantId, (tx) => assignInTx(tx, input))
-    : assignWith(sql, tenantId, input, (links) => withTenant(sql, tenantId, (tx) => q.adoptVisitorAssignments(tx, links)))
+export const assign = (sql: Sql, tenantId: string, input: AssignInput, definitions?: ExperimentDefinitions): Promise<AssignmentView[]> => {
+  if (input.leadId !== undefined && input.anonymousId !== undefined) return withTenant(sql, tenantId, (tx) => assignInTx(tx, input))
+  const adopt = (links: { anonymous_id: string; lead_id: string }[]) => withTenant(sql, tenantId, (tx) => q.adoptVisitorAssignments(tx, links))
+  if (!definitions?.enabled) return assignWith(sql, tenantId, input, adopt)
+  return assignWith(sql, tenantId, input, adopt, async () => {
+    const [experiments, unit] = await Promise.all([definitions.forTenant(tenantId), definitions.batches.readUnit(tenantId, input.leadId ?? null, input.anonymousId ?? null)])
+    if (!unit.found) return unit
+    const { stored, ...rest } = unit
+    const winners = new Map(stored.map((w) => [`${w.experimentId}:${w.phase}`, w]))
+    const candidates = experiments.map((e) => {
+      const w = winners.get(`${e.id}:${e.phase}`)
+      return { ...e, storedUnitId: w?.unitId ?? null, storedVariationKey: w?.variationKey ?? null, storedVariationIndex: w?.variationIndex ?? null, storedAssignedAt: w?.assignedAt ?? null }
+    })
+    return { ...rest, candidates }
+  }, (rows) => definitions.batches.store(tenantId, rows))
+}
+
+type Candidate = q.Candidate & { bucket?: (unitId: string) => number }
 
 async function assignWith(
   db: Sql | Tx, tenantId: string | null, input: AssignInput, adopt: (links: { anonymous_id: string; lead_id: string }[]) => Promise<number>,
+  readContext: () => Promise<q.AssignContext> = () => q.assignContext(db, tenantId, input.leadId ?? null, input.anonymousId ?? null),
+  store: (rows: q.AssignmentInsert[]) => Promise<Map<string, Date>> = async (rows) => new Map((await q.insertAssignments(db, tenantId, rows)).map((r) => [r.experimentId, r.assignedAt])),
 ): Promise<AssignmentView[]> {
-  const ctx = await q.assignContext(db, tenantId, input.leadId ?? null, input.anonymousId ?? null)
+  const ctx = await readContext()
   if (!ctx.found) throw new AppError('NOT_FOUND', `lead ${input.leadId} not found`)
   // Visitors' assignments become the person's (the context already counted them as such, so the answer is the same).
   if (ctx.person && ctx.adopt.length > 0) await adopt(ctx.adopt.map((a) => ({ anonymous_id: a, lead_id: ctx.person! })))
@@ -185,7 +215,7 @@ async function assignWith(
 
   const out: AssignmentView[] = []
   const fresh: q.AssignmentInsert[] = []
-  for (const c of ctx.candidates) {
+  for (const c of ctx.candidates as Candidate[]) {
     if (input.experimentKeys && !input.experimentKeys.includes(c.key)) continue
     if (c.storedVariationKey !== null) {
       out.push(view(c, c.storedVariationKey, c.storedVariationIndex!, false, new Date(c.storedAssignedAt!)))
@@ -194,15 +224,16 @@ async function assignWith(
     if (c.status !== 'running') continue
     const unitId = c.unit === 'lead' ? leadId : anonymousId
     if (!unitId || !matches(c.targeting as Condition | null, attributes)) continue
-    const index = compileBucketing({
+    const bucket = c.bucket ?? compileBucketing({
       seed: c.seed, hashVersion: c.hashVersion, coverage: c.coverage, weights: c.variations.map((v) => v.weight),
       namespace: c.namespace && [c.namespace.id, c.namespace.start, c.namespace.end],
-    })(unitId)
+    })
+    const index = bucket(unitId)
     if (index < 0) continue
     fresh.push({ experiment_id: c.id, phase: c.phase, unit_id: unitId, lead_id: ctx.person, anonymous_id: anonymousId, variation_key: c.variations[index]!.key, variation_index: index, source: input.source })
   }
   if (fresh.length === 0) return out
-  const inserted = new Map((await q.insertAssignments(db, tenantId, fresh)).map((r) => [r.experimentId, r.assignedAt]))
+  const inserted = await store(fresh)
   const byId = new Map(ctx.candidates.map((c) => [c.id, c]))
   for (const f of fresh) {
     // Not inserted: a concurrent request assigned this unit a moment ago; within a phase the hash gives it the same variation.

@@ -84,10 +84,9 @@ export class ApiKeyCache {
     this.listening = false
     this.forgetAll()
     this.unregister()
-    await this.starting
-    const unlisten = this.unlisten
-    this.unlisten = null
-    if (unlisten) await unlisten().catch(() => {})
+    // Not awaited: with the database gone an UNLISTEN would wait for a reconnection and hold up shutdown; ending the
+    // pool closes the listening connection anyway.
+    void this.starting?.then(() => this.unlisten?.().catch(() => {}))
   }
 
   /** The principal of a bearer key, or null (callers must not say which part was wrong). */

@@ -8,7 +8,10 @@
  *
  * Part 2, POST /v1/experiments/assign with 10 running experiments (lead-unit, mixed weights, coverage, targeting and
  * a namespace), each request a different lead of a 100,000-lead tenant (the first request of a lead assigns, a later
- * one reads its stored assignments), against a bare Fastify route answering a fixed body, at 50 connections.
+ * one reads its stored assignments), against a bare Fastify route answering a fixed body, at 50 connections and at 10;
+ * beside it GET /v1/me (authentication and one tenant read) and both routes with the in-process caches turned off (API
+ * keys looked up, experiments read with every request). Each server runs in a process of its own
+ * (experiments-server.ts), autocannon in this one: they share the machine's 2 cores, not an event loop.
  *
  * Part 3, GET /v1/experiments/:id/results for an experiment with 1,000,000 assigned units (two arms, 80% exposed, a
  * conversion goal and a revenue goal summed per unit), the data built inside the database with generate_series (timed
@@ -22,19 +25,16 @@
  * Environment: BENCH_IDS (1,000,000), BENCH_ROUNDS (3), BENCH_SECONDS (10), BENCH_CONNECTIONS (50), BENCH_LEADS (100,000),
  * BENCH_UNITS (1,000,000), BENCH_RESULT_RUNS (5), BENCH_PART (1, 2 or 3 to run one part).
  */
+import { spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
 import path from 'node:path'
-import Fastify from 'fastify'
 import { GrowthBookClient, type Experiment } from '@growthbook/growthbook'
-import { parseConfig } from '../../lib/config.js'
-import { createLogger } from '../../lib/logger.js'
-import { readMigrationFiles } from '../../lib/migrate.js'
 import { withTenant } from '../../lib/db.js'
 import { bucketUnit, compileBucketing, getBucketRanges, type Namespace } from '../../domains/experiments/hashing.js'
 import { CreateExperimentBody } from '../../domains/experiments/schemas.js'
 import { createExperiment, experimentResults, maintainResults, startExperiment } from '../../domains/experiments/service.js'
 import { createTenantWithFirstKey } from '../../domains/tenancy/service.js'
-import { buildApiApp } from '../../services/api/app.js'
 import { loadTest, printComparison, startBenchDatabase } from './harness.js'
 
 const IDS = Math.min(Number(process.env.BENCH_IDS ?? 1_000_000), 5_000_000)
@@ -47,6 +47,23 @@ const UNITS = Math.min(Number(process.env.BENCH_UNITS ?? 1_000_000), 5_000_000)
 const RESULT_RUNS = Math.min(Number(process.env.BENCH_RESULT_RUNS ?? 5), 20)
 const PENDING_DELTAS = Math.min(Number(process.env.BENCH_PENDING_DELTAS ?? 3000), 50_000)
 const runs = (part: string) => PART === undefined || PART === part
+
+/** Starts ops/bench/experiments-server.ts in a process of its own; resolves with its URL once it listens. */
+async function serve(env: Record<string, string>): Promise<{ url: string; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./experiments-server.ts', import.meta.url))], {
+    env: { ...process.env, BENCH_POOL_MAX: process.env.BENCH_POOL_MAX ?? '20', ...env }, stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString()
+      const m = /listening (\S+)/.exec(out)
+      if (m) resolve(m[1]!)
+    })
+    child.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)))
+  })
+  return { url, stop: () => new Promise<void>((r) => { child.once('exit', () => r()); child.kill('SIGTERM') }) }
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Part 1: bucketing.
@@ -138,8 +155,6 @@ if (runs('1')) {
 // Part 2: POST /v1/experiments/assign.
 
 if (runs('2')) {
-  const log = createLogger({ level: 'warn', service: 'bench' })
-  const config = parseConfig({ NODE_ENV: 'development', LOG_LEVEL: 'warn', API_RATE_LIMIT_PER_MINUTE: '100000000' })
   const db = await startBenchDatabase({ poolMax: Number(process.env.BENCH_POOL_MAX ?? 20) })
   try {
     const { tenant, apiKey } = await createTenantWithFirstKey(db.sql, { name: 'Bench', slug: 'bench', defaultCountry: 'BR', timezone: 'UTC', firstKeyName: 'k' })
@@ -164,30 +179,51 @@ if (runs('2')) {
     const leadIds = (await db.owner<{ id: string }[]>`select id from marketing.leads where tenant_id = ${tenant.id}`).map((r) => r.id)
     console.log(`\n${LEADS.toLocaleString('en-US')} leads, 10 running experiments`)
 
-    const ours = await buildApiApp({ config, sql: db.sql, log, migrations: await readMigrationFiles() })
-    const bare = Fastify()
+    // The servers run in processes of their own (experiments-server.ts): autocannon here does not share their event
+    // loop, only the machine's cores. "caches off" is the same API with both in-process caches turned off (every key
+    // looked up, experiments read by experiments.assign_context with every request), as before issue 11's cache work.
     const fixed = JSON.stringify({ assignments: Array.from({ length: 8 }, (_, i) => ({ experimentId: '00000000-0000-4000-8000-000000000000', experimentKey: `bench-${i}`, phase: 1, variationKey: 'control', variationIndex: 0, isNew: false, assignedAt: new Date().toISOString() })) })
-    bare.post('/v1/experiments/assign', async (_req, reply) => reply.type('application/json').send(fixed))
-    const bareUrl = `${await bare.listen({ host: '127.0.0.1', port: 0 })}/v1/experiments/assign`
-    const oursUrl = `${await ours.listen({ host: '127.0.0.1', port: 0 })}/v1/experiments/assign`
-    let next = 0
-    const request = () => ({ body: JSON.stringify({ leadId: leadIds[next++ % leadIds.length], attributes: { country: next % 3 === 0 ? 'MX' : 'BR', visits: next % 5 } }) })
-    const headers = { 'content-type': 'application/json', authorization: `Bearer ${apiKey.key}` }
-    // Warm both (connections, JIT, plans), then measure.
-    await loadTest({ name: 'warm', url: oursUrl, headers, connections: 10, durationSeconds: 2, setupRequest: request })
-    // A second baseline: an authenticated route of the same API (the key lookup every request pays) doing nothing else.
-    const meUrl = oursUrl.replace('/v1/experiments/assign', '/v1/me')
-    const results = [
-      await loadTest({ name: 'bare route', url: bareUrl, headers, connections: CONNECTIONS, durationSeconds: SECONDS, setupRequest: request }),
-      await loadTest({ name: 'GET /v1/me (auth only)', url: meUrl, method: 'GET', headers: { authorization: headers.authorization }, connections: CONNECTIONS, durationSeconds: SECONDS }),
-      await loadTest({ name: 'POST /v1/experiments/assign', url: oursUrl, headers, connections: CONNECTIONS, durationSeconds: SECONDS, setupRequest: request }),
+    const servers = [
+      await serve({ BENCH_SERVE: 'bare', BENCH_BARE_BODY: fixed }),
+      await serve({ BENCH_SERVE: 'api', BENCH_RUNTIME_URL: db.runtimeUrl, BENCH_CONFIG: JSON.stringify({ API_KEY_CACHE_TTL_MS: '0', EXPERIMENT_CACHE_TTL_MS: '0' }) }),
+      await serve({ BENCH_SERVE: 'api', BENCH_RUNTIME_URL: db.runtimeUrl }),
     ]
-    const [stored] = await db.owner<{ n: number; leads: number }[]>`select count(*)::int as n, count(distinct lead_id)::int as leads from experiments.assignments`
-    console.log(`\n${CONNECTIONS} connections, ${SECONDS} s each; ${stored!.n.toLocaleString('en-US')} assignments stored for ${stored!.leads.toLocaleString('en-US')} leads (a lead's first request assigns, later ones read)\n`)
-    printComparison(results, ['bare route', 'GET /v1/me (auth only)'])
-    const assign = results[2]!
-    console.log(`\np99 ${assign.p99Ms.toFixed(1)} ms (target ≤ 10 ms); ${assign.non2xx + assign.errors} failed`)
-    await Promise.all([ours.close(), bare.close()])
+    try {
+      const [bareUrl, plainUrl, oursUrl] = servers.map((x) => `${x.url}/v1/experiments/assign`) as [string, string, string]
+      let next = 0
+      const request = () => ({ body: JSON.stringify({ leadId: leadIds[next++ % leadIds.length], attributes: { country: next % 3 === 0 ? 'MX' : 'BR', visits: next % 5 } }) })
+      const headers = { 'content-type': 'application/json', authorization: `Bearer ${apiKey.key}` }
+      const me = (url: string) => url.replace('/v1/experiments/assign', '/v1/me')
+      // Warm every server (connections, JIT, plans, caches), then measure.
+      for (const url of [bareUrl, plainUrl, oursUrl]) await loadTest({ name: 'warm', url, headers, connections: 10, durationSeconds: 2, setupRequest: request })
+      const at = async (connections: number, rows: [string, string, 'GET' | 'POST'][]) => {
+        const out = []
+        for (const [name, url, method] of rows) {
+          out.push(method === 'GET'
+            ? await loadTest({ name, url, method, headers: { authorization: headers.authorization }, connections, durationSeconds: SECONDS })
+            : await loadTest({ name, url, headers, connections, durationSeconds: SECONDS, setupRequest: request }))
+        }
+        return out
+      }
+      const results = await at(CONNECTIONS, [
+        ['bare route', bareUrl, 'POST'],
+        ['GET /v1/me, key cache off', me(plainUrl), 'GET'],
+        ['GET /v1/me', me(oursUrl), 'GET'],
+        ['POST /v1/experiments/assign, caches off', plainUrl, 'POST'],
+        ['POST /v1/experiments/assign', oursUrl, 'POST'],
+      ])
+      const few = await at(10, [['bare route', bareUrl, 'POST'], ['POST /v1/experiments/assign', oursUrl, 'POST']])
+      const [stored] = await db.owner<{ n: number; leads: number }[]>`select count(*)::int as n, count(distinct lead_id)::int as leads from experiments.assignments`
+      console.log(`\n${SECONDS} s each; ${stored!.n.toLocaleString('en-US')} assignments stored for ${stored!.leads.toLocaleString('en-US')} leads (a lead's first request assigns, later ones read)`)
+      console.log(`\n${CONNECTIONS} connections\n`)
+      printComparison(results, ['bare route', 'GET /v1/me, key cache off', 'POST /v1/experiments/assign, caches off'])
+      console.log('\n10 connections\n')
+      printComparison(few, ['bare route'])
+      const assign = results[4]!
+      console.log(`\np99 ${assign.p99Ms.toFixed(1)} ms at ${CONNECTIONS} connections, ${few[1]!.p99Ms.toFixed(1)} ms at 10 (target ≤ 10 ms at 50); ${[...results, ...few].reduce((n, r) => n + r.non2xx + r.errors, 0)} failed`)
+    } finally {
+      await Promise.all(servers.map((x) => x.stop()))
+    }
   } finally {
     await db.close()
   }

@@ -13,6 +13,7 @@ import { SecretBox, sha256 } from '../../lib/crypto.js'
 import { credentialOf } from '../../lib/http/auth-failures.js'
 import { registerAuth } from './plugins/auth.js'
 import { ApiKeyCache } from '../../domains/tenancy/key-cache.js'
+import { ExperimentDefinitions } from '../../domains/experiments/definitions-cache.js'
 import apiKeyRoutes from './modules/api-keys/routes.js'
 import auditRoutes from './modules/audit/routes.js'
 import meRoutes from './modules/me/routes.js'
@@ -68,18 +69,24 @@ export interface ApiDeps {
   liveFeed: LiveFeed
   /** Authenticated API keys, in process, invalidated by NOTIFY; made (and closed with the app) here unless given. */
   apiKeys: ApiKeyCache
+  /** Each tenant's started experiments, in process, invalidated by NOTIFY (the assign route); made here unless given. */
+  experimentDefinitions: ExperimentDefinitions
 }
 
 /** Builds the API service without listening: tests drive it with app.inject(), main.ts listens. */
-export async function buildApiApp(input: Omit<ApiDeps, 'secrets' | 'flags' | 'liveFeed' | 'apiKeys'> & { secrets?: SecretBox; flags?: FeatureFlags; liveFeed?: LiveFeed; apiKeys?: ApiKeyCache }): Promise<App> {
+export async function buildApiApp(input: Omit<ApiDeps, 'secrets' | 'flags' | 'liveFeed' | 'apiKeys' | 'experimentDefinitions'> & {
+  secrets?: SecretBox; flags?: FeatureFlags; liveFeed?: LiveFeed; apiKeys?: ApiKeyCache; experimentDefinitions?: ExperimentDefinitions
+}): Promise<App> {
   const ownFlags = input.flags ? null : FeatureFlags.fromConfig(input.config, input.log)
   const ownKeys = input.apiKeys ? null : new ApiKeyCache(input.sql, input.log, { ttlMs: input.config.API_KEY_CACHE_TTL_MS })
+  const ownDefinitions = input.experimentDefinitions ? null : new ExperimentDefinitions(input.sql, input.log, { ttlMs: input.config.EXPERIMENT_CACHE_TTL_MS })
   const deps: ApiDeps = {
     ...input,
     secrets: input.secrets ?? SecretBox.fromConfig(input.config.SECRETS_KEY),
     flags: input.flags ?? ownFlags!,
     liveFeed: input.liveFeed ?? new LiveFeed(input.sql, input.log, { resumeMaxEvents: input.config.LIVE_RESUME_MAX_EVENTS, sweepIntervalMs: input.config.LIVE_HEARTBEAT_MS }),
     apiKeys: input.apiKeys ?? ownKeys!,
+    experimentDefinitions: input.experimentDefinitions ?? ownDefinitions!,
   }
   const { config } = deps
   const app = createHttpServer({ logger: deps.log, bodyLimit: config.BODY_LIMIT_BYTES, trustProxy: config.TRUST_PROXY, timeouts: config })
@@ -109,10 +116,11 @@ export async function buildApiApp(input: Omit<ApiDeps, 'secrets' | 'flags' | 'li
         headers: { 'retry-after': String(Math.ceil(context.ttl / 1000)) },
       }),
   })
-  // A key cache this app made listens for key changes (in the background) until the app closes.
-  if (ownKeys) {
-    void ownKeys.start()
-    app.addHook('onClose', async () => ownKeys.close())
+  // Caches this app made listen for changes (in the background) until the app closes.
+  for (const own of [ownKeys, ownDefinitions]) {
+    if (!own) continue
+    void own.start()
+    app.addHook('onClose', async () => own.close())
   }
   registerAuth(app, {
     keys: deps.apiKeys, sql: deps.sql, operatorKey: config.OPERATOR_API_KEY, log: deps.log, redis: deps.redis, failureLimitPerMinute: config.AUTH_FAILURE_LIMIT_PER_MINUTE,

@@ -98,7 +98,7 @@ export default async function experimentRoutes(app: App, deps: ApiDeps) {
   app.post('/assign', {
     config: { access: 'tenant:write' },
     schema: { tags, summary: 'Every started experiment the lead or visitor takes part in, with its variation; new assignments are stored (first one wins).', body: AssignBody, response: { 200: AssignResult } },
-  }, async (req) => ({ assignments: await experiments.assign(deps.sql, tenantOf(req).tenantId, { ...req.body, source: 'api' }) }))
+  }, async (req) => ({ assignments: await experiments.assign(deps.sql, tenantOf(req).tenantId, { ...req.body, source: 'api' }, deps.experimentDefinitions) }))
 }
 
 const notFound = (id: string): never => {
