@@ -135,14 +135,67 @@ export const enterSessionByToken = (tx: Tx, tokenHash: Buffer) =>
     select t.id, t.tenant_id, set_config('app.tenant_id', t.tenant_id::text, true) as scoped from assessments.session_for_token(${tokenHash}) t`
     .then((r) => r[0] ?? null)
 
+export type SessionWithAnswers = SessionRow & {
+  answers: Record<string, { value: AnswerValue }> | null; revisionsByQuestion: Record<string, number> | null
+  assessmentKey: string; assessmentName: string; assessmentType: AssessmentView['type']
+}
+const sessionWithAnswersColumns = (tx: Tx) => tx`
+  ${sessionColumns(tx)}, a.key as assessment_key, a.name as assessment_name, a.type as assessment_type,
+  (select jsonb_object_agg(x.question_id, x.answer) from assessments.responses x where x.session_id = s.id) as answers,
+  (select jsonb_object_agg(x.question_id, x.revisions) from assessments.responses x where x.session_id = s.id) as revisions_by_question`
+
 /** The session locked, with what the rules need in the same round trip: its answers and its assessment's names. */
 export const lockSessionWithAnswers = (tx: Tx, id: string | { tokenHash: Buffer }) =>
-  tx<(SessionRow & { answers: Record<string, { value: AnswerValue }> | null; revisionsByQuestion: Record<string, number> | null; assessmentKey: string; assessmentName: string; assessmentType: AssessmentView['type'] })[]>`
-    select ${sessionColumns(tx)}, a.key as assessment_key, a.name as assessment_name, a.type as assessment_type,
-           (select jsonb_object_agg(x.question_id, x.answer) from assessments.responses x where x.session_id = s.id) as answers,
-           (select jsonb_object_agg(x.question_id, x.revisions) from assessments.responses x where x.session_id = s.id) as revisions_by_question
+  tx<SessionWithAnswers[]>`
+    select ${sessionWithAnswersColumns(tx)}
       from assessments.sessions s join assessments.assessments a on a.id = s.assessment_id
      where s.id = ${typeof id === 'string' ? id : tx`(select t.id from assessments.session_for_token(${id.tokenHash}) t)`} for update of s`.then((r) => r[0] ?? null)
+
+/**
+ * Many sessions locked (of the tenant the transaction is scoped to), with their answers: the answer inbox's batch.
+ * Locked in id order, so two batches that share sessions wait for each other instead of deadlocking.
+ */
+export const lockSessionsWithAnswers = (tx: Tx, ids: string[]) =>
+  tx<SessionWithAnswers[]>`
+    select ${sessionWithAnswersColumns(tx)}
+      from assessments.sessions s join assessments.assessments a on a.id = s.assessment_id
+     where s.id = any(${ids}::uuid[]) order by s.id for update of s`
+
+/**
+ * The sessions behind many resume tokens (sha256), before any tenant is known, through the definer door of
+ * migration 0034; `ord` is the token's 1-based position in the input. A token that is not one has no row.
+ */
+export const sessionsForTokens = (tx: Tx, tokenHashes: Buffer[]) =>
+  tx<{ ord: number; id: string; tenantId: string }[]>`
+    select u.ord::int as ord, t.id, t.tenant_id
+      from unnest(${tokenHashes.map((h) => h.toString('hex'))}::text[]) with ordinality as u(h, ord)
+     cross join lateral assessments.session_for_token(decode(u.h, 'hex')) t`
+
+/**
+ * The answer inbox's writes for one tenant, in one statement: the responses upserted (each (session, question) at
+ * most once: the caller keeps the last) and each session moved to its final position of the batch.
+ */
+export const recordAnswers = (tx: Tx, tenantId: string,
+  responses: { sessionId: string; questionId: string; value: AnswerValue; responseMs: number | null }[],
+  sessions: { id: string; currentQuestionId: string | null; progress: number; answeredCount: number }[]) =>
+  tx`
+    with answered as (
+      insert into assessments.responses (tenant_id, session_id, question_id, answer, response_ms)
+      select ${tenantId}::uuid, x.session_id, x.question_id, jsonb_build_object('value', x.value), x.response_ms
+        from jsonb_to_recordset(${tx.json(responses.map((r) => ({ session_id: r.sessionId, question_id: r.questionId, value: r.value, response_ms: r.responseMs })) as never)}::jsonb)
+          as x(session_id uuid, question_id text, value jsonb, response_ms integer)
+      on conflict (session_id, question_id) do update
+         set answer = excluded.answer, response_ms = excluded.response_ms, revisions = assessments.responses.revisions + 1, answered_at = now()
+      returning 1
+    ), moved as (
+      update assessments.sessions s
+         set current_question_id = m.current_question_id, progress = m.progress, answered_count = m.answered_count, option_page = 0, last_activity_at = now()
+        from jsonb_to_recordset(${tx.json(sessions.map((m) => ({ id: m.id, current_question_id: m.currentQuestionId, progress: m.progress, answered_count: m.answeredCount })) as never)}::jsonb)
+          as m(id uuid, current_question_id text, progress smallint, answered_count integer)
+       where s.id = m.id
+      returning 1
+    )
+    select (select count(*) from answered)::int as answered, (select count(*) from moved)::int as moved`
 
 /** The session, locked: answers, going back and completion of one session run one after another. */
 export const lockSession = (tx: Tx, id: string) =>
