@@ -31,7 +31,8 @@ export class AnswerInbox {
   constructor(private readonly sql: Sql, private readonly options: AnswerInboxOptions = {}) {
     // One flush in flight (the default of the WhatsApp inbox): a flush's commit enqueues analysis jobs and NOTIFYs
     // the live event stream, which serialize at commit anyway; meanwhile the next batch fills up.
-    this.commit = new GroupCommit((batch, signal) => this.flush(batch, signal), { maxBatch: 200, ...options, noun: 'answer' })
+    // Members retried alone go one at a time: two answers of one session must not overtake each other.
+    this.commit = new GroupCommit((batch, signal) => this.flush(batch, signal), { maxBatch: 200, ...options, retryConcurrency: 1, noun: 'answer' })
   }
 
   /** The session's state after this answer, once committed; rejects with the answer's own error, or 503. */
