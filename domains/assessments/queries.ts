@@ -302,6 +302,19 @@ export const enqueueAnalyzeResult = (tx: Tx, task: string, tenantId: string, res
   tx`select graphile_worker.add_job(${task}, json_build_object('tenantId', ${tenantId}::text, 'resultId', ${resultId}::text),
                                     job_key => ${`assessments:analyze:${resultId}`}, max_attempts => 10)`
 
+/**
+ * The analysis job for many results in one statement (graphile-worker's add_jobs), with the same job key as the
+ * completion's: a job still waiting is replaced, one already running gets a successor. Payload and key hold ids only.
+ */
+export const enqueueAnalyzeResults = (tx: Tx, task: string, tenantId: string, resultIds: string[]) =>
+  resultIds.length === 0
+    ? Promise.resolve(0)
+    : tx<{ n: number }[]>`
+        select count(*)::int as n from graphile_worker.add_jobs(array(
+          select row(${task}::text, json_build_object('tenantId', ${tenantId}::text, 'resultId', r.id::text), null::text, null::timestamptz, 10,
+                     'assessments:analyze:' || r.id::text, null::integer, null::text[])::graphile_worker.job_spec
+            from unnest(${resultIds}::uuid[]) as r(id) order by r.id))`.then((r) => r[0]!.n)
+
 // ---------------------------------------------------------------------------------------------------------------
 // Re-scoring
 
@@ -339,8 +352,9 @@ export const enqueueRescore = (tx: Tx, task: string, tenantId: string, runId: st
  * id order after the cursor, with their answers, as one round trip.
  */
 export const rescoreBatch = (tx: Tx, run: { assessmentId: string; versionId: string; cursor: string | null }, limit: number) =>
-  tx<{ sessionId: string; resultId: string | null; answers: Record<string, { value: AnswerValue }> | null; totalScore: number | null; band: string | null; categoryScores: Record<string, number> | null; recommendations: string[] | null; rubricVersion: number | null; scoredVersionId: string | null }[]>`
-    select s.id as session_id, r.id as result_id, r.total_score::float8 as total_score, r.band, r.category_scores, r.recommendations, r.rubric_version, r.scored_version_id,
+  tx<{ sessionId: string; resultId: string | null; answers: Record<string, { value: AnswerValue }> | null; totalScore: number | null; band: string | null; bandLabel: string | null; categoryScores: Record<string, number> | null; recommendations: string[] | null; rubricVersion: number | null; scoredVersionId: string | null; demographics: Record<string, unknown> }[]>`
+    select s.id as session_id, r.id as result_id, r.total_score::float8 as total_score, r.band, r.band_label, r.category_scores, r.recommendations, r.rubric_version, r.scored_version_id,
+           s.demographics,
            (select jsonb_object_agg(x.question_id, x.answer) from assessments.responses x where x.session_id = s.id) as answers
       from assessments.sessions s
       left join assessments.results r on r.session_id = s.id
