@@ -107,10 +107,14 @@ export interface SessionRow {
   optionPage: number
   startedAt: Date
   completedAt: Date | null
+  /** When it was last marked abandoned (kept after a resume); resumedCount: how often it came back since. */
+  abandonedAt: Date | null
+  resumedCount: number
 }
 const sessionColumns = (tx: Tx) => tx`
   s.id, s.tenant_id, s.assessment_id, s.version_id, s.channel, s.lead_id, s.conversation_id, s.link_id, s.partner_id, s.current_question_id,
-  s.progress, s.answered_count, s.demographics, s.status, s.paused_at, s.last_activity_at, s.option_page, s.started_at, s.completed_at`
+  s.progress, s.answered_count, s.demographics, s.status, s.paused_at, s.last_activity_at, s.option_page, s.started_at, s.completed_at,
+  s.abandoned_at, s.resumed_count`
 
 export const insertSession = (tx: Tx, s: {
   tenantId: string; assessmentId: string; versionId: string; tokenHash: Buffer | null; channel: string; leadId: string | null; conversationId: string | null
@@ -204,11 +208,11 @@ export const lockSession = (tx: Tx, id: string) =>
 export const findSession = (tx: Tx, id: string) =>
   tx<SessionRow[]>`select ${sessionColumns(tx)} from assessments.sessions s where s.id = ${id}`.then((r) => r[0] ?? null)
 
-/** The conversation's assessment in progress (the bot node resumes it), locked. */
+/** The conversation's assessment in progress or abandoned (the bot node resumes it), locked. */
 export const lockOpenSessionOfConversation = (tx: Tx, conversationId: string, assessmentId: string) =>
   tx<SessionRow[]>`
     select ${sessionColumns(tx)} from assessments.sessions s
-     where s.conversation_id = ${conversationId} and s.assessment_id = ${assessmentId} and s.status = 'in_progress'
+     where s.conversation_id = ${conversationId} and s.assessment_id = ${assessmentId} and s.status in ('in_progress', 'abandoned')
      order by s.started_at desc limit 1 for update`.then((r) => r[0] ?? null)
 
 export const updateSession = (tx: Tx, id: string, p: {
@@ -228,6 +232,27 @@ export const updateSession = (tx: Tx, id: string, p: {
   return tx<SessionRow[]>`
     update assessments.sessions s set ${sets.map((s) => tx`${s}, `)} last_activity_at = now() where s.id = ${id} returning ${sessionColumns(tx)}`.then((r) => r[0]!)
 }
+
+/**
+ * Abandoned sessions reopened (the participant came back): in progress again, counted; a session not abandoned any
+ * more (another request resumed it first) is left alone and not returned.
+ */
+export const resumeSessions = (tx: Tx, ids: string[]) =>
+  tx<SessionRow[]>`
+    update assessments.sessions s set status = 'in_progress', resumed_count = s.resumed_count + 1, last_activity_at = now()
+     where s.id = any(${ids}::uuid[]) and s.status = 'abandoned'
+    returning ${sessionColumns(tx)}`
+
+/** Idle batch (migration 0053), step 2 under the tenant: the claimed sessions still idle marked abandoned. */
+export const abandonSessions = (tx: Tx, ids: string[], idleBefore: Date) =>
+  tx<SessionRow[]>`
+    update assessments.sessions s set status = 'abandoned', abandoned_at = now()
+     where s.id = any(${ids}::uuid[]) and s.status = 'in_progress' and s.last_activity_at <= ${idleBefore}
+    returning ${sessionColumns(tx)}`
+
+/** Idle batch, step 1 (cross-tenant, the definer door): idle in-progress sessions, locked, skipping held ones. */
+export const claimIdleSessions = (tx: Tx, idleBefore: Date, limit: number) =>
+  tx<{ id: string; tenantId: string }[]>`select id, tenant_id from assessments.claim_idle_sessions(${idleBefore}, ${limit})`
 
 export const loadResponses = (tx: Tx, sessionId: string) =>
   tx<{ questionId: string; answer: { value: AnswerValue }; revisions: number }[]>`

@@ -3,7 +3,7 @@ import { sha256, randomToken } from '../../lib/crypto.js'
 import { setTenant, type Sql, type Tx, withTenant } from '../../lib/db.js'
 import { AppError } from '../../lib/errors.js'
 import { decodeCursor, encodeCursor, keysetCursor } from '../../lib/pagination.js'
-import { assessmentAnswered, assessmentCompleted, assessmentStarted, linkCompleted, recordPlatformEvents } from '../analytics/platform-events.js'
+import { assessmentAnswered, assessmentCompleted, assessmentResumed, assessmentStarted, linkCompleted, recordPlatformEvents } from '../analytics/platform-events.js'
 import { insertAuditEntry } from '../tenancy/queries.js'
 import {
   type Answers, type CompiledDefinition, compileDefinition, missingProfileFields, normalizeAnswer, normalizeDemographics, optionsOf, questionsHash,
@@ -261,6 +261,22 @@ function progressOf(questions: readonly Question[], answers: Answers) {
   return { shown, answered, total: shown.length, progress: shown.length === 0 ? 100 : Math.floor((answered / shown.length) * 100) }
 }
 
+/**
+ * An abandoned session (the idle batch, abandonment.ts) is the participant's to take up again: their next answer,
+ * back, profile or completion reopens it (in progress, resumed_count + 1, an `assessment.resumed` event), in the
+ * transaction of that action, so a refused action reopens nothing. Viewing it does not: a GET changes nothing.
+ */
+export async function resumeIfAbandoned(tx: Tx, ctx: SessionContext): Promise<boolean> {
+  if (ctx.session.status !== 'abandoned') return false
+  const [row] = await q.resumeSessions(tx, [ctx.session.id])
+  if (!row) return false
+  ctx.session = row
+  await recordPlatformEvents(tx, [resumedEvent(row)])
+  return true
+}
+
+const resumedEvent = (s: q.SessionRow) => assessmentResumed({ ...factOf(s), at: new Date(), resumedCount: s.resumedCount })
+
 /** The 409 for a session that takes no more answers (completed, or in a batch, completing). */
 const closedTo = (status: string, what = 'answers are closed') =>
   conflict(`this assessment is ${status === 'completed' ? 'already completed' : status}; ${what}`, { status })
@@ -324,6 +340,7 @@ const readyToComplete = (ctx: SessionContext) =>
  * answer through here; the web path goes through the answer inbox (answerBatch), which writes many at once.
  */
 export async function answerQuestion(tx: Tx, ctx: SessionContext, body: AnswerBody): Promise<SessionContext> {
+  await resumeIfAbandoned(tx, ctx)
   const s = ctx.session
   const a = planAnswer(ctx, body)
   if (!a) return ctx
@@ -355,6 +372,7 @@ export function previousQuestion(questions: readonly Question[], answers: Answer
 
 /** Goes back one question; its answer is kept until it is answered again. */
 export async function goBack(tx: Tx, ctx: SessionContext): Promise<SessionContext> {
+  await resumeIfAbandoned(tx, ctx)
   const s = ctx.session
   if (s.status !== 'in_progress') throw conflict(`this assessment is ${s.status === 'completed' ? 'already completed' : s.status}`, { status: s.status })
   const previous = previousQuestion(ctx.compiled.definition.questions, ctx.answers, s.currentQuestionId)
@@ -365,6 +383,7 @@ export async function goBack(tx: Tx, ctx: SessionContext): Promise<SessionContex
 
 /** Sets profile fields (merged with those given before); completes the session when that was all it waited for. */
 export async function saveProfile(tx: Tx, ctx: SessionContext, given: Demographics): Promise<SessionContext> {
+  await resumeIfAbandoned(tx, ctx)
   const s = ctx.session
   if (s.status !== 'in_progress') throw conflict(`this assessment is ${s.status === 'completed' ? 'already completed' : s.status}`, { status: s.status })
   const checked = normalizeDemographics(ctx.compiled.definition.profileFields, given)
@@ -510,12 +529,20 @@ export async function answerBatch(sql: Sql, items: PendingAnswer[], signal?: Abo
       const moved = new Set<string>()
       const events: ReturnType<typeof answeredEvent>[] = []
       const completing = new Map<string, number[]>()
+      const resumed = new Set<string>()
       for (const m of members) {
         const ctx = contexts.get(m.sessionId)
         if (!ctx) continue // gone between the lookup and the lock (erased): 404
+        // An abandoned session reopens with an accepted answer (resumeIfAbandoned, in memory): a refused one leaves it.
+        const reopens = ctx.session.status === 'abandoned'
+        if (reopens) ctx.session = { ...ctx.session, status: 'in_progress', resumedCount: ctx.session.resumedCount + 1 }
         try {
           if (completing.has(ctx.session.id)) throw closedTo('completed')
           const a = planAnswer(ctx, items[m.index]!.body)
+          if (reopens) {
+            resumed.add(ctx.session.id)
+            events.push(resumedEvent(ctx.session))
+          }
           if (a) {
             responses.set(`${ctx.session.id}\u0000${a.question.id}`, { sessionId: ctx.session.id, questionId: a.question.id, value: a.value, responseMs: a.responseMs })
             moved.add(ctx.session.id)
@@ -524,14 +551,16 @@ export async function answerBatch(sql: Sql, items: PendingAnswer[], signal?: Abo
           if (readyToComplete(ctx)) completing.set(ctx.session.id, [...(completing.get(ctx.session.id) ?? []), m.index])
           else out[m.index] = viewOf(ctx, null)
         } catch (err) {
+          if (reopens) ctx.session = { ...ctx.session, status: 'abandoned', resumedCount: ctx.session.resumedCount - 1 }
           if (!(err instanceof AppError)) throw err
           out[m.index] = err
         }
       }
-      if (moved.size > 0) {
+      if (moved.size > 0 || resumed.size > 0) {
         const finals = [...moved].map((id) => contexts.get(id)!.session)
         await Promise.all([
-          q.recordAnswers(tx, tenantId, [...responses.values()],
+          resumed.size > 0 ? q.resumeSessions(tx, [...resumed]) : null,
+          moved.size > 0 && q.recordAnswers(tx, tenantId, [...responses.values()],
             finals.map((f) => ({ id: f.id, currentQuestionId: f.currentQuestionId, progress: f.progress, answeredCount: f.answeredCount }))),
           recordPlatformEvents(tx, events),
         ])
@@ -557,6 +586,7 @@ export const profileWebSession = (sql: Sql, token: string, demographics: Demogra
 /** Completes (when ready) and answers the state: idempotent, a completed session answers its result again. */
 export const completeWebSession = (sql: Sql, token: string) =>
   inWebSession(sql, token, async (tx, ctx) => {
+    await resumeIfAbandoned(tx, ctx)
     if (ctx.session.status === 'in_progress') {
       if (ctx.session.currentQuestionId !== null) throw conflict(`question ${ctx.session.currentQuestionId} is still to be answered`, { currentQuestionId: ctx.session.currentQuestionId })
       const missing = missingProfileFields(ctx.compiled.definition.profileFields, ctx.session.demographics)

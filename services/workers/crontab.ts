@@ -33,4 +33,7 @@ export const crontab: string[] = [
   // Hourly at :41 (off the hour): campaign drafts 7 days past their last save, deleted in batches (cross-tenant).
   // Reads already ignore an expired draft, so an hour's lag costs only disk; batches keep each statement short.
   '41 * * * * campaigns__expire_drafts ?id=expire_campaign_drafts&max=1',
+  // Every 5 minutes (cross-tenant): assessment sessions idle for ASSESSMENTS_ABANDON_AFTER (default a day) marked
+  // abandoned in batches. Five minutes is nothing next to a day of idleness, and keeps each run's batch small.
+  '*/5 * * * * assessments__abandon_idle_sessions ?id=assessments_abandon_idle&max=1',
 ]
