@@ -1,6 +1,6 @@
 import { type Sql, withTenant } from '../../lib/db.js'
 import type { Logger } from '../../lib/logger.js'
-import { canonicalJson, type PatternDetail, patternOf } from './ai/pattern.js'
+import { type PatternDetail, patternOf } from './ai/pattern.js'
 import type { CompiledDefinition } from './definition.js'
 import * as q from './queries.js'
 import { ANALYZE_RESULT_TASK, type AnswerValue, Demographics, RESCORE_TASK, type RescorePayload } from './schemas.js'
@@ -45,7 +45,10 @@ export function bandedPatternKey(compiled: CompiledDefinition, answers: Readonly
     questions: d.questions, categories: d.categories, rubric: d.rubric, profileFields: d.profileFields,
     answers: Object.fromEntries(answers), demographics: Demographics.catch({}).parse(demographics ?? {}), result,
   }, { name: '', model: null }, detail)
-  return canonicalJson({ band: p.band, categories: p.categories, answers: p.answers, profile: p.profile, advice: p.advice })
+  // Flat arrays in the definition's order, not canonicalJson (7× dearer, measured): versions a run compares have the
+  // same questions, so their order is the same; a reordered category list only costs an extra analysis.
+  return JSON.stringify([p.band.key, p.band.label, p.categories.map((c) => [c.key, c.name, c.level]), p.answers.map((x) => [x.id, x.value]),
+    p.profile.map((x) => [x.key, x.label, x.value]), p.advice])
 }
 
 /** One batch of a run. Returns null when the run is gone or no longer running. */
