@@ -147,6 +147,11 @@ export const ConfigSchema = z.object({
   // Re-scoring: completed sessions per batch (one transaction each) and batches per job before it hands over.
   ASSESSMENTS_RESCORE_BATCH: z.coerce.number().int().min(10).max(20_000).default(2000),
   ASSESSMENTS_RESCORE_BATCHES_PER_JOB: z.coerce.number().int().min(1).default(50),
+  // A session in progress with no answer, back, profile or completion for ASSESSMENTS_ABANDON_AFTER (90s, 30m, 2h, 1d)
+  // is marked abandoned by the idle batch (every 5 minutes, ASSESSMENTS_ABANDON_BATCH per transaction); the
+  // participant's next action reopens it.
+  ASSESSMENTS_ABANDON_AFTER: duration('24h'),
+  ASSESSMENTS_ABANDON_BATCH: z.coerce.number().int().min(10).max(20_000).default(1000),
   // Outbound onboarding events (onboarding.nudge, onboarding.abandoned, onboarding.completed), signed the Standard
   // Webhooks way with ONBOARDING_WEBHOOK_SECRET (whsec_<base64>). Unset URL: events are recorded as skipped.
   ONBOARDING_WEBHOOK_URL: optionalUrl,

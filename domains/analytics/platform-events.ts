@@ -315,6 +315,21 @@ export const assessmentCompleted = (f: AssessmentFact & { resultId: string; tota
   properties: { ...assessmentProperties(f), resultId: f.resultId, totalScore: f.totalScore, band: f.band },
 })
 
+/**
+ * Marked abandoned by the idle batch (domains/assessments/abandonment.ts). Once per session, the first time: a funnel
+ * counts sessions that went idle, not every idle spell of one that came back (`assessment.resumed` counts those).
+ */
+export const assessmentAbandoned = (f: AssessmentFact & { questionId: string | null; progress: number; idleSeconds: number }): EventRow => ({
+  name: 'assessment.abandoned', leadId: f.leadId, occurredAt: iso(f.at), dedupeKey: `assessment:abandoned:${f.sessionId}`, source: 'assessments',
+  properties: { ...assessmentProperties(f), ...(f.questionId ? { questionId: f.questionId } : {}), progress: f.progress, idleSeconds: f.idleSeconds },
+})
+
+/** An abandoned session taken up again by its participant; `resumedCount` (1, 2, …) keys each return once. */
+export const assessmentResumed = (f: AssessmentFact & { resumedCount: number }): EventRow => ({
+  name: 'assessment.resumed', leadId: f.leadId, occurredAt: iso(f.at), dedupeKey: `assessment:resumed:${f.sessionId}:${f.resumedCount}`, source: 'assessments',
+  properties: { ...assessmentProperties(f), resumedCount: f.resumedCount },
+})
+
 // ---------------------------------------------------------------------------------------------------------------
 // Partner links and commissions (domains/assessments/partners). Keys: `link:clicked:<clickId>`,
 // `link:started:<sessionId>`, `link:completed:<sessionId>`, `link:converted:<purchaseId>`, `link:refunded:<purchaseId>`,

@@ -107,10 +107,14 @@ export interface SessionRow {
   optionPage: number
   startedAt: Date
   completedAt: Date | null
+  /** When it was last marked abandoned (kept after a resume); resumedCount: how often it came back since. */
+  abandonedAt: Date | null
+  resumedCount: number
 }
 const sessionColumns = (tx: Tx) => tx`
   s.id, s.tenant_id, s.assessment_id, s.version_id, s.channel, s.lead_id, s.conversation_id, s.link_id, s.partner_id, s.current_question_id,
-  s.progress, s.answered_count, s.demographics, s.status, s.paused_at, s.last_activity_at, s.option_page, s.started_at, s.completed_at`
+  s.progress, s.answered_count, s.demographics, s.status, s.paused_at, s.last_activity_at, s.option_page, s.started_at, s.completed_at,
+  s.abandoned_at, s.resumed_count`
 
 export const insertSession = (tx: Tx, s: {
   tenantId: string; assessmentId: string; versionId: string; tokenHash: Buffer | null; channel: string; leadId: string | null; conversationId: string | null
@@ -135,14 +139,67 @@ export const enterSessionByToken = (tx: Tx, tokenHash: Buffer) =>
     select t.id, t.tenant_id, set_config('app.tenant_id', t.tenant_id::text, true) as scoped from assessments.session_for_token(${tokenHash}) t`
     .then((r) => r[0] ?? null)
 
+export type SessionWithAnswers = SessionRow & {
+  answers: Record<string, { value: AnswerValue }> | null; revisionsByQuestion: Record<string, number> | null
+  assessmentKey: string; assessmentName: string; assessmentType: AssessmentView['type']
+}
+const sessionWithAnswersColumns = (tx: Tx) => tx`
+  ${sessionColumns(tx)}, a.key as assessment_key, a.name as assessment_name, a.type as assessment_type,
+  (select jsonb_object_agg(x.question_id, x.answer) from assessments.responses x where x.session_id = s.id) as answers,
+  (select jsonb_object_agg(x.question_id, x.revisions) from assessments.responses x where x.session_id = s.id) as revisions_by_question`
+
 /** The session locked, with what the rules need in the same round trip: its answers and its assessment's names. */
 export const lockSessionWithAnswers = (tx: Tx, id: string | { tokenHash: Buffer }) =>
-  tx<(SessionRow & { answers: Record<string, { value: AnswerValue }> | null; revisionsByQuestion: Record<string, number> | null; assessmentKey: string; assessmentName: string; assessmentType: AssessmentView['type'] })[]>`
-    select ${sessionColumns(tx)}, a.key as assessment_key, a.name as assessment_name, a.type as assessment_type,
-           (select jsonb_object_agg(x.question_id, x.answer) from assessments.responses x where x.session_id = s.id) as answers,
-           (select jsonb_object_agg(x.question_id, x.revisions) from assessments.responses x where x.session_id = s.id) as revisions_by_question
+  tx<SessionWithAnswers[]>`
+    select ${sessionWithAnswersColumns(tx)}
       from assessments.sessions s join assessments.assessments a on a.id = s.assessment_id
      where s.id = ${typeof id === 'string' ? id : tx`(select t.id from assessments.session_for_token(${id.tokenHash}) t)`} for update of s`.then((r) => r[0] ?? null)
+
+/**
+ * Many sessions locked (of the tenant the transaction is scoped to), with their answers: the answer inbox's batch.
+ * Locked in id order, so two batches that share sessions wait for each other instead of deadlocking.
+ */
+export const lockSessionsWithAnswers = (tx: Tx, ids: string[]) =>
+  tx<SessionWithAnswers[]>`
+    select ${sessionWithAnswersColumns(tx)}
+      from assessments.sessions s join assessments.assessments a on a.id = s.assessment_id
+     where s.id = any(${ids}::uuid[]) order by s.id for update of s`
+
+/**
+ * The sessions behind many resume tokens (sha256), before any tenant is known, through the definer door of
+ * migration 0034; `ord` is the token's 1-based position in the input. A token that is not one has no row.
+ */
+export const sessionsForTokens = (tx: Tx, tokenHashes: Buffer[]) =>
+  tx<{ ord: number; id: string; tenantId: string }[]>`
+    select u.ord::int as ord, t.id, t.tenant_id
+      from unnest(${tokenHashes.map((h) => h.toString('hex'))}::text[]) with ordinality as u(h, ord)
+     cross join lateral assessments.session_for_token(decode(u.h, 'hex')) t`
+
+/**
+ * The answer inbox's writes for one tenant, in one statement: the responses upserted (each (session, question) at
+ * most once: the caller keeps the last) and each session moved to its final position of the batch.
+ */
+export const recordAnswers = (tx: Tx, tenantId: string,
+  responses: { sessionId: string; questionId: string; value: AnswerValue; responseMs: number | null }[],
+  sessions: { id: string; currentQuestionId: string | null; progress: number; answeredCount: number }[]) =>
+  tx`
+    with answered as (
+      insert into assessments.responses (tenant_id, session_id, question_id, answer, response_ms)
+      select ${tenantId}::uuid, x.session_id, x.question_id, jsonb_build_object('value', x.value), x.response_ms
+        from jsonb_to_recordset(${tx.json(responses.map((r) => ({ session_id: r.sessionId, question_id: r.questionId, value: r.value, response_ms: r.responseMs })) as never)}::jsonb)
+          as x(session_id uuid, question_id text, value jsonb, response_ms integer)
+      on conflict (session_id, question_id) do update
+         set answer = excluded.answer, response_ms = excluded.response_ms, revisions = assessments.responses.revisions + 1, answered_at = now()
+      returning 1
+    ), moved as (
+      update assessments.sessions s
+         set current_question_id = m.current_question_id, progress = m.progress, answered_count = m.answered_count, option_page = 0, last_activity_at = now()
+        from jsonb_to_recordset(${tx.json(sessions.map((m) => ({ id: m.id, current_question_id: m.currentQuestionId, progress: m.progress, answered_count: m.answeredCount })) as never)}::jsonb)
+          as m(id uuid, current_question_id text, progress smallint, answered_count integer)
+       where s.id = m.id
+      returning 1
+    )
+    select (select count(*) from answered)::int as answered, (select count(*) from moved)::int as moved`
 
 /** The session, locked: answers, going back and completion of one session run one after another. */
 export const lockSession = (tx: Tx, id: string) =>
@@ -151,11 +208,11 @@ export const lockSession = (tx: Tx, id: string) =>
 export const findSession = (tx: Tx, id: string) =>
   tx<SessionRow[]>`select ${sessionColumns(tx)} from assessments.sessions s where s.id = ${id}`.then((r) => r[0] ?? null)
 
-/** The conversation's assessment in progress (the bot node resumes it), locked. */
+/** The conversation's assessment in progress or abandoned (the bot node resumes it), locked. */
 export const lockOpenSessionOfConversation = (tx: Tx, conversationId: string, assessmentId: string) =>
   tx<SessionRow[]>`
     select ${sessionColumns(tx)} from assessments.sessions s
-     where s.conversation_id = ${conversationId} and s.assessment_id = ${assessmentId} and s.status = 'in_progress'
+     where s.conversation_id = ${conversationId} and s.assessment_id = ${assessmentId} and s.status in ('in_progress', 'abandoned')
      order by s.started_at desc limit 1 for update`.then((r) => r[0] ?? null)
 
 export const updateSession = (tx: Tx, id: string, p: {
@@ -175,6 +232,27 @@ export const updateSession = (tx: Tx, id: string, p: {
   return tx<SessionRow[]>`
     update assessments.sessions s set ${sets.map((s) => tx`${s}, `)} last_activity_at = now() where s.id = ${id} returning ${sessionColumns(tx)}`.then((r) => r[0]!)
 }
+
+/**
+ * Abandoned sessions reopened (the participant came back): in progress again, counted; a session not abandoned any
+ * more (another request resumed it first) is left alone and not returned.
+ */
+export const resumeSessions = (tx: Tx, ids: string[]) =>
+  tx<SessionRow[]>`
+    update assessments.sessions s set status = 'in_progress', resumed_count = s.resumed_count + 1, last_activity_at = now()
+     where s.id = any(${ids}::uuid[]) and s.status = 'abandoned'
+    returning ${sessionColumns(tx)}`
+
+/** Idle batch (migration 0053), step 2 under the tenant: the claimed sessions still idle marked abandoned. */
+export const abandonSessions = (tx: Tx, ids: string[], idleBefore: Date) =>
+  tx<SessionRow[]>`
+    update assessments.sessions s set status = 'abandoned', abandoned_at = now()
+     where s.id = any(${ids}::uuid[]) and s.status = 'in_progress' and s.last_activity_at <= ${idleBefore}
+    returning ${sessionColumns(tx)}`
+
+/** Idle batch, step 1 (cross-tenant, the definer door): idle in-progress sessions, locked, skipping held ones. */
+export const claimIdleSessions = (tx: Tx, idleBefore: Date, limit: number) =>
+  tx<{ id: string; tenantId: string }[]>`select id, tenant_id from assessments.claim_idle_sessions(${idleBefore}, ${limit})`
 
 export const loadResponses = (tx: Tx, sessionId: string) =>
   tx<{ questionId: string; answer: { value: AnswerValue }; revisions: number }[]>`
@@ -249,6 +327,19 @@ export const enqueueAnalyzeResult = (tx: Tx, task: string, tenantId: string, res
   tx`select graphile_worker.add_job(${task}, json_build_object('tenantId', ${tenantId}::text, 'resultId', ${resultId}::text),
                                     job_key => ${`assessments:analyze:${resultId}`}, max_attempts => 10)`
 
+/**
+ * The analysis job for many results in one statement (graphile-worker's add_jobs), with the same job key as the
+ * completion's: a job still waiting is replaced, one already running gets a successor. Payload and key hold ids only.
+ */
+export const enqueueAnalyzeResults = (tx: Tx, task: string, tenantId: string, resultIds: string[]) =>
+  resultIds.length === 0
+    ? Promise.resolve(0)
+    : tx<{ n: number }[]>`
+        select count(*)::int as n from graphile_worker.add_jobs(array(
+          select row(${task}::text, json_build_object('tenantId', ${tenantId}::text, 'resultId', r.id::text), null::text, null::timestamptz, 10,
+                     'assessments:analyze:' || r.id::text, null::integer, null::text[])::graphile_worker.job_spec
+            from unnest(${resultIds}::uuid[]) as r(id) order by r.id))`.then((r) => r[0]!.n)
+
 // ---------------------------------------------------------------------------------------------------------------
 // Re-scoring
 
@@ -286,8 +377,9 @@ export const enqueueRescore = (tx: Tx, task: string, tenantId: string, runId: st
  * id order after the cursor, with their answers, as one round trip.
  */
 export const rescoreBatch = (tx: Tx, run: { assessmentId: string; versionId: string; cursor: string | null }, limit: number) =>
-  tx<{ sessionId: string; resultId: string | null; answers: Record<string, { value: AnswerValue }> | null; totalScore: number | null; band: string | null; categoryScores: Record<string, number> | null; recommendations: string[] | null; rubricVersion: number | null; scoredVersionId: string | null }[]>`
-    select s.id as session_id, r.id as result_id, r.total_score::float8 as total_score, r.band, r.category_scores, r.recommendations, r.rubric_version, r.scored_version_id,
+  tx<{ sessionId: string; resultId: string | null; answers: Record<string, { value: AnswerValue }> | null; totalScore: number | null; band: string | null; bandLabel: string | null; categoryScores: Record<string, number> | null; recommendations: string[] | null; rubricVersion: number | null; scoredVersionId: string | null; demographics: Record<string, unknown> }[]>`
+    select s.id as session_id, r.id as result_id, r.total_score::float8 as total_score, r.band, r.band_label, r.category_scores, r.recommendations, r.rubric_version, r.scored_version_id,
+           s.demographics,
            (select jsonb_object_agg(x.question_id, x.answer) from assessments.responses x where x.session_id = s.id) as answers
       from assessments.sessions s
       left join assessments.results r on r.session_id = s.id

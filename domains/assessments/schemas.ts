@@ -259,6 +259,9 @@ export type SessionStateView = z.infer<typeof SessionStateView>
 export const ANALYZE_RESULT_TASK = 'assessments__analyze_result'
 export const AnalyzeResultPayload = z.object({ tenantId: z.uuid(), resultId: z.uuid() })
 
+/** The idle batch (cron, cross-tenant): no parameters. */
+export const AbandonIdleSessionsPayload = z.object({}).loose()
+
 export const RESCORE_TASK = 'assessments__rescore'
 export const RescorePayload = z.object({ tenantId: z.uuid(), runId: z.uuid() })
 export type RescorePayload = z.infer<typeof RescorePayload>

@@ -1,9 +1,9 @@
 import { z } from 'zod'
 import { sha256, randomToken } from '../../lib/crypto.js'
-import { type Sql, type Tx, withTenant } from '../../lib/db.js'
+import { setTenant, type Sql, type Tx, withTenant } from '../../lib/db.js'
 import { AppError } from '../../lib/errors.js'
 import { decodeCursor, encodeCursor, keysetCursor } from '../../lib/pagination.js'
-import { assessmentAnswered, assessmentCompleted, assessmentStarted, linkCompleted, recordPlatformEvents } from '../analytics/platform-events.js'
+import { assessmentAnswered, assessmentCompleted, assessmentResumed, assessmentStarted, linkCompleted, recordPlatformEvents } from '../analytics/platform-events.js'
 import { insertAuditEntry } from '../tenancy/queries.js'
 import {
   type Answers, type CompiledDefinition, compileDefinition, missingProfileFields, normalizeAnswer, normalizeDemographics, optionsOf, questionsHash,
@@ -262,21 +262,54 @@ function progressOf(questions: readonly Question[], answers: Answers) {
 }
 
 /**
- * Answers the current question. A question that is not the current one (or is hidden) is a 409, naming the
- * current; an answer the question does not allow is a 400; a completed session is a 409. The same answer to the
- * question just answered is a retry and changes nothing. When no question is left and the profile is complete,
- * the session completes in this transaction.
+ * An abandoned session (the idle batch, abandonment.ts) is the participant's to take up again: their next answer,
+ * back, profile or completion reopens it (in progress, resumed_count + 1, an `assessment.resumed` event), in the
+ * transaction of that action, so a refused action reopens nothing. Viewing it does not: a GET changes nothing.
  */
-export async function answerQuestion(tx: Tx, ctx: SessionContext, body: AnswerBody): Promise<SessionContext> {
+export async function resumeIfAbandoned(tx: Tx, ctx: SessionContext): Promise<boolean> {
+  if (ctx.session.status !== 'abandoned') return false
+  const [row] = await q.resumeSessions(tx, [ctx.session.id])
+  if (!row) return false
+  ctx.session = row
+  await recordPlatformEvents(tx, [resumedEvent(row)])
+  return true
+}
+
+const resumedEvent = (s: q.SessionRow) => assessmentResumed({ ...factOf(s), at: new Date(), resumedCount: s.resumedCount })
+
+/** The 409 for a session that takes no more answers (completed, or in a batch, completing). */
+const closedTo = (status: string, what = 'answers are closed') =>
+  conflict(`this assessment is ${status === 'completed' ? 'already completed' : status}; ${what}`, { status })
+
+/** What an accepted answer changes: the session's context is already moved on in memory; the writes follow. */
+export interface PlannedAnswer {
+  question: Question
+  value: AnswerValue
+  /** How often the question has been answered, this answer included. */
+  revision: number
+  next: Question | null
+  progress: number
+  answered: number
+  responseMs: number | null
+  at: Date
+}
+
+/**
+ * The rules of an answer, with no I/O: a question that is not the current one (or is hidden) is a 409, naming the
+ * current; an answer the question does not allow is a 400; a completed session is a 409. The same answer to the
+ * question just answered is a retry: null, nothing changes. Otherwise the context (answers, revisions, the session's
+ * position) is moved on in memory, so the next answer of the same session, in the same batch, sees this one.
+ */
+export function planAnswer(ctx: SessionContext, body: AnswerBody, at = new Date()): PlannedAnswer | null {
   const s = ctx.session
-  if (s.status !== 'in_progress') throw conflict(`this assessment is ${s.status === 'completed' ? 'already completed' : s.status}; answers are closed`, { status: s.status })
+  if (s.status !== 'in_progress') throw closedTo(s.status)
   const def = ctx.compiled.definition
   const question = ctx.compiled.byId.get(body.questionId)
   if (body.questionId !== s.currentQuestionId) {
     const previous = previousQuestion(def.questions, ctx.answers, s.currentQuestionId)
     if (question && previous?.id === question.id && ctx.answers.has(question.id)) {
       const again = normalizeAnswer(question, body.value)
-      if (again.ok && JSON.stringify(again.value) === JSON.stringify(ctx.answers.get(question.id))) return ctx
+      if (again.ok && JSON.stringify(again.value) === JSON.stringify(ctx.answers.get(question.id))) return null
     }
     throw conflict(`question ${body.questionId} is not the current question${s.currentQuestionId ? ` (${s.currentQuestionId} is)` : ' (all questions are answered)'}`, { currentQuestionId: s.currentQuestionId })
   }
@@ -287,17 +320,39 @@ export async function answerQuestion(tx: Tx, ctx: SessionContext, body: AnswerBo
   ctx.answers.set(question.id, checked.value)
   const p = progressOf(def.questions, ctx.answers)
   const next = nextQuestion(def.questions, ctx.answers, question.id)
-  // The session is locked, so the answer's revision is known before it is written: the response, the session's move
-  // and the event go out together (pipelined) instead of one round trip after another.
-  const expected = (ctx.revisions.get(question.id) ?? 0) + 1
-  const [{ revision, ...moved }] = await Promise.all([
-    q.recordAnswer(tx, { tenantId: s.tenantId, sessionId: s.id, questionId: question.id, value: checked.value, responseMs: body.responseMs ?? null },
-      { currentQuestionId: next?.id ?? null, progress: p.progress, answeredCount: p.answered }),
-    recordPlatformEvents(tx, [assessmentAnswered({ ...factOf(s), at: new Date(), questionId: question.id, revision: expected, responseMs: body.responseMs ?? null, nextQuestionId: next?.id ?? null })]),
-  ])
+  // The session is locked, so the answer's revision is known before it is written.
+  const revision = (ctx.revisions.get(question.id) ?? 0) + 1
   ctx.revisions.set(question.id, revision)
+  ctx.session = { ...s, currentQuestionId: next?.id ?? null, progress: p.progress, answeredCount: p.answered, optionPage: 0, lastActivityAt: at }
+  return { question, value: checked.value, revision, next, progress: p.progress, answered: p.answered, responseMs: body.responseMs ?? null, at }
+}
+
+const answeredEvent = (s: q.SessionRow, a: PlannedAnswer) =>
+  assessmentAnswered({ ...factOf(s), at: a.at, questionId: a.question.id, revision: a.revision, responseMs: a.responseMs, nextQuestionId: a.next?.id ?? null })
+
+/** Whether the session is to complete now: every shown question answered and the required profile fields there. */
+const readyToComplete = (ctx: SessionContext) =>
+  ctx.session.status === 'in_progress' && ctx.session.currentQuestionId === null && missingProfileFields(ctx.compiled.definition.profileFields, ctx.session.demographics).length === 0
+
+/**
+ * Answers the current question (planAnswer's rules) in the caller's transaction, the session locked. When no
+ * question is left and the profile is complete, the session completes in this transaction. The bot and the factories
+ * answer through here; the web path goes through the answer inbox (answerBatch), which writes many at once.
+ */
+export async function answerQuestion(tx: Tx, ctx: SessionContext, body: AnswerBody): Promise<SessionContext> {
+  await resumeIfAbandoned(tx, ctx)
+  const s = ctx.session
+  const a = planAnswer(ctx, body)
+  if (!a) return ctx
+  // The response, the session's move and the event go out together (pipelined) instead of one round trip after another.
+  const [{ revision, ...moved }] = await Promise.all([
+    q.recordAnswer(tx, { tenantId: s.tenantId, sessionId: s.id, questionId: a.question.id, value: a.value, responseMs: a.responseMs },
+      { currentQuestionId: a.next?.id ?? null, progress: a.progress, answeredCount: a.answered }),
+    recordPlatformEvents(tx, [answeredEvent(s, a)]),
+  ])
+  ctx.revisions.set(a.question.id, revision)
   ctx.session = moved
-  if (!next) await completeIfReady(tx, ctx)
+  if (!a.next) await completeIfReady(tx, ctx)
   return ctx
 }
 
@@ -317,6 +372,7 @@ export function previousQuestion(questions: readonly Question[], answers: Answer
 
 /** Goes back one question; its answer is kept until it is answered again. */
 export async function goBack(tx: Tx, ctx: SessionContext): Promise<SessionContext> {
+  await resumeIfAbandoned(tx, ctx)
   const s = ctx.session
   if (s.status !== 'in_progress') throw conflict(`this assessment is ${s.status === 'completed' ? 'already completed' : s.status}`, { status: s.status })
   const previous = previousQuestion(ctx.compiled.definition.questions, ctx.answers, s.currentQuestionId)
@@ -327,6 +383,7 @@ export async function goBack(tx: Tx, ctx: SessionContext): Promise<SessionContex
 
 /** Sets profile fields (merged with those given before); completes the session when that was all it waited for. */
 export async function saveProfile(tx: Tx, ctx: SessionContext, given: Demographics): Promise<SessionContext> {
+  await resumeIfAbandoned(tx, ctx)
   const s = ctx.session
   if (s.status !== 'in_progress') throw conflict(`this assessment is ${s.status === 'completed' ? 'already completed' : s.status}`, { status: s.status })
   const checked = normalizeDemographics(ctx.compiled.definition.profileFields, given)
@@ -383,11 +440,15 @@ const publicQuestion = (x: Question) => ({
 })
 
 export async function stateView(tx: Tx, ctx: SessionContext): Promise<SessionStateView> {
+  return viewOf(ctx, ctx.session.status === 'completed' ? await q.findResultOfSession(tx, ctx.session.id) : null)
+}
+
+/** The session's state as the participant sees it, from its context (and its result once completed): no I/O. */
+export function viewOf(ctx: SessionContext, result: q.ResultRow | null): SessionStateView {
   const s = ctx.session
   const def = ctx.compiled.definition
   const p = progressOf(def.questions, ctx.answers)
   const current = s.currentQuestionId ? ctx.compiled.byId.get(s.currentQuestionId) ?? null : null
-  const result = s.status === 'completed' ? await q.findResultOfSession(tx, s.id) : null
   const currentAnswer = current ? ctx.answers.get(current.id) : undefined
   return {
     sessionId: s.id,
@@ -433,6 +494,92 @@ export async function inWebSession<T>(sql: Sql, token: string, fn: (tx: Tx, ctx:
   }) as Promise<T>
 }
 
+/** An answer waiting in the answer inbox (answer-inbox.ts): the token's sha256 and the validated body. */
+export interface PendingAnswer { tokenHash: Buffer; body: AnswerBody }
+
+const unavailableNow = () => new AppError('UNAVAILABLE', 'storing the answer took too long; retry later', { headers: { 'retry-after': '2' } })
+
+/**
+ * Many web answers in one transaction (the answer inbox's flush): one result per item, in order, each the state the
+ * participant would have seen had the answer been written alone, or the Error for that answer alone (404 token, 409
+ * not current or closed, 400 not allowed). The rules are planAnswer's, applied in arrival order to contexts locked
+ * once per session, so answers to the same session apply one after another and each sees the ones before it. Per
+ * tenant (in tenant order, each under its own row-level security): the tokens' sessions locked in id order with
+ * their answers (pipelined with the tenant setting), then every accepted answer written in one statement with its
+ * events in another (pipelined), then the sessions that are complete now completed as completeIfReady does.
+ * Anything else that fails throws: the group commit retries each member alone.
+ */
+export async function answerBatch(sql: Sql, items: PendingAnswer[], signal?: AbortSignal): Promise<(SessionStateView | Error)[]> {
+  return sql.begin(async (tx) => {
+    if (signal?.aborted) throw unavailableNow()
+    const out: (SessionStateView | Error)[] = items.map(() => notFound('session'))
+    const found = await q.sessionsForTokens(tx, items.map((i) => i.tokenHash))
+    const byTenant = new Map<string, { index: number; sessionId: string }[]>()
+    for (const f of found) {
+      const list = byTenant.get(f.tenantId) ?? []
+      if (list.length === 0) byTenant.set(f.tenantId, list)
+      list.push({ index: f.ord - 1, sessionId: f.id })
+    }
+    for (const tenantId of [...byTenant.keys()].sort()) {
+      const members = byTenant.get(tenantId)!.sort((a, b) => a.index - b.index)
+      const ids = [...new Set(members.map((m) => m.sessionId))]
+      const [, rows] = await Promise.all([setTenant(tx, tenantId), q.lockSessionsWithAnswers(tx, ids)])
+      const contexts = new Map<string, SessionContext>()
+      for (const row of rows) contexts.set(row.id, await contextOfLocked(tx, row))
+      const responses = new Map<string, { sessionId: string; questionId: string; value: AnswerValue; responseMs: number | null }>()
+      const moved = new Set<string>()
+      const events: ReturnType<typeof answeredEvent>[] = []
+      const completing = new Map<string, number[]>()
+      const resumed = new Set<string>()
+      for (const m of members) {
+        const ctx = contexts.get(m.sessionId)
+        if (!ctx) continue // gone between the lookup and the lock (erased): 404
+        // An abandoned session reopens with an accepted answer (resumeIfAbandoned, in memory): a refused one leaves it.
+        const reopens = ctx.session.status === 'abandoned'
+        if (reopens) ctx.session = { ...ctx.session, status: 'in_progress', resumedCount: ctx.session.resumedCount + 1 }
+        try {
+          if (completing.has(ctx.session.id)) throw closedTo('completed')
+          const a = planAnswer(ctx, items[m.index]!.body)
+          if (reopens) {
+            resumed.add(ctx.session.id)
+            events.push(resumedEvent(ctx.session))
+          }
+          if (a) {
+            responses.set(`${ctx.session.id}\u0000${a.question.id}`, { sessionId: ctx.session.id, questionId: a.question.id, value: a.value, responseMs: a.responseMs })
+            moved.add(ctx.session.id)
+            events.push(answeredEvent(ctx.session, a))
+          }
+          if (readyToComplete(ctx)) completing.set(ctx.session.id, [...(completing.get(ctx.session.id) ?? []), m.index])
+          else out[m.index] = viewOf(ctx, null)
+        } catch (err) {
+          if (reopens) ctx.session = { ...ctx.session, status: 'abandoned', resumedCount: ctx.session.resumedCount - 1 }
+          if (!(err instanceof AppError)) throw err
+          out[m.index] = err
+        }
+      }
+      if (moved.size > 0 || resumed.size > 0) {
+        const finals = [...moved].map((id) => contexts.get(id)!.session)
+        await Promise.all([
+          resumed.size > 0 ? q.resumeSessions(tx, [...resumed]) : null,
+          moved.size > 0 && q.recordAnswers(tx, tenantId, [...responses.values()],
+            finals.map((f) => ({ id: f.id, currentQuestionId: f.currentQuestionId, progress: f.progress, answeredCount: f.answeredCount }))),
+          recordPlatformEvents(tx, events),
+        ])
+      }
+      // Completions are pipelined with each other: each touches its own session and result.
+      await Promise.all([...completing].map(async ([sessionId, indexes]) => {
+        const ctx = contexts.get(sessionId)!
+        const result = await completeIfReady(tx, ctx)
+        const view = viewOf(ctx, result)
+        for (const i of indexes) out[i] = view
+      }))
+    }
+    // The callers were answered 503 meanwhile: roll back rather than keep what nobody was told was stored.
+    if (signal?.aborted) throw unavailableNow()
+    return out
+  }) as Promise<(SessionStateView | Error)[]>
+}
+
 export const viewWebSession = (sql: Sql, token: string) => inWebSession(sql, token, (tx, ctx) => stateView(tx, ctx))
 export const answerWebSession = (sql: Sql, token: string, body: AnswerBody) => inWebSession(sql, token, async (tx, ctx) => stateView(tx, await answerQuestion(tx, ctx, body)))
 export const backWebSession = (sql: Sql, token: string) => inWebSession(sql, token, async (tx, ctx) => stateView(tx, await goBack(tx, ctx)))
@@ -440,6 +587,7 @@ export const profileWebSession = (sql: Sql, token: string, demographics: Demogra
 /** Completes (when ready) and answers the state: idempotent, a completed session answers its result again. */
 export const completeWebSession = (sql: Sql, token: string) =>
   inWebSession(sql, token, async (tx, ctx) => {
+    await resumeIfAbandoned(tx, ctx)
     if (ctx.session.status === 'in_progress') {
       if (ctx.session.currentQuestionId !== null) throw conflict(`question ${ctx.session.currentQuestionId} is still to be answered`, { currentQuestionId: ctx.session.currentQuestionId })
       const missing = missingProfileFields(ctx.compiled.definition.profileFields, ctx.session.demographics)

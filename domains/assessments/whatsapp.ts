@@ -5,7 +5,7 @@ import { missingProfileFields, optionsOf, scaleSteps, visibleQuestions } from '.
 import * as q from './queries.js'
 import type { AnswerValue, ProfileField, Question } from './schemas.js'
 import { linkOfConversation, recordLinkSessionStarted } from './partners/links.js'
-import { answerQuestion, goBack, saveProfile, type SessionContext, sessionContext, startSession } from './service.js'
+import { answerQuestion, goBack, resumeIfAbandoned, saveProfile, type SessionContext, sessionContext, startSession } from './service.js'
 import { AppError } from '../../lib/errors.js'
 
 /**
@@ -230,6 +230,7 @@ export async function startInConversation(tx: Tx, ref: ConversationRef, assessme
   const open = await q.lockOpenSessionOfConversation(tx, ref.conversationId, a.id)
   if (open) {
     const ctx = await sessionContext(tx, open)
+    await resumeIfAbandoned(tx, ctx)
     ctx.session = await q.updateSession(tx, open.id, { pausedAt: null })
     return finished(tx, ctx, [{ type: 'send_text', text: `Welcome back to ${a.name}: let's pick up where you left off.` }])
   }
@@ -256,7 +257,9 @@ export async function replyInConversation(tx: Tx, ref: ConversationRef, assessme
   if (!open) return startInConversation(tx, ref, assessmentKey)
   let ctx = await sessionContext(tx, open)
   const word = foldWord(reply.text ?? '')
-  if (ctx.session.pausedAt) {
+  // Back after a pause, or after the idle batch marked it abandoned: where they left off, asked again.
+  if (ctx.session.pausedAt || ctx.session.status === 'abandoned') {
+    await resumeIfAbandoned(tx, ctx)
     ctx.session = await q.updateSession(tx, open.id, { pausedAt: null })
     return finished(tx, ctx, [{ type: 'send_text', text: "Welcome back: here's where you left off." }])
   }

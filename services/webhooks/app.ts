@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis'
 import type { Config } from '../../lib/config.js'
 import { SecretBox } from '../../lib/crypto.js'
 import { DeliveryInbox } from '../../domains/whatsapp/inbox.js'
+import { AnswerInbox } from '../../domains/assessments/answer-inbox.js'
 import type { Sql } from '../../lib/db.js'
 import { createHttpServer, type App } from '../../lib/http/create-server.js'
 import { registerHealthRoutes } from '../../lib/http/health.js'
@@ -31,6 +32,8 @@ export interface WebhooksDeps {
   secrets?: SecretBox
   /** Group-committing store for WhatsApp deliveries; one per process unless given. */
   inbox?: DeliveryInbox
+  /** Group-committing store for web assessment answers; one per process unless given. */
+  answers?: AnswerInbox
 }
 
 /**
@@ -42,6 +45,7 @@ export async function buildWebhooksApp(input: WebhooksDeps): Promise<App> {
     ...input,
     secrets: input.secrets ?? SecretBox.fromConfig(input.config.SECRETS_KEY),
     inbox: input.inbox ?? new DeliveryInbox(input.sql),
+    answers: input.answers ?? new AnswerInbox(input.sql, { onError: (err) => input.log.error({ err }, 'assessment answers could not be stored') }),
   }
   const app = createHttpServer({ logger: deps.log, bodyLimit: deps.config.WEBHOOK_BODY_LIMIT_BYTES, trustProxy: deps.config.TRUST_PROXY, timeouts: deps.config })
   registerMetrics(app, { service: 'webhooks', config: deps.config })

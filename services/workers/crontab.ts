@@ -39,4 +39,7 @@ export const crontab: string[] = [
   // Hourly at :53: AI analysis cache entries past AI_CACHE_TTL (patterns that never came again) and dead jobs' claims,
   // in batches (cross-tenant). A hit never reads an expired entry, so the lag costs only disk.
   '53 * * * * assessments__prune_analysis_cache ?id=prune_analysis_cache&max=1',
+  // Every 5 minutes (cross-tenant): assessment sessions idle for ASSESSMENTS_ABANDON_AFTER (default a day) marked
+  // abandoned in batches. Five minutes is nothing next to a day of idleness, and keeps each run's batch small.
+  '*/5 * * * * assessments__abandon_idle_sessions ?id=assessments_abandon_idle&max=1',
 ]

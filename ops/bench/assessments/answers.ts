@@ -1,4 +1,6 @@
 import { readMigrationFiles } from '../../../lib/migrate.js'
+import { AnswerBody } from '../../../domains/assessments/schemas.js'
+import { answerWebSession } from '../../../domains/assessments/service.js'
 import { buildWebhooksApp } from '../../../services/webhooks/app.js'
 import { testConfig, testLogger } from '../../../test/apps.js'
 import { loadTest, printComparison, type BenchDatabase } from '../harness.js'
@@ -14,6 +16,7 @@ export const ANSWER_SEQUENCE: [string, unknown][] = [
  * Answer submission on the web path: POST /assessments/sessions/:token/answers at 50 connections, each request the
  * next answer of one of many sessions in turn (the last one completes the session: the result, the analysis job and
  * the event in the same transaction), against a bare POST route on the same server in the same run. Target ≥ 0.4×.
+ * The path before group commit (one transaction per answer) is measured too, on its own sessions, for the gain.
  */
 export async function benchAnswers(db: BenchDatabase, ctx: BenchContext): Promise<void> {
   const sessions = Number(process.env.BENCH_ANSWER_SESSIONS ?? 3000)
@@ -22,6 +25,9 @@ export async function benchAnswers(db: BenchDatabase, ctx: BenchContext): Promis
   const config = testConfig({ LOG_LEVEL: 'silent', ASSESSMENTS_RATE_LIMIT_PER_IP_PER_MINUTE: '100000000', ASSESSMENTS_STARTS_PER_IP_PER_HOUR: '100000000' })
   const app = await buildWebhooksApp({ config, sql: db.sql, log: testLogger(), migrations: await readMigrationFiles() })
   app.post('/bench/bare', { config: { access: 'public' } }, async (req) => ({ ok: true, got: typeof req.body }))
+  // The path before group commit, for comparison in the same run: one transaction per answer (answerWebSession).
+  app.post('/bench/direct/:token/answers', { config: { access: 'public' } }, async (req) =>
+    answerWebSession(db.sql, (req.params as { token: string }).token, AnswerBody.parse(req.body)))
   const base = await app.listen({ host: '127.0.0.1', port: 0 })
 
   const tokens: string[] = []
@@ -31,25 +37,34 @@ export async function benchAnswers(db: BenchDatabase, ctx: BenchContext): Promis
     tokens.push(...batch.map((b) => b.token))
   }
   // Request n answers question floor(n / sessions) of session n % sessions: a session's next answer comes only after
-  // every other session's, long after its previous one was answered.
-  let n = 0
-  const capacity = tokens.length * ANSWER_SEQUENCE.length
+  // every other session's, long after its previous one was answered. Each path answers its own half of the sessions.
+  const half = Math.floor(tokens.length / 2)
+  const answering = (pool: string[], path: (token: string) => string) => {
+    let n = 0
+    const capacity = pool.length * ANSWER_SEQUENCE.length
+    return (req: Parameters<NonNullable<Parameters<typeof loadTest>[0]['setupRequest']>>[0]) => {
+      const i = n++ % capacity
+      const [questionId, value] = ANSWER_SEQUENCE[Math.floor(i / pool.length)]!
+      return { ...req, path: path(pool[i % pool.length]!), body: JSON.stringify({ questionId, value, responseMs: 1500 }) } as never
+    }
+  }
   const body = JSON.stringify({ questionId: 'sleep_hours', value: 'h7_8', responseMs: 1500 })
+  const json = { 'content-type': 'application/json' }
   const results = [
-    await loadTest({ name: 'bare route', url: `${base}/bench/bare`, method: 'POST', headers: { 'content-type': 'application/json' }, body, connections, durationSeconds: seconds }),
+    await loadTest({ name: 'bare route', url: `${base}/bench/bare`, method: 'POST', headers: json, body, connections, durationSeconds: seconds }),
     await loadTest({
-      name: 'answer', url: `${base}/assessments/sessions/x/answers`, method: 'POST', headers: { 'content-type': 'application/json' }, connections, durationSeconds: seconds,
-      setupRequest: (req) => {
-        const i = n++ % capacity
-        const [questionId, value] = ANSWER_SEQUENCE[Math.floor(i / tokens.length)]!
-        return { ...req, path: `/assessments/sessions/${tokens[i % tokens.length]}/answers`, body: JSON.stringify({ questionId, value, responseMs: 1500 }) } as never
-      },
+      name: 'answer (one transaction each)', url: `${base}/bench/direct/x/answers`, method: 'POST', headers: json, connections, durationSeconds: seconds,
+      setupRequest: answering(tokens.slice(half), (t) => `/bench/direct/${t}/answers`),
+    }),
+    await loadTest({
+      name: 'answer', url: `${base}/assessments/sessions/x/answers`, method: 'POST', headers: json, connections, durationSeconds: seconds,
+      setupRequest: answering(tokens.slice(0, half), (t) => `/assessments/sessions/${t}/answers`),
     }),
   ]
   const completed = (await db.owner<{ n: number }[]>`select count(*)::int as n from assessments.results where tenant_id = ${ctx.tenantId}`)[0]!.n
-  console.log(`\nAnswer submission, web path (${connections} connections, ${seconds} s each, ${tokens.length.toLocaleString('en')} sessions answered in turn; ${completed.toLocaleString('en')} completed during the run, each with its result, analysis job and event):`)
-  printComparison(results, ['bare route'])
-  const ratio = results[1]!.requestsPerSecond / results[0]!.requestsPerSecond
+  console.log(`\nAnswer submission, web path (${connections} connections, ${seconds} s each, ${tokens.length.toLocaleString('en')} sessions answered in turn, half by each path; ${completed.toLocaleString('en')} completed during the run, each with its result, analysis job and event; answer = the public route, group-committed):`)
+  printComparison(results, ['bare route', 'answer (one transaction each)'])
+  const ratio = results[2]!.requestsPerSecond / results[0]!.requestsPerSecond
   console.log(`answer / bare route = ${ratio.toFixed(2)}× (target ≥ 0.40×) ${ratio >= 0.4 ? 'met' : 'NOT met'}`)
   await app.close()
 }

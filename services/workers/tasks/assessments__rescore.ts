@@ -11,7 +11,7 @@ import type { TaskDeps } from './task-deps.js'
 export const rescoreTask = (deps: TaskDeps): Task => async (payload, helpers) => {
   const p = RescorePayload.parse(payload)
   try {
-    const { batches, done } = await rescoreRun(deps.sql, p, { batchSize: deps.config.ASSESSMENTS_RESCORE_BATCH, batchesPerJob: deps.config.ASSESSMENTS_RESCORE_BATCHES_PER_JOB })
+    const { batches, done } = await rescoreRun(deps.sql, p, { batchSize: deps.config.ASSESSMENTS_RESCORE_BATCH, batchesPerJob: deps.config.ASSESSMENTS_RESCORE_BATCHES_PER_JOB, patternDetail: deps.config.AI_PATTERN_DETAIL })
     helpers.logger.info(`assessments re-scoring run ${p.runId}: ${batches} batches${done ? ', done' : ', continues'}`)
   } catch (err) {
     if (err instanceof Error && /does not compile|not found/.test(err.message)) {

@@ -10,6 +10,7 @@ import { processEventsTask } from './analytics__process_events.js'
 import { rollUpTask } from './analytics__roll_up.js'
 import { rescoreTask } from './assessments__rescore.js'
 import { maintainResultsTask } from './experiments__maintain_results.js'
+import { abandonIdleSessionsTask } from './assessments__abandon_idle_sessions.js'
 import { flowTimerTask } from './conversations__flow_timer.js'
 import { runBotTask } from './conversations__run_bot.js'
 import { processSubmissionTask } from './marketing__process_submission.js'
@@ -62,6 +63,7 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     onboarding__deliver_webhook: deliverWebhookTask(deps),
     onboarding__send_whatsapp_nudge: sendWhatsAppNudgeTask(deps),
     assessments__rescore: rescoreTask(deps),
+    assessments__abandon_idle_sessions: abandonIdleSessionsTask(deps),
     campaigns__expire_drafts: expireDraftsTask(deps),
     assessments__prune_analysis_cache: pruneAnalysisCacheTask(deps),
     campaigns__dispatch_broadcast: dispatchBroadcastTask(deps),

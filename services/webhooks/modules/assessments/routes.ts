@@ -4,10 +4,11 @@ import { AppError } from '../../../../lib/errors.js'
 import type { App } from '../../../../lib/http/create-server.js'
 import { AnswerBody, ProfileBody, SessionStateView, StartWebSessionBody } from '../../../../domains/assessments/schemas.js'
 import {
-  answerWebSession, backWebSession, completeWebSession, inWebSession, profileWebSession, startWebSession, viewWebSession,
+  backWebSession, completeWebSession, inWebSession, profileWebSession, startWebSession, viewWebSession,
 } from '../../../../domains/assessments/service.js'
 import { AnalysisView } from '../../../../domains/assessments/ai/schemas.js'
 import { sessionAnalysis } from '../../../../domains/assessments/ai/service.js'
+import { AnswerInbox } from '../../../../domains/assessments/answer-inbox.js'
 import type { WebhooksDeps } from '../../app.js'
 
 const KeyParams = z.object({ publicKey: z.string().min(1).max(100) })
@@ -21,6 +22,8 @@ const TokenParams = z.object({ token: z.string().min(1).max(200) })
  */
 export default async function assessmentSessionRoutes(app: App, deps: WebhooksDeps) {
   const { config, sql } = deps
+  // Answers are group-committed: many participants' answers in one transaction, each answered after its commit.
+  const answers = deps.answers ?? new AnswerInbox(sql)
   await app.register(rateLimit, { global: false, redis: deps.redis ?? undefined, nameSpace: 'wa-assessments-rl:', skipOnError: true })
   const starts = app.createRateLimit({ max: config.ASSESSMENTS_STARTS_PER_IP_PER_HOUR, timeWindow: 3_600_000, keyGenerator: (req) => `start:${req.ip}` })
   // Token guesses are hopeless (256 bits), but each costs a lookup: bounded per IP like any page.
@@ -61,7 +64,7 @@ export default async function assessmentSessionRoutes(app: App, deps: WebhooksDe
   sessionRoute('GET', '', 'Resume (on any device): the current question, progress, missing profile fields, the result once completed.', undefined,
     (token) => viewWebSession(sql, token))
   sessionRoute('POST', '/answers', 'Answer the current question (409 for another question or a completed session, 400 for an answer the question does not allow). The last answer completes the session.', AnswerBody,
-    (token, body) => answerWebSession(sql, token, body))
+    (token, body) => answers.answer(token, body))
   sessionRoute('POST', '/back', 'Go back one question (its answer is kept until answered again); 409 at the first question.', undefined,
     (token) => backWebSession(sql, token))
   sessionRoute('PUT', '/profile', 'Set profile fields (merged). When the session waited only for them, it completes.', ProfileBody,
