@@ -47,6 +47,7 @@ async function rollUpBatch(tx: Tx, now: Date, limit: number): Promise<number | n
     const tz = await q.tenantTimezone(tx)
     const buckets = claimed.map((c) => c.bucketStart)
     await q.rebuildAggregations(tx, buckets)
+    await q.rebuildHourlyAggregations(tx, buckets)
     const recount = claimed.filter((c) => c.recount).map((c) => c.bucketStart)
     const recountDays = await q.daysOfBuckets(tx, recount, tz)
     await q.rebuildDailyUniques(tx, recountDays, tz)
