@@ -27,6 +27,9 @@ export const tryLockTenantRollup = (tx: Tx) =>
   tx<{ locked: boolean }[]>`select pg_try_advisory_xact_lock(hashtext('analytics.roll_up'), hashtext(core.current_tenant_id()::text)) as locked`
     .then((r) => r[0]!.locked)
 
+/** For this transaction only (set_config(…, true)): room for a large batch's group by and distinct. */
+export const setRollupWorkMem = (tx: Tx) => tx`select set_config('work_mem', '64MB', true)`
+
 export const tenantTimezone = (tx: Tx) =>
   tx<{ timezone: string }[]>`select timezone from core.tenants where id = core.current_tenant_id()`.then((r) => r[0]?.timezone ?? 'UTC')
 
