@@ -140,10 +140,12 @@ if (kept) {
 }
 
 // Statistics, and the visibility map that lets funnel steps read index-only (autovacuum's insert threshold does this in
-// production; a run with --keep finds most pages all-visible already).
-t = performance.now()
-await db.owner`vacuum (analyze) analytics.events`
-console.log(`vacuum analyze in ${seconds(t)} s`)
+// production). A run with --keep relies on the first run's and autovacuum's.
+if (!kept) {
+  t = performance.now()
+  await db.owner`vacuum (analyze) analytics.events`
+  console.log(`vacuum analyze in ${seconds(t)} s`)
+}
 t = performance.now()
 // The product's roll-up, in batches of 10 days of buckets (a backlog; the cron's batches are 50 buckets).
 const rolled = await rollUp(db.sql, { now, batchBuckets: 2880, budgetMs: 3_600_000 })
