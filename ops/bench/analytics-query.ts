@@ -170,7 +170,7 @@ await db.owner`
     from generate_series(1, ${Math.max(tail, 100)}) g`
 console.log(`plus ${Math.max(tail, 100)} events of the last 10 minutes, not rolled up`)
 
-const config = parseConfig({ NODE_ENV: 'development', LOG_LEVEL: 'warn', API_RATE_LIMIT_PER_MINUTE: '100000000', AUTO_SEED: 'false' })
+const config = parseConfig({ NODE_ENV: 'development', LOG_LEVEL: 'warn', API_RATE_LIMIT_PER_MINUTE: '100000000', AUTO_SEED: 'false', HTTP_REQUEST_TIMEOUT_MS: '600000' })
 const app = await buildApiApp({ config, sql: db.sql, log: createLogger({ level: 'warn', service: 'bench' }), migrations: await readMigrationFiles() })
 const base = await app.listen({ host: '127.0.0.1', port: 0 })
 const headers = { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' }
