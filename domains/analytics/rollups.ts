@@ -45,9 +45,12 @@ async function rollUpBatch(tx: Tx, now: Date, limit: number): Promise<number | n
   if (!(await q.tryLockTenantRollup(tx))) return null
   const claimed = await q.claimDirtyBuckets(tx, now, limit)
   if (claimed.length > 0) {
+    // A backlog's batch groups hundreds of thousands of events: sorts and hashes in memory, not in temp files.
+    if (limit > DEFAULT_BATCH) await q.setRollupWorkMem(tx)
     const tz = await q.tenantTimezone(tx)
     const buckets = claimed.map((c) => c.bucketStart)
     await q.rebuildAggregations(tx, buckets)
+    await q.rebuildHourlyAggregations(tx, buckets)
     const recount = claimed.filter((c) => c.recount).map((c) => c.bucketStart)
     const recountDays = await q.daysOfBuckets(tx, recount, tz)
     await q.rebuildDailyUniques(tx, recountDays, tz)

@@ -1,8 +1,14 @@
 /**
- * Dashboard reads at volume: BENCH_EVENTS events (default 10,000,000) in one tenant over BENCH_DAYS days, plus
- * BENCH_OTHER_EVENTS in three other tenants, generated in the database (insert … select generate_series, in chunks,
- * with progress), rolled up (5-minute rollups, then the day level), then a few minutes of fresh events after the
- * watermark as a live tenant has. Then the dashboard's queries over real HTTP on loopback (POST /v1/analytics/query,
+ * Dashboard reads at volume: BENCH_EVENTS events (default 10,000,000; `--events N`) in one tenant over BENCH_DAYS
+ * days, plus BENCH_OTHER_EVENTS (`--other N`) in three other tenants, generated in the database (insert … select
+ * generate_series, in chunks, with progress), rolled up by the product's own roll-up (rollUp: 5-minute and hour
+ * levels, daily uniques and KPIs; then rollUpDays, the day level), then a few minutes of fresh events after the
+ * watermark as a live tenant has.
+ *
+ * `--keep DIR` (or BENCH_KEEP_DIR) keeps the prepared database in DIR (an embedded server's data folder; on
+ * BENCH_DATABASE_URL a database of that server) and reuses it on the next run with the same sizes: that run only
+ * rolls up what arrived since (the previous run's tail), adds a new tail and measures. The data are relative to the
+ * preparing run's clock: reuse it within a few days (BENCH_DAYS is 35, the queries read 30), or delete DIR. Then the dashboard's queries over real HTTP on loopback (POST /v1/analytics/query,
  * GET /v1/analytics/funnels): p50/p95 from rollups (BENCH_REPS each) against the same queries on raw events
  * (`source: 'raw'`, BENCH_RAW_REPS each, at most BENCH_RAW_SECONDS per query), checked to give the same results,
  * and the ratio. Target: p95 ≤ 10 ms from rollups and ≥ 100× faster than raw.
@@ -19,9 +25,18 @@ import { rollUp } from '../../domains/analytics/rollups.js'
 import { rollUpDays } from '../../domains/analytics/query/days.js'
 import { startBenchDatabase } from './harness.js'
 
-const num = (name: string, fallback: number, max: number) => Math.min(Number(process.env[name] ?? fallback), max)
-const EVENTS = num('BENCH_EVENTS', 10_000_000, 50_000_000)
-const OTHER_EVENTS = num('BENCH_OTHER_EVENTS', 1_000_000, 10_000_000)
+const arg = (name: string) => {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 ? process.argv[i + 1] : undefined
+}
+const num = (name: string, fallback: number, max: number, flag?: string) => {
+  const v = Number((flag && arg(flag)) ?? process.env[name] ?? fallback)
+  if (!Number.isFinite(v) || v < 0) throw new Error(`${flag ? `--${flag}` : name}: a number`)
+  return Math.min(v, max)
+}
+const EVENTS = num('BENCH_EVENTS', 10_000_000, 50_000_000, 'events')
+const OTHER_EVENTS = num('BENCH_OTHER_EVENTS', 1_000_000, 10_000_000, 'other')
+const KEEP = arg('keep') ?? process.env.BENCH_KEEP_DIR
 const DAYS = num('BENCH_DAYS', 35, 85)
 const REPS = num('BENCH_REPS', 200, 5000)
 const RAW_REPS = num('BENCH_RAW_REPS', 3, 100)
@@ -29,12 +44,14 @@ const RAW_SECONDS = num('BENCH_RAW_SECONDS', 60, 600)
 const CHUNK = 500_000
 const LEADS = Math.max(1000, Math.round(EVENTS / 50))
 
-const db = await startBenchDatabase({ poolMax: 8 })
+const db = await startBenchDatabase({ poolMax: 8, ...(KEEP ? { keep: { dir: KEEP, name: `wa_bench_query_${EVENTS}_${OTHER_EVENTS}_${DAYS}` } } : {}) })
 const make = (slug: string) => createTenantWithFirstKey(db.sql, { name: slug, slug, defaultCountry: 'BR', timezone: 'America/Sao_Paulo', firstKeyName: 'k' })
-const main = await make('bench-main')
-const others = await Promise.all(['bench-a', 'bench-b', 'bench-c'].map(make))
 const now = new Date()
 const seconds = (t: number) => ((performance.now() - t) / 1000).toFixed(1)
+// What a prepared database holds (its tenant and key), so a run with --keep can measure it again.
+await db.owner`create schema if not exists bench`
+await db.owner`create table if not exists bench.state (prepared_at timestamptz not null, main_tenant uuid not null, api_key text not null)`
+const [kept] = await db.owner<{ preparedAt: Date; mainTenant: string; apiKey: string }[]>`select prepared_at, main_tenant, api_key from bench.state`
 
 /**
  * `count` events of one tenant: names in dashboard proportions, leads and anonymous visitors, producer, acquisition
@@ -94,42 +111,69 @@ async function seed(tenantId: string, prefix: string, count: number, leads: numb
   }))
 }
 
-// One partition per UTC day (migration 0021), made before the rows arrive so none lands in the default partition.
-await db.owner`select analytics.ensure_event_partitions(array(select (${now}::timestamptz at time zone 'UTC')::date - g from generate_series(-1, ${DAYS + 1}) g))`
 let t = performance.now()
-console.log(`seeding ${EVENTS.toLocaleString()} events in one tenant over ${DAYS} days, ${OTHER_EVENTS.toLocaleString()} in three others`)
-await seed(main.tenant.id, 'main', EVENTS, LEADS, 'main tenant')
-for (const [i, o] of others.entries()) await seed(o.tenant.id, `o${i}`, Math.round(OTHER_EVENTS / 3), 2000, `other tenant ${i + 1}`)
-// What the statement trigger (migration 0022) would have marked: every (tenant, 5-minute bucket) that got events.
-await db.owner`insert into analytics.rollup_dirty (tenant_id, bucket_start) select distinct tenant_id, analytics.bucket_of(occurred_at) from analytics.events`
-await db.owner`vacuum analyze analytics.events`
-console.log(`seeded in ${seconds(t)} s (${Math.round((EVENTS + OTHER_EVENTS) / ((performance.now() - t) / 1000)).toLocaleString()} events/s)`)
+let mainTenant: string
+let apiKey: string
+if (kept) {
+  mainTenant = kept.mainTenant
+  apiKey = kept.apiKey
+  console.log(`reusing the database prepared at ${kept.preparedAt.toISOString()} in ${KEEP} (${EVENTS.toLocaleString()} + ${OTHER_EVENTS.toLocaleString()} events)`)
+  await db.owner`select analytics.ensure_event_partitions(array(select (${now}::timestamptz at time zone 'UTC')::date - g from generate_series(-1, 1) g))`
+} else {
+  const main = await make('bench-main')
+  const others = await Promise.all(['bench-a', 'bench-b', 'bench-c'].map(make))
+  mainTenant = main.tenant.id
+  apiKey = main.apiKey.key
+  // One partition per UTC day (migration 0021), made before the rows arrive so none lands in the default partition.
+  await db.owner`select analytics.ensure_event_partitions(array(select (${now}::timestamptz at time zone 'UTC')::date - g from generate_series(-1, ${DAYS + 1}) g))`
+  console.log(`seeding ${EVENTS.toLocaleString()} events in one tenant over ${DAYS} days, ${OTHER_EVENTS.toLocaleString()} in three others`)
+  await seed(mainTenant, 'main', EVENTS, LEADS, 'main tenant')
+  for (const [i, o] of others.entries()) await seed(o.tenant.id, `o${i}`, Math.round(OTHER_EVENTS / 3), 2000, `other tenant ${i + 1}`)
+  // What the statement trigger (migration 0022) would have marked: every (tenant, 5-minute bucket) of the span (the
+  // seed gives each of them events; a mark on an empty bucket would only rebuild it empty).
+  await db.owner`
+    insert into analytics.rollup_dirty (tenant_id, bucket_start)
+    select t.id, b from core.tenants t,
+           generate_series(analytics.bucket_of(${now}::timestamptz - ${DAYS + 1} * interval '1 day'), analytics.bucket_of(${now}::timestamptz - interval '10 minutes'), interval '5 minutes') b
+     where t.slug like 'bench-%'`
+  console.log(`seeded in ${seconds(t)} s (${Math.round((EVENTS + OTHER_EVENTS) / ((performance.now() - t) / 1000)).toLocaleString()} events/s)`)
+}
 
+// Statistics, and the visibility map that lets funnel steps read index-only (autovacuum's insert threshold does this in
+// production). A run with --keep relies on the first run's and autovacuum's.
+if (!kept) {
+  t = performance.now()
+  await db.owner`vacuum (analyze) analytics.events`
+  console.log(`vacuum analyze in ${seconds(t)} s`)
+}
 t = performance.now()
-const rolled = await rollUp(db.sql, { now, batchBuckets: 2000, budgetMs: 3_600_000 })
-console.log(`rolled up ${rolled.buckets.toLocaleString()} buckets of ${rolled.tenants} tenants in ${seconds(t)} s${rolled.incomplete ? ' (INCOMPLETE)' : ''}`)
+// The product's roll-up, in batches of 10 days of buckets (a backlog; the cron's batches are 50 buckets).
+const rolled = await rollUp(db.sql, { now, batchBuckets: 2880, budgetMs: 3_600_000 })
+console.log(`rolled up ${rolled.buckets.toLocaleString()} buckets of ${rolled.tenants} tenants in ${seconds(t)} s${rolled.incomplete ? ' (INCOMPLETE)' : ''}${kept ? '' : ` (${Math.round((EVENTS + OTHER_EVENTS) / ((performance.now() - t) / 1000)).toLocaleString()} events/s)`}`)
 t = performance.now()
 const days = await rollUpDays(db.sql)
 await db.owner`vacuum analyze analytics.event_aggregations, analytics.daily_aggregations, analytics.daily_uniques, analytics.metrics`
-const [sizes] = await db.owner<{ aggregations: number; dailyAggregations: number; uniques: number }[]>`
+const [sizes] = await db.owner<{ aggregations: number; hourlyAggregations: number; dailyAggregations: number; uniques: number }[]>`
   select (select count(*)::int from analytics.event_aggregations) as aggregations,
+         (select count(*)::int from analytics.hourly_aggregations) as hourly_aggregations,
          (select count(*)::int from analytics.daily_aggregations) as daily_aggregations,
          (select count(*)::int from analytics.daily_uniques) as uniques`
-console.log(`day level: ${days.days} days in ${seconds(t)} s; rows: event_aggregations ${sizes!.aggregations.toLocaleString()}, daily_aggregations ${sizes!.dailyAggregations.toLocaleString()}, daily_uniques ${sizes!.uniques.toLocaleString()}`)
+console.log(`day level: ${days.days} days in ${seconds(t)} s; rows: event_aggregations ${sizes!.aggregations.toLocaleString()}, hourly_aggregations ${sizes!.hourlyAggregations.toLocaleString()}, daily_aggregations ${sizes!.dailyAggregations.toLocaleString()}, daily_uniques ${sizes!.uniques.toLocaleString()}`)
+if (!kept) await db.owner`insert into bench.state (prepared_at, main_tenant, api_key) values (${now}, ${mainTenant}, ${apiKey})`
 
 // A live tenant's last minutes, after the watermark: what the raw tail of every query reads.
 const tail = Math.round((EVENTS / (DAYS * 86400)) * 600)
 await db.owner`
   insert into analytics.events (tenant_id, name, lead_id, occurred_at, properties, source)
-  select ${main.tenant.id}, (array['whatsapp.message_received', 'whatsapp.message_sent', 'page', 'lead.created'])[1 + g % 4],
+  select ${mainTenant}, (array['whatsapp.message_received', 'whatsapp.message_sent', 'page', 'lead.created'])[1 + g % 4],
          md5('main' || (g % ${LEADS}))::uuid, ${now}::timestamptz - (g % 600) * interval '1 second', '{}', 'whatsapp'
     from generate_series(1, ${Math.max(tail, 100)}) g`
 console.log(`plus ${Math.max(tail, 100)} events of the last 10 minutes, not rolled up`)
 
-const config = parseConfig({ NODE_ENV: 'development', LOG_LEVEL: 'warn', API_RATE_LIMIT_PER_MINUTE: '100000000', AUTO_SEED: 'false' })
+const config = parseConfig({ NODE_ENV: 'development', LOG_LEVEL: 'warn', API_RATE_LIMIT_PER_MINUTE: '100000000', AUTO_SEED: 'false', HTTP_REQUEST_TIMEOUT_MS: '600000' })
 const app = await buildApiApp({ config, sql: db.sql, log: createLogger({ level: 'warn', service: 'bench' }), migrations: await readMigrationFiles() })
 const base = await app.listen({ host: '127.0.0.1', port: 0 })
-const headers = { authorization: `Bearer ${main.apiKey.key}`, 'content-type': 'application/json' }
+const headers = { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' }
 
 const DASHBOARD: [string, Record<string, unknown>][] = [
   ['leads over time (30d by day)', { metrics: ['events'], dateRange: '30d', dimensions: ['time:day'], filters: [['is', 'event:name', ['lead.created']]] }],
@@ -146,7 +190,7 @@ const DASHBOARD: [string, Record<string, unknown>][] = [
 ]
 const FUNNEL = 'steps=form.viewed,form.submitted,whatsapp.message_sent,lead.qualified&dateRange=30d&window=7d'
 
-async function call(body: Record<string, unknown> | null): Promise<{ ms: number; json: { results?: unknown; meta?: { source: string }; steps?: unknown } }> {
+async function call(body: Record<string, unknown> | null): Promise<{ ms: number; json: { results?: unknown; meta?: { source: string; levels: string[] }; steps?: unknown } }> {
   const started = performance.now()
   const res = body
     ? await fetch(`${base}/v1/analytics/query`, { method: 'POST', headers, body: JSON.stringify(body) })
@@ -177,7 +221,7 @@ for (let i = 0; i < REPS; i++) {
   floor.push(performance.now() - started)
 }
 console.log(`\nfloor (GET /healthz, no database): p50 ${pct(floor, 50).toFixed(2)} ms, p95 ${pct(floor, 95).toFixed(2)} ms; load average ${(await import('node:os')).loadavg()[0]!.toFixed(1)} on ${(await import('node:os')).cpus().length} cores`)
-console.log(`\n${'query'.padEnd(40)} ${'source'.padEnd(11)} ${'rollup p50'.padStart(10)} ${'p95'.padStart(8)}   ${'raw p50'.padStart(9)} ${'p95'.padStart(9)}   ${'p95 ratio'.padStart(9)}  same`)
+console.log(`\n${'query'.padEnd(40)} ${'levels'.padEnd(26)} ${'rollup p50'.padStart(10)} ${'p95'.padStart(8)}   ${'raw p50'.padStart(9)} ${'p95'.padStart(9)}   ${'p95 ratio'.padStart(9)}  same`)
 const rows: { name: string; p95: number; ratio: number }[] = []
 for (const [name, body] of DASHBOARD) {
   const fast = await measure(body, REPS)
@@ -185,10 +229,10 @@ for (const [name, body] of DASHBOARD) {
   const same = JSON.stringify(fast.json.results) === JSON.stringify(raw.json.results)
   const ratio = raw.p95 / fast.p95
   rows.push({ name, p95: fast.p95, ratio })
-  console.log(`${name.padEnd(40)} ${fast.json.meta!.source.padEnd(11)} ${fast.p50.toFixed(2).padStart(7)} ms ${fast.p95.toFixed(2).padStart(5)} ms   ${raw.p50.toFixed(0).padStart(6)} ms ${raw.p95.toFixed(0).padStart(6)} ms   ${ratio.toFixed(0).padStart(8)}×  ${same ? 'yes' : 'NO'}`)
+  console.log(`${name.padEnd(40)} ${fast.json.meta!.levels.join('+').padEnd(26)} ${fast.p50.toFixed(2).padStart(7)} ms ${fast.p95.toFixed(2).padStart(5)} ms   ${raw.p50.toFixed(0).padStart(6)} ms ${raw.p95.toFixed(0).padStart(6)} ms   ${ratio.toFixed(0).padStart(8)}×  ${same ? 'yes' : 'NO'}`)
 }
 const funnel = await measure(null, Math.min(REPS, 20), RAW_SECONDS)
-console.log(`${'funnel, 4 steps (30d, raw events)'.padEnd(40)} ${'raw'.padEnd(11)} ${funnel.p50.toFixed(2).padStart(7)} ms ${funnel.p95.toFixed(2).padStart(5)} ms   (${funnel.n} runs) ${JSON.stringify((funnel.json.steps as { subjects: number }[]).map((s) => s.subjects))}`)
+console.log(`${'funnel, 4 steps (30d, raw events)'.padEnd(40)} ${'raw'.padEnd(26)} ${funnel.p50.toFixed(2).padStart(7)} ms ${funnel.p95.toFixed(2).padStart(5)} ms   (${funnel.n} runs) ${JSON.stringify((funnel.json.steps as { subjects: number }[]).map((s) => s.subjects))}`)
 const met = rows.filter((r) => r.p95 <= 10 && r.ratio >= 100).length
 console.log(`\n${met}/${rows.length} queries meet p95 ≤ 10 ms and ≥ 100× raw (${EVENTS.toLocaleString()} events in the tenant)`)
 

@@ -4,7 +4,7 @@
  * baseline measured in the same run.
  */
 import { randomBytes } from 'node:crypto'
-import { chmod, mkdtemp, rm } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import autocannon from 'autocannon'
@@ -30,18 +30,26 @@ export interface BenchDatabase {
 
 const RUNTIME_PASSWORD = 'bench_runtime_password'
 
-export async function startBenchDatabase(options: { poolMax?: number } = {}): Promise<BenchDatabase> {
+/**
+ * `keep`: a folder to keep the database in (an embedded server's data there, or a database named `name` on
+ * BENCH_DATABASE_URL), left in place by close(), so a later run with the same folder finds what this one prepared.
+ */
+export async function startBenchDatabase(options: { poolMax?: number; keep?: { dir: string; name: string } } = {}): Promise<BenchDatabase> {
   let stopServer = async () => {}
   let adminUrl = process.env.BENCH_DATABASE_URL
   let dir: string | undefined
   if (!adminUrl) {
-    dir = await mkdtemp(path.join(tmpdir(), 'wa-bench-pg-'))
+    if (options.keep) {
+      await mkdir(options.keep.dir, { recursive: true })
+      await chmod(options.keep.dir, 0o755)
+    }
+    dir = options.keep?.dir ?? await mkdtemp(path.join(tmpdir(), 'wa-bench-pg-'))
     await chmod(dir, 0o755)
-    const server = await startEmbeddedPostgres({ dir: path.join(dir, 'data'), port: await freePort(), persistent: false })
+    const server = await startEmbeddedPostgres({ dir: path.join(dir, 'data'), port: await freePort(), persistent: Boolean(options.keep) })
     adminUrl = server.url('postgres')
     stopServer = server.stop
   }
-  const name = `wa_bench_${randomBytes(4).toString('hex')}`
+  const name = options.keep?.name ?? `wa_bench_${randomBytes(4).toString('hex')}`
   await ensureDatabaseExists(adminUrl, name)
   const u = new URL(adminUrl)
   u.pathname = `/${name}`
@@ -54,7 +62,8 @@ export async function startBenchDatabase(options: { poolMax?: number } = {}): Pr
     ownerUrl, runtimeUrl, owner, sql,
     close: async () => {
       await Promise.all([owner.end({ timeout: 5 }), sql.end({ timeout: 5 })])
-      if (dir) {
+      if (options.keep) await stopServer()
+      else if (dir) {
         await stopServer()
         await rm(dir, { recursive: true, force: true })
       } else {

@@ -13,10 +13,12 @@ const ctx = (over: Partial<PeriodContext> = {}): PeriodContext => ({
 })
 
 describe('planPeriod', () => {
-  it('reads whole days before the watermark day from the day level, buckets up to the watermark, raw events after it', () => {
+  it('reads whole days before the watermark day from the day level, hours and buckets up to the watermark, raw events after it', () => {
     const plan = planPeriod(q({}), ctx())
     expect(plan.counts!.days).toEqual({ fromDay: '2026-11-01', toDay: '2026-11-07', excludeDays: [] })
-    expect(plan.counts!.rollup).toEqual({ intervals: [[at('2026-11-07T00:00:00Z'), at('2026-11-07T10:35:00Z')]], exclude: [] })
+    expect(plan.counts!.hours).toEqual({ intervals: [[at('2026-11-07T00:00:00Z'), at('2026-11-07T10:00:00Z')]], exclude: [] })
+    expect(plan.counts!.rollup).toEqual({ intervals: [[at('2026-11-07T10:00:00Z'), at('2026-11-07T10:35:00Z')]], exclude: [] })
+    expect(plan.levels).toEqual(['day', 'hour', '5min', 'raw'])
     expect(plan.counts!.raw.intervals).toEqual([[at('2026-11-07T10:35:00Z'), at('2026-11-08T00:00:00Z')]])
     expect(plan.source).toBe('rollup+raw')
     expect(plan.rawAfter).toEqual(at('2026-11-07T10:35:00Z'))
@@ -28,17 +30,45 @@ describe('planPeriod', () => {
     expect(plan.counts!.raw.intervals).toEqual([])
   })
 
-  it('reads a day whose day rows wait for a rebuild from its 5-minute buckets', () => {
+  it('reads a day whose day rows wait for a rebuild from the hour level', () => {
     const plan = planPeriod(q({}), ctx({ staleDays: [{ day: '2026-11-02', dayStart: at('2026-11-02T00:00:00Z'), dayEnd: at('2026-11-03T00:00:00Z') }] }))
     expect(plan.counts!.days!.excludeDays).toEqual(['2026-11-02'])
-    expect(plan.counts!.rollup!.intervals).toEqual([
-      [at('2026-11-02T00:00:00Z'), at('2026-11-03T00:00:00Z')], [at('2026-11-07T00:00:00Z'), at('2026-11-07T10:35:00Z')]])
+    expect(plan.counts!.hours!.intervals).toEqual([
+      [at('2026-11-02T00:00:00Z'), at('2026-11-03T00:00:00Z')], [at('2026-11-07T00:00:00Z'), at('2026-11-07T10:00:00Z')]])
+    expect(plan.counts!.rollup!.intervals).toEqual([[at('2026-11-07T10:00:00Z'), at('2026-11-07T10:35:00Z')]])
   })
 
-  it('reads hours, and periods in another zone than the tenant, from the 5-minute level', () => {
-    expect(planPeriod(q({ dimensions: ['time:hour'] }), ctx()).counts!.days).toBeNull()
+  it('reads hours, and periods in another zone than the tenant, from the hour level', () => {
+    expect(planPeriod(q({ dimensions: ['time:hour'] }), ctx()).counts).toMatchObject({
+      days: null, hours: { intervals: [[at('2026-11-01T00:00:00Z'), at('2026-11-07T10:00:00Z')]] } })
     expect(planPeriod(q({}), ctx({ tenantZone: false })).counts).toMatchObject({
-      days: null, rollup: { intervals: [[at('2026-11-01T00:00:00Z'), at('2026-11-07T10:35:00Z')]] } })
+      days: null, hours: { intervals: [[at('2026-11-01T00:00:00Z'), at('2026-11-07T10:00:00Z')]], exclude: [] },
+      rollup: { intervals: [[at('2026-11-07T10:00:00Z'), at('2026-11-07T10:35:00Z')]] } })
+  })
+
+  // Asia/Kolkata is +05:30: its midnights are at 18:30 UTC, inside the hour 18:00–19:00.
+  const kolkata = (over: Partial<PeriodContext> = {}) => ctx({
+    timezone: 'Asia/Kolkata', tenantZone: false, offsets: [330, 330],
+    from: at('2026-10-31T18:30:00Z'), to: at('2026-11-03T18:30:00Z'), fromDay: '2026-11-01', toDay: '2026-11-04', ...over,
+  })
+
+  it('reads a half-hour zone by day from hours that hold no local midnight, and those hours from buckets', () => {
+    const plan = planPeriod(q({ dimensions: ['time:day'] }), kolkata())
+    expect(plan.counts!.hours).toEqual({
+      intervals: [[at('2026-10-31T19:00:00Z'), at('2026-11-03T18:00:00Z')]],
+      exclude: [at('2026-11-01T18:00:00Z'), at('2026-11-02T18:00:00Z')],
+    })
+    expect(plan.counts!.rollup!.intervals).toEqual([
+      [at('2026-10-31T18:30:00Z'), at('2026-10-31T19:00:00Z')], [at('2026-11-01T18:00:00Z'), at('2026-11-01T19:00:00Z')],
+      [at('2026-11-02T18:00:00Z'), at('2026-11-02T19:00:00Z')], [at('2026-11-03T18:00:00Z'), at('2026-11-03T18:30:00Z')]])
+  })
+
+  it('reads a half-hour zone without a time dimension from every whole hour, and by hour from buckets only', () => {
+    expect(planPeriod(q({}), kolkata()).counts!.hours).toEqual({ intervals: [[at('2026-10-31T19:00:00Z'), at('2026-11-03T18:00:00Z')]], exclude: [] })
+    const byHour = planPeriod(q({ dimensions: ['time:hour'] }), kolkata())
+    expect(byHour.counts!.hours).toBeNull()
+    expect(byHour.counts!.rollup!.intervals).toEqual([[at('2026-10-31T18:30:00Z'), at('2026-11-03T18:30:00Z')]])
+    expect(byHour.levels).toEqual(['5min'])
   })
 
   it('reads dirty buckets (late events) from raw events and leaves them out of the rollup', () => {
@@ -48,7 +78,8 @@ describe('planPeriod', () => {
       dirty: [{ bucket, day: '2026-11-03', dayStart: at('2026-11-03T00:00:00Z'), dayEnd: at('2026-11-04T00:00:00Z') }],
     }))
     expect(plan.counts!.days!.excludeDays).toEqual(['2026-11-03'])
-    expect(plan.counts!.rollup!.intervals).toEqual([[at('2026-11-03T00:00:00Z'), at('2026-11-04T00:00:00Z')]])
+    expect(plan.counts!.hours).toEqual({ intervals: [[at('2026-11-03T00:00:00Z'), at('2026-11-04T00:00:00Z')]], exclude: [at('2026-11-03T12:00:00Z')] })
+    expect(plan.counts!.rollup!.intervals).toEqual([[at('2026-11-03T12:00:00Z'), at('2026-11-03T13:00:00Z')]])
     expect(plan.counts!.rollup!.exclude).toEqual([bucket])
     expect(plan.counts!.raw.buckets).toEqual([bucket])
     expect(plan.uniques!.rollup!.excludeDays).toEqual(['2026-11-03'])
@@ -58,7 +89,8 @@ describe('planPeriod', () => {
 
   it('uses only whole buckets of a period given in instants, and raw events for its edges', () => {
     const plan = planPeriod(q({}), ctx({ from: at('2026-11-01T00:02:00Z'), to: at('2026-11-02T00:00:30Z'), fromDay: null, toDay: null }))
-    expect(plan.counts!.rollup).toMatchObject({ intervals: [[at('2026-11-01T00:05:00Z'), at('2026-11-02T00:00:00Z')]] })
+    expect(plan.counts!.hours).toMatchObject({ intervals: [[at('2026-11-01T01:00:00Z'), at('2026-11-02T00:00:00Z')]] })
+    expect(plan.counts!.rollup).toMatchObject({ intervals: [[at('2026-11-01T00:05:00Z'), at('2026-11-01T01:00:00Z')]] })
     expect(plan.counts!.raw.intervals).toEqual([
       [at('2026-11-01T00:02:00Z'), at('2026-11-01T00:05:00Z')], [at('2026-11-02T00:00:00Z'), at('2026-11-02T00:00:30Z')]])
   })

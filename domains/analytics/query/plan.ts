@@ -1,4 +1,4 @@
-import { DIMENSIONS, PROPERTY_DIMENSION, RATIOS, type Dimension, type Metric, type PlainDimension, type RatioMetric, type Source } from './schemas.js'
+import { DIMENSIONS, LEVELS, PROPERTY_DIMENSION, RATIOS, type Dimension, type Level, type Metric, type PlainDimension, type RatioMetric, type Source } from './schemas.js'
 import { addDays, filterDimensions, isTimeDimension, type Query } from './grammar.js'
 
 /**
@@ -14,6 +14,11 @@ import { addDays, filterDimensions, isTimeDimension, type Query } from './gramma
  *   end on a bucket, everything after the watermark (that is what keeps the answer fresh), and the dirty buckets.
  *   Any zone whose offset is a multiple of 5 minutes (every zone in use today, including +05:30 and +05:45) cuts its
  *   hours and days on bucket boundaries, so time:hour in Asia/Kathmandu is served from rollups too.
+ *   Between those two, the hour level (analytics.hourly_aggregations, UTC hours, migration 0048) serves every whole
+ *   UTC hour of the 5-minute part that ended before the watermark and holds no dirty bucket, when each hour falls in
+ *   one group of the query: always in a zone whose offsets are whole hours (then local hours and days start on UTC
+ *   hours); in a half-hour zone (+05:30, +05:45, -03:30) not by hour, and by day, week or month only for the hours
+ *   that hold no local midnight (those, and the period's unaligned edges, are read at the 5-minute level).
  * - Unique leads and visitors come from analytics.daily_uniques (days in the tenant's zone) for the days before the
  *   watermark's day that hold no dirty bucket; from raw events for the other days. Only when the query asks for
  *   whole days of the tenant's own zone and groups or filters by nothing but days and event names.
@@ -61,6 +66,8 @@ export type Interval = [Date, Date]
 export interface CountsPlan {
   /** Whole tenant days read from analytics.daily_aggregations (the day level, migration 0023). */
   days: { fromDay: string; toDay: string; excludeDays: string[] } | null
+  /** UTC hours read from analytics.hourly_aggregations (the hour level, migration 0048): hours starting in the intervals, less `exclude`. */
+  hours: { intervals: Interval[]; exclude: Date[] } | null
   /** 5-minute buckets read from analytics.event_aggregations: buckets starting in the intervals, less `exclude`. */
   rollup: { intervals: Interval[]; exclude: Date[] } | null
   raw: { intervals: Interval[]; buckets: Date[] }
@@ -83,6 +90,8 @@ export interface MedianPlan {
 }
 
 export interface Plan {
+  /** The levels this plan reads, coarsest first (meta.levels). */
+  levels: Level[]
   counts: CountsPlan | null
   uniques: UniquesPlan | null
   median: MedianPlan | null
@@ -93,6 +102,93 @@ export interface Plan {
 }
 
 export const isRatio = (m: Metric): m is RatioMetric => m in RATIOS
+
+export const HOUR_MS = 3_600_000
+const ceilHour = (t: Date) => new Date(Math.ceil(t.getTime() / HOUR_MS) * HOUR_MS)
+const floorHour = (t: Date) => new Date(Math.floor(t.getTime() / HOUR_MS) * HOUR_MS)
+
+/** One formatter per zone (creating an Intl.DateTimeFormat costs far more than using one). */
+const offsetFormats = new Map<string, Intl.DateTimeFormat>()
+/** The zone's offset from UTC at `at`, in minutes. */
+export function zoneOffset(at: Date, tz: string): number {
+  let f = offsetFormats.get(tz)
+  if (!f) offsetFormats.set(tz, (f = new Intl.DateTimeFormat('en-US', { timeZone: tz, timeZoneName: 'longOffset' })))
+  const name = f.formatToParts(at).find((p) => p.type === 'timeZoneName')?.value ?? 'GMT'
+  const m = /GMT([+-])(\d{2}):?(\d{2})?(?::(\d{2}))?/.exec(name)
+  return m ? (m[1] === '-' ? -1 : 1) * (Number(m[2]) * 60 + Number(m[3] ?? 0) + Number(m[4] ?? 0) / 60) : 0
+}
+
+/**
+ * Whether every offset the zone takes from the start of from's UTC year to the end of to's is a whole number of
+ * hours, sampled every 3 hours (no zone changes its offset twice within 3 hours); cached per zone and year.
+ */
+const wholeHours = new Map<string, boolean>()
+export function isWholeHourZone(tz: string, from: Date, to: Date): boolean {
+  for (let y = from.getUTCFullYear(); y <= to.getUTCFullYear(); y++) {
+    const key = `${tz} ${y}`
+    let ok = wholeHours.get(key)
+    if (ok === undefined) {
+      ok = true
+      for (let t = Date.UTC(y, 0, 1); t < Date.UTC(y + 1, 0, 1) && ok; t += 3 * HOUR_MS) ok = zoneOffset(new Date(t), tz) % 60 === 0
+      if (wholeHours.size > 1000) wholeHours.clear()
+      wholeHours.set(key, ok)
+    }
+    if (!ok) return false
+  }
+  return true
+}
+
+/**
+ * The UTC hours in [from, to) that hold a local midnight of a zone whose offsets are not whole hours (or whose
+ * offset changes inside the hour): grouped by day, such an hour belongs to two days.
+ */
+export function hoursAcrossMidnight(tz: string, from: Date, to: Date): Date[] {
+  const out: Date[] = []
+  let off = zoneOffset(from, tz)
+  for (let t = from.getTime(); t < to.getTime(); t += HOUR_MS) {
+    const next = zoneOffset(new Date(t + HOUR_MS), tz)
+    const minuteOfDay = (((t / 60_000 + off) % 1440) + 1440) % 1440
+    if (minuteOfDay > 1380 || next !== off) out.push(new Date(t))
+    off = next
+  }
+  return out
+}
+
+/**
+ * The hour level's share of the 5-minute part: per interval, its whole UTC hours less `skip` (hours with a dirty
+ * bucket, hours across a group boundary); the rest (edges, skipped hours) stays at the 5-minute level.
+ */
+function splitHours(intervals: Interval[], skip: Set<number>): { hours: Interval[]; exclude: Date[]; fine: Interval[] } {
+  const hours: Interval[] = []
+  const exclude: Date[] = []
+  const fine: Interval[] = []
+  for (const [a, z] of intervals) {
+    const hA = ceilHour(a)
+    const hZ = floorHour(z)
+    if (hA >= hZ) {
+      fine.push([a, z])
+      continue
+    }
+    if (a < hA) fine.push([a, hA])
+    hours.push([hA, hZ])
+    for (let t = hA.getTime(); t < hZ.getTime(); t += HOUR_MS) {
+      if (skip.has(t)) {
+        exclude.push(new Date(t))
+        fine.push([new Date(t), new Date(t + HOUR_MS)])
+      }
+    }
+    if (hZ < z) fine.push([hZ, z])
+  }
+  // Adjacent pieces as one: fewer ranges in the statement.
+  fine.sort((x, y) => x[0].getTime() - y[0].getTime())
+  const merged: Interval[] = []
+  for (const iv of fine) {
+    const last = merged[merged.length - 1]
+    if (last && last[1].getTime() >= iv[0].getTime()) last[1] = maxDate(last[1], iv[1])
+    else merged.push([iv[0], iv[1]])
+  }
+  return { hours, exclude, fine: merged }
+}
 
 /** The event names the count query must count (null: every event, because `events` is asked for). */
 function countedNames(metrics: Metric[]): string[] | null {
@@ -119,7 +215,7 @@ export function planPeriod(query: Query, ctx: PeriodContext): Plan {
     const rFrom = ceilBucket(ctx.from)
     const rTo = ctx.watermark ? floorBucket(minDate(ctx.to, ctx.watermark)) : rFrom
     if (reason || rFrom >= rTo) {
-      counts = { days: null, rollup: null, raw: { intervals: full, buckets: [] }, names, reason: reason ?? 'the period is after the watermark' }
+      counts = { days: null, hours: null, rollup: null, raw: { intervals: full, buckets: [] }, names, reason: reason ?? 'the period is after the watermark' }
     } else {
       // Whole days before the watermark's day come from the day level, unless a bucket of theirs is dirty or their
       // day rows wait for a rebuild: those days are read at the 5-minute level (and their dirty buckets raw).
@@ -138,12 +234,28 @@ export function planPeriod(query: Query, ctx: PeriodContext): Plan {
       } else {
         bucketIntervals.push([rFrom, rTo])
       }
+      // The hour level where each hour falls in one group (see above); hours with a dirty bucket go to the 5-minute level.
+      const timeDim = query.dimensions.find(isTimeDimension)
+      const wholeZone = isWholeHourZone(ctx.timezone, ctx.from, ctx.to)
+      let fineIntervals = bucketIntervals
+      let hours: CountsPlan['hours'] = null
+      if (wholeZone || timeDim !== 'time:hour') {
+        const skip = new Set(ctx.dirty.map((d) => floorHour(d.bucket).getTime()))
+        if (!wholeZone && timeDim) {
+          for (const [a, z] of bucketIntervals) for (const h of hoursAcrossMidnight(ctx.timezone, ceilHour(a), floorHour(z))) skip.add(h.getTime())
+        }
+        const split = splitHours(bucketIntervals, skip)
+        if (split.hours.length) {
+          hours = { intervals: split.hours, exclude: split.exclude }
+          fineIntervals = split.fine
+        }
+      }
       const intervals: Interval[] = []
       if (ctx.from < rFrom) intervals.push([ctx.from, rFrom])
       if (rTo < ctx.to) intervals.push([rTo, ctx.to])
-      const exclude = ctx.dirty.map((d) => d.bucket).filter((b) => bucketIntervals.some(([a, z]) => b >= a && b < z))
+      const exclude = ctx.dirty.map((d) => d.bucket).filter((b) => fineIntervals.some(([a, z]) => b >= a && b < z))
       counts = {
-        days, rollup: bucketIntervals.length ? { intervals: bucketIntervals, exclude } : null,
+        days, hours, rollup: fineIntervals.length ? { intervals: fineIntervals, exclude } : null,
         raw: { intervals, buckets: exclude }, names, reason: null,
       }
     }
@@ -201,13 +313,21 @@ export function planPeriod(query: Query, ctx: PeriodContext): Plan {
     }
   }
 
-  const usedRollup = Boolean(counts?.rollup || counts?.days || uniques?.rollup || median?.rollup)
+  const usedRollup = Boolean(counts?.rollup || counts?.days || counts?.hours || uniques?.rollup || median?.rollup)
   const usedRaw = Boolean(median?.raw.intervals.length || (counts && (counts.raw.intervals.length || counts.raw.buckets.length)) || uniques?.raw.intervals.length)
   const source: Source = usedRollup ? (usedRaw ? 'rollup+raw' : 'rollup') : 'raw'
-  const rawStarts = [...(counts && ctx.watermark && (counts.rollup || counts.days) ? counts.raw.intervals.filter(([a]) => a >= floorBucket(ctx.watermark!)).map(([a]) => a) : []),
+  const rawStarts = [...(counts && ctx.watermark && (counts.rollup || counts.days || counts.hours) ? counts.raw.intervals.filter(([a]) => a >= floorBucket(ctx.watermark!)).map(([a]) => a) : []),
     ...(uniques?.rollup && ctx.watermarkDayStart ? uniques.raw.intervals.filter(([a]) => a >= ctx.watermarkDayStart!).map(([a]) => a) : [])]
-  const rawReason = [counts && { rollup: counts.rollup ?? counts.days, reason: counts.reason }, uniques, median].find((p) => p && !p.rollup)?.reason ?? null
+  const rawReason = [counts && { rollup: counts.rollup ?? counts.days ?? counts.hours, reason: counts.reason }, uniques, median].find((p) => p && !p.rollup)?.reason ?? null
+  const used = new Set<Level>()
+  if (counts?.days) used.add('day')
+  if (counts?.hours) used.add('hour')
+  if (counts?.rollup) used.add('5min')
+  if (uniques?.rollup) used.add('daily_uniques')
+  if (median?.rollup) used.add('daily_kpi')
+  if (usedRaw || source === 'raw') used.add('raw')
   return {
+    levels: LEVELS.filter((l) => used.has(l)),
     counts, uniques, median, source,
     rawAfter: source === 'rollup+raw' && rawStarts.length ? new Date(Math.min(...rawStarts.map((d) => d.getTime()))) : null,
     rawBuckets: (counts?.rollup?.exclude.length ?? 0),

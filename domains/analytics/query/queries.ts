@@ -48,6 +48,10 @@ const aggregations = (tx: Tx): Source => ({
   time: (tz) => tx`(a.bucket_start at time zone ${tz})`,
   column: (d) => tx`a.${tx(DIMENSIONS[d as PlainDimension].rollup!)}`,
 })
+const hourlyAggregations = (tx: Tx): Source => ({
+  time: (tz) => tx`(h.hour_start at time zone ${tz})`,
+  column: (d) => tx`h.${tx(DIMENSIONS[d as PlainDimension].rollup!)}`,
+})
 const dailyAggregations = (tx: Tx): Source => ({
   time: () => tx`g.day::timestamp`,
   column: (d) => tx`g.${tx(DIMENSIONS[d as PlainDimension].rollup!)}`,
@@ -134,6 +138,19 @@ export function countEvents(tx: Tx, p: { tenantId: string; tz: string; dims: Dim
        where g.tenant_id = ${p.tenantId} and g.day >= ${days.fromDay}::date and g.day < ${days.toDay}::date
              ${days.excludeDays.length ? tx`and g.day <> all(${days.excludeDays}::date[])` : tx``}
              ${nameFilter(tx`g.name`)}
+             ${filtersSql(tx, p.filters, src.column)}
+       ${groupBy(tx, n)}`)
+  }
+  const h = p.plan.hours
+  if (h) {
+    const src = hourlyAggregations(tx)
+    parts.push(tx`
+      select ${selectDims(tx, src, p.dims, p.tz)} sum(h.events) as cnt
+             ${p.named.length ? tx`, ${join(tx, p.named.map((name, i) => tx`sum(h.events) filter (where h.name = ${name}) as ${tx(`n${i}`)}`), ',')}` : tx``}
+        from analytics.hourly_aggregations h
+       where h.tenant_id = ${p.tenantId} and ${spanSql(tx, tx`h.hour_start`, h.intervals)}
+             ${h.exclude.length ? tx`and h.hour_start <> all(${iso(h.exclude)}::timestamptz[])` : tx``}
+             ${nameFilter(tx`h.name`)}
              ${filtersSql(tx, p.filters, src.column)}
        ${groupBy(tx, n)}`)
   }

@@ -88,6 +88,15 @@ describe('query API: rollups answer as raw events do', () => {
     expect(r!.dayRows).toBeGreaterThan(0)
   })
 
+  it('builds the hour level as the sum of the 5-minute level, hour by hour', async () => {
+    const rows = await db.current.owner<{ hour: Date; hourly: number | null; buckets: number | null }[]>`
+      with h as (select hour_start, sum(events)::int as n from analytics.hourly_aggregations where tenant_id = ${tenant.id} group by 1),
+           b as (select date_trunc('hour', bucket_start, 'UTC') as hour_start, sum(events)::int as n from analytics.event_aggregations where tenant_id = ${tenant.id} group by 1)
+      select coalesce(h.hour_start, b.hour_start) as hour, h.n as hourly, b.n as buckets from h full join b using (hour_start)`
+    expect(rows.length).toBeGreaterThan(20)
+    expect(rows.filter((r) => r.hourly !== r.buckets)).toEqual([])
+  })
+
   const randomQuery = (r: ReturnType<typeof prng>): QueryBody => {
     const today = localDate(now, 'America/Sao_Paulo')
     const dimensionNames = [...TIME_DIMENSIONS, ...Object.keys(DIMENSIONS), 'event:props:plan']
@@ -113,7 +122,7 @@ describe('query API: rollups answer as raw events do', () => {
       filters: filters as QueryBody['filters'],
       limit: 10_000,
       offset: 0,
-      timezone: r.pick([undefined, undefined, 'UTC', 'Asia/Kathmandu', 'Asia/Kolkata']),
+      timezone: r.pick([undefined, undefined, 'UTC', 'Asia/Kathmandu', 'Asia/Kolkata', 'America/St_Johns', 'Europe/Lisbon']),
     }
   }
 
@@ -124,14 +133,24 @@ describe('query API: rollups answer as raw events do', () => {
 
   it('gives the same results from rollups as from raw events for 150 random queries', async () => {
     const sources: Record<string, number> = {}
+    const levels: Record<string, number> = {}
+    const halfHourHours = { hour: 0, fine: 0 }
     for (let seed = 1; seed <= 150; seed++) {
       const body = randomQuery(prng(seed))
       const fast = await runQuery(db.current.sql, config, tenant.id, body)
       const raw = await runQuery(db.current.sql, config, tenant.id, { ...body, source: 'raw' })
       expect(raw.meta.source, `seed ${seed}`).toBe('raw')
+      expect(raw.meta.levels, `seed ${seed}`).toEqual(['raw'])
       expect(fast.results, `seed ${seed}: ${JSON.stringify(body)}`).toEqual(raw.results)
       sources[fast.meta.source] = (sources[fast.meta.source] ?? 0) + 1
+      for (const l of fast.meta.levels) levels[l] = (levels[l] ?? 0) + 1
+      if (['Asia/Kathmandu', 'Asia/Kolkata', 'America/St_Johns'].includes(body.timezone ?? '') && fast.meta.levels.includes('hour')) halfHourHours.hour++
     }
+    // Every level answered some of them, half-hour zones' hours too (their days cut hours in two at midnight).
+    expect(levels.hour ?? 0).toBeGreaterThan(30)
+    expect(levels.day ?? 0).toBeGreaterThan(10)
+    expect(levels['5min'] ?? 0).toBeGreaterThan(10)
+    expect(halfHourHours.hour).toBeGreaterThan(3)
     // Not vacuous: most queries were answered from rollups, some could not be.
     expect(sources['rollup+raw'] ?? 0).toBeGreaterThan(50)
     expect(sources.raw ?? 0).toBeGreaterThan(5)

@@ -94,6 +94,9 @@ export const QueryBody = z.object({
 })
 export type QueryBody = z.infer<typeof QueryBody>
 
+export const LEVELS = ['day', 'hour', '5min', 'daily_uniques', 'daily_kpi', 'raw'] as const
+export type Level = (typeof LEVELS)[number]
+
 export const Source = z.enum(['rollup', 'raw', 'rollup+raw'])
 export type Source = z.infer<typeof Source>
 
@@ -126,6 +129,12 @@ export const QueryResponse = z.object({
     rawBuckets: z.number().int(),
     /** Why raw events were read for the whole range, when they were. */
     rawReason: z.string().nullable(),
+    /**
+     * Which levels answered (the main period and the comparison together), coarsest first: `day`
+     * (daily_aggregations), `hour` (hourly_aggregations), `5min` (event_aggregations), `daily_uniques`, `daily_kpi`
+     * (analytics.metrics), `raw` (analytics.events).
+     */
+    levels: z.array(z.enum(LEVELS)),
     timezone: z.string(),
     dateRange: RangeView,
     comparisonDateRange: RangeView.optional(),

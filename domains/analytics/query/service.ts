@@ -8,7 +8,7 @@ import {
 import { isRatio, planPeriod, type MedianPlan, type Plan } from './plan.js'
 import * as q from './queries.js'
 import {
-  FunnelStepInput, RATIOS, windowSeconds,
+  FunnelStepInput, LEVELS, RATIOS, windowSeconds,
   type FunnelQuery, type FunnelResponse, type Metric, type QueryBody, type QueryResponse, type QueryResult, type Source,
 } from './schemas.js'
 
@@ -202,6 +202,7 @@ export async function runQuery(sql: Sql, config: Config, tenantId: string, body:
         rawAfter: plan.rawAfter?.toISOString() ?? null,
         rawBuckets: plan.rawBuckets,
         rawReason: body.source === 'raw' ? 'raw events were asked for' : plan.rawReason,
+        levels: LEVELS.filter((l) => plan.levels.includes(l) || Boolean(prevPlan?.levels.includes(l))),
         timezone: tz,
         dateRange: { from: main!.from.toISOString(), to: main!.to.toISOString() },
         ...(prev ? { comparisonDateRange: { from: prev.from.toISOString(), to: prev.to.toISOString() } } : {}),

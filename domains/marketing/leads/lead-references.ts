@@ -405,6 +405,7 @@ export const NOT_PERSONAL: Readonly<Record<string, string>> = {
   'analytics.events.name': "the event's type (e.g. whatsapp.message_received), not a person's name",
   'analytics.event_aggregations.name': "the counted events' type (e.g. form.viewed), not a person's name",
   'analytics.daily_aggregations.name': "the counted events' type (e.g. form.viewed), not a person's name",
+  'analytics.hourly_aggregations.name': "the counted events' type (e.g. form.viewed), not a person's name",
   'analytics.daily_uniques.name': "the event type the subjects did that day (e.g. form.viewed), not a person's name",
   'analytics.event_inbox.name': "the event's name as the client sent it (e.g. pricing.viewed), not a person's name",
   'analytics.site_keys.name': "the label a tenant gave a site key (its website)",
