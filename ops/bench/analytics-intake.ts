@@ -151,7 +151,8 @@ const base = `http://127.0.0.1:${port}`
 const env = {
   DATABASE_URL: db.ownerUrl, DATABASE_RUNTIME_URL: db.runtimeUrl, AUTO_MIGRATE: 'false', AUTO_SEED: 'false', LOG_LEVEL: 'warn',
   WEBHOOKS_PORT: String(port), METRICS_PORT: '0', WORKER_CONCURRENCY: String(CONCURRENCY), WORKER_POLL_INTERVAL_MS: '100',
-  // e.g. BENCH_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the services.
+  // e.g. BENCH_NODE_OPTIONS='--import /path/to/profiler.mjs' to profile the services (Node 20 refuses --cpu-prof in
+  // NODE_OPTIONS; a preload that starts node:inspector's Profiler and writes the profile on SIGINT works).
   ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
 }
 const processes: Started[] = []
