@@ -57,7 +57,22 @@ export const MAX_PROPERTIES_BYTES = 8192
 export const MAX_FUTURE_SKEW_MS = 10 * 60_000
 
 const shortText = (max: number) => z.string().min(1).max(max)
-const httpUrl = z.string().max(2000).refine((v) => /^https?:\/\//i.test(v) && URL.canParse(v), 'an http(s) URL')
+/**
+ * Whether a string is an http(s) URL the WHATWG parser accepts. A site's events name the same few pages and referrers
+ * over and over, so the answers are kept (bounded, oldest out first): parsing is most of what checking a URL costs.
+ */
+const httpUrls = new Map<string, boolean>()
+const HTTP_URLS_MAX = 2000
+const isHttpUrl = (v: string): boolean => {
+  let ok = httpUrls.get(v)
+  if (ok === undefined) {
+    ok = /^https?:\/\//i.test(v) && URL.canParse(v)
+    if (httpUrls.size >= HTTP_URLS_MAX) httpUrls.delete(httpUrls.keys().next().value!)
+    httpUrls.set(v, ok)
+  }
+  return ok
+}
+const httpUrl = z.string().max(2000).refine(isHttpUrl, 'an http(s) URL')
 
 /** Where the event happened, as the page or the client knows it. Unknown keys are dropped. */
 export const EventContext = z.object({
@@ -79,6 +94,19 @@ export const EventContext = z.object({
 }).default({})
 export type EventContext = z.infer<typeof EventContext>
 
+/**
+ * The JSON text each validated `properties` object was measured as, so that storing it does not serialize it again
+ * (propertiesJson). Keyed by the object itself: it goes with the request. Validated values are read-only from here on.
+ */
+const propertiesTexts = new WeakMap<object, string>()
+function propertiesFit(p: Record<string, unknown>): boolean {
+  const text = JSON.stringify(p)
+  propertiesTexts.set(p, text)
+  return Buffer.byteLength(text) <= MAX_PROPERTIES_BYTES
+}
+/** An event's `properties` as JSON: the text IntakeEvent measured, or (for any other object) serialized now. */
+export const propertiesJson = (p: Record<string, unknown>): string => propertiesTexts.get(p) ?? JSON.stringify(p)
+
 /** One event from outside (a tenant's server with an API key, or a web page with a site key). */
 export const IntakeEvent = z.object({
   /** Client-generated: the idempotency key. The same id sent again is stored once. */
@@ -93,7 +121,7 @@ export const IntakeEvent = z.object({
   leadId: z.uuid().optional(),
   sessionId: z.string().min(1).max(200).optional(),
   properties: z.record(z.string(), z.unknown()).default({})
-    .refine((p) => Buffer.byteLength(JSON.stringify(p)) <= MAX_PROPERTIES_BYTES, `larger than ${MAX_PROPERTIES_BYTES} bytes serialized`),
+    .refine(propertiesFit, `larger than ${MAX_PROPERTIES_BYTES} bytes serialized`),
   context: EventContext,
 }).refine((e) => e.anonymousId !== undefined || e.leadId !== undefined, { message: 'anonymousId or leadId is required', path: ['anonymousId'] })
 export type IntakeEvent = z.infer<typeof IntakeEvent>

@@ -10,7 +10,7 @@ import { enrichEvent } from './enrichment/enrich.js'
 import { linkAnonymousIds } from './platform-events.js'
 import type { Enrichment } from './enrichment/schemas.js'
 import * as q from './queries.js'
-import type { Attribution, CreateSiteKeyBody, EventRow, IntakeEvent, SiteKeyView } from './schemas.js'
+import { type Attribution, type CreateSiteKeyBody, type EventRow, type IntakeEvent, propertiesJson, type SiteKeyView } from './schemas.js'
 
 export type { EventRow } from './schemas.js'
 
@@ -26,12 +26,6 @@ export type { EventRow } from './schemas.js'
 export async function recordEvents(tx: Tx, rows: readonly EventRow[]): Promise<number> {
   if (rows.length === 0) return 0
   return (await insertEventRows(tx, rows)).length
-}
-
-/** recordEvents for client events (they all carry `eventId`): returns the event ids that were new. */
-async function recordClientEvents(tx: Tx, rows: readonly EventRow[]): Promise<string[]> {
-  if (rows.length === 0) return []
-  return (await insertEventRows(tx, rows)).flatMap((r) => (r.eventId ? [r.eventId] : []))
 }
 
 async function insertEventRows(tx: Tx, rows: readonly EventRow[]) {
@@ -282,22 +276,29 @@ export class EventInbox {
 /**
  * The group commit's write: every request's events recorded straight into analytics.events, enriched, in one
  * transaction (one tenant after another, each under its own row-level security), so the 202 means stored, with no
- * second copy in an inbox and no job to move it. Dedupe is recordEvents' (`evt:<id>` in analytics.event_keys): a
+ * second copy in an inbox and no job to move it. Dedupe is by `evt:<id>` in analytics.event_keys, as recordEvents': a
  * repeated id, in this flush or any earlier one, is stored once and counts for the first request that carried it.
  * Leads are resolved as processing does (lockInboxEvents' rules: a lead id not of this tenant dropped, a merged lead's
  * survivor, a linked visitor's lead), with their phones for the country, in one query pipelined with the tenant
  * setting: three round trips a flush (that, the insert, the commit).
  */
 async function recordIntake(sql: Sql, batch: EventBatch[]): Promise<{ tenantId: string; id: string }[]> {
-  const byTenant = new Map<string, { event: IntakeEvent; source: 'api' | 'site' }[]>()
+  // Per tenant, each id once (the first copy, in arrival order, is the one stored): ids compared in PostgreSQL's
+  // spelling (lowercase), the one the stored key and the returned ids use.
+  const byTenant = new Map<string, { ids: Set<string>; rows: { event: IntakeEvent; source: 'api' | 'site' }[] }>()
   for (const b of batch) {
-    const rows = byTenant.get(b.tenantId) ?? []
-    if (rows.length === 0) byTenant.set(b.tenantId, rows)
-    for (const event of b.events) rows.push({ event, source: b.source })
+    let tenant = byTenant.get(b.tenantId)
+    if (!tenant) byTenant.set(b.tenantId, (tenant = { ids: new Set(), rows: [] }))
+    for (const event of b.events) {
+      const id = event.id.toLowerCase()
+      if (tenant.ids.has(id)) continue
+      tenant.ids.add(id)
+      tenant.rows.push({ event, source: b.source })
+    }
   }
   return sql.begin(async (tx) => {
     const stored: { tenantId: string; id: string }[] = []
-    for (const [tenantId, rows] of byTenant) {
+    for (const [tenantId, { rows }] of byTenant) {
       // The tenant setting and the lookup go together (postgres.js pipelines a transaction's queries in order): the
       // 202 waits for every round trip here.
       const [, resolved] = await Promise.all([
@@ -305,23 +306,70 @@ async function recordIntake(sql: Sql, batch: EventBatch[]): Promise<{ tenantId: 
         q.resolveIntakeLeads(tx, rows.map(({ event: e }) => ({ id: e.id, leadId: e.leadId ?? null, anonymousId: e.anonymousId ?? null }))),
       ])
       const leads = new Map(resolved.map((l) => [l.id, l]))
-      const ids = await recordClientEvents(tx, rows.map(({ event: e, source }) => {
-        const lead = leads.get(e.id)
-        return {
-          name: e.name, leadId: lead?.leadId ?? null, occurredAt: e.occurredAt, properties: e.properties, dedupeKey: `evt:${e.id}`, source, eventId: e.id, type: e.type,
-          anonymousId: e.anonymousId ?? null, sessionId: e.sessionId ?? null, context: e.context,
-          enrichment: enrichEvent(enrichmentInputOf(e.context, lead?.phoneE164 ?? undefined)),
-        } satisfies EventRow
-      }))
+      await ensurePartitionsFor(tx, rows.map(({ event: e }) => e.occurredAt))
+      const inserted = await q.insertIntakeEvents(tx, intakeColumns(rows, leads))
       // A tenant's server that knows both (an identify call, any event with leadId and anonymousId) links the visitor.
       await linkAnonymousIds(tx, rows.flatMap(({ event: e }) => {
-        const lead = leads.get(e.id)
+        const lead = leads.get(e.id.toLowerCase())
         return lead?.clientLead && e.anonymousId ? [{ anonymousId: e.anonymousId, leadId: lead.leadId, via: 'api' as const }] : []
       }))
-      for (const id of ids) stored.push({ tenantId, id })
+      for (const r of inserted) stored.push({ tenantId, id: r.eventId })
     }
     return stored
   }) as Promise<{ tenantId: string; id: string }[]>
+}
+
+/** JSON text of shared read-only values (the memoized enrichment's utm and click id objects): serialized once. */
+const jsonTexts = new WeakMap<object, string>()
+const jsonTextOf = (value: object | null): string | null => {
+  if (value === null) return null
+  let text = jsonTexts.get(value)
+  if (text === undefined) jsonTexts.set(value, (text = JSON.stringify(value)))
+  return text
+}
+
+/**
+ * A flush's client events as insertIntakeEvents' columns, enriched on the way (enrichEvent: the event's context and,
+ * with a lead, the lead's phone), built in one pass: no row objects in between, and `properties` as the JSON text its
+ * size was validated on (schemas.ts propertiesJson).
+ */
+function intakeColumns(rows: { event: IntakeEvent; source: 'api' | 'site' }[], leads: Map<string, { leadId: string; phoneE164: string | null }>): q.IntakeColumns {
+  const n = rows.length
+  const c: q.IntakeColumns = {
+    eventId: new Array(n), name: new Array(n), type: new Array(n), occurredAt: new Array(n), leadId: new Array(n), anonymousId: new Array(n),
+    sessionId: new Array(n), properties: new Array(n), context: new Array(n), source: new Array(n), acqSource: new Array(n), acqChannel: new Array(n),
+    referrerHost: new Array(n), utm: new Array(n), clickId: new Array(n), device: new Array(n), browser: new Array(n), browserVersion: new Array(n),
+    os: new Array(n), osVersion: new Array(n), isBot: new Array(n), country: new Array(n), countryFrom: new Array(n),
+  }
+  for (let i = 0; i < n; i++) {
+    const { event: e, source } = rows[i]!
+    const lead = leads.get(e.id.toLowerCase())
+    const x = enrichEvent(enrichmentInputOf(e.context, lead?.phoneE164 ?? undefined))
+    c.eventId[i] = e.id
+    c.name[i] = e.name
+    c.type[i] = e.type
+    c.occurredAt[i] = e.occurredAt
+    c.leadId[i] = lead?.leadId ?? null
+    c.anonymousId[i] = e.anonymousId ?? null
+    c.sessionId[i] = e.sessionId ?? null
+    c.properties[i] = propertiesJson(e.properties)
+    c.context[i] = JSON.stringify(e.context)
+    c.source[i] = source
+    c.acqSource[i] = x.source
+    c.acqChannel[i] = x.channel
+    c.referrerHost[i] = x.referrerHost
+    c.utm[i] = jsonTextOf(x.utm)
+    c.clickId[i] = jsonTextOf(x.clickId)
+    c.device[i] = x.device
+    c.browser[i] = x.browser.name
+    c.browserVersion[i] = x.browser.version
+    c.os[i] = x.os.name
+    c.osVersion[i] = x.os.version
+    c.isBot[i] = x.isBot ? 't' : 'f'
+    c.country[i] = x.country?.code ?? null
+    c.countryFrom[i] = x.country?.from ?? null
+  }
+  return c
 }
 
 // ---------------------------------------------------------------------------------------------------------------

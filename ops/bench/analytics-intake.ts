@@ -18,6 +18,8 @@
  * BENCH_DATABASE_URL (else an embedded PostgreSQL in a temp folder).
  */
 import { randomUUID } from 'node:crypto'
+import { readdirSync, readFileSync } from 'node:fs'
+import os from 'node:os'
 import { enrichEvent } from '../../domains/analytics/enrichment/enrich.js'
 import { enrichmentInputOf } from '../../domains/analytics/service.js'
 import { createTenantWithFirstKey } from '../../domains/tenancy/service.js'
@@ -71,6 +73,35 @@ const events = Array.from({ length: EVENTS }, (_, i) => {
 const bodies = Array.from({ length: EVENTS / BATCH }, (_, b) => JSON.stringify({ events: events.slice(b * BATCH, (b + 1) * BATCH) }))
 
 // ---------------------------------------------------------------------------------------------------------------
+// Where the CPU goes (Linux /proc; nothing elsewhere): two cores are shared by this client, the services and
+// PostgreSQL, so the rate is bounded by their sum. Seconds of CPU, in clock ticks of 10 ms.
+
+const TICK = 0.01
+/** utime + stime of a process, and with `children` also cutime + cstime (its exited children: closed backends). */
+const cpuOf = (pid: number, children = false): number => {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return (Number(f[11]) + Number(f[12]) + (children ? Number(f[13]) + Number(f[14]) : 0)) * TICK
+  } catch {
+    return 0
+  }
+}
+const parentOf = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1])
+/** Every process of the PostgreSQL cluster: the postmaster (with its exited children) and its live children. */
+const clusterCpu = (postmaster: number): number => {
+  let total = cpuOf(postmaster, true)
+  for (const d of readdirSync('/proc')) {
+    const pid = Number(d)
+    if (pid > 0) try { if (parentOf(pid) === postmaster) total += cpuOf(pid) } catch { /* gone meanwhile */ }
+  }
+  return total
+}
+const hasProc = (() => { try { return readFileSync('/proc/self/stat', 'utf8').length > 0 } catch { return false } })()
+const postmaster = hasProc
+  ? await db.owner<{ pid: number }[]>`select pid from pg_stat_activity where backend_type = 'checkpointer'`.then((r) => (r[0] ? parentOf(r[0].pid) : null)).catch(() => null)
+  : null
+
+// ---------------------------------------------------------------------------------------------------------------
 // Baseline: COPY of the same rows (as the worker stores them) into the same table.
 
 const copyColumns = ['tenant_id', 'name', 'occurred_at', 'properties', 'dedupe_key', 'source', 'event_id', 'type', 'anonymous_id', 'session_id', 'context',
@@ -85,6 +116,7 @@ const copyLines = events.map((e) => {
 })
 
 console.log(`\nAnalytics intake: ${EVENTS.toLocaleString('en-US')} events, batches of ${BATCH}, ${SENDERS} senders, worker concurrency ${CONCURRENCY}\n`)
+const copyCpu0 = postmaster ? clusterCpu(postmaster) : 0
 const copyStarted = performance.now()
 await db.owner.begin(async (tx) => {
   const writable = await tx.unsafe(`copy analytics.events (${copyColumns.join(', ')}) from stdin`).writable()
@@ -105,6 +137,7 @@ await db.owner.begin(async (tx) => {
   })
 })
 const copySeconds = (performance.now() - copyStarted) / 1000
+const copyPgCpu = postmaster ? clusterCpu(postmaster) - copyCpu0 : 0
 const [copied] = await db.owner<{ n: number }[]>`select count(*)::int as n from analytics.events`
 if (copied!.n !== EVENTS) throw new Error(`COPY stored ${copied!.n} rows, not ${EVENTS}`)
 await db.owner`truncate analytics.events`
@@ -118,7 +151,8 @@ const base = `http://127.0.0.1:${port}`
 const env = {
   DATABASE_URL: db.ownerUrl, DATABASE_RUNTIME_URL: db.runtimeUrl, AUTO_MIGRATE: 'false', AUTO_SEED: 'false', LOG_LEVEL: 'warn',
   WEBHOOKS_PORT: String(port), METRICS_PORT: '0', WORKER_CONCURRENCY: String(CONCURRENCY), WORKER_POLL_INTERVAL_MS: '100',
-  // e.g. BENCH_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the services.
+  // e.g. BENCH_NODE_OPTIONS='--import /path/to/profiler.mjs' to profile the services (Node 20 refuses --cpu-prof in
+  // NODE_OPTIONS; a preload that starts node:inspector's Profiler and writes the profile on SIGINT works).
   ...(process.env.BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_NODE_OPTIONS } : {}),
 }
 const processes: Started[] = []
@@ -126,7 +160,8 @@ try {
   const webhooks = startEntry('services/webhooks/main.ts', env)
   processes.push(webhooks)
   await waitFor(() => isReady(base), 60_000, 'the webhooks service').catch((err) => { console.error(webhooks.output()); throw err })
-  processes.push(startEntry('services/workers/main.ts', env))
+  const worker = startEntry('services/workers/main.ts', env)
+  processes.push(worker)
   // The worker is up when it beats.
   await waitFor(async () => (await db.owner`select 1 from ops.worker_heartbeats where beat_at > now() - interval '5 seconds'`).length > 0, 60_000, 'the worker')
 
@@ -134,6 +169,7 @@ try {
   let next = 0
   let accepted = 0
   const failures: string[] = []
+  const cpu0 = { webhooks: cpuOf(webhooks.child.pid!), worker: cpuOf(worker.child.pid!), client: process.cpuUsage(), pg: postmaster ? clusterCpu(postmaster) : 0 }
   const started = performance.now()
   await Promise.all(Array.from({ length: SENDERS }, async () => {
     while (next < bodies.length) {
@@ -155,6 +191,11 @@ try {
     await new Promise((r) => setTimeout(r, 20))
   }
   const oursSeconds = (performance.now() - started) / 1000
+  const clientCpu = process.cpuUsage(cpu0.client)
+  const cpu = {
+    webhooks: cpuOf(webhooks.child.pid!) - cpu0.webhooks, worker: cpuOf(worker.child.pid!) - cpu0.worker,
+    client: (clientCpu.user + clientCpu.system) / 1e6, pg: postmaster ? clusterCpu(postmaster) - cpu0.pg : 0,
+  }
 
   const [check] = await db.owner<{ events: number; keys: number; parked: number; enriched: number }[]>`
     select (select count(*)::int from analytics.events) as events, (select count(*)::int from analytics.event_keys) as keys,
@@ -175,6 +216,12 @@ try {
   console.log(`\nall ${bodies.length} requests answered 202 after ${answeredSeconds.toFixed(2)} s (${Math.round(EVENTS / answeredSeconds).toLocaleString('en-US')} events/s acknowledged)`)
   console.log(`check: ${accepted} accepted, ${check!.events} stored, ${check!.keys} dedupe keys, ${check!.parked} parked, ${check!.enriched} enriched` +
     (accepted === EVENTS && check!.events === EVENTS && check!.keys === EVENTS && check!.parked === 0 && check!.enriched === EVENTS ? ' (every event stored once)' : ' MISMATCH'))
+  if (postmaster) {
+    const us = (seconds: number) => `${Math.round((seconds * 1e6) / EVENTS)} µs`
+    console.log(`CPU per event: COPY ${us(copyPgCpu)} (PostgreSQL); ours ${us(cpu.webhooks + cpu.worker + cpu.client + cpu.pg)}: ` +
+      `PostgreSQL ${us(cpu.pg)}${process.env.BENCH_DATABASE_URL ? ' (the whole cluster, other databases too)' : ''}, webhooks ${us(cpu.webhooks)}, ` +
+      `worker ${us(cpu.worker)}, this client ${us(cpu.client)} (${os.availableParallelism()} cores)`)
+  }
   console.log(`targets: ≥ 0.3× COPY ${oursRate / copyRate >= 0.3 ? 'met' : 'NOT met'}; ≥ 20,000 events/s ${oursRate >= 20_000 ? 'met' : 'NOT met'}`)
 } finally {
   await Promise.all(processes.map((p) => p.stop()))

@@ -102,6 +102,27 @@ describe('POST /v1/events: event intake', () => {
     expect(await inboxOf(tenant)).toBe(0)
   })
 
+  it('stores awkward text exactly (quotes, backslashes, braces, commas, control characters, the word NULL) and an upper-case id once', async () => {
+    const awkward = ['say "hi", {ok}', 'back\\slash \\" end', 'line\nbreak\ttab\u0001bell', 'NULL', ' spaced ', 'olá 🙂 \u2028']
+    const events = awkward.map((text) => pageView({
+      anonymousId: text, sessionId: `${text}-s`, properties: { text, nested: { list: [text, null, 1.5, true] } },
+      context: { page: { url: 'https://clinic.example/a?q="x"', title: text }, userAgent: text, locale: 'pt-BR' },
+    }))
+    expect((await withKey(events)).json()).toEqual({ accepted: awkward.length, duplicates: 0 })
+    const stored = await db.current.owner<{ eventId: string; anonymousId: string; sessionId: string; properties: unknown; context: unknown }[]>`
+      select event_id, anonymous_id, session_id, properties, context from analytics.events
+       where tenant_id = ${tenant.id} and event_id = any(${events.map((e) => e.id)}::uuid[])`
+    const byId = new Map(stored.map((r) => [r.eventId, r]))
+    for (const e of events) {
+      expect(byId.get(e.id)).toEqual({ eventId: e.id, anonymousId: e.anonymousId, sessionId: e.sessionId, properties: e.properties, context: e.context })
+    }
+    // An id is one id however its hex digits are cased: stored once, counted for the request that stored it.
+    const id = randomUUID()
+    expect((await withKey([pageView({ id: id.toUpperCase() }), pageView({ id })])).json()).toEqual({ accepted: 1, duplicates: 1 })
+    expect((await withKey([pageView({ id })])).json()).toEqual({ accepted: 0, duplicates: 1 })
+    expect(await eventsOf(tenant, `event_id = '${id}'`)).toBe(1)
+  })
+
   it('accepts late data (a year old) and refuses occurredAt more than 10 minutes ahead', async () => {
     const late = pageView({ occurredAt: new Date(Date.now() - 365 * 86_400_000).toISOString() })
     expect((await withKey([late])).statusCode).toBe(202)
