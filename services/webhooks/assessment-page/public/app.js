@@ -37,7 +37,9 @@ function setBusy(on, ...buttons) {
 
 function renderHeader(state) {
   $('#assessment-name').textContent = state.assessment.name
-  $('#assessment-type').textContent = { health: 'Health check', wealth: 'Financial check', hybrid: 'Health and wealth check' }[state.assessment.type] ?? ''
+  const kind = { health: 'Health check', wealth: 'Financial check', hybrid: 'Health and wealth check' }[state.assessment.type] ?? ''
+  // The kind above the name, unless the name already says it.
+  $('#assessment-type').textContent = kind.toLowerCase() === state.assessment.name.trim().toLowerCase() ? '' : kind
   document.title = state.assessment.name
 }
 
