@@ -94,6 +94,8 @@ describeInChromium('the assessment page in Chromium', () => {
     return { id: (active?.id ?? null) as string | null, text: (active?.textContent?.trim() ?? '') as string }
   })
   const questionError = () => page.locator('#question-error').textContent()
+  // Nothing wider than the phone: no sideways scrolling on any screen.
+  const fitsThePhone = () => page.evaluate((width) => (globalThis as any).document.documentElement.scrollWidth <= width, PHONE.width)
 
   /** Waits until the page shows question `id` (after an answer, a back or a reload), with the focus on its heading. */
   async function expectQuestion(id: string) {
@@ -160,6 +162,7 @@ describeInChromium('the assessment page in Chromium', () => {
       const id = state.question.id
       expect(await page.locator('#progress-text').textContent()).toBe(`Question ${state.answered + 1} of ${state.total}`)
       expect(Number(await page.locator('#progress-text').getAttribute('data-value'))).toBe(state.progress)
+      expect(await fitsThePhone(), id).toBe(true)
 
       if (id === 'smoker') {
         // By keyboard alone: from the focused heading, Tab into the choices, arrow to "No", Tab past Back to Next.
@@ -245,6 +248,7 @@ describeInChromium('the assessment page in Chromium', () => {
     expect(analysis).toMatchObject({ status: 'ready', analysis: { source: 'provider' } })
     expect((await page.locator('#analysis-text p').allTextContents()).join('\n\n')).toBe(analysis.analysis.narrative.split(/\n\s*\n/).map((p: string) => p.trim()).filter(Boolean).join('\n\n'))
     expect(await page.locator('#analysis-recommendations li').allTextContents()).toEqual(analysis.analysis.recommendations)
+    expect(await fitsThePhone()).toBe(true)
     await mkdir(ARTIFACTS, { recursive: true })
     await page.screenshot({ path: path.join(ARTIFACTS, 'assessment.png'), fullPage: true })
 

@@ -47,7 +47,9 @@ function renderHeader(state) {
 async function render(state, { focus = true } = {}) {
   renderHeader(state)
   if (state.status === 'completed') return renderResult(state, focus)
-  if (state.status !== 'in_progress') return renderGone('This assessment was closed', 'It was left unanswered for too long. You can start again.', true)
+  // An abandoned session (idle too long) is shown as it stood: the next answer reopens it where the engine allows
+  // that, and a 409 otherwise (handleRefusal).
+  if (state.status !== 'in_progress' && state.status !== 'abandoned') return renderGone('This assessment was closed', 'You can start again.', true)
   if (state.question) return renderQuestionView(state, focus)
   if (state.missingProfile.length > 0) return renderProfile(state, focus)
   // Every question answered and nothing missing, yet not completed (a completion interrupted): complete it.
@@ -97,6 +99,9 @@ async function handleRefusal(res) {
   if (res.status === 404) return sessionLost()
   if (res.status === 409) {
     const now = await api.viewSession(token)
+    if (now.status === 200 && now.json.status === 'abandoned' && now.json.question?.id === current?.question.id) {
+      return renderGone('This assessment was closed', 'It was left unanswered for too long. You can start again.', true)
+    }
     if (now.status === 200) {
       await render(now.json)
       announce('This assessment moved on in another window; here is where it is now.')
