@@ -141,7 +141,7 @@ describeInChromium('the assessment page in Chromium', () => {
     expect(visitor?.httpOnly).toBe(true)
 
     // Nothing starts until the person asks.
-    await expect.poll(focused).toEqual({ id: 'intro-title', text: 'Before you start' })
+    await page.getByRole('heading', { name: 'Before you start' }).waitFor()
     expect(await tokenInPage()).toBeNull()
     await page.getByRole('button', { name: 'Start' }).click()
     await expectQuestion('sleep_hours')
@@ -198,6 +198,7 @@ describeInChromium('the assessment page in Chromium', () => {
         await page.getByRole('button', { name: 'Back' }).click()
         await expectQuestion('exercise_days')
         expect(await page.getByRole('radio', { name: labelOf('exercise_days', 'd3_4'), exact: true }).isChecked()).toBe(true)
+        expect(await page.locator('#progress-text').textContent()).toBe(`Changing an answer · ${state.answered} of ${state.total} done`)
         await page.getByRole('button', { name: 'Next' }).click()
         await expectQuestion('activities')
       }
@@ -267,6 +268,11 @@ describeInChromium('the assessment page in Chromium', () => {
     const events = await db.current.owner<{ name: string }[]>`
       select name from analytics.events where tenant_id = ${tenantId} and properties->>'linkId' = ${linkId} and name like 'link.%' order by name`
     expect(events.map((e) => e.name)).toEqual(['link.clicked', 'link.completed', 'link.started'])
+
+    // "Take it again" forgets the finished session on this device and waits for a new Start.
+    await page.getByRole('button', { name: 'Take it again' }).click()
+    await expect.poll(focused).toEqual({ id: 'intro-title', text: 'Before you start' })
+    expect(await tokenInPage()).toBeNull()
     expect(problems).toEqual([])
   })
 

@@ -58,12 +58,17 @@ async function render(state, { focus = true } = {}) {
   return renderGone('Something went wrong', api.messageOf(res), true)
 }
 
+/**
+ * The bar is the API's progress. The words: a question not answered yet is number answered + 1; one answered before
+ * (back) cannot be numbered from the state (later answers are kept and counted), so it says what is happening.
+ */
 function renderProgress(state) {
+  const revisiting = state.currentAnswer !== undefined
   const position = Math.min(state.answered + 1, state.total)
   $('#progress').value = state.progress
-  $('#progress-text').textContent = `Question ${position} of ${state.total}`
+  $('#progress-text').textContent = revisiting ? `Changing an answer · ${state.answered} of ${state.total} done` : `Question ${position} of ${state.total}`
   $('#progress-text').dataset.value = String(state.progress)
-  return position
+  return revisiting ? null : position
 }
 
 function renderQuestionView(state, focus) {
@@ -79,7 +84,7 @@ function renderQuestionView(state, focus) {
   $('#back').hidden = !state.canGoBack
   $('#next').textContent = position === state.total && state.missingProfile.length === 0 ? 'Finish' : 'Next'
   shownAt = performance.now()
-  announce(`Question ${position} of ${state.total}`)
+  announce($('#progress-text').textContent)
   if (focus) focusHeading('#question-title')
 }
 
@@ -289,10 +294,11 @@ function sessionLost() {
   renderGone('This session is no longer available', 'It may have been closed or removed. You can start again.', true)
 }
 
-function showIntro() {
+// On first load focus stays where the browser puts it (the top of the page); after "Take it again" it moves here.
+function showIntro({ focus = true } = {}) {
   show('intro')
   $('#intro-error').textContent = ''
-  focusHeading('#intro-title')
+  if (focus) focusHeading('#intro-title')
 }
 
 async function start() {
@@ -319,7 +325,7 @@ async function resume() {
     // The stored session is gone (closed, or the database was reset): begin again rather than show an error.
     api.forgetToken(publicKey)
     token = null
-    return showIntro()
+    return showIntro({ focus: false })
   }
   // Anything else (offline, a 5xx): keep the session and offer to try again, never a new start over it.
   renderGone('Your assessment could not be loaded', api.messageOf(res), false)
@@ -344,4 +350,4 @@ $('#restart').addEventListener('click', again)
 $('#retry').addEventListener('click', () => { show('loading'); void resume() })
 
 if (token) void resume()
-else showIntro()
+else showIntro({ focus: false })
