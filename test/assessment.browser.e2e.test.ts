@@ -19,6 +19,8 @@ const LINK_CODE = 'ana-page'
 const AI_KEY = 'sk-assessment-page'
 // A phone: the page is laid out for one column first.
 const PHONE = { width: 390, height: 844 }
+// What a person waits for (a saved answer, the next question): generous, for a machine shared by many test runs.
+const WAIT = { timeout: 20_000, interval: 100 }
 // Headless Chromium says HeadlessChrome, which the link's bot filter rightly refuses to attribute: a person's phone.
 const PHONE_BROWSER = 'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36'
 
@@ -99,8 +101,8 @@ describeInChromium('the assessment page in Chromium', () => {
 
   /** Waits until the page shows question `id` (after an answer, a back or a reload), with the focus on its heading. */
   async function expectQuestion(id: string) {
-    await expect.poll(shownQuestion).toBe(id)
-    await expect.poll(focused).toEqual({ id: 'question-title', text: expect.stringContaining(QUESTIONS.get(id)!.text) })
+    await expect.poll(shownQuestion, WAIT).toBe(id)
+    await expect.poll(focused, WAIT).toEqual({ id: 'question-title', text: expect.stringContaining(QUESTIONS.get(id)!.text) })
   }
 
   /** Answers the question on screen the way a person does: clicking options, typing numbers and text. */
@@ -152,7 +154,7 @@ describeInChromium('the assessment page in Chromium', () => {
 
     // A required question left empty: the API's message beside it, on the same question.
     await page.getByRole('button', { name: 'Next' }).click()
-    await expect.poll(questionError).toBe('This question needs an answer')
+    await expect.poll(questionError, WAIT).toBe('This question needs an answer')
     expect(await page.locator('input[name="answer-sleep_hours"][aria-invalid=true]').count()).toBe(4)
     expect(await shownQuestion()).toBe('sleep_hours')
 
@@ -177,7 +179,7 @@ describeInChromium('the assessment page in Chromium', () => {
         // Out of range: the API's 400 beside the question; then a decimal comma, as a person in Europe types it.
         await page.getByLabel(QUESTIONS.get(id)!.text).pressSequentially('500')
         await page.getByRole('button', { name: 'Next' }).click()
-        await expect.poll(questionError).toBe('At most 250')
+        await expect.poll(questionError, WAIT).toBe('At most 250')
         expect(await page.getByLabel(QUESTIONS.get(id)!.text).getAttribute('aria-invalid')).toBe('true')
         await page.getByLabel(QUESTIONS.get(id)!.text).fill('')
         await page.getByLabel(QUESTIONS.get(id)!.text).pressSequentially('72,5')
@@ -187,7 +189,7 @@ describeInChromium('the assessment page in Chromium', () => {
       }
       answered.push(id)
       // The page has moved on (to the next question, or to the profile) before the API is asked.
-      await expect.poll(async () => (await page.locator('#question-view').isHidden()) || (await shownQuestion()) !== id).toBe(true)
+      await expect.poll(async () => (await page.locator('#question-view').isHidden()) || (await shownQuestion()) !== id, WAIT).toBe(true)
       const next = await apiState(token)
       expect(next.answered).toBeGreaterThan(state.answered)
       state = next
@@ -219,15 +221,15 @@ describeInChromium('the assessment page in Chromium', () => {
     expect(answered).toEqual(HEALTH_DEFINITION.questions.map((q) => q.id).filter((id) => id !== 'cigarettes'))
 
     // The profile the result waits for: an empty field is caught on the page, an out-of-range one by the API.
-    await expect.poll(focused).toEqual({ id: 'profile-title', text: 'Almost done: about you' })
+    await expect.poll(focused, WAIT).toEqual({ id: 'profile-title', text: 'Almost done: about you' })
     await page.getByRole('button', { name: 'See my result' }).click()
-    await expect.poll(() => page.locator('[data-error=age]').textContent()).toBe('Age is needed for your result.')
+    await expect.poll(() => page.locator('[data-error=age]').textContent(), WAIT).toBe('Age is needed for your result.')
     await page.getByLabel('Age').pressSequentially('12')
     await page.getByRole('button', { name: 'See my result' }).click()
-    await expect.poll(() => page.locator('[data-error=age]').textContent()).toBe('Between 16 and 110')
+    await expect.poll(() => page.locator('[data-error=age]').textContent(), WAIT).toBe('Between 16 and 110')
     await page.getByLabel('Age').fill('41')
     await page.getByRole('button', { name: 'See my result' }).click()
-    await expect.poll(focused).toEqual({ id: 'result-title', text: 'Your result' })
+    await expect.poll(focused, WAIT).toEqual({ id: 'result-title', text: 'Your result' })
 
     // The result shown is the API's result for this session.
     const done = await apiState(token)
@@ -255,7 +257,7 @@ describeInChromium('the assessment page in Chromium', () => {
 
     // Reloading the finished session shows the same result again.
     await page.reload()
-    await expect.poll(() => page.locator('#total-score').getAttribute('data-value')).toBe(String(result.totalScore))
+    await expect.poll(() => page.locator('#total-score').getAttribute('data-value'), WAIT).toBe(String(result.totalScore))
 
     // The click and the session were attributed to the partner's link.
     const [click] = await db.current.owner<{ outcome: string; visitorId: string }[]>`select outcome, visitor_id from assessments.link_clicks where link_id = ${linkId}`
@@ -271,7 +273,7 @@ describeInChromium('the assessment page in Chromium', () => {
 
     // "Take it again" forgets the finished session on this device and waits for a new Start.
     await page.getByRole('button', { name: 'Take it again' }).click()
-    await expect.poll(focused).toEqual({ id: 'intro-title', text: 'Before you start' })
+    await expect.poll(focused, WAIT).toEqual({ id: 'intro-title', text: 'Before you start' })
     expect(await tokenInPage()).toBeNull()
     expect(problems).toEqual([])
   })
@@ -279,7 +281,7 @@ describeInChromium('the assessment page in Chromium', () => {
   it('says clearly that an unpublished assessment is not available, and keeps no session', async () => {
     await page.goto(`${base}/assessments/${draftKey}/start`)
     await page.getByRole('button', { name: 'Start' }).click()
-    await expect.poll(focused).toEqual({ id: 'gone-title', text: 'This assessment is not available' })
+    await expect.poll(focused, WAIT).toEqual({ id: 'gone-title', text: 'This assessment is not available' })
     expect(await page.locator('#gone').isVisible()).toBe(true)
     expect(await page.evaluate((key) => (globalThis as any).sessionStorage.getItem(`assessment.token.${key}`), draftKey)).toBeNull()
     expect(problems).toEqual([])
