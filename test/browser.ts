@@ -33,11 +33,14 @@ export function describeInChromium(name: string, body: () => void): void {
 
 export interface ChromiumSession { context: BrowserContext; page: Page; close: () => Promise<void> }
 
-/** Headless Chromium with a fresh profile (removed on close) and one page. */
-export async function openChromium(options: { profilePrefix: string; viewport: { width: number; height: number } }): Promise<ChromiumSession> {
+/**
+ * Headless Chromium with a fresh profile (removed on close) and one page. `userAgent` replaces headless Chromium's own
+ * (which names HeadlessChrome, so the product rightly takes it for a bot) where a test plays a person's browser.
+ */
+export async function openChromium(options: { profilePrefix: string; viewport: { width: number; height: number }; userAgent?: string }): Promise<ChromiumSession> {
   if (!haveChromium) throw new Error(`${CHROMIUM} is missing and DASHBOARD_BROWSER_REQUIRED=1: install Debian's chromium (apt-get install -y chromium)`)
   const profile = await mkdtemp(path.join(tmpdir(), options.profilePrefix))
-  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: options.viewport, deviceScaleFactor: 1 })
+  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: options.viewport, deviceScaleFactor: 1, ...(options.userAgent ? { userAgent: options.userAgent } : {}) })
   const page = context.pages()[0] ?? (await context.newPage())
   return {
     context,

@@ -15,6 +15,7 @@ import formSubmissionRoutes from './modules/forms/routes.js'
 import eventIntakeRoutes from './modules/events/routes.js'
 import onboardingRoutes from './modules/onboarding/routes.js'
 import onboardingPageRoutes from './onboarding-page/routes.js'
+import assessmentPageRoutes from './assessment-page/routes.js'
 import variantRoutes from './modules/variants/routes.js'
 import assessmentSessionRoutes from './modules/assessments/routes.js'
 import partnerLinkRoutes from './modules/partner-links/routes.js'
@@ -74,5 +75,7 @@ export async function buildWebhooksApp(input: WebhooksDeps): Promise<App> {
   }
   // The onboarding page (plain HTML and ES modules), calling the public onboarding routes above.
   await app.register(async (scope) => onboardingPageRoutes(scope as unknown as App))
+  // The web questionnaire (plain HTML and ES modules) at the partner links' web start, calling the assessment routes.
+  await app.register(async (scope) => assessmentPageRoutes(scope as unknown as App))
   return app
 }
