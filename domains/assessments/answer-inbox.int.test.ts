@@ -65,11 +65,12 @@ describe('the answer inbox (group-committed web answers)', () => {
     expect(byId.get(s1.state.sessionId)).toMatchObject({ currentQuestionId: 'exercise_days', answeredCount: 2, n: 2 })
     expect(byId.get(s2.state.sessionId)).toMatchObject({ currentQuestionId: 'sleep_hours', answeredCount: 0, n: 0 })
     expect(byId.get(s3.state.sessionId)).toMatchObject({ currentQuestionId: 'sleep_quality', answeredCount: 1, n: 1 })
-    // One answered event per accepted answer, each filed under its own tenant.
+    // One answered event per accepted answer, each filed under its own tenant (a flush writes tenants in no set order;
+    // within one, in arrival order).
     const events = await db.current.owner<{ tenantId: string; session: string; question: string }[]>`
       select tenant_id, properties->>'sessionId' as session, properties->>'questionId' as question from analytics.events
        where name = 'assessment.answered' and properties->>'sessionId' = any(${[s1.state.sessionId, s2.state.sessionId, s3.state.sessionId]}::text[])
-       order by id`
+       order by tenant_id = ${a.id} desc, id`
     expect(events).toEqual([
       { tenantId: a.id, session: s1.state.sessionId, question: 'sleep_hours' },
       { tenantId: a.id, session: s1.state.sessionId, question: 'sleep_quality' },
