@@ -191,7 +191,7 @@ describe('a partner link on the web and on WhatsApp, to a scored result and a pe
     ])
 
     const report = (await api.inject({ method: 'GET', url: `/v1/assessments/partners/${partnerId}/report`, headers: bearer(tenant.adminKey) })).json()
-    expect(report.totals).toMatchObject({ clicks: 2, starts: 2, completions: 2, conversions: 2, revenue: '480.00', commissions: { pending: '60.00' } })
+    expect(report.totals).toMatchObject({ clicks: 2, starts: 2, completions: 2, conversions: 2, revenue: '480.00', commissions: { created: '60.00', approved: '0.00' } })
     const events = await db.current.owner<{ name: string; n: number }[]>`
       select name, count(*)::int as n from analytics.events where tenant_id = ${tenant.id} and properties->>'partnerId' = ${partnerId} and name like 'link.%' group by name order by name`
     expect(events).toEqual([
