@@ -267,21 +267,21 @@ if (runs('3')) {
       await timed('assignments', () => tx`
         insert into experiments.assignments (tenant_id, experiment_id, phase, unit_id, lead_id, variation_key, variation_index, source, assigned_at)
         select ${tenant.id}, ${e.id}, 1, l.id::text, l.id, case when h % 2 = 0 then 'control' else 'treatment' end, (h % 2)::int, 'api', l.created_at
-          from (select id, created_at, abs(hashtext(id::text)) as h from marketing.leads where tenant_id = ${tenant.id} and email like 'unit%') l`)
+          from (select id, created_at, (2147483647 & hashtext(id::text)) as h from marketing.leads where tenant_id = ${tenant.id} and email like 'unit%') l`)
       await timed('exposures (80%)', () => tx`
         insert into experiments.exposures (tenant_id, experiment_id, phase, unit_id, lead_id, variation_key, exposed_at, source)
         select tenant_id, experiment_id, phase, unit_id, lead_id, variation_key, assigned_at + interval '1 minute', 'flow'
-          from experiments.assignments where experiment_id = ${e.id} and abs(hashtext(unit_id || 'x')) % 5 <> 0`)
+          from experiments.assignments where experiment_id = ${e.id} and (2147483647 & hashtext(unit_id || 'x')) % 5 <> 0`)
       await timed('goal events', () => tx`
         insert into analytics.events (tenant_id, name, lead_id, occurred_at, properties, source)
         select a.tenant_id, g.name, a.lead_id, a.assigned_at + g.after, g.properties, 'bench'
           from experiments.assignments a
           cross join lateral (
-            select 'lead.qualified' as name, case when abs(hashtext(a.unit_id || 'late')) % 10 = 0 then interval '200 hours' else interval '3 hours' end as after, '{}'::jsonb as properties
-             where abs(hashtext(a.unit_id || 'q')) % 100 < case when a.variation_key = 'control' then 10 else 12 end
+            select 'lead.qualified' as name, case when (2147483647 & hashtext(a.unit_id || 'late')) % 10 = 0 then interval '200 hours' else interval '3 hours' end as after, '{}'::jsonb as properties
+             where (2147483647 & hashtext(a.unit_id || 'q')) % 100 < case when a.variation_key = 'control' then 10 else 12 end
             union all
-            select 'order.paid', interval '5 hours', jsonb_build_object('amount', 20 + abs(hashtext(a.unit_id || 'amt')) % 200)
-             where abs(hashtext(a.unit_id || 'p')) % 100 < 5
+            select 'order.paid', interval '5 hours', jsonb_build_object('amount', 20 + (2147483647 & hashtext(a.unit_id || 'amt')) % 200)
+             where (2147483647 & hashtext(a.unit_id || 'p')) % 100 < 5
           ) g
          where a.experiment_id = ${e.id}`)
     })
