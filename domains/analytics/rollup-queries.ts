@@ -327,7 +327,7 @@ export async function mergeDailyUniques(tx: Tx, survivorId: string, mergedId: st
  * Retention after whole day partitions of raw were dropped (which fires no trigger): up to `limit` of the tenant's
  * rollup rows from before `before` go too, so the rollups keep what raw keeps. `table` says which.
  */
-export const deleteRollupsBefore = (tx: Tx, table: 'event_aggregations' | 'hourly_aggregations' | 'daily_uniques' | 'metrics', before: Date, limit: number) => {
+export const deleteRollupsBefore = (tx: Tx, table: 'event_aggregations' | 'hourly_aggregations' | 'daily_uniques' | 'metrics' | 'assessment_rollups', before: Date, limit: number) => {
   const where = table === 'event_aggregations' ? tx`bucket_start < ${before}`
     // An hour goes once it lies wholly before the cut (its buckets do).
     : table === 'hourly_aggregations' ? tx`hour_start + interval '1 hour' <= ${before}`

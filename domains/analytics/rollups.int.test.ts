@@ -166,13 +166,20 @@ describe('rollups: rebuilt from raw for every dirty bucket', () => {
       { name: 'form.viewed', occurredAt: nextDay, anonymousId: 'new', properties: { formId: 'f' } },
     ])
     await rollUp(db.current.sql, { now: LATER, tenantId: t.id })
+    // The assessment days (built from platform events only), one on each side of the cut.
+    await db.current.owner`
+      insert into analytics.assessment_rollups (tenant_id, day, measure, events)
+      values (${t.id}, '2026-11-30', 'started', 2), (${t.id}, '2026-12-01', 'started', 3)`
     const cut = new Date('2026-12-01T00:00:00Z')
     const removed = await asTenant(t, async (tx) => ({
       aggregations: await deleteRollupsBefore(tx, 'event_aggregations', cut, 100),
       uniques: await deleteRollupsBefore(tx, 'daily_uniques', cut, 100),
       metrics: await deleteRollupsBefore(tx, 'metrics', cut, 100),
+      assessments: await deleteRollupsBefore(tx, 'assessment_rollups', cut, 100),
     }))
-    expect(removed).toEqual({ aggregations: 1, uniques: 1, metrics: 1 })
+    expect(removed).toEqual({ aggregations: 1, uniques: 1, metrics: 1, assessments: 1 })
+    const assessmentDays = await db.current.owner<{ day: string }[]>`select day::text from analytics.assessment_rollups where tenant_id = ${t.id}`
+    expect(assessmentDays.map((d) => d.day)).toEqual(['2026-12-01'])
     expect(await totals(t)).toEqual([{ bucketStart: nextDay, events: 1 }])
     const days = await db.current.owner<{ day: string }[]>`
       select day::text from analytics.daily_uniques where tenant_id = ${t.id} union all select day::text from analytics.metrics where tenant_id = ${t.id}`

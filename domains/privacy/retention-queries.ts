@@ -76,7 +76,7 @@ export const deleteOldEventKeys = async (tx: Tx, tenantId: string, before: Date,
   ({ 'analytics.event_keys': await deleteEventKeysBefore(tx, tenantId, before, limit) })
 
 /** Rollup rows of the days whose raw partitions were dropped (under the transaction's tenant). */
-export const deleteOldRollups = (table: 'event_aggregations' | 'hourly_aggregations' | 'daily_uniques' | 'metrics') => async (tx: Tx, _tenantId: string, before: Date, limit: number) =>
+export const deleteOldRollups = (table: 'event_aggregations' | 'hourly_aggregations' | 'daily_uniques' | 'metrics' | 'assessment_rollups') => async (tx: Tx, _tenantId: string, before: Date, limit: number) =>
   ({ [`analytics.${table}`]: await deleteRollupsBefore(tx, table, before, limit) })
 
 export const deleteOldInteractions = async (tx: Tx, tenantId: string, days: number, limit: number) =>

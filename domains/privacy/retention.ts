@@ -112,7 +112,7 @@ function stepsFor(s: RetentionSettings, limits: RetentionLimits): { main: string
   if (keysBefore) steps.push({ main: 'analytics.event_keys', run: (tx, t, n) => q.deleteOldEventKeys(tx, t, keysBefore, n) })
   // The rollups of dropped days go with them (a dropped partition fires no trigger to rebuild them empty).
   if (keysBefore) {
-    for (const table of ['event_aggregations', 'hourly_aggregations', 'daily_uniques', 'metrics'] as const) {
+    for (const table of ['event_aggregations', 'hourly_aggregations', 'daily_uniques', 'metrics', 'assessment_rollups'] as const) {
       steps.push({ main: `analytics.${table}`, run: (tx, t, n) => q.deleteOldRollups(table)(tx, t, keysBefore, n) })
     }
   }

@@ -182,9 +182,9 @@ describe('retention: GET/PATCH /v1/privacy/retention and the nightly privacy__ap
         'analytics.events': 7, 'whatsapp.messages': 4, 'whatsapp.message_statuses': 4, 'whatsapp.outbound_sends': 1,
         'marketing.lead_interactions.unlinked': 2, 'marketing.lead_interactions': 5,
       },
-      // Exports, events, event keys, the four rollup tables (5-minute, hour, daily uniques, KPIs: one empty batch
-      // each), messages, interactions.
-      batches: 1 + 3 + 1 + 4 + 2 + 2,
+      // Exports, events, event keys, the five rollup tables (5-minute, hour, daily uniques, KPIs, assessment days:
+      // one empty batch each), messages, interactions.
+      batches: 1 + 3 + 1 + 5 + 2 + 2,
       finishedAt: expect.any(String),
     })
     const otherRuns = (await get(other.adminKey, '/v1/privacy/retention/runs')).json().data
