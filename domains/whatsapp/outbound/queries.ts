@@ -149,14 +149,10 @@ export interface OpenSend {
   attempts: number
   nextAttemptAt: Date | null
   callStartedAt: Date | null
-  /** The claim of a `sending` row: who holds it (a worker id, or null) and since when. */
-  claimedBy: string | null
-  claimedAt: Date | null
 }
 
 const openSendColumns = (tx: Queryable) => tx`
-  message_id, phone_number_id as phone_id, wa_id, kind, body, idempotency_key, state, attempts, next_attempt_at, call_started_at,
-  claimed_by, claimed_at`
+  message_id, phone_number_id as phone_id, wa_id, kind, body, idempotency_key, state, attempts, next_attempt_at, call_started_at`
 
 export const findSendPair = (tx: Tx, messageId: string) =>
   tx<{ phoneId: string; waId: string; state: string }[]>`
@@ -182,37 +178,11 @@ export const findSenderCredentials = (tx: Tx, phoneId: string) =>
     select phone_number_id, status, access_token_sealed, token_invalid_at from whatsapp.phone_numbers where id = ${phoneId}`.then((r) => r[0] ?? null)
 
 /** Committed before the call: from here until an answer is stored, the send may have reached Meta. */
-/**
- * Claims the head for a call (under its row lock): `sending`, one more attempt, held by `workerId`. `callNow`: the call
- * follows this commit with no wait, so it counts as begun (call_started_at); otherwise markCallBegun stamps it after
- * the rate-slot wait, and until then the claim provably has not reached Meta.
- */
-export const markClaimed = (tx: Tx, messageId: string, workerId: string | null, callNow: boolean) =>
+export const markCallStarted = (tx: Tx, messageId: string) =>
   tx`
     update whatsapp.outbound_sends
-       set state = 'sending', attempts = attempts + 1, claimed_by = ${workerId}, claimed_at = clock_timestamp(),
-           call_started_at = case when ${callNow}::boolean then clock_timestamp() end, next_attempt_at = null, updated_at = now()
+       set state = 'sending', attempts = attempts + 1, call_started_at = clock_timestamp(), next_attempt_at = null, updated_at = now()
      where message_id = ${messageId}`
-
-/**
- * The call begins: stamped only if this runner's claim (`workerId`, `attempts` after its claim) is still the row's and
- * no call began under it. False: another runner has taken the claim over (this one stalled or was declared dead), and
- * this one must not call. The row lock orders it with a takeover: whichever commits first, only one of them calls.
- */
-export const markCallBegun = (tx: Tx, messageId: string, workerId: string | null, attempts: number) =>
-  tx`
-    update whatsapp.outbound_sends set call_started_at = clock_timestamp(), updated_at = now()
-     where message_id = ${messageId} and state = 'sending' and call_started_at is null and attempts = ${attempts}
-       and claimed_by is not distinct from ${workerId}`.then((r) => r.count === 1)
-
-/**
- * Whether worker `workerId` beat within `timeoutMs`. No row: it never registered or was declared dead (its row is
- * deleted when its jobs are handed back, lib/job-queue.ts); a worker beats before it takes its first job.
- */
-export const isWorkerBeating = (tx: Tx, workerId: string, timeoutMs: number) =>
-  tx<{ beating: boolean }[]>`
-    select exists (select 1 from ops.worker_heartbeats where worker_id = ${workerId} and beat_at >= now() - make_interval(secs => ${timeoutMs / 1000})) as beating`
-    .then((r) => r[0]!.beating)
 
 /**
  * Meta took the message: the send is accepted, the message gets its wamid and its whatsapp.message_sent event

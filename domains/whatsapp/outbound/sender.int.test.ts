@@ -45,7 +45,7 @@ describe('the outbox sender against the Cloud API emulator', () => {
   const openLead = (over: { number?: TestNumber } = {}) => makeWhatsAppLead(db.current.sql, tenant, { number: over.number ?? number, lastInboundAt: new Date() })
   const queueText = (lead: TestLead, text: string, from: TestNumber = number) =>
     asTenant((tx) => queueOutbound(tx, { tenantId: tenant.id, phoneId: from.id, leadId: lead.id, waId: lead.waId, body: textBody({ to: lead.waId, text }), source: 'api', requestedBy: 'test' })).then((r) => r.id)
-  const send = (messageId: string, over: Partial<SenderOptions> = {}, workerId: string | null = null) => drainRecipientOutbox(options(over), tenant.id, messageId, { workerId })
+  const send = (messageId: string, over: Partial<SenderOptions> = {}) => drainRecipientOutbox(options(over), tenant.id, messageId)
   const row = (messageId: string) =>
     asTenant((tx) => tx<{ state: string; attempts: number; failureReason: string | null; nextAttemptAt: Date | null; wamid: string | null; status: string; errorCode: number | null }[]>`
       select s.state, s.attempts, s.failure_reason, s.next_attempt_at, m.wamid, m.status, m.error_code
@@ -245,76 +245,6 @@ describe('the outbox sender against the Cloud API emulator', () => {
       expect(wa.sent).toHaveLength(1)
       expect(results.filter((r) => r.kind === 'deferred')).toHaveLength(2)
       expect(await row(id)).toMatchObject({ state: 'accepted', attempts: 1 })
-    })
-  })
-
-  describe('a claim whose worker died during its rate-slot wait', () => {
-    /** The row as a runner leaves it when it dies after claiming, before its call began (asleep for its slot). */
-    const claimedAndDied = (messageId: string, workerId: string) =>
-      db.current.owner`update whatsapp.outbound_sends set state = 'sending', attempts = attempts + 1, claimed_by = ${workerId},
-                         claimed_at = clock_timestamp(), call_started_at = null where message_id = ${messageId}`
-    const beat = (workerId: string) =>
-      db.current.owner`insert into ops.worker_heartbeats (worker_id, process) values (${workerId}, 'test') on conflict (worker_id) do update set beat_at = now()`
-
-    it('is sent at once by the next runner when that worker stopped beating: its call never began, so no grace is needed', async () => {
-      const lead = await openLead()
-      const id = await queueText(lead, 'claimed, never called')
-      await claimedAndDied(id, 'worker-killed')
-      expect(await send(id, {}, 'worker-next')).toEqual({ kind: 'idle' })
-      expect(wa.sent).toHaveLength(1)
-      expect(await row(id)).toMatchObject({ state: 'accepted', attempts: 2, wamid: wa.sent[0]!.wamid })
-    })
-
-    it('is left alone while its worker still beats, until the lease runs out', async () => {
-      const lead = await openLead()
-      const id = await queueText(lead, 'claimed by a live worker')
-      await beat('worker-alive')
-      await claimedAndDied(id, 'worker-alive')
-      expect(await send(id, {}, 'worker-next')).toMatchObject({ kind: 'deferred', reason: expect.stringContaining('in flight') })
-      expect(wa.sent).toHaveLength(0)
-      expect(await send(id, { inFlightLeaseMs: 0 }, 'worker-next')).toEqual({ kind: 'idle' })
-      expect(wa.sent).toHaveLength(1)
-    })
-
-    it('still waits for status webhooks when the dead worker\'s call had begun (Meta may have it)', async () => {
-      const lead = await openLead()
-      const id = await queueText(lead, 'called, then died')
-      await claimedAndDied(id, 'worker-killed-mid-call')
-      await db.current.owner`update whatsapp.outbound_sends set call_started_at = clock_timestamp() where message_id = ${id}`
-      expect(await send(id, {}, 'worker-next')).toMatchObject({ kind: 'deferred', reason: expect.stringContaining('status webhooks') })
-      expect(wa.sent).toHaveLength(0)
-    })
-
-    it('does not let the old holder call after a takeover: its claim is no longer the row\'s', async () => {
-      const lead = await openLead()
-      const id = await queueText(lead, 'stalled holder wakes up')
-      await claimedAndDied(id, 'worker-stalled')
-      expect(await send(id, {}, 'worker-next')).toEqual({ kind: 'idle' })
-      // The stalled holder wakes from its slot wait and tries to begin its call (attempts 1 was its claim).
-      expect(await asTenant((tx) => q.markCallBegun(tx, id, 'worker-stalled', 1))).toBe(false)
-      expect(wa.sent).toHaveLength(1)
-    })
-
-    it('stamps the call as begun, under its own claim, before a call that waited for its slot', async () => {
-      const [lead1, lead2] = [await openLead(), await openLead()]
-      const first = await queueText(lead1, 'first of the second')
-      const second = await queueText(lead2, 'waits for its slot')
-      const seen: { claimedBy: string | null; callStartedAt: Date | null }[] = []
-      const watching: GraphClient = {
-        ...graph,
-        sendMessage: async (input) => {
-          const id = (input.idempotencyKey ?? '').replace('wa-out:', '')
-          seen.push((await db.current.owner<{ claimedBy: string | null; callStartedAt: Date | null }[]>`
-            select claimed_by, call_started_at from whatsapp.outbound_sends where message_id = ${id}`)[0]!)
-          return graph.sendMessage(input)
-        },
-      }
-      // Two a second for the number: the second send waits about half a second for its slot.
-      await send(first, { graph: watching, ratePerSecond: 2 }, 'worker-a')
-      await send(second, { graph: watching, ratePerSecond: 2 }, 'worker-a')
-      expect(seen).toHaveLength(2)
-      for (const s of seen) expect(s).toMatchObject({ claimedBy: 'worker-a', callStartedAt: expect.any(Date) })
-      expect(await row(second)).toMatchObject({ state: 'accepted', attempts: 1 })
     })
   })
 

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ZodError } from 'zod'
 import type { SecretBox } from '../../../lib/crypto.js'
-import { type Sql, type Tx, withTenant, withTenantStatement } from '../../../lib/db.js'
+import { type Sql, type Tx, withTenant } from '../../../lib/db.js'
 import type { Logger } from '../../../lib/logger.js'
 import { countSend } from '../../../lib/metrics.js'
 import { suppressedRecipients } from '../../privacy/suppression.js'
@@ -30,11 +30,6 @@ export interface SenderOptions {
   log?: Logger
   /** A `sending` row younger than this may still have its call in flight (call timeout + slot wait + margin). */
   inFlightLeaseMs?: number
-  /**
-   * A claim's worker that has not beaten for this long is gone (WORKER_HEARTBEAT_TIMEOUT_MS): its lease is taken over
-   * at once instead of running out.
-   */
-  heartbeatTimeoutMs?: number
   /** How long to wait for status webhooks to prove an ambiguous send went out before sending it again. */
   inDoubtGraceMs?: number
   /** Graph calls per message before a retryable failure becomes final. */
@@ -51,7 +46,7 @@ export const PAIR_INTERVAL_MS = 6_000
 export const PAIR_BURST = 45
 
 // A worker sleeps at most a second for a rate slot; a longer queue is better served by rescheduling the job.
-const DEFAULTS = { inFlightLeaseMs: 60_000, heartbeatTimeoutMs: 30_000, inDoubtGraceMs: 5 * 60_000, maxAttempts: 8, maxSlotWaitMs: 1_000, retryBaseMs: 1_000 }
+const DEFAULTS = { inFlightLeaseMs: 60_000, inDoubtGraceMs: 5 * 60_000, maxAttempts: 8, maxSlotWaitMs: 1_000, retryBaseMs: 1_000 }
 const IN_DOUBT_POLL_MS = 5_000
 
 export type DrainResult =
@@ -63,7 +58,7 @@ type HeadOutcome = { kind: 'empty' } | { kind: 'done'; state: 'accepted' | 'fail
 
 type Decision =
   | HeadOutcome
-  | { kind: 'send'; head: q.OpenSend; phoneNumberId: string; accessToken: string; waitMs: number; attempts: number }
+  | { kind: 'send'; head: q.OpenSend; phoneNumberId: string; accessToken: string; waitMs: number }
 
 export function backoffMs(attempts: number, baseMs: number): number {
   const exp = Math.min(10 * 60_000, baseMs * 2 ** Math.max(0, attempts - 1))
@@ -72,13 +67,11 @@ export function backoffMs(attempts: number, baseMs: number): number {
 
 /**
  * Sends the outbox of the recipient of `messageId`, oldest first, until it is empty or its head must wait. Called by
- * the `whatsapp__send_message` job, which graphile-worker runs one at a time per recipient. `workerId`: the
- * graphile-worker worker running the job (jobs.locked_by), recorded on each claim so that a claim of a worker that
- * stopped beating can be taken over at once.
+ * the `whatsapp__send_message` job, which graphile-worker runs one at a time per recipient.
  */
-export async function drainRecipientOutbox(options: SenderOptions, tenantId: string, messageId: string, runner: { workerId?: string | null } = {}): Promise<DrainResult> {
+export async function drainRecipientOutbox(options: SenderOptions, tenantId: string, messageId: string): Promise<DrainResult> {
   const o = { ...DEFAULTS, ...options }
-  const target: Target = { messageId, pair: null, workerId: runner.workerId ?? null }
+  const target: Target = { messageId, pair: null }
   try {
     for (;;) {
       const outcome = await sendHead(o, tenantId, target)
@@ -95,7 +88,6 @@ export async function drainRecipientOutbox(options: SenderOptions, tenantId: str
 interface Target {
   messageId: string
   pair: { phoneId: string; waId: string } | null
-  workerId: string | null
 }
 const PRUNE_PROBABILITY = 0.02
 
@@ -104,20 +96,11 @@ type Resolved = SenderOptions & typeof DEFAULTS
 async function sendHead(o: Resolved, tenantId: string, target: Target): Promise<HeadOutcome> {
   const decision = await withTenant(o.sql, tenantId, async (tx): Promise<Decision> => {
     target.pair ??= await q.findSendPair(tx, target.messageId)
-    return target.pair ? decide(o, tx, tenantId, target.pair.phoneId, target.pair.waId, target.workerId) : { kind: 'empty' }
+    return target.pair ? decide(o, tx, tenantId, target.pair.phoneId, target.pair.waId) : { kind: 'empty' }
   })
   if (decision.kind !== 'send') return decision
   const { head } = decision
-  if (decision.waitMs > 0) {
-    await sleep(decision.waitMs)
-    // The claim was committed before the wait with no call begun; the call begins only if the claim is still ours
-    // (a runner that stalled past its lease, or whose worker was declared dead, was taken over: the taker sends).
-    const begun = await withTenantStatement(o.sql, tenantId, (tx) => q.markCallBegun(tx, head.messageId, target.workerId, decision.attempts))
-    if (!begun) {
-      o.log?.warn({ messageId: head.messageId }, 'the claim on this send was taken over during the rate-slot wait; not calling')
-      return { kind: 'empty' }
-    }
-  }
+  if (decision.waitMs > 0) await sleep(decision.waitMs)
 
   let wamid: string
   try {
@@ -144,7 +127,7 @@ async function sendHead(o: Resolved, tenantId: string, target: Target): Promise<
 }
 
 /** Everything decided under the head's row lock, so two runners can never both start a call for one message. */
-async function decide(o: Resolved, tx: Tx, tenantId: string, phoneId: string, waId: string, workerId: string | null): Promise<Decision> {
+async function decide(o: Resolved, tx: Tx, tenantId: string, phoneId: string, waId: string): Promise<Decision> {
   const head = await q.lockHeadSend(tx, phoneId, waId)
   if (!head) return { kind: 'empty' }
   const now = o.now?.() ?? new Date()
@@ -159,22 +142,12 @@ async function decide(o: Resolved, tx: Tx, tenantId: string, phoneId: string, wa
   }
 
   const startedAt = head.callStartedAt?.getTime() ?? 0
-  // A claim whose call never began (it was waiting for its rate slot): it cannot have reached Meta.
-  const neverCalled = head.state === 'sending' && head.callStartedAt === null && head.claimedAt !== null
-  const leaseFrom = neverCalled ? head.claimedAt!.getTime() : startedAt
-  if (head.state === 'sending' && now.getTime() - leaseFrom < o.inFlightLeaseMs) {
-    // The lease protects a runner that may still be working on it. One whose worker stopped beating is gone (or
-    // fenced: lib/job-queue.ts, services/workers/worker.ts), and this worker's own earlier claim is over (a worker
-    // runs one job at a time): either is taken over now. Without a worker id, the lease runs out as before.
-    const holderGone = head.claimedBy !== null && (head.claimedBy === workerId || !(await q.isWorkerBeating(tx, head.claimedBy, o.heartbeatTimeoutMs)))
-    if (!holderGone) return defer(new Date(leaseFrom + o.inFlightLeaseMs), 'a call for this message may still be in flight')
-    o.log?.info({ messageId: head.messageId, neverCalled }, 'taking over the send of a worker that stopped beating')
+  if (head.state === 'sending' && now.getTime() - startedAt < o.inFlightLeaseMs) {
+    return defer(new Date(startedAt + o.inFlightLeaseMs), 'a call for this message may still be in flight')
   }
   if (head.state === 'queued' && head.nextAttemptAt && head.nextAttemptAt > now) return defer(head.nextAttemptAt, 'backing off')
 
-  // A claim that never called needs no evidence and no grace: this runner's claim below replaces it, and the old
-  // holder's markCallBegun then finds the claim is not its own and does not call.
-  if ((head.state === 'sending' && !neverCalled) || head.state === 'in_doubt') {
+  if (head.state === 'sending' || head.state === 'in_doubt') {
     // The last call has no recorded answer. Meta echoes our key in the status webhooks of a message it took.
     const since = new Date(startedAt - 60_000)
     const wamid = await q.findSendEvidence(tx, head.idempotencyKey, since)
@@ -215,9 +188,8 @@ async function decide(o: Resolved, tx: Tx, tenantId: string, phoneId: string, wa
   } catch {
     return fail('the stored access token cannot be decrypted (SECRETS_KEY changed?)', null, 'Access token unreadable')
   }
-  const waitMs = Math.max(pairWait, numberWait)
-  await q.markClaimed(tx, head.messageId, workerId, waitMs <= 0)
-  return { kind: 'send', head, phoneNumberId: sender.phoneNumberId, accessToken, waitMs, attempts: head.attempts + 1 }
+  await q.markCallStarted(tx, head.messageId)
+  return { kind: 'send', head, phoneNumberId: sender.phoneNumberId, accessToken, waitMs: Math.max(pairWait, numberWait) }
 }
 
 async function recordGraphFailure(o: Resolved, tx: Tx, tenantId: string, head: q.OpenSend, err: GraphApiError): Promise<HeadOutcome> {

@@ -18,14 +18,12 @@ export const sendMessageTask = (deps: TaskDeps, overrides: Partial<SenderOptions
     graph: graphClientFor(deps.config),
     secrets: SecretBox.fromConfig(deps.config.SECRETS_KEY),
     ratePerSecond: deps.config.WHATSAPP_SEND_RATE_PER_SECOND,
-    heartbeatTimeoutMs: deps.config.WORKER_HEARTBEAT_TIMEOUT_MS,
     log: deps.log,
     ...overrides,
   }
   return async (payload, helpers) => {
     const { tenantId, messageId } = SendMessagePayload.parse(payload)
-    // The worker's id goes on each claim, so a claim of this worker is taken over at once if it stops beating.
-    const result = await drainRecipientOutbox(options, tenantId, messageId, { workerId: helpers.job.locked_by })
+    const result = await drainRecipientOutbox(options, tenantId, messageId)
     if (result.kind === 'deferred') helpers.logger.debug(`outbox of message ${messageId} waits until ${result.until.toISOString()}: ${result.reason}`)
   }
 }

@@ -1,4 +1,4 @@
--- Draft autosaves are group-committed (one statement per flush, each tenant under its own RLS, instead of a transaction per keystroke pause), and an outbox send claimed by a worker that died before its call began is re-sent at once instead of after the 5-minute in-doubt grace.
+-- Draft autosaves are group-committed (domains/campaigns/drafts.ts DraftAutosave): one statement stores every save of a flush, several tenants each under its own row-level security, instead of a transaction (four round trips and a commit) per keystroke pause.
 
 -- p_batches: [{ tenantId, rows: [{ campaign_id, step, data, base_version, n }] }], one row per draft (the caller has
 -- kept the last save of each draft in arrival order, the last explicit base_version, and how many saves it folds).
@@ -52,13 +52,3 @@ begin
 end $$;
 revoke execute on function campaigns.save_drafts(jsonb, integer) from public;
 grant execute on function campaigns.save_drafts(jsonb, integer) to app_user;
-
--- The outbox's claim on a send, apart from its call. A runner claims the head (state sending, attempts + 1) before it
--- sleeps for its rate slot, and stamps call_started_at only when the call begins (at once when there is no wait), in
--- an update fenced by its claim (claimed_by and attempts). A claim whose call never began cannot have reached Meta:
--- once its worker has stopped beating (ops.worker_heartbeats) or its lease ran out, another runner re-claims it and
--- sends at once, instead of waiting the in-doubt grace (5 minutes) meant for calls that may have reached Meta.
-alter table whatsapp.outbound_sends
-  -- The graphile-worker worker id (jobs.locked_by) of the runner holding the claim; null for runners without one.
-  add column claimed_by text,
-  add column claimed_at timestamptz;
