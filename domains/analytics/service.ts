@@ -263,7 +263,9 @@ export class EventInbox {
         throw new AppError('UNAVAILABLE', 'the events could not be stored; retry later', { headers: { 'retry-after': '2' }, cause: inboxErr })
       }
     }
-    // Each new id counts for the first request (in arrival order) that carried it; every other copy is a duplicate.
+    // Each new id counts for the first request (in arrival order) of this flush that carried it; every other copy is a
+    // duplicate. Across the two flushes in flight, the one whose insert takes the key first counts it (the other waits
+    // on the key's row and finds it taken).
     const fresh = new Set(stored.map((s) => `${s.tenantId}:${s.id}`))
     return batch.map((b) => {
       let accepted = 0
