@@ -143,9 +143,20 @@ export async function applyInboundMessages(tx: Tx, tenantId: string, entries: In
   return result
 }
 
+/**
+ * Serializes the two writers of a message's status: the sender storing the wamid Meta answered with, and the inbox
+ * storing a status of that wamid. Without it, both commit at once under READ COMMITTED, each re-derivation misses
+ * the other's uncommitted row (the sender sees no status yet, the inbox sees no message with that wamid yet), and
+ * the message stays `pending` with its statuses in the history. Transaction-scoped, taken in sorted order.
+ */
+export const lockWamids = (tx: Tx, wamids: readonly string[]) =>
+  tx`select pg_advisory_xact_lock(hashtext('whatsapp.wamid'), k)
+       from (select distinct hashtext(w) as k from unnest(${[...wamids]}::text[]) w order by 1) keys`
+
 /** Statuses go to the history first (once each); the messages they name are then re-derived from it. */
 export async function applyStatuses(tx: Tx, tenantId: string, items: StatusItem[]): Promise<void> {
   if (items.length === 0) return
+  await lockWamids(tx, items.map((i) => i.status.wamid))
   const rows = items.map(({ status: s }) => ({
     wamid: s.wamid, status: s.status, occurred_at: s.timestamp.toISOString(), recipient_id: s.recipientId ?? s.recipientUserId,
     errors: s.errors.length ? s.errors : null, pricing: s.pricing ?? null, conversation: s.conversation ?? null,

@@ -12,6 +12,8 @@ import { freePort } from '../../../test/free-port.js'
 import { drainJobs } from '../../../test/whatsapp.js'
 import { createGraphClient, type GraphClient } from '../graph/client.js'
 import { templateBody, textBody } from '../graph/bodies.js'
+import { applyStatuses, lockWamids, refreshMessageStatuses } from '../apply-items.js'
+import type { StatusItem } from '../webhook/split.js'
 import * as q from './queries.js'
 import { drainRecipientOutbox, type SenderOptions } from './sender.js'
 import { queueOutbound } from './service.js'
@@ -73,6 +75,37 @@ describe('the outbox sender against the Cloud API emulator', () => {
     for (let i = 0; i < 50 && wa.webhooks.filter((h) => h.wamid === sent.wamid && h.delivered).length < 3; i++) await sleep(20)
     await drainJobs(db.current)
     expect((await row(id)).status).toBe('read')
+  })
+
+  it('applies a status that arrives while the wamid is being stored: neither transaction misses the other', async () => {
+    // The worst interleaving under READ COMMITTED: the sender has stored the wamid but not committed when the inbox
+    // stores a status for it. Unserialized, each re-derivation missed the other's row and the message stayed pending.
+    const lead = await openLead()
+    const id = await queueText(lead, 'Race')
+    const wamid = `wamid.race-${id}`
+    let releaseSender!: () => void
+    const senderMayFinish = new Promise<void>((r) => (releaseSender = r))
+    let accepted!: () => void
+    const wamidStored = new Promise<void>((r) => (accepted = r))
+    const sender = asTenant(async (tx) => {
+      await lockWamids(tx, [wamid])
+      await q.markAccepted(tx, id, wamid)
+      accepted()
+      await senderMayFinish
+      await refreshMessageStatuses(tx, [wamid])
+    })
+    await wamidStored
+    let inboxDone = false
+    const status = { wamid, status: 'read', timestamp: new Date(), recipientId: lead.waId, errors: [], bizOpaqueCallbackData: `wa-out:${id}` }
+    const inbox = asTenant(async (tx) => {
+      await applyStatuses(tx, tenant.id, [{ kind: 'status', status } as unknown as StatusItem])
+      inboxDone = true
+    })
+    await sleep(200)
+    expect(inboxDone).toBe(false) // waiting for the sender's commit
+    releaseSender()
+    await Promise.all([sender, inbox])
+    expect(await row(id)).toMatchObject({ state: 'accepted', wamid, status: 'read' })
   })
 
   describe('the 24-hour window', () => {

@@ -5,7 +5,7 @@ import { type Sql, type Tx, withTenant } from '../../../lib/db.js'
 import type { Logger } from '../../../lib/logger.js'
 import { countSend } from '../../../lib/metrics.js'
 import { suppressedRecipients } from '../../privacy/suppression.js'
-import { refreshMessageStatuses } from '../apply-items.js'
+import { lockWamids, refreshMessageStatuses } from '../apply-items.js'
 import { type GraphClient, GraphApiError } from '../graph/client.js'
 import * as q from './queries.js'
 import { SEND_MESSAGE_TASK } from './schemas.js'
@@ -119,8 +119,10 @@ async function sendHead(o: Resolved, tenantId: string, target: Target): Promise<
   }
   countSend('accepted')
   return withTenant(o.sql, tenantId, async (tx) => {
+    // Statuses that arrived before the wamid was stored are applied now; the lock makes an inbox transaction storing
+    // one of them at this moment wait for this commit (or this one wait for it), so neither misses the other.
+    await lockWamids(tx, [wamid])
     await q.markAccepted(tx, head.messageId, wamid)
-    // Statuses that arrived before the wamid was stored are applied now.
     await refreshMessageStatuses(tx, [wamid])
     return { kind: 'done', state: 'accepted' } as const
   })
@@ -152,6 +154,7 @@ async function decide(o: Resolved, tx: Tx, tenantId: string, phoneId: string, wa
     const since = new Date(startedAt - 60_000)
     const wamid = await q.findSendEvidence(tx, head.idempotencyKey, since)
     if (wamid) {
+      await lockWamids(tx, [wamid])
       await q.markAccepted(tx, head.messageId, wamid)
       await refreshMessageStatuses(tx, [wamid])
       o.log?.info({ messageId: head.messageId }, 'ambiguous send resolved from status webhooks; not sending again')
