@@ -22,6 +22,18 @@ describe('the database driver when the server drops a connection', () => {
     expect(lines.slice(0, -1).map((l) => JSON.parse(l))).toEqual(Array(3).fill({ transaction: 'CONNECTION_CLOSED', after: ['ok', 'ok', 'ok', 'ok'] }))
   }, 60_000)
 
+  it('lives through a connection whose first statement, the driver\'s array types fetch, fails', async () => {
+    // The fetch's promise had no handler (porsager/postgres#1192): a database shutting down while the pool
+    // reconnected killed the process with an unhandled rejection. A 1 ms statement timeout fails that fetch every time.
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/types-fetch-failing.ts', db.current.ownerUrl], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (out += d))
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+    expect({ code, out }).toEqual({ code: 0, out: expect.stringMatching(/done\n$/) })
+    expect(out).not.toContain('unhandled')
+  }, 60_000)
+
   it('ends a pool whose server is gone, even with a query waiting to reconnect', async () => {
     const dead = createSql('postgres://app_runtime:x@127.0.0.1:1/nowhere', { max: 1 })
     await expect(dead`select 1`).rejects.toMatchObject({ code: 'ECONNREFUSED' })

@@ -96,14 +96,16 @@ export function isDatabaseUnavailable(err: unknown, depth = 0): boolean {
 }
 
 /**
- * Whether the installed postgres.js carries our fix for writes to a closed socket (ops/patches: without it a database
- * that goes away under a transaction crashes the process). The services warn at boot when it is missing.
+ * Whether the installed postgres.js carries our fixes (ops/patches): without them a database that goes away under a
+ * transaction, or while a new connection fetches its array types, crashes the process. The services warn at boot
+ * when they are missing.
  */
 export function postgresDriverPatched(): boolean {
   try {
     // The CommonJS build; ops/patches patches it together with the ESM one we load.
     const entry = createRequire(import.meta.url).resolve('postgres')
-    return readFileSync(entry.replace(/index\.js$/, 'connection.js'), 'utf8').includes('wa-platform patch: closed socket')
+    const text = readFileSync(entry.replace(/index\.js$/, 'connection.js'), 'utf8')
+    return text.includes('wa-platform patch: closed socket') && text.includes('wa-platform patch: array types fetch')
   } catch {
     return false
   }

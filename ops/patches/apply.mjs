@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 export const MARKER = 'wa-platform patch: closed socket'
+export const TYPES_MARKER = 'wa-platform patch: array types fetch'
 
 /**
  * postgres.js 3.4.9 writes to a connection whose socket is already gone (porsager/postgres#1066, #1154, #1208; fixes
@@ -20,6 +21,7 @@ export const MARKER = 'wa-platform patch: closed socket'
  */
 const postgresClosedSocket = {
   name: 'postgres: never write to a closed socket',
+  marker: MARKER,
   files: ['src/connection.js', 'cjs/src/connection.js', 'cf/src/connection.js'].map((f) => path.join('node_modules/postgres', f)),
   replacements: [
     {
@@ -86,7 +88,28 @@ const postgresClosedSocket = {
   ],
 }
 
-const PATCHES = [postgresClosedSocket]
+/**
+ * postgres.js 3.4.9 fetches the array types as the first statement of every new connection and drops that promise
+ * (porsager/postgres#1192, #1205, #1223, open): when the connection dies during that fetch (a database shutting down
+ * while the pool reconnects), the rejection is unhandled and Node kills the process. The connection's own error
+ * handling already fails whatever waited on it, and the next connection fetches the types again, so the rejection
+ * only needs a handler.
+ */
+const postgresTypesFetch = {
+  name: 'postgres: handle a failed array types fetch',
+  marker: TYPES_MARKER,
+  files: postgresClosedSocket.files,
+  replacements: [
+    {
+      from: `        return fetchArrayTypes()
+`,
+      to: `        return fetchArrayTypes().catch(() => {}) // ${TYPES_MARKER} (see ops/patches/README.md)
+`,
+    },
+  ],
+}
+
+const PATCHES = [postgresClosedSocket, postgresTypesFetch]
 
 async function applyPatch(patch) {
   let ok = true
@@ -98,7 +121,7 @@ async function applyPatch(patch) {
     } catch {
       continue // that build of the package is not installed
     }
-    if (text.includes(MARKER)) continue
+    if (text.includes(patch.marker)) continue
     let next = text
     for (const r of patch.replacements) {
       if (next.split(r.from).length !== 2) {
