@@ -139,8 +139,12 @@ class WorkerSupervisor implements WorkerHandle {
     this.stopping = true
     if (this.timer) clearInterval(this.timer)
     await this.starting?.catch(() => {})
-    // A database that does not answer would keep running jobs (and so the stop) waiting for a connection forever.
-    await Promise.all([...this.generations].map((g) => this.retire(g, null, { giveUpAfterMs: 10_000 })))
+    // A database that does not answer would keep running jobs (and so the stop) waiting for a connection forever:
+    // give them 10 s to record their outcome, or 1 s when the database is already gone (nothing can be recorded
+    // then; their jobs come back once our worker ids fall silent).
+    const answering = this.databaseAway ? false : await withTimeout(this.heartbeatSql`select 1`.execute(), 1_000).then(() => true, () => false)
+    const giveUpAfterMs = answering ? 10_000 : 1_000
+    await Promise.all([...this.generations].map((g) => this.retire(g, null, { giveUpAfterMs })))
     await this.heartbeatSql.end({ timeout: 1 })
   }
 
