@@ -8,7 +8,7 @@
 import { withTenant, type Sql, type Tx } from '../../lib/db.js'
 import { listTenantsPage } from '../tenancy/queries.js'
 import * as q from './rollup-queries.js'
-import { rebuildAssessmentRollups } from './assessment-rollups.js'
+import { rebuildAssessmentRollups, reconcileAssessmentRollups, type AssessmentReconciliation } from './assessment-rollups.js'
 
 export { BUCKET_MINUTES, bucketOf } from './rollup-queries.js'
 
@@ -166,16 +166,22 @@ export interface Reconciliation {
   mismatches: BucketMismatch[]
   /** Buckets still waiting for the roll-up (dirty or still open): not drift, reported apart. */
   pending: { buckets: number; raw: number; rolledUp: number; oldest: Date | null }
+  /** The assessment and partner reports' daily rollup against raw, row by row, over the range's final days. */
+  assessments: AssessmentReconciliation
 }
 
 /**
  * Rollups against raw for [from, to) under the transaction's tenant, per 5-minute bucket. Buckets still dirty (or
- * open at `now`) are waiting for the roll-up and are reported under `pending`, not as drift.
+ * open at `now`) are waiting for the roll-up and are reported under `pending`, not as drift. The assessment rollup is
+ * compared row by row over the range's whole days behind the watermark (`assessments`).
  */
 export async function reconcile(tx: Tx, range: { from: Date; to: Date; now?: Date }): Promise<Reconciliation> {
-  const open = q.bucketOf(range.now ?? new Date()).getTime()
+  const now = range.now ?? new Date()
+  const open = q.bucketOf(now).getTime()
   const rows = await q.bucketCounts(tx, range.from, range.to)
-  const out: Reconciliation = { buckets: rows.length, raw: 0, rolledUp: 0, difference: 0, mismatches: [], pending: { buckets: 0, raw: 0, rolledUp: 0, oldest: null } }
+  const { watermark } = await q.readWatermark(tx, now)
+  const assessments = await reconcileAssessmentRollups(tx, range, watermark)
+  const out: Reconciliation = { buckets: rows.length, raw: 0, rolledUp: 0, difference: 0, mismatches: [], pending: { buckets: 0, raw: 0, rolledUp: 0, oldest: null }, assessments }
   for (const r of rows) {
     if (r.dirty || r.bucketStart.getTime() >= open) {
       out.pending.buckets++
@@ -213,7 +219,7 @@ export async function reconcileTenants(sql: Sql, range: { from: Date; to: Date; 
   const tenants: TenantReconciliation[] = []
   const one = async (tenantId: string) => {
     const r = await withTenant(sql, tenantId, (tx) => reconcile(tx, range))
-    if (r.buckets > 0 || range.tenantId) tenants.push({ tenantId, ...r })
+    if (r.buckets > 0 || r.assessments.rows > 0 || range.tenantId) tenants.push({ tenantId, ...r })
   }
   if (range.tenantId) await one(range.tenantId)
   else {
@@ -225,12 +231,13 @@ export async function reconcileTenants(sql: Sql, range: { from: Date; to: Date; 
       after = page[page.length - 1]!.id
     }
   }
-  const total = { raw: 0, rolledUp: 0, difference: 0, pendingBuckets: 0 }
+  const total = { raw: 0, rolledUp: 0, difference: 0, pendingBuckets: 0, assessmentDifference: 0 }
   for (const t of tenants) {
     total.raw += t.raw
     total.rolledUp += t.rolledUp
     total.difference += t.difference
     total.pendingBuckets += t.pending.buckets
+    total.assessmentDifference += t.assessments.difference + (Number(t.assessments.amountDifference) === 0 ? 0 : t.assessments.mismatches.length)
   }
   return { from: range.from, to: range.to, total, tenants }
 }

@@ -191,10 +191,24 @@ export const TenantReconciliationView = z.object({
   difference: z.number(),
   mismatches: z.array(z.object({ bucketStart: z.date(), ...BucketTotals, difference: z.number() })),
   pending: z.object({ buckets: z.number().int(), ...BucketTotals, oldest: z.date().nullable() }),
+  assessments: z.object({
+    days: z.number().int(),
+    rows: z.number().int(),
+    difference: z.number(),
+    amountDifference: z.string().describe('Exact decimal: Σ|raw − rolled up| over the money measures'),
+    mismatches: z.array(z.object({
+      day: z.string(), measure: z.string(), assessmentId: z.string(), partnerId: z.string(), linkId: z.string(), channel: z.string(),
+      questionId: z.string(), band: z.string(), value: z.number(), currency: z.string(), raw: z.number(), rolledUp: z.number(),
+      rawAmount: z.string(), rolledUpAmount: z.string(),
+    })),
+  }).describe('The assessment and partner reports\' daily rollup against raw, row by row, over the whole days behind the watermark'),
 })
 export const ReconciliationView = z.object({
   from: z.date(),
   to: z.date(),
-  total: z.object({ ...BucketTotals, difference: z.number(), pendingBuckets: z.number().int() }),
+  total: z.object({
+    ...BucketTotals, difference: z.number(), pendingBuckets: z.number().int(),
+    assessmentDifference: z.number().describe('Σ of the tenants\' assessment rollup differences (event counts, plus one per row whose amount differs)'),
+  }),
   tenants: z.array(TenantReconciliationView),
 })

@@ -56,7 +56,7 @@ describe('GET /v1/ops/analytics/reconciliation and the analytics__roll_up task',
     const res = await get(url())
     expect(res.statusCode).toBe(200)
     const body = res.json()
-    expect(body.total).toEqual({ raw: 0, rolledUp: 0, difference: 0, pendingBuckets: 3 })
+    expect(body.total).toEqual({ raw: 0, rolledUp: 0, difference: 0, pendingBuckets: 3, assessmentDifference: 0 })
     expect(body.tenants.find((t: { tenantId: string }) => t.tenantId === a.id).pending).toEqual({ buckets: 2, raw: 3, rolledUp: 0, oldest: at(0).toISOString() })
   })
 
@@ -64,7 +64,7 @@ describe('GET /v1/ops/analytics/reconciliation and the analytics__roll_up task',
     await runRollUpJob()
     const res = await get(url())
     expect(res.statusCode).toBe(200)
-    expect(res.json().total).toEqual({ raw: 4, rolledUp: 4, difference: 0, pendingBuckets: 0 })
+    expect(res.json().total).toEqual({ raw: 4, rolledUp: 4, difference: 0, pendingBuckets: 0, assessmentDifference: 0 })
 
     // Drift as only a bug (or a hand edit) could make it: a rolled-up count changed behind the roll-up's back.
     await db.current.owner`update analytics.event_aggregations set events = events + 2 where tenant_id = ${a.id} and bucket_start = ${at(5)}`
@@ -73,6 +73,7 @@ describe('GET /v1/ops/analytics/reconciliation and the analytics__roll_up task',
       tenantId: a.id, buckets: 2, raw: 3, rolledUp: 5, difference: 2,
       mismatches: [{ bucketStart: at(5).toISOString(), raw: 2, rolledUp: 4, difference: -2 }],
       pending: { buckets: 0, raw: 0, rolledUp: 0, oldest: null },
+      assessments: { days: expect.any(Number), rows: 0, difference: 0, amountDifference: '0', mismatches: [] },
     }])
     expect(drifted.total.difference).toBe(2)
   })
