@@ -334,7 +334,8 @@ export const resolveIntakeLeads = (tx: Tx, rows: { id: string; leadId: string | 
     select x.id, x.lead_id, x.client_lead, p.phone_e164
       from (
         select r.id, coalesce(l.merged_into, l.id, vl.merged_into, vl.id) as lead_id, l.id is not null as client_lead
-          from unnest(${rows.map((r) => r.id)}::uuid[], ${rows.map((r) => r.leadId) as string[]}::uuid[], ${rows.map((r) => r.anonymousId) as string[]}::text[])
+          from unnest(${arrayLiteral(rows.map((r) => r.id)) as never}::uuid[], ${arrayLiteral(rows.map((r) => r.leadId)) as never}::uuid[],
+                      ${arrayLiteral(rows.map((r) => r.anonymousId)) as never}::text[])
                  as r(id, lead_id, anonymous_id)
           left join marketing.leads l on l.id = r.lead_id
           left join analytics.identities v on l.id is null and v.anonymous_id = r.anonymous_id

@@ -63,7 +63,7 @@ const shortText = (max: number) => z.string().min(1).max(max)
  */
 const httpUrls = new Map<string, boolean>()
 const HTTP_URLS_MAX = 2000
-const isHttpUrl = (v: string): boolean => {
+export const isHttpUrl = (v: string): boolean => {
   let ok = httpUrls.get(v)
   if (ok === undefined) {
     ok = /^https?:\/\//i.test(v) && URL.canParse(v)
@@ -99,7 +99,7 @@ export type EventContext = z.infer<typeof EventContext>
  * (propertiesJson). Keyed by the object itself: it goes with the request. Validated values are read-only from here on.
  */
 const propertiesTexts = new WeakMap<object, string>()
-function propertiesFit(p: Record<string, unknown>): boolean {
+export function propertiesFit(p: Record<string, unknown>): boolean {
   const text = JSON.stringify(p)
   propertiesTexts.set(p, text)
   return Buffer.byteLength(text) <= MAX_PROPERTIES_BYTES
@@ -107,12 +107,15 @@ function propertiesFit(p: Record<string, unknown>): boolean {
 /** An event's `properties` as JSON: the text IntakeEvent measured, or (for any other object) serialized now. */
 export const propertiesJson = (p: Record<string, unknown>): string => propertiesTexts.get(p) ?? JSON.stringify(p)
 
+/** An outside event's `name`: free-form but tidy (`Signup clicked`, `pricing.viewed`, `page`). */
+export const EVENT_NAME_PATTERN = /^[\p{L}\p{N}][\p{L}\p{N} ._:/-]*$/u
+
 /** One event from outside (a tenant's server with an API key, or a web page with a site key). */
 export const IntakeEvent = z.object({
   /** Client-generated: the idempotency key. The same id sent again is stored once. */
   id: z.uuid(),
   /** Free-form but tidy: `Signup clicked`, `pricing.viewed`, `page`. */
-  name: z.string().min(1).max(120).regex(/^[\p{L}\p{N}][\p{L}\p{N} ._:/-]*$/u, 'letters, digits, spaces and . _ : / -'),
+  name: z.string().min(1).max(120).regex(EVENT_NAME_PATTERN, 'letters, digits, spaces and . _ : / -'),
   type: z.enum(['page', 'track', 'identify', 'screen']),
   occurredAt: z.iso.datetime({ offset: true })
     // `!(… > …)`: a value that is not a date at all is reported once, by the format check.

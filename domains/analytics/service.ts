@@ -238,12 +238,6 @@ export class EventInbox {
   }
 
   private async flush(batch: EventBatch[], signal: AbortSignal): Promise<BatchResult[]> {
-    const byTenant = new Map<string, q.InboxEventRecord[]>()
-    for (const b of batch) {
-      const rows = byTenant.get(b.tenantId) ?? []
-      if (rows.length === 0) byTenant.set(b.tenantId, rows)
-      rows.push(...b.events.map(inboxRecord(b.source)))
-    }
     let stored: { tenantId: string; id: string }[]
     try {
       if (signal.aborted) throw new AppError('UNAVAILABLE', 'storing the events took too long; retry later', { headers: { 'retry-after': '2' } })
@@ -257,6 +251,13 @@ export class EventInbox {
       // parks only the offender.
       if (batch.length > 1 || isUnavailableError(err)) throw new AppError('UNAVAILABLE', 'the events could not be stored; retry later', { headers: { 'retry-after': '2' }, cause: err })
       try {
+        // The inbox's rows, built only now: the direct write (the common case) never needs them.
+        const byTenant = new Map<string, q.InboxEventRecord[]>()
+        for (const b of batch) {
+          const rows = byTenant.get(b.tenantId) ?? []
+          if (rows.length === 0) byTenant.set(b.tenantId, rows)
+          rows.push(...b.events.map(inboxRecord(b.source)))
+        }
         stored = await q.storeInboxEvents(this.sql, [...byTenant].map(([tenantId, rows]) => ({ tenantId, rows })))
       } catch (inboxErr) {
         this.options.onError?.(inboxErr)
