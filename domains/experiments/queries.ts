@@ -374,6 +374,15 @@ export const resultsWorkTenants = (sql: Queryable, limit: number) =>
 export const enqueueResultsMaintenance = (tx: Tx, tenantId: string) =>
   tx`select graphile_worker.add_job('experiments__maintain_results', json_build_object('tenantId', ${tenantId}::text), job_key := ${`experiments:results:${tenantId}`}, max_attempts := 5)`
 
+/**
+ * The maintenance task again in `seconds` (cross-tenant), after a run that found persons queued: while assignments
+ * keep coming the queue is drained every few seconds instead of once a minute, so a read recomputes few. One such job
+ * waits at a time (job key); the crontab line restarts the chain should it break.
+ */
+export const enqueueResultsFollowUp = (sql: Queryable, seconds: number) =>
+  sql`select graphile_worker.add_job('experiments__maintain_results', '{}'::json, job_key := 'experiments:results:follow-up',
+        run_at := now() + make_interval(secs => ${seconds}), max_attempts := 1)`
+
 // ---------------------------------------------------------------------------------------------------------------
 // Template sends naming an experiment: pending until Meta says delivered.
 

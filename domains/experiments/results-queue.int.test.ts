@@ -12,7 +12,7 @@ import { mergeLeadsManually } from '../marketing/leads/service.js'
 import { requestErasure, runErasure } from '../privacy/erasure.js'
 import { countQueuedResults, drainResultQueue, type PhaseCount } from './queries.js'
 import type { ExperimentView, Goal } from './schemas.js'
-import { assign, countPhaseFromScratch, experimentResults, maintainResults, readPhaseTotals, recordExposures } from './service.js'
+import { assign, countPhaseFromScratch, experimentResults, maintainResults, readPhaseTotals, recordExposures, scheduleResultsFollowUp } from './service.js'
 
 /**
  * Migration 0057: assignments, exposures and goal events only queue the persons they touch; the upkeep recomputes
@@ -119,6 +119,14 @@ describe('experiment results with persons waiting in the queue', () => {
     await maintainResults(db.current.sql, { tenantIds: [tenant.id] })
     expect(await queued()).toBe(0)
     await expectExact(e, 'after the last drain')
+  })
+
+  it('schedules one follow-up run of the upkeep at a time, a few seconds ahead', async () => {
+    await scheduleResultsFollowUp(db.current.sql)
+    await scheduleResultsFollowUp(db.current.sql)
+    const jobs = await db.current.owner<{ ahead: boolean }[]>`
+      select run_at > now() as ahead from graphile_worker.jobs where key = 'experiments:results:follow-up'`
+    expect(jobs).toEqual([{ ahead: true }])
   })
 
   it('keeps results exact when a lead with queued keys is merged away or erased, and leaves none of its keys', async () => {

@@ -392,6 +392,9 @@ export async function maintainResults(sql: Sql, options: MaintainResultsOptions 
   return { tenants: tenantIds.length, drained, folded, rebuilt, incomplete: Date.now() - started > budgetMs }
 }
 
+/** After a maintenance run that drained persons: the next run in a few seconds rather than at the next minute. */
+export const scheduleResultsFollowUp = (sql: Sql) => q.enqueueResultsFollowUp(sql, 2)
+
 /**
  * Results of one phase (the one in force by default): per variation, units assigned (one per person, in its winning
  * assignment), units exposed, and for each goal against the first variation (control): a conversion goal's conversions
