@@ -421,19 +421,25 @@ if (runs('3')) {
     // What the triggers add to an assignment statement: the same statement with and without them (session_replication_role
     // replica), alternating, each in a transaction rolled back (so the totals stay as they are).
     const probes = (await db.owner<{ id: string }[]>`select id from marketing.leads where tenant_id = ${tenant.id} and email like 'probe%'`).map((r) => r.id)
-    const cost: Record<'with triggers' | 'without', number[]> = { 'with triggers': [], without: [] }
-    for (const [i, id] of probes.entries()) {
-      const mode = i % 2 === 0 ? 'with triggers' : 'without'
-      await db.owner.begin(async (tx) => {
-        if (mode === 'without') await tx`set local session_replication_role = replica`
-        await tx`select set_config('app.tenant_id', ${tenant.id}, true)`
-        const t = performance.now()
-        await tx`select experiments.insert_assignments(null, ${tx.json([{ experiment_id: e.id, phase: 1, unit_id: id, lead_id: id, anonymous_id: null, variation_key: 'control', variation_index: 0, source: 'api' }] as never)}::jsonb)`
-        cost[mode].push(performance.now() - t)
-        throw new Error('rollback')
-      }).catch((err: Error) => { if (err.message !== 'rollback') throw err })
+    // Then the same with migration 0050's triggers swapped back in (inline recompute), on the same leads (rolled back).
+    type Mode = 'with triggers' | 'without' | 'with 0050 triggers' | 'without (0050 block)'
+    const cost: Record<Mode, number[]> = { 'with triggers': [], without: [], 'with 0050 triggers': [], 'without (0050 block)': [] }
+    const probe = async (withMode: Mode, withoutMode: Mode) => {
+      for (const [i, id] of probes.entries()) {
+        const mode = i % 2 === 0 ? withMode : withoutMode
+        await db.owner.begin(async (tx) => {
+          if (mode === withoutMode) await tx`set local session_replication_role = replica`
+          await tx`select set_config('app.tenant_id', ${tenant.id}, true)`
+          const t = performance.now()
+          await tx`select experiments.insert_assignments(null, ${tx.json([{ experiment_id: e.id, phase: 1, unit_id: id, lead_id: id, anonymous_id: null, variation_key: 'control', variation_index: 0, source: 'api' }] as never)}::jsonb)`
+          cost[mode].push(performance.now() - t)
+          throw new Error('rollback')
+        }).catch((err: Error) => { if (err.message !== 'rollback') throw err })
+      }
     }
-    console.log(`one assignment statement, ${probes.length / 2} each alternating (rolled back): median ${median(cost['with triggers']).toFixed(2)} ms with the triggers, ${median(cost.without).toFixed(2)} ms without`)
+    await probe('with triggers', 'without')
+    await withTriggersOf0050(db.owner, () => probe('with 0050 triggers', 'without (0050 block)'))
+    console.log(`one assignment statement, ${probes.length / 2} each alternating (rolled back): median ${median(cost['with triggers']).toFixed(2)} ms with the triggers, ${median(cost.without).toFixed(2)} ms without; with 0050's triggers ${median(cost['with 0050 triggers']).toFixed(2)} ms, ${median(cost['without (0050 block)']).toFixed(2)} ms without (${(median(cost['with 0050 triggers']) / median(cost['with triggers'])).toFixed(2)}× the queue's)`)
     const withPending = await timeRuns(ours)
     const pendingAnswer = await ours()
     const pendingPrevious = await previous()
