@@ -287,8 +287,10 @@ export const countPhase = (tx: Tx, experimentId: string, phase: number, goalTota
     ${goalTotals ? tx`union all select 'goal', g.variation_key, g.ord, g.converted, g.total, g.total_sq from (${goalTotals(tx`select lead_id, assigned_at, variation_key from lu`)}) g` : tx``}`
 
 /**
- * The same counts as countPhase, read from the maintained totals (migration 0050): the folded totals plus the deltas
- * not folded yet, in one snapshot, so the answer is exact whether or not the fold ran. A handful of rows per variation.
+ * The same counts as countPhase, read from the maintained totals (migrations 0050, 0057): the folded totals, plus the
+ * deltas not folded yet, plus the correction for the persons still queued (their rows as they should be now minus
+ * their maintained rows, experiments.queued_result_corrections), in one snapshot, so the answer is exact whether or
+ * not the drain and the fold ran. A handful of rows per variation, and a recompute per queued person.
  */
 export const readPhaseTotals = (tx: Tx, experimentId: string, phase: number) =>
   tx<PhaseCount[]>`
@@ -304,6 +306,8 @@ export const readPhaseTotals = (tx: Tx, experimentId: string, phase: number) =>
         union all
         select metric, variation_key, ord, n, total, total_sq from experiments.result_deltas
          where tenant_id = core.current_tenant_id() and experiment_id = ${experimentId} and phase = ${phase}
+        union all
+        select metric, variation_key, ord, n, total, total_sq from experiments.queued_result_corrections(${experimentId}, ${phase})
       ) t
      group by metric, variation_key, ord
     having sum(n) <> 0`
@@ -341,6 +345,19 @@ export async function foldResultDeltas(tx: Tx, limit: number): Promise<number> {
   return r!.folded
 }
 
+/**
+ * Recomputes up to `limit` queued persons of the tenant (experiments.drain_result_queue: the queue rows taken, skip
+ * locked, then 0050's locked recompute, whose changes append deltas). Returns how many queue rows were taken.
+ */
+export const drainResultQueue = (tx: Tx, limit: number) =>
+  tx<{ n: number }[]>`select experiments.drain_result_queue(${limit}) as n`.then((r) => r[0]!.n ?? 0)
+
+/** How many keys wait in the tenant's queue (of one experiment, if given). */
+export const countQueuedResults = (tx: Tx, experimentId?: string) =>
+  tx<{ n: number }[]>`
+    select count(*)::int as n from experiments.result_queue
+     where tenant_id = core.current_tenant_id() ${experimentId ? tx`and experiment_id = ${experimentId}` : tx``}`.then((r) => r[0]!.n)
+
 /** Started experiments whose maintained rows are not for their goals as they are now (changed, or from before 0050). */
 export const staleResultExperiments = (tx: Tx) =>
   tx<{ id: string }[]>`select id from experiments.experiments where results_goals is distinct from goals order by id`.then((r) => r.map((x) => x.id))
@@ -349,13 +366,22 @@ export const staleResultExperiments = (tx: Tx) =>
 export const rebuildResultUnits = (tx: Tx, experimentId: string) =>
   tx`select experiments.rebuild_result_units(${experimentId}) as goals`
 
-/** Cross-tenant: the tenants with deltas to fold or an experiment to rebuild (ids only). */
+/** Cross-tenant: the tenants with queued persons, deltas to fold or an experiment to rebuild (ids only). */
 export const resultsWorkTenants = (sql: Queryable, limit: number) =>
   sql<{ tenantId: string }[]>`select tenant_id from experiments.results_work_tenants(${limit})`.then((r) => r.map((x) => x.tenantId))
 
 /** The maintenance task, at once (a goal change): one job per tenant waiting at a time. Task name: schemas.ts MAINTAIN_RESULTS_TASK. */
 export const enqueueResultsMaintenance = (tx: Tx, tenantId: string) =>
   tx`select graphile_worker.add_job('experiments__maintain_results', json_build_object('tenantId', ${tenantId}::text), job_key := ${`experiments:results:${tenantId}`}, max_attempts := 5)`
+
+/**
+ * The maintenance task again in `seconds` (cross-tenant), after a run that found persons queued: while assignments
+ * keep coming the queue is drained every few seconds instead of once a minute, so a read recomputes few. One such job
+ * waits at a time (job key); the crontab line restarts the chain should it break.
+ */
+export const enqueueResultsFollowUp = (sql: Queryable, seconds: number) =>
+  sql`select graphile_worker.add_job('experiments__maintain_results', '{}'::json, job_key := 'experiments:results:follow-up',
+        run_at := now() + make_interval(secs => ${seconds}), max_attempts := 1)`
 
 // ---------------------------------------------------------------------------------------------------------------
 // Template sends naming an experiment: pending until Meta says delivered.

@@ -346,38 +346,54 @@ export const countPhaseFromScratch = (tx: Tx, experimentId: string, phase: numbe
   q.countPhase(tx, experimentId, phase, goals.length === 0 ? null
     : (units) => goalTotalsFrom(tx, units, goals.map((g, ord) => ({ ord, event: g.event, windowHours: g.windowHours, property: g.aggregate === 'sum' ? g.property ?? null : null })), since))
 
-/** The maintained counts of a phase (folded totals plus pending deltas). */
+/** The maintained counts of a phase (folded totals, pending deltas, and the correction for persons still queued). */
 export const readPhaseTotals = q.readPhaseTotals
 
-export interface MaintainResultsOptions { tenantIds?: readonly string[]; foldLimit?: number; budgetMs?: number }
+export interface MaintainResultsOptions { tenantIds?: readonly string[]; drainLimit?: number; foldLimit?: number; budgetMs?: number }
+
+// Persons recomputed per drain transaction: each takes an advisory lock until commit (the lock table holds
+// max_locks_per_transaction × connections, 6,400 by default, for every session at once).
+const DRAIN_LIMIT = 1000
 
 /**
- * The results' upkeep (experiments__maintain_results): per tenant with work, its deltas folded into its totals
- * (repeated while a fold fills its limit, within the budget), then every experiment whose maintained rows are not for
- * its current goals rebuilt, each in its own transaction. Cross-tenant only in finding the tenants; the work runs
- * under each. Safe to repeat and to run twice at once (the fold is one per tenant, a rebuild is idempotent).
+ * The results' upkeep (experiments__maintain_results): per tenant with work, the persons its assignments, exposures
+ * and goal events queued recomputed (migration 0057, in transactions of `drainLimit` queue rows, while the queue is not
+ * empty and within the budget), its deltas folded into its totals (repeated while a fold fills its limit), then every
+ * experiment whose maintained rows are not for its current goals rebuilt, each in its own transaction. Cross-tenant
+ * only in finding the tenants; the work runs under each. Safe to repeat and to run twice at once (drains skip each
+ * other's queue rows and lock each person, the fold is one per tenant, a rebuild is idempotent).
  */
-export async function maintainResults(sql: Sql, options: MaintainResultsOptions = {}): Promise<{ tenants: number; folded: number; rebuilt: number; incomplete: boolean }> {
+export async function maintainResults(sql: Sql, options: MaintainResultsOptions = {}): Promise<{ tenants: number; drained: number; folded: number; rebuilt: number; incomplete: boolean }> {
   const started = Date.now()
   const budgetMs = options.budgetMs ?? 50_000
+  const drainLimit = options.drainLimit ?? DRAIN_LIMIT
   const foldLimit = options.foldLimit ?? 50_000
   const tenantIds = options.tenantIds ?? (await q.resultsWorkTenants(sql, 1000))
+  let drained = 0
   let folded = 0
   let rebuilt = 0
   for (const tenantId of tenantIds) {
+    for (;;) {
+      const n = await withTenant(sql, tenantId, (tx) => q.drainResultQueue(tx, drainLimit))
+      drained += n
+      if (n < drainLimit || Date.now() - started > budgetMs) break
+    }
     for (;;) {
       const n = await withTenant(sql, tenantId, (tx) => q.foldResultDeltas(tx, foldLimit))
       if (n > 0) folded += n
       if (n < foldLimit || Date.now() - started > budgetMs) break
     }
     for (const id of await withTenant(sql, tenantId, (tx) => q.staleResultExperiments(tx))) {
-      if (Date.now() - started > budgetMs) return { tenants: tenantIds.length, folded, rebuilt, incomplete: true }
+      if (Date.now() - started > budgetMs) return { tenants: tenantIds.length, drained, folded, rebuilt, incomplete: true }
       await withTenant(sql, tenantId, (tx) => q.rebuildResultUnits(tx, id))
       rebuilt++
     }
   }
-  return { tenants: tenantIds.length, folded, rebuilt, incomplete: Date.now() - started > budgetMs }
+  return { tenants: tenantIds.length, drained, folded, rebuilt, incomplete: Date.now() - started > budgetMs }
 }
+
+/** After a maintenance run that drained persons: the next run in a few seconds rather than at the next minute. */
+export const scheduleResultsFollowUp = (sql: Sql) => q.enqueueResultsFollowUp(sql, 2)
 
 /**
  * Results of one phase (the one in force by default): per variation, units assigned (one per person, in its winning

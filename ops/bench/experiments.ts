@@ -10,7 +10,9 @@
  * a namespace), each request a different lead of a 100,000-lead tenant (the first request of a lead assigns, a later
  * one reads its stored assignments), against a bare Fastify route answering a fixed body, at 50 connections and at 10;
  * beside it GET /v1/me (authentication and one tenant read) and both routes with the in-process caches turned off (API
- * keys looked up, experiments read with every request). Each server runs in a process of its own
+ * keys looked up, experiments read with every request), and the assign route again with migration 0050's triggers
+ * swapped back in (every touched person recomputed inside the assigning statement: the baseline 0057's queue
+ * replaced). Each server runs in a process of its own
  * (experiments-server.ts), autocannon in this one: they share the machine's 2 cores, not an event loop.
  *
  * Part 3, GET /v1/experiments/:id/results for an experiment with 1,000,000 assigned units (two arms, 80% exposed, a
@@ -20,12 +22,14 @@
  * totals of migration 0050) against, in the same run, the previous implementation (the same function counting from
  * scratch in one statement, fromScratch) and a naive one (every assignment, exposure and goal event read into Node and
  * counted there); then again with BENCH_PENDING_DELTAS (3,000) assignments made one statement each through the
- * triggers and not folded (about a minute of assigning at 50 a second), and once more after the fold.
+ * triggers and not drained (their persons queued, migration 0057; about a minute of assigning at 50 a second), and once
+ * more after the drain and fold.
  *
  * Environment: BENCH_IDS (1,000,000), BENCH_ROUNDS (3), BENCH_SECONDS (10), BENCH_CONNECTIONS (50), BENCH_LEADS (100,000),
  * BENCH_UNITS (1,000,000), BENCH_RESULT_RUNS (5), BENCH_PART (1, 2 or 3 to run one part).
  */
 import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
@@ -47,6 +51,27 @@ const UNITS = Math.min(Number(process.env.BENCH_UNITS ?? 1_000_000), 5_000_000)
 const RESULT_RUNS = Math.min(Number(process.env.BENCH_RESULT_RUNS ?? 5), 20)
 const PENDING_DELTAS = Math.min(Number(process.env.BENCH_PENDING_DELTAS ?? 3000), 50_000)
 const runs = (part: string) => PART === undefined || PART === part
+
+// The baseline in the same run: the assign route with migration 0050's triggers (every touched person locked and
+// recomputed inside the assigning statement) instead of 0057's (the persons queued). Their functions are read from the
+// migrations' own files and swapped in as the owner for the run, then 0057's put back.
+const INLINE_0050 = 'POST /v1/experiments/assign, 0050 triggers (inline recompute)'
+const migrationFile = (name: string) => readFileSync(fileURLToPath(new URL(`../../db/migrations/${name}`, import.meta.url)), 'utf8')
+const functionsOf = (sqlText: string, names: string[]) => names.map((name) => {
+  const m = new RegExp(`create (or replace )?function experiments\\.${name}\\([\\s\\S]*?\\nend \\$\\$;`).exec(sqlText)
+  if (!m) throw new Error(`function experiments.${name} not found`)
+  return m[0].replace(/^create (or replace )?function/, 'create or replace function')
+})
+const TRIGGER_FUNCTIONS = ['refresh_result_units', 'refresh_results_of_rows']
+async function withTriggersOf0050<T>(owner: BenchOwner, fn: () => Promise<T>): Promise<T> {
+  for (const f of functionsOf(migrationFile('0050_maintain_experiment_results.sql'), TRIGGER_FUNCTIONS)) await owner.unsafe(f)
+  try {
+    return await fn()
+  } finally {
+    for (const f of functionsOf(migrationFile('0057_queue_experiment_result_refreshes.sql'), TRIGGER_FUNCTIONS)) await owner.unsafe(f)
+  }
+}
+type BenchOwner = Awaited<ReturnType<typeof startBenchDatabase>>['owner']
 
 /** Starts ops/bench/experiments-server.ts in a process of its own; resolves with its URL once it listens. */
 async function serve(env: Record<string, string>): Promise<{ url: string; stop: () => Promise<void> }> {
@@ -205,22 +230,30 @@ if (runs('2')) {
         }
         return out
       }
-      const results = await at(CONNECTIONS, [
-        ['bare route', bareUrl, 'POST'],
-        ['GET /v1/me, key cache off', me(plainUrl), 'GET'],
-        ['GET /v1/me', me(oursUrl), 'GET'],
-        ['POST /v1/experiments/assign, caches off', plainUrl, 'POST'],
-        ['POST /v1/experiments/assign', oursUrl, 'POST'],
-      ])
-      const few = await at(10, [['bare route', bareUrl, 'POST'], ['POST /v1/experiments/assign', oursUrl, 'POST']])
+      const results = [
+        ...await at(CONNECTIONS, [
+          ['bare route', bareUrl, 'POST'],
+          ['GET /v1/me, key cache off', me(plainUrl), 'GET'],
+          ['GET /v1/me', me(oursUrl), 'GET'],
+          ['POST /v1/experiments/assign, caches off', plainUrl, 'POST'],
+          ['POST /v1/experiments/assign', oursUrl, 'POST'],
+        ]),
+        ...await withTriggersOf0050(db.owner, () => at(CONNECTIONS, [[INLINE_0050, oursUrl, 'POST']])),
+      ]
+      const few = [
+        ...await at(10, [['bare route', bareUrl, 'POST'], ['POST /v1/experiments/assign', oursUrl, 'POST']]),
+        ...await withTriggersOf0050(db.owner, () => at(10, [[INLINE_0050, oursUrl, 'POST']])),
+      ]
       const [stored] = await db.owner<{ n: number; leads: number }[]>`select count(*)::int as n, count(distinct lead_id)::int as leads from experiments.assignments`
       console.log(`\n${SECONDS} s each; ${stored!.n.toLocaleString('en-US')} assignments stored for ${stored!.leads.toLocaleString('en-US')} leads (a lead's first request assigns, later ones read)`)
       console.log(`\n${CONNECTIONS} connections\n`)
-      printComparison(results, ['bare route', 'GET /v1/me, key cache off', 'POST /v1/experiments/assign, caches off'])
+      printComparison(results, ['bare route', 'GET /v1/me, key cache off', 'POST /v1/experiments/assign, caches off', INLINE_0050])
       console.log('\n10 connections\n')
-      printComparison(few, ['bare route'])
+      printComparison(few, ['bare route', INLINE_0050])
       const assign = results[4]!
+      const inline = results[5]!
       console.log(`\np99 ${assign.p99Ms.toFixed(1)} ms at ${CONNECTIONS} connections, ${few[1]!.p99Ms.toFixed(1)} ms at 10 (target ≤ 10 ms at 50); ${[...results, ...few].reduce((n, r) => n + r.non2xx + r.errors, 0)} failed`)
+      console.log(`queued (0057) vs inline (0050) triggers: ${(assign.requestsPerSecond / inline.requestsPerSecond).toFixed(2)}× req/s at ${CONNECTIONS} connections (p99 ${assign.p99Ms.toFixed(0)} vs ${inline.p99Ms.toFixed(0)} ms), ${(few[1]!.requestsPerSecond / few[2]!.requestsPerSecond).toFixed(2)}× at 10 (p99 ${few[1]!.p99Ms.toFixed(0)} vs ${few[2]!.p99Ms.toFixed(0)} ms)`)
     } finally {
       await Promise.all(servers.map((x) => x.stop()))
     }
@@ -371,8 +404,10 @@ if (runs('3')) {
       await Promise.all(later.slice(i, i + 4).map((id) => db.sql`
         select experiments.insert_assignments(${tenant.id}::uuid, ${db.sql.json([{ experiment_id: e.id, phase: 1, unit_id: id, lead_id: id, anonymous_id: null, variation_key: 'control', variation_index: 0, source: 'api' }] as never)}::jsonb)`))
     }
-    const [pending] = await db.owner<{ n: number }[]>`select count(*)::int as n from experiments.result_deltas where experiment_id = ${e.id}`
-    console.log(`\n${later.length.toLocaleString('en-US')} assignments through the triggers, one statement each, 4 at a time: ${((performance.now() - t0) / later.length).toFixed(2)} ms per statement; ${pending!.n.toLocaleString('en-US')} deltas not folded`)
+    const [pending] = await db.owner<{ n: number; queued: number }[]>`
+      select (select count(*)::int from experiments.result_deltas where experiment_id = ${e.id}) as n,
+             (select count(*)::int from experiments.result_queue where experiment_id = ${e.id}) as queued`
+    console.log(`\n${later.length.toLocaleString('en-US')} assignments through the triggers, one statement each, 4 at a time: ${((performance.now() - t0) / later.length).toFixed(2)} ms per statement; ${pending!.queued.toLocaleString('en-US')} persons queued (not recomputed), ${pending!.n.toLocaleString('en-US')} deltas not folded`)
     const timeRuns = async (fn: () => Promise<unknown>) => {
       await fn()
       const xs: number[] = []
@@ -386,19 +421,25 @@ if (runs('3')) {
     // What the triggers add to an assignment statement: the same statement with and without them (session_replication_role
     // replica), alternating, each in a transaction rolled back (so the totals stay as they are).
     const probes = (await db.owner<{ id: string }[]>`select id from marketing.leads where tenant_id = ${tenant.id} and email like 'probe%'`).map((r) => r.id)
-    const cost: Record<'with triggers' | 'without', number[]> = { 'with triggers': [], without: [] }
-    for (const [i, id] of probes.entries()) {
-      const mode = i % 2 === 0 ? 'with triggers' : 'without'
-      await db.owner.begin(async (tx) => {
-        if (mode === 'without') await tx`set local session_replication_role = replica`
-        await tx`select set_config('app.tenant_id', ${tenant.id}, true)`
-        const t = performance.now()
-        await tx`select experiments.insert_assignments(null, ${tx.json([{ experiment_id: e.id, phase: 1, unit_id: id, lead_id: id, anonymous_id: null, variation_key: 'control', variation_index: 0, source: 'api' }] as never)}::jsonb)`
-        cost[mode].push(performance.now() - t)
-        throw new Error('rollback')
-      }).catch((err: Error) => { if (err.message !== 'rollback') throw err })
+    // Then the same with migration 0050's triggers swapped back in (inline recompute), on the same leads (rolled back).
+    type Mode = 'with triggers' | 'without' | 'with 0050 triggers' | 'without (0050 block)'
+    const cost: Record<Mode, number[]> = { 'with triggers': [], without: [], 'with 0050 triggers': [], 'without (0050 block)': [] }
+    const probe = async (withMode: Mode, withoutMode: Mode) => {
+      for (const [i, id] of probes.entries()) {
+        const mode = i % 2 === 0 ? withMode : withoutMode
+        await db.owner.begin(async (tx) => {
+          if (mode === withoutMode) await tx`set local session_replication_role = replica`
+          await tx`select set_config('app.tenant_id', ${tenant.id}, true)`
+          const t = performance.now()
+          await tx`select experiments.insert_assignments(null, ${tx.json([{ experiment_id: e.id, phase: 1, unit_id: id, lead_id: id, anonymous_id: null, variation_key: 'control', variation_index: 0, source: 'api' }] as never)}::jsonb)`
+          cost[mode].push(performance.now() - t)
+          throw new Error('rollback')
+        }).catch((err: Error) => { if (err.message !== 'rollback') throw err })
+      }
     }
-    console.log(`one assignment statement, ${probes.length / 2} each alternating (rolled back): median ${median(cost['with triggers']).toFixed(2)} ms with the triggers, ${median(cost.without).toFixed(2)} ms without`)
+    await probe('with triggers', 'without')
+    await withTriggersOf0050(db.owner, () => probe('with 0050 triggers', 'without (0050 block)'))
+    console.log(`one assignment statement, ${probes.length / 2} each alternating (rolled back): median ${median(cost['with triggers']).toFixed(2)} ms with the triggers, ${median(cost.without).toFixed(2)} ms without; with 0050's triggers ${median(cost['with 0050 triggers']).toFixed(2)} ms, ${median(cost['without (0050 block)']).toFixed(2)} ms without (${(median(cost['with 0050 triggers']) / median(cost['with triggers'])).toFixed(2)}× the queue's)`)
     const withPending = await timeRuns(ours)
     const pendingAnswer = await ours()
     const pendingPrevious = await previous()
@@ -406,9 +447,9 @@ if (runs('3')) {
     await maintainResults(db.sql, { tenantIds: [tenant.id] })
     const foldMs = performance.now() - t1
     const afterFold = await timeRuns(ours)
-    console.log(`results with those deltas pending: median ${median(withPending).toFixed(0)} ms (best ${Math.min(...withPending).toFixed(0)}); the fold ${foldMs.toFixed(0)} ms; after it: median ${median(afterFold).toFixed(0)} ms`)
+    console.log(`results with those persons queued: median ${median(withPending).toFixed(0)} ms (best ${Math.min(...withPending).toFixed(0)}); the drain and fold ${foldMs.toFixed(0)} ms (${(foldMs / Math.max(1, pending!.queued)).toFixed(2)} ms per queued person); after it: median ${median(afterFold).toFixed(0)} ms`)
     const pendingSame = JSON.stringify(pendingAnswer) === JSON.stringify(pendingPrevious)
-    console.log(`with pending deltas, maintained totals ${pendingSame ? 'equal' : 'DIFFER FROM'} the count from scratch`)
+    console.log(`with persons queued, maintained totals ${pendingSame ? 'equal' : 'DIFFER FROM'} the count from scratch`)
     if (!pendingSame) process.exitCode = 1
     // Both must say the same.
     const disagreements = answer!.variations.flatMap((v) => {

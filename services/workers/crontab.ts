@@ -26,8 +26,9 @@ export const crontab: string[] = [
   // Every minute, after the 5-minute rollups it sums: the query API's day level, so the dashboard's 30-day queries
   // read days instead of buckets. A day not rebuilt yet is read from its buckets meanwhile (slower, still exact).
   '* * * * * analytics__roll_up_days ?id=roll_up_days&max=1',
-  // Every minute (cross-tenant): experiment results' deltas folded into their totals, so a read adds at most about a
-  // minute of them (results are exact either way), and experiments whose goals changed rebuilt.
+  // Every minute (cross-tenant): the persons assignments, exposures and goal events queued recomputed (a run that found
+  // some runs again 2 s later, so under steady assigning a read recomputes seconds of them), experiment results'
+  // deltas folded into their totals (results are exact either way), and experiments whose goals changed rebuilt.
   '* * * * * experiments__maintain_results ?id=maintain_experiment_results&max=1',
   // Every minute, the safety net of onboarding inactivity: the task schedules itself for the next due session (at most
   // 5 s ahead), so this only restarts the chain should it break (a run that failed waits for graphile's backoff).

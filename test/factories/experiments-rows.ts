@@ -2,6 +2,7 @@ import { withTenant, type Sql } from '../../lib/db.js'
 import { CreateExperimentBody } from '../../domains/experiments/schemas.js'
 import { assign, createExperiment, maintainResults, startExperiment } from '../../domains/experiments/service.js'
 import type { ExperimentView } from '../../domains/experiments/schemas.js'
+import { drainResultQueue } from '../../domains/experiments/queries.js'
 import { makeLead } from './marketing-rows.js'
 import type { TestTenant } from './tenants.js'
 
@@ -35,10 +36,15 @@ export async function populateExperimentsRows(sql: Sql, tenant: TestTenant): Pro
       insert into experiments.assignment_conflicts (tenant_id, experiment_id, phase, lead_id, merged_lead_id, kept_unit_id, kept_variation_key, dropped_unit_id, dropped_variation_key, reason)
       values (${tenant.id}, ${e.id}, 1, ${a!.id}, ${b!.id}, ${a!.id}, 'control', ${b!.id}, 'treatment', 'merge')`
   })
-  // The assignment and exposure above maintained experiments.result_units and appended result_deltas; folded into result_totals.
+  // The assignment and exposure above queued their persons (experiments.result_queue); the upkeep recomputes them
+  // (experiments.result_units, appending result_deltas) and folds the deltas into result_totals.
   await maintainResults(sql, { tenantIds: [tenant.id] })
-  // One change after the fold, so result_deltas holds a row too.
+  // One change after the fold, recomputed but not folded, so result_deltas holds a row too; and one more, left queued.
   await withTenant(sql, tenant.id, (tx) => tx`
     insert into experiments.exposures (tenant_id, experiment_id, phase, unit_id, lead_id, variation_key, source)
     values (${tenant.id}, ${e.id}, 1, ${b!.id}, ${b!.id}, 'treatment', 'flow')`)
+  await withTenant(sql, tenant.id, (tx) => drainResultQueue(tx, 100))
+  await withTenant(sql, tenant.id, (tx) => tx`
+    insert into experiments.exposures (tenant_id, experiment_id, phase, unit_id, lead_id, variation_key, source)
+    values (${tenant.id}, ${e.id}, 1, ${a!.id}, ${a!.id}, 'treatment', 'flow')`)
 }

@@ -324,6 +324,14 @@ export const LEAD_REFERENCES: readonly LeadReference[] = [
     merge: { kind: 'keep', why: "derived rows, re-derived by experiments' triggers (migration 0050) from the assignments, exposures and events the merge moves: the survivor's row is recomputed and the merged lead's deleted, and the per-variation totals follow" },
     erase: { kind: 'delete' },
     note: "What the results count of a person in an experiment's phase (winning variation, variations exposed, goal values). person is the lead id, or 'u:' + the visitor's anonymous id for a visitor that is no lead. Deleting the rows (erasure, or the triggers when the subject's assignments go) takes the person out of the totals.",
+  },
+  {
+    table: 'experiments.result_queue',
+    reach: { by: 'lead', column: 'lead_id' },
+    personal: ['person'],
+    merge: { kind: 'keep', why: "keys of persons to recompute (migration 0057), appended by the triggers: the merge's moves of assignments, exposures and events queue the survivor and the merged lead too, and the drain recomputes both whatever the rows say (the merged lead's maintained rows go)" },
+    erase: { kind: 'delete' },
+    note: "Which (experiment, phase, person) experiments__maintain_results must recompute; person is as in experiments.result_units. Erasing the subject's assignments queues its lead again; the drain (within a minute) finds nothing left and drops the key, and deleting the lead at the end deletes whatever is still queued (on delete cascade).",
   },  {
     table: 'assessments.sessions',
     reach: { by: 'lead', column: 'lead_id' },
