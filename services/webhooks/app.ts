@@ -21,6 +21,7 @@ import assessmentSessionRoutes from './modules/assessments/routes.js'
 import partnerLinkRoutes from './modules/partner-links/routes.js'
 import shopWebhookRoutes from './modules/partner-links/shop-routes.js'
 import linkSessionRoutes from './modules/partner-links/session-routes.js'
+import { ApiKeyCache } from '../../domains/tenancy/key-cache.js'
 
 export interface WebhooksDeps {
   config: Config
@@ -35,6 +36,8 @@ export interface WebhooksDeps {
   inbox?: DeliveryInbox
   /** Group-committing store for web assessment answers; one per process unless given. */
   answers?: AnswerInbox
+  /** API keys resolved in process (the event intake's keys); one per app unless given. */
+  apiKeys?: ApiKeyCache
 }
 
 /**
@@ -42,14 +45,21 @@ export interface WebhooksDeps {
  * work, then answers; everything slow happens in the workers.
  */
 export async function buildWebhooksApp(input: WebhooksDeps): Promise<App> {
+  const ownKeys = input.apiKeys ? null : new ApiKeyCache(input.sql, input.log, { ttlMs: input.config.API_KEY_CACHE_TTL_MS })
   const deps = {
     ...input,
     secrets: input.secrets ?? SecretBox.fromConfig(input.config.SECRETS_KEY),
     inbox: input.inbox ?? new DeliveryInbox(input.sql),
+    apiKeys: input.apiKeys ?? ownKeys!,
     answers: input.answers ?? new AnswerInbox(input.sql, { onError: (err) => input.log.error({ err }, 'assessment answers could not be stored') }),
   }
   const app = createHttpServer({ logger: deps.log, bodyLimit: deps.config.WEBHOOK_BODY_LIMIT_BYTES, trustProxy: deps.config.TRUST_PROXY, timeouts: deps.config })
   registerMetrics(app, { service: 'webhooks', config: deps.config })
+  // A cache this app made listens for key changes (in the background) until the app closes.
+  if (ownKeys) {
+    void ownKeys.start()
+    app.addHook('onClose', async () => ownKeys.close())
+  }
   await registerOpenApi(app, {
     title: 'WhatsApp lead platform ingestion',
     description: 'WhatsApp Cloud API webhooks, public lead forms and event intake.',

@@ -247,6 +247,21 @@ describe('POST /v1/events: event intake', () => {
       expect(await storedOf(tenant)).toBe(before)
     })
 
+    it('refuses a key as soon as it is revoked, although valid keys are cached', async () => {
+      const key = await makeApiKey(db.current.sql, tenant, 'admin')
+      expect((await withKey([pageView()], key.key)).statusCode).toBe(202)
+      expect((await withKey([pageView()], key.key)).statusCode).toBe(202)
+      // Revoked by another process (the API): the NOTIFY of migration 0051 reaches this app's cache.
+      await db.current.owner`update core.api_keys set revoked_at = now() where id = ${key.id}`
+      const deadline = Date.now() + 5_000
+      let status = 202
+      while (Date.now() < deadline && status !== 401) {
+        status = (await withKey([pageView()], key.key)).statusCode
+        if (status !== 401) await new Promise((r) => setTimeout(r, 20))
+      }
+      expect(status).toBe(401)
+    })
+
     it("files another tenant's events under that tenant only, and drops a lead id that is not that tenant's", async () => {
       const [lead] = await withTenant(db.current.sql, tenant.id, (tx) =>
         tx<{ id: string }[]>`insert into marketing.leads (tenant_id, email, source) values (${tenant.id}, 'bea@example.com', 'test') returning id`)
