@@ -505,25 +505,31 @@ const unavailableNow = () => new AppError('UNAVAILABLE', 'storing the answer too
  * not current or closed, 400 not allowed). The rules are planAnswer's, applied in arrival order to contexts locked
  * once per session, so answers to the same session apply one after another and each sees the ones before it. Per
  * tenant (in tenant order, each under its own row-level security): the tokens' sessions locked in id order with
- * their answers (pipelined with the tenant setting), then every accepted answer written in one statement with its
- * events in another (pipelined), then the sessions that are complete now completed as completeIfReady does.
- * Anything else that fails throws: the group commit retries each member alone.
+ * their answers (for the first tenant in the same round trip as the tokens' lookup, which scopes the transaction to
+ * it; for any other, pipelined with its tenant setting), then every accepted answer written in one statement with
+ * its events in another (pipelined), then the sessions that are complete now completed as completeIfReady does.
+ * Four round trips for a batch of one tenant with no completion: begin, lookup and lock, writes, commit. Anything
+ * else that fails throws: the group commit retries each member alone.
  */
 export async function answerBatch(sql: Sql, items: PendingAnswer[], signal?: AbortSignal): Promise<(SessionStateView | Error)[]> {
   return sql.begin(async (tx) => {
     if (signal?.aborted) throw unavailableNow()
     const out: (SessionStateView | Error)[] = items.map(() => notFound('session'))
-    const found = await q.sessionsForTokens(tx, items.map((i) => i.tokenHash))
+    // One round trip: the tokens' sessions looked up with the transaction scoped to the first of their tenants (in
+    // tenant order), and that tenant's sessions locked by token right behind it (pipelined). Other tenants follow.
+    const hashes = items.map((i) => i.tokenHash)
+    const [found, firstRows] = await Promise.all([q.enterSessionsForTokens(tx, hashes), q.lockTokenSessionsWithAnswers(tx, hashes)])
     const byTenant = new Map<string, { index: number; sessionId: string }[]>()
     for (const f of found) {
       const list = byTenant.get(f.tenantId) ?? []
       if (list.length === 0) byTenant.set(f.tenantId, list)
       list.push({ index: f.ord - 1, sessionId: f.id })
     }
-    for (const tenantId of [...byTenant.keys()].sort()) {
+    const tenants = [...byTenant.keys()].sort()
+    for (const tenantId of tenants) {
       const members = byTenant.get(tenantId)!.sort((a, b) => a.index - b.index)
       const ids = [...new Set(members.map((m) => m.sessionId))]
-      const [, rows] = await Promise.all([setTenant(tx, tenantId), q.lockSessionsWithAnswers(tx, ids)])
+      const rows = tenantId === tenants[0] ? firstRows : (await Promise.all([setTenant(tx, tenantId), q.lockSessionsWithAnswers(tx, ids)]))[1]
       const contexts = new Map<string, SessionContext>()
       for (const row of rows) contexts.set(row.id, await contextOfLocked(tx, row))
       const responses = new Map<string, { sessionId: string; questionId: string; value: AnswerValue; responseMs: number | null }>()
