@@ -78,7 +78,7 @@ try {
     const c0 = process.cpuUsage()
     const bare = await loadTest({ name: 'bare', url: `${base}/bench/bare`, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ questionId: 'sleep_hours', value: 'h7_8', responseMs: 1500 }), connections, durationSeconds: seconds })
     const c = process.cpuUsage(c0)
-    console.log(`bare ${bare.requestsPerSecond.toFixed(0)}/s, process CPU ${((c.user + c.system) / 1000 / bare.total).toFixed(2)} ms per request`)
+    console.log(`bare ${bare.requestsPerSecond.toFixed(0)}/s, process CPU ${((c.user + c.system) / 1000 / bare.total).toFixed(2)} ms per request (${(c.system / 1000 / bare.total).toFixed(2)} system)`)
   }
   flushes.length = 0
   statements = 0
@@ -102,7 +102,7 @@ try {
   const sum = flushes.reduce((a, b) => a + b, 0)
   console.log(`answers ${r.total} (${r.requestsPerSecond.toFixed(0)}/s, p99 ${r.p99Ms} ms, non-2xx ${r.non2xx}); flushes ${flushes.length} (mean batch ${(r.total / flushes.length).toFixed(1)})`)
   console.log(`flush ms: mean ${(sum / flushes.length).toFixed(1)} p50 ${sorted[Math.floor(sorted.length / 2)]?.toFixed(1)} p99 ${sorted[Math.floor(sorted.length * 0.99)]?.toFixed(1)}; flush time busy ${(100 * sum / (seconds * 1000)).toFixed(0)}% of the run`)
-  console.log(`statements ${statements} (${(statements / flushes.length).toFixed(1)} per flush); process CPU ${((cpu.user + cpu.system) / 1000 / r.total).toFixed(2)} ms per answer (autocannon included); PostgreSQL CPU ${(pgCpu * 1000 / r.total).toFixed(2)} ms per answer`)
+  console.log(`statements ${statements} (${(statements / flushes.length).toFixed(1)} per flush); process CPU ${((cpu.user + cpu.system) / 1000 / r.total).toFixed(2)} ms per answer (${(cpu.system / 1000 / r.total).toFixed(2)} system; autocannon included); PostgreSQL CPU ${(pgCpu * 1000 / r.total).toFixed(2)} ms per answer`)
   await app.close()
 } finally {
   await (sql as unknown as postgres.Sql).end()
