@@ -20,8 +20,11 @@ export type AnswerInboxOptions = Omit<GroupCommitOptions, 'noun'> & {
 
 /**
  * Flushes in flight at once. A flush is four round trips (begin; lookup and lock; writes; commit) and little work in
- * PostgreSQL, so one at a time leaves the database idle most of the time: measured at 50 connections
- * (ops/bench/assessments/answers.ts), 2 in flight gave about 1.6× the answers/s of 1, 3 a little more.
+ * PostgreSQL (under load about 8 ms of its CPU in a 60 ms flush of 25 answers: the rest is waiting, for the commit's
+ * WAL flush and for the scheduler), so one at a time leaves the database waiting most of the time. Measured at 50
+ * connections (ops/bench/assessments/answers.ts, load 8–14, 4 runs each, alternating with the code before): 3 in flight
+ * gave 556 answers/s (median) against 406 with 1. 5 and 8 were not better: batches shrink and each answer then costs
+ * more CPU in Node and PostgreSQL (ops/bench/assessments/profile-load.ts).
  */
 export const ANSWER_FLUSHES_IN_FLIGHT = 3
 
