@@ -24,8 +24,8 @@ export type AnswerInboxOptions = Omit<GroupCommitOptions, 'noun'> & {
  * WAL flush and for the scheduler), so one at a time leaves the database waiting most of the time. Measured at 50
  * connections (ops/bench/assessments/answers.ts, load 8–14, 4 runs each, alternating with the code before): 3 in flight
  * gave 556 answers/s (median) against 406 with 1 (that code also had one round trip more per flush). 5 and 8 were
- * not better (single noisy runs): batches shrink and each answer then costs
- * more CPU in Node and PostgreSQL (ops/bench/assessments/profile-load.ts).
+ * not better (single noisy runs): batches shrink and each answer then costs more CPU in Node and PostgreSQL
+ * (ops/bench/assessments/profile-load.ts).
  */
 export const ANSWER_FLUSHES_IN_FLIGHT = 3
 
