@@ -114,6 +114,44 @@ describe('the answer inbox (group-committed web answers)', () => {
     expect(await count(`select count(*)::int as n from assessments.sessions where id = '${offender.state.sessionId}' and status = 'in_progress' and current_question_id = 'goals'`)).toBe(1)
   })
 
+  it('keeps one session in order with several flushes in flight: answers sent without waiting apply as sent', async () => {
+    const inbox = new AnswerInbox(db.current.sql, { maxConcurrentFlushes: 3 })
+    const eager = await start(keyA)
+    const others = await Promise.all(Array.from({ length: 6 }, () => start(keyA)))
+    // The eager participant sends every answer at once (a refused one in the middle), while others answer alongside:
+    // several batches are in flight, and none may apply an answer before the one sent before it.
+    const eagerAnswers = [
+      ...ORDER.slice(0, 5).map((id) => inbox.answer(eager.token, body(id))),
+      inbox.answer(eager.token, body('alcohol', 'always')), // not an option: 400, and the next one is still current
+      ...ORDER.slice(5).map((id) => inbox.answer(eager.token, body(id))),
+    ]
+    const otherAnswers = others.flatMap((o) => ORDER.slice(0, 3).map((id) => inbox.answer(o.token, body(id))))
+    const eagerSettled = await Promise.allSettled(eagerAnswers)
+    const otherSettled = await Promise.allSettled(otherAnswers)
+    const codeOf = (r: PromiseSettledResult<SessionStateView>) => (r.status === 'fulfilled' ? 'OK' : isAppError(r.reason) ? r.reason.code : String(r.reason))
+    expect(eagerSettled.map(codeOf)).toEqual([...Array(5).fill('OK'), 'BAD_REQUEST', ...Array(ORDER.length - 5).fill('OK')])
+    // Each answer saw the one before it: progress only grows, and the last completed the session.
+    const answered = eagerSettled.flatMap((r) => (r.status === 'fulfilled' ? [r.value.answered] : []))
+    expect(answered).toEqual([...answered].sort((x, y) => x - y))
+    expect((eagerSettled.at(-1) as PromiseFulfilledResult<SessionStateView>).value).toMatchObject({ status: 'completed', result: { band: expect.any(String) } })
+    expect(otherSettled.map(codeOf)).toEqual(Array(otherAnswers.length).fill('OK'))
+    expect(await count(`select count(*)::int as n from assessments.responses where session_id = '${eager.state.sessionId}' and revisions = 1`)).toBe(ORDER.length)
+    // In the order sent, one event each.
+    const events = await db.current.owner<{ question: string }[]>`
+      select properties->>'questionId' as question from analytics.events
+       where name = 'assessment.answered' and properties->>'sessionId' = ${eager.state.sessionId} order by occurred_at, id`
+    expect(events.map((e) => e.question)).toEqual(ORDER)
+  })
+
+  it('answers a repeated answer sent while the first is in flight as the same state, stored once', async () => {
+    const inbox = new AnswerInbox(db.current.sql, { maxConcurrentFlushes: 3 })
+    const s = await start(keyA)
+    const [first, again] = await Promise.all([inbox.answer(s.token, body('sleep_hours')), inbox.answer(s.token, body('sleep_hours'))])
+    expect(first).toMatchObject({ answered: 1, question: { id: 'sleep_quality' } })
+    expect(again).toMatchObject({ answered: 1, question: { id: 'sleep_quality' } })
+    expect(await count(`select count(*)::int as n from assessments.responses where session_id = '${s.state.sessionId}' and revisions = 1`)).toBe(1)
+  })
+
   it('refuses a malformed token without a query', async () => {
     const inbox = new AnswerInbox(db.current.sql)
     await expect(inbox.answer('nope', body('sleep_hours'))).rejects.toMatchObject({ code: 'NOT_FOUND' })

@@ -19,26 +19,53 @@ export type AnswerInboxOptions = Omit<GroupCommitOptions, 'noun'> & {
 }
 
 /**
- * Web answers with group commit (lib/group-commit.ts): answers arriving while a flush is in flight are written
+ * Flushes in flight at once. A flush is four round trips (begin; lookup and lock; writes; commit) and little work in
+ * PostgreSQL (under load about 8 ms of its CPU in a 60 ms flush of 25 answers: the rest is waiting, for the commit's
+ * WAL flush and for the scheduler), so one at a time leaves the database waiting most of the time. Measured at 50
+ * connections (ops/bench/assessments/answers.ts, load 8–14, 4 runs each, alternating with the code before): 3 in flight
+ * gave 556 answers/s (median) against 406 with 1 (that code also had one round trip more per flush). 5 and 8 were
+ * not better (single noisy runs): batches shrink and each answer then costs more CPU in Node and PostgreSQL
+ * (ops/bench/assessments/profile-load.ts). On a quiet machine (load 3) the route is bound by Node's CPU instead and 1
+ * and 3 measured alike (2,038 and 1,804 answers/s, single runs).
+ */
+export const ANSWER_FLUSHES_IN_FLIGHT = 3
+
+/**
+ * Web answers with group commit (lib/group-commit.ts): answers arriving while flushes are in flight are written
  * together by the next one, in one transaction (service.ts answerBatch: one commit and a few statements for the
  * batch instead of a transaction per answer). Each participant is answered only after the commit that holds their
  * answer; a refused answer (404, 409, 400) is refused alone and its neighbours are written. A batch that fails
  * otherwise is retried member by member, so only an offender fails.
+ *
+ * Several flushes run at once, so one session's answers are kept in order here: an answer joins a batch only once the
+ * session's answer before it (same token) has been answered, committed or refused. Two batches in flight therefore
+ * never hold the same session (they lock disjoint rows and never wait for each other), and a participant who sends
+ * the next answer before the last one is acknowledged has them applied in the order sent.
  */
 export class AnswerInbox {
   private readonly commit: GroupCommit<PendingAnswer, SessionStateView>
+  /** Per token with an answer waiting or in flight: the last one's settlement (the next answer of it waits for it). */
+  private readonly tails = new Map<string, Promise<unknown>>()
 
   constructor(private readonly sql: Sql, private readonly options: AnswerInboxOptions = {}) {
-    // One flush in flight (the default of the WhatsApp inbox): a flush's commit enqueues analysis jobs and NOTIFYs
-    // the live event stream, which serialize at commit anyway; meanwhile the next batch fills up.
-    // Members retried alone go one at a time: two answers of one session must not overtake each other.
-    this.commit = new GroupCommit((batch, signal) => this.flush(batch, signal), { maxBatch: 200, ...options, retryConcurrency: 1, noun: 'answer' })
+    // Members retried alone go one at a time, as before: they are few, and use connections the next batch waits for.
+    this.commit = new GroupCommit((batch, signal) => this.flush(batch, signal), {
+      maxBatch: 200, maxConcurrentFlushes: ANSWER_FLUSHES_IN_FLIGHT, ...options, retryConcurrency: 1, noun: 'answer',
+    })
   }
 
   /** The session's state after this answer, once committed; rejects with the answer's own error, or 503. */
   answer(token: string, body: AnswerBody): Promise<SessionStateView> {
     if (!TOKEN_PATTERN.test(token)) return Promise.reject(new AppError('NOT_FOUND', 'session not found'))
-    return this.commit.add({ tokenHash: sha256(token), body })
+    const item = { tokenHash: sha256(token), body }
+    const before = this.tails.get(token)
+    const result = before ? before.then(() => this.commit.add(item)) : this.commit.add(item)
+    const settled = result.then(() => undefined, () => undefined)
+    this.tails.set(token, settled)
+    void settled.then(() => {
+      if (this.tails.get(token) === settled) this.tails.delete(token)
+    })
+    return result
   }
 
   private async flush(batch: PendingAnswer[], signal: AbortSignal): Promise<(SessionStateView | Error)[]> {

@@ -166,14 +166,34 @@ export const lockSessionsWithAnswers = (tx: Tx, ids: string[]) =>
      where s.id = any(${ids}::uuid[]) order by s.id for update of s`
 
 /**
- * The sessions behind many resume tokens (sha256), before any tenant is known, through the definer door of
- * migration 0034; `ord` is the token's 1-based position in the input. A token that is not one has no row.
+ * The sessions behind many resume tokens (sha256), before any tenant is known, through the definer door of migration
+ * 0034 (`ord` is the token's 1-based position in the input; a token that is not one has no row), and the transaction
+ * scoped in the same statement to the lowest tenant id among them (transaction-local, as withTenant's). The answer
+ * inbox's first round trip: lockTokenSessionsWithAnswers, pipelined right behind it, locks that tenant's sessions
+ * without waiting for this answer. The scalar subquery is evaluated once, so every row sets the same tenant; with no
+ * row (no token is one) nothing is set and the lock sees nothing.
  */
-export const sessionsForTokens = (tx: Tx, tokenHashes: Buffer[]) =>
+export const enterSessionsForTokens = (tx: Tx, tokenHashes: Buffer[]) =>
   tx<{ ord: number; id: string; tenantId: string }[]>`
-    select u.ord::int as ord, t.id, t.tenant_id
-      from unnest(${tokenHashes.map((h) => h.toString('hex'))}::text[]) with ordinality as u(h, ord)
-     cross join lateral assessments.session_for_token(decode(u.h, 'hex')) t`
+    with found as (
+      select u.ord::int as ord, t.id, t.tenant_id
+        from unnest(${tokenHashes.map((h) => h.toString('hex'))}::text[]) with ordinality as u(h, ord)
+       cross join lateral assessments.session_for_token(decode(u.h, 'hex')) t
+    )
+    select f.ord, f.id, f.tenant_id, set_config('app.tenant_id', (select g.tenant_id::text from found g order by g.tenant_id limit 1), true) as scoped
+      from found f`
+
+/**
+ * The sessions behind these resume tokens that the transaction's tenant can see, locked in id order, with their
+ * answers (lockSessionsWithAnswers by token instead of id, so it needs no earlier lookup). `= any(array(…))`, not
+ * `in (select …)`: the planner then probes the token's unique index instead of scanning the tenant's sessions.
+ */
+export const lockTokenSessionsWithAnswers = (tx: Tx, tokenHashes: Buffer[]) =>
+  tx<SessionWithAnswers[]>`
+    select ${sessionWithAnswersColumns(tx)}
+      from assessments.sessions s join assessments.assessments a on a.id = s.assessment_id
+     where s.token_hash = any(array(select decode(h, 'hex') from unnest(${tokenHashes.map((h) => h.toString('hex'))}::text[]) h))
+     order by s.id for update of s`
 
 /**
  * The answer inbox's writes for one tenant, in one statement: the responses upserted (each (session, question) at

@@ -409,15 +409,20 @@ export async function completeIfReady(tx: Tx, ctx: SessionContext): Promise<q.Re
     score: score(ctx.compiled, ctx.answers),
   })
   if (!result) return q.findResultOfSession(tx, s.id)
-  ctx.session = await q.updateSession(tx, s.id, { status: 'completed', completedAt: 'now', progress: 100, currentQuestionId: null })
-  await q.enqueueAnalyzeResult(tx, ANALYZE_RESULT_TASK, s.tenantId, result.id)
-  // The session's own completion time, so the report's durations from events equal completed_at - started_at.
-  const completedAt = ctx.session.completedAt ?? new Date()
-  await recordPlatformEvents(tx, [
-    assessmentCompleted({ ...factOf(s), at: completedAt, resultId: result.id, totalScore: result.totalScore, band: result.band }),
-    // A session through a partner link: the link's completion too (domains/assessments/partners).
-    ...(s.linkId && s.partnerId ? [linkCompleted({ sessionId: s.id, linkId: s.linkId, partnerId: s.partnerId, leadId: s.leadId, channel: s.channel, at: completedAt })] : []),
+  // The session's own completion time, so the report's durations from events equal completed_at - started_at: both
+  // it and the result's computed_at are now(), the transaction's start, so the events need not wait for the update.
+  // The three writes go out together (pipelined): one round trip after the result's instead of three.
+  const completedAt = result.computedAt
+  const [session] = await Promise.all([
+    q.updateSession(tx, s.id, { status: 'completed', completedAt: 'now', progress: 100, currentQuestionId: null }),
+    q.enqueueAnalyzeResult(tx, ANALYZE_RESULT_TASK, s.tenantId, result.id),
+    recordPlatformEvents(tx, [
+      assessmentCompleted({ ...factOf(s), at: completedAt, resultId: result.id, totalScore: result.totalScore, band: result.band }),
+      // A session through a partner link: the link's completion too (domains/assessments/partners).
+      ...(s.linkId && s.partnerId ? [linkCompleted({ sessionId: s.id, linkId: s.linkId, partnerId: s.partnerId, leadId: s.leadId, channel: s.channel, at: completedAt })] : []),
+    ]),
   ])
+  ctx.session = session
   return result
 }
 
@@ -505,25 +510,33 @@ const unavailableNow = () => new AppError('UNAVAILABLE', 'storing the answer too
  * not current or closed, 400 not allowed). The rules are planAnswer's, applied in arrival order to contexts locked
  * once per session, so answers to the same session apply one after another and each sees the ones before it. Per
  * tenant (in tenant order, each under its own row-level security): the tokens' sessions locked in id order with
- * their answers (pipelined with the tenant setting), then every accepted answer written in one statement with its
- * events in another (pipelined), then the sessions that are complete now completed as completeIfReady does.
- * Anything else that fails throws: the group commit retries each member alone.
+ * their answers (for the first tenant in the same round trip as the tokens' lookup, which scopes the transaction to
+ * it; for any other, pipelined with its tenant setting), then every accepted answer written in one statement with
+ * its events in another (pipelined), then the sessions that are complete now completed as completeIfReady does.
+ * Four round trips for a batch of one tenant with no completion: begin, lookup and lock, writes, commit. Anything
+ * else that fails throws: the group commit retries each member alone.
  */
 export async function answerBatch(sql: Sql, items: PendingAnswer[], signal?: AbortSignal): Promise<(SessionStateView | Error)[]> {
   return sql.begin(async (tx) => {
     if (signal?.aborted) throw unavailableNow()
-    const out: (SessionStateView | Error)[] = items.map(() => notFound('session'))
-    const found = await q.sessionsForTokens(tx, items.map((i) => i.tokenHash))
+    // Filled in below; a token that found no session keeps null and is answered 404 at the end. (Not an AppError per
+    // item up front: each captures a stack trace, and nearly all are thrown away.)
+    const out: (SessionStateView | Error | null)[] = items.map(() => null)
+    // One round trip: the tokens' sessions looked up with the transaction scoped to the first of their tenants (in
+    // tenant order), and that tenant's sessions locked by token right behind it (pipelined). Other tenants follow.
+    const hashes = items.map((i) => i.tokenHash)
+    const [found, firstRows] = await Promise.all([q.enterSessionsForTokens(tx, hashes), q.lockTokenSessionsWithAnswers(tx, hashes)])
     const byTenant = new Map<string, { index: number; sessionId: string }[]>()
     for (const f of found) {
       const list = byTenant.get(f.tenantId) ?? []
       if (list.length === 0) byTenant.set(f.tenantId, list)
       list.push({ index: f.ord - 1, sessionId: f.id })
     }
-    for (const tenantId of [...byTenant.keys()].sort()) {
+    const tenants = [...byTenant.keys()].sort()
+    for (const tenantId of tenants) {
       const members = byTenant.get(tenantId)!.sort((a, b) => a.index - b.index)
       const ids = [...new Set(members.map((m) => m.sessionId))]
-      const [, rows] = await Promise.all([setTenant(tx, tenantId), q.lockSessionsWithAnswers(tx, ids)])
+      const rows = tenantId === tenants[0] ? firstRows : (await Promise.all([setTenant(tx, tenantId), q.lockSessionsWithAnswers(tx, ids)]))[1]
       const contexts = new Map<string, SessionContext>()
       for (const row of rows) contexts.set(row.id, await contextOfLocked(tx, row))
       const responses = new Map<string, { sessionId: string; questionId: string; value: AnswerValue; responseMs: number | null }>()
@@ -576,7 +589,7 @@ export async function answerBatch(sql: Sql, items: PendingAnswer[], signal?: Abo
     }
     // The callers were answered 503 meanwhile: roll back rather than keep what nobody was told was stored.
     if (signal?.aborted) throw unavailableNow()
-    return out
+    return out.map((o) => o ?? notFound('session'))
   }) as Promise<(SessionStateView | Error)[]>
 }
 

@@ -6,7 +6,7 @@
  *    real path on a sample against the AI emulator, and the rate limit held exactly (also `npm run bench:assessments-ai`).
  *
  * Environment: BENCH_SECTIONS (comma list of answers, rescore, ai-cache; default all), BENCH_AI_PARTICIPANTS (10,000), BENCH_AI_REAL (300), BENCH_ANSWER_SESSIONS (3,000),
- * BENCH_SECONDS (8), BENCH_CONNECTIONS (50), BENCH_RESCORE_SESSIONS (20,000; the issue's figure is 100,000),
+ * BENCH_SECONDS (8), BENCH_CONNECTIONS (50), BENCH_ANSWER_FLUSHES (the answer inbox's flushes in flight; default its own), BENCH_RESCORE_SESSIONS (20,000; the issue's figure is 100,000),
  * BENCH_RESCORE_BATCH (2,000), BENCH_NAIVE_SAMPLE (1,000), BENCH_DATABASE_URL.
  */
 import { startBenchDatabase } from './harness.js'

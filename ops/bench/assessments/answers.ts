@@ -1,4 +1,5 @@
 import { readMigrationFiles } from '../../../lib/migrate.js'
+import { AnswerInbox } from '../../../domains/assessments/answer-inbox.js'
 import { AnswerBody } from '../../../domains/assessments/schemas.js'
 import { answerWebSession } from '../../../domains/assessments/service.js'
 import { buildWebhooksApp } from '../../../services/webhooks/app.js'
@@ -23,7 +24,9 @@ export async function benchAnswers(db: BenchDatabase, ctx: BenchContext): Promis
   const seconds = Number(process.env.BENCH_SECONDS ?? 8)
   const connections = Number(process.env.BENCH_CONNECTIONS ?? 50)
   const config = testConfig({ LOG_LEVEL: 'silent', ASSESSMENTS_RATE_LIMIT_PER_IP_PER_MINUTE: '100000000', ASSESSMENTS_STARTS_PER_IP_PER_HOUR: '100000000' })
-  const app = await buildWebhooksApp({ config, sql: db.sql, log: testLogger(), migrations: await readMigrationFiles() })
+  // BENCH_ANSWER_FLUSHES: the answer inbox's flushes in flight, to compare (default: the inbox's own).
+  const flushes = process.env.BENCH_ANSWER_FLUSHES ? { maxConcurrentFlushes: Number(process.env.BENCH_ANSWER_FLUSHES) } : {}
+  const app = await buildWebhooksApp({ config, sql: db.sql, log: testLogger(), migrations: await readMigrationFiles(), answers: new AnswerInbox(db.sql, flushes) })
   app.post('/bench/bare', { config: { access: 'public' } }, async (req) => ({ ok: true, got: typeof req.body }))
   // The path before group commit, for comparison in the same run: one transaction per answer (answerWebSession).
   app.post('/bench/direct/:token/answers', { config: { access: 'public' } }, async (req) =>

@@ -5,10 +5,13 @@
  * other users of the same server see nothing; the database is dropped at the end. Needs BENCH_DATABASE_URL as a
  * superuser (or the embedded server, whose user is one).
  *
- * Environment: PROFILE_ANSWERS (answers profiled after warm-up, 3), PROFILE_ANALYZE (1: with actual times).
+ * Environment: PROFILE_ANSWERS (answers profiled after warm-up, 3), PROFILE_ANALYZE (1: with actual times),
+ * PROFILE_BATCH (1: one answer alone, the path before group commit; n > 1: one answer of each of n sessions in one
+ * answerBatch, the answer inbox's flush).
  */
 import postgres from 'postgres'
-import { answerWebSession, startWebSession } from '../../../domains/assessments/service.js'
+import { sha256 } from '../../../lib/crypto.js'
+import { answerBatch, answerWebSession, startWebSession } from '../../../domains/assessments/service.js'
 import type { Sql } from '../../../lib/db.js'
 import { startBenchDatabase } from '../harness.js'
 import { ANSWER_SEQUENCE } from './answers.js'
@@ -34,15 +37,22 @@ try {
     debug: (_conn, query) => { if (capture) statements.push(query.replace(/\s+/g, ' ').trim()) },
   }) as unknown as Sql
 
-  const started = await startWebSession(traced, ctx.healthPublicKey, { demographics: { age: 40 } })
+  const batchSize = Number(process.env.PROFILE_BATCH ?? 1)
+  const tokens = await Promise.all(Array.from({ length: batchSize }, async () => (await startWebSession(traced, ctx.healthPublicKey, { demographics: { age: 40 } })).token))
+  const answer = async (questionId: string, value: unknown) => {
+    const body = { questionId, value: value as never, responseMs: 1500 }
+    if (batchSize === 1) return void await answerWebSession(traced, tokens[0]!, body)
+    const out = await answerBatch(traced, tokens.map((t) => ({ tokenHash: sha256(t), body })))
+    if (out.some((o) => o instanceof Error)) throw new Error(`batch refused an answer: ${out.find((o) => o instanceof Error)}`)
+  }
   // Warm-up: the compiled version cached, partitions known, plans prepared.
-  for (const [questionId, value] of ANSWER_SEQUENCE.slice(0, 2)) await answerWebSession(traced, started.token, { questionId, value: value as never, responseMs: 1500 })
+  for (const [questionId, value] of ANSWER_SEQUENCE.slice(0, 2)) await answer(questionId, value)
   for (const [questionId, value] of ANSWER_SEQUENCE.slice(2, 2 + profiled)) {
     notices.length = 0
     statements.length = 0
     capture = true
     const t0 = performance.now()
-    await answerWebSession(traced, started.token, { questionId, value: value as never, responseMs: 1500 })
+    await answer(questionId, value)
     const ms = performance.now() - t0
     capture = false
     console.log(`\n=== answer ${questionId}: ${ms.toFixed(1)} ms wall, ${statements.length} statements sent (begin/commit included)`)
