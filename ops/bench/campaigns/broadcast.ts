@@ -181,7 +181,7 @@ export async function runBroadcastBench(o: BroadcastBenchOptions): Promise<Broad
           lastReport = now
         }
         const rows = await db.owner<{ w: string }[]>`
-          select coalesce(wait_event_type || ':' || wait_event, 'cpu') || ' | ' || left(regexp_replace(query, '\s+', ' ', 'g'), 90) as w
+          select coalesce(wait_event_type || ':' || wait_event, 'cpu') || ' | ' || left(regexp_replace(query, '[[:space:]]+', ' ', 'g'), 90) as w
             from pg_stat_activity where state = 'active' and pid <> pg_backend_pid() and datname = current_database()`.catch(() => [])
         for (const r of rows) waits.set(r.w, (waits.get(r.w) ?? 0) + 1)
         await sleep(100)
