@@ -3,7 +3,7 @@ import type { App } from '../../lib/http/create-server.js'
 import { bearer, buildTestApi } from '../../test/apps.js'
 import { useTestDatabase } from '../../test/db.js'
 import { makeTenant, type TestTenant } from '../../test/factories/tenants.js'
-import { DraftAutosave, getDraft, publishDraft, saveDraft, saveDrafts } from './drafts.js'
+import { DraftAutosave, draftLane, getDraft, publishDraft, saveDraft, saveDrafts } from './drafts.js'
 import { CreateCampaignBody, type DraftView, type SaveDraftBody } from './schemas.js'
 import { createCampaign, deleteCampaign, updateCampaign } from './service.js'
 
@@ -159,6 +159,27 @@ describe('campaign draft autosave, group-committed: one statement per flush, eve
     ])
     expect(reopened.map((r) => (r as DraftView).baseVersion)).toEqual([1, 2, 2])
     expect((await publishDraft(db.current.sql, who(a), c))).toMatchObject({ name: 'Typing on', version: 3 })
+  })
+
+  it('with two lanes, stores a save of the other lane while a flush is held, and keeps a draft\'s saves in arrival order in its own lane', async () => {
+    const autosave = new DraftAutosave(db.current.sql, { lanes: 2 })
+    const blocker = await newCampaign(a)
+    const lane = draftLane(blocker, 2)
+    let same = await newCampaign(a)
+    let other = await newCampaign(a)
+    while (draftLane(same, 2) !== lane) same = await newCampaign(a)
+    while (draftLane(other, 2) === lane) other = await newCampaign(a)
+    const held = await holdFirstFlush(autosave, a, blocker)
+    let sameSettled = false
+    const sameSaves = [1, 2, 3].map((i) => autosave.save(a.id, same, { step: String(i), data: { name: `Same lane ${i}` } }).finally(() => (sameSettled = true)))
+    // The other lane is not behind the held flush: committed and answered while it still waits for its lock.
+    expect(await autosave.save(a.id, other, { data: { name: 'Other lane' } })).toMatchObject({ campaignId: other, saves: 1 })
+    expect(byId(await stored([other])).get(other)).toMatchObject({ data: { name: 'Other lane' } })
+    expect(sameSettled).toBe(false)
+    await held.release()
+    expect((await Promise.all(sameSaves)).map((d) => [d.step, d.saves])).toEqual([['1', 1], ['2', 2], ['3', 3]])
+    expect(byId(await stored([same])).get(same)).toMatchObject({ step: '3', data: { name: 'Same lane 3' }, saves: 3 })
+    expect((await held.first).data).toEqual({ name: 'blocker, saved again' })
   })
 
   describe('over HTTP', () => {

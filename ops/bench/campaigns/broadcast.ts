@@ -169,6 +169,24 @@ export async function runBroadcastBench(o: BroadcastBenchOptions): Promise<Broad
       audience: { type: 'filter', filter: { tags: ['broadcast'], tagMatch: 'all' } },
     })
     const startedAt = Date.now()
+    // Where the database's time goes while the broadcast runs: active backends' wait events and statements, sampled.
+    const waits = new Map<string, number>()
+    let sampling = true
+    let lastReport = { at: Date.now(), sent: wa.sent.length }
+    const sampler = (async () => {
+      while (sampling) {
+        if (process.env.BENCH_BROADCAST_DIAG && Date.now() - lastReport.at >= 10_000) {
+          const now = { at: Date.now(), sent: wa.sent.length }
+          console.log(`+${((now.at - startedAt) / 1000).toFixed(0)} s: ${now.sent} sent, ${((now.sent - lastReport.sent) / ((now.at - lastReport.at) / 1000)).toFixed(1)}/s over the last ${((now.at - lastReport.at) / 1000).toFixed(0)} s, 130429 so far ${wa.throttled[130429] ?? 0}`)
+          lastReport = now
+        }
+        const rows = await db.owner<{ w: string }[]>`
+          select coalesce(wait_event_type || ':' || wait_event, 'cpu') || ' | ' || left(regexp_replace(query, '[[:space:]]+', ' ', 'g'), 90) as w
+            from pg_stat_activity where state = 'active' and pid <> pg_backend_pid() and datname = current_database()`.catch(() => [])
+        for (const r of rows) waits.set(r.w, (waits.get(r.w) ?? 0) + 1)
+        await sleep(100)
+      }
+    })()
     await startBroadcast(db.sql, who, b.id)
     const materialisedMs = Date.now() - startedAt
 
@@ -195,6 +213,12 @@ export async function runBroadcastBench(o: BroadcastBenchOptions): Promise<Broad
     await waitUntil(async () => (await status()) !== 'sending', 'the broadcast to finish')
     const finishedAt = Date.now()
     finished = true
+    sampling = false
+    await sampler
+    if (process.env.BENCH_BROADCAST_DIAG) {
+      console.log('wait samples (100 ms), top 25:')
+      for (const [k, v] of [...waits].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(String(v).padStart(6), k)
+    }
     // Sends the dead worker had claimed: one whose call never began (asleep for its rate slot) is claimed again and
     // sent as soon as the restarted worker runs its job; one whose call had begun is resolved from its status webhook
     // (after the in-flight lease, or sooner once the dead worker's heartbeat is stale), or sent again only if Meta
@@ -212,6 +236,12 @@ export async function runBroadcastBench(o: BroadcastBenchOptions): Promise<Broad
              count(*) filter (where state in ('pending', 'queued'))::int as pending
         from campaigns.broadcast_recipients where broadcast_id = ${b.id}`
     const steadyRate = rateOf(beforeKill.sort((a, b) => a - b).slice(Math.floor(beforeKill.length * 0.05)))
+    if (process.env.BENCH_BROADCAST_DIAG) {
+      const step = Math.max(2, Math.floor(beforeKill.length / 8))
+      const parts: string[] = []
+      for (let i = 0; i + step <= beforeKill.length; i += step) parts.push(rateOf(beforeKill.slice(i, i + step)).toFixed(1))
+      console.log(`rate per eighth before the kill: ${parts.join(', ')}`)
+    }
     const times = sent.map((m) => Date.parse(m.receivedAt)).sort((a, b) => a - b)
     const overallRate = rateOf(times)
     const throttled = (wa.throttled[130429] ?? 0) + (wa.throttled[131056] ?? 0)

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { App } from '../../../../lib/http/create-server.js'
-import { sendQueueName } from '../../../../domains/whatsapp/outbound/queries.js'
+import { sendJobKey, sendQueueName } from '../../../../domains/whatsapp/outbound/queries.js'
 import { bearer, buildTestApi } from '../../../../test/apps.js'
 import { useTestDatabase } from '../../../../test/db.js'
 import { makeTemplate, makeWhatsAppLead, type TestLead } from '../../../../test/factories/conversations-rows.js'
@@ -47,7 +47,7 @@ describe('POST/GET /v1/messages', () => {
     expect(res.statusCode).toBe(202)
     const message = res.json()
     expect(message).toMatchObject({ leadId: open.id, phoneNumberId: number.id, waId: open.waId, type: 'text', source: 'api', sendState: 'queued', status: 'pending', wamid: null, content: { body: 'Your visit is confirmed for Monday.' } })
-    const [job] = await db.current.owner`select task_identifier, queue_name from graphile_worker.jobs where key = ${sendQueueName(number.id, open.waId)}`
+    const [job] = await db.current.owner`select task_identifier, queue_name from graphile_worker.jobs where key = ${sendJobKey(number.id, open.waId)}`
     expect(job).toMatchObject({ taskIdentifier: 'whatsapp__send_message', queueName: sendQueueName(number.id, open.waId) })
 
     const list = await app.inject({ method: 'GET', url: `/v1/messages?leadId=${open.id}`, headers: bearer(tenant.adminKey) })
