@@ -3,7 +3,7 @@ import { hostname } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { Logger as WorkerLogger, run, type Runner, type WorkerEvents } from 'graphile-worker'
 import type { Config } from '../../lib/config.js'
-import { createSql, type Sql } from '../../lib/db.js'
+import { createSql, isDatabaseUnavailable, type Sql } from '../../lib/db.js'
 import type { Logger } from '../../lib/logger.js'
 import { useScrapeSources } from '../../lib/metrics.js'
 import { jobQueueStats } from '../../lib/job-queue.js'
@@ -123,8 +123,15 @@ class WorkerSupervisor implements WorkerHandle {
     try {
       await this.startGeneration({ rethrow: true })
     } catch (err) {
-      await this.heartbeatSql.end({ timeout: 1 })
-      throw err
+      // The database answered the boot (migrations ran) and went away while the runner started: like any outage
+      // later on, the job queue starts once beats succeed again, and the process does not exit. Anything else (a
+      // bad schema, a bug) fails the start.
+      if (!isDatabaseUnavailable(err)) {
+        await this.heartbeatSql.end({ timeout: 1 })
+        throw err
+      }
+      this.log.warn({ errCode: (err as { code?: string }).code }, 'the database went away while the job queue was starting; it starts when the database answers')
+      this.databaseAway = true
     }
     this.timer = setInterval(() => void this.tick(), Math.max(100, Math.floor(this.timeoutMs / 6)))
   }
