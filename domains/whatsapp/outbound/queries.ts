@@ -277,10 +277,11 @@ export const findSendEvidence = (sql: Queryable, idempotencyKey: string, since: 
 // it. `intervalMs` is 1/rate; `burst` sends may go back to back. A slot further away than `maxWaitMs` is not taken
 // (null): the caller should come back later rather than hold a worker.
 
-export const reserveSendSlot = (sql: Queryable, tenantId: string, key: string, intervalMs: number, burst: number, maxWaitMs: number) =>
+export const reserveSendSlot = (sql: Queryable, tenantId: string, key: string, intervalMs: number, burst: number, maxWaitMs: number, options: { lazyCommit?: boolean } = {}) =>
   sql<{ waitMs: number }[]>`
+    ${options.lazyCommit ? sql`with quick as materialized (select set_config('synchronous_commit', 'off', true) as v)` : sql``}
     insert into whatsapp.send_rate_limits as r (tenant_id, key, tat)
-    values (${tenantId}, ${key}, clock_timestamp() + ${intervalMs} * interval '1 millisecond')
+    select ${tenantId}, ${key}, clock_timestamp() + ${intervalMs} * interval '1 millisecond' ${options.lazyCommit ? sql`from quick` : sql``}
     on conflict (tenant_id, key) do update
        set tat = greatest(r.tat, clock_timestamp()) + ${intervalMs} * interval '1 millisecond'
      where greatest(r.tat, clock_timestamp()) - ${(burst - 1) * intervalMs} * interval '1 millisecond'
@@ -296,16 +297,7 @@ export const reserveSendSlot = (sql: Queryable, tenantId: string, key: string, i
  * only lets the first sends after the restart go a few milliseconds early.
  */
 export const reserveSendSlotQuickly = (sql: Queryable, tenantId: string, key: string, intervalMs: number, burst: number, maxWaitMs: number) =>
-  sql<{ waitMs: number }[]>`
-    with quick as materialized (select set_config('synchronous_commit', 'off', true) as v)
-    insert into whatsapp.send_rate_limits as r (tenant_id, key, tat)
-    select ${tenantId}, ${key}, clock_timestamp() + ${intervalMs} * interval '1 millisecond' from quick
-    on conflict (tenant_id, key) do update
-       set tat = greatest(r.tat, clock_timestamp()) + ${intervalMs} * interval '1 millisecond'
-     where greatest(r.tat, clock_timestamp()) - ${(burst - 1) * intervalMs} * interval '1 millisecond'
-           <= clock_timestamp() + ${maxWaitMs} * interval '1 millisecond'
-    returning greatest(0, extract(epoch from (r.tat - ${burst * intervalMs} * interval '1 millisecond' - clock_timestamp())) * 1000)::float8 as wait_ms`
-    .then((r) => (r[0] ? r[0].waitMs : null))
+  reserveSendSlot(sql, tenantId, key, intervalMs, burst, maxWaitMs, { lazyCommit: true })
 
 /**
  * A claim given back (the number had no slot soon enough): the send is as it was before markCallStarted, waiting
