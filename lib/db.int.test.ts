@@ -4,16 +4,22 @@ import { ROOT } from '../test/processes.js'
 import { useTestDatabase } from '../test/db.js'
 import { createSql, isDatabaseUnavailable, postgresDriverPatched, withTenantStatement } from './db.js'
 
+/** Runs a fixture script in a process of its own (a driver bug may kill it): its exit code and its whole output. */
+async function runFixture(file: string, url: string): Promise<{ code: number | null; out: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', file, url], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout.on('data', (d) => (out += d))
+  child.stderr.on('data', (d) => (out += d))
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+  return { code, out }
+}
+
 describe('the database driver when the server drops a connection', () => {
   const db = useTestDatabase()
 
   it('fails the transaction, keeps the process alive and serves the next queries on the same pool', async () => {
     // A process of its own: the driver bug this guards against throws from a setImmediate and kills its process.
-    const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/transaction-on-dying-connection.ts', db.current.ownerUrl], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    child.stdout.on('data', (d) => (out += d))
-    child.stderr.on('data', (d) => (out += d))
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+    const { code, out } = await runFixture('test/fixtures/transaction-on-dying-connection.ts', db.current.ownerUrl)
     expect(out).not.toContain('TypeError')
     expect(code).toBe(0)
     const lines = out.trim().split('\n')
@@ -25,11 +31,7 @@ describe('the database driver when the server drops a connection', () => {
   it('lives through a connection whose first statement, the driver\'s array types fetch, fails', async () => {
     // The fetch's promise had no handler (porsager/postgres#1192): a database shutting down while the pool
     // reconnected killed the process with an unhandled rejection. A 1 ms statement timeout fails that fetch every time.
-    const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/types-fetch-failing.ts', db.current.ownerUrl], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    child.stdout.on('data', (d) => (out += d))
-    child.stderr.on('data', (d) => (out += d))
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+    const { code, out } = await runFixture('test/fixtures/types-fetch-failing.ts', db.current.ownerUrl)
     expect({ code, out }).toEqual({ code: 0, out: expect.stringMatching(/done\n$/) })
     expect(out).not.toContain('unhandled')
   }, 60_000)

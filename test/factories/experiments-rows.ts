@@ -2,7 +2,7 @@ import { withTenant, type Sql } from '../../lib/db.js'
 import { CreateExperimentBody } from '../../domains/experiments/schemas.js'
 import { assign, createExperiment, maintainResults, startExperiment } from '../../domains/experiments/service.js'
 import type { ExperimentView } from '../../domains/experiments/schemas.js'
-import { drainResultQueue } from '../../domains/experiments/queries.js'
+import { drainResultQueue, type PhaseCount } from '../../domains/experiments/queries.js'
 import { makeLead } from './marketing-rows.js'
 import type { TestTenant } from './tenants.js'
 
@@ -48,3 +48,9 @@ export async function populateExperimentsRows(sql: Sql, tenant: TestTenant): Pro
     insert into experiments.exposures (tenant_id, experiment_id, phase, unit_id, lead_id, variation_key, source)
     values (${tenant.id}, ${e.id}, 1, ${a!.id}, ${a!.id}, 'treatment', 'flow')`)
 }
+
+/** Phase counts in a form two reads can be compared by (numbers, empty rows dropped, a fixed order). */
+export const comparablePhaseCounts = (rows: PhaseCount[]) =>
+  rows.map((r) => ({ kind: r.kind, variationKey: r.variationKey, ord: r.ord ?? null, n: r.n, total: r.kind === 'goal' ? Number(r.total) : null, totalSq: r.kind === 'goal' ? Number(r.totalSq) : null }))
+    .filter((r) => r.n !== 0)
+    .sort((a, b) => `${a.kind}:${a.variationKey}:${a.ord}`.localeCompare(`${b.kind}:${b.variationKey}:${b.ord}`))

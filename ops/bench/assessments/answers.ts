@@ -4,6 +4,7 @@ import { AnswerBody } from '../../../domains/assessments/schemas.js'
 import { answerWebSession } from '../../../domains/assessments/service.js'
 import { buildWebhooksApp } from '../../../services/webhooks/app.js'
 import { testConfig, testLogger } from '../../../test/apps.js'
+import type { Sql } from '../../../lib/db.js'
 import { loadTest, printComparison, type BenchDatabase } from '../harness.js'
 import type { BenchContext } from './context.js'
 
@@ -19,26 +20,38 @@ export const ANSWER_SEQUENCE: [string, unknown][] = [
  * the event in the same transaction), against a bare POST route on the same server in the same run. Target ≥ 0.4×.
  * The path before group commit (one transaction per answer) is measured too, on its own sessions, for the gain.
  */
+/** The webhooks service as the answer benches run it (limits out of the way), with a bare POST route beside it. */
+export async function buildAnswerBenchApp(sql: Sql, flushesInFlight?: string) {
+  const config = testConfig({ LOG_LEVEL: 'silent', ASSESSMENTS_RATE_LIMIT_PER_IP_PER_MINUTE: '100000000', ASSESSMENTS_STARTS_PER_IP_PER_HOUR: '100000000' })
+  const flushes = flushesInFlight ? { maxConcurrentFlushes: Number(flushesInFlight) } : {}
+  const app = await buildWebhooksApp({ config, sql, log: testLogger(), migrations: await readMigrationFiles(), answers: new AnswerInbox(sql, flushes) })
+  app.post('/bench/bare', { config: { access: 'public' } }, async (req) => ({ ok: true, got: typeof req.body }))
+  return app
+}
+
+/** `count` web sessions of an assessment started over HTTP, 100 at a time: their resume tokens. */
+export async function startSessions(base: string, publicKey: string, count: number): Promise<string[]> {
+  const tokens: string[] = []
+  for (let i = 0; i < count; i += 100) {
+    const batch = await Promise.all(Array.from({ length: Math.min(100, count - i) }, () =>
+      fetch(`${base}/assessments/${publicKey}/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ demographics: { age: 40 } }) }).then((r) => r.json() as Promise<{ token: string }>)))
+    tokens.push(...batch.map((b) => b.token))
+  }
+  return tokens
+}
+
 export async function benchAnswers(db: BenchDatabase, ctx: BenchContext): Promise<void> {
   const sessions = Number(process.env.BENCH_ANSWER_SESSIONS ?? 3000)
   const seconds = Number(process.env.BENCH_SECONDS ?? 8)
   const connections = Number(process.env.BENCH_CONNECTIONS ?? 50)
-  const config = testConfig({ LOG_LEVEL: 'silent', ASSESSMENTS_RATE_LIMIT_PER_IP_PER_MINUTE: '100000000', ASSESSMENTS_STARTS_PER_IP_PER_HOUR: '100000000' })
   // BENCH_ANSWER_FLUSHES: the answer inbox's flushes in flight, to compare (default: the inbox's own).
-  const flushes = process.env.BENCH_ANSWER_FLUSHES ? { maxConcurrentFlushes: Number(process.env.BENCH_ANSWER_FLUSHES) } : {}
-  const app = await buildWebhooksApp({ config, sql: db.sql, log: testLogger(), migrations: await readMigrationFiles(), answers: new AnswerInbox(db.sql, flushes) })
-  app.post('/bench/bare', { config: { access: 'public' } }, async (req) => ({ ok: true, got: typeof req.body }))
+  const app = await buildAnswerBenchApp(db.sql, process.env.BENCH_ANSWER_FLUSHES)
   // The path before group commit, for comparison in the same run: one transaction per answer (answerWebSession).
   app.post('/bench/direct/:token/answers', { config: { access: 'public' } }, async (req) =>
     answerWebSession(db.sql, (req.params as { token: string }).token, AnswerBody.parse(req.body)))
   const base = await app.listen({ host: '127.0.0.1', port: 0 })
 
-  const tokens: string[] = []
-  for (let i = 0; i < sessions; i += 100) {
-    const batch = await Promise.all(Array.from({ length: Math.min(100, sessions - i) }, () =>
-      fetch(`${base}/assessments/${ctx.healthPublicKey}/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ demographics: { age: 40 } }) }).then((r) => r.json() as Promise<{ token: string }>)))
-    tokens.push(...batch.map((b) => b.token))
-  }
+  const tokens = await startSessions(base, ctx.healthPublicKey, sessions)
   // Request n answers question floor(n / sessions) of session n % sessions: a session's next answer comes only after
   // every other session's, long after its previous one was answered. Each path answers its own half of the sessions.
   const half = Math.floor(tokens.length / 2)

@@ -9,13 +9,9 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import postgres from 'postgres'
-import { readMigrationFiles } from '../../../lib/migrate.js'
 import type { Sql } from '../../../lib/db.js'
-import { AnswerInbox } from '../../../domains/assessments/answer-inbox.js'
-import { buildWebhooksApp } from '../../../services/webhooks/app.js'
-import { testConfig, testLogger } from '../../../test/apps.js'
 import { loadTest, startBenchDatabase } from '../harness.js'
-import { ANSWER_SEQUENCE } from './answers.js'
+import { ANSWER_SEQUENCE, buildAnswerBenchApp, startSessions } from './answers.js'
 import { setUpAssessments } from './context.js'
 
 /** CPU seconds (user + system) of this process's descendants: the embedded PostgreSQL and its backends (Linux). */
@@ -56,17 +52,9 @@ const begin = sql.begin.bind(sql)
 }
 try {
   const ctx = await setUpAssessments(db)
-  const config = testConfig({ LOG_LEVEL: 'silent', ASSESSMENTS_RATE_LIMIT_PER_IP_PER_MINUTE: '100000000', ASSESSMENTS_STARTS_PER_IP_PER_HOUR: '100000000' })
-  const flushesInFlight = process.env.PROFILE_FLUSHES ? { maxConcurrentFlushes: Number(process.env.PROFILE_FLUSHES) } : {}
-  const app = await buildWebhooksApp({ config, sql, log: testLogger(), migrations: await readMigrationFiles(), answers: new AnswerInbox(sql, flushesInFlight) })
-  app.post('/bench/bare', { config: { access: 'public' } }, async (req) => ({ ok: true, got: typeof req.body }))
+  const app = await buildAnswerBenchApp(sql, process.env.PROFILE_FLUSHES)
   const base = await app.listen({ host: '127.0.0.1', port: 0 })
-  const tokens: string[] = []
-  for (let i = 0; i < sessions; i += 100) {
-    const batch = await Promise.all(Array.from({ length: Math.min(100, sessions - i) }, () =>
-      fetch(`${base}/assessments/${ctx.healthPublicKey}/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ demographics: { age: 40 } }) }).then((r) => r.json() as Promise<{ token: string }>)))
-    tokens.push(...batch.map((b) => b.token))
-  }
+  const tokens = await startSessions(base, ctx.healthPublicKey, sessions)
   let n = 0
   const capacity = tokens.length * ANSWER_SEQUENCE.length
   const setupRequest = (req: Record<string, unknown>) => {
