@@ -22,6 +22,7 @@ import partnerLinkRoutes from './modules/partner-links/routes.js'
 import shopWebhookRoutes from './modules/partner-links/shop-routes.js'
 import linkSessionRoutes from './modules/partner-links/session-routes.js'
 import { ApiKeyCache } from '../../domains/tenancy/key-cache.js'
+import { ExperimentDefinitions } from '../../domains/experiments/definitions-cache.js'
 
 export interface WebhooksDeps {
   config: Config
@@ -38,6 +39,8 @@ export interface WebhooksDeps {
   answers?: AnswerInbox
   /** API keys resolved in process (the event intake's keys); one per app unless given. */
   apiKeys?: ApiKeyCache
+  /** Running experiments' definitions in process (the public variant endpoint's); one per app unless given. */
+  experimentDefinitions?: ExperimentDefinitions
 }
 
 /**
@@ -46,19 +49,23 @@ export interface WebhooksDeps {
  */
 export async function buildWebhooksApp(input: WebhooksDeps): Promise<App> {
   const ownKeys = input.apiKeys ? null : new ApiKeyCache(input.sql, input.log, { ttlMs: input.config.API_KEY_CACHE_TTL_MS })
+  const ownDefinitions = input.experimentDefinitions ? null
+    : new ExperimentDefinitions(input.sql, input.log, { ttlMs: input.config.EXPERIMENT_CACHE_TTL_MS })
   const deps = {
     ...input,
     secrets: input.secrets ?? SecretBox.fromConfig(input.config.SECRETS_KEY),
     inbox: input.inbox ?? new DeliveryInbox(input.sql),
     apiKeys: input.apiKeys ?? ownKeys!,
+    experimentDefinitions: input.experimentDefinitions ?? ownDefinitions!,
     answers: input.answers ?? new AnswerInbox(input.sql, { onError: (err) => input.log.error({ err }, 'assessment answers could not be stored') }),
   }
   const app = createHttpServer({ logger: deps.log, bodyLimit: deps.config.WEBHOOK_BODY_LIMIT_BYTES, trustProxy: deps.config.TRUST_PROXY, timeouts: deps.config })
   registerMetrics(app, { service: 'webhooks', config: deps.config })
-  // A cache this app made listens for key changes (in the background) until the app closes.
-  if (ownKeys) {
-    void ownKeys.start()
-    app.addHook('onClose', async () => ownKeys.close())
+  // Caches this app made listen for changes (in the background) until the app closes.
+  for (const own of [ownKeys, ownDefinitions]) {
+    if (!own) continue
+    void own.start()
+    app.addHook('onClose', async () => own.close())
   }
   await registerOpenApi(app, {
     title: 'WhatsApp lead platform ingestion',

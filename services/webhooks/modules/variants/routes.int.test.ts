@@ -2,8 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { App } from '../../../../lib/http/create-server.js'
 import type { SiteKeyView } from '../../../../domains/analytics/schemas.js'
 import { archiveSiteKey } from '../../../../domains/analytics/service.js'
+import { ExperimentDefinitions } from '../../../../domains/experiments/definitions-cache.js'
 import { bucketUnit } from '../../../../domains/experiments/hashing.js'
-import { buildTestWebhooks } from '../../../../test/apps.js'
+import { pauseExperiment } from '../../../../domains/experiments/service.js'
+import { buildTestWebhooks, testConfig, testLogger } from '../../../../test/apps.js'
 import { useTestDatabase } from '../../../../test/db.js'
 import { makeSiteKey } from '../../../../test/factories/analytics-rows.js'
 import { makeExperiment } from '../../../../test/factories/experiments-rows.js'
@@ -76,6 +78,32 @@ describe('POST /v1/variants: experiment variations for website visitors, by site
     await archiveSiteKey(db.current.sql, { tenantId: tenant.id, actor: 'test', requestId: null }, key.id)
     // The intake caches keys for up to 30 s; a fresh process (this test's key was never looked up) sees the archive at once.
     expect((await ask({ anonymousId: 'v' }, { origin: ORIGIN }, key.publicKey)).statusCode).toBe(410)
+  })
+
+  it('decides from the definitions cache, and a paused experiment leaves the answers at once', async () => {
+    // A real cache, counted: the route asks it for the tenant's experiments instead of reading them per request.
+    let asked = 0
+    class CountedDefinitions extends ExperimentDefinitions {
+      override forTenant(tenantId: string) {
+        asked++
+        return super.forTenant(tenantId)
+      }
+    }
+    const definitions = new CountedDefinitions(db.current.sql, testLogger(), { ttlMs: testConfig().EXPERIMENT_CACHE_TTL_MS })
+    await definitions.start()
+    const cached = await buildTestWebhooks(db.current, {}, { experimentDefinitions: definitions })
+    try {
+      const keys = async (anonymousId: string) => (await cached.inject({ method: 'POST', url: `/v1/variants?siteKey=${siteKey.publicKey}`, headers: { origin: ORIGIN },
+        payload: { anonymousId, attributes: {} } })).json().assignments.map((a: { experimentKey: string }) => a.experimentKey)
+      const hero = await makeExperiment(db.current.sql, tenant, { key: 'cached-hero', unit: 'anonymous' })
+      expect(await keys('cached-visitor-1')).toContain('cached-hero')
+      expect(asked).toBeGreaterThan(0)
+      await pauseExperiment(db.current.sql, { tenantId: tenant.id, actor: 'test', requestId: null }, hero.id)
+      expect(await keys('cached-visitor-2')).not.toContain('cached-hero')
+    } finally {
+      await cached.close()
+      await definitions.close()
+    }
   })
 
   describe('security', () => {

@@ -71,5 +71,5 @@ export default async function variantRoutes(app: App, deps: WebhooksDeps) {
       body: VariantsBody,
       response: { 200: AssignResult },
     },
-  }, async (req) => ({ assignments: await assign(deps.sql, req.variantSiteKey!.tenantId, { anonymousId: req.body.anonymousId, attributes: req.body.attributes, source: 'site' }) }))
+  }, async (req) => ({ assignments: await assign(deps.sql, req.variantSiteKey!.tenantId, { anonymousId: req.body.anonymousId, attributes: req.body.attributes, source: 'site' }, deps.experimentDefinitions) }))
 }
