@@ -28,6 +28,8 @@ import type { TaskDeps } from './task-deps.js'
 import { processDeliveriesTask } from './whatsapp__process_deliveries.js'
 import { processDeliveryTask } from './whatsapp__process_delivery.js'
 import { pruneDeliveriesTask } from './whatsapp__prune_deliveries.js'
+import { gcSendQueuesTask } from './whatsapp__gc_send_queues.js'
+import { scheduleLegacySendQueueSweep } from '../../../domains/whatsapp/outbound/queries.js'
 import { rollUpDaysTask } from './analytics__roll_up_days.js'
 import { sendMessageTask } from './whatsapp__send_message.js'
 import { submitTemplateTask } from './whatsapp__submit_template.js'
@@ -39,6 +41,7 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     whatsapp__process_deliveries: processDeliveriesTask(deps),
     whatsapp__process_delivery: processDeliveryTask(deps),
     whatsapp__prune_deliveries: pruneDeliveriesTask(deps),
+    whatsapp__gc_send_queues: gcSendQueuesTask(deps),
     analytics__roll_up_days: rollUpDaysTask(deps),
     ops__unlock_stale_jobs: unlockStaleJobsTask(deps),
     whatsapp__send_message: sendMessageTask(deps),
@@ -70,7 +73,12 @@ export function buildTaskList(deps: TaskDeps): TaskList {
   }
 }
 
-/** Jobs that schedule themselves, armed when a worker starts (the crontab re-arms them within a minute otherwise). */
+/** Jobs armed when a worker starts: those that schedule themselves (the crontab re-arms them within a minute otherwise). */
 export async function armSelfSchedulingJobs(deps: TaskDeps): Promise<void> {
   await scheduleInactivity({ sql: deps.sql, settings: onboardingSettingsOf(deps.config) }, deps.config.WORKER_POLL_INTERVAL_MS)
+  // Not a self-scheduling job: the legacy send queue sweep once after a start, besides its hourly crontab line.
+  await scheduleLegacySendQueueSweep(deps.sql, 'whatsapp__gc_send_queues', LEGACY_SEND_QUEUE_SWEEP_DELAY_SECONDS)
 }
+
+/** Long enough for a rolling deploy to retire the processes that may still enqueue under the old queue names. */
+export const LEGACY_SEND_QUEUE_SWEEP_DELAY_SECONDS = 300

@@ -1,0 +1,77 @@
+import { randomUUID } from 'node:crypto'
+import { describe, expect, it } from 'vitest'
+import { deleteLegacySendQueues, sendJobKey } from '../../../domains/whatsapp/outbound/queries.js'
+import { testConfig, testLogger } from '../../../test/apps.js'
+import { useTestDatabase } from '../../../test/db.js'
+import { drainJobs } from '../../../test/whatsapp.js'
+import { armSelfSchedulingJobs, LEGACY_SEND_QUEUE_SWEEP_DELAY_SECONDS } from './index.js'
+
+describe('sweeping the queue rows of the one-queue-per-recipient sender', () => {
+  const db = useTestDatabase()
+  const queues = async () =>
+    (await db.current.owner<{ queueName: string }[]>`select queue_name from graphile_worker._private_job_queues order by queue_name`).map((r) => r.queueName)
+  /** As the sender before the 256 shared queues did: its queue name was what sendJobKey is now (number, pseudonym). */
+  const legacyQueue = () => sendJobKey(randomUUID(), `55119${Math.floor(Math.random() * 1e8)}`)
+  const addJob = (task: string, queue: string, runAt = 'now()') =>
+    db.current.owner.unsafe(`select (graphile_worker.add_job($1, '{}'::json, queue_name := $2, job_key := $2, run_at := ${runAt})).id::text as id`, [task, queue])
+      .then((r) => r[0]!.id as string)
+
+  it('deletes empty unlocked legacy queues and keeps those with a job, locked ones and live ones; jobs still run after', async () => {
+    const o = db.current.owner
+    const done = [legacyQueue(), legacyQueue(), legacyQueue()]
+    for (const q of done) {
+      const id = await addJob('whatsapp__send_message', q)
+      await o`select graphile_worker.complete_jobs(array[${id}]::bigint[])`
+    }
+    const pending = legacyQueue()
+    const pendingJob = await addJob('whatsapp__prune_deliveries', pending, `now() + interval '1 day'`)
+    const locked = legacyQueue()
+    await o`insert into graphile_worker._private_job_queues (queue_name, locked_at, locked_by) values (${locked}, now(), 'worker-elsewhere')`
+    const liveSend = 'wa-send:7'
+    const bot = `bot:${randomUUID()}`
+    await o`insert into graphile_worker._private_job_queues (queue_name) values (${liveSend}), (${bot})`
+    expect(await queues()).toEqual(expect.arrayContaining([...done, pending, locked, liveSend, bot]))
+    expect((await o`select count(*)::int as n from graphile_worker._private_jobs`)[0]!.n).toBe(1)
+
+    await o`select graphile_worker.add_job('whatsapp__gc_send_queues', '{}'::json)`
+    await drainJobs(db.current)
+
+    const left = await queues()
+    for (const q of done) expect(left).not.toContain(q)
+    expect(left).toEqual(expect.arrayContaining([pending, locked, liveSend, bot]))
+    expect((await o<{ id: string }[]>`select id::text from graphile_worker._private_jobs`).map((r) => r.id)).toEqual([pendingJob])
+
+    // The kept queue's job and a job in a live queue still run.
+    await o`update graphile_worker._private_jobs set run_at = now() where id = ${pendingJob}`
+    await addJob('whatsapp__prune_deliveries', liveSend)
+    await drainJobs(db.current)
+    expect((await o`select count(*)::int as n from graphile_worker._private_jobs`)[0]!.n).toBe(0)
+
+    // Once its job is done, the pending one's queue goes on the next run; running again changes nothing else.
+    await o`select graphile_worker.add_job('whatsapp__gc_send_queues', '{}'::json)`
+    await drainJobs(db.current)
+    expect(await queues()).not.toContain(pending)
+    expect(await queues()).toEqual(expect.arrayContaining([locked, liveSend, bot]))
+  })
+
+  it('lets sweeps at once share the rows instead of waiting on each other or deleting a queue twice', async () => {
+    const o = db.current.owner
+    while ((await deleteLegacySendQueues(db.current.sql, 100)) > 0);
+    const names = Array.from({ length: 40 }, legacyQueue)
+    await o`insert into graphile_worker._private_job_queues (queue_name) select unnest(${names}::text[])`
+    const counts = await Promise.all([deleteLegacySendQueues(db.current.sql, 7), deleteLegacySendQueues(db.current.sql, 7), deleteLegacySendQueues(db.current.sql, 100)])
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(40)
+    expect((await o`select count(*)::int as n from graphile_worker._private_job_queues where queue_name = any(${names}::text[])`)[0]!.n).toBe(0)
+  })
+
+  it('schedules one sweep a few minutes after a worker starts, however many start', async () => {
+    const deps = { config: testConfig(), sql: db.current.sql, log: testLogger() }
+    await armSelfSchedulingJobs(deps)
+    await armSelfSchedulingJobs(deps)
+    const jobs = await db.current.owner<{ delay: number }[]>`
+      select extract(epoch from run_at - now())::float8 as delay from graphile_worker.jobs where task_identifier = 'whatsapp__gc_send_queues'`
+    expect(jobs).toHaveLength(1)
+    expect(jobs[0]!.delay).toBeGreaterThan(LEGACY_SEND_QUEUE_SWEEP_DELAY_SECONDS - 30)
+    expect(jobs[0]!.delay).toBeLessThanOrEqual(LEGACY_SEND_QUEUE_SWEEP_DELAY_SECONDS)
+  })
+})
