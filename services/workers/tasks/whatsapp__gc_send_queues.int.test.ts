@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { makeWorkerUtils } from 'graphile-worker'
 import { describe, expect, it } from 'vitest'
 import { deleteLegacySendQueues, sendJobKey } from '../../../domains/whatsapp/outbound/queries.js'
 import { testConfig, testLogger } from '../../../test/apps.js'
@@ -73,5 +74,30 @@ describe('sweeping the queue rows of the one-queue-per-recipient sender', () => 
     expect(jobs).toHaveLength(1)
     expect(jobs[0]!.delay).toBeGreaterThan(LEGACY_SEND_QUEUE_SWEEP_DELAY_SECONDS - 30)
     expect(jobs[0]!.delay).toBeLessThanOrEqual(LEGACY_SEND_QUEUE_SWEEP_DELAY_SECONDS)
+  })
+
+  // Why the sweep does not call graphile-worker's cleanup: should this start failing after an upgrade (graphile locking
+  // the queue row in add_jobs, say), GC_JOB_QUEUES may be safe to run on live queues and could replace the sweep.
+  it("(graphile-worker 0.16) GC_JOB_QUEUES deletes a live queue under a job being added, and that job never runs", async () => {
+    const o = db.current.owner
+    const live = 'wa-send:9'
+    await o`insert into graphile_worker._private_job_queues (queue_name) values (${live})`
+    const utils = await makeWorkerUtils({ connectionString: db.current.ownerUrl })
+    try {
+      let jobId = ''
+      await o.begin(async (tx) => {
+        // An enqueue inside a longer transaction (the outbox's is the message's): its job is not visible to the cleanup.
+        jobId = (await tx<{ id: string }[]>`select (graphile_worker.add_job('whatsapp__prune_deliveries', '{}'::json, queue_name := ${live})).id::text as id`)[0]!.id
+        await utils.cleanup({ tasks: ['GC_JOB_QUEUES'] })
+      })
+      await drainJobs(db.current)
+      const [job] = await o<{ queueGone: boolean }[]>`
+        select not exists (select 1 from graphile_worker._private_job_queues q where q.id = j.job_queue_id) as queue_gone
+          from graphile_worker._private_jobs j where j.id = ${jobId}`
+      expect(job?.queueGone).toBe(true)
+    } finally {
+      await o`delete from graphile_worker._private_jobs where task_id = (select id from graphile_worker._private_tasks where identifier = 'whatsapp__prune_deliveries')`
+      await utils.release()
+    }
   })
 })
