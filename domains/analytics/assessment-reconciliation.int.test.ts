@@ -4,6 +4,7 @@ import { withTenant } from '../../lib/db.js'
 import { useTestDatabase } from '../../test/db.js'
 import { makeTenant, type TestTenant } from '../../test/factories/tenants.js'
 import { reconcile, rollUp } from './rollups.js'
+import { assessmentRescored } from './platform-events.js'
 import { recordEvents, type EventRow } from './service.js'
 
 const T0 = new Date('2026-11-30T10:00:00.000Z')
@@ -70,5 +71,28 @@ describe('reconciliation of the assessment rollup against raw events', () => {
     const r = await withTenant(db.current.sql, tenant.id, (tx) => reconcile(tx, { ...RANGE, now: at(24 * 60 + 30) }))
     // Only 2026-11-29 and 2026-11-30 end before the open bucket of 2026-12-01 10:30.
     expect(r.assessments.days).toBe(2)
+  })
+  it('moves a re-scored result from its old score to its new one on the re-score\'s day, and still reconciles', async () => {
+    const sessionId = randomUUID()
+    const resultId = randomUUID()
+    const rescored = assessmentRescored({
+      assessmentId: 'a3', sessionId, resultId, leadId: null, runId: randomUUID(), rubricVersion: 2, at: at(24 * 60 + 9),
+      previousTotalScore: 42, previousBand: 'medium', totalScore: 55.5, band: 'high',
+    })
+    await withTenant(db.current.sql, tenant.id, (tx) => recordEvents(tx, [
+      { name: 'assessment.completed', occurredAt: at(9), source: 'assessments', dedupeKey: `assessment:completed:${sessionId}`, properties: { sessionId, assessmentId: 'a3', channel: 'web', resultId, totalScore: 42, band: 'medium' } },
+      // A retried batch records the same event again: its dedupe key keeps it out.
+      rescored, rescored,
+    ]))
+    await rollUp(db.current.sql, { now: LATER, tenantId: tenant.id })
+    const rows = await db.current.owner<{ day: string; band: string; value: number; events: number }[]>`
+      select day::text as day, band, value::float8 as value, events::int as events from analytics.assessment_rollups
+       where tenant_id = ${tenant.id} and measure = 'score' and assessment_id = 'a3' order by day, band`
+    expect(rows).toEqual([
+      { day: '2026-11-30', band: 'medium', value: 42, events: 1 },
+      { day: '2026-12-01', band: 'high', value: 55.5, events: 1 },
+      { day: '2026-12-01', band: 'medium', value: 42, events: -1 },
+    ])
+    expect((await check()).assessments).toMatchObject({ difference: 0, amountDifference: '0', mismatches: [] })
   })
 })

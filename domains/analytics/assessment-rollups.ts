@@ -16,7 +16,10 @@ import type { Tx } from '../../lib/db.js'
  * Measures (dimensions in brackets):
  *   started, completed [assessment, channel]   sessions started / completed
  *   duration [assessment, value = whole seconds] completed sessions by completed − started, floored to the second
- *   score [assessment, band, value = total score] completed sessions by their score at completion
+ *   score [assessment, band, value = total score] completed sessions by their latest score: +1 at the score given at
+ *                                             completion, and each assessment.rescored moves the result on its own day
+ *                                             (−1 at the previous score and band, +1 at the new one); summed over a
+ *                                             range holding the completion, a result counts once, at its latest score
  *   reached [assessment, question]            the question was shown: first of a session, or next after a first answer
  *   answered [assessment, question]           first answers (revision 1) to the question
  *   response [assessment, question, value = ms in 100 ms steps] first answers by response time, floored to 100 ms
@@ -28,7 +31,7 @@ import type { Tx } from '../../lib/db.js'
 
 /** The event names read, all recorded by the platform (source assessments or partner_link), never by clients. */
 export const ASSESSMENT_ROLLUP_EVENTS = [
-  'assessment.started', 'assessment.answered', 'assessment.completed',
+  'assessment.started', 'assessment.answered', 'assessment.completed', 'assessment.rescored',
   'link.clicked', 'link.inactive_visit', 'link.started', 'link.completed', 'link.converted', 'link.refunded',
   'commission.created', 'commission.approved', 'commission.paid', 'commission.rejected', 'commission.reversed',
 ] as const
@@ -63,8 +66,13 @@ function dailyRows(tx: Tx, tz: string, where: postgres.PendingQuery<postgres.Row
         from ev join analytics.event_keys k on k.tenant_id = core.current_tenant_id() and k.dedupe_key = 'assessment:started:' || (ev.p ->> 'sessionId')
        where ev.name = 'assessment.completed' and ev.occurred_at >= k.occurred_at group by 1, 3, 9
       union all
-      select day, 'score', ${t('assessmentId')}, '', '', '', '', ${t('band')}, ${num('totalScore')}, '', count(*), 0
-        from ev where name = 'assessment.completed' and ${num('totalScore')} is not null group by 1, 3, 8, 9
+      select day, 'score', assessment_id, '', '', '', '', band, value, '', sum(n), 0
+        from (select day, ${t('assessmentId')} as assessment_id, ${t('band')} as band, ${num('totalScore')} as value, 1 as n
+                from ev where name in ('assessment.completed', 'assessment.rescored')
+              union all
+              select day, ${t('assessmentId')}, ${t('previousBand')}, ${num('previousTotalScore')}, -1
+                from ev where name = 'assessment.rescored') x
+       where value is not null group by 1, 3, 8, 9 having sum(n) <> 0
       union all
       select day, 'reached', ${t('assessmentId')}, '', '', '', left(x.question_id, 200), '', 0, '', count(*), 0
         from (select day, p, p ->> 'firstQuestionId' as question_id from ev where name = 'assessment.started'

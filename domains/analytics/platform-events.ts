@@ -316,6 +316,23 @@ export const assessmentCompleted = (f: AssessmentFact & { resultId: string; tota
 })
 
 /**
+ * A re-scoring run (domains/assessments/rescoring.ts) changed a result's total or band: recorded in the batch's
+ * transaction, once per run and result (a retried batch adds nothing). `previousTotalScore`/`previousBand` are the
+ * result's score before the run, `totalScore`/`band` after, so the report's score distribution moves the result from
+ * the old score to the new one on the day of the re-score (assessment-rollups.ts). Ids and scores only.
+ */
+export const assessmentRescored = (f: {
+  assessmentId: string; sessionId: string; resultId: string; leadId: string | null; runId: string; rubricVersion: number; at: Date | string
+  previousTotalScore: number; previousBand: string | null; totalScore: number; band: string | null
+}): EventRow => ({
+  name: 'assessment.rescored', leadId: f.leadId, occurredAt: iso(f.at), dedupeKey: `assessment:rescored:${f.runId}:${f.resultId}`, source: 'assessments',
+  properties: {
+    assessmentId: f.assessmentId, sessionId: f.sessionId, resultId: f.resultId, runId: f.runId, rubricVersion: f.rubricVersion,
+    previousTotalScore: f.previousTotalScore, previousBand: f.previousBand, totalScore: f.totalScore, band: f.band,
+  },
+})
+
+/**
  * Marked abandoned by the idle batch (domains/assessments/abandonment.ts). Once per session, the first time: a funnel
  * counts sessions that went idle, not every idle spell of one that came back (`assessment.resumed` counts those).
  */

@@ -397,8 +397,8 @@ export const enqueueRescore = (tx: Tx, task: string, tenantId: string, runId: st
  * id order after the cursor, with their answers, as one round trip.
  */
 export const rescoreBatch = (tx: Tx, run: { assessmentId: string; versionId: string; cursor: string | null }, limit: number) =>
-  tx<{ sessionId: string; resultId: string | null; answers: Record<string, { value: AnswerValue }> | null; totalScore: number | null; band: string | null; bandLabel: string | null; categoryScores: Record<string, number> | null; recommendations: string[] | null; rubricVersion: number | null; scoredVersionId: string | null; demographics: Record<string, unknown> }[]>`
-    select s.id as session_id, r.id as result_id, r.total_score::float8 as total_score, r.band, r.band_label, r.category_scores, r.recommendations, r.rubric_version, r.scored_version_id,
+  tx<{ sessionId: string; leadId: string | null; resultId: string | null; answers: Record<string, { value: AnswerValue }> | null; totalScore: number | null; band: string | null; bandLabel: string | null; categoryScores: Record<string, number> | null; recommendations: string[] | null; rubricVersion: number | null; scoredVersionId: string | null; demographics: Record<string, unknown> }[]>`
+    select s.id as session_id, s.lead_id, r.id as result_id, r.total_score::float8 as total_score, r.band, r.band_label, r.category_scores, r.recommendations, r.rubric_version, r.scored_version_id,
            s.demographics,
            (select jsonb_object_agg(x.question_id, x.answer) from assessments.responses x where x.session_id = s.id) as answers
       from assessments.sessions s
@@ -454,40 +454,3 @@ export const hasCompletedSessionsFor = (tx: Tx, versionId: string) =>
     select exists (select 1 from assessments.sessions s join assessments.assessment_versions o on o.id = s.version_id
                      join assessments.assessment_versions t on t.id = ${versionId}
                     where s.assessment_id = t.assessment_id and s.status = 'completed' and o.questions_hash = t.questions_hash) as found`.then((r) => r[0]!.found)
-
-// ---------------------------------------------------------------------------------------------------------------
-// Report
-
-export const reportTotals = (tx: Tx, assessmentId: string, from: Date | null, to: Date | null) =>
-  tx<{ starts: number; completions: number; medianSeconds: number | null; webStarts: number; whatsappStarts: number; webCompletions: number; whatsappCompletions: number }[]>`
-    select count(*)::int as starts,
-           count(*) filter (where status = 'completed')::int as completions,
-           (percentile_cont(0.5) within group (order by extract(epoch from completed_at - started_at)) filter (where status = 'completed'))::float8 as median_seconds,
-           count(*) filter (where channel = 'web')::int as web_starts, count(*) filter (where channel = 'whatsapp')::int as whatsapp_starts,
-           count(*) filter (where channel = 'web' and status = 'completed')::int as web_completions,
-           count(*) filter (where channel = 'whatsapp' and status = 'completed')::int as whatsapp_completions
-      from assessments.sessions
-     where assessment_id = ${assessmentId} and ${from ? tx`started_at >= ${from}` : tx`true`} and ${to ? tx`started_at < ${to}` : tx`true`}`.then((r) => r[0]!)
-
-export const reportScores = (tx: Tx, assessmentId: string, from: Date | null, to: Date | null, width: number) =>
-  tx<{ bucket: number; band: string | null; sessions: number }[]>`
-    select (floor(r.total_score / ${width}) * ${width})::float8 as bucket, r.band, count(*)::int as sessions
-      from assessments.results r join assessments.sessions s on s.id = r.session_id
-     where r.assessment_id = ${assessmentId} and ${from ? tx`s.started_at >= ${from}` : tx`true`} and ${to ? tx`s.started_at < ${to}` : tx`true`}
-     group by 1, 2 order by 1, 2`
-
-export const reportQuestions = (tx: Tx, assessmentId: string, from: Date | null, to: Date | null) =>
-  tx<{ questionId: string; answered: number; medianResponseMs: number | null; stoppedHere: number }[]>`
-    with scope as (
-      select id, status, current_question_id from assessments.sessions
-       where assessment_id = ${assessmentId} and ${from ? tx`started_at >= ${from}` : tx`true`} and ${to ? tx`started_at < ${to}` : tx`true`}
-    ), answered as (
-      select x.question_id, count(*)::int as answered, (percentile_cont(0.5) within group (order by x.response_ms))::float8 as median_response_ms
-        from assessments.responses x join scope s on s.id = x.session_id group by 1
-    ), stopped as (
-      select current_question_id as question_id, count(*)::int as stopped_here from scope
-       where status <> 'completed' and current_question_id is not null group by 1
-    )
-    select coalesce(a.question_id, st.question_id) as question_id, coalesce(a.answered, 0) as answered, a.median_response_ms,
-           coalesce(st.stopped_here, 0) as stopped_here
-      from answered a full join stopped st on st.question_id = a.question_id`

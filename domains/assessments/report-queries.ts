@@ -4,7 +4,8 @@ import type { ReportFacts } from './report.js'
 /**
  * The assessment report's facts from the assessments tables over [from, to), counted as the events count them
  * (domains/analytics/assessment-rollups.ts): the reconciliation's other side. Starts by started_at, completions,
- * durations (floored to the second) and scores (at completion: the oldest history row if re-scored) by completed_at,
+ * durations (floored to the second) and scores by completed_at, each score as it stood at `to` (the result's oldest
+ * history row replaced at or after `to`, else the result itself: a re-score moves the result as its event does),
  * answers and response times (floored to 100 ms) by answered_at; reached = answered + sessions not completed whose
  * current question it is.
  */
@@ -24,7 +25,8 @@ export async function reportFactsFromTables(tx: Tx, assessmentId: string, from: 
       cross join lateral (
         select coalesce(h.total_score, r.total_score) as score, case when h.id is null then r.band else h.band end as band
           from (select 1) one
-          left join lateral (select id, total_score, band from assessments.result_history where result_id = r.id order by replaced_at, id limit 1) h on true) x
+          left join lateral (select id, total_score, band from assessments.result_history
+                              where result_id = r.id and replaced_at >= ${to} order by replaced_at, id limit 1) h on true) x
      where r.assessment_id = ${assessmentId} and s.status = 'completed' and s.completed_at >= ${from} and s.completed_at < ${to}
      group by 1, 2, 3`
   const answered = await tx<{ questionId: string; count: number }[]>`

@@ -17,8 +17,9 @@ import { definitionOf } from './service.js'
  * from the raw events through the same select (domains/analytics/assessment-rollups.ts); `meta` says which. Medians
  * are exact medians of the stored values, which are durations floored to the whole second and response times floored
  * to 100 ms: the rollup keeps a histogram of those values per day, so a period's median combines days exactly.
- * Scores are a histogram of exact totals: any bucket width is exact. A score is the one given at completion (a later
- * re-score is in the result's history, not here). `reached` counts a question when it was shown first or came next
+ * Scores are a histogram of exact totals: any bucket width is exact. A result counts at its latest score: the
+ * completion adds it at its score, each re-score (assessment.rescored) moves it on the re-score's day, so a period
+ * holding both shows the new score, one holding only the re-score shows the move. `reached` counts a question when it was shown first or came next
  * after a first answer; a question shown again after going back is not reached twice.
  */
 
@@ -91,8 +92,10 @@ export function reportOf(facts: ReportFacts, questions: { id: string; text: stri
   const median = histogramMedian(facts.durations)
   const reached = sumBy(facts.reached, (r) => r.questionId, (r) => r.count)
   const answered = sumBy(facts.answered, (r) => r.questionId, (r) => r.count)
-  const buckets = sumBy(facts.scores, (r) => String(r.bucket), (r) => r.count)
-  const bands = sumBy(facts.scores, (r) => r.band, (r) => r.count)
+  // A re-score moves a result between buckets (−1 and +1 rows): a bucket or band it left empty is not shown.
+  const nonEmpty = <K,>(m: Map<K, number>) => new Map([...m].filter(([, n]) => n !== 0))
+  const buckets = nonEmpty(sumBy(facts.scores, (r) => String(r.bucket), (r) => r.count))
+  const bands = nonEmpty(sumBy(facts.scores, (r) => r.band, (r) => r.count))
   return {
     starts,
     completions,

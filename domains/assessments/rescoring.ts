@@ -1,4 +1,5 @@
 import { type Sql, withTenant } from '../../lib/db.js'
+import { assessmentRescored, recordPlatformEvents } from '../analytics/platform-events.js'
 import type { Logger } from '../../lib/logger.js'
 import { type PatternDetail, patternOf } from './ai/pattern.js'
 import type { CompiledDefinition } from './definition.js'
@@ -15,7 +16,9 @@ import { compiledVersion } from './service.js'
  * kept: a result's earlier totals and bands stay queryable; the result row itself always holds the newest). The
  * batch, its history, the cursor and the next batch's job commit together, so a crash or a retry repeats at most
  * the batch that did not commit, and a result already scored by this rubric is left alone (nothing doubled).
- * Results that come out equal are only stamped with the new rubric version (no history row).
+ * Results that come out equal are only stamped with the new rubric version (no history row). A result whose total
+ * or band changed gets one `assessment.rescored` platform event (old and new score and band), in the same
+ * transaction, keyed by run and result: the report's score distribution follows it (analytics/assessment-rollups.ts).
  *
  * A result whose banded pattern (ai/pattern.ts: its band, category levels, answer tiers, profile bands and the
  * rubric's advice, the inputs its AI analysis is written from) differs after the re-score gets a new analysis job
@@ -61,6 +64,7 @@ export async function rescoreOneBatch(sql: Sql, payload: RescorePayload, batchSi
     const changed: { resultId: string; score: Score }[] = []
     const stamp: string[] = []
     const reanalyze: string[] = []
+    const moved: Omit<Parameters<typeof assessmentRescored>[0], 'at'>[] = []
     let skipped = 0
     for (const row of rows) {
       // No answers left (erased) or no result: nothing to re-score from.
@@ -69,7 +73,16 @@ export async function rescoreOneBatch(sql: Sql, payload: RescorePayload, batchSi
       const next = score(compiled, answers)
       const current = { totalScore: row.totalScore!, band: row.band, categoryScores: row.categoryScores!, recommendations: row.recommendations! }
       if (sameScore(next, current)) stamp.push(row.resultId)
-      else changed.push({ resultId: row.resultId, score: next })
+      else {
+        changed.push({ resultId: row.resultId, score: next })
+        // Only a new total or band is an event (what the report's distribution counts); category-only changes are not.
+        if (next.totalScore !== current.totalScore || next.band !== current.band) {
+          moved.push({
+            assessmentId: run.assessmentId, sessionId: row.sessionId, resultId: row.resultId, leadId: row.leadId, runId: run.id, rubricVersion: run.rubricVersion,
+            previousTotalScore: current.totalScore, previousBand: current.band, totalScore: next.totalScore, band: next.band,
+          })
+        }
+      }
       // The pattern before (the result as its own version scored it) and after (this rubric's score). Published
       // versions are cached compiled, so this costs no query.
       const before = (await compiledVersion(tx, row.scoredVersionId!)).compiled
@@ -79,6 +92,11 @@ export async function rescoreOneBatch(sql: Sql, payload: RescorePayload, batchSi
     await q.replaceResults(tx, run.id, run.versionId, run.rubricVersion, changed)
     await q.stampResults(tx, run.versionId, run.rubricVersion, stamp)
     await q.enqueueAnalyzeResults(tx, ANALYZE_RESULT_TASK, payload.tenantId, reanalyze)
+    if (moved.length > 0) {
+      // The batch's transaction time (the results' rescored_at); keyed by run and result, so a retry records nothing twice.
+      const at = (await tx<{ at: Date }[]>`select now() as at`)[0]!.at
+      await recordPlatformEvents(tx, moved.map((m) => assessmentRescored({ ...m, at })))
+    }
     const done = rows.length < batchSize
     await q.advanceRun(tx, run.id, { cursor: rows.at(-1)?.sessionId ?? run.cursor, rescored: changed.length, unchanged: stamp.length, skipped, done })
     return { done, rescored: changed.length, unchanged: stamp.length, skipped, reanalyzed: reanalyze.length }
