@@ -52,7 +52,7 @@ export default async function campaignRoutes(app: App, deps: ApiDeps) {
   const tags = ['campaigns']
   const versioned = { headers: IfMatch }
   // Autosaves are group-committed: answered once their flush has committed (domains/campaigns/drafts.ts).
-  const autosave = new drafts.DraftAutosave(deps.sql, { lanes: 2, onError: (err) => deps.log.error({ err }, 'saving drafts failed') })
+  const autosave = new drafts.DraftAutosave(deps.sql, { lanes: 1, onError: (err) => deps.log.error({ err }, 'saving drafts failed') })
 
   app.post('/', {
     config: { access: 'tenant:write' },
