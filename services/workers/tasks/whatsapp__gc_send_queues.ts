@@ -1,6 +1,7 @@
 import type { Task } from 'graphile-worker'
 import { z } from 'zod'
 import { deleteLegacySendQueues } from '../../../domains/whatsapp/outbound/queries.js'
+import { deleteInBatches } from './in-batches.js'
 import type { TaskDeps } from './task-deps.js'
 
 const Payload = z.object({}).loose()
@@ -14,11 +15,6 @@ const CHUNK = 5000
  */
 export const gcSendQueuesTask = (deps: TaskDeps): Task => async (payload, helpers) => {
   Payload.parse(payload ?? {})
-  let total = 0
-  for (;;) {
-    const deleted = await deleteLegacySendQueues(deps.sql, CHUNK)
-    total += deleted
-    if (deleted < CHUNK) break
-  }
+  const total = await deleteInBatches(CHUNK, (limit) => deleteLegacySendQueues(deps.sql, limit))
   if (total > 0) helpers.logger.info(`deleted ${total} empty legacy send queue(s)`)
 }

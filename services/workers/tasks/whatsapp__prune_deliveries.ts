@@ -1,6 +1,7 @@
 import type { Task } from 'graphile-worker'
 import { z } from 'zod'
 import { pruneProcessedDeliveries, pruneUnparseableDeliveries } from '../../../domains/whatsapp/queries.js'
+import { deleteInBatches } from './in-batches.js'
 import type { TaskDeps } from './task-deps.js'
 
 const Payload = z.object({}).loose()
@@ -15,12 +16,7 @@ const CHUNK = 5000
  */
 export const pruneDeliveriesTask = (deps: TaskDeps): Task => async (payload, helpers) => {
   Payload.parse(payload ?? {})
-  let total = 0
-  for (;;) {
-    const deleted = await pruneProcessedDeliveries(deps.sql, deps.config.WEBHOOK_RETENTION_DAYS, CHUNK)
-    total += deleted
-    if (deleted < CHUNK) break
-  }
+  const total = await deleteInBatches(CHUNK, (limit) => pruneProcessedDeliveries(deps.sql, deps.config.WEBHOOK_RETENTION_DAYS, limit))
   if (total > 0) helpers.logger.info(`pruned ${total} processed deliveries`)
   const unparseable = await pruneUnparseableDeliveries(deps.sql, deps.config.WEBHOOK_RETENTION_DAYS)
   if (unparseable > 0) helpers.logger.info(`pruned ${unparseable} unparseable deliveries`)
