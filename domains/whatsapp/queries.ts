@@ -187,7 +187,7 @@ export const messagesOlderThan = (tx: Tx, tenantId: string, days: number, limit:
   tx<{ id: string }[]>`
     select m.id from whatsapp.messages m
      where m.tenant_id = ${tenantId} and m.occurred_at < now() - make_interval(days => ${days})
-       and not exists (select 1 from whatsapp.outbound_sends o where o.message_id = m.id and o.state not in ('accepted', 'failed'))
+       and not exists (select 1 from whatsapp.outbound_sends o where o.message_id = m.id and o.state not in ('accepted', 'failed', 'cancelled'))
      order by m.occurred_at
      limit ${limit}`.then((rows) => rows.map((r) => r.id))
 
