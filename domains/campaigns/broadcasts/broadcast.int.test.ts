@@ -34,7 +34,8 @@ describe('broadcasts through the real worker and the Cloud API emulator', { time
   beforeAll(async () => {
     tenant = await makeTenant(db.current.sql, { defaultCountry: 'BR', timezone: 'America/Sao_Paulo' })
     number = await makePhoneNumber(db.current.sql, tenant)
-    await db.current.owner`update whatsapp.phone_numbers set messaging_limit = 'TIER_1K' where id = ${number.id}`
+    // The tests of this file share the number: well over a thousand template recipients in all.
+    await db.current.owner`update whatsapp.phone_numbers set messaging_limit = 'TIER_10K' where id = ${number.id}`
     webhooks = await buildTestWebhooks(db.current)
     const webhooksUrl = await webhooks.listen({ host: '127.0.0.1', port: 0 })
     wa = await startWhatsAppEmulator({ webhookUrl: `${webhooksUrl}/webhooks/whatsapp`, appSecret: PLATFORM_APP_SECRET, statusDelayMs: 5, wabaId: number.wabaId, displayPhoneNumber: number.displayPhoneNumber.replace(/\D/g, '') })
@@ -59,10 +60,10 @@ describe('broadcasts through the real worker and the Cloud API emulator', { time
     wa.reset()
     wa.setRateLimit(RATE)
   })
-  // A stopped or paused broadcast's last sends (its outbox lookahead) still go: let them finish before the next test.
+  // A stopped or paused broadcast's claimed sends still go: let them finish before the next test.
   afterEach(async () => {
     for (let i = 0; i < 200; i++) {
-      const [open] = await db.current.owner<{ n: number }[]>`select count(*)::int as n from whatsapp.outbound_sends where state not in ('accepted', 'failed')`
+      const [open] = await db.current.owner<{ n: number }[]>`select count(*)::int as n from whatsapp.outbound_sends where state not in ('accepted', 'failed', 'cancelled')`
       if (open!.n === 0) return
       await sleep(100)
     }

@@ -5,6 +5,7 @@ import { makeTemplate, makeWhatsAppLead } from '../../../test/factories/conversa
 import { makeTenant, type TestTenant } from '../../../test/factories/tenants.js'
 import { makePhoneNumber, testSecrets, type TestNumber } from '../../../test/factories/whatsapp.js'
 import { updatePhoneNumber } from '../../whatsapp/numbers.js'
+import { markFailed } from '../../whatsapp/outbound/queries.js'
 import { dispatchBroadcast } from './dispatcher.js'
 import { createBroadcast, getBroadcast, pauseBroadcast, resumeBroadcast, startBroadcast, stopBroadcast } from './service.js'
 
@@ -16,14 +17,14 @@ import { createBroadcast, getBroadcast, pauseBroadcast, resumeBroadcast, startBr
 describe('broadcast outcomes: failed for good, or paused until fixed', () => {
   const db = useTestDatabase()
 
-  async function setUp(leads = 6) {
+  async function setUp(leads = 6, extra: { failureMinSample?: number } = {}) {
     const tenant = await makeTenant(db.current.sql)
     const number = await makePhoneNumber(db.current.sql, tenant)
     const template = await makeTemplate(db.current.sql, tenant, number, { name: 'outcome', components: [{ type: 'BODY', text: 'Hello' }] })
     const ids: string[] = []
     for (let i = 0; i < leads; i++) ids.push((await makeWhatsAppLead(db.current.sql, tenant, { number })).id)
     const who = { tenantId: tenant.id, actor: 'api_key:test' }
-    const b = await createBroadcast(db.current.sql, who, { name: 'Outcome', phoneNumberId: number.id, template: { name: template.name, language: template.language }, parameters: { body: [], buttons: [] }, audience: { type: 'list', leadIds: ids } })
+    const b = await createBroadcast(db.current.sql, who, { name: 'Outcome', phoneNumberId: number.id, template: { name: template.name, language: template.language }, parameters: { body: [], buttons: [] }, audience: { type: 'list', leadIds: ids }, ...extra })
     await startBroadcast(db.current.sql, who, b.id)
     return { tenant, number, template, who, id: b.id }
   }
@@ -113,5 +114,29 @@ describe('broadcast outcomes: failed for good, or paused until fixed', () => {
     const stopped = await stopBroadcast(db.current.sql, who, id)
     expect(stopped.stats).toMatchObject({ pending: 0, queued: 0, skippedBy: { stopped: 6 } })
     expect(await outbox(id)).toEqual(Array(9).fill('cancelled'))
+  })
+
+  it('fails when none of the sample was accepted and Meta refused each for good; retried-out failures only pause', async () => {
+    // What the sender records for each of the three queued sends (the outbox's own markFailed).
+    const failAll = async (tenant: TestTenant, id: string, reason: string, code: number) => {
+      const sends = await db.current.owner<{ messageId: string }[]>`select message_id from whatsapp.outbound_sends where requested_by = ${`broadcast:${id}`} and state = 'queued'`
+      await withTenant(db.current.sql, tenant.id, async (tx) => {
+        for (const s of sends) await markFailed(tx, s.messageId, { reason, code, title: 'test', error: { code } })
+      })
+    }
+    const verdict = await setUp(6, { failureMinSample: 3 })
+    await step(verdict.tenant, verdict.id)
+    await failAll(verdict.tenant, verdict.id, '131026: Message undeliverable', 131026)
+    expect(await step(verdict.tenant, verdict.id)).toEqual({ kind: 'finished', status: 'failed' })
+    const failed = await getBroadcast(db.current.sql, verdict.tenant.id, verdict.id)
+    expect(failed).toMatchObject({ statusReason: 'all_sends_failed', stats: { failed: 3, failedBy: { 131026: 3 }, skippedBy: { broadcast_failed: 3 } } })
+    expect(failed.statusDetail).toBe('none of the 3 settled sends was accepted; Meta refused each for good (131026: 3)')
+
+    // The same code, but the sender gave up retrying (its last answer was transient): someone should look, not end it.
+    const retried = await setUp(6, { failureMinSample: 3 })
+    await step(retried.tenant, retried.id)
+    await failAll(retried.tenant, retried.id, 'gave up after 8 attempts; last error 131026: Message undeliverable', 131026)
+    expect(await step(retried.tenant, retried.id)).toEqual({ kind: 'finished', status: 'paused' })
+    expect((await getBroadcast(db.current.sql, retried.tenant.id, retried.id)).statusReason).toBe('failure_threshold')
   })
 })

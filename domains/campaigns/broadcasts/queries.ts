@@ -372,11 +372,16 @@ export const skipUnsent = (tx: Tx, broadcastId: string, messageIds: string[], re
     )
     select count(*)::int as n from r`.then((r) => r[0]!.n)
 
-/** The broadcast's settled failures by Meta's code (null: refused by the outbox, or no answer from Meta). */
+/**
+ * The broadcast's settled failures by Meta's code; null when the outbox refused the send itself, when Meta never
+ * answered, or when the sender gave up retrying (its last code was a transient one, whatever it was).
+ */
 export const failureCodes = (tx: Tx, broadcastId: string) =>
   tx<{ code: number | null; n: number }[]>`
-    select error_code as code, count(*)::int as n from campaigns.broadcast_recipients
-     where broadcast_id = ${broadcastId} and state = 'failed' group by error_code`
+    select case when s.failure_reason like 'gave up after %' then null else r.error_code end as code, count(*)::int as n
+      from campaigns.broadcast_recipients r left join whatsapp.outbound_sends s on s.message_id = r.message_id
+     where r.broadcast_id = ${broadcastId} and r.state = 'failed'
+     group by 1`
 
 export const bumpDispatched = (tx: Tx, id: string, n: number) =>
   tx`update campaigns.broadcasts set dispatched_count = dispatched_count + ${n}, updated_at = now() where id = ${id}`
