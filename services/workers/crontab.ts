@@ -35,7 +35,8 @@ export const crontab: string[] = [
   // High priority, like the chain: the jobs a run queues must not delay the next.
   '* * * * * onboarding__check_inactivity ?id=onboarding_inactivity&max=1&priority=-10',
   // Hourly at :29 (off the hour; also once 5 minutes after a worker starts): empty queue rows of the old one queue per
-  // recipient sender, which slow every job fetch. After the first sweep each run scans only a few hundred queue rows;
+  // recipient sender, per conversation (bot) and per broadcast, which slow every job fetch. After the first sweep each
+  // run scans only a few hundred queue rows;
   // hourly, the queues of old jobs that end later (retries back off for days) go within the hour.
   '29 * * * * whatsapp__gc_send_queues ?id=gc_send_queues&max=1',
   // Hourly at :41 (off the hour): campaign drafts 7 days past their last save, deleted in batches (cross-tenant).

@@ -1,4 +1,5 @@
 import type { Queryable, Tx } from '../../../lib/db.js'
+import { deleteEmptyQueues, hashedQueueName, UUID_PATTERN } from '../../../lib/job-queue.js'
 import type { BroadcastStats, BroadcastStatus, LeadFilter, RecipientStatus, RecipientView } from './schemas.js'
 
 // ---------------------------------------------------------------------------------------------------------
@@ -129,11 +130,30 @@ export const dropSnapshot = async (tx: Tx, id: string) => {
 export const deleteDraft = (tx: Tx, id: string) =>
   tx`delete from campaigns.broadcasts where id = ${id} and status = 'draft' returning id`.then((r) => r.length > 0)
 
-/** The dispatch job: one per broadcast (job key, and a queue of its own so two runs never overlap). */
+/**
+ * The dispatch job: one waiting per broadcast (the job key), and its queue so two runs never overlap. The key alone
+ * does not do that: add_job with the key of a running (locked) job clears that job's key and inserts a new one
+ * (graphile-worker's add_jobs), which, in no queue, would start beside it (a start or resume during a run, or the
+ * run's own hand-over to the next).
+ */
 export const enqueueDispatch = (tx: Tx, tenantId: string, broadcastId: string, task: string, runAt: Date | null = null) =>
   tx`select graphile_worker.add_job(${task}, json_build_object('tenantId', ${tenantId}::uuid, 'broadcastId', ${broadcastId}::uuid),
-                                    queue_name := ${`broadcast:${broadcastId}`}, run_at := ${runAt}::timestamptz, max_attempts := 25,
+                                    queue_name := ${broadcastQueueName(broadcastId)}, run_at := ${runAt}::timestamptz, max_attempts := 25,
                                     job_key := ${`broadcast:${broadcastId}`}, job_key_mode := 'replace')`
+
+/**
+ * The dispatchers' queues: one of BROADCAST_QUEUES shared ones (`broadcast:N`), picked by the broadcast id
+ * (hashedQueueName), not one per broadcast (`broadcast:<id>` before), whose rows stayed after the broadcast and slowed
+ * every job fetch. A run holds its queue for up to 10 s, so two sending broadcasts that share a queue take turns (each
+ * about half its rate). Each sending broadcast holds a worker slot, so few send at once; with 256 queues a broadcast
+ * shares with another of k sending with a chance of about (k − 1)/256 (3% at 8).
+ */
+export const BROADCAST_QUEUES = 256
+export const broadcastQueueName = (broadcastId: string) => hashedQueueName('broadcast', broadcastId, BROADCAST_QUEUES)
+
+/** Empty queue rows of the one-queue-per-broadcast dispatcher (`broadcast:<broadcast id>`), swept by whatsapp__gc_send_queues. */
+export const LEGACY_BROADCAST_QUEUE_PATTERN = `^broadcast:${UUID_PATTERN}$`
+export const deleteLegacyBroadcastQueues = (sql: Queryable, limit: number) => deleteEmptyQueues(sql, LEGACY_BROADCAST_QUEUE_PATTERN, limit)
 
 export const removeDispatch = (tx: Tx, broadcastId: string) => tx`select graphile_worker.remove_job(${`broadcast:${broadcastId}`})`
 

@@ -76,7 +76,7 @@ export function buildTaskList(deps: TaskDeps): TaskList {
 /** Jobs armed when a worker starts: those that schedule themselves (the crontab re-arms them within a minute otherwise). */
 export async function armSelfSchedulingJobs(deps: TaskDeps): Promise<void> {
   await scheduleInactivity({ sql: deps.sql, settings: onboardingSettingsOf(deps.config) }, deps.config.WORKER_POLL_INTERVAL_MS)
-  // Not a self-scheduling job: the legacy send queue sweep once after a start, besides its hourly crontab line.
+  // Not a self-scheduling job: the legacy (send, bot, broadcast) queue sweep once after a start, besides its hourly crontab line.
   await scheduleLegacySendQueueSweep(deps.sql, 'whatsapp__gc_send_queues', LEGACY_SEND_QUEUE_SWEEP_DELAY_SECONDS)
 }
 
