@@ -210,6 +210,30 @@ describe('broadcasts that name an experiment', { timeout: 240_000 }, () => {
     expect(v.stats.variations.reduce((n: number, x: { dispatched: number }) => n + x.dispatched, 0)).toBe(6)
   })
 
+  it("pauses by itself when a variation's template can no longer be sent, refuses to resume until it can, and sends nobody twice", async () => {
+    await makeTemplate(db.current.sql, tenant, number, { name: 'offer_b_variant', category: 'MARKETING', components: BODY('{{1}}, see {{2}}.') })
+    await makeExperiment(db.current.sql, tenant, { key: 'exp-pausing', variations: [{ key: 'a', weight: 0.5 }, { key: 'b', weight: 0.5, value: { template: { name: 'offer_b_variant' } } }] })
+    const leads = await makeLeads('exp-pausing', 150)
+    const id = (await post(payload('exp-pausing', { experiment: 'exp-pausing' }))).json().id as string
+    expect((await act(id, 'start')).statusCode).toBe(200)
+    await broadcastUntil(id, (v) => v.stats.sent + v.stats.delivered + v.stats.read >= 10)
+    // What Meta's template webhook records (its path is tested with the broadcast's own template).
+    const setStatus = (status: string) => db.current.owner`update whatsapp.templates set status = ${status} where tenant_id = ${tenant.id} and name = 'offer_b_variant'`
+    await setStatus('PAUSED')
+    const paused = await broadcastUntil(id, (v) => v.status === 'paused')
+    expect(paused.statusReason).toBe('variation_template_paused')
+    expect(paused.statusDetail).toMatch(/variation b of experiment exp-pausing/)
+    const refused = await act(id, 'resume')
+    expect(refused.statusCode).toBe(422)
+    expect(refused.json().error.details).toMatchObject({ reason: 'variation_template_paused', variationKey: 'b' })
+    await setStatus('APPROVED')
+    expect((await act(id, 'resume')).statusCode).toBe(200)
+    await broadcastUntil(id, (v) => v.status === 'completed')
+    const sent = wa.sent.filter((m) => leads.some((l) => l.waId === m.waId))
+    expect(sent).toHaveLength(150)
+    expect(new Set(sent.map((m) => m.waId)).size).toBe(150)
+  })
+
   it('refuses, before anything is stored, an experiment that is missing, foreign, or whose variations are not templates the broadcast can send', async () => {
     await makeExperiment(db.current.sql, other, { key: 'foreign-exp' })
     await makeExperiment(db.current.sql, tenant, { key: 'exp-visitors', unit: 'anonymous' })

@@ -80,7 +80,9 @@ export async function planVariations(
   return { ok: true, plan: { experiment: e, templates } }
 }
 
-export const problemError = (p: VariationProblem) => new AppError(p.code, p.message, p.details === undefined ? { details: { reason: p.reason } } : { details: p.details })
+/** A problem as the API answers it: field issues for a 400, else `details.reason` (and what else the problem names). */
+export const problemError = (p: VariationProblem) =>
+  new AppError(p.code, p.message, { details: Array.isArray(p.details) ? p.details : { reason: p.reason, ...(p.details as object | undefined) } })
 
 /** Saving a broadcast that names an experiment by key: it must exist here and its variations must be templates it can send. */
 export async function resolveBroadcastExperiment(tx: Tx, key: string, base: { name: string; language: string }, businessAccountId: string, mapping: ParameterMapping): Promise<ExperimentView> {
