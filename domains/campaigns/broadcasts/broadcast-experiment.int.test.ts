@@ -272,13 +272,17 @@ describe('broadcasts that name an experiment', { timeout: 240_000 }, () => {
     expect(removed.json().experiment).toBeNull()
   })
 
-  it('refuses to start while the experiment is a draft', async () => {
-    await makeExperiment(db.current.sql, tenant, { key: 'exp-draft', draft: true })
+  it('refuses to start while the experiment is a draft, and forgets an experiment that is deleted', async () => {
+    const draft = await makeExperiment(db.current.sql, tenant, { key: 'exp-draft', draft: true })
     await makeLeads('exp-draft', 1)
     const create = await post(payload('exp-draft', { experiment: 'exp-draft' }))
     expect(create.statusCode, create.body).toBe(201)
     const start = await act(create.json().id, 'start')
     expect(start.statusCode).toBe(422)
     expect(start.json().error).toMatchObject({ message: expect.stringMatching(/exp-draft is a draft/), details: { reason: 'experiment_draft' } })
+    // Deleting the experiment leaves the broadcast with its own template only.
+    const deleted = await api.inject({ method: 'DELETE', url: `/v1/experiments/${draft.id}`, headers: bearer(tenant.adminKey) })
+    expect(deleted.statusCode, deleted.body).toBe(204)
+    expect((await view(create.json().id)).experiment).toBeNull()
   })
 })
