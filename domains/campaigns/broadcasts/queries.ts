@@ -17,6 +17,8 @@ export interface BroadcastRow {
   templateId: string | null
   templateName: string
   templateLanguage: string
+  experimentId: string | null
+  experimentKey: string | null
   audience: unknown
   parameters: unknown
   scheduledAt: Date | null
@@ -40,6 +42,7 @@ export interface BroadcastRow {
 
 const columns = (tx: Queryable) => tx`
   id, tenant_id, name, campaign_id, status, status_reason, status_detail, phone_number_id, template_id, template_name, template_language,
+  experiment_id, (select x.key from experiments.experiments x where x.id = experiment_id) as experiment_key,
   audience, parameters, scheduled_at, schedule_timezone, failure_threshold::float8 as failure_threshold, failure_min_sample,
   recipient_count, skipped_count, dispatched_count, accepted_count, failed_count, transitions, version, created_by,
   materialised_at, started_at, finished_at, created_at, updated_at`
@@ -52,6 +55,7 @@ export interface NewBroadcast {
   templateId: string
   templateName: string
   templateLanguage: string
+  experimentId: string | null
   audience: unknown
   parameters: unknown
   failureThreshold: number
@@ -61,9 +65,9 @@ export interface NewBroadcast {
 
 export const insertBroadcast = (tx: Tx, b: NewBroadcast) =>
   tx<BroadcastRow[]>`
-    insert into campaigns.broadcasts (tenant_id, name, campaign_id, phone_number_id, template_id, template_name, template_language, audience, parameters,
+    insert into campaigns.broadcasts (tenant_id, name, campaign_id, phone_number_id, template_id, template_name, template_language, experiment_id, audience, parameters,
                                       failure_threshold, failure_min_sample, created_by)
-    values (${b.tenantId}, ${b.name}, ${b.campaignId}, ${b.phoneNumberId}, ${b.templateId}, ${b.templateName}, ${b.templateLanguage},
+    values (${b.tenantId}, ${b.name}, ${b.campaignId}, ${b.phoneNumberId}, ${b.templateId}, ${b.templateName}, ${b.templateLanguage}, ${b.experimentId},
             ${tx.json(b.audience as never)}, ${tx.json(b.parameters as never)}, ${b.failureThreshold}, ${b.failureMinSample}, ${b.createdBy})
     returning ${columns(tx)}`.then((r) => r[0]!)
 
@@ -72,7 +76,7 @@ export const updateDraft = (tx: Tx, id: string, b: Omit<NewBroadcast, 'tenantId'
   tx<BroadcastRow[]>`
     update campaigns.broadcasts
        set name = ${b.name}, campaign_id = ${b.campaignId}, phone_number_id = ${b.phoneNumberId}, template_id = ${b.templateId},
-           template_name = ${b.templateName}, template_language = ${b.templateLanguage}, audience = ${tx.json(b.audience as never)},
+           template_name = ${b.templateName}, template_language = ${b.templateLanguage}, experiment_id = ${b.experimentId}, audience = ${tx.json(b.audience as never)},
            parameters = ${tx.json(b.parameters as never)}, failure_threshold = ${b.failureThreshold}, failure_min_sample = ${b.failureMinSample},
            version = version + 1, updated_at = now()
      where id = ${id}
@@ -317,12 +321,14 @@ export const nextPending = (tx: Tx, broadcastId: string, limit: number) =>
      for update of r skip locked`
 
 /** Recipients now in the outbox, with their message: committed together with the message and its send job. */
-export const markQueued = (tx: Tx, rows: { id: string; messageId: string }[]) =>
+export const markQueued = (tx: Tx, rows: { id: string; messageId: string; variationKey: string | null; phase: number | null }[]) =>
   rows.length === 0
     ? Promise.resolve()
     : tx`
-        update campaigns.broadcast_recipients r set state = 'queued', message_id = v.message_id, queued_at = clock_timestamp()
-          from jsonb_to_recordset(${tx.json(rows.map((r) => ({ id: Number(r.id), message_id: r.messageId })) as never)}) as v (id bigint, message_id uuid)
+        update campaigns.broadcast_recipients r
+           set state = 'queued', message_id = v.message_id, queued_at = clock_timestamp(), variation_key = v.variation_key, experiment_phase = v.phase
+          from jsonb_to_recordset(${tx.json(rows.map((r) => ({ id: Number(r.id), message_id: r.messageId, variation_key: r.variationKey, phase: r.phase })) as never)})
+               as v (id bigint, message_id uuid, variation_key text, phase int)
          where r.id = v.id and r.state = 'pending'`.then(() => undefined)
 
 /** A recipient refused at dispatch (suppressed since the snapshot, opted out since, a body Meta would refuse). */
@@ -378,29 +384,40 @@ const statusOf = (tx: Queryable) => tx`
     else 'sent'
   end`
 
-export const broadcastStats = (tx: Tx, broadcastId: string) =>
-  tx<{ status: RecipientStatus; reason: string | null; n: number }[]>`
+type VariationStats = NonNullable<BroadcastStats['variations']>[number]
+
+/** The recipients by status (and skip or failure reason); with `byVariation`, the dispatched ones per variation sent too. */
+export const broadcastStats = (tx: Tx, broadcastId: string, byVariation = false) =>
+  tx<{ status: RecipientStatus; reason: string | null; variationKey: string | null; dispatched: boolean; n: number }[]>`
     with s as (
       select ${statusOf(tx)} as status,
-             case when r.state = 'skipped' then r.skip_reason when r.state = 'failed' or m.status = 'failed' then coalesce(r.error_code, m.error_code)::text end as reason
+             case when r.state = 'skipped' then r.skip_reason when r.state = 'failed' or m.status = 'failed' then coalesce(r.error_code, m.error_code)::text end as reason,
+             r.variation_key, r.state not in ('pending', 'skipped') as dispatched
         from campaigns.broadcast_recipients r left join whatsapp.messages m on m.id = r.message_id
        where r.broadcast_id = ${broadcastId}
     )
-    select status, reason, count(*)::int as n from s group by status, reason`.then((rows) => {
+    select status, reason, variation_key, dispatched, count(*)::int as n from s group by status, reason, variation_key, dispatched`.then((rows) => {
     const stats: BroadcastStats = { recipients: 0, pending: 0, queued: 0, sent: 0, delivered: 0, read: 0, replied: 0, failed: 0, skipped: 0, skippedBy: {}, failedBy: {} }
+    const variations = new Map<string | null, VariationStats>()
     for (const r of rows) {
       stats.recipients += r.n
       stats[r.status] += r.n
       if (r.status === 'skipped') stats.skippedBy[r.reason ?? 'unknown'] = (stats.skippedBy[r.reason ?? 'unknown'] ?? 0) + r.n
       if (r.status === 'failed') stats.failedBy[r.reason ?? 'unknown'] = (stats.failedBy[r.reason ?? 'unknown'] ?? 0) + r.n
+      if (!byVariation || !r.dispatched || r.status === 'pending' || r.status === 'skipped') continue
+      const v = variations.get(r.variationKey) ?? { variationKey: r.variationKey, dispatched: 0, queued: 0, sent: 0, delivered: 0, read: 0, replied: 0, failed: 0 }
+      v.dispatched += r.n
+      v[r.status] += r.n
+      variations.set(r.variationKey, v)
     }
+    if (byVariation) stats.variations = [...variations.values()].sort((a, b) => (a.variationKey ?? '').localeCompare(b.variationKey ?? ''))
     return stats
   })
 
 export const listRecipients = (tx: Tx, broadcastId: string, q: { limit: number; after?: number; status?: RecipientStatus }) =>
   tx<RecipientView[]>`
     select * from (
-      select r.id::int as id, r.lead_id, ${statusOf(tx)} as status, r.skip_reason, r.skip_detail, r.message_id,
+      select r.id::int as id, r.lead_id, ${statusOf(tx)} as status, r.variation_key, r.skip_reason, r.skip_detail, r.message_id,
              coalesce(r.error_code, m.error_code) as error_code, r.queued_at, r.settled_at
         from campaigns.broadcast_recipients r left join whatsapp.messages m on m.id = r.message_id
        where r.tenant_id = current_setting('app.tenant_id')::uuid and r.broadcast_id = ${broadcastId} ${q.after ? tx`and r.id > ${q.after}` : tx``}
