@@ -202,6 +202,15 @@ export const joinVisitorsToLeads = (tx: Tx, pairs: readonly { visitor_id: string
     )
     select (select count(*)::integer from clicks) as clicks, (select count(*)::integer from moved) as attributions`.then((r) => r[0]!)
 
+/**
+ * Cross-tenant (assessments__prune_click_details): up to `limit` clicks that never came to name a lead, older than
+ * their tenant's privacy.retention_settings.link_click_details_days (`defaultDays` for a tenant without settings),
+ * lose their network, address hash, user agent and referrer; the row stays for the counts. Rows another transaction
+ * holds are skipped (migration 0062's definer function). Returns how many were pruned.
+ */
+export const pruneLinkClickDetails = (sql: Queryable, limit: number, defaultDays: number) =>
+  sql<{ n: number }[]>`select assessments.prune_link_click_details(${limit}, ${defaultDays}) as n`.then((r) => r[0]!.n)
+
 export interface Touch {
   partnerId: string; linkId: string | null; channel: 'web' | 'whatsapp'; at: Date
   leadId?: string | null; visitorId?: string | null; conversationId?: string | null

@@ -4,7 +4,7 @@
  * domains/analytics/platform-events.ts linkAnonymousIds: a form submission, a WhatsApp message, a server's identify)
  * is also the moment the visitor's clicks and attribution become the lead's. It runs in that link's transaction.
  */
-import type { Tx } from '../../../lib/db.js'
+import type { Sql, Tx } from '../../../lib/db.js'
 import { VISITOR_ID } from './privacy.js'
 import * as q from './queries.js'
 
@@ -24,3 +24,11 @@ export async function joinVisitorsToLeads(tx: Tx, links: readonly { visitorId: s
     .sort((a, b) => (a.lead_id < b.lead_id ? -1 : a.lead_id > b.lead_id ? 1 : a.visitor_id < b.visitor_id ? -1 : 1))
   return q.joinVisitorsToLeads(tx, pairs)
 }
+
+/**
+ * Visitors who never become leads: one bounded step of the hourly prune (assessments__prune_click_details, across
+ * tenants). Up to `limit` clicks naming no lead, older than their tenant's retention setting `linkClickDetailsDays`
+ * (`defaultDays` without settings), keep the row (the partner's counts) but lose the network, address hash, user
+ * agent and referrer. Returns how many were pruned; running it again prunes nothing more.
+ */
+export const pruneClickDetails = (sql: Sql, limit: number, defaultDays: number): Promise<number> => q.pruneLinkClickDetails(sql, limit, defaultDays)
