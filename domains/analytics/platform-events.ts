@@ -366,8 +366,8 @@ export const assessmentResumed = (f: AssessmentFact & { resumedCount: number }):
 
 export interface LinkFact { linkId: string; partnerId: string; at: Date | string }
 
-export const linkClicked = (f: LinkFact & { clickId: string; linkCode: string; outcome: 'web' | 'whatsapp'; visitorId: string | null }): EventRow => ({
-  name: 'link.clicked', leadId: null, occurredAt: iso(f.at), dedupeKey: `link:clicked:${f.clickId}`, source: 'partner_link',
+export const linkClicked = (f: LinkFact & { clickId: string; linkCode: string; outcome: 'web' | 'whatsapp'; visitorId: string | null; leadId?: string | null }): EventRow => ({
+  name: 'link.clicked', leadId: f.leadId ?? null, occurredAt: iso(f.at), dedupeKey: `link:clicked:${f.clickId}`, source: 'partner_link',
   anonymousId: f.visitorId, properties: { linkId: f.linkId, partnerId: f.partnerId, linkCode: f.linkCode, outcome: f.outcome },
 })
 

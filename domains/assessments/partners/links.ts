@@ -83,7 +83,7 @@ export async function visitLink(sql: Sql, config: Config, code: string, ctx: Vis
     const clickId = await q.insertClick(tx, found.tenantId, { ...click(outcome, target.link.partnerId), leadId })
     if (!bot) {
       await q.touchAttribution(tx, found.tenantId, { partnerId: target.link.partnerId, linkId: target.link.id, channel: outcome, at, visitorId, leadId })
-      await recordPlatformEvents(tx, [linkClicked({ clickId, linkId: target.link.id, partnerId: target.link.partnerId, linkCode: target.link.linkCode, outcome, visitorId, at })])
+      await recordPlatformEvents(tx, [linkClicked({ clickId, linkId: target.link.id, partnerId: target.link.partnerId, linkCode: target.link.linkCode, outcome, visitorId, leadId, at })])
     }
     const location = outcome === 'whatsapp'
       ? whatsappLink(config, target.businessNumber!, target.link.linkCode)

@@ -100,6 +100,9 @@ describe('a partner-link visitor who becomes a web lead', () => {
     expect(after).toMatchObject({ firstPartnerId: ana.id, lastPartnerId: ana.id, lastLinkId: anaLink.id, touches: 3 })
     expect(await visitorRows(idOf(carlaCookie))).toBe(0)
     expect((await clicksOf(idOf(carlaCookie))).map((c) => c.leadId)).toEqual([carla, carla, carla])
+    const clicked = await db.current.owner<{ leadId: string | null }[]>`
+      select lead_id from analytics.events where tenant_id = ${tenant.id} and name = 'link.clicked' and anonymous_id = ${idOf(carlaCookie)}`
+    expect(clicked).toEqual([{ leadId: carla }, { leadId: carla }, { leadId: carla }])
 
     await submit({ name: 'Carla', email: 'carla@example.com' }, carlaCookie)
     expect(await attributionOf(carla)).toEqual(after)
