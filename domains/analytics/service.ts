@@ -356,7 +356,7 @@ function intakeColumns(rows: { event: IntakeEvent; source: 'api' | 'site' }[], l
     c.anonymousId[i] = e.anonymousId ?? null
     c.sessionId[i] = e.sessionId ?? null
     c.properties[i] = propertiesJson(e.properties)
-    c.context[i] = JSON.stringify(e.context)
+    c.context[i] = e.context
     c.source[i] = source
     c.acqSource[i] = x.source
     c.acqChannel[i] = x.channel
