@@ -8,6 +8,7 @@ import { parseUrl } from './enrichment/text.js'
 import * as iq from './identity-queries.js'
 import { type EventRow, recordEvents, recordEventsFrom } from './service.js'
 import { type Attribution, type IntakeEvent, LINK_ANONYMOUS_TASK } from './schemas.js'
+import { isLinkVisitorId, joinVisitorsToLeads } from '../assessments/partners/visitors.js'
 
 /**
  * Platform events: what the product itself does, as events in analytics.events next to the client events. Every
@@ -229,7 +230,16 @@ export interface AnonymousLink { anonymousId: string; leadId: string; via: 'form
  */
 export async function linkAnonymousIds(tx: Tx, links: readonly AnonymousLink[]): Promise<{ anonymousId: string; leadId: string }[]> {
   if (links.length === 0) return []
-  return iq.insertIdentities(tx, LINK_ANONYMOUS_TASK, links.map((l) => ({ anonymous_id: l.anonymousId, lead_id: l.leadId, via: l.via })))
+  const made = await iq.insertIdentities(tx, LINK_ANONYMOUS_TASK, links.map((l) => ({ anonymous_id: l.anonymousId, lead_id: l.leadId, via: l.via })))
+  // A partner-link visitor's id is its anonymous id: its clicks and attribution join the lead the id now belongs to
+  // (the first link's, like the events), in this transaction. Not only for links made now: clicks recorded while
+  // this link was being made still name no lead. Other ids (a site's own) cost nothing here.
+  const visitors = links.map((l) => l.anonymousId).filter(isLinkVisitorId)
+  if (visitors.length > 0) {
+    const owners = await leadForAnonymous(tx, visitors)
+    await joinVisitorsToLeads(tx, [...owners].map(([visitorId, leadId]) => ({ visitorId, leadId })))
+  }
+  return made
 }
 
 /** The live lead of each linked anonymous id (ids never linked are absent). For sticky assignment and processing. */
@@ -356,8 +366,8 @@ export const assessmentResumed = (f: AssessmentFact & { resumedCount: number }):
 
 export interface LinkFact { linkId: string; partnerId: string; at: Date | string }
 
-export const linkClicked = (f: LinkFact & { clickId: string; linkCode: string; outcome: 'web' | 'whatsapp'; visitorId: string | null }): EventRow => ({
-  name: 'link.clicked', leadId: null, occurredAt: iso(f.at), dedupeKey: `link:clicked:${f.clickId}`, source: 'partner_link',
+export const linkClicked = (f: LinkFact & { clickId: string; linkCode: string; outcome: 'web' | 'whatsapp'; visitorId: string | null; leadId?: string | null }): EventRow => ({
+  name: 'link.clicked', leadId: f.leadId ?? null, occurredAt: iso(f.at), dedupeKey: `link:clicked:${f.clickId}`, source: 'partner_link',
   anonymousId: f.visitorId, properties: { linkId: f.linkId, partnerId: f.partnerId, linkCode: f.linkCode, outcome: f.outcome },
 })
 

@@ -104,7 +104,7 @@ export const insertEvents = (tx: Tx, rows: (EventRecord & { ord: number })[]) =>
 /**
  * A group commit's client events (POST /v1/events) as columns: one array per column, all of the same length, in the
  * order to add them. Ids are distinct (the caller keeps the first of an id repeated in its flush). JSON columns come
- * as their JSON text, enrichment columns null for none.
+ * as their JSON text (`context` as the validated objects, serialized here), enrichment columns null for none.
  */
 export interface IntakeColumns {
   eventId: string[]
@@ -114,8 +114,10 @@ export interface IntakeColumns {
   leadId: (string | null)[]
   anonymousId: (string | null)[]
   sessionId: (string | null)[]
+  /** JSON texts of objects (schemas.ts propertiesJson: the text whose size was validated). */
   properties: string[]
-  context: string[]
+  /** The validated context objects (JSON values), serialized once for the whole column. */
+  context: unknown[]
   source: string[]
   acqSource: (string | null)[]
   acqChannel: (string | null)[]
@@ -146,15 +148,24 @@ export const insertIntakeEvents = (tx: Tx, c: IntakeColumns) => {
   // text through JSON.stringify again) and two regex passes; a string passes through its array serializer as it is.
   const a = (values: (string | null)[]) => arrayLiteral(values) as never
   const j = (values: (string | null)[]) => arrayLiteral(values, true) as never
+  // The two large JSON columns as one JSON array each (a `text` parameter: postgres.js would JSON.stringify a jsonb
+  // one again), taken apart by jsonb_array_elements in the same ROWS FROM: as a jsonb[] literal every `"` of every
+  // document was escaped once more in JavaScript and read back character by character by array_in. `properties` are
+  // already JSON texts (joined, not serialized again); the contexts are serialized in one call.
+  const properties = `[${c.properties.join(',')}]` as never
+  const context = JSON.stringify(c.context) as never
   return tx<{ eventId: string }[]>`
     with r as (
       select 'evt:' || x.event_id::text as dedupe_key, x.*
-        from unnest(${a(c.eventId)}::uuid[], ${a(c.name)}::text[], ${a(c.type)}::text[], ${a(c.occurredAt)}::timestamptz[],
-                    ${a(c.leadId)}::uuid[], ${a(c.anonymousId)}::text[], ${a(c.sessionId)}::text[], ${j(c.properties)}::jsonb[],
-                    ${j(c.context)}::jsonb[], ${a(c.source)}::text[], ${a(c.acqSource)}::text[], ${a(c.acqChannel)}::text[],
-                    ${a(c.referrerHost)}::text[], ${j(c.utm)}::jsonb[], ${j(c.clickId)}::jsonb[], ${a(c.device)}::text[],
-                    ${a(c.browser)}::text[], ${a(c.browserVersion)}::text[], ${a(c.os)}::text[], ${a(c.osVersion)}::text[],
-                    ${a(c.isBot)}::boolean[], ${a(c.country)}::text[], ${a(c.countryFrom)}::text[])
+        from rows from (
+               unnest(${a(c.eventId)}::uuid[], ${a(c.name)}::text[], ${a(c.type)}::text[], ${a(c.occurredAt)}::timestamptz[],
+                      ${a(c.leadId)}::uuid[], ${a(c.anonymousId)}::text[], ${a(c.sessionId)}::text[]),
+               jsonb_array_elements(${properties}::text::jsonb),
+               jsonb_array_elements(${context}::text::jsonb),
+               unnest(${a(c.source)}::text[], ${a(c.acqSource)}::text[], ${a(c.acqChannel)}::text[],
+                      ${a(c.referrerHost)}::text[], ${j(c.utm)}::jsonb[], ${j(c.clickId)}::jsonb[], ${a(c.device)}::text[],
+                      ${a(c.browser)}::text[], ${a(c.browserVersion)}::text[], ${a(c.os)}::text[], ${a(c.osVersion)}::text[],
+                      ${a(c.isBot)}::boolean[], ${a(c.country)}::text[], ${a(c.countryFrom)}::text[]))
           with ordinality
           as x(event_id, name, type, occurred_at, lead_id, anonymous_id, session_id, properties, context, source, acq_source, acq_channel,
                referrer_host, utm, click_id, device, browser, browser_version, os, os_version, is_bot, country, country_from, ord)

@@ -57,9 +57,19 @@ export const PARTITION_DAYS_AHEAD = 7
 const knownDays = new Set<string>()
 const KNOWN_DAYS_MAX = 2000
 
+const DAY_MS = 86_400_000
+/** 'YYYY-MM-DD' per UTC day number: formatting a Date per event cost more than the rest of this check. */
+const dayNames = new Map<number, string>()
 const utcDay = (iso: string) => {
   const t = Date.parse(iso)
-  return Number.isNaN(t) ? null : new Date(t).toISOString().slice(0, 10)
+  if (Number.isNaN(t)) return null
+  const day = Math.floor(t / DAY_MS)
+  let name = dayNames.get(day)
+  if (name === undefined) {
+    if (dayNames.size >= KNOWN_DAYS_MAX) dayNames.clear()
+    dayNames.set(day, (name = new Date(day * DAY_MS).toISOString().slice(0, 10)))
+  }
+  return name
 }
 
 /**
@@ -267,14 +277,24 @@ export class EventInbox {
     // Each new id counts for the first request (in arrival order) of this flush that carried it; every other copy is a
     // duplicate. Across the two flushes in flight, the one whose insert takes the key first counts it (the other waits
     // on the key's row and finds it taken).
-    const fresh = new Set(stored.map((s) => `${s.tenantId}:${s.id}`))
+    // Per tenant, not `tenant:id` strings: two concatenations and their hashing per event saved.
+    const fresh = new Map<string, Set<string>>()
+    for (const s of stored) {
+      let ids = fresh.get(s.tenantId)
+      if (!ids) fresh.set(s.tenantId, (ids = new Set()))
+      ids.add(s.id)
+    }
     return batch.map((b) => {
+      const ids = fresh.get(b.tenantId)
       let accepted = 0
-      for (const e of b.events) if (fresh.delete(`${b.tenantId}:${e.id}`)) accepted++
+      if (ids) for (const e of b.events) if (ids.delete(e.id)) accepted++
       return { accepted, duplicates: b.events.length - accepted }
     })
   }
 }
+
+/** A client event of a flush, with its id in PostgreSQL's spelling (lower case), computed once. */
+interface IntakeRow { event: IntakeEvent; source: 'api' | 'site'; id: string }
 
 /**
  * The group commit's write: every request's events recorded straight into analytics.events, enriched, in one
@@ -288,7 +308,7 @@ export class EventInbox {
 async function recordIntake(sql: Sql, batch: EventBatch[]): Promise<{ tenantId: string; id: string }[]> {
   // Per tenant, each id once (the first copy, in arrival order, is the one stored): ids compared in PostgreSQL's
   // spelling (lowercase), the one the stored key and the returned ids use.
-  const byTenant = new Map<string, { ids: Set<string>; rows: { event: IntakeEvent; source: 'api' | 'site' }[] }>()
+  const byTenant = new Map<string, { ids: Set<string>; rows: IntakeRow[] }>()
   for (const b of batch) {
     let tenant = byTenant.get(b.tenantId)
     if (!tenant) byTenant.set(b.tenantId, (tenant = { ids: new Set(), rows: [] }))
@@ -296,7 +316,7 @@ async function recordIntake(sql: Sql, batch: EventBatch[]): Promise<{ tenantId: 
       const id = event.id.toLowerCase()
       if (tenant.ids.has(id)) continue
       tenant.ids.add(id)
-      tenant.rows.push({ event, source: b.source })
+      tenant.rows.push({ event, source: b.source, id })
     }
   }
   return sql.begin(async (tx) => {
@@ -312,8 +332,8 @@ async function recordIntake(sql: Sql, batch: EventBatch[]): Promise<{ tenantId: 
       await ensurePartitionsFor(tx, rows.map(({ event: e }) => e.occurredAt))
       const inserted = await q.insertIntakeEvents(tx, intakeColumns(rows, leads))
       // A tenant's server that knows both (an identify call, any event with leadId and anonymousId) links the visitor.
-      await linkAnonymousIds(tx, rows.flatMap(({ event: e }) => {
-        const lead = leads.get(e.id.toLowerCase())
+      await linkAnonymousIds(tx, rows.flatMap(({ event: e, id }) => {
+        const lead = leads.get(id)
         return lead?.clientLead && e.anonymousId ? [{ anonymousId: e.anonymousId, leadId: lead.leadId, via: 'api' as const }] : []
       }))
       for (const r of inserted) stored.push({ tenantId, id: r.eventId })
@@ -336,7 +356,7 @@ const jsonTextOf = (value: object | null): string | null => {
  * with a lead, the lead's phone), built in one pass: no row objects in between, and `properties` as the JSON text its
  * size was validated on (schemas.ts propertiesJson).
  */
-function intakeColumns(rows: { event: IntakeEvent; source: 'api' | 'site' }[], leads: Map<string, { leadId: string; phoneE164: string | null }>): q.IntakeColumns {
+function intakeColumns(rows: IntakeRow[], leads: Map<string, { leadId: string; phoneE164: string | null }>): q.IntakeColumns {
   const n = rows.length
   const c: q.IntakeColumns = {
     eventId: new Array(n), name: new Array(n), type: new Array(n), occurredAt: new Array(n), leadId: new Array(n), anonymousId: new Array(n),
@@ -345,8 +365,8 @@ function intakeColumns(rows: { event: IntakeEvent; source: 'api' | 'site' }[], l
     os: new Array(n), osVersion: new Array(n), isBot: new Array(n), country: new Array(n), countryFrom: new Array(n),
   }
   for (let i = 0; i < n; i++) {
-    const { event: e, source } = rows[i]!
-    const lead = leads.get(e.id.toLowerCase())
+    const { event: e, source, id } = rows[i]!
+    const lead = leads.get(id)
     const x = enrichEvent(enrichmentInputOf(e.context, lead?.phoneE164 ?? undefined))
     c.eventId[i] = e.id
     c.name[i] = e.name
@@ -356,7 +376,7 @@ function intakeColumns(rows: { event: IntakeEvent; source: 'api' | 'site' }[], l
     c.anonymousId[i] = e.anonymousId ?? null
     c.sessionId[i] = e.sessionId ?? null
     c.properties[i] = propertiesJson(e.properties)
-    c.context[i] = JSON.stringify(e.context)
+    c.context[i] = e.context
     c.source[i] = source
     c.acqSource[i] = x.source
     c.acqChannel[i] = x.channel

@@ -1,6 +1,7 @@
 import type { Tx } from '../../lib/db.js'
 import type { NewInboundMessage } from '../whatsapp/process-deliveries.js'
 import { recordWhatsAppReferrals } from '../assessments/partners/links.js'
+import { botQueueNameSql } from './queries.js'
 import { messageEventPayload } from './runtime.js'
 import { RUN_BOT_TASK } from './schemas.js'
 
@@ -42,7 +43,7 @@ export async function onNewInboundMessages(tx: Tx, messages: NewInboundMessage[]
     tenantId: e.tenant_id, leadId: e.lead_id, phoneId: e.phone_id, text: (e.payload as { text?: string }).text, at: e.occurred_at,
   })))
 
-  // Events in arrival order, then one bot job per conversation touched (its own queue: one runner per lead).
+  // Events in arrival order, then one bot job per conversation touched (in its conversation's queue: one runner per lead).
   await tx`
     with e as (
       select x.*, c.id as conversation_id
@@ -58,6 +59,6 @@ export async function onNewInboundMessages(tx: Tx, messages: NewInboundMessage[]
     -- add_jobs inserts them all at once: per-job add_job calls were the bulk of this hook's cost.
     select count(*) from graphile_worker.add_jobs(array(
       select row(${RUN_BOT_TASK}::text, json_build_object('tenantId', t.tenant_id, 'conversationId', t.conversation_id),
-                 'bot:' || t.conversation_id::text, null::timestamptz, 10, null::text, null::integer, null::text[])::graphile_worker.job_spec
+                 ${botQueueNameSql(tx, tx`t.conversation_id`)}, null::timestamptz, 10, null::text, null::integer, null::text[])::graphile_worker.job_spec
         from (select distinct tenant_id, conversation_id from inserted order by conversation_id) t))`
 }

@@ -1,4 +1,6 @@
+import type postgres from 'postgres'
 import type { Queryable, Tx } from '../../lib/db.js'
+import { deleteEmptyQueues, hashedQueueName, hashedQueueNameSql, UUID_PATTERN } from '../../lib/job-queue.js'
 import type { FlowState } from './flows/schema.js'
 import type { ConversationView, FlowVersionView, FlowView } from './schemas.js'
 
@@ -29,10 +31,27 @@ export const insertEvent = (
     on conflict (tenant_id, conversation_id, dedupe_key) do nothing
     returning id::text`.then((r) => r[0] ?? null)
 
-/** The outbox for the bot: one queue per conversation, so one runner at a time works on a lead. */
+/** The outbox for the bot: a conversation's jobs share its queue, so one runner at a time works on a lead. */
 export const enqueueRunBot = (tx: Tx, tenantId: string, conversationId: string, task: string, runAt: Date | null = null) =>
   tx`select graphile_worker.add_job(${task}, json_build_object('tenantId', ${tenantId}::uuid, 'conversationId', ${conversationId}::uuid),
-                                    queue_name := ${`bot:${conversationId}`}, run_at := ${runAt}::timestamptz, max_attempts := 10)`
+                                    queue_name := ${botQueueName(conversationId)}, run_at := ${runAt}::timestamptz, max_attempts := 10)`
+
+/**
+ * The bot's queues: one of BOT_QUEUES shared ones (`bot:N`), picked by the conversation id (hashedQueueName), not one
+ * per conversation (`bot:<id>` before), whose rows piled up, one per conversation ever, each slowing every job fetch.
+ * The queue only keeps a conversation's runs one after another (its row lock already keeps them correct); a run is a
+ * few short transactions, so a conversation that shares a busy queue waits milliseconds. 64 queues let 64 bot runs go at
+ * once across the fleet (8 workers at the default WORKER_CONCURRENCY of 8), for a quarter of the rows that the 256
+ * send queues add to every fetch.
+ */
+export const BOT_QUEUES = 64
+export const botQueueName = (conversationId: string) => hashedQueueName('bot', conversationId, BOT_QUEUES)
+/** botQueueName in SQL, for the inbound hook's set-based enqueue; queue-names.int.test.ts checks that the two agree. */
+export const botQueueNameSql = (tx: Queryable, conversationId: postgres.Fragment) => hashedQueueNameSql(tx, 'bot', conversationId, BOT_QUEUES)
+
+/** Empty queue rows of the one-queue-per-conversation bot (`bot:<conversation id>`), swept by whatsapp__gc_send_queues. */
+export const LEGACY_BOT_QUEUE_PATTERN = `^bot:${UUID_PATTERN}$`
+export const deleteLegacyBotQueues = (sql: Queryable, limit: number) => deleteEmptyQueues(sql, LEGACY_BOT_QUEUE_PATTERN, limit)
 
 /**
  * Is a message from this sender stored in the WhatsApp inbox but not yet applied? Deliveries are processed by

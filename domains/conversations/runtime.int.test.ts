@@ -1,8 +1,11 @@
+import { runOnce } from 'graphile-worker'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { withTenant } from '../../lib/db.js'
 import type { App } from '../../lib/http/create-server.js'
 import { startWhatsAppEmulator, type WhatsAppEmulator } from '../../ops/emulators/whatsapp-cloud-api.js'
-import { buildTestWebhooks } from '../../test/apps.js'
+import { buildTaskList } from '../../services/workers/tasks/index.js'
+import { workerLogger } from '../../services/workers/worker.js'
+import { buildTestWebhooks, testConfig, testLogger } from '../../test/apps.js'
 import { useTestDatabase } from '../../test/db.js'
 import { runJobs } from '../../test/factories/conversations-rows.js'
 import { makeTenant, type TestTenant } from '../../test/factories/tenants.js'
@@ -10,7 +13,9 @@ import { makePhoneNumber, type TestNumber } from '../../test/factories/whatsapp.
 import { postDelivery } from '../../test/whatsapp.js'
 import * as f from '../whatsapp/webhook/fixtures.js'
 import type { FlowDocumentInput } from './flows/schema.js'
+import { botQueueName } from './queries.js'
 import { queueTimerEvent, runConversation } from './runtime.js'
+import { RUN_BOT_TASK } from './schemas.js'
 import { addFlowVersion, createFlow, handOverConversation, publishFlow, releaseConversation } from './service.js'
 
 describe('the bot runtime, driven by inbound WhatsApp messages', () => {
@@ -93,6 +98,27 @@ describe('the bot runtime, driven by inbound WhatsApp messages', () => {
     expect(delivered.length).toBeLessThanOrEqual(46)
     const repliesInOrder = (await botSaid(lead)).slice(0, delivered.length)
     expect(delivered).toEqual(repliesInOrder)
+  })
+
+  it("queues the inbound hook's bot jobs in their conversations' shared queues, as enqueueRunBot does", async () => {
+    await publish({ name: 'queues', trigger: { type: 'keyword', keywords: ['queue'] }, startNodeId: 'hi', nodes: [{ type: 'end', id: 'hi', text: 'queued' }] })
+    const leads = [newLead(), newLead(), newLead()]
+    await deliver(...leads.map((from) => f.textMessage({ from, body: 'queue' })))
+    // Only the delivery processing (which calls the hook), so the bot jobs wait to be looked at.
+    const all = buildTaskList({ config: testConfig({ GRAPH_API_BASE_URL: wa.url }), sql: db.current.sql, log: testLogger() })
+    const inbound = Object.fromEntries(Object.entries(all).filter(([name]) => name.startsWith('whatsapp__process_deliver')))
+    await runOnce({ connectionString: db.current.runtimeUrl, taskList: inbound, logger: workerLogger(testLogger()) })
+    const botJobs = await db.current.owner<{ conversationId: string; queueName: string }[]>`
+      select j.payload->>'conversationId' as conversation_id, q.queue_name
+        from graphile_worker._private_jobs j
+        join graphile_worker._private_tasks t on t.id = j.task_id
+        left join graphile_worker._private_job_queues q on q.id = j.job_queue_id
+       where t.identifier = ${RUN_BOT_TASK}`
+    const ids = await Promise.all(leads.map(async (l) => (await conversationOf(l)).id as string))
+    expect(botJobs.map((j) => j.conversationId).sort()).toEqual([...ids].sort())
+    for (const j of botJobs) expect(j.queueName).toBe(botQueueName(j.conversationId))
+    await jobs()
+    for (const l of leads) expect(await botSaid(l)).toEqual(['queued'])
   })
 
   it('opts the lead out on STOP, ends the run and says nothing more', async () => {

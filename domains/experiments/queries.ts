@@ -129,7 +129,7 @@ export type UnitAssignments =
  * adopt, and winning stored assignment per experiment and phase (experiments.unit_assignments, migration 0051: index
  * probes by person and visitor, no per-experiment work; it sets the tenant itself).
  */
-export const unitAssignmentsMany = (db: Queryable, tenantId: string, units: { leadId: string | null; anonymousId: string | null }[]) =>
+export const unitAssignmentsMany = (db: Queryable, tenantId: string | null, units: { leadId: string | null; anonymousId: string | null }[]) =>
   db<{ u: UnitAssignments }[]>`
     select experiments.unit_assignments(${tenantId}::uuid, r.lead_id, r.anonymous_id) as u
       from jsonb_to_recordset(${db.json(units.map((x, ord) => ({ ord, lead_id: x.leadId, anonymous_id: x.anonymousId })) as never)}::jsonb)
@@ -399,6 +399,19 @@ export const insertPendingExposure = (tx: Tx, p: { messageId: string; experiment
      where a.experiment_id = ${p.experimentId} and a.phase = ${p.phase} and a.lead_id = ${p.leadId}
      order by a.assigned_at, a.id limit 1
     on conflict (tenant_id, message_id) where message_id is not null do nothing`.then((r) => r.count > 0)
+
+/** insertPendingExposure for a batch of messages, in one statement (a broadcast's step). Returns how many were recorded. */
+export const insertPendingExposures = (tx: Tx, rows: { message_id: string; experiment_id: string; phase: number; lead_id: string; variation_key: string; template_name: string }[]) =>
+  tx`
+    insert into experiments.pending_exposures (tenant_id, message_id, experiment_id, phase, unit_id, lead_id, variation_key, template_name)
+    select (select core.current_tenant_id()), r.message_id, a.experiment_id, a.phase, a.unit_id, a.lead_id, r.variation_key, r.template_name
+      from jsonb_to_recordset(${tx.json(rows as never)}::jsonb) as r(message_id uuid, experiment_id uuid, phase int, lead_id uuid, variation_key text, template_name text)
+      cross join lateral (
+        select a.experiment_id, a.phase, a.unit_id, a.lead_id from experiments.assignments a
+         where a.experiment_id = r.experiment_id and a.phase = r.phase and a.lead_id = r.lead_id
+         order by a.assigned_at, a.id limit 1
+      ) a
+    on conflict (tenant_id, message_id) where message_id is not null do nothing`.then((r) => r.count)
 
 /**
  * A CTE (`experiment_pending_wamid`) for the statement that stores a message's wamid when Meta accepts it: the

@@ -207,6 +207,23 @@ async function assignWith(
   if (!ctx.found) throw new AppError('NOT_FOUND', `lead ${input.leadId} not found`)
   // Visitors' assignments become the person's (the context already counted them as such, so the answer is the same).
   if (ctx.person && ctx.adopt.length > 0) await adopt(ctx.adopt.map((a) => ({ anonymous_id: a, lead_id: ctx.person! })))
+  const { out, fresh } = decideAssignments(ctx, input)
+  if (fresh.length === 0) return out
+  const inserted = await store(fresh)
+  const byId = new Map(ctx.candidates.map((c) => [c.id, c]))
+  for (const f of fresh) {
+    // Not inserted: a concurrent request assigned this unit a moment ago; within a phase the hash gives it the same variation.
+    out.push(view(byId.get(f.experiment_id)!, f.variation_key, f.variation_index, inserted.has(f.experiment_id), inserted.get(f.experiment_id) ?? new Date()))
+  }
+  return out.sort((a, b) => (a.experimentKey < b.experimentKey ? -1 : 1))
+}
+
+/**
+ * What one unit gets, from its context: its stored winners as they are, and, for running experiments it qualifies for
+ * (targeting, coverage, namespace) and has no assignment in, the new assignments to store. Pure; every path of
+ * assignment decides through here, so stickiness and identity are the same everywhere.
+ */
+function decideAssignments(ctx: Extract<q.AssignContext, { found: true }>, input: AssignInput): { out: AssignmentView[]; fresh: q.AssignmentInsert[] } {
   const leadId = ctx.lead?.id ?? null
   // A visitor known to be a lead (a form, a WhatsApp click) answers with the lead's assignments; it is not bucketed into
   // lead experiments by a public page, though. A lead's visitor experiments use the visitor's id only if it is the lead's.
@@ -232,14 +249,7 @@ async function assignWith(
     if (index < 0) continue
     fresh.push({ experiment_id: c.id, phase: c.phase, unit_id: unitId, lead_id: ctx.person, anonymous_id: anonymousId, variation_key: c.variations[index]!.key, variation_index: index, source: input.source })
   }
-  if (fresh.length === 0) return out
-  const inserted = await store(fresh)
-  const byId = new Map(ctx.candidates.map((c) => [c.id, c]))
-  for (const f of fresh) {
-    // Not inserted: a concurrent request assigned this unit a moment ago; within a phase the hash gives it the same variation.
-    out.push(view(byId.get(f.experiment_id)!, f.variation_key, f.variation_index, inserted.has(f.experiment_id), inserted.get(f.experiment_id) ?? new Date()))
-  }
-  return out.sort((a, b) => (a.experimentKey < b.experimentKey ? -1 : 1))
+  return { out, fresh }
 }
 
 const view = (c: q.Candidate, variationKey: string, variationIndex: number, isNew: boolean, assignedAt: Date): AssignmentView => {
@@ -318,6 +328,65 @@ export async function templateVariationFor(tx: Tx, leadId: string, experimentKey
 /** The template message queued for a variation: pending until Meta reports it delivered. False when the lead holds no assignment. */
 export const recordPendingTemplateExposure = (tx: Tx, p: { messageId: string; leadId: string; variation: TemplateVariation; templateName: string }) =>
   q.insertPendingExposure(tx, { messageId: p.messageId, experimentId: p.variation.experimentId, phase: p.variation.phase, leadId: p.leadId, variationKey: p.variation.variationKey, templateName: p.templateName })
+
+/** Set-based recordPendingTemplateExposure, for a batch of template messages (a broadcast's step). Returns how many were recorded. */
+export const recordPendingTemplateExposures = (tx: Tx, rows: readonly { messageId: string; leadId: string; variation: TemplateVariation; templateName: string }[]) =>
+  rows.length === 0 ? Promise.resolve(0) : q.insertPendingExposures(tx, rows.map((p) => ({
+    message_id: p.messageId, experiment_id: p.variation.experimentId, phase: p.variation.phase, lead_id: p.leadId, variation_key: p.variation.variationKey, template_name: p.templateName,
+  })))
+
+/** The experiment a template send names, by key or id (the tenant's own: RLS), with the variations of its phase in force. */
+export const findTemplateExperiment = (tx: Tx, by: { key: string } | { id: string }): Promise<ExperimentView | null> =>
+  'key' in by ? q.findExperimentByKey(tx, by.key) : q.findExperiment(tx, by.id)
+
+/** A lead's variation for a template send, and the person holding it (the lead, or its survivor if it was merged since). */
+export interface LeadTemplateVariation extends TemplateVariation { personId: string }
+
+/**
+ * Many leads' variations in one experiment, for a broadcast's batch of recipients, in at most three statements whatever
+ * the batch's size: what is stored for the leads (experiments.unit_assignments, one call for all), the adoption of
+ * their visitors' assignments when there is any, and one insert of the new ones. Decided exactly as one lead's
+ * (decideAssignments): the first assignment wins; new ones only while running, by targeting, coverage and namespace;
+ * a paused or stopped experiment serves only what is stored. Leads not in the experiment are absent from the map.
+ * Inside the caller's transaction.
+ */
+export async function templateVariationsForLeads(tx: Tx, e: ExperimentView, leadIds: readonly string[]): Promise<Map<string, LeadTemplateVariation>> {
+  const result = new Map<string, LeadTemplateVariation>()
+  if (leadIds.length === 0 || e.status === 'draft' || e.unit !== 'lead') return result
+  const bucket = compileBucketing({
+    seed: e.seed, hashVersion: e.hashVersion, coverage: e.coverage, weights: e.variations.map((v) => v.weight),
+    namespace: e.namespace && [e.namespace.id, e.namespace.start, e.namespace.end],
+  })
+  const started: q.StartedExperiment = {
+    id: e.id, key: e.key, status: e.status, unit: e.unit, seed: e.seed, hashVersion: e.hashVersion, targeting: e.targeting,
+    namespace: e.namespace, phase: e.phase, variations: e.variations, coverage: e.coverage,
+  }
+  const units = await q.unitAssignmentsMany(tx, null, leadIds.map((leadId) => ({ leadId, anonymousId: null })))
+  const adopt = units.flatMap((u) => (u.found && u.person ? u.adopt.map((a) => ({ anonymous_id: a, lead_id: u.person! })) : []))
+  if (adopt.length > 0) await q.adoptVisitorAssignments(tx, adopt)
+  const decided = units.map((u, i) => {
+    if (!u.found || !u.person) return null
+    const { stored, ...rest } = u
+    const w = stored.find((x) => x.experimentId === e.id && x.phase === e.phase)
+    const candidate: Candidate = {
+      ...started, bucket, storedUnitId: w?.unitId ?? null, storedVariationKey: w?.variationKey ?? null,
+      storedVariationIndex: w?.variationIndex ?? null, storedAssignedAt: w?.assignedAt ?? null,
+    }
+    const leadId = leadIds[i]!
+    return { leadId, personId: u.person, ...decideAssignments({ ...rest, candidates: [candidate] }, { leadId, attributes: {}, source: 'broadcast', experimentKeys: [e.key] }) }
+  })
+  const fresh = decided.flatMap((d) => d?.fresh ?? [])
+  // A unit another send assigned a moment ago keeps its row; within a phase the hash gives it the same variation.
+  if (fresh.length > 0) await q.insertAssignments(tx, null, fresh)
+  for (const d of decided) {
+    if (!d) continue
+    const variationKey = d.out[0]?.variationKey ?? d.fresh[0]?.variation_key
+    if (variationKey === undefined) continue
+    const value = e.variations.find((v) => v.key === variationKey)?.value
+    result.set(d.leadId, { experimentId: e.id, experimentKey: e.key, phase: e.phase, variationKey, value, personId: d.personId })
+  }
+  return result
+}
 
 /** A CTE for the statement storing a message's wamid (Meta accepted it): its pending exposure is keyed by the wamid too. */
 export const attachPendingExposureWamidFrom = q.attachPendingExposureWamidFrom

@@ -55,6 +55,11 @@ export const RetentionSettings = z.object({
   messagesDays: days(3650).nullable(),
   interactionsDays: days(3650).nullable(),
   exportsDays: days(30),
+  /**
+   * Partner-link clicks that never came to name a lead lose their network, address hash, user agent and referrer
+   * after this many days (the click stays, for the counts); assessments__prune_click_details, hourly.
+   */
+  linkClickDetailsDays: days(3650),
 })
 export type RetentionSettings = z.infer<typeof RetentionSettings>
 
@@ -73,6 +78,7 @@ export const PatchRetentionBody = z.strictObject({
   messagesDays: days(3650).nullable().optional(),
   interactionsDays: days(3650).nullable().optional(),
   exportsDays: days(30).optional(),
+  linkClickDetailsDays: days(3650).optional(),
 }).refine((b) => Object.keys(b).length > 0, { message: 'nothing to change' })
 export type PatchRetentionBody = z.infer<typeof PatchRetentionBody>
 

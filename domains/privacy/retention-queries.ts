@@ -15,24 +15,25 @@ export type StoredRetention = RetentionSettings & { updatedAt: Date; updatedBy: 
 
 export const findRetentionSettings = (tx: Tx, tenantId: string) =>
   tx<StoredRetention[]>`
-    select analytics_events_days, messages_days, interactions_days, exports_days, updated_at, updated_by
+    select analytics_events_days, messages_days, interactions_days, exports_days, link_click_details_days, updated_at, updated_by
       from privacy.retention_settings where tenant_id = ${tenantId}`.then((r) => r[0] ?? null)
 
 /** Locks the tenant's row (if any) so two PATCHes apply one after the other and each audits what it changed. */
 export const lockRetentionSettings = (tx: Tx, tenantId: string) =>
   tx<StoredRetention[]>`
-    select analytics_events_days, messages_days, interactions_days, exports_days, updated_at, updated_by
+    select analytics_events_days, messages_days, interactions_days, exports_days, link_click_details_days, updated_at, updated_by
       from privacy.retention_settings where tenant_id = ${tenantId} for update`.then((r) => r[0] ?? null)
 
 export const upsertRetentionSettings = (tx: Tx, tenantId: string, s: RetentionSettings, actor: string) =>
   tx<StoredRetention[]>`
-    insert into privacy.retention_settings (tenant_id, analytics_events_days, messages_days, interactions_days, exports_days, updated_by)
-    values (${tenantId}, ${s.analyticsEventsDays}, ${s.messagesDays}, ${s.interactionsDays}, ${s.exportsDays}, ${actor})
+    insert into privacy.retention_settings (tenant_id, analytics_events_days, messages_days, interactions_days, exports_days, link_click_details_days, updated_by)
+    values (${tenantId}, ${s.analyticsEventsDays}, ${s.messagesDays}, ${s.interactionsDays}, ${s.exportsDays}, ${s.linkClickDetailsDays}, ${actor})
     on conflict (tenant_id) do update
        set analytics_events_days = excluded.analytics_events_days, messages_days = excluded.messages_days,
            interactions_days = excluded.interactions_days, exports_days = excluded.exports_days,
+           link_click_details_days = excluded.link_click_details_days,
            updated_by = excluded.updated_by, updated_at = now()
-    returning analytics_events_days, messages_days, interactions_days, exports_days, updated_at, updated_by`.then((r) => r[0]!)
+    returning analytics_events_days, messages_days, interactions_days, exports_days, link_click_details_days, updated_at, updated_by`.then((r) => r[0]!)
 
 // ---------------------------------------------------------------------------------------------------------
 // Runs.

@@ -3,7 +3,8 @@
  * past its period (services/workers/tasks/privacy__apply_retention.ts).
  *
  * Defaults: analytics raw events 90 days; messages and interactions kept until the person is erased; exports
- * PRIVACY_EXPORT_TTL_DAYS (7). Raw webhook deliveries are platform-wide (WEBHOOK_RETENTION_DAYS, 14 days after
+ * PRIVACY_EXPORT_TTL_DAYS (7); the details of partner-link clicks that name no lead 30 days (pruned hourly by
+ * assessments__prune_click_details, not by this pass: the click rows stay). Raw webhook deliveries are platform-wide (WEBHOOK_RETENTION_DAYS, 14 days after
  * processing, pruned hourly by whatsapp__prune_deliveries): a delivery is stored before anyone knows whose it is,
  * and one delivery can carry several tenants' messages, so no tenant can own its period. GET shows it read-only.
  *
@@ -25,16 +26,20 @@ import type { PatchRetentionBody, RetentionRunView, RetentionSettings, Retention
 import * as q from './retention-queries.js'
 
 export const DEFAULT_ANALYTICS_EVENTS_DAYS = 90
+/** Also the column's default (migration 0062): a tenant without settings is pruned at this age. */
+export const DEFAULT_LINK_CLICK_DETAILS_DAYS = 30
 
 export const defaultRetention = (exportsDays: number): RetentionSettings => ({
   analyticsEventsDays: DEFAULT_ANALYTICS_EVENTS_DAYS,
   messagesDays: null,
   interactionsDays: null,
   exportsDays,
+  linkClickDetailsDays: DEFAULT_LINK_CLICK_DETAILS_DAYS,
 })
 
 const settingsOnly = (s: RetentionSettings): RetentionSettings => ({
   analyticsEventsDays: s.analyticsEventsDays, messagesDays: s.messagesDays, interactionsDays: s.interactionsDays, exportsDays: s.exportsDays,
+  linkClickDetailsDays: s.linkClickDetailsDays,
 })
 
 /** The tenant's periods: its own row, else the defaults. */

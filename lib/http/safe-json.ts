@@ -46,6 +46,28 @@ const isPlainObject = (value: object): value is Record<string, unknown> => {
   return proto === null || proto === Object.prototype || Object.getPrototypeOf(proto) === null
 }
 
+/** textProblem(text) === null, without a regular expression: two native scans, cheaper on the usual short strings. */
+const storableText = (text: string) => text.indexOf('\u0000') === -1 && isWellFormed.call(text)
+
+/**
+ * True exactly when findUnstorableText would find nothing: the same cases (strings and keys checked, containers
+ * beyond maxDepth refused, anything not a plain object or array not looked into), with no path kept. `for…in` may
+ * also visit inherited enumerable keys (a polluted prototype), which can only send the value to the full walk.
+ */
+function isStorable(v: unknown, depth: number, maxDepth: number): boolean {
+  if (typeof v === 'string') return storableText(v)
+  if (typeof v !== 'object' || v === null) return true
+  if (Array.isArray(v)) {
+    if (depth >= maxDepth) return false
+    for (let i = 0; i < v.length; i++) if (!isStorable(v[i], depth + 1, maxDepth)) return false
+    return true
+  }
+  if (!isPlainObject(v)) return true
+  if (depth >= maxDepth) return false
+  for (const key in v) if (!storableText(key) || !isStorable(v[key], depth + 1, maxDepth)) return false
+  return true
+}
+
 /** A bad key as it appears in a reported path: escaped as JSON would, so the path itself is clean text. */
 const showKey = (key: string) => JSON.stringify(key).slice(1, -1)
 
@@ -58,6 +80,9 @@ const showKey = (key: string) => JSON.stringify(key).slice(1, -1)
 export function findUnstorableText(value: unknown, options: FindOptions = {}): UnstorableText[] {
   const maxDepth = options.maxDepth ?? MAX_BODY_DEPTH
   const maxFindings = options.maxFindings ?? MAX_REPORTED
+  // Nearly every request is clean, and saying so needs no paths: one plain pass first, and only a value that fails it
+  // is walked again to say where (half the CPU of the reporting walk on an event batch, measured in process).
+  if (isStorable(value, 0, maxDepth)) return []
   const found: UnstorableText[] = []
   const path: (string | number)[] = []
   const report = (reason: string) => found.push({ path: path.join('.'), reason })

@@ -35,7 +35,8 @@ export const crontab: string[] = [
   // High priority, like the chain: the jobs a run queues must not delay the next.
   '* * * * * onboarding__check_inactivity ?id=onboarding_inactivity&max=1&priority=-10',
   // Hourly at :29 (off the hour; also once 5 minutes after a worker starts): empty queue rows of the old one queue per
-  // recipient sender, which slow every job fetch. After the first sweep each run scans only a few hundred queue rows;
+  // recipient sender, per conversation (bot) and per broadcast, which slow every job fetch. After the first sweep each
+  // run scans only a few hundred queue rows;
   // hourly, the queues of old jobs that end later (retries back off for days) go within the hour.
   '29 * * * * whatsapp__gc_send_queues ?id=gc_send_queues&max=1',
   // Hourly at :41 (off the hour): campaign drafts 7 days past their last save, deleted in batches (cross-tenant).
@@ -44,6 +45,9 @@ export const crontab: string[] = [
   // Hourly at :53: AI analysis cache entries past AI_CACHE_TTL (patterns that never came again) and dead jobs' claims,
   // in batches (cross-tenant). A hit never reads an expired entry, so the lag costs only disk.
   '53 * * * * assessments__prune_analysis_cache ?id=prune_analysis_cache&max=1',
+  // Hourly at :37 (cross-tenant, off the hour): the address, browser and referrer of partner-link clicks that name no
+  // lead, past the tenant's linkClickDetailsDays (default 30); the rows stay for the counts. Hourly keeps batches small.
+  '37 * * * * assessments__prune_click_details ?id=prune_click_details&max=1',
   // Every 5 minutes (cross-tenant): assessment sessions idle for ASSESSMENTS_ABANDON_AFTER (default a day) marked
   // abandoned in batches. Five minutes is nothing next to a day of idleness, and keeps each run's batch small.
   '*/5 * * * * assessments__abandon_idle_sessions ?id=assessments_abandon_idle&max=1',

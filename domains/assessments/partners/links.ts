@@ -11,7 +11,7 @@ import type { Config } from '../../../lib/config.js'
 import { withTenant, type Sql, type Tx } from '../../../lib/db.js'
 import { AppError } from '../../../lib/errors.js'
 import { linkVisits } from '../../../lib/metrics.js'
-import { linkClicked, linkInactiveVisit, linkStarted, recordPlatformEvents } from '../../analytics/platform-events.js'
+import { leadForAnonymous, linkClicked, linkInactiveVisit, linkStarted, recordPlatformEvents } from '../../analytics/platform-events.js'
 import type { Demographics } from '../schemas.js'
 import { sessionContext, startSession, stateView } from '../service.js'
 import * as q from './queries.js'
@@ -31,6 +31,9 @@ export interface VisitContext {
   to?: 'web' | 'whatsapp'
   at?: Date
 }
+
+/** The lead a visitor id is linked to (analytics.identities, a merged lead's survivor), else null. */
+const leadOfVisitor = async (tx: Tx, visitorId: string) => (await leadForAnonymous(tx, [visitorId])).get(visitorId) ?? null
 
 export interface VisitOutcome { location: string; visitorId: string; outcome: 'web' | 'whatsapp' }
 
@@ -75,10 +78,12 @@ export async function visitLink(sql: Sql, config: Config, code: string, ctx: Vis
     // A WhatsApp link of a tenant without an active number cannot open a chat: the web start still works.
     const wanted = ctx.to ?? target.link.destination
     const outcome: 'web' | 'whatsapp' = wanted === 'whatsapp' && target.businessNumber ? 'whatsapp' : 'web'
-    const clickId = await q.insertClick(tx, found.tenantId, click(outcome, target.link.partnerId))
+    // A visitor already known as a lead (linkAnonymousIds joined them): the click and the touch are the lead's.
+    const leadId = bot ? null : await leadOfVisitor(tx, visitorId)
+    const clickId = await q.insertClick(tx, found.tenantId, { ...click(outcome, target.link.partnerId), leadId })
     if (!bot) {
-      await q.touchAttribution(tx, found.tenantId, { partnerId: target.link.partnerId, linkId: target.link.id, channel: outcome, at, visitorId })
-      await recordPlatformEvents(tx, [linkClicked({ clickId, linkId: target.link.id, partnerId: target.link.partnerId, linkCode: target.link.linkCode, outcome, visitorId, at })])
+      await q.touchAttribution(tx, found.tenantId, { partnerId: target.link.partnerId, linkId: target.link.id, channel: outcome, at, visitorId, leadId })
+      await recordPlatformEvents(tx, [linkClicked({ clickId, linkId: target.link.id, partnerId: target.link.partnerId, linkCode: target.link.linkCode, outcome, visitorId, leadId, at })])
     }
     const location = outcome === 'whatsapp'
       ? whatsappLink(config, target.businessNumber!, target.link.linkCode)
@@ -180,13 +185,15 @@ export interface LinkSessionFact {
 }
 
 /**
- * In the transaction that started the session: the touch (by lead when known, else by visitor) and link.started.
- * A visitor who becomes a lead later keeps this through the session's link_id (purchases naming the session).
+ * In the transaction that started the session: the touch (by lead when known, or when the visitor is already linked
+ * to one, else by visitor) and link.started. A visitor who becomes a lead later has the touch joined to the lead then
+ * (visitors.ts), and keeps it through the session's link_id too (purchases naming the session).
  */
 export async function recordLinkSessionStarted(tx: Tx, f: LinkSessionFact): Promise<void> {
   if (f.leadId || f.visitorId) {
+    const leadId = f.leadId ?? (f.visitorId ? await leadOfVisitor(tx, f.visitorId) : null)
     await q.touchAttribution(tx, f.tenantId, {
-      partnerId: f.partnerId, linkId: f.linkId, channel: f.channel, at: f.at, leadId: f.leadId ?? null, visitorId: f.visitorId ?? null,
+      partnerId: f.partnerId, linkId: f.linkId, channel: f.channel, at: f.at, leadId, visitorId: f.visitorId ?? null,
       conversationId: f.conversationId ?? null,
     })
   }

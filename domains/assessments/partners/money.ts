@@ -21,7 +21,7 @@ import type { Config } from '../../../lib/config.js'
 import type { SecretBox } from '../../../lib/crypto.js'
 import { withTenant, type Sql, type Tx } from '../../../lib/db.js'
 import { AppError } from '../../../lib/errors.js'
-import { commissionChanged, linkConverted, linkRefunded, purchaseRecorded, recordPlatformEvents, type PurchaseFact } from '../../analytics/platform-events.js'
+import { commissionChanged, leadForAnonymous, linkConverted, linkRefunded, purchaseRecorded, recordPlatformEvents, type PurchaseFact } from '../../analytics/platform-events.js'
 import { insertAuditEntry } from '../../tenancy/queries.js'
 import { computeCommission, isPositive, lineAmount, minAmount, subtract } from './commission-rule.js'
 import * as q from './queries.js'
@@ -116,11 +116,16 @@ export async function shopEndpointSecret(sql: Sql, secrets: SecretBox, publicKey
 
 interface Attribution { partnerId: string | null; linkId: string | null; firstPartnerId: string | null; firstLinkId: string | null; leadId: string | null }
 
-/** Who gets the purchase: the session's link (last touch) or the lead's, visitor's or code's attribution. */
+/**
+ * Who gets the purchase: the session's link (last touch) or the lead's, visitor's or code's attribution. A visitor
+ * who has become a lead is that lead (their attribution was joined to the lead's; visitors.ts), so the purchase names
+ * the lead and is attributed by the lead's row.
+ */
 async function attributionFor(tx: Tx, c: RecordPurchaseBody['customer']): Promise<Attribution> {
   const session = c.sessionId ? await q.findSessionAttribution(tx, c.sessionId) : null
   if (c.sessionId && !session) throw new AppError('UNPROCESSABLE', `session ${c.sessionId} not found`)
-  const leadId = c.leadId ?? session?.leadId ?? null
+  const visitorLead = !c.leadId && !session?.leadId && c.visitorId ? (await leadForAnonymous(tx, [c.visitorId])).get(c.visitorId) ?? null : null
+  const leadId = c.leadId ?? session?.leadId ?? visitorLead
   const stored = leadId ? await q.findAttribution(tx, { leadId }) : null
   const byVisitor = !stored && c.visitorId ? await q.findAttribution(tx, { visitorId: c.visitorId }) : null
   const a = stored ?? byVisitor

@@ -138,16 +138,78 @@ export const findLinksByCodes = (tx: Tx, codes: string[]) =>
 export interface NewClick {
   linkId: string; partnerId: string; outcome: 'web' | 'whatsapp' | 'inactive'; visitorId: string | null
   ipPrefix: string | null; ipHash: string | null; userAgent: string | null; referrer: string | null; isBot: boolean; at: Date
+  /** The visitor's lead, when the visitor is already known as one (analytics.identities). */
+  leadId?: string | null
 }
 export const insertClick = (tx: Tx, tenantId: string, c: NewClick) =>
   tx<{ id: string }[]>`
-    insert into assessments.link_clicks (tenant_id, link_id, partner_id, outcome, visitor_id, ip_prefix, ip_hash, user_agent, referrer, is_bot, clicked_at)
-    values (${tenantId}, ${c.linkId}, ${c.partnerId}, ${c.outcome}, ${c.visitorId}, ${c.ipPrefix}::inet, ${c.ipHash}, ${c.userAgent}, ${c.referrer}, ${c.isBot}, ${c.at})
+    insert into assessments.link_clicks (tenant_id, link_id, partner_id, outcome, visitor_id, lead_id, ip_prefix, ip_hash, user_agent, referrer, is_bot, clicked_at)
+    values (${tenantId}, ${c.linkId}, ${c.partnerId}, ${c.outcome}, ${c.visitorId}, ${c.leadId ?? null}, ${c.ipPrefix}::inet, ${c.ipHash}, ${c.userAgent}, ${c.referrer}, ${c.isBot}, ${c.at})
     returning id::text`.then((r) => r[0]!.id)
 
-/** A visitor became a lead: its clicks and its visitor attribution now name the lead (the attribution merges into the lead's). */
-export const linkVisitorClicksToLead = (tx: Tx, visitorId: string, leadId: string) =>
-  tx`update assessments.link_clicks set lead_id = ${leadId} where visitor_id = ${visitorId} and lead_id is null`
+/**
+ * Visitors became leads, set-based, in one statement: their clicks not yet naming a lead get it, and each visitor's
+ * attribution row is merged into its lead's (first touch the earlier, last touch the later, touches summed; the
+ * lead's own conversation kept) or becomes the lead's when the lead had none. Several visitors of one lead are folded
+ * together first (one upsert may not touch a row twice). Idempotent: a second run finds no unlinked click and no
+ * visitor row. Pairs arrive deduplicated by visitor and sorted by lead, so concurrent joins lock in one order.
+ * `merged` runs though nothing reads it (PostgreSQL runs every data-modifying WITH exactly once); `attributions`
+ * counts the visitor rows folded in.
+ */
+export const joinVisitorsToLeads = (tx: Tx, pairs: readonly { visitor_id: string; lead_id: string }[]) =>
+  tx<{ clicks: number; attributions: number }[]>`
+    with pairs as (
+      select x.visitor_id, x.lead_id from jsonb_to_recordset(${tx.json(pairs as never)}::jsonb) as x(visitor_id text, lead_id uuid)
+    ), clicks as (
+      update assessments.link_clicks c set lead_id = p.lead_id
+        from pairs p where c.visitor_id = p.visitor_id and c.lead_id is null
+      returning 1
+    ), moved as (
+      delete from assessments.attributions a using pairs p where a.visitor_id = p.visitor_id
+      returning a.tenant_id, p.lead_id, a.conversation_id, a.first_partner_id, a.first_link_id, a.first_channel, a.first_at,
+                a.last_partner_id, a.last_link_id, a.last_channel, a.last_at, a.touches
+    ), per_lead as (
+      select tenant_id, lead_id,
+             (array_agg(conversation_id order by last_at desc) filter (where conversation_id is not null))[1] as conversation_id,
+             (array_agg(first_partner_id order by first_at))[1] as first_partner_id,
+             (array_agg(first_link_id order by first_at))[1] as first_link_id,
+             (array_agg(first_channel order by first_at))[1] as first_channel,
+             min(first_at) as first_at,
+             (array_agg(last_partner_id order by last_at desc))[1] as last_partner_id,
+             (array_agg(last_link_id order by last_at desc))[1] as last_link_id,
+             (array_agg(last_channel order by last_at desc))[1] as last_channel,
+             max(last_at) as last_at,
+             sum(touches)::integer as touches
+        from moved group by tenant_id, lead_id
+    ), merged as (
+      insert into assessments.attributions as a (tenant_id, lead_id, conversation_id, first_partner_id, first_link_id, first_channel, first_at,
+                                                 last_partner_id, last_link_id, last_channel, last_at, touches)
+      select tenant_id, lead_id, conversation_id, first_partner_id, first_link_id, first_channel, first_at,
+             last_partner_id, last_link_id, last_channel, last_at, touches
+        from per_lead order by lead_id
+      on conflict (tenant_id, lead_id) where lead_id is not null do update set
+        touches = a.touches + excluded.touches,
+        conversation_id = coalesce(a.conversation_id, excluded.conversation_id),
+        first_partner_id = case when excluded.first_at < a.first_at then excluded.first_partner_id else a.first_partner_id end,
+        first_link_id = case when excluded.first_at < a.first_at then excluded.first_link_id else a.first_link_id end,
+        first_channel = case when excluded.first_at < a.first_at then excluded.first_channel else a.first_channel end,
+        first_at = least(a.first_at, excluded.first_at),
+        last_partner_id = case when excluded.last_at > a.last_at then excluded.last_partner_id else a.last_partner_id end,
+        last_link_id = case when excluded.last_at > a.last_at then excluded.last_link_id else a.last_link_id end,
+        last_channel = case when excluded.last_at > a.last_at then excluded.last_channel else a.last_channel end,
+        last_at = greatest(a.last_at, excluded.last_at)
+      returning 1
+    )
+    select (select count(*)::integer from clicks) as clicks, (select count(*)::integer from moved) as attributions`.then((r) => r[0]!)
+
+/**
+ * Cross-tenant (assessments__prune_click_details): up to `limit` clicks that never came to name a lead, older than
+ * their tenant's privacy.retention_settings.link_click_details_days (`defaultDays` for a tenant without settings),
+ * lose their network, address hash, user agent and referrer; the row stays for the counts. Rows another transaction
+ * holds are skipped (migration 0062's definer function). Returns how many were pruned.
+ */
+export const pruneLinkClickDetails = (sql: Queryable, limit: number, defaultDays: number) =>
+  sql<{ n: number }[]>`select assessments.prune_link_click_details(${limit}, ${defaultDays}) as n`.then((r) => r[0]!.n)
 
 export interface Touch {
   partnerId: string; linkId: string | null; channel: 'web' | 'whatsapp'; at: Date

@@ -275,3 +275,6 @@ export const PartnerKeyView = z.object({
 export const PartnerClickView = z.object({
   id: z.string(), linkId: z.uuid(), linkCode: z.string(), outcome: z.enum(['web', 'whatsapp', 'inactive']), isBot: z.boolean(), clickedAt: z.string(),
 })
+
+/** assessments__prune_click_details takes no parameters (a cron task). */
+export const PruneClickDetailsPayload = z.object({}).loose()

@@ -2,11 +2,13 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { ZodError } from 'zod'
 import { type Sql, type Tx, withTenant } from '../../../lib/db.js'
 import type { Logger } from '../../../lib/logger.js'
+import { type LeadTemplateVariation, recordPendingTemplateExposures, templateVariationsForLeads } from '../../experiments/service.js'
 import { suppressedRecipients } from '../../privacy/suppression.js'
 import { type TemplateComponent, templateBody } from '../../whatsapp/graph/bodies.js'
 import { classifyGraphError } from '../../whatsapp/graph/errors.js'
 import { queueOutbound } from '../../whatsapp/outbound/service.js'
 import * as q from './queries.js'
+import { experimentPlanFor } from './experiment.js'
 import { DISPATCH_BROADCAST_TASK } from './schemas.js'
 import { numberBlock, templateBlock, transition } from './service.js'
 import { tierLimit, tierRemaining } from './tier.js'
@@ -118,11 +120,14 @@ export async function dispatchStep(
     return pause('failure_threshold', `${failed} of ${done} settled sends failed (${((100 * failed) / done).toFixed(1)}% > ${(100 * b.failureThreshold).toFixed(1)}%)`)
   }
   if (!number) return { kind: 'finished', status: b.status } // unreachable (numberBlock failed it); narrows the type
+  // Every variation's template is checked like the broadcast's own, each step: a new phase can bring new variations.
+  const experiment = await experimentPlanFor(tx, b, number.businessAccountId)
+  if (experiment && !experiment.ok) return pause(experiment.problem.reason, experiment.problem.message)
 
   const capacity = Math.ceil(o.ratePerSecond * o.lookaheadSeconds) - settled.inFlight
   if (!(await q.hasPending(tx, broadcastId))) {
     if (settled.inFlight > 0) return { kind: 'wait', until: new Date(Date.now() + o.tickMs), reason: 'last sends in flight' }
-    const stats = await q.broadcastStats(tx, broadcastId)
+    const stats = await q.broadcastStats(tx, broadcastId, b.experimentId !== null)
     const row = await transition(tx, b, { status: 'completed', finished: true }, 'completed', {
       recipients: stats.recipients, sent: stats.sent + stats.delivered + stats.read + stats.replied, failed: stats.failed, skipped: stats.skipped,
     })
@@ -147,7 +152,7 @@ export async function dispatchStep(
 
   const batch = await q.nextPending(tx, broadcastId, Math.min(capacity, remaining))
   const suppressed = await suppressedRecipients(tx, batch.map((r) => r.waId))
-  const queued: { id: string; messageId: string }[] = []
+  const ready: { r: q.PendingRecipient; body: ReturnType<typeof templateBody> }[] = []
   for (const r of batch) {
     // Erased after the snapshot: never sent (the outbox would refuse it too, counted as a failure).
     if (suppressed.has(r.waId)) {
@@ -158,19 +163,31 @@ export async function dispatchStep(
       await q.markSkipped(tx, r.id, 'opted_out', `opted out on ${r.optedOutAt.toISOString()}, after the audience was taken`)
       continue
     }
-    let body
     try {
-      body = templateBody({ to: r.waId, name: b.templateName, language: b.templateLanguage, components: r.components as TemplateComponent[] })
+      ready.push({ r, body: templateBody({ to: r.waId, name: b.templateName, language: b.templateLanguage, components: r.components as TemplateComponent[] }) })
     } catch (err) {
       if (!(err instanceof ZodError)) throw err
       await q.markSkipped(tx, r.id, 'invalid_parameter', err.issues.map((i) => i.message).join('; ').slice(0, 500))
-      continue
     }
-    const { id: messageId } = await queueOutbound(tx, {
-      tenantId, phoneId: number.id, leadId: r.leadId, waId: r.waId, body, templateId: b.templateId, source: 'broadcast', requestedBy: `broadcast:${broadcastId}`,
-    })
-    queued.push({ id: r.id, messageId })
   }
+  // Only those about to be sent are assigned, all of the step's in one go (sticky: a lead keeps its variation in the
+  // phase, broadcast after broadcast). Whoever the experiment does not take gets the broadcast's own template.
+  const plan = experiment?.ok ? experiment.plan : null
+  const variations = plan ? await templateVariationsForLeads(tx, plan.experiment, ready.flatMap(({ r }) => (r.leadId ? [r.leadId] : []))) : new Map<string, LeadTemplateVariation>()
+  const queued: { id: string; messageId: string; variationKey: string | null; phase: number | null }[] = []
+  const exposures: Parameters<typeof recordPendingTemplateExposures>[1][number][] = []
+  for (const { r, body: own } of ready) {
+    const variation = r.leadId ? variations.get(r.leadId) : undefined
+    const template = variation ? plan!.templates.get(variation.variationKey) : undefined
+    const body = template ? templateBody({ to: r.waId, name: template.name, language: template.language, components: r.components as TemplateComponent[] }) : own
+    const { id: messageId } = await queueOutbound(tx, {
+      tenantId, phoneId: number.id, leadId: r.leadId, waId: r.waId, body, templateId: template?.id ?? b.templateId, source: 'broadcast', requestedBy: `broadcast:${broadcastId}`,
+    })
+    queued.push({ id: r.id, messageId, variationKey: template ? variation!.variationKey : null, phase: template ? variation!.phase : null })
+    // Pending until Meta reports it delivered (then an exposure), or failed (never one): the POST /v1/messages path.
+    if (template) exposures.push({ messageId, leadId: variation!.personId, variation: variation!, templateName: template.name })
+  }
+  await recordPendingTemplateExposures(tx, exposures)
   await q.markQueued(tx, queued)
   if (queued.length > 0) await q.bumpDispatched(tx, broadcastId, queued.length)
   if (b.statusDetail) await q.setStatusDetail(tx, broadcastId, null)

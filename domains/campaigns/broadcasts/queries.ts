@@ -1,4 +1,5 @@
 import type { Queryable, Tx } from '../../../lib/db.js'
+import { deleteEmptyQueues, hashedQueueName, UUID_PATTERN } from '../../../lib/job-queue.js'
 import type { BroadcastStats, BroadcastStatus, LeadFilter, RecipientStatus, RecipientView } from './schemas.js'
 
 // ---------------------------------------------------------------------------------------------------------
@@ -16,6 +17,8 @@ export interface BroadcastRow {
   templateId: string | null
   templateName: string
   templateLanguage: string
+  experimentId: string | null
+  experimentKey: string | null
   audience: unknown
   parameters: unknown
   scheduledAt: Date | null
@@ -39,6 +42,7 @@ export interface BroadcastRow {
 
 const columns = (tx: Queryable) => tx`
   id, tenant_id, name, campaign_id, status, status_reason, status_detail, phone_number_id, template_id, template_name, template_language,
+  experiment_id, (select x.key from experiments.experiments x where x.id = experiment_id) as experiment_key,
   audience, parameters, scheduled_at, schedule_timezone, failure_threshold::float8 as failure_threshold, failure_min_sample,
   recipient_count, skipped_count, dispatched_count, accepted_count, failed_count, transitions, version, created_by,
   materialised_at, started_at, finished_at, created_at, updated_at`
@@ -51,6 +55,7 @@ export interface NewBroadcast {
   templateId: string
   templateName: string
   templateLanguage: string
+  experimentId: string | null
   audience: unknown
   parameters: unknown
   failureThreshold: number
@@ -60,9 +65,9 @@ export interface NewBroadcast {
 
 export const insertBroadcast = (tx: Tx, b: NewBroadcast) =>
   tx<BroadcastRow[]>`
-    insert into campaigns.broadcasts (tenant_id, name, campaign_id, phone_number_id, template_id, template_name, template_language, audience, parameters,
+    insert into campaigns.broadcasts (tenant_id, name, campaign_id, phone_number_id, template_id, template_name, template_language, experiment_id, audience, parameters,
                                       failure_threshold, failure_min_sample, created_by)
-    values (${b.tenantId}, ${b.name}, ${b.campaignId}, ${b.phoneNumberId}, ${b.templateId}, ${b.templateName}, ${b.templateLanguage},
+    values (${b.tenantId}, ${b.name}, ${b.campaignId}, ${b.phoneNumberId}, ${b.templateId}, ${b.templateName}, ${b.templateLanguage}, ${b.experimentId},
             ${tx.json(b.audience as never)}, ${tx.json(b.parameters as never)}, ${b.failureThreshold}, ${b.failureMinSample}, ${b.createdBy})
     returning ${columns(tx)}`.then((r) => r[0]!)
 
@@ -71,7 +76,7 @@ export const updateDraft = (tx: Tx, id: string, b: Omit<NewBroadcast, 'tenantId'
   tx<BroadcastRow[]>`
     update campaigns.broadcasts
        set name = ${b.name}, campaign_id = ${b.campaignId}, phone_number_id = ${b.phoneNumberId}, template_id = ${b.templateId},
-           template_name = ${b.templateName}, template_language = ${b.templateLanguage}, audience = ${tx.json(b.audience as never)},
+           template_name = ${b.templateName}, template_language = ${b.templateLanguage}, experiment_id = ${b.experimentId}, audience = ${tx.json(b.audience as never)},
            parameters = ${tx.json(b.parameters as never)}, failure_threshold = ${b.failureThreshold}, failure_min_sample = ${b.failureMinSample},
            version = version + 1, updated_at = now()
      where id = ${id}
@@ -129,11 +134,30 @@ export const dropSnapshot = async (tx: Tx, id: string) => {
 export const deleteDraft = (tx: Tx, id: string) =>
   tx`delete from campaigns.broadcasts where id = ${id} and status = 'draft' returning id`.then((r) => r.length > 0)
 
-/** The dispatch job: one per broadcast (job key, and a queue of its own so two runs never overlap). */
+/**
+ * The dispatch job: one waiting per broadcast (the job key), and its queue so two runs never overlap. The key alone
+ * does not do that: add_job with the key of a running (locked) job clears that job's key and inserts a new one
+ * (graphile-worker's add_jobs), which, in no queue, would start beside it (a start or resume during a run, or the
+ * run's own hand-over to the next).
+ */
 export const enqueueDispatch = (tx: Tx, tenantId: string, broadcastId: string, task: string, runAt: Date | null = null) =>
   tx`select graphile_worker.add_job(${task}, json_build_object('tenantId', ${tenantId}::uuid, 'broadcastId', ${broadcastId}::uuid),
-                                    queue_name := ${`broadcast:${broadcastId}`}, run_at := ${runAt}::timestamptz, max_attempts := 25,
+                                    queue_name := ${broadcastQueueName(broadcastId)}, run_at := ${runAt}::timestamptz, max_attempts := 25,
                                     job_key := ${`broadcast:${broadcastId}`}, job_key_mode := 'replace')`
+
+/**
+ * The dispatchers' queues: one of BROADCAST_QUEUES shared ones (`broadcast:N`), picked by the broadcast id
+ * (hashedQueueName), not one per broadcast (`broadcast:<id>` before), whose rows stayed after the broadcast and slowed
+ * every job fetch. A run holds its queue for up to 10 s, so two sending broadcasts that share a queue take turns (each
+ * about half its rate). Each sending broadcast holds a worker slot, so few send at once; with 256 queues a broadcast
+ * shares with another of k sending with a chance of about (k − 1)/256 (3% at 8).
+ */
+export const BROADCAST_QUEUES = 256
+export const broadcastQueueName = (broadcastId: string) => hashedQueueName('broadcast', broadcastId, BROADCAST_QUEUES)
+
+/** Empty queue rows of the one-queue-per-broadcast dispatcher (`broadcast:<broadcast id>`), swept by whatsapp__gc_send_queues. */
+export const LEGACY_BROADCAST_QUEUE_PATTERN = `^broadcast:${UUID_PATTERN}$`
+export const deleteLegacyBroadcastQueues = (sql: Queryable, limit: number) => deleteEmptyQueues(sql, LEGACY_BROADCAST_QUEUE_PATTERN, limit)
 
 export const removeDispatch = (tx: Tx, broadcastId: string) => tx`select graphile_worker.remove_job(${`broadcast:${broadcastId}`})`
 
@@ -299,12 +323,14 @@ export const nextPending = (tx: Tx, broadcastId: string, limit: number) =>
      for update of r skip locked`
 
 /** Recipients now in the outbox, with their message: committed together with the message and its send job. */
-export const markQueued = (tx: Tx, rows: { id: string; messageId: string }[]) =>
+export const markQueued = (tx: Tx, rows: { id: string; messageId: string; variationKey: string | null; phase: number | null }[]) =>
   rows.length === 0
     ? Promise.resolve()
     : tx`
-        update campaigns.broadcast_recipients r set state = 'queued', message_id = v.message_id, queued_at = clock_timestamp()
-          from jsonb_to_recordset(${tx.json(rows.map((r) => ({ id: Number(r.id), message_id: r.messageId })) as never)}) as v (id bigint, message_id uuid)
+        update campaigns.broadcast_recipients r
+           set state = 'queued', message_id = v.message_id, queued_at = clock_timestamp(), variation_key = v.variation_key, experiment_phase = v.phase
+          from jsonb_to_recordset(${tx.json(rows.map((r) => ({ id: Number(r.id), message_id: r.messageId, variation_key: r.variationKey, phase: r.phase })) as never)})
+               as v (id bigint, message_id uuid, variation_key text, phase int)
          where r.id = v.id and r.state = 'pending'`.then(() => undefined)
 
 /** A recipient refused at dispatch (suppressed since the snapshot, opted out since, a body Meta would refuse). */
@@ -408,29 +434,40 @@ const statusOf = (tx: Queryable) => tx`
     else 'sent'
   end`
 
-export const broadcastStats = (tx: Tx, broadcastId: string) =>
-  tx<{ status: RecipientStatus; reason: string | null; n: number }[]>`
+type VariationStats = NonNullable<BroadcastStats['variations']>[number]
+
+/** The recipients by status (and skip or failure reason); with `byVariation`, the dispatched ones per variation sent too. */
+export const broadcastStats = (tx: Tx, broadcastId: string, byVariation = false) =>
+  tx<{ status: RecipientStatus; reason: string | null; variationKey: string | null; dispatched: boolean; n: number }[]>`
     with s as (
       select ${statusOf(tx)} as status,
-             case when r.state = 'skipped' then r.skip_reason when r.state = 'failed' or m.status = 'failed' then coalesce(r.error_code, m.error_code)::text end as reason
+             case when r.state = 'skipped' then r.skip_reason when r.state = 'failed' or m.status = 'failed' then coalesce(r.error_code, m.error_code)::text end as reason,
+             r.variation_key, r.state not in ('pending', 'skipped') as dispatched
         from campaigns.broadcast_recipients r left join whatsapp.messages m on m.id = r.message_id
        where r.broadcast_id = ${broadcastId}
     )
-    select status, reason, count(*)::int as n from s group by status, reason`.then((rows) => {
+    select status, reason, variation_key, dispatched, count(*)::int as n from s group by status, reason, variation_key, dispatched`.then((rows) => {
     const stats: BroadcastStats = { recipients: 0, pending: 0, queued: 0, sent: 0, delivered: 0, read: 0, replied: 0, failed: 0, skipped: 0, skippedBy: {}, failedBy: {} }
+    const variations = new Map<string | null, VariationStats>()
     for (const r of rows) {
       stats.recipients += r.n
       stats[r.status] += r.n
       if (r.status === 'skipped') stats.skippedBy[r.reason ?? 'unknown'] = (stats.skippedBy[r.reason ?? 'unknown'] ?? 0) + r.n
       if (r.status === 'failed') stats.failedBy[r.reason ?? 'unknown'] = (stats.failedBy[r.reason ?? 'unknown'] ?? 0) + r.n
+      if (!byVariation || !r.dispatched || r.status === 'pending' || r.status === 'skipped') continue
+      const v = variations.get(r.variationKey) ?? { variationKey: r.variationKey, dispatched: 0, queued: 0, sent: 0, delivered: 0, read: 0, replied: 0, failed: 0 }
+      v.dispatched += r.n
+      v[r.status] += r.n
+      variations.set(r.variationKey, v)
     }
+    if (byVariation) stats.variations = [...variations.values()].sort((a, b) => (a.variationKey ?? '').localeCompare(b.variationKey ?? ''))
     return stats
   })
 
 export const listRecipients = (tx: Tx, broadcastId: string, q: { limit: number; after?: number; status?: RecipientStatus }) =>
   tx<RecipientView[]>`
     select * from (
-      select r.id::int as id, r.lead_id, ${statusOf(tx)} as status, r.skip_reason, r.skip_detail, r.message_id,
+      select r.id::int as id, r.lead_id, ${statusOf(tx)} as status, r.variation_key, r.skip_reason, r.skip_detail, r.message_id,
              coalesce(r.error_code, m.error_code) as error_code, r.queued_at, r.settled_at
         from campaigns.broadcast_recipients r left join whatsapp.messages m on m.id = r.message_id
        where r.tenant_id = current_setting('app.tenant_id')::uuid and r.broadcast_id = ${broadcastId} ${q.after ? tx`and r.id > ${q.after}` : tx``}

@@ -75,6 +75,9 @@ export type ParameterMapping = z.infer<typeof ParameterMapping>
 // API bodies.
 
 /** A local date-time in the tenant's timezone (`2026-12-05T09:00`), or an instant with its offset. */
+/** An experiment's key, as POST /v1/messages takes it. */
+const ExperimentKey = z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/, 'an experiment key').max(100)
+
 export const ScheduleAt = z.union([
   z.iso.datetime({ offset: true }),
   z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$/, 'a local date-time like 2026-12-05T09:00 (tenant timezone) or an ISO instant'),
@@ -90,6 +93,12 @@ export const CreateBroadcastBody = z.strictObject({
     language: z.string().regex(/^[a-z]{2,3}(_[A-Za-z]{2,4})?$/, 'a language code like en or pt_BR'),
   }),
   parameters: ParameterMapping.default({ body: [], buttons: [] }),
+  /**
+   * An experiment (its key) whose variations are templates: each recipient gets their variation's `value.template`
+   * (`name`, `language`; the parameters are this broadcast's), a variation without one and a lead the experiment does
+   * not take get `template`. The exposure is recorded when Meta reports the message delivered.
+   */
+  experiment: ExperimentKey.optional(),
   audience: AudienceInput,
   failureThreshold: z.number().gt(0).max(1).optional(),
   failureMinSample: z.number().int().min(1).max(100_000).optional(),
@@ -97,7 +106,12 @@ export const CreateBroadcastBody = z.strictObject({
 export type CreateBroadcastBody = z.infer<typeof CreateBroadcastBody>
 
 // Every field optional and without defaults: what is left out stays as it is.
-export const UpdateBroadcastBody = CreateBroadcastBody.partial().extend({ parameters: ParameterMapping.optional(), version: z.number().int().min(1).optional() })
+export const UpdateBroadcastBody = CreateBroadcastBody.partial().extend({
+  parameters: ParameterMapping.optional(),
+  /** null: the broadcast no longer names an experiment. */
+  experiment: ExperimentKey.nullable().optional(),
+  version: z.number().int().min(1).optional(),
+})
 export type UpdateBroadcastBody = z.infer<typeof UpdateBroadcastBody>
 
 export const ScheduleBroadcastBody = z.strictObject({ scheduledAt: ScheduleAt })
@@ -135,6 +149,20 @@ export const BroadcastStats = z.object({
   skipped: z.number(),
   skippedBy: z.record(z.string(), z.number()),
   failedBy: z.record(z.string(), z.number()),
+  /**
+   * When the broadcast names an experiment: the recipients dispatched so far, per variation they were sent
+   * (`variationKey` null: the experiment did not take the lead, and the broadcast's own template went).
+   */
+  variations: z.array(z.object({
+    variationKey: z.string().nullable(),
+    dispatched: z.number(),
+    queued: z.number(),
+    sent: z.number(),
+    delivered: z.number(),
+    read: z.number(),
+    replied: z.number(),
+    failed: z.number(),
+  })).optional(),
 })
 export type BroadcastStats = z.infer<typeof BroadcastStats>
 
@@ -149,6 +177,8 @@ export const BroadcastView = z.object({
   allowedTransitions: z.array(z.string()),
   phoneNumberId: z.uuid().nullable(),
   template: z.object({ id: z.uuid().nullable(), name: z.string(), language: z.string() }),
+  /** The experiment whose variations pick each recipient's template (null: none, or it was deleted). */
+  experiment: z.object({ id: z.uuid(), key: z.string() }).nullable(),
   audience: z.unknown(),
   parameters: z.unknown(),
   scheduledAt: z.date().nullable(),
@@ -175,6 +205,8 @@ export const RecipientView = z.object({
   id: z.number(),
   leadId: z.uuid().nullable(),
   status: RecipientStatus,
+  /** The experiment's variation this recipient was sent (null: none, or not sent yet). */
+  variationKey: z.string().nullable(),
   skipReason: z.string().nullable(),
   skipDetail: z.string().nullable(),
   messageId: z.uuid().nullable(),

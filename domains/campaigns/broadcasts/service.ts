@@ -9,6 +9,7 @@ import { insertAuditEntry } from '../../tenancy/queries.js'
 import { templateBody } from '../../whatsapp/graph/bodies.js'
 import { cancelQueuedOutbound } from '../../whatsapp/outbound/service.js'
 import { checkTemplateParameters } from '../../whatsapp/outbound/template-params.js'
+import { experimentPlanFor, problemError, resolveBroadcastExperiment, templateBlock } from './experiment.js'
 import { assertTransition, TRANSITIONS } from './lifecycle.js'
 import { renderParameters, sampleComponents } from './params.js'
 import * as q from './queries.js'
@@ -30,6 +31,7 @@ export function toView(b: q.BroadcastRow, extra: Pick<BroadcastView, 'stats' | '
     id: b.id, name: b.name, campaignId: b.campaignId, status: b.status, statusReason: b.statusReason, statusDetail: b.statusDetail,
     allowedTransitions: [...TRANSITIONS[b.status]], phoneNumberId: b.phoneNumberId,
     template: { id: b.templateId, name: b.templateName, language: b.templateLanguage },
+    experiment: b.experimentId && b.experimentKey ? { id: b.experimentId, key: b.experimentKey } : null,
     audience: b.audience, parameters: b.parameters, scheduledAt: b.scheduledAt, scheduleTimezone: b.scheduleTimezone,
     failureThreshold: b.failureThreshold, failureMinSample: b.failureMinSample, version: b.version, materialisedAt: b.materialisedAt,
     startedAt: b.startedAt, finishedAt: b.finishedAt, createdAt: b.createdAt, updatedAt: b.updatedAt, ...extra,
@@ -39,22 +41,8 @@ export function toView(b: q.BroadcastRow, extra: Pick<BroadcastView, 'stats' | '
 const tenantSettings = (tx: Tx, tenantId: string) =>
   tx<{ timezone: string; defaultCountry: string }[]>`select timezone, default_country from core.tenants where id = ${tenantId}`.then((r) => r[0]!)
 
-/** Meta's template statuses after a deletion: the template cannot come back (nor its name, for 30 days). */
-const DELETED_TEMPLATE = new Set(['DELETED', 'PENDING_DELETION'])
-
-/**
- * Templates may go out only while Meta has them APPROVED and their quality is not RED. `final`: nothing can make this
- * template sendable again (it is deleted), so a sending broadcast fails instead of pausing.
- */
-export function templateBlock(t: q.TemplateState | null): { reason: string; detail: string; final: boolean } | null {
-  if (!t) return { reason: 'template_deleted', detail: 'the template no longer exists', final: true }
-  if (DELETED_TEMPLATE.has(t.status)) return { reason: 'template_deleted', detail: `Meta deleted template ${t.name} (${t.language}) (${t.status})`, final: true }
-  if (t.status === 'PAUSED') return { reason: 'template_paused', detail: `Meta paused template ${t.name} (${t.language}) for low quality`, final: false }
-  if (t.status === 'DISABLED') return { reason: 'template_disabled', detail: `Meta disabled template ${t.name} (${t.language})`, final: false }
-  if (t.status !== 'APPROVED') return { reason: 'template_not_approved', detail: `template ${t.name} (${t.language}) is ${t.status}`, final: false }
-  if (t.qualityScore?.toUpperCase() === 'RED') return { reason: 'template_quality_red', detail: `template ${t.name} (${t.language}) has quality RED`, final: false }
-  return null
-}
+/** Templates may go out only while Meta has them APPROVED and their quality is not RED (also each variation's, experiment.ts). */
+export { templateBlock }
 
 /**
  * Can the broadcast's number send? `final`: the number was removed (a broadcast is bound to its number), so a sending
@@ -87,8 +75,9 @@ async function prepare(tx: Tx, tenantId: string, input: CreateBroadcastBody) {
       details: issues.map((i) => ({ in: 'body', path: 'parameters', message: i.message })),
     })
   }
+  const experiment = input.experiment ? await resolveBroadcastExperiment(tx, input.experiment, { name, language }, number.businessAccountId, mapping) : null
   const { audience, report } = await resolveAudience(tx, tenantId, input.audience)
-  return { number, template, mapping, audience, report }
+  return { number, template, mapping, experimentId: experiment?.id ?? null, audience, report }
 }
 
 /** A filter is kept as is; a list is resolved to lead ids now, and what matched nobody is reported (not stored). */
@@ -129,10 +118,10 @@ export async function createBroadcast(sql: Sql, who: Actor, input: CreateBroadca
     const p = await prepare(tx, who.tenantId, input)
     const row = await q.insertBroadcast(tx, {
       tenantId: who.tenantId, name: input.name, campaignId: input.campaignId ?? null, phoneNumberId: p.number.id, templateId: p.template.id,
-      templateName: p.template.name, templateLanguage: p.template.language, audience: p.audience, parameters: p.mapping,
+      templateName: p.template.name, templateLanguage: p.template.language, experimentId: p.experimentId, audience: p.audience, parameters: p.mapping,
       failureThreshold: input.failureThreshold ?? 0.2, failureMinSample: input.failureMinSample ?? 50, createdBy: who.actor,
     })
-    await insertAuditEntry(tx, { tenantId: who.tenantId, actor: who.actor, action: 'broadcast.created', targetType: 'broadcast', targetId: row.id, details: { template: p.template.name }, requestId: who.requestId })
+    await insertAuditEntry(tx, { tenantId: who.tenantId, actor: who.actor, action: 'broadcast.created', targetType: 'broadcast', targetId: row.id, details: { template: p.template.name, ...(input.experiment ? { experiment: input.experiment } : {}) }, requestId: who.requestId })
     return toView(row, p.report ? { audienceReport: p.report } : {})
   })
 }
@@ -162,6 +151,8 @@ export async function updateBroadcast(sql: Sql, who: Actor, id: string, change: 
       phoneNumberId: change.phoneNumberId ?? b.phoneNumberId ?? undefined,
       template: change.template ?? { name: b.templateName, language: b.templateLanguage },
       parameters: change.parameters ?? ParameterMapping.parse(b.parameters),
+      // null removes the experiment; left out, the broadcast keeps naming it (checked again against the new content).
+      experiment: change.experiment === null ? undefined : change.experiment ?? b.experimentKey ?? undefined,
       audience: change.audience ?? (stored.type === 'filter' ? stored : { type: 'list', leadIds: stored.leadIds }),
       failureThreshold: change.failureThreshold ?? b.failureThreshold,
       failureMinSample: change.failureMinSample ?? b.failureMinSample,
@@ -169,7 +160,7 @@ export async function updateBroadcast(sql: Sql, who: Actor, id: string, change: 
     const p = await prepare(tx, who.tenantId, merged)
     const row = await q.updateDraft(tx, id, {
       name: merged.name, campaignId: merged.campaignId ?? null, phoneNumberId: p.number.id, templateId: p.template.id, templateName: p.template.name,
-      templateLanguage: p.template.language, audience: p.audience, parameters: p.mapping, failureThreshold: merged.failureThreshold!, failureMinSample: merged.failureMinSample!,
+      templateLanguage: p.template.language, experimentId: p.experimentId, audience: p.audience, parameters: p.mapping, failureThreshold: merged.failureThreshold!, failureMinSample: merged.failureMinSample!,
     })
     return toView(row, p.report && change.audience ? { audienceReport: p.report } : {})
   })
@@ -179,7 +170,7 @@ export async function getBroadcast(sql: Sql, tenantId: string, id: string): Prom
   return withTenant(sql, tenantId, async (tx) => {
     const b = await q.getBroadcast(tx, id)
     if (!b) throw new AppError('NOT_FOUND', `broadcast ${id} not found`)
-    return toView(b, { stats: await q.broadcastStats(tx, id) })
+    return toView(b, { stats: await q.broadcastStats(tx, id, b.experimentId !== null) })
   })
 }
 
@@ -304,6 +295,8 @@ async function assertSendable(tx: Tx, b: q.BroadcastRow) {
   if (refused) {
     throw new AppError('UNPROCESSABLE', `${refused.detail}; ${refused.final ? 'stop this broadcast' : 'enable the number or rotate its token first'}`, { details: { reason: refused.reason } })
   }
+  const experiment = number ? await experimentPlanFor(tx, b, number.businessAccountId) : null
+  if (experiment && !experiment.ok) throw problemError(experiment.problem)
 }
 
 export async function scheduleBroadcast(sql: Sql, who: Actor, id: string, scheduledAt: string, version?: number, now = new Date()): Promise<BroadcastView> {
@@ -322,7 +315,7 @@ export async function scheduleBroadcast(sql: Sql, who: Actor, id: string, schedu
     const row = await transition(tx, b, { status: 'scheduled', scheduledAt: at, scheduleTimezone: timezone }, 'scheduled', { scheduledAt: at.toISOString(), ...counts })
     await q.enqueueDispatch(tx, who.tenantId, id, DISPATCH_BROADCAST_TASK, at)
     await insertAuditEntry(tx, { tenantId: who.tenantId, actor: who.actor, action: 'broadcast.scheduled', targetType: 'broadcast', targetId: id, details: { scheduledAt: at.toISOString() }, requestId: who.requestId })
-    return toView(row, { stats: await q.broadcastStats(tx, id) })
+    return toView(row, { stats: await q.broadcastStats(tx, id, row.experimentId !== null) })
   })
 }
 
@@ -334,7 +327,7 @@ function act(sql: Sql, who: Actor, id: string, action: string, change: (tx: Tx, 
   return withTenant(sql, who.tenantId, async (tx) => {
     const row = await change(tx, await lockOr404(tx, id))
     await insertAuditEntry(tx, { tenantId: who.tenantId, actor: who.actor, action: `broadcast.${action}`, targetType: 'broadcast', targetId: id, requestId: who.requestId })
-    return toView(row, { stats: await q.broadcastStats(tx, id) })
+    return toView(row, { stats: await q.broadcastStats(tx, id, row.experimentId !== null) })
   })
 }
 
@@ -368,7 +361,7 @@ export const resumeBroadcast = (sql: Sql, who: Actor, id: string) =>
 /** Final: nobody else is sent; messages waiting in the outbox are cancelled, only sends already claimed finish. */
 export const stopBroadcast = (sql: Sql, who: Actor, id: string) =>
   act(sql, who, id, 'stopped', async (tx, b) => {
-    const stats = await q.broadcastStats(tx, id)
+    const stats = await q.broadcastStats(tx, id, b.experimentId !== null)
     const row = await transition(tx, b, { status: 'stopped', reason: 'manual', detail: `stopped by ${who.actor}`, finished: true }, 'stopped', { pending: stats.pending })
     await q.removeDispatch(tx, id)
     return row

@@ -3,7 +3,7 @@ import { phoneMatchKey } from '../leads/identity/phone.js'
 import { type BatchSighting, KeyClaimed, resolveLeadsBatch } from '../leads/resolve-batch.js'
 import { type Consent, type Interaction, recordConsents, recordInteractions, type Resolution } from '../leads/service.js'
 import { type EventRow, recordEvents } from '../../analytics/service.js'
-import { linkAnonymousIds } from '../../analytics/platform-events.js'
+import { type AnonymousLink, linkAnonymousIds } from '../../analytics/platform-events.js'
 import { markReturningLeads, screenSubmissions } from '../../privacy/suppression.js'
 import * as q from './queries.js'
 import { InboxSubmission } from './schemas.js'
@@ -100,7 +100,7 @@ async function applyBatch(tx: Tx, tenantId: string, ids: string[], statuses: Sta
       recordConsents(tx, applied.flatMap(consentRows)),
       recordInteractions(tx, applied.map(interactionRow)),
       recordEvents(tx, applied.map(eventRow)),
-      linkAnonymousIds(tx, applied.flatMap(({ s, resolution }) => (s.anonymousId ? [{ anonymousId: s.anonymousId, leadId: resolution.leadId, via: 'form' as const }] : []))),
+      linkAnonymousIds(tx, applied.flatMap(anonymousLinks)),
       markReturningLeads(tx, applied.filter((a) => suppressed.returning.has(a.row.id)).map((a) => a.resolution.leadId)),
       q.deleteInboxRows(tx, processed),
     ]
@@ -128,6 +128,10 @@ const interactionRow = ({ row, s, resolution }: Applied): Interaction => ({
   details: { formId: row.formId, submissionId: row.id, utm: s.utm, pageUrl: s.pageUrl, referrer: s.referrer, leadCreated: resolution.created, mergedLeadIds: resolution.mergedIds },
   dedupeKey: `form:sub:${row.id}`,
 })
+
+/** The page's visitor id and the partner-link visitor cookie, each linked to the lead (the cookie's clicks and attribution join it). */
+const anonymousLinks = ({ s, resolution }: Applied): AnonymousLink[] =>
+  [s.anonymousId, s.linkVisitorId].flatMap((id) => (id ? [{ anonymousId: id, leadId: resolution.leadId, via: 'form' as const }] : []))
 
 const eventRow = ({ row, s, resolution }: Applied): EventRow => ({
   name: 'form.submitted', leadId: resolution.leadId, occurredAt: row.receivedAt,

@@ -265,5 +265,7 @@ export const InboxSubmission = z.object({
   consent: z.object({ granted: z.boolean(), purpose: z.string(), policyVersion: z.string(), policyUrl: z.string().nullable() }).nullable(),
   /** The page's visitor id (the site's analytics anonymousId), linked to the lead when applied. Older rows have none. */
   anonymousId: z.string().min(1).max(200).nullable().default(null),
+  /** The partner-link visitor cookie the request carried (`wa_lv`), linked to the lead like anonymousId. Older rows have none. */
+  linkVisitorId: z.string().min(1).max(64).nullable().default(null),
 })
 export type InboxSubmission = z.infer<typeof InboxSubmission>

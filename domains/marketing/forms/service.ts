@@ -150,6 +150,11 @@ export interface SubmissionContext {
   /** The HTTP Referer: for a plain HTML form (no script to send page_url) it is the page the form is on. */
   referer: string | null
   requestId: string | null
+  /**
+   * The partner-link visitor cookie (`wa_lv`, set by GET /l/<code> on this host), when the browser sent it: the
+   * visitor's clicks and partner attribution join the lead when the submission is applied.
+   */
+  linkVisitorId?: string | null
   now?: Date
 }
 
@@ -205,6 +210,7 @@ export async function acceptSubmission(inbox: SubmissionStore, form: PublicForm,
       fillSeconds: meta.fillSeconds ?? null,
       consent,
       anonymousId: meta.anonymousId ?? null,
+      linkVisitorId: ctx.linkVisitorId ?? null,
     },
     ip: ctx.ip,
     userAgent: ctx.userAgent?.slice(0, 500) ?? null,

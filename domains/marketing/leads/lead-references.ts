@@ -354,7 +354,7 @@ export const LEAD_REFERENCES: readonly LeadReference[] = [
     personal: ['visitor_id', 'ip_prefix', 'ip_hash', 'user_agent', 'referrer'],
     merge: { kind: 'move' },
     erase: { kind: 'anonymise', null: ['lead_id', 'visitor_id', 'ip_prefix', 'ip_hash', 'user_agent', 'referrer'], redact: [], why: "a partner's click counts stay right; the click no longer names anyone, nor the visitor cookie, network, address hash, browser or referring page that could lead back" },
-    note: 'Visits of partner links (GET /l/<code>): the address only truncated (/24, /48) plus a keyed hash, the user agent and referrer clipped. lead_id is filled once the visitor is known as a lead.',
+    note: "Visits of partner links (GET /l/<code>): the address only truncated (/24, /48) plus a keyed hash, the user agent and referrer clipped. lead_id is filled once the visitor is known as a lead (the visitor id's analytics link to a lead joins its clicks, domains/assessments/partners/visitors.ts; later clicks of a known visitor name the lead at once). Clicks that never name a lead lose those details after the tenant's linkClickDetailsDays (assessments__prune_click_details).",
   },
   {
     table: 'assessments.attributions',
@@ -362,7 +362,7 @@ export const LEAD_REFERENCES: readonly LeadReference[] = [
     personal: ['visitor_id'],
     merge: { kind: 'keep', why: "a lead's first and last partner touch is one row per lead; the survivor keeps its own (its purchases are attributed by it), the merged lead's row stays with the merged lead as the record of that lead's touches" },
     erase: { kind: 'delete' },
-    note: 'First- and last-touch attribution to partner links (by lead, or by visitor cookie before the visitor is a lead).',
+    note: "First- and last-touch attribution to partner links (by lead, or by visitor cookie before the visitor is a lead). When the visitor becomes a lead, the visitor's row is merged into the lead's (earlier first touch, later last touch, touches summed) or becomes it, in the transaction that links the visitor, so an erasure of the lead finds it by lead_id.",
   },
   {
     table: 'assessments.purchases',

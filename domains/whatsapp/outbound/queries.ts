@@ -2,6 +2,7 @@ import { pseudonym } from '../../../lib/crypto.js'
 import { whatsappMessageSentFrom } from '../../analytics/platform-events.js'
 import { attachPendingExposureWamidFrom } from '../../experiments/service.js'
 import type { Queryable, Tx } from '../../../lib/db.js'
+import { deleteEmptyQueues } from '../../../lib/job-queue.js'
 import type { SendMessageBody as GraphBody } from '../graph/bodies.js'
 import type { OutboundMessageView, TemplateView } from './schemas.js'
 
@@ -147,30 +148,14 @@ export const sendQueueName = (phoneId: string, waId: string) =>
 
 /**
  * Queue rows of the one-queue-per-recipient sender (`wa-send:<number>:<recipient pseudonym>`, before the 256 shared
- * queues), deleted in batches once empty. Only those names: no version that runs now enqueues into them, so a delete
- * cannot race an add_job into the same queue. graphile-worker's own `cleanup` (GC_JOB_QUEUES) deletes every empty
- * queue, the live `wa-send:N`, `bot:…` and `broadcast:…` ones too, and add_jobs neither locks the queue row it reuses
- * nor references it with a foreign key: a queue deleted between its `on conflict do nothing` and the job's insert or
- * commit leaves the job in no queue (run beside its queue's others) or in a queue that no longer exists (never
- * fetched again). Same guards as graphile's: a queue with any job (pending, retrying, parked, running) or a locked
- * queue is kept; `skip locked` passes over rows a job fetch holds at that instant (the next run takes them) and
- * lets two runs at once share the rows instead of waiting on each other.
+ * queues), deleted in batches once empty (deleteEmptyQueues: why only these names, and why not graphile's cleanup).
  */
-export const deleteLegacySendQueues = (sql: Queryable, limit: number) =>
-  sql`
-    with doomed as (
-      select q.id from graphile_worker._private_job_queues q
-       where q.queue_name ~ '^wa-send:[^:]+:[^:]+$' and q.locked_at is null
-         and not exists (select 1 from graphile_worker._private_jobs j where j.job_queue_id = q.id)
-       order by q.id
-       limit ${limit}
-         for update skip locked
-    )
-    delete from graphile_worker._private_job_queues q using doomed where q.id = doomed.id`.then((r) => r.count)
+export const LEGACY_SEND_QUEUE_PATTERN = '^wa-send:[^:]+:[^:]+$'
+export const deleteLegacySendQueues = (sql: Queryable, limit: number) => deleteEmptyQueues(sql, LEGACY_SEND_QUEUE_PATTERN, limit)
 
 /**
- * The sweep of legacy send queues once after a worker starts, `delaySeconds` later: by then a rolling deploy has
- * replaced the processes that may still enqueue under the old names. One job for every worker that starts meanwhile
+ * The sweep of legacy queues (send, bot, broadcast) once after a worker starts, `delaySeconds` later: by then a rolling
+ * deploy has replaced the processes that may still enqueue under the old names. One job for every worker that starts meanwhile
  * (the key, and preserve_run_at so a later start does not push it back).
  */
 export const scheduleLegacySendQueueSweep = (sql: Queryable, task: string, delaySeconds: number) =>

@@ -3,6 +3,7 @@ import { forwardPosthogTask } from './analytics__forward_posthog.js'
 import { deletePosthogPersonsTask } from './analytics__delete_posthog_persons.js'
 import { expireDraftsTask } from './campaigns__expire_drafts.js'
 import { pruneAnalysisCacheTask } from './assessments__prune_analysis_cache.js'
+import { pruneClickDetailsTask } from './assessments__prune_click_details.js'
 import { dispatchBroadcastTask } from './campaigns__dispatch_broadcast.js'
 import { createPartitionsTask } from './analytics__create_partitions.js'
 import { linkAnonymousTask } from './analytics__link_anonymous.js'
@@ -69,6 +70,7 @@ export function buildTaskList(deps: TaskDeps): TaskList {
     assessments__abandon_idle_sessions: abandonIdleSessionsTask(deps),
     campaigns__expire_drafts: expireDraftsTask(deps),
     assessments__prune_analysis_cache: pruneAnalysisCacheTask(deps),
+    assessments__prune_click_details: pruneClickDetailsTask(deps),
     campaigns__dispatch_broadcast: dispatchBroadcastTask(deps),
   }
 }
@@ -76,7 +78,7 @@ export function buildTaskList(deps: TaskDeps): TaskList {
 /** Jobs armed when a worker starts: those that schedule themselves (the crontab re-arms them within a minute otherwise). */
 export async function armSelfSchedulingJobs(deps: TaskDeps): Promise<void> {
   await scheduleInactivity({ sql: deps.sql, settings: onboardingSettingsOf(deps.config) }, deps.config.WORKER_POLL_INTERVAL_MS)
-  // Not a self-scheduling job: the legacy send queue sweep once after a start, besides its hourly crontab line.
+  // Not a self-scheduling job: the legacy (send, bot, broadcast) queue sweep once after a start, besides its hourly crontab line.
   await scheduleLegacySendQueueSweep(deps.sql, 'whatsapp__gc_send_queues', LEGACY_SEND_QUEUE_SWEEP_DELAY_SECONDS)
 }
 

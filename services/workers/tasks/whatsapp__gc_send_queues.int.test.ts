@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { makeWorkerUtils } from 'graphile-worker'
 import { describe, expect, it } from 'vitest'
+import { broadcastQueueName, deleteLegacyBroadcastQueues } from '../../../domains/campaigns/broadcasts/queries.js'
+import { botQueueName, deleteLegacyBotQueues } from '../../../domains/conversations/queries.js'
 import { deleteLegacySendQueues, sendJobKey } from '../../../domains/whatsapp/outbound/queries.js'
 import { testConfig, testLogger } from '../../../test/apps.js'
 import { useTestDatabase } from '../../../test/db.js'
@@ -29,7 +31,7 @@ describe('sweeping the queue rows of the one-queue-per-recipient sender', () => 
     const locked = legacyQueue()
     await o`insert into graphile_worker._private_job_queues (queue_name, locked_at, locked_by) values (${locked}, now(), 'worker-elsewhere')`
     const liveSend = 'wa-send:7'
-    const bot = `bot:${randomUUID()}`
+    const bot = 'bot:7'
     await o`insert into graphile_worker._private_job_queues (queue_name) values (${liveSend}), (${bot})`
     expect(await queues()).toEqual(expect.arrayContaining([...done, pending, locked, liveSend, bot]))
     expect((await o`select count(*)::int as n from graphile_worker._private_jobs`)[0]!.n).toBe(1)
@@ -53,6 +55,72 @@ describe('sweeping the queue rows of the one-queue-per-recipient sender', () => 
     await drainJobs(db.current)
     expect(await queues()).not.toContain(pending)
     expect(await queues()).toEqual(expect.arrayContaining([locked, liveSend, bot]))
+  })
+
+  it("deletes the bot's per-conversation and the dispatcher's per-broadcast queues the same way, never the shared ones", async () => {
+    const o = db.current.owner
+    const kinds = [
+      { prefix: 'bot', task: 'conversations__run_bot', live: botQueueName(randomUUID()) },
+      { prefix: 'broadcast', task: 'campaigns__dispatch_broadcast', live: broadcastQueueName(randomUUID()) },
+    ]
+    const cases = []
+    for (const k of kinds) {
+      const done = [`${k.prefix}:${randomUUID()}`, `${k.prefix}:${randomUUID()}`]
+      for (const q of done) {
+        const id = await addJob(k.task, q)
+        await o`select graphile_worker.complete_jobs(array[${id}]::bigint[])`
+      }
+      // A job retrying later (its queue unlocked) and a job running now (its queue locked): both queues stay.
+      const retrying = `${k.prefix}:${randomUUID()}`
+      const retryingJob = await addJob(k.task, retrying, `now() + interval '1 hour'`)
+      await o`update graphile_worker._private_jobs set attempts = 1, last_error = 'boom' where id = ${retryingJob}`
+      const running = `${k.prefix}:${randomUUID()}`
+      const runningJob = await addJob(k.task, running)
+      await o`update graphile_worker._private_jobs set locked_at = now(), locked_by = 'worker-elsewhere', attempts = 1 where id = ${runningJob}`
+      await o`update graphile_worker._private_job_queues set locked_at = now(), locked_by = 'worker-elsewhere' where queue_name = ${running}`
+      const lockedEmpty = `${k.prefix}:${randomUUID()}`
+      await o`insert into graphile_worker._private_job_queues (queue_name, locked_at, locked_by) values (${lockedEmpty}, now(), 'worker-elsewhere')`
+      // Shared queues of this version, empty, and names that only look alike (not a whole uuid).
+      const lookalikes = [`${k.prefix}:${randomUUID().slice(0, 8)}`, `${k.prefix}:${randomUUID()}:x`, `x${k.prefix}:${randomUUID()}`, `${k.prefix}:${randomUUID().toUpperCase()}`]
+      await o`insert into graphile_worker._private_job_queues (queue_name) select unnest(${[k.live, ...lookalikes]}::text[]) on conflict do nothing`
+      cases.push({ done, kept: [retrying, running, lockedEmpty, k.live, ...lookalikes], runningJob })
+    }
+
+    await o`select graphile_worker.add_job('whatsapp__gc_send_queues', '{}'::json)`
+    await drainJobs(db.current)
+
+    const left = await queues()
+    for (const c of cases) {
+      for (const q of c.done) expect(left).not.toContain(q)
+      expect(left).toEqual(expect.arrayContaining(c.kept))
+    }
+    // The running jobs finish: their queues go on the next run, the rest stays.
+    for (const c of cases) await o`delete from graphile_worker._private_jobs where id = ${c.runningJob}`
+    await o`update graphile_worker._private_job_queues set locked_at = null, locked_by = null where locked_by = 'worker-elsewhere'`
+    await o`select graphile_worker.add_job('whatsapp__gc_send_queues', '{}'::json)`
+    await drainJobs(db.current)
+    const after = await queues()
+    for (const c of cases) {
+      const [retrying, running, lockedEmpty, ...others] = c.kept
+      expect(after).not.toContain(running)
+      expect(after).not.toContain(lockedEmpty)
+      expect(after).toEqual(expect.arrayContaining([retrying, ...others]))
+    }
+  })
+
+  it('lets bot and broadcast sweeps at once share the rows too', async () => {
+    const o = db.current.owner
+    for (const del of [deleteLegacyBotQueues, deleteLegacyBroadcastQueues]) while ((await del(db.current.sql, 100)) > 0);
+    const bots = Array.from({ length: 30 }, () => `bot:${randomUUID()}`)
+    const broadcasts = Array.from({ length: 30 }, () => `broadcast:${randomUUID()}`)
+    await o`insert into graphile_worker._private_job_queues (queue_name) select unnest(${[...bots, ...broadcasts]}::text[])`
+    const counts = await Promise.all([
+      deleteLegacyBotQueues(db.current.sql, 7), deleteLegacyBotQueues(db.current.sql, 7), deleteLegacyBotQueues(db.current.sql, 100),
+      deleteLegacyBroadcastQueues(db.current.sql, 7), deleteLegacyBroadcastQueues(db.current.sql, 100),
+    ])
+    expect(counts.slice(0, 3).reduce((a, b) => a + b, 0)).toBe(30)
+    expect(counts.slice(3).reduce((a, b) => a + b, 0)).toBe(30)
+    expect((await o`select count(*)::int as n from graphile_worker._private_job_queues where queue_name = any(${[...bots, ...broadcasts]}::text[])`)[0]!.n).toBe(0)
   })
 
   it('lets sweeps at once share the rows instead of waiting on each other or deleting a queue twice', async () => {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { App } from '../../../../lib/http/create-server.js'
 import { withTenant } from '../../../../lib/db.js'
+import { broadcastQueueName } from '../../../../domains/campaigns/broadcasts/queries.js'
 import { bearer, buildTestApi } from '../../../../test/apps.js'
 import { useTestDatabase } from '../../../../test/db.js'
 import { makeTemplate, makeWhatsAppLead } from '../../../../test/factories/conversations-rows.js'
@@ -82,8 +83,10 @@ describe('/v1/broadcasts', () => {
       expect(res.statusCode, res.body).toBe(200)
       // São Paulo is UTC-3.
       expect(res.json()).toMatchObject({ status: 'scheduled', scheduledAt: '2099-12-05T12:00:00.000Z', scheduleTimezone: 'America/Sao_Paulo', stats: { recipients: 4, pending: 3, skipped: 1, skippedBy: { missing_parameter: 1 } } })
-      const [job] = await db.current.owner<{ runAt: Date }[]>`select run_at from graphile_worker.jobs where key = ${`broadcast:${b.id}`}`
+      const [job] = await db.current.owner<{ runAt: Date; queueName: string }[]>`select run_at, queue_name from graphile_worker.jobs where key = ${`broadcast:${b.id}`}`
       expect(job!.runAt.toISOString()).toBe('2099-12-05T12:00:00.000Z')
+      expect(job!.queueName).toBe(broadcastQueueName(b.id))
+      expect(job!.queueName).toMatch(/^broadcast:\d+$/)
       // A lead tagged later does not join a taken snapshot.
       await makeWhatsAppLead(db.current.sql, tenant).then((l) => withTenant(db.current.sql, tenant.id, (tx) => tx`update marketing.leads set tags = '{vip}', name = 'Late', fields = ${tx.json({ store: 'Norte' })} where id = ${l.id}`))
       expect((await app.inject({ method: 'GET', url: `/v1/broadcasts/${b.id}`, headers: bearer(tenant.adminKey) })).json().stats.recipients).toBe(4)

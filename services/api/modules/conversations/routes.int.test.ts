@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { botQueueName } from '../../../../domains/conversations/queries.js'
 import { withTenant } from '../../../../lib/db.js'
 import type { App } from '../../../../lib/http/create-server.js'
 import { bearer, buildTestApi } from '../../../../test/apps.js'
@@ -40,7 +41,7 @@ describe('/v1/conversations', () => {
 
     const released = await call('POST', `/v1/conversations/${conversationId}/release`)
     expect(released.statusCode).toBe(202)
-    const [job] = await db.current.owner`select task_identifier from graphile_worker.jobs where queue_name = ${`bot:${conversationId}`}`
+    const [job] = await db.current.owner`select task_identifier from graphile_worker.jobs where queue_name = ${botQueueName(conversationId)}`
     expect(job).toMatchObject({ taskIdentifier: 'conversations__run_bot' })
     const events = await call('GET', `/v1/conversations/${conversationId}/events`)
     expect(events.json().data).toEqual([expect.objectContaining({ kind: 'release', status: 'pending' })])

@@ -11,7 +11,7 @@ import { makePhoneNumber } from '../../../../test/factories/whatsapp.js'
 
 type App = Awaited<ReturnType<typeof buildTestApi>>
 
-const DEFAULTS = { analyticsEventsDays: 90, messagesDays: null, interactionsDays: null, exportsDays: 7, webhookDeliveriesDays: 14, customised: false }
+const DEFAULTS = { analyticsEventsDays: 90, messagesDays: null, interactionsDays: null, exportsDays: 7, linkClickDetailsDays: 30, webhookDeliveriesDays: 14, customised: false }
 
 describe('retention: GET/PATCH /v1/privacy/retention and the nightly privacy__apply_retention run', () => {
   const db = useTestDatabase()
@@ -68,6 +68,15 @@ describe('retention: GET/PATCH /v1/privacy/retention and the nightly privacy__ap
     expect(await auditCount()).toBe(before + 1)
   })
 
+  it('keeps the details of partner-link clicks that name no lead for the period the tenant sets', async () => {
+    const res = await patch({ linkClickDetailsDays: 90 })
+    expect(res.statusCode).toBe(200)
+    expect(res.json()).toMatchObject({ linkClickDetailsDays: 90, messagesDays: 30 })
+    const [row] = await db.current.owner<{ days: number }[]>`select link_click_details_days as days from privacy.retention_settings where tenant_id = ${tenant.id}`
+    expect(row!.days).toBe(90)
+    expect((await patch({ linkClickDetailsDays: 30 })).json()).toMatchObject({ linkClickDetailsDays: 30 })
+  })
+
   describe('bad input changes nothing', () => {
     it.each([
       ['an empty body', {}],
@@ -78,6 +87,8 @@ describe('retention: GET/PATCH /v1/privacy/retention and the nightly privacy__ap
       ['analytics events kept forever', { analyticsEventsDays: null }],
       ['a fraction of a day', { interactionsDays: 1.5 }],
       ['days as text', { messagesDays: '30' }],
+      ['click details kept forever', { linkClickDetailsDays: null }],
+      ['click details kept zero days', { linkClickDetailsDays: 0 }],
     ])('refuses %s with 400', async (_name, body) => {
       const [rows, audits] = [await settingsRows(), await auditCount()]
       const res = await patch(body)

@@ -10,6 +10,7 @@ import type { App } from '../../../../lib/http/create-server.js'
 import { SubmissionInbox } from '../../../../domains/marketing/forms/inbox.js'
 import { acceptSubmission, loadPublicForm, originAllowed, type PublicForm } from '../../../../domains/marketing/forms/service.js'
 import { SubmissionAccepted } from '../../../../domains/marketing/forms/views.js'
+import { visitorIdFromCookie } from '../../../../domains/assessments/partners/cookies.js'
 import { EventInbox } from '../../../../domains/analytics/service.js'
 import { formViewedEvent } from '../../../../domains/analytics/platform-events.js'
 import type { WebhooksDeps } from '../../app.js'
@@ -113,6 +114,7 @@ export default async function formSubmissionRoutes(app: App, deps: WebhooksDeps)
   }, async (req, reply) => {
     const { stored: _stored, ...accepted } = await acceptSubmission(inbox, req.publicForm!, req.body, {
       ip: req.ip, userAgent: req.headers['user-agent'] ?? null, referer: req.headers.referer ?? null, requestId: req.id,
+      linkVisitorId: visitorIdFromCookie(req.headers.cookie),
     })
     countSubmissionAcknowledged(_stored)
     if (wantsRedirect(req)) return reply.redirect(accepted.redirectUrl ?? `./thanks`, 303)
