@@ -34,7 +34,7 @@ describe('onboarding a business from sign-up to a live bot', () => {
     base = await webhooks.listen({ host: '127.0.0.1', port: 0 })
     wa = await startWhatsAppEmulator({
       webhookUrl: `${base}/webhooks/whatsapp`, appSecret: PLATFORM_APP_SECRET, accessTokens: [TOKEN], statusDelayMs: 10,
-      phoneNumbers: [{ id: PHONE_NUMBER_ID, wabaId: WABA_ID, displayPhoneNumber: DISPLAY, verifiedName: 'Clínica Sorriso' }],
+      phoneNumbers: [{ id: PHONE_NUMBER_ID, wabaId: WABA_ID, displayPhoneNumber: DISPLAY, verifiedName: 'Clínica Sorriso', messagingLimit: 'TIER_2K' }],
     })
     await webhooks.close()
     // The same service, now knowing where the Graph API is.
@@ -110,8 +110,9 @@ describe('onboarding a business from sign-up to a live bot', () => {
     expect(res.status).toBe(200)
     expect(res.json.session.currentStep).toBe('bot_setup')
     expect(wa.subscriptions).toEqual([WABA_ID])
-    const [number] = await db.current.owner`select display_phone_number, verified_name, app_mode from whatsapp.phone_numbers where phone_number_id = ${PHONE_NUMBER_ID}`
-    expect(number).toMatchObject({ displayPhoneNumber: DISPLAY, verifiedName: 'Clínica Sorriso', appMode: 'platform' })
+    const [number] = await db.current.owner`select display_phone_number, verified_name, app_mode, messaging_limit from whatsapp.phone_numbers where phone_number_id = ${PHONE_NUMBER_ID}`
+    // The messaging limit tier is asked from Meta with the profile, not left to a later webhook.
+    expect(number).toMatchObject({ displayPhoneNumber: DISPLAY, verifiedName: 'Clínica Sorriso', appMode: 'platform', messagingLimit: 'TIER_2K' })
     // The token is sealed and never shown back.
     expect(JSON.stringify(res.json)).not.toContain(TOKEN)
   })

@@ -8,7 +8,7 @@ import { createFlowIn } from '../conversations/service.js'
 import { qualificationStarterFlow } from '../conversations/flows/starter-flows.js'
 import { activateTenantWithFirstKey, createPendingTenant } from '../tenancy/service.js'
 import { isGraphApiError, type GraphClient } from '../whatsapp/graph/client.js'
-import { registerPhoneNumberIn } from '../whatsapp/numbers.js'
+import { askMessagingLimit, recordMessagingLimit, registerPhoneNumberIn } from '../whatsapp/numbers.js'
 import { planTemplateSend, queueOutbound } from '../whatsapp/outbound/service.js'
 import * as q from './queries.js'
 import { blockingStep, progressOf, STEP_NAMES, stepDefinition, stepOrders, STEPS_VERSION, type SessionState, type StepName } from './steps.js'
@@ -259,7 +259,7 @@ export async function saveStep(deps: OnboardingDeps, token: string, step: StepNa
   return completeStep(deps, saved.row.id, saved.row.tenantId, step, prepared)
 }
 
-interface MetaCheck { displayPhoneNumber: string; verifiedName: string | null }
+interface MetaCheck { displayPhoneNumber: string; verifiedName: string | null; messagingLimit: string | null }
 
 /** The token and ids checked against the Graph API; Meta's refusals become field errors the business can act on. */
 async function checkWithMeta(deps: OnboardingDeps, row: q.SessionRow): Promise<MetaCheck> {
@@ -291,7 +291,9 @@ async function checkWithMeta(deps: OnboardingDeps, row: q.SessionRow): Promise<M
   } catch (err) {
     return fail('wabaId', err)
   }
-  return { displayPhoneNumber: profile.displayPhoneNumber, verifiedName: profile.verifiedName }
+  // Best effort, like at the API's registration: without it the number counts as TIER_250 until Meta's webhooks say.
+  const messagingLimit = await askMessagingLimit(deps.graph, String(f.phoneNumberId), accessToken)
+  return { displayPhoneNumber: profile.displayPhoneNumber, verifiedName: profile.verifiedName, messagingLimit }
 }
 
 async function completeStep(deps: OnboardingDeps, sessionId: string, tenantId: string | null, step: StepName, meta: MetaCheck | null): Promise<SaveResult> {
@@ -324,6 +326,7 @@ async function completeStep(deps: OnboardingDeps, sessionId: string, tenantId: s
             ? { mode: 'own', ...(f.appId ? { appId: String(f.appId) } : {}), appSecret: deps.secrets.open(String(f.appSecret)), verifyToken: deps.secrets.open(String(f.verifyToken)) }
             : { mode: 'platform' },
         })
+        if (meta!.messagingLimit) await recordMessagingLimit(tx, number.id, meta!.messagingLimit)
         phoneNumberId = number.id
         break
       }

@@ -30,8 +30,9 @@ describe('a delivery only reaches numbers and WABAs registered under the app tha
   let wa: WhatsAppEmulator
   beforeAll(async () => {
     webhooks = await buildTestWebhooks(db.current)
-    api = await buildTestApi(db.current)
     wa = await startWhatsAppEmulator({ autoStatuses: false })
+    // Registration asks the emulator for each number's messaging limit tier (TIER_250 for its numbers).
+    api = await buildTestApi(db.current, { GRAPH_API_BASE_URL: wa.url })
   })
   afterAll(async () => {
     await wa?.stop()
@@ -136,7 +137,8 @@ describe('a delivery only reaches numbers and WABAs registered under the app tha
       const [account] = await db.current.owner<{ reviewStatus: string | null }[]>`select review_status from whatsapp.business_accounts where waba_id = ${victimNumber.wabaId}`
       expect(account!.reviewStatus).toBeNull()
       const [phone] = await db.current.owner<{ qualityRating: string | null; messagingLimit: string | null }[]>`select quality_rating, messaging_limit from whatsapp.phone_numbers where id = ${victimNumber.id}`
-      expect(phone).toEqual({ qualityRating: null, messagingLimit: null })
+      // As registration left it (Meta's answer then), not the forged FLAGGED / TIER_50.
+      expect(phone).toEqual({ qualityRating: null, messagingLimit: 'TIER_250' })
       const held = (await quarantine()).filter((q) => q.deliveryId === res.json().deliveryId)
       expect(held.map((q) => q.kind).sort()).toEqual(['account_update', 'error', 'phone_number_quality', 'status', 'template_status'])
       for (const q of held) expect(q.reason).toMatch(/is not registered under the app that signed this delivery$/)

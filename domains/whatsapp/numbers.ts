@@ -1,7 +1,9 @@
 import { sha256, type SecretBox } from '../../lib/crypto.js'
 import { type Sql, type Tx, withTenant } from '../../lib/db.js'
 import { AppError } from '../../lib/errors.js'
+import type { Logger } from '../../lib/logger.js'
 import { insertAuditEntry } from '../tenancy/queries.js'
+import { type GraphClient, isGraphApiError } from './graph/client.js'
 import { appKeyOf } from './app-secrets.js'
 import * as q from './queries.js'
 import type { RegisterNumberBody } from './schemas.js'
@@ -11,9 +13,37 @@ import type { RegisterNumberBody } from './schemas.js'
  * database; the verify token is kept only as a hash (the handshake compares hashes). An own app is also recorded by
  * its key (a keyed fingerprint of its secret): deliveries it signs may only reach numbers registered with that key.
  */
-export async function registerPhoneNumber(sql: Sql, secrets: SecretBox, tenantId: string, actor: string, input: RegisterNumberBody, requestId?: string) {
-  return withTenant(sql, tenantId, (tx) => registerPhoneNumberIn(tx, secrets, tenantId, actor, input, requestId))
+export async function registerPhoneNumber(
+  sql: Sql, secrets: SecretBox, tenantId: string, actor: string, input: RegisterNumberBody, requestId?: string, options: { graph?: GraphClient; log?: Logger } = {},
+) {
+  const registered = await withTenant(sql, tenantId, (tx) => registerPhoneNumberIn(tx, secrets, tenantId, actor, input, requestId))
+  if (!options.graph) return registered
+  // After the commit, not inside it: no transaction is held open across a call to Meta.
+  const tier = await askMessagingLimit(options.graph, input.phoneNumberId, input.accessToken, options.log)
+  if (!tier) return registered
+  return withTenant(sql, tenantId, async (tx) => {
+    await q.recordMessagingLimit(tx, registered.id, tier)
+    return (await q.findPhoneNumber(tx, registered.id)) ?? registered
+  })
 }
+
+/**
+ * The number's messaging limit tier from Meta (GET /{phone-number-id}), asked when it is registered so a broadcast
+ * does not assume TIER_250 until a phone_number_quality_update webhook says otherwise. Best effort: any failure (Meta
+ * unreachable, a refusal, an answer without the field) is logged by code and gives null, and the registration stands
+ * with the limit unknown (TIER_250 for the broadcasts).
+ */
+export async function askMessagingLimit(graph: GraphClient, phoneNumberId: string, accessToken: string, log?: Logger): Promise<string | null> {
+  try {
+    return await graph.getMessagingLimit({ phoneNumberId, accessToken })
+  } catch (err) {
+    log?.warn({ metaCode: isGraphApiError(err) ? err.code : null, httpStatus: isGraphApiError(err) ? err.httpStatus : null }, 'could not ask Meta for the messaging limit tier; keeping the default')
+    return null
+  }
+}
+
+/** Records a tier already asked (onboarding asks it with the profile check, before its step's transaction). */
+export const recordMessagingLimit = (tx: Tx, numberId: string, tier: string) => q.recordMessagingLimit(tx, numberId, tier)
 
 /**
  * registerPhoneNumber inside the caller's transaction (under tenantId), for onboarding, whose step commits with the

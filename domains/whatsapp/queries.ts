@@ -33,6 +33,16 @@ export const findPhoneNumber = (tx: Tx, id: string) =>
     select ${phoneNumberColumns(tx)} from whatsapp.phone_numbers p join whatsapp.business_accounts b on b.id = p.business_account_id
      where p.id = ${id}`.then((r) => r[0] ?? null)
 
+/**
+ * The messaging limit tier Meta answered for the number (GET /{phone-number-id}), as of now. It is ordered with the
+ * phone_number_quality_update webhooks on limit_event_at: a webhook stamped later than this answer has already won,
+ * and one stamped earlier (delayed in transit) no longer overwrites it.
+ */
+export const recordMessagingLimit = (tx: Tx, id: string, tier: string) =>
+  tx`
+    update whatsapp.phone_numbers set messaging_limit = ${tier}, limit_event_at = now(), updated_at = now()
+     where id = ${id} and (limit_event_at is null or limit_event_at <= now())`.then((r) => r.count > 0)
+
 export const listPhoneNumbers = (tx: Tx) =>
   tx<PhoneNumberView[]>`
     select ${phoneNumberColumns(tx)} from whatsapp.phone_numbers p join whatsapp.business_accounts b on b.id = p.business_account_id
@@ -187,7 +197,7 @@ export const messagesOlderThan = (tx: Tx, tenantId: string, days: number, limit:
   tx<{ id: string }[]>`
     select m.id from whatsapp.messages m
      where m.tenant_id = ${tenantId} and m.occurred_at < now() - make_interval(days => ${days})
-       and not exists (select 1 from whatsapp.outbound_sends o where o.message_id = m.id and o.state not in ('accepted', 'failed'))
+       and not exists (select 1 from whatsapp.outbound_sends o where o.message_id = m.id and o.state not in ('accepted', 'failed', 'cancelled'))
      order by m.occurred_at
      limit ${limit}`.then((rows) => rows.map((r) => r.id))
 

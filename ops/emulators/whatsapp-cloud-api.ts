@@ -49,6 +49,8 @@ export interface WhatsAppEmulatorOptions {
    * of `wabaId` showing `displayPhoneNumber`; with entries, other ids get Meta's error 100 (object does not exist).
    */
   phoneNumbers?: EmulatedPhoneNumber[]
+  /** The messaging limit tier of the numbers answered without `phoneNumbers` (default TIER_250; null leaves the field out). */
+  messagingLimit?: string | null
   /**
    * Approved templates, as Meta knows them. Empty (default): any template send is accepted; with entries, a template
    * not among them (name and language) gets Meta's 132001, and a body with the wrong number of parameters 132000.
@@ -64,7 +66,14 @@ export const DEMO_TEMPLATES: EmulatedTemplate[] = [
   { name: 'onboarding_reminder', language: 'en', bodyParameters: 2 },
 ]
 
-export interface EmulatedPhoneNumber { id: string; wabaId: string; displayPhoneNumber: string; verifiedName?: string }
+export interface EmulatedPhoneNumber {
+  id: string
+  wabaId: string
+  displayPhoneNumber: string
+  verifiedName?: string
+  /** `whatsapp_business_manager_messaging_limit`: TIER_250 (Meta's default for a new portfolio) unless given; null: left out of the answer. */
+  messagingLimit?: string | null
+}
 
 export interface SentMessage {
   /** Position in the log since the last reset. */
@@ -142,6 +151,7 @@ export async function startWhatsAppEmulator(options: WhatsAppEmulatorOptions = {
   const autoStatuses = options.autoStatuses ?? true
   const wabaId = options.wabaId ?? '100000000000001'
   const displayPhoneNumber = options.displayPhoneNumber ?? '15550001234'
+  const defaultMessagingLimit = options.messagingLimit === undefined ? 'TIER_250' : options.messagingLimit
   const webhookAttempts = options.webhookAttempts ?? 8
   const webhookRetryDelayMs = options.webhookRetryDelayMs ?? 100
   const webhookTimeoutMs = options.webhookTimeoutMs ?? 5000
@@ -422,7 +432,7 @@ export async function startWhatsAppEmulator(options: WhatsAppEmulatorOptions = {
   function lookUpNumber(id: string): EmulatedPhoneNumber | null {
     const known = phoneNumbers.get(id)
     if (known) return known
-    return phoneNumbers.size === 0 && /^\d{5,20}$/.test(id) ? { id, wabaId, displayPhoneNumber } : null
+    return phoneNumbers.size === 0 && /^\d{5,20}$/.test(id) ? { id, wabaId, displayPhoneNumber, messagingLimit: defaultMessagingLimit } : null
   }
 
   const objectMissing = (id: string) => graphError(100, {
@@ -438,11 +448,19 @@ export async function startWhatsAppEmulator(options: WhatsAppEmulatorOptions = {
     if (failure) return sendGraphError(res, failure)
     const number = lookUpNumber(id)
     if (!number) return sendGraphError(res, objectMissing(id))
-    return sendJson(res, 200, {
+    const limit = number.messagingLimit === undefined ? 'TIER_250' : number.messagingLimit
+    const node: Record<string, unknown> = {
       verified_name: number.verifiedName ?? 'Emulated Business', code_verification_status: 'VERIFIED',
       display_phone_number: number.displayPhoneNumber, quality_rating: 'GREEN', platform_type: 'CLOUD_API',
-      throughput: { level: 'STANDARD' }, id: number.id,
-    })
+      throughput: { level: 'STANDARD' },
+      ...(limit === null ? {} : { whatsapp_business_manager_messaging_limit: limit }),
+      id: number.id,
+    }
+    // Graph answers the fields asked for (and the id), or its defaults when none are named.
+    const fields = url.searchParams.get('fields')
+    if (!fields) return sendJson(res, 200, node)
+    const asked = fields.split(',').map((f) => f.trim())
+    return sendJson(res, 200, Object.fromEntries(Object.entries(node).filter(([k]) => k === 'id' || asked.includes(k))))
   }
 
   // POST /{version}/{waba-id}/subscribed_apps: subscribes the calling app to the WABA's webhooks.

@@ -34,7 +34,8 @@ describe('broadcasts through the real worker and the Cloud API emulator', { time
   beforeAll(async () => {
     tenant = await makeTenant(db.current.sql, { defaultCountry: 'BR', timezone: 'America/Sao_Paulo' })
     number = await makePhoneNumber(db.current.sql, tenant)
-    await db.current.owner`update whatsapp.phone_numbers set messaging_limit = 'TIER_1K' where id = ${number.id}`
+    // The tests of this file share the number: well over a thousand template recipients in all.
+    await db.current.owner`update whatsapp.phone_numbers set messaging_limit = 'TIER_10K' where id = ${number.id}`
     webhooks = await buildTestWebhooks(db.current)
     const webhooksUrl = await webhooks.listen({ host: '127.0.0.1', port: 0 })
     wa = await startWhatsAppEmulator({ webhookUrl: `${webhooksUrl}/webhooks/whatsapp`, appSecret: PLATFORM_APP_SECRET, statusDelayMs: 5, wabaId: number.wabaId, displayPhoneNumber: number.displayPhoneNumber.replace(/\D/g, '') })
@@ -59,10 +60,10 @@ describe('broadcasts through the real worker and the Cloud API emulator', { time
     wa.reset()
     wa.setRateLimit(RATE)
   })
-  // A stopped or paused broadcast's last sends (its outbox lookahead) still go: let them finish before the next test.
+  // A stopped or paused broadcast's claimed sends still go: let them finish before the next test.
   afterEach(async () => {
     for (let i = 0; i < 200; i++) {
-      const [open] = await db.current.owner<{ n: number }[]>`select count(*)::int as n from whatsapp.outbound_sends where state not in ('accepted', 'failed')`
+      const [open] = await db.current.owner<{ n: number }[]>`select count(*)::int as n from whatsapp.outbound_sends where state not in ('accepted', 'failed', 'cancelled')`
       if (open!.n === 0) return
       await sleep(100)
     }
@@ -110,7 +111,13 @@ describe('broadcasts through the real worker and the Cloud API emulator', { time
         if (process.env.BROADCAST_TEST_TRACE) console.log(new Date().toISOString(), v.status, JSON.stringify(v.stats))
         return v
       }
-      if (Date.now() > deadline) throw new Error(`broadcast ${id} never got there: ${JSON.stringify({ status: v.status, reason: v.statusReason, detail: v.statusDetail, stats: v.stats })}`)
+      if (Date.now() > deadline) {
+        const outbox = await db.current.owner`
+          select state, count(*)::int as n, min(next_attempt_at) as next, min(call_started_at) as started from whatsapp.outbound_sends
+           where requested_by = ${`broadcast:${id}`} group by state`
+        const recipients = await db.current.owner`select state, count(*)::int as n from campaigns.broadcast_recipients where broadcast_id = ${id} group by state`
+        throw new Error(`broadcast ${id} never got there: ${JSON.stringify({ status: v.status, reason: v.statusReason, detail: v.statusDetail, stats: v.stats, outbox, recipients })}`)
+      }
       await sleep(100)
     }
   }
@@ -175,7 +182,7 @@ describe('broadcasts through the real worker and the Cloud API emulator', { time
     expect((await templateWebhook('weekly_offer', f.templateStatusUpdate({ event: 'PAUSED', name: 'weekly_offer', language: 'en_US', reason: 'NONE' }))).statusCode).toBe(200)
     const paused = await until(id, (v) => v.status === 'paused')
     expect(paused).toMatchObject({ statusReason: 'template_paused', allowedTransitions: ['sending', 'stopped'] })
-    // What was already in the outbox (at most the lookahead) may still go; then nothing more.
+    // Sends already claimed when the pause committed finish; what still waited in the outbox was cancelled.
     await until(id, (v) => v.stats.queued === 0)
     const atPause = sentTo(leads.map((l) => l.waId)).length
     expect(atPause).toBeLessThan(300)
@@ -218,14 +225,128 @@ describe('broadcasts through the real worker and the Cloud API emulator', { time
   it('auto-pauses when failures pass the threshold, with Meta’s codes per recipient', async () => {
     await makeTemplate(db.current.sql, tenant, number, { name: 'reminder_all', components: [{ type: 'BODY', text: 'Hi {{1}} from {{2}}.' }] })
     await makeLeads('fails', 60)
-    wa.failNext(131026, 15)
+    // A few go out first: with none accepted at all the broadcast would fail (next test), not pause.
+    wa.setRateLimit(5)
     const id = await createBroadcast('fails', 'reminder_all', { failureThreshold: 0.3, failureMinSample: 10 })
     await act(id, 'start')
+    await until(id, (v) => v.stats.sent + v.stats.delivered + v.stats.read >= 2)
+    wa.failNext(131026, 15)
+    wa.setRateLimit(RATE)
     const paused = await until(id, (v) => v.status === 'paused')
     expect(paused.statusReason).toBe('failure_threshold')
     expect(paused.stats.failedBy['131026']).toBeGreaterThanOrEqual(10)
     const failed = await api.inject({ method: 'GET', url: `/v1/broadcasts/${id}/recipients?status=failed&limit=5`, headers: bearer(tenant.adminKey) })
     expect(failed.json().data[0]).toMatchObject({ status: 'failed', errorCode: 131026 })
+  })
+
+  /** The broadcast's sends in the outbox right now, by state, with their recipients. */
+  const sendsOf = (id: string) =>
+    db.current.owner<{ state: string; waId: string }[]>`select state, wa_id from whatsapp.outbound_sends where requested_by = ${`broadcast:${id}`}`
+  const settledOutbox = async (id: string) => {
+    for (let i = 0; i < 300 && (await sendsOf(id)).some((s) => s.state === 'sending' || s.state === 'queued' || s.state === 'in_doubt'); i++) await sleep(50)
+  }
+
+  it('a pause cancels what waits in the outbox: after it commits only the claimed sends go, and resume sends everyone exactly once', async () => {
+    await makeTemplate(db.current.sql, tenant, number, { name: 'pause_cut', components: [{ type: 'BODY', text: 'Hi {{1}} from {{2}}.' }] })
+    const leads = await makeLeads('pausecut', 200)
+    const waIds = leads.map((l) => l.waId)
+    // No 130429 from the emulator: a claimed send that Meta throttled would be retried after the pause (and go).
+    wa.setRateLimit(undefined)
+    const id = await createBroadcast('pausecut', 'pause_cut')
+    await act(id, 'start')
+    await until(id, (v) => v.stats.sent + v.stats.delivered + v.stats.read >= 10)
+
+    const paused = await act(id, 'pause')
+    expect(paused.statusCode, paused.body).toBe(200)
+    // Right after the commit: nothing of the broadcast waits in the outbox; what was claimed is all that may still go.
+    const atPause = await sendsOf(id)
+    expect(atPause.filter((s) => s.state === 'queued')).toEqual([])
+    const cancelled = atPause.filter((s) => s.state === 'cancelled')
+    expect(cancelled.length).toBeGreaterThan(0)
+    const claimed = new Set(atPause.filter((s) => s.state !== 'cancelled').map((s) => s.waId))
+
+    await settledOutbox(id)
+    await sleep(500)
+    const sentWhilePaused = sentTo(waIds)
+    expect(new Set(sentWhilePaused.map((m) => m.waId))).toEqual(claimed)
+    expect(sentWhilePaused).toHaveLength(claimed.size)
+    // The cancelled recipients are pending again, not sent, not lost.
+    const v = await view(id)
+    expect(v.stats.pending).toBe(200 - claimed.size)
+    const [event] = await db.current.owner<{ properties: { reason: string; cancelled: number; requeued: number } }[]>`
+      select properties from analytics.events where tenant_id = ${tenant.id} and name = 'broadcast.paused' and properties ->> 'broadcastId' = ${id}`
+    expect(event!.properties).toMatchObject({ reason: 'manual', cancelled: cancelled.length, requeued: cancelled.length })
+
+    expect((await act(id, 'resume')).statusCode).toBe(200)
+    await until(id, (x) => x.status === 'completed')
+    const sent = sentTo(waIds)
+    expect(sent).toHaveLength(200)
+    expect(new Set(sent.map((m) => m.waId)).size).toBe(200)
+  })
+
+  it('a stop cancels what waits in the outbox and records everyone not sent as skipped (stopped)', async () => {
+    await makeTemplate(db.current.sql, tenant, number, { name: 'stop_cut', components: [{ type: 'BODY', text: 'Hi {{1}} from {{2}}.' }] })
+    const leads = await makeLeads('stopcut', 150)
+    wa.setRateLimit(undefined)
+    const id = await createBroadcast('stopcut', 'stop_cut')
+    await act(id, 'start')
+    await until(id, (v) => v.stats.sent + v.stats.delivered + v.stats.read >= 5)
+    const stopped = await act(id, 'stop')
+    expect(stopped.json()).toMatchObject({ status: 'stopped', allowedTransitions: [] })
+    const atStop = await sendsOf(id)
+    expect(atStop.filter((s) => s.state === 'queued')).toEqual([])
+    const claimed = new Set(atStop.filter((s) => s.state !== 'cancelled').map((s) => s.waId))
+
+    await settledOutbox(id)
+    await sleep(500)
+    expect(new Set(sentTo(leads.map((l) => l.waId)).map((m) => m.waId))).toEqual(claimed)
+    const v = await view(id)
+    expect(v.stats).toMatchObject({ pending: 0, queued: 0, skipped: 150 - claimed.size, skippedBy: { stopped: 150 - claimed.size } })
+    const list = await api.inject({ method: 'GET', url: `/v1/broadcasts/${id}/recipients?status=skipped&limit=1`, headers: bearer(tenant.adminKey) })
+    expect(list.json().data[0]).toMatchObject({ skipReason: 'stopped', skipDetail: 'the broadcast was stopped before this recipient was sent' })
+  })
+
+  it('fails for good when not one of the first sends is accepted and Meta refused each one for good', async () => {
+    await makeTemplate(db.current.sql, tenant, number, { name: 'gone_at_meta', components: [{ type: 'BODY', text: 'Hi {{1}} from {{2}}.' }] })
+    const leads = await makeLeads('allfail', 80)
+    // 132001: Meta has no such template (deleted there, and its webhook never reached us).
+    wa.failNext(132001, 1_000)
+    const id = await createBroadcast('allfail', 'gone_at_meta', { failureMinSample: 10 })
+    await act(id, 'start')
+    const failed = await until(id, (v) => v.status === 'failed')
+    expect(failed).toMatchObject({ statusReason: 'all_sends_failed', allowedTransitions: [] })
+    expect(failed.statusDetail).toMatch(/none of the \d+ settled sends was accepted; Meta refused each for good \(132001: \d+\)/)
+    expect(failed.finishedAt).not.toBeNull()
+    await settledOutbox(id)
+    const v = await view(id)
+    expect(v.stats.pending).toBe(0)
+    expect(v.stats.skippedBy.broadcast_failed).toBeGreaterThan(0)
+    expect(v.stats.failed + v.stats.skipped).toBe(80)
+    expect(sentTo(leads.map((l) => l.waId))).toHaveLength(0)
+    expect((await act(id, 'resume')).statusCode).toBe(409)
+    const events = await db.current.owner<{ name: string; dedupeKey: string; properties: { reason: string } }[]>`
+      select name, dedupe_key, properties from analytics.events where tenant_id = ${tenant.id} and properties ->> 'broadcastId' = ${id} order by occurred_at`
+    expect(events.map((e) => e.name)).toEqual(['broadcast.started', 'broadcast.failed'])
+    expect(events[1]).toMatchObject({ dedupeKey: `broadcast:${id}:2:failed`, properties: { reason: 'all_sends_failed' } })
+  })
+
+  it('fails for good when Meta deletes the template mid-broadcast, and nobody else is sent', async () => {
+    await makeTemplate(db.current.sql, tenant, number, { name: 'deleted_mid', components: [{ type: 'BODY', text: 'Hi {{1}} from {{2}}.' }] })
+    const leads = await makeLeads('deleted', 200)
+    wa.setRateLimit(undefined)
+    const id = await createBroadcast('deleted', 'deleted_mid')
+    await act(id, 'start')
+    await until(id, (v) => v.stats.sent + v.stats.delivered + v.stats.read >= 5)
+    expect((await templateWebhook('deleted_mid', f.templateStatusUpdate({ event: 'DELETED', name: 'deleted_mid', language: 'en_US' }))).statusCode).toBe(200)
+    const failed = await until(id, (v) => v.status === 'failed')
+    expect(failed).toMatchObject({ statusReason: 'template_deleted', allowedTransitions: [] })
+    const atFail = await sendsOf(id)
+    expect(atFail.filter((s) => s.state === 'queued')).toEqual([])
+    const claimed = new Set(atFail.filter((s) => s.state !== 'cancelled').map((s) => s.waId))
+    await settledOutbox(id)
+    await sleep(300)
+    expect(new Set(sentTo(leads.map((l) => l.waId)).map((m) => m.waId))).toEqual(claimed)
+    expect((await view(id)).stats).toMatchObject({ pending: 0, skippedBy: { broadcast_failed: 200 - claimed.size } })
   })
 
   it("holds the number's 24-hour messaging limit: unique recipients beyond the tier wait, the rest is not sent", async () => {

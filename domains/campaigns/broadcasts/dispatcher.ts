@@ -5,27 +5,30 @@ import type { Logger } from '../../../lib/logger.js'
 import { type LeadTemplateVariation, recordPendingTemplateExposures, templateVariationsForLeads } from '../../experiments/service.js'
 import { suppressedRecipients } from '../../privacy/suppression.js'
 import { type TemplateComponent, templateBody } from '../../whatsapp/graph/bodies.js'
+import { classifyGraphError } from '../../whatsapp/graph/errors.js'
 import { queueOutbound } from '../../whatsapp/outbound/service.js'
 import * as q from './queries.js'
 import { experimentPlanFor } from './experiment.js'
 import { DISPATCH_BROADCAST_TASK } from './schemas.js'
-import { templateBlock, transition } from './service.js'
+import { numberBlock, templateBlock, transition } from './service.js'
 import { tierLimit, tierRemaining } from './tier.js'
 
 /**
  * The broadcast dispatcher: feeds a sending broadcast's recipients into the WhatsApp outbox at the pace the send
  * governor can take, never more than the number's 24-hour messaging limit allows, and pauses it by itself.
  *
- * Each step is one transaction under the broadcast's row lock: settle the recipients whose sends finished, check the
- * template (PAUSED, DISABLED or quality RED → auto-pause), the failure rate (over the threshold → auto-pause) and the
- * number, then queue the next few recipients: each one's message, its send job and the recipient's `queued` state
- * commit together. A crash (kill -9) anywhere leaves either all of it or none of it, so the next run continues with
+ * Each step is one transaction under the broadcast's row lock: settle the recipients whose sends finished, check what
+ * ends it for good (the number removed, the template deleted, every settled send refused by Meta for good → failed)
+ * and what a person can fix (template PAUSED, DISABLED or quality RED, the number disabled or its token rejected,
+ * failures over the threshold → auto-pause), then queue the next few recipients: each one's message, its send job
+ * and the recipient's `queued` state commit together. Pausing or failing cancels what is still waiting in the outbox
+ * (service.ts, closeOutbox). A crash (kill -9) anywhere leaves either all of it or none of it, so the next run continues with
  * the next pending recipient and nobody is queued twice (the recipient's state is the cursor); the outbox's own
  * rules make each queued message go out at most once (domains/whatsapp/outbound/README.md).
  *
  * Pacing: the outbox holds at most about `lookaheadSeconds` of sends for the broadcast; the send governor (GCRA slots
  * per number, and per recipient) sets the actual rate, so a broadcast never earns 130429 (throughput) or 131056 (pair
- * rate) from Meta, and a pause takes effect within that lookahead.
+ * rate) from Meta; a pause cancels the lookahead still queued, so only sends already claimed go out after it.
  */
 
 export interface DispatchOptions {
@@ -88,16 +91,35 @@ export async function dispatchStep(
     return { kind: 'finished', status: row.status } as const
   }
 
+  const fail = async (reason: string, detail: string) => {
+    const row = await transition(tx, b!, { status: 'failed', reason, detail, finished: true }, 'failed', { reason, accepted, failed })
+    o.log?.warn({ broadcastId, reason }, 'broadcast failed')
+    return { kind: 'finished', status: row.status } as const
+  }
+
+  // Final first (nothing can fix them: failed), then what a person can fix (paused): see lifecycle.ts.
+  const [number] = b.phoneNumberId ? await q.findNumber(tx, b.phoneNumberId) : []
   const block = templateBlock(b.templateId ? await q.findTemplateById(tx, b.templateId) : null)
+  const numberRefused = numberBlock(number)
+  if (numberRefused?.final) return fail(numberRefused.reason, numberRefused.detail)
+  if (block?.final) return fail(block.reason, block.detail)
   if (block) return pause(block.reason, block.detail)
+  if (numberRefused) return pause(numberRefused.reason, numberRefused.detail)
   const done = accepted + failed
+  if (done >= b.failureMinSample && accepted === 0) {
+    // Not one send accepted, and every failure is Meta's verdict that resending cannot change (template missing at
+    // Meta, parameters refused, recipients unreachable): resuming would only repeat it. Failures that were retried
+    // to exhaustion (throttling, Meta's outages, no answer) or refused by our outbox may pass: those pause instead.
+    const codes = await q.failureCodes(tx, broadcastId)
+    const permanent = codes.filter((c) => c.code !== null && classifyGraphError(400, c.code) === 'fail')
+    if (permanent.reduce((n, c) => n + c.n, 0) >= failed) {
+      return fail('all_sends_failed', `none of the ${done} settled sends was accepted; Meta refused each for good (${permanent.map((c) => `${c.code}: ${c.n}`).join(', ')})`)
+    }
+  }
   if (done >= b.failureMinSample && failed / done > b.failureThreshold) {
     return pause('failure_threshold', `${failed} of ${done} settled sends failed (${((100 * failed) / done).toFixed(1)}% > ${(100 * b.failureThreshold).toFixed(1)}%)`)
   }
-  const [number] = b.phoneNumberId ? await q.findNumber(tx, b.phoneNumberId) : []
-  if (!number || number.status !== 'active' || number.tokenInvalidAt) {
-    return pause('number_unavailable', !number ? 'the WhatsApp number is gone' : number.tokenInvalidAt ? "Meta rejected the number's access token" : 'the WhatsApp number is disabled')
-  }
+  if (!number) return { kind: 'finished', status: b.status } // unreachable (numberBlock failed it); narrows the type
   // Every variation's template is checked like the broadcast's own, each step: a new phase can bring new variations.
   const experiment = await experimentPlanFor(tx, b, number.businessAccountId)
   if (experiment && !experiment.ok) return pause(experiment.problem.reason, experiment.problem.message)

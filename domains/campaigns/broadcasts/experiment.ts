@@ -27,12 +27,21 @@ export interface ExperimentPlan {
 type Strictness = 'approved' | 'sendable'
 
 /** Why a template cannot go out now, or null. */
-export function templateBlock(t: q.TemplateState | null): { reason: string; detail: string } | null {
-  if (!t) return { reason: 'template_missing', detail: 'the template no longer exists' }
-  if (t.status === 'PAUSED') return { reason: 'template_paused', detail: `Meta paused template ${t.name} (${t.language}) for low quality` }
-  if (t.status === 'DISABLED') return { reason: 'template_disabled', detail: `Meta disabled template ${t.name} (${t.language})` }
-  if (t.status !== 'APPROVED') return { reason: 'template_not_approved', detail: `template ${t.name} (${t.language}) is ${t.status}` }
-  if (t.qualityScore?.toUpperCase() === 'RED') return { reason: 'template_quality_red', detail: `template ${t.name} (${t.language}) has quality RED` }
+/** Meta's template statuses after a deletion: the template cannot come back (nor its name, for 30 days). */
+const DELETED_TEMPLATE = new Set(['DELETED', 'PENDING_DELETION'])
+
+/**
+ * Templates may go out only while Meta has them APPROVED and their quality is not RED. `final`: nothing can make this
+ * template sendable again (it is deleted), so a sending broadcast fails instead of pausing (its own template; a
+ * variation's is a problem of the experiment, which pauses).
+ */
+export function templateBlock(t: q.TemplateState | null): { reason: string; detail: string; final: boolean } | null {
+  if (!t) return { reason: 'template_deleted', detail: 'the template no longer exists', final: true }
+  if (DELETED_TEMPLATE.has(t.status)) return { reason: 'template_deleted', detail: `Meta deleted template ${t.name} (${t.language}) (${t.status})`, final: true }
+  if (t.status === 'PAUSED') return { reason: 'template_paused', detail: `Meta paused template ${t.name} (${t.language}) for low quality`, final: false }
+  if (t.status === 'DISABLED') return { reason: 'template_disabled', detail: `Meta disabled template ${t.name} (${t.language})`, final: false }
+  if (t.status !== 'APPROVED') return { reason: 'template_not_approved', detail: `template ${t.name} (${t.language}) is ${t.status}`, final: false }
+  if (t.qualityScore?.toUpperCase() === 'RED') return { reason: 'template_quality_red', detail: `template ${t.name} (${t.language}) has quality RED`, final: false }
   return null
 }
 

@@ -209,12 +209,14 @@ export const findTemplateByName = (tx: Tx, businessAccountId: string, name: stri
 
 /**
  * Unique recipients of template messages from this number in the last 24 hours: what Meta's messaging limit counts.
- * Every template counts (a broadcast's or not), as soon as it is queued (a queued one is about to count).
+ * Every template counts (a broadcast's or not), as soon as it is queued (a queued one is about to count); one taken
+ * out of the outbox before it was sent (cancelled by a pause or stop) does not.
  */
 export const templateRecipientsLast24h = (tx: Queryable, phoneId: string) =>
   tx<{ n: number; oldest: Date | null }[]>`
     select count(distinct wa_id)::int as n, min(occurred_at) as oldest from whatsapp.messages
-     where phone_number_id = ${phoneId} and direction = 'outbound' and type = 'template' and occurred_at > now() - interval '24 hours'`.then((r) => r[0]!)
+     where phone_number_id = ${phoneId} and direction = 'outbound' and type = 'template' and occurred_at > now() - interval '24 hours'
+       and status <> 'cancelled'`.then((r) => r[0]!)
 
 // ---------------------------------------------------------------------------------------------------------
 // The audience.
@@ -358,6 +360,54 @@ export const settleQueued = (tx: Tx, broadcastId: string) =>
     select c.accepted, c.failed,
            (select count(*)::int from campaigns.broadcast_recipients q where q.broadcast_id = ${broadcastId} and q.state = 'queued') - c.accepted - c.failed as in_flight
       from counts c`.then((r) => r[0]!)
+
+/** The messages of recipients still `queued` (in the outbox, their send not settled in this table yet). */
+export const queuedMessageIds = (tx: Tx, broadcastId: string) =>
+  tx<{ messageId: string }[]>`
+    select message_id from campaigns.broadcast_recipients
+     where broadcast_id = ${broadcastId} and state = 'queued' and message_id is not null`.then((r) => r.map((x) => x.messageId))
+
+/**
+ * Recipients whose outbox message was cancelled before it was sent (a pause): back to pending, without the message,
+ * so the next dispatch after resume queues them again; dispatched_count gives them back.
+ */
+export const requeueRecipients = (tx: Tx, broadcastId: string, messageIds: string[]) =>
+  messageIds.length === 0
+    ? Promise.resolve(0)
+    : tx`
+        with r as (
+          update campaigns.broadcast_recipients set state = 'pending', message_id = null, queued_at = null
+           where broadcast_id = ${broadcastId} and state = 'queued' and message_id = any(${messageIds}::uuid[])
+          returning id
+        ), n as (select count(*)::int as n from r)
+        update campaigns.broadcasts b set dispatched_count = greatest(0, dispatched_count - n.n), updated_at = now()
+          from n where b.id = ${broadcastId}
+        returning n.n`.then((rows) => (rows[0] as { n: number } | undefined)?.n ?? 0)
+
+/**
+ * A final broadcast (stopped, failed): every recipient not sent becomes skipped with the reason: the pending ones
+ * and those whose outbox message was cancelled before it was sent (`messageIds`). Returns how many.
+ */
+export const skipUnsent = (tx: Tx, broadcastId: string, messageIds: string[], reason: string, detail: string) =>
+  tx<{ n: number }[]>`
+    with r as (
+      update campaigns.broadcast_recipients set state = 'skipped', skip_reason = ${reason}, skip_detail = ${detail}, settled_at = clock_timestamp()
+       where broadcast_id = ${broadcastId}
+         and (state = 'pending' or (state = 'queued' and message_id = any(${messageIds}::uuid[])))
+      returning id
+    )
+    select count(*)::int as n from r`.then((r) => r[0]!.n)
+
+/**
+ * The broadcast's settled failures by Meta's code; null when the outbox refused the send itself, when Meta never
+ * answered, or when the sender gave up retrying (its last code was a transient one, whatever it was).
+ */
+export const failureCodes = (tx: Tx, broadcastId: string) =>
+  tx<{ code: number | null; n: number }[]>`
+    select case when s.failure_reason like 'gave up after %' then null else r.error_code end as code, count(*)::int as n
+      from campaigns.broadcast_recipients r left join whatsapp.outbound_sends s on s.message_id = r.message_id
+     where r.broadcast_id = ${broadcastId} and r.state = 'failed'
+     group by 1`
 
 export const bumpDispatched = (tx: Tx, id: string, n: number) =>
   tx`update campaigns.broadcasts set dispatched_count = dispatched_count + ${n}, updated_at = now() where id = ${id}`

@@ -7,6 +7,7 @@ import { normalizePhone, phoneMatchKey, type CountryCode } from '../../marketing
 import { suppressedRecipients } from '../../privacy/suppression.js'
 import { insertAuditEntry } from '../../tenancy/queries.js'
 import { templateBody } from '../../whatsapp/graph/bodies.js'
+import { cancelQueuedOutbound } from '../../whatsapp/outbound/service.js'
 import { checkTemplateParameters } from '../../whatsapp/outbound/template-params.js'
 import { experimentPlanFor, problemError, resolveBroadcastExperiment, templateBlock } from './experiment.js'
 import { assertTransition, TRANSITIONS } from './lifecycle.js'
@@ -42,6 +43,17 @@ const tenantSettings = (tx: Tx, tenantId: string) =>
 
 /** Templates may go out only while Meta has them APPROVED and their quality is not RED (also each variation's, experiment.ts). */
 export { templateBlock }
+
+/**
+ * Can the broadcast's number send? `final`: the number was removed (a broadcast is bound to its number), so a sending
+ * broadcast fails; a disabled number or a rejected token can be fixed (enable it, rotate the token), so it pauses.
+ */
+export function numberBlock(n: q.SendingNumber | undefined): { reason: string; detail: string; final: boolean } | null {
+  if (!n) return { reason: 'number_gone', detail: 'the WhatsApp number was removed', final: true }
+  if (n.tokenInvalidAt) return { reason: 'number_unavailable', detail: "Meta rejected the number's access token", final: false }
+  if (n.status !== 'active') return { reason: 'number_unavailable', detail: 'the WhatsApp number is disabled', final: false }
+  return null
+}
 
 /** Everything a broadcast needs to be valid, checked and resolved: the number, the campaign, the template, the audience. */
 async function prepare(tx: Tx, tenantId: string, input: CreateBroadcastBody) {
@@ -194,14 +206,36 @@ export const listRecipients = (sql: Sql, tenantId: string, id: string, query: Pa
 
 type EventKind = Parameters<typeof broadcastEvent>[0]
 
-/** A transition and its analytics event, in the caller's transaction. */
+/** A transition and its analytics event, in the caller's transaction (which holds the broadcast's row lock). */
 export async function transition(tx: Tx, b: q.BroadcastRow, change: q.StatusChange, event: EventKind | null, properties: Record<string, unknown> = {}) {
   assertTransition(b.status, change.status)
+  const closed = change.status === 'paused' || change.status === 'stopped' || change.status === 'failed' ? await closeOutbox(tx, b, change.status) : {}
   const row = await q.setStatus(tx, b.id, change)
   if (event) {
-    await recordPlatformEvents(tx, [broadcastEvent(event, { broadcastId: row.id, campaignId: row.campaignId, transition: row.transitions, at: new Date(), templateName: row.templateName }, properties)])
+    await recordPlatformEvents(tx, [broadcastEvent(event, { broadcastId: row.id, campaignId: row.campaignId, transition: row.transitions, at: new Date(), templateName: row.templateName }, { ...properties, ...closed })])
   }
   return row
+}
+
+const NOT_SENT: Record<'stopped' | 'failed', { reason: string; detail: string }> = {
+  stopped: { reason: 'stopped', detail: 'the broadcast was stopped before this recipient was sent' },
+  failed: { reason: 'broadcast_failed', detail: 'the broadcast failed before this recipient was sent' },
+}
+
+/**
+ * Pausing, stopping or failing takes the broadcast's messages that no sender has claimed yet back out of the outbox,
+ * in the transition's own transaction: after it commits, nothing more of the broadcast goes out except the sends
+ * already claimed (`sending`), which finish. The dispatcher holds the same row lock for each step, so no step
+ * interleaves; the sender claims under the send row's lock, so each queued message is either cancelled here or
+ * claimed there, never both (domains/whatsapp/outbound/queries.ts, cancelQueuedSends). A pause puts those recipients
+ * back to pending (resume queues them again, once); a stop or a failure skips them with the reason, and the pending
+ * ones with them, so a final broadcast has nobody left pending.
+ */
+async function closeOutbox(tx: Tx, b: q.BroadcastRow, to: 'paused' | 'stopped' | 'failed') {
+  await q.settleQueued(tx, b.id)
+  const cancelled = await cancelQueuedOutbound(tx, await q.queuedMessageIds(tx, b.id), `broadcast ${b.id} ${to}`)
+  if (to === 'paused') return { cancelled: cancelled.length, requeued: await q.requeueRecipients(tx, b.id, cancelled) }
+  return { cancelled: cancelled.length, notSent: await q.skipUnsent(tx, b.id, cancelled, NOT_SENT[to].reason, NOT_SENT[to].detail) }
 }
 
 const PAGE = 2_000
@@ -253,8 +287,14 @@ export async function materialise(tx: Tx, b: q.BroadcastRow): Promise<{ recipien
 
 async function assertSendable(tx: Tx, b: q.BroadcastRow) {
   const block = templateBlock(b.templateId ? await q.findTemplateById(tx, b.templateId) : null)
-  if (block) throw new AppError('UNPROCESSABLE', `${block.detail}; only APPROVED templates with a quality other than RED can be broadcast`, { details: { reason: block.reason } })
+  if (block) {
+    throw new AppError('UNPROCESSABLE', `${block.detail}; only APPROVED templates with a quality other than RED can be broadcast${block.final ? ' (stop this broadcast)' : ''}`, { details: { reason: block.reason } })
+  }
   const [number] = b.phoneNumberId ? await q.findNumber(tx, b.phoneNumberId) : []
+  const refused = numberBlock(number)
+  if (refused) {
+    throw new AppError('UNPROCESSABLE', `${refused.detail}; ${refused.final ? 'stop this broadcast' : 'enable the number or rotate its token first'}`, { details: { reason: refused.reason } })
+  }
   const experiment = number ? await experimentPlanFor(tx, b, number.businessAccountId) : null
   if (experiment && !experiment.ok) throw problemError(experiment.problem)
 }
@@ -318,7 +358,7 @@ export const resumeBroadcast = (sql: Sql, who: Actor, id: string) =>
     return row
   })
 
-/** Final: nobody else is queued (what is already in the outbox, at most about a second of sends, still goes). */
+/** Final: nobody else is sent; messages waiting in the outbox are cancelled, only sends already claimed finish. */
 export const stopBroadcast = (sql: Sql, who: Actor, id: string) =>
   act(sql, who, id, 'stopped', async (tx, b) => {
     const stats = await q.broadcastStats(tx, id, b.experimentId !== null)

@@ -79,6 +79,31 @@ describe('sendMessage', () => {
   })
 })
 
+describe('getMessagingLimit', () => {
+  it("asks only for the number's messaging limit tier and gives what Meta answers, or null without one", async () => {
+    const tiers = await startWhatsAppEmulator({
+      accessTokens: [TOKEN], autoStatuses: false,
+      phoneNumbers: [
+        { id: '100000000000010', wabaId: '200000000000010', displayPhoneNumber: '15550000010', messagingLimit: 'TIER_2K' },
+        { id: '100000000000011', wabaId: '200000000000010', displayPhoneNumber: '15550000011', messagingLimit: null },
+      ],
+    })
+    try {
+      const c = createGraphClient({ baseUrl: tiers.url, apiVersion: 'v21.0', timeoutMs: 2000 })
+      expect(await c.getMessagingLimit({ phoneNumberId: '100000000000010', accessToken: TOKEN })).toBe('TIER_2K')
+      expect(await c.getMessagingLimit({ phoneNumberId: '100000000000011', accessToken: TOKEN })).toBeNull()
+      const raw = await fetch(`${tiers.url}/v21.0/100000000000010?fields=whatsapp_business_manager_messaging_limit`, { headers: { authorization: `Bearer ${TOKEN}` } })
+      expect(await raw.json()).toEqual({ whatsapp_business_manager_messaging_limit: 'TIER_2K', id: '100000000000010' })
+      const missing = await c.getMessagingLimit({ phoneNumberId: '100000000000099', accessToken: TOKEN }).catch((e: unknown) => e)
+      expect(missing).toMatchObject({ code: 100, disposition: 'fail' })
+      tiers.failNext(190)
+      expect(await c.getMessagingLimit({ phoneNumberId: '100000000000010', accessToken: TOKEN }).catch((e: unknown) => e)).toMatchObject({ code: 190, disposition: 'token_invalid' })
+    } finally {
+      await tiers.stop()
+    }
+  })
+})
+
 describe('Graph errors', () => {
   it.each([
     [130429, 400, 'retry'],

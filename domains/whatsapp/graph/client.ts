@@ -40,6 +40,14 @@ export interface GraphClient {
   markRead(input: { phoneNumberId: string; accessToken: string; messageId: string }): Promise<void>
   /** `GET /{phone-number-id}`: the number's profile; proves the token can use that number. */
   getPhoneNumber(input: { phoneNumberId: string; accessToken: string }): Promise<PhoneNumberProfile>
+  /**
+   * `GET /{phone-number-id}?fields=whatsapp_business_manager_messaging_limit`: the messaging limit (unique
+   * business-initiated recipients per rolling 24 h) as a tier, `TIER_250`, `TIER_2K`, …, `TIER_UNLIMITED`; null when
+   * Meta's answer carries none. Meta deprecated `messaging_limit_tier` for this field (limits are set per business
+   * portfolio since October 2025); it is asked on its own, so a version of the API that does not know the field fails
+   * only this call, not the profile check.
+   */
+  getMessagingLimit(input: { phoneNumberId: string; accessToken: string }): Promise<string | null>
   /** `POST /{waba-id}/subscribed_apps`: subscribes the token's app to the WABA's webhooks. */
   subscribeApp(input: { wabaId: string; accessToken: string }): Promise<void>
 }
@@ -49,6 +57,12 @@ const PhoneNumberAnswer = z.object({
   display_phone_number: z.string(),
   verified_name: z.string().optional(),
   quality_rating: z.string().optional(),
+})
+
+// A tier name as Meta spells them (TIER_50 … TIER_100K, TIER_UNLIMITED, UNLIMITED); anything else is not stored.
+const MessagingLimitAnswer = z.object({
+  id: z.string(),
+  whatsapp_business_manager_messaging_limit: z.string().regex(/^(TIER_[0-9A-Z]{1,12}|UNLIMITED)$/).optional().catch(undefined),
 })
 
 const SendSuccess = z.object({
@@ -155,6 +169,15 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
         throw new GraphApiError({ httpStatus: 200, code: null, subcode: null, title: 'Unexpected response', message: 'Graph API answered without the number', details: null, fbtraceId: null, disposition: 'fail' })
       }
       return { id: parsed.data.id, displayPhoneNumber: parsed.data.display_phone_number, verifiedName: parsed.data.verified_name ?? null, qualityRating: parsed.data.quality_rating ?? null }
+    },
+
+    async getMessagingLimit({ phoneNumberId, accessToken }) {
+      const json = await call('GET', `${PhoneNumberId.parse(phoneNumberId)}?fields=whatsapp_business_manager_messaging_limit`, accessToken)
+      const parsed = MessagingLimitAnswer.safeParse(json)
+      if (!parsed.success) {
+        throw new GraphApiError({ httpStatus: 200, code: null, subcode: null, title: 'Unexpected response', message: 'Graph API answered without the number', details: null, fbtraceId: null, disposition: 'fail' })
+      }
+      return parsed.data.whatsapp_business_manager_messaging_limit ?? null
     },
 
     async subscribeApp({ wabaId, accessToken }) {

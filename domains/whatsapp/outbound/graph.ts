@@ -14,6 +14,9 @@ export function graphBaseUrl(config: Pick<Config, 'GRAPH_API_BASE_URL' | 'NODE_E
   return config.NODE_ENV === 'production' ? META_GRAPH_URL : `http://127.0.0.1:${config.WHATSAPP_EMULATOR_PORT}`
 }
 
-export function graphClientFor(config: Pick<Config, 'GRAPH_API_BASE_URL' | 'GRAPH_API_VERSION' | 'NODE_ENV' | 'WHATSAPP_EMULATOR_PORT'>): GraphClient {
-  return createGraphClient({ baseUrl: graphBaseUrl(config), apiVersion: config.GRAPH_API_VERSION, timeoutMs: GRAPH_TIMEOUT_MS })
+export function graphClientFor(config: Pick<Config, 'GRAPH_API_BASE_URL' | 'GRAPH_API_VERSION' | 'NODE_ENV' | 'WHATSAPP_EMULATOR_PORT'>, timeoutMs = GRAPH_TIMEOUT_MS): GraphClient {
+  return createGraphClient({ baseUrl: graphBaseUrl(config), apiVersion: config.GRAPH_API_VERSION, timeoutMs })
 }
+
+/** A lookup a person waits for (the messaging limit asked at registration): best effort, so it gives up sooner. */
+export const GRAPH_LOOKUP_TIMEOUT_MS = 5_000

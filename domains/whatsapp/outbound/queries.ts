@@ -61,11 +61,11 @@ export const findOptedOutWaId = (tx: Tx, waId: string) =>
   tx<{ optedOutAt: Date }[]>`
     select opted_out_at from marketing.leads where wa_id = ${waId} and merged_into is null and opted_out_at is not null limit 1`.then((r) => r[0]?.optedOutAt ?? null)
 
-/** When this template last went (or is going) to this recipient from this number; failed sends do not count. */
+/** When this template last went (or is going) to this recipient from this number; failed and cancelled sends do not count. */
 export const lastTemplateSendTo = (tx: Tx, phoneId: string, waId: string, templateId: string) =>
   tx<{ at: Date | null }[]>`
     select max(created_at) as at from whatsapp.outbound_sends
-     where phone_number_id = ${phoneId} and wa_id = ${waId} and template_id = ${templateId} and state <> 'failed'`.then((r) => r[0]?.at ?? null)
+     where phone_number_id = ${phoneId} and wa_id = ${waId} and template_id = ${templateId} and state not in ('failed', 'cancelled')`.then((r) => r[0]?.at ?? null)
 
 export interface StoredTemplate {
   id: string
@@ -189,7 +189,7 @@ export const findSendPair = (tx: Tx, messageId: string) =>
 export const lockHeadSend = (tx: Tx, phoneId: string, waId: string) =>
   tx<OpenSend[]>`
     select ${openSendColumns(tx)} from whatsapp.outbound_sends
-     where phone_number_id = ${phoneId} and wa_id = ${waId} and state not in ('accepted', 'failed')
+     where phone_number_id = ${phoneId} and wa_id = ${waId} and state not in ('accepted', 'failed', 'cancelled')
      order by seq limit 1
      for update`.then((r) => r[0] ?? null)
 
@@ -264,6 +264,30 @@ export const markInDoubt = (tx: Tx, messageId: string, retryAt: Date, error: unk
     update whatsapp.outbound_sends
        set state = 'in_doubt', next_attempt_at = ${retryAt}, last_error = ${tx.json(error as never)}, updated_at = now()
      where message_id = ${messageId}`
+
+/**
+ * Takes these messages out of the outbox if no sender has claimed them yet (`queued`, also one waiting for a retry
+ * after an answered error: Meta refused that attempt, so it never had the message). The send becomes `cancelled`,
+ * the message `cancelled` (no wamid, never sent); returns the ids cancelled. A send claimed (`sending`) or in doubt
+ * is left to finish. Race-safe against the sender: it claims under the head row's lock (lockHeadSend ... for
+ * update, then markCallStarted in the same transaction), and this update locks the same rows, so whichever commits
+ * first wins and the other re-reads the row: a claimed send no longer matches `state = 'queued'` here, and a
+ * cancelled head no longer matches lockHeadSend's open states, which then locks the next one.
+ */
+export const cancelQueuedSends = (tx: Tx, messageIds: string[], reason: string) =>
+  messageIds.length === 0
+    ? Promise.resolve([] as string[])
+    : tx<{ messageId: string }[]>`
+        with c as (
+          update whatsapp.outbound_sends
+             set state = 'cancelled', failure_reason = ${reason}, next_attempt_at = null, updated_at = now()
+           where message_id = any(${messageIds}::uuid[]) and state = 'queued'
+          returning message_id
+        ), m as (
+          update whatsapp.messages m set status = 'cancelled', status_at = clock_timestamp()
+            from c where m.id = c.message_id and m.wamid is null
+        )
+        select message_id from c`.then((r) => r.map((x) => x.messageId))
 
 export const deferSend = (tx: Tx, messageId: string, until: Date) =>
   tx`update whatsapp.outbound_sends set next_attempt_at = ${until}, updated_at = now() where message_id = ${messageId}`

@@ -58,7 +58,7 @@ export const TemplateVariationValue = z.object({
 export const SendMessageBody = z.discriminatedUnion('type', [SendTextBody, SendTemplateBody])
 export type SendMessageBody = z.infer<typeof SendMessageBody>
 
-export const OutboundState = z.enum(['queued', 'sending', 'in_doubt', 'accepted', 'failed'])
+export const OutboundState = z.enum(['queued', 'sending', 'in_doubt', 'accepted', 'failed', 'cancelled'])
 
 export const OutboundMessageView = z.object({
   id: z.uuid(),

@@ -365,4 +365,62 @@ describe('the outbox sender against the Cloud API emulator', () => {
     expect(wait!).toBeGreaterThanOrEqual(1_000 - sinceBurst - 50)
     expect(wait!).toBeLessThanOrEqual(1_000)
   })
+
+  it('a cancel and a claim of one send never both win: a claimed send is left to finish, a cancelled head is passed over', async () => {
+    const template = await makeTemplate(db.current.sql, tenant, number, { name: 'cancel_race', components: [{ type: 'BODY', text: 'Hello' }] })
+    const queueTemplate = (lead: TestLead) =>
+      asTenant((tx) => queueOutbound(tx, {
+        tenantId: tenant.id, phoneId: number.id, leadId: lead.id, waId: lead.waId,
+        body: templateBody({ to: lead.waId, name: template.name, language: template.language }), templateId: template.id, source: 'broadcast', requestedBy: 'test',
+      })).then((r) => r.id)
+    const gate = () => {
+      let open!: () => void
+      return { wait: new Promise<void>((resolve) => { open = resolve }), open: () => open() }
+    }
+
+    // The sender claims the head (its row locked, `sending` written, not committed yet); a cancel of both messages
+    // waits for that lock, then finds the head claimed and leaves it, and cancels only the one behind it.
+    const a = await makeWhatsAppLead(db.current.sql, tenant, { number })
+    const [a1, a2] = [await queueTemplate(a), await queueTemplate(a)]
+    const claimHeld = gate()
+    let claimed: string | null = null
+    const claim = asTenant(async (tx) => {
+      const head = await q.lockHeadSend(tx, number.id, a.waId)
+      await q.markCallStarted(tx, head!.messageId)
+      claimed = head!.messageId
+      await claimHeld.wait
+    })
+    while (!claimed) await sleep(5)
+    const cancel = asTenant((tx) => q.cancelQueuedSends(tx, [a1, a2], 'test: paused'))
+    await sleep(150)
+    claimHeld.open()
+    await claim
+    expect(claimed).toBe(a1)
+    expect(await cancel).toEqual([a2])
+    expect(await row(a1)).toMatchObject({ state: 'sending' })
+    expect(await row(a2)).toMatchObject({ state: 'cancelled', status: 'cancelled', wamid: null, failureReason: 'test: paused' })
+
+    // The other order: the cancel locks the head first; the sender's head lookup waits for it, then passes the
+    // cancelled message over and takes the next one. Only that one reaches Meta.
+    const b = await makeWhatsAppLead(db.current.sql, tenant, { number })
+    const [b1, b2] = [await queueTemplate(b), await queueTemplate(b)]
+    const cancelHeld = gate()
+    let cancelledFirst: string[] | null = null
+    const cancelFirst = asTenant(async (tx) => {
+      cancelledFirst = await q.cancelQueuedSends(tx, [b1], 'test: stopped')
+      await cancelHeld.wait
+    })
+    while (!cancelledFirst) await sleep(5)
+    const lookup = asTenant((tx) => q.lockHeadSend(tx, number.id, b.waId))
+    await sleep(150)
+    cancelHeld.open()
+    await cancelFirst
+    expect((await lookup)?.messageId).toBe(b2)
+    expect(await send(b1)).toEqual({ kind: 'idle' })
+    expect(wa.sent.filter((m) => m.waId === b.waId)).toHaveLength(1)
+    expect(await row(b1)).toMatchObject({ state: 'cancelled', status: 'cancelled', wamid: null })
+    expect(await row(b2)).toMatchObject({ state: 'accepted' })
+    // A final send is not cancelled.
+    expect(await asTenant((tx) => q.cancelQueuedSends(tx, [b2], 'late'))).toEqual([])
+  })
 })

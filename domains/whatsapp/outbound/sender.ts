@@ -252,6 +252,7 @@ async function recordGraphFailure(o: Resolved, tx: Tx, tenantId: string, head: q
     return { kind: 'done', state: 'failed' }
   }
   if (attempts >= o.maxAttempts) {
+    // The prefix tells a transient failure retried to exhaustion from Meta's verdict (campaigns/broadcasts failureCodes).
     await q.markFailed(tx, head.messageId, { reason: `gave up after ${attempts} attempts; last error ${reason}`, code: err.code, title: err.title, error })
     return { kind: 'done', state: 'failed' }
   }

@@ -50,6 +50,12 @@ export async function queueOutbound(tx: Tx, input: QueueOutboundInput): Promise<
   return { id: row.id }
 }
 
+/**
+ * Messages taken back out of the outbox before any sender claimed them (a paused or stopped broadcast): returns the
+ * ids that were cancelled; the others had been claimed already (or were final) and go on as they were.
+ */
+export const cancelQueuedOutbound = (tx: Tx, messageIds: string[], reason: string) => q.cancelQueuedSends(tx, messageIds, reason)
+
 export type TemplateSendPlan =
   | { kind: 'ready'; phoneId: string; templateId: string; waId: string; body: GraphBody }
   | { kind: 'skip'; reason: TemplateSkipReason }

@@ -4,6 +4,7 @@ import { AppError } from '../../../../lib/errors.js'
 import type { App } from '../../../../lib/http/create-server.js'
 import { actorName } from '../../../../domains/tenancy/service.js'
 import { registerPhoneNumber, updatePhoneNumber } from '../../../../domains/whatsapp/numbers.js'
+import { GRAPH_LOOKUP_TIMEOUT_MS, graphClientFor } from '../../../../domains/whatsapp/outbound/graph.js'
 import { findPhoneNumber, listPhoneNumbers } from '../../../../domains/whatsapp/queries.js'
 import { PhoneNumberView, RegisterNumberBody, UpdateNumberBody } from '../../../../domains/whatsapp/schemas.js'
 import type { ApiDeps } from '../../app.js'
@@ -13,6 +14,8 @@ const NumberParams = z.object({ numberId: z.uuid() })
 
 /** A tenant's WhatsApp numbers. Secrets go in (sealed at rest) and never come back out. */
 export default async function whatsappNumberRoutes(app: App, deps: ApiDeps) {
+  // Asked for the number's messaging limit tier when it is registered (best effort: registration never waits long).
+  const graph = graphClientFor(deps.config, GRAPH_LOOKUP_TIMEOUT_MS)
   app.post('/', {
     config: { access: 'tenant:write' },
     schema: {
@@ -23,7 +26,7 @@ export default async function whatsappNumberRoutes(app: App, deps: ApiDeps) {
     },
   }, async (req, reply) => {
     const principal = tenantOf(req)
-    return reply.code(201).send(await registerPhoneNumber(deps.sql, deps.secrets, principal.tenantId, actorName(principal), req.body, req.id))
+    return reply.code(201).send(await registerPhoneNumber(deps.sql, deps.secrets, principal.tenantId, actorName(principal), req.body, req.id, { graph, log: deps.log }))
   })
 
   app.get('/', {
