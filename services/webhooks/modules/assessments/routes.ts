@@ -1,9 +1,10 @@
 import rateLimit from '@fastify/rate-limit'
-import { validatorCompiler } from 'fastify-type-provider-zod'
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { AppError } from '../../../../lib/errors.js'
 import type { App } from '../../../../lib/http/create-server.js'
 import { fastAnswerBody, fastTokenParams } from '../../../../domains/assessments/answer-fast-path.js'
+import { fastStateJson } from '../../../../domains/assessments/state-json.js'
 import { AnswerBody, ProfileBody, SessionStateView, SessionTokenParams, StartWebSessionBody } from '../../../../domains/assessments/schemas.js'
 import {
   backWebSession, completeWebSession, inWebSession, profileWebSession, startWebSession, viewWebSession,
@@ -29,6 +30,12 @@ const fastValidatorCompiler = (route: { httpPart?: string; schema: unknown }) =>
     const value = fast(data)
     return value === null ? zod(data) : { value }
   }) as Validator
+}
+
+/** A session's state written without zod when it is exactly the schema's shape (state-json.ts, the same bytes); else zod's. */
+const stateSerializerCompiler = (route: { schema: unknown; method: string; url: string }) => {
+  const zod = serializerCompiler(route as never) as (data: unknown) => string
+  return (data: unknown) => fastStateJson(data) ?? zod(data)
 }
 
 /**
@@ -71,6 +78,7 @@ export default async function assessmentSessionRoutes(app: App, deps: WebhooksDe
     run: (token: string, body: B extends z.ZodType ? z.infer<B> : undefined) => Promise<SessionStateView>) =>
     app.route({
       method, url: `/sessions/:token${path}`, config: { access: 'public' }, validatorCompiler: fastValidatorCompiler as never,
+      serializerCompiler: stateSerializerCompiler as never,
       schema: { tags, summary, params: TokenParams, ...(body ? { body } : {}), response: State },
       handler: async (req) => {
         await limited(perIp, req, 'requests')
