@@ -17,6 +17,35 @@ describe('GroupCommit', () => {
     expect(batches).toEqual([[1], [2, 3, 4]])
   })
 
+  it('starts a flush beside one in flight only once minConcurrentBatch items wait; the first starts at once', async () => {
+    const batches: number[][] = []
+    let inFlight = 0
+    let most = 0
+    const commit = new GroupCommit<number, number>(async (items) => {
+      batches.push(items)
+      most = Math.max(most, ++inFlight)
+      await tick()
+      inFlight--
+      return items
+    }, { noun: 'thing', maxConcurrentFlushes: 3, minConcurrentBatch: 3 })
+    const first = commit.add(1) // alone, at once: nothing else is in flight
+    const few = [commit.add(2), commit.add(3)] // two waiting: not enough for a second flush
+    expect(batches).toEqual([[1]])
+    const more = [commit.add(4)] // three waiting: a second flush starts beside the first
+    expect(batches).toEqual([[1], [2, 3, 4]])
+    await expect(Promise.all([first, ...few, ...more])).resolves.toEqual([1, 2, 3, 4])
+    expect(most).toBe(2)
+    // Without the option any waiting item starts a flush while fewer than maxConcurrentFlushes are in flight.
+    const eager: number[][] = []
+    const any = new GroupCommit<number, number>(async (items) => {
+      eager.push(items)
+      await tick()
+      return items
+    }, { noun: 'thing', maxConcurrentFlushes: 3 })
+    await Promise.all([1, 2, 3].map((i) => any.add(i)))
+    expect(eager).toEqual([[1], [2], [3]])
+  })
+
   it('refuses one item alone when the writer returns an error for it', async () => {
     const commit = new GroupCommit<number, number>(async (items) => items.map((i) => (i === 2 ? new Error('not this one') : i)), { noun: 'thing' })
     const results = await Promise.allSettled([1, 2, 3].map((i) => commit.add(i)))

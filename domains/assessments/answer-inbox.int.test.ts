@@ -115,7 +115,7 @@ describe('the answer inbox (group-committed web answers)', () => {
   })
 
   it('keeps one session in order with several flushes in flight: answers sent without waiting apply as sent', async () => {
-    const inbox = new AnswerInbox(db.current.sql, { maxConcurrentFlushes: 3 })
+    const inbox = new AnswerInbox(db.current.sql, { maxConcurrentFlushes: 3, minConcurrentBatch: 1 })
     const eager = await start(keyA)
     const others = await Promise.all(Array.from({ length: 6 }, () => start(keyA)))
     // The eager participant sends every answer at once (a refused one in the middle), while others answer alongside:
@@ -144,7 +144,7 @@ describe('the answer inbox (group-committed web answers)', () => {
   })
 
   it('answers a repeated answer sent while the first is in flight as the same state, stored once', async () => {
-    const inbox = new AnswerInbox(db.current.sql, { maxConcurrentFlushes: 3 })
+    const inbox = new AnswerInbox(db.current.sql, { maxConcurrentFlushes: 3, minConcurrentBatch: 1 })
     const s = await start(keyA)
     const [first, again] = await Promise.all([inbox.answer(s.token, body('sleep_hours')), inbox.answer(s.token, body('sleep_hours'))])
     expect(first).toMatchObject({ answered: 1, question: { id: 'sleep_quality' } })

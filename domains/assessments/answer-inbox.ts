@@ -31,6 +31,18 @@ export type AnswerInboxOptions = Omit<GroupCommitOptions, 'noun'> & {
 export const ANSWER_FLUSHES_IN_FLIGHT = 3
 
 /**
+ * Answers a flush beside another in flight needs before it starts (GroupCommit's minConcurrentBatch). A flush costs
+ * the webhooks process about 1.7–2 ms of CPU whatever it holds (its six statements and four round trips through
+ * postgres.js and the kernel; about 0.5 ms for the bare `begin; select; commit` shape alone), and each answer in it
+ * about 0.1 ms more, so three flushes in flight that each start with whatever is waiting were mostly small and cost
+ * the process its CPU: at 50 connections (ops/bench/assessments/answer-cpu.ts, the main thread's CPU per answer, the
+ * variants alternating in one process, load 9–15) mean batches of 10 cost 390–410 µs per answer, 16 waiting ones
+ * 280–290 µs (mean batch 15–16), one flush in flight 250–260 µs (mean batch 24–25) but no overlap of round trips
+ * when the database is the slow side. With 16 a long queue still gets three flushes in flight.
+ */
+export const ANSWER_MIN_CONCURRENT_BATCH = 16
+
+/**
  * Web answers with group commit (lib/group-commit.ts): answers arriving while flushes are in flight are written
  * together by the next one, in one transaction (service.ts answerBatch: one commit and a few statements for the
  * batch instead of a transaction per answer). Each participant is answered only after the commit that holds their
@@ -50,7 +62,7 @@ export class AnswerInbox {
   constructor(private readonly sql: Sql, private readonly options: AnswerInboxOptions = {}) {
     // Members retried alone go one at a time, as before: they are few, and use connections the next batch waits for.
     this.commit = new GroupCommit((batch, signal) => this.flush(batch, signal), {
-      maxBatch: 200, maxConcurrentFlushes: ANSWER_FLUSHES_IN_FLIGHT, ...options, retryConcurrency: 1, noun: 'answer',
+      maxBatch: 200, maxConcurrentFlushes: ANSWER_FLUSHES_IN_FLIGHT, minConcurrentBatch: ANSWER_MIN_CONCURRENT_BATCH, ...options, retryConcurrency: 1, noun: 'answer',
     })
   }
 

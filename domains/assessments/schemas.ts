@@ -202,6 +202,8 @@ export const AnswerBody = z.strictObject({
 })
 export type AnswerBody = z.infer<typeof AnswerBody>
 export const ProfileBody = z.strictObject({ demographics: Demographics })
+/** A web session's routes name it by its resume token (`ast_…`; anything else is a 404, not a 400). */
+export const SessionTokenParams = z.object({ token: z.string().min(1).max(200) })
 
 export const PublicQuestion = z.object({
   id: z.string(),

@@ -431,9 +431,11 @@ export const resultView = (r: q.ResultRow): ResultView => ({
   recommendations: r.recommendations, rubricVersion: r.rubricVersion, computedAt: r.computedAt,
 })
 
+// In SessionStateView's order (help before required), so the state's JSON is written without zod (state-json.ts).
 const publicQuestion = (x: Question) => ({
-  id: x.id, type: x.type, text: x.text, required: x.required,
+  id: x.id, type: x.type, text: x.text,
   ...(x.help ? { help: x.help } : {}),
+  required: x.required,
   ...(x.type === 'single_choice' || x.type === 'multiple_choice' || x.type === 'yes_no' ? { options: optionsOf(x) } : {}),
   ...(x.min !== undefined ? { min: x.min } : x.type === 'scale' ? { min: 1 } : {}),
   ...(x.max !== undefined ? { max: x.max } : x.type === 'scale' ? { max: 5 } : {}),

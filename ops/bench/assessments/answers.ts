@@ -23,7 +23,9 @@ export const ANSWER_SEQUENCE: [string, unknown][] = [
 /** The webhooks service as the answer benches run it (limits out of the way), with a bare POST route beside it. */
 export async function buildAnswerBenchApp(sql: Sql, flushesInFlight?: string) {
   const config = testConfig({ LOG_LEVEL: 'silent', ASSESSMENTS_RATE_LIMIT_PER_IP_PER_MINUTE: '100000000', ASSESSMENTS_STARTS_PER_IP_PER_HOUR: '100000000' })
-  const flushes = flushesInFlight ? { maxConcurrentFlushes: Number(flushesInFlight) } : {}
+  // `3` (flushes in flight) or `3/8` (and the answers a flush beside another needs: minConcurrentBatch).
+  const [inFlight, minBatch] = (flushesInFlight ?? '').split('/')
+  const flushes = { ...(inFlight ? { maxConcurrentFlushes: Number(inFlight) } : {}), ...(minBatch ? { minConcurrentBatch: Number(minBatch) } : {}) }
   const app = await buildWebhooksApp({ config, sql, log: testLogger(), migrations: await readMigrationFiles(), answers: new AnswerInbox(sql, flushes) })
   app.post('/bench/bare', { config: { access: 'public' } }, async (req) => ({ ok: true, got: typeof req.body }))
   return app

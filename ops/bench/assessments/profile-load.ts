@@ -4,7 +4,9 @@
  * flush timed (its transaction, from begin to commit) and its statements counted, printed as per-answer figures.
  *
  * Environment: PROFILE_CPU (a file: the answer phase's CPU profile, for DevTools), PROFILE_FLUSHES (flushes in flight),
- * PROFILE_SECONDS (6), PROFILE_SESSIONS (2,000), BENCH_CONNECTIONS (50), BENCH_DATABASE_URL.
+ * PROFILE_SECONDS (6), PROFILE_SESSIONS (2,000), PROFILE_STATEMENTS (1: count statements through postgres.js's `debug`,
+ * which makes every query capture a stack trace: leave it off when the CPU figures matter), BENCH_CONNECTIONS (50),
+ * BENCH_DATABASE_URL. For the webhooks process's CPU alone (the load generator in another thread), answer-cpu.ts.
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
@@ -41,7 +43,7 @@ let statements = 0
 const sql = postgres(db.runtimeUrl, {
   max: 20,
   transform: { column: { from: postgres.toCamel, to: postgres.fromCamel }, undefined: null },
-  debug: () => { statements++ },
+  ...(process.env.PROFILE_STATEMENTS === '1' ? { debug: () => { statements++ } } : {}),
 }) as unknown as Sql
 // Every transaction timed from begin to its end: on this path, one per flush.
 const flushes: number[] = []
@@ -90,7 +92,7 @@ try {
   const sum = flushes.reduce((a, b) => a + b, 0)
   console.log(`answers ${r.total} (${r.requestsPerSecond.toFixed(0)}/s, p99 ${r.p99Ms} ms, non-2xx ${r.non2xx}); flushes ${flushes.length} (mean batch ${(r.total / flushes.length).toFixed(1)})`)
   console.log(`flush ms: mean ${(sum / flushes.length).toFixed(1)} p50 ${sorted[Math.floor(sorted.length / 2)]?.toFixed(1)} p99 ${sorted[Math.floor(sorted.length * 0.99)]?.toFixed(1)}; flush time busy ${(100 * sum / (seconds * 1000)).toFixed(0)}% of the run`)
-  console.log(`statements ${statements} (${(statements / flushes.length).toFixed(1)} per flush); process CPU ${((cpu.user + cpu.system) / 1000 / r.total).toFixed(2)} ms per answer (${(cpu.system / 1000 / r.total).toFixed(2)} system; autocannon included); PostgreSQL CPU ${(pgCpu * 1000 / r.total).toFixed(2)} ms per answer`)
+  console.log(`statements ${process.env.PROFILE_STATEMENTS === '1' ? `${statements} (${(statements / flushes.length).toFixed(1)} per flush)` : 'not counted (PROFILE_STATEMENTS=1)'}; process CPU ${((cpu.user + cpu.system) / 1000 / r.total).toFixed(2)} ms per answer (${(cpu.system / 1000 / r.total).toFixed(2)} system; autocannon included); PostgreSQL CPU ${(pgCpu * 1000 / r.total).toFixed(2)} ms per answer`)
   await app.close()
 } finally {
   await (sql as unknown as postgres.Sql).end()

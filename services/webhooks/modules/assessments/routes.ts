@@ -1,8 +1,11 @@
 import rateLimit from '@fastify/rate-limit'
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { AppError } from '../../../../lib/errors.js'
 import type { App } from '../../../../lib/http/create-server.js'
-import { AnswerBody, ProfileBody, SessionStateView, StartWebSessionBody } from '../../../../domains/assessments/schemas.js'
+import { fastAnswerBody, fastTokenParams } from '../../../../domains/assessments/answer-fast-path.js'
+import { fastStateJson } from '../../../../domains/assessments/state-json.js'
+import { AnswerBody, ProfileBody, SessionStateView, SessionTokenParams, StartWebSessionBody } from '../../../../domains/assessments/schemas.js'
 import {
   backWebSession, completeWebSession, inWebSession, profileWebSession, startWebSession, viewWebSession,
 } from '../../../../domains/assessments/service.js'
@@ -12,7 +15,28 @@ import { AnswerInbox } from '../../../../domains/assessments/answer-inbox.js'
 import type { WebhooksDeps } from '../../app.js'
 
 const KeyParams = z.object({ publicKey: z.string().min(1).max(100) })
-const TokenParams = z.object({ token: z.string().min(1).max(200) })
+const TokenParams = SessionTokenParams
+
+type Validator = (data: unknown) => { value?: unknown; error?: unknown }
+/**
+ * The token in the path and the answer's body: their common, valid case checked without zod (answer-fast-path.ts),
+ * the same value either way; anything else is zod's, which refuses it with the field paths as every route does.
+ */
+const fastValidatorCompiler = (route: { httpPart?: string; schema: unknown }) => {
+  const zod = validatorCompiler(route as never) as Validator
+  const fast = route.httpPart === 'params' ? fastTokenParams : route.httpPart === 'body' && route.schema === AnswerBody ? fastAnswerBody : null
+  if (!fast) return zod
+  return ((data: unknown) => {
+    const value = fast(data)
+    return value === null ? zod(data) : { value }
+  }) as Validator
+}
+
+/** A session's state written without zod when it is exactly the schema's shape (state-json.ts, the same bytes); else zod's. */
+const stateSerializerCompiler = (route: { schema: unknown; method: string; url: string }) => {
+  const zod = serializerCompiler(route as never) as (data: unknown) => string
+  return (data: unknown) => fastStateJson(data) ?? zod(data)
+}
 
 /**
  * Public assessment sessions on the web: start by the assessment's public key (the answer carries the resume token,
@@ -53,7 +77,8 @@ export default async function assessmentSessionRoutes(app: App, deps: WebhooksDe
   const sessionRoute = <B extends z.ZodType | undefined>(method: 'GET' | 'POST' | 'PUT', path: string, summary: string, body: B,
     run: (token: string, body: B extends z.ZodType ? z.infer<B> : undefined) => Promise<SessionStateView>) =>
     app.route({
-      method, url: `/sessions/:token${path}`, config: { access: 'public' },
+      method, url: `/sessions/:token${path}`, config: { access: 'public' }, validatorCompiler: fastValidatorCompiler as never,
+      serializerCompiler: stateSerializerCompiler as never,
       schema: { tags, summary, params: TokenParams, ...(body ? { body } : {}), response: State },
       handler: async (req) => {
         await limited(perIp, req, 'requests')
