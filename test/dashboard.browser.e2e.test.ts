@@ -76,14 +76,14 @@ describeInChromium('the admin dashboard in Chromium', () => {
     expect(csp).toContain("default-src 'none'")
     expect(csp).not.toContain('unsafe-inline')
     expect(await page.locator('script:not([src])').count()).toBe(0)
-    await expect.poll(() => page.locator('#signin').isVisible()).toBe(true)
+    await expect.poll(() => page.locator('#signin').isVisible(), { timeout: 10_000 }).toBe(true)
     expect(await page.locator('#app').isVisible()).toBe(false)
   })
 
   it('refuses a wrong key and keeps a right one in session storage, never in the URL', async () => {
     await page.fill('#api-key', 'wak_nope0000_this-is-not-a-key-of-anybody-at-all-0000')
     await page.click('#signin-submit')
-    await expect.poll(() => page.locator('#signin-error').isVisible()).toBe(true)
+    await expect.poll(() => page.locator('#signin-error').isVisible(), { timeout: 10_000 }).toBe(true)
     await page.fill('#api-key', DEMO_ADMIN_KEY)
     await page.click('#signin-submit')
     await page.waitForSelector('body[data-state="ready"]', { timeout: 30_000 })
@@ -206,7 +206,7 @@ describeInChromium('the admin dashboard in Chromium', () => {
 
   it('forgets the key on sign-out', async () => {
     await page.click('#signout')
-    await expect.poll(() => page.locator('#signin').isVisible()).toBe(true)
+    await expect.poll(() => page.locator('#signin').isVisible(), { timeout: 10_000 }).toBe(true)
     expect(await page.evaluate(() => (globalThis as any).sessionStorage.getItem('dashboard.apiKey'))).toBeNull()
   })
 })
