@@ -15,6 +15,7 @@
  * The emulator posts only `sent` statuses (what the in-doubt check needs), so the 2-core machine spends its time on
  * sending. Loopback only; bounded by BENCH_BROADCAST_DEADLINE_S.
  */
+import { readFileSync } from 'node:fs'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { SecretBox } from '../../../lib/crypto.js'
@@ -30,6 +31,23 @@ import { queueOutbound } from '../../../domains/whatsapp/outbound/service.js'
 import { buildWebhooksApp } from '../../../services/webhooks/app.js'
 import { startWhatsAppEmulator } from '../../emulators/whatsapp-cloud-api.js'
 import { startBenchDatabase } from '../harness.js'
+
+/** A process's CPU time (user + system) in ms, from /proc (Linux; null elsewhere or once it is gone). */
+function workerCpuMs(pid: number | undefined): number | null {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100
+  } catch {
+    return null
+  }
+}
+const workerRssMb = (pid: number | undefined): number | null => {
+  try {
+    return Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024)
+  } catch {
+    return null
+  }
+}
 
 export interface BroadcastBenchOptions {
   recipients: number
@@ -172,13 +190,20 @@ export async function runBroadcastBench(o: BroadcastBenchOptions): Promise<Broad
     // Where the database's time goes while the broadcast runs: active backends' wait events and statements, sampled.
     const waits = new Map<string, number>()
     let sampling = true
-    let lastReport = { at: Date.now(), sent: wa.sent.length }
+    let lastReport: { at: number; sent: number; cpu: number | null } = { at: Date.now(), sent: wa.sent.length, cpu: null }
     const sampler = (async () => {
       while (sampling) {
         if (process.env.BENCH_BROADCAST_DIAG && Date.now() - lastReport.at >= 10_000) {
           const now = { at: Date.now(), sent: wa.sent.length }
-          console.log(`+${((now.at - startedAt) / 1000).toFixed(0)} s: ${now.sent} sent, ${((now.sent - lastReport.sent) / ((now.at - lastReport.at) / 1000)).toFixed(1)}/s over the last ${((now.at - lastReport.at) / 1000).toFixed(0)} s, 130429 so far ${wa.throttled[130429] ?? 0}`)
-          lastReport = now
+          // The worker's own CPU share and memory over the window, and the dead rows of the tables every send touches.
+          const cpu = workerCpuMs(worker.pid)
+          const share = cpu !== null && lastReport.cpu !== null ? `${((100 * (cpu - lastReport.cpu)) / (now.at - lastReport.at)).toFixed(0)}%` : '-'
+          const dead = await db.owner<{ t: string }[]>`
+            select string_agg(relname || ' ' || n_dead_tup || '/' || n_live_tup, ', ' order by relname) as t from pg_stat_all_tables
+             where (schemaname, relname) in (('graphile_worker', '_private_jobs'), ('graphile_worker', '_private_job_queues'), ('whatsapp', 'outbound_sends'),
+                                             ('whatsapp', 'send_slots'), ('campaigns', 'broadcast_recipients'), ('whatsapp', 'messages'))`.catch(() => [])
+          console.log(`+${((now.at - startedAt) / 1000).toFixed(0)} s: ${now.sent} sent, ${((now.sent - lastReport.sent) / ((now.at - lastReport.at) / 1000)).toFixed(1)}/s over the last ${((now.at - lastReport.at) / 1000).toFixed(0)} s, 130429 so far ${wa.throttled[130429] ?? 0}; worker CPU ${share}, RSS ${workerRssMb(worker.pid) ?? '-'} MB; dead/live ${dead[0]?.t ?? '-'}`)
+          lastReport = { ...now, cpu }
         }
         const rows = await db.owner<{ w: string }[]>`
           select coalesce(wait_event_type || ':' || wait_event, 'cpu') || ' | ' || left(regexp_replace(query, '[[:space:]]+', ' ', 'g'), 90) as w
