@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { runOnce } from 'graphile-worker'
 import type { App } from '../lib/http/create-server.js'
 import { signMetaBody } from '../domains/whatsapp/signature.js'
@@ -31,3 +32,15 @@ export async function drainJobs(db: TestDatabase): Promise<void> {
 
 export const count = async (db: TestDatabase, table: string, where: string = 'true'): Promise<number> =>
   Number((await db.owner.unsafe(`select count(*)::int as n from ${table} where ${where}`))[0]!.n)
+
+/**
+ * Waits (up to 20 s) until no outbound send is open: a stopped or paused broadcast's claimed sends still go, so a
+ * test with a running worker lets them finish before the next one. Accepted, failed and cancelled sends are closed.
+ */
+export async function waitForOpenSends(db: TestDatabase): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const [open] = await db.owner<{ n: number }[]>`select count(*)::int as n from whatsapp.outbound_sends where state not in ('accepted', 'failed', 'cancelled')`
+    if (open!.n === 0) return
+    await sleep(100)
+  }
+}

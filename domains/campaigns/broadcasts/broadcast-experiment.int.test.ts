@@ -12,6 +12,7 @@ import { makeTemplate } from '../../../test/factories/conversations-rows.js'
 import { makeExperiment } from '../../../test/factories/experiments-rows.js'
 import { makeTenant, type TestTenant } from '../../../test/factories/tenants.js'
 import { makePhoneNumber, PLATFORM_APP_SECRET, type TestNumber } from '../../../test/factories/whatsapp.js'
+import { waitForOpenSends } from '../../../test/whatsapp.js'
 import type { ExperimentView } from '../../experiments/schemas.js'
 
 /**
@@ -72,13 +73,8 @@ describe('broadcasts that name an experiment', { timeout: 240_000 }, () => {
     wa.reset()
     wa.setRateLimit(RATE)
   })
-  afterEach(async () => {
-    for (let i = 0; i < 200; i++) {
-      const [open] = await db.current.owner<{ n: number }[]>`select count(*)::int as n from whatsapp.outbound_sends where state not in ('accepted', 'failed')`
-      if (open!.n === 0) return
-      await sleep(100)
-    }
-  })
+  // A stopped or paused broadcast's claimed sends still go: let them finish before the next test.
+  afterEach(() => waitForOpenSends(db.current))
 
   let seq = 0
   async function makeLeads(tag: string, n: number, status: (i: number) => string = () => 'new') {

@@ -11,7 +11,7 @@ import { useTestDatabase } from '../../../test/db.js'
 import { makeTemplate } from '../../../test/factories/conversations-rows.js'
 import { makeTenant, type TestTenant } from '../../../test/factories/tenants.js'
 import { makePhoneNumber, PLATFORM_APP_SECRET, type TestNumber } from '../../../test/factories/whatsapp.js'
-import { postDelivery } from '../../../test/whatsapp.js'
+import { postDelivery, waitForOpenSends } from '../../../test/whatsapp.js'
 import * as f from '../../whatsapp/webhook/fixtures.js'
 import { suppressionRows } from '../../privacy/suppression.js'
 
@@ -61,13 +61,7 @@ describe('broadcasts through the real worker and the Cloud API emulator', { time
     wa.setRateLimit(RATE)
   })
   // A stopped or paused broadcast's claimed sends still go: let them finish before the next test.
-  afterEach(async () => {
-    for (let i = 0; i < 200; i++) {
-      const [open] = await db.current.owner<{ n: number }[]>`select count(*)::int as n from whatsapp.outbound_sends where state not in ('accepted', 'failed', 'cancelled')`
-      if (open!.n === 0) return
-      await sleep(100)
-    }
-  })
+  afterEach(() => waitForOpenSends(db.current))
 
   let seq = 0
   /** Leads for one test, tagged so each test's audience is its own. */
@@ -234,7 +228,10 @@ describe('broadcasts through the real worker and the Cloud API emulator', { time
     wa.setRateLimit(RATE)
     const paused = await until(id, (v) => v.status === 'paused')
     expect(paused.statusReason).toBe('failure_threshold')
-    expect(paused.stats.failedBy['131026']).toBeGreaterThanOrEqual(10)
+    // How many failed before the pause depends on how many were accepted first (the rule: at least failureMinSample
+    // settled and more than 30% of them failed); under load more get through before the injected failures start.
+    expect(Object.keys(paused.stats.failedBy)).toEqual(['131026'])
+    expect(paused.stats.failedBy['131026']).toBeGreaterThanOrEqual(4)
     const failed = await api.inject({ method: 'GET', url: `/v1/broadcasts/${id}/recipients?status=failed&limit=5`, headers: bearer(tenant.adminKey) })
     expect(failed.json().data[0]).toMatchObject({ status: 'failed', errorCode: 131026 })
   })

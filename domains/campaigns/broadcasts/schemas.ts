@@ -137,15 +137,20 @@ export const ListRecipientsQuery = z.object({
 // ---------------------------------------------------------------------------------------------------------
 // Views.
 
-export const BroadcastStats = z.object({
-  recipients: z.number(),
-  pending: z.number(),
+/** What became of the messages, counted the same way for the whole broadcast and per variation. */
+const messageCounts = {
   queued: z.number(),
   sent: z.number(),
   delivered: z.number(),
   read: z.number(),
   replied: z.number(),
   failed: z.number(),
+}
+
+export const BroadcastStats = z.object({
+  recipients: z.number(),
+  pending: z.number(),
+  ...messageCounts,
   skipped: z.number(),
   skippedBy: z.record(z.string(), z.number()),
   failedBy: z.record(z.string(), z.number()),
@@ -156,12 +161,7 @@ export const BroadcastStats = z.object({
   variations: z.array(z.object({
     variationKey: z.string().nullable(),
     dispatched: z.number(),
-    queued: z.number(),
-    sent: z.number(),
-    delivered: z.number(),
-    read: z.number(),
-    replied: z.number(),
-    failed: z.number(),
+    ...messageCounts,
   })).optional(),
 })
 export type BroadcastStats = z.infer<typeof BroadcastStats>
