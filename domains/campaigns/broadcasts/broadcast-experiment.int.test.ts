@@ -1,17 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { run, type Runner } from 'graphile-worker'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { createSql, type Sql, withTenant } from '../../../lib/db.js'
+import { withTenant } from '../../../lib/db.js'
 import type { App } from '../../../lib/http/create-server.js'
-import { startWhatsAppEmulator, type WhatsAppEmulator } from '../../../ops/emulators/whatsapp-cloud-api.js'
-import { buildTaskList } from '../../../services/workers/tasks/index.js'
-import { workerLogger } from '../../../services/workers/worker.js'
-import { bearer, buildTestApi, buildTestWebhooks, testConfig, testLogger } from '../../../test/apps.js'
+import type { WhatsAppEmulator } from '../../../ops/emulators/whatsapp-cloud-api.js'
+import { bearer } from '../../../test/apps.js'
 import { useTestDatabase } from '../../../test/db.js'
+import { type SendingRig, startSendingRig } from '../../../test/sending-rig.js'
 import { makeTemplate } from '../../../test/factories/conversations-rows.js'
 import { makeExperiment } from '../../../test/factories/experiments-rows.js'
 import { makeTenant, type TestTenant } from '../../../test/factories/tenants.js'
-import { makePhoneNumber, PLATFORM_APP_SECRET, type TestNumber } from '../../../test/factories/whatsapp.js'
+import { makePhoneNumber, type TestNumber } from '../../../test/factories/whatsapp.js'
 import { waitForOpenSends } from '../../../test/whatsapp.js'
 import type { ExperimentView } from '../../experiments/schemas.js'
 
@@ -27,8 +25,7 @@ describe('broadcasts that name an experiment', { timeout: 240_000 }, () => {
   let api: App
   let webhooks: App
   let wa: WhatsAppEmulator
-  let runner: Runner
-  let workerSql: Sql
+  let rig: SendingRig
   let tenant: TestTenant
   let other: TestTenant
   let number: TestNumber
@@ -40,17 +37,10 @@ describe('broadcasts that name an experiment', { timeout: 240_000 }, () => {
     other = await makeTenant(db.current.sql)
     number = await makePhoneNumber(db.current.sql, tenant)
     await db.current.owner`update whatsapp.phone_numbers set messaging_limit = 'TIER_1K' where id = ${number.id}`
-    webhooks = await buildTestWebhooks(db.current)
-    const webhooksUrl = await webhooks.listen({ host: '127.0.0.1', port: 0 })
-    wa = await startWhatsAppEmulator({ webhookUrl: `${webhooksUrl}/webhooks/whatsapp`, appSecret: PLATFORM_APP_SECRET, statusDelayMs: 5, wabaId: number.wabaId, displayPhoneNumber: number.displayPhoneNumber.replace(/\D/g, '') })
-    api = await buildTestApi(db.current)
-    const config = testConfig({ GRAPH_API_BASE_URL: wa.url, WHATSAPP_SEND_RATE_PER_SECOND: String(RATE) })
-    workerSql = createSql(db.current.runtimeUrl, { max: 12 })
-    const log = testLogger()
-    runner = await run({
-      connectionString: db.current.runtimeUrl, concurrency: 8, maxPoolSize: 10, pollInterval: 100, noHandleSignals: true,
-      taskList: buildTaskList({ config, sql: workerSql, log }), logger: workerLogger(log),
-    })
+    rig = await startSendingRig(db.current, number, RATE)
+    api = rig.api
+    webhooks = rig.webhooks
+    wa = rig.wa
     await makeTemplate(db.current.sql, tenant, number, { name: 'offer_long', category: 'MARKETING', components: BODY('Hi {{1}}, our full offer for {{2}} is here.') })
     await makeTemplate(db.current.sql, tenant, number, { name: 'offer_short', category: 'MARKETING', components: BODY('{{1}}: offer in {{2}}!') })
     await makeTemplate(db.current.sql, tenant, number, { name: 'offer_pending', status: 'PENDING', components: BODY('{{1}} {{2}}') })
@@ -62,13 +52,7 @@ describe('broadcasts that name an experiment', { timeout: 240_000 }, () => {
       variations: [{ key: 'long', weight: 0.5 }, { key: 'short', weight: 0.5, value: { template: { name: 'offer_short' } } }],
     })
   })
-  afterAll(async () => {
-    await runner?.stop()
-    await workerSql?.end({ timeout: 5 })
-    await wa?.stop()
-    await webhooks?.close()
-    await api?.close()
-  })
+  afterAll(() => rig?.close())
   beforeEach(() => {
     wa.reset()
     wa.setRateLimit(RATE)

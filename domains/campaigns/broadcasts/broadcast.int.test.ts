@@ -1,16 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { run, type Runner } from 'graphile-worker'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { createSql, type Sql, withTenant } from '../../../lib/db.js'
+import { withTenant } from '../../../lib/db.js'
 import type { App } from '../../../lib/http/create-server.js'
-import { startWhatsAppEmulator, type WhatsAppEmulator } from '../../../ops/emulators/whatsapp-cloud-api.js'
-import { buildTaskList } from '../../../services/workers/tasks/index.js'
-import { workerLogger } from '../../../services/workers/worker.js'
-import { bearer, buildTestApi, buildTestWebhooks, testConfig, testLogger } from '../../../test/apps.js'
+import type { WhatsAppEmulator } from '../../../ops/emulators/whatsapp-cloud-api.js'
+import { bearer } from '../../../test/apps.js'
 import { useTestDatabase } from '../../../test/db.js'
+import { type SendingRig, startSendingRig } from '../../../test/sending-rig.js'
 import { makeTemplate } from '../../../test/factories/conversations-rows.js'
 import { makeTenant, type TestTenant } from '../../../test/factories/tenants.js'
-import { makePhoneNumber, PLATFORM_APP_SECRET, type TestNumber } from '../../../test/factories/whatsapp.js'
+import { makePhoneNumber, type TestNumber } from '../../../test/factories/whatsapp.js'
 import { postDelivery, waitForOpenSends } from '../../../test/whatsapp.js'
 import * as f from '../../whatsapp/webhook/fixtures.js'
 import { suppressionRows } from '../../privacy/suppression.js'
@@ -26,8 +24,7 @@ describe('broadcasts through the real worker and the Cloud API emulator', { time
   let api: App
   let webhooks: App
   let wa: WhatsAppEmulator
-  let runner: Runner
-  let workerSql: Sql
+  let rig: SendingRig
   let tenant: TestTenant
   let number: TestNumber
 
@@ -36,26 +33,12 @@ describe('broadcasts through the real worker and the Cloud API emulator', { time
     number = await makePhoneNumber(db.current.sql, tenant)
     // The tests of this file share the number: well over a thousand template recipients in all.
     await db.current.owner`update whatsapp.phone_numbers set messaging_limit = 'TIER_10K' where id = ${number.id}`
-    webhooks = await buildTestWebhooks(db.current)
-    const webhooksUrl = await webhooks.listen({ host: '127.0.0.1', port: 0 })
-    wa = await startWhatsAppEmulator({ webhookUrl: `${webhooksUrl}/webhooks/whatsapp`, appSecret: PLATFORM_APP_SECRET, statusDelayMs: 5, wabaId: number.wabaId, displayPhoneNumber: number.displayPhoneNumber.replace(/\D/g, '') })
-    wa.setRateLimit(RATE)
-    api = await buildTestApi(db.current)
-    const config = testConfig({ GRAPH_API_BASE_URL: wa.url, WHATSAPP_SEND_RATE_PER_SECOND: String(RATE) })
-    workerSql = createSql(db.current.runtimeUrl, { max: 12 })
-    const log = testLogger()
-    runner = await run({
-      connectionString: db.current.runtimeUrl, concurrency: 8, maxPoolSize: 10, pollInterval: 100, noHandleSignals: true,
-      taskList: buildTaskList({ config, sql: workerSql, log }), logger: workerLogger(log),
-    })
+    rig = await startSendingRig(db.current, number, RATE)
+    api = rig.api
+    webhooks = rig.webhooks
+    wa = rig.wa
   })
-  afterAll(async () => {
-    await runner?.stop()
-    await workerSql?.end({ timeout: 5 })
-    await wa?.stop()
-    await webhooks?.close()
-    await api?.close()
-  })
+  afterAll(() => rig?.close())
   beforeEach(() => {
     wa.reset()
     wa.setRateLimit(RATE)
