@@ -176,10 +176,12 @@ export interface OpenSend {
   attempts: number
   nextAttemptAt: Date | null
   callStartedAt: Date | null
+  /** Committed just before the current attempt's Graph call; null while the claim has not called (or never will). */
+  callBeganAt: Date | null
 }
 
 const openSendColumns = (tx: Queryable) => tx`
-  message_id, phone_number_id as phone_id, wa_id, kind, body, idempotency_key, state, attempts, next_attempt_at, call_started_at`
+  message_id, phone_number_id as phone_id, wa_id, kind, body, idempotency_key, state, attempts, next_attempt_at, call_started_at, call_began_at`
 
 export const findSendPair = (tx: Tx, messageId: string) =>
   tx<{ phoneId: string; waId: string; state: string }[]>`
@@ -208,8 +210,19 @@ export const findSenderCredentials = (tx: Tx, phoneId: string) =>
 export const markCallStarted = (tx: Tx, messageId: string) =>
   tx`
     update whatsapp.outbound_sends
-       set state = 'sending', attempts = attempts + 1, call_started_at = clock_timestamp(), next_attempt_at = null, updated_at = now()
+       set state = 'sending', attempts = attempts + 1, call_started_at = clock_timestamp(), call_began_at = null, next_attempt_at = null, updated_at = now()
      where message_id = ${messageId}`
+
+/**
+ * The claim's call begins now: committed before the Graph call, and only while the claim (`attempt`, the attempts
+ * count it set) is still the sender's own. False: another runner claimed the send again (this one's runner was taken
+ * for dead) or it was settled meanwhile, and this runner must not call.
+ */
+export const markCallBegun = (tx: Tx, messageId: string, attempt: number) =>
+  tx`
+    update whatsapp.outbound_sends set call_began_at = clock_timestamp(), updated_at = now()
+     where message_id = ${messageId} and state = 'sending' and attempts = ${attempt}
+    returning 1`.then((r) => r.length === 1)
 
 /**
  * Meta took the message: the send is accepted, the message gets its wamid and its whatsapp.message_sent event
@@ -347,7 +360,8 @@ export const reserveSendSlotQuickly = (sql: Queryable, tenantId: string, key: st
 export const releaseClaim = (tx: Tx, head: OpenSend, until: Date) =>
   tx`
     update whatsapp.outbound_sends
-       set state = ${head.state}, attempts = ${head.attempts}, call_started_at = ${head.callStartedAt}, next_attempt_at = ${until}, updated_at = now()
+       set state = ${head.state}, attempts = ${head.attempts}, call_started_at = ${head.callStartedAt}, call_began_at = ${head.callBeganAt},
+           next_attempt_at = ${until}, updated_at = now()
      where message_id = ${head.messageId} and state = 'sending' and attempts = ${head.attempts + 1}`
 
 /** Pair limits leave a row per recipient; those idle for an hour carry no information any more. */

@@ -269,6 +269,61 @@ describe('the outbox sender against the Cloud API emulator', () => {
       expect(await row(id)).toMatchObject({ state: 'accepted', attempts: 2 })
     })
 
+    // What a kill -9 leaves when the worker had claimed a send and was still waiting for its rate slots: `sending`,
+    // the attempt counted, no call begun.
+    const claimWithoutCall = (id: string, secondsAgo: number) => asTenant((tx) => tx`
+      update whatsapp.outbound_sends
+         set state = 'sending', attempts = attempts + 1, call_started_at = now() - make_interval(secs => ${secondsAgo}), call_began_at = null
+       where message_id = ${id}`)
+
+    it('sends a claim whose call never began as soon as its runner can no longer be waiting: no grace, exactly once', async () => {
+      const lead = await openLead()
+      const id = await queueText(lead, 'claimed, never called')
+      await claimWithoutCall(id, 2)
+      // Young: its runner may still be asleep for a rate slot, so it is left alone (nothing is sent).
+      expect(await send(id)).toMatchObject({ kind: 'deferred', reason: expect.stringContaining('rate slot') })
+      expect(wa.sent).toHaveLength(0)
+      await claimWithoutCall(id, 30)
+      // Older than any slot wait (the dead worker's job comes back after the heartbeat timeout): sent at once, with the
+      // default lease and grace, which a call that had begun would still be waiting out.
+      expect(await send(id)).toEqual({ kind: 'idle' })
+      expect(wa.sent).toHaveLength(1)
+      expect(await row(id)).toMatchObject({ state: 'accepted', wamid: wa.sent[0]!.wamid })
+    })
+
+    it('marks the call begun before calling, so a send whose call began still waits for evidence or the grace', async () => {
+      const lead = await openLead()
+      const id = await queueText(lead, 'began, then died')
+      let begunAtCall: Date | null = null
+      const dying: GraphClient = {
+        ...graph,
+        sendMessage: async () => {
+          begunAtCall = await asTenant((tx) => tx<{ callBeganAt: Date | null }[]>`select call_began_at from whatsapp.outbound_sends where message_id = ${id}`.then((r) => r[0]!.callBeganAt))
+          throw new Error('worker killed')
+        },
+      }
+      await expect(send(id, { graph: dying })).rejects.toThrow('worker killed')
+      expect(begunAtCall).toBeInstanceOf(Date)
+      expect(await send(id, { inFlightLeaseMs: 0, unbegunClaimMs: 0 })).toMatchObject({ kind: 'deferred', reason: expect.stringContaining('status webhooks') })
+      expect(wa.sent).toHaveLength(0)
+    })
+
+    it('a runner whose claim was taken over while it waited for its slot does not call', async () => {
+      // A number of its own, whose slots are 500 ms apart: the first runner claims and then waits for its slot.
+      const slow = await makePhoneNumber(db.current.sql, tenant)
+      const lead = await openLead({ number: slow })
+      const id = await queueText(lead, 'taken over', slow)
+      await withTenant(db.current.sql, tenant.id, (tx) => q.reserveSendSlotQuickly(tx, tenant.id, `number:${slow.id}`, 500, 1, 1_000))
+      const first = send(id, { ratePerSecond: 2, maxSlotWaitMs: 3_000 })
+      for (let i = 0; i < 100 && (await row(id)).state !== 'sending'; i++) await sleep(5)
+      // Another runner takes the first for dead (unbegunClaimMs 0), claims the send again and sends it.
+      const second = send(id, { ratePerSecond: 2, maxSlotWaitMs: 3_000, unbegunClaimMs: 0 })
+      expect(await first).toMatchObject({ kind: 'deferred', reason: expect.stringContaining('taken over') })
+      expect(await second).toEqual({ kind: 'idle' })
+      expect(wa.sent).toHaveLength(1)
+      expect(await row(id)).toMatchObject({ state: 'accepted', attempts: 2 })
+    })
+
     it('lets only one of two racing runners call Meta for the same message', async () => {
       const lead = await openLead()
       const id = await queueText(lead, 'raced')

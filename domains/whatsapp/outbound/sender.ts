@@ -14,11 +14,16 @@ import { isWindowOpen } from './service.js'
 /**
  * The send side of the outbox: one recipient's queued messages, sent in order, each at most once.
  *
- * A send goes: queued -> (rules checked, rate slots reserved, `sending` committed) -> Graph call -> accepted with
- * its wamid, or failed with the reason, or queued again with a backoff. `sending` is committed before the call, so
- * a crash between Meta's answer and our commit leaves `sending` behind: the next attempt then looks for Meta's
- * status webhooks carrying this message's idempotency key (biz_opaque_callback_data) and takes the wamid from them
- * instead of sending again. Only when no status has shown up within the grace period is the message sent again.
+ * A send goes: queued -> (rules checked, the pair slot reserved, `sending` committed: the claim) -> the number's
+ * slot waited for -> `call_began_at` committed (only while the claim is still this runner's) -> Graph call ->
+ * accepted with its wamid, or failed with the reason, or queued again with a backoff. Both marks are committed
+ * before the call, so a crash leaves one of two states behind:
+ * - claimed, the call never began (the worker died while it waited for its slots): nothing reached Meta, so once the
+ *   claim is older than a live runner could still be waiting (`unbegunClaimMs`), the next runner claims it again and
+ *   sends; the old runner, if it was alive after all, then finds its claim taken and does not call;
+ * - the call began: Meta may have the message. The next attempt looks for Meta's status webhooks carrying this
+ *   message's idempotency key (biz_opaque_callback_data) and takes the wamid from them instead of sending again.
+ *   Only when no status has shown up within the grace period is the message sent again.
  */
 
 export interface SenderOptions {
@@ -32,6 +37,11 @@ export interface SenderOptions {
   inFlightLeaseMs?: number
   /** How long to wait for status webhooks to prove an ambiguous send went out before sending it again. */
   inDoubtGraceMs?: number
+  /**
+   * A claim whose call has not begun is left to its runner this long (it may be waiting for its rate slots: at most
+   * maxSlotWaitMs each, plus late slots given up); older, another runner claims it again and sends.
+   */
+  unbegunClaimMs?: number
   /** Graph calls per message before a retryable failure becomes final. */
   maxAttempts?: number
   /** Longest wait for a rate slot inside a job; beyond it the job is rescheduled instead. */
@@ -53,10 +63,15 @@ export const PAIR_INTERVAL_MS = 6_000
 export const PAIR_BURST = 45
 
 // A worker sleeps at most a second for a rate slot; a longer queue is better served by rescheduling the job.
-const DEFAULTS = { inFlightLeaseMs: 60_000, inDoubtGraceMs: 5 * 60_000, maxAttempts: 8, maxSlotWaitMs: 1_000, retryBaseMs: 1_000, lateCallToleranceMs: 10 }
+const DEFAULTS = { inFlightLeaseMs: 60_000, inDoubtGraceMs: 5 * 60_000, unbegunClaimMs: 10_000, maxAttempts: 8, maxSlotWaitMs: 1_000, retryBaseMs: 1_000, lateCallToleranceMs: 10 }
 /** Slots given up in a row for lateness before the claim is handed back (a machine that busy is better served later). */
 const MAX_LATE_SLOTS = 5
 const IN_DOUBT_POLL_MS = 5_000
+/**
+ * The call's mark is committed this long before the number's slot, so that its commit does not make the call late;
+ * a commit slower than this makes the call late, and the late-call rule then takes the next slot.
+ */
+const MARK_LEAD_MS = 5
 
 export type DrainResult =
   | { kind: 'idle' }
@@ -119,6 +134,10 @@ async function sendHead(o: Resolved, tenantId: string, target: Target): Promise<
   // slot up and takes the next: late calls and the calls on time after them put more than the limit into one second
   // (Meta counts calls per second at its end: 8 × 130429 at 78/s of 80 in a quiet 10,000-recipient run). No slot soon
   // enough, or too many late in a row: the claim is given back and the job comes back later.
+  //
+  // Just before the first slot's instant the call is marked as begun (committed, and only if the claim is still this
+  // runner's): from then on a crash leaves an ambiguous send; before it, a claim that can be sent again at once.
+  let begun = false
   for (let late = 0; ; late++) {
     const numberWait = late > MAX_LATE_SLOTS ? null : await withTenantStatement(o.sql, tenantId, (tx) =>
       q.reserveSendSlotQuickly(tx, tenantId, `number:${head.phoneId}`, 1000 / o.ratePerSecond, 1, o.maxSlotWaitMs))
@@ -131,7 +150,14 @@ async function sendHead(o: Resolved, tenantId: string, target: Target): Promise<
       })
     }
     const slotAt = Date.now() + numberWait
-    if (numberWait > 0) await sleep(numberWait)
+    if (!begun) {
+      if (numberWait > MARK_LEAD_MS) await sleep(numberWait - MARK_LEAD_MS)
+      begun = await withTenantStatement(o.sql, tenantId, (tx) => q.markCallBegun(tx, head.messageId, head.attempts + 1))
+      // Taken for dead and claimed again by another runner (or settled meanwhile): that one sends, not this one.
+      if (!begun) return { kind: 'deferred', until: new Date(), reason: 'the claim was taken over by another runner' }
+    }
+    const left = slotAt - Date.now()
+    if (left > 0) await sleep(left)
     await o.beforeCall?.()
     if (Date.now() - slotAt <= o.lateCallToleranceMs) break
   }
@@ -178,7 +204,13 @@ async function decide(o: Resolved, tx: Tx, tenantId: string, phoneId: string, wa
   }
 
   const startedAt = head.callStartedAt?.getTime() ?? 0
-  if (head.state === 'sending' && now.getTime() - startedAt < o.inFlightLeaseMs) {
+  // Claimed, but its call never began: nothing reached Meta. Its runner may still be waiting for a rate slot; once
+  // the claim is older than that could take, it is claimed again below and sent (the old runner's mark then fails).
+  const unbegun = head.state === 'sending' && head.callBeganAt === null
+  if (unbegun && now.getTime() - startedAt < o.unbegunClaimMs) {
+    return defer(new Date(startedAt + o.unbegunClaimMs), 'its runner may still be waiting for a rate slot')
+  }
+  if (head.state === 'sending' && !unbegun && now.getTime() - startedAt < o.inFlightLeaseMs) {
     // Within the lease nothing is sent, but Meta's statuses may already prove the call went out (a worker killed
     // after it): then the wamid is taken from them now instead of at the lease's end, a minute after the crash. A
     // call younger than the poll interval is left to its own runner, which is most likely still on it.
@@ -190,7 +222,7 @@ async function decide(o: Resolved, tx: Tx, tenantId: string, phoneId: string, wa
   }
   if (head.state === 'queued' && head.nextAttemptAt && head.nextAttemptAt > now) return defer(head.nextAttemptAt, 'backing off')
 
-  if (head.state === 'sending' || head.state === 'in_doubt') {
+  if ((head.state === 'sending' && !unbegun) || head.state === 'in_doubt') {
     // The last call has no recorded answer. Meta echoes our key in the status webhooks of a message it took.
     const since = new Date(startedAt - 60_000)
     const wamid = await q.findSendEvidence(tx, head.idempotencyKey, since)
