@@ -221,8 +221,12 @@ export const markCallStarted = (tx: Tx, messageId: string) =>
 export const markCallBegun = (tx: Tx, messageId: string, attempt: number) =>
   tx`
     update whatsapp.outbound_sends set call_began_at = clock_timestamp(), updated_at = now()
-     where message_id = ${messageId} and state = 'sending' and attempts = ${attempt}
+     where ${stillClaimed(tx, messageId, attempt)}
     returning 1`.then((r) => r.length === 1)
+
+/** The send is still the claim that counted `attempt` (markCallStarted): the fence of everything its runner writes after the claim. */
+const stillClaimed = (tx: Queryable, messageId: string, attempt: number) =>
+  tx`message_id = ${messageId} and state = 'sending' and attempts = ${attempt}`
 
 /**
  * Meta took the message: the send is accepted, the message gets its wamid and its whatsapp.message_sent event
@@ -362,7 +366,7 @@ export const releaseClaim = (tx: Tx, head: OpenSend, until: Date) =>
     update whatsapp.outbound_sends
        set state = ${head.state}, attempts = ${head.attempts}, call_started_at = ${head.callStartedAt}, call_began_at = ${head.callBeganAt},
            next_attempt_at = ${until}, updated_at = now()
-     where message_id = ${head.messageId} and state = 'sending' and attempts = ${head.attempts + 1}`
+     where ${stillClaimed(tx, head.messageId, head.attempts + 1)}`
 
 /** Pair limits leave a row per recipient; those idle for an hour carry no information any more. */
 export const pruneSendSlots = (sql: Queryable) =>
